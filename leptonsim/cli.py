@@ -1,0 +1,89 @@
+"""Command line: each subcommand is a function returning an exit code.
+
+Exit codes: 0 success, 2 bad input (one line on stderr: file, key path, expected,
+found), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import LeptonError, ScenarioError
+
+BAD_INPUT = 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import scenario
+    from .report import render
+    from .run import run, write_outputs
+
+    scenarios = scenario.load(args.file)
+    base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
+    for s in scenarios:
+        result = run(s)
+        print(render(result))
+        out = base / s.variant if s.variant else base
+        written = write_outputs(result, out)
+        print(f"wrote {', '.join(str(p) for p in written)}\n")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import scenario
+
+    for s in scenario.load(args.file):
+        label = f"{s.name} [{s.variant}]" if s.variant else s.name
+        print(f"ok: {label}: {s.cluster.size} units, {len(s.cluster.links)} links, "
+              f"{s.graph.size} tasks, {s.graph.num_edges} edges, scheduler {s.scheduler}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .scenario import schema
+
+    print(json.dumps(schema(), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="leptonsim",
+        description="Simulate deep-learning task graphs on hardware that may not exist yet, "
+                    "and hold the seed's formulas up against the schedule.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    r = sub.add_parser("run", help="simulate a scenario; write summary.json, trace.json, gantt.png",
+                       description="Simulate every variant of a scenario file, print a report, "
+                                   "and write summary.json, trace.json (open in ui.perfetto.dev), "
+                                   "tasks.csv, transfers.csv and gantt.png.")
+    r.add_argument("file", help="scenario TOML file")
+    r.add_argument("--out", metavar="DIR",
+                   help="output directory (default out/<file stem>; variants in subdirectories)")
+    r.set_defaults(func=_run)
+    c = sub.add_parser("check", help="validate a scenario file without simulating it")
+    c.add_argument("file", help="scenario TOML file")
+    c.set_defaults(func=_check)
+    s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    s.set_defaults(func=_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScenarioError as err:
+        print(f"error: {err.line()}", file=sys.stderr)
+        return BAD_INPUT
+    except LeptonError as err:
+        where = getattr(args, "file", "")
+        print(f"error: {where + ': ' if where else ''}{err}", file=sys.stderr)
+        return BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The seed's three formulas, verbatim, beside the textbook results they are judged by.
+
+Every function is pure and works on plain floats. Inputs are checked with ValueError
+(never assert), because these are also called on user-supplied scenario values. Each
+docstring names its source and the conditions under which the result holds.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+
+# --- the seed (seed §4.2, digested in DIGEST §3) -------------------------------------
+
+
+def seed_parallel_time(times: Iterable[float]) -> float:
+    """T_p = min(sum T_i, T_m), T_m = max T_i: the seed's parallel time, verbatim.
+
+    Source: seed §4.2. For non-negative T_i the sum is never below the maximum, so this
+    is always T_m: the ideal makespan of N independent sub-tasks on >= N units with no
+    transfers. With fewer units, dependencies or communication it is only a lower bound.
+    """
+    values = _finite_list("times", times, minimum=0.0)
+    return min(sum(values), max(values))
+
+
+def seed_hardware_efficiency(efficiencies: Iterable[float]) -> float:
+    """E_p = max(1 / sum E_i, E_m), E_m = max E_i: the seed's hardware efficiency, verbatim.
+
+    Source: seed §4.2. Efficiencies must lie in (0, 1]. The result is E_m whenever
+    sum E_i >= 1/E_m (e.g. any two units at 0.8), else 1/sum E_i. It is not parallel
+    efficiency as usually defined, which is work / (units x makespan).
+    """
+    values = _finite_list("efficiencies", efficiencies, minimum=0.0)
+    for i, e in enumerate(values):
+        if not 0.0 < e <= 1.0:
+            raise ValueError(f"efficiencies[{i}] must be in (0, 1], got {e!r}")
+    return max(1.0 / sum(values), max(values))
+
+
+def seed_objective(training_error: float, inference_error: float, lam: float) -> float:
+    """E_t + lambda * E_r: the seed's training/inference objective (to be minimised).
+
+    Source: seed §4.2 writes E_p = min(E_t + lambda E_r); the seed gives no set to
+    minimise over, see seed_objective_argmin. Errors and lambda must be >= 0.
+    """
+    _check("training_error", training_error, minimum=0.0)
+    _check("inference_error", inference_error, minimum=0.0)
+    _check("lam", lam, minimum=0.0)
+    return float(training_error) + float(lam) * float(inference_error)
+
+
+def seed_objective_argmin(options: Mapping[str, tuple[float, float]], lam: float) -> str:
+    """The option name whose (E_t, E_r) minimises E_t + lambda * E_r.
+
+    Ties go to the first name in sorted order, so the answer never depends on the
+    mapping's insertion order.
+    """
+    if not options:
+        raise ValueError("options must name at least one (training_error, inference_error)")
+    scores = {name: seed_objective(et, er, lam) for name, (et, er) in options.items()}
+    return min(sorted(scores), key=scores.__getitem__)
+
+
+# --- scheduling bounds ---------------------------------------------------------------
+
+
+def work_span_lower_bound(work: float, capacity: float, span: float) -> float:
+    """max(W/C, CP): no schedule of a task graph finishes sooner.
+
+    W is the total work (seconds on one unit), C the number of units (or total speed in
+    units of one), CP the critical path. Holds for every schedule, with or without
+    communication, since transfers only add time.
+    """
+    _check("work", work, minimum=0.0)
+    _check("capacity", capacity, minimum=0.0, strict=True)
+    _check("span", span, minimum=0.0)
+    return max(work / capacity, span)
+
+
+def greedy_upper_bound(work: float, capacity: float, span: float) -> float:
+    """W/C + CP: Graham's bound on any greedy list schedule.
+
+    Source: R. L. Graham, "Bounds on multiprocessing timing anomalies", SIAM J. Appl.
+    Math. 17(2), 1969. Holds for greedy (never idle while a task is ready) list
+    scheduling on C identical units without communication. It does not say more units
+    help: Graham's anomalies show a greedy schedule may get longer with more units.
+    """
+    _check_graph_bound(work, capacity, span)
+    return work / capacity + span
+
+
+def brent_bound(work: float, capacity: float, span: float) -> float:
+    """(W - CP)/C + CP: the tighter greedy bound (Brent's theorem).
+
+    Source: R. P. Brent, "The parallel evaluation of general arithmetic expressions",
+    J. ACM 21(2), 1974; Graham's 1969 proof gives the same bound for greedy schedules.
+    Same conditions as greedy_upper_bound; lies between the lower bound and W/C + CP
+    because CP <= W and C >= 1.
+    """
+    _check_graph_bound(work, capacity, span)
+    # span may exceed work by rounding (sums in different orders); never go below span.
+    return max(work - span, 0.0) / capacity + span
+
+
+def _check_graph_bound(work: float, capacity: float, span: float) -> None:
+    _check("work", work, minimum=0.0)
+    _check("capacity", capacity, minimum=1.0)
+    _check("span", span, minimum=0.0)
+    if span > work * (1.0 + 1e-9):
+        raise ValueError(f"span (critical path) {span!r} exceeds work {work!r}")
+
+
+# --- speed-up laws -------------------------------------------------------------------
+
+
+def amdahl_speedup(serial_fraction: float, units: float) -> float:
+    """1 / (s + (1 - s)/n): fixed-size speed-up with serial fraction s on n units.
+
+    Source: G. M. Amdahl, "Validity of the single processor approach to achieving large
+    scale computing capabilities", AFIPS 1967. Holds when the parallel part divides
+    perfectly and costs nothing to coordinate; bounded by 1/s and by n.
+    """
+    _check_fraction(serial_fraction)
+    _check("units", units, minimum=1.0)
+    return 1.0 / (serial_fraction + (1.0 - serial_fraction) / units)
+
+
+def gustafson_speedup(serial_fraction: float, units: float) -> float:
+    """s + (1 - s) n = n - s(n - 1): scaled speed-up when the problem grows with n.
+
+    Source: J. L. Gustafson, "Reevaluating Amdahl's law", CACM 31(5), 1988. Here s is
+    the serial fraction of the run on n units (not of the one-unit run, as in Amdahl).
+    """
+    _check_fraction(serial_fraction)
+    _check("units", units, minimum=1.0)
+    return serial_fraction + (1.0 - serial_fraction) * units
+
+
+def _check_fraction(serial_fraction: float) -> None:
+    _check("serial_fraction", serial_fraction, minimum=0.0)
+    if serial_fraction > 1.0:
+        raise ValueError(f"serial_fraction must be in [0, 1], got {serial_fraction!r}")
+
+
+# --- collectives and pipelines -------------------------------------------------------
+
+
+def ring_allreduce_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
+    """2(p-1) alpha + 2(p-1)/p * n/B: ring all-reduce of n bytes over p ranks.
+
+    Source: Patarasuk & Yuan, "Bandwidth optimal all-reduce algorithms for clusters of
+    workstations", JPDC 69(2), 2009; Thakur, Rabenseifner & Gropp, IJHPCA 19(1), 2005.
+    Holds for a reduce-scatter then all-gather ring on uncontended links of latency
+    alpha and bandwidth B each, ignoring the reduction's compute time. p = 1 costs 0.
+    """
+    _check_count("p", p)
+    _check("nbytes", nbytes, minimum=0.0)
+    _check("latency_s", latency_s, minimum=0.0)
+    _check("bandwidth", bandwidth, minimum=0.0, strict=True)
+    steps = 2 * (p - 1)
+    # (p-1)/p of two ints is correctly rounded, so the time is monotone in p exactly.
+    return float(steps * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth))
+
+
+def gpipe_bubble_fraction(stages: int, microbatches: int) -> float:
+    """(p - 1)/(m + p - 1): idle share of a GPipe pipeline of p stages, m micro-batches.
+
+    Source: Huang et al., "GPipe: efficient training of giant neural networks using
+    pipeline parallelism", NeurIPS 2019. Holds when every stage takes the same time per
+    micro-batch and transfers between stages are free.
+    """
+    _check_count("stages", stages)
+    _check_count("microbatches", microbatches)
+    return float((stages - 1) / (microbatches + stages - 1))
+
+
+# --- comparing predictions -----------------------------------------------------------
+
+
+def relative_error(predicted: float, actual: float) -> float:
+    """(predicted - actual) / actual; 0 if both are 0, inf if only actual is 0.
+
+    Signed: positive means the prediction is too high (for a positive actual).
+    """
+    _check("predicted", predicted)
+    _check("actual", actual)
+    if actual == 0:
+        return 0.0 if predicted == 0 else math.inf
+    return (float(predicted) - float(actual)) / float(actual)
+
+
+# --- input checks --------------------------------------------------------------------
+
+
+def _check(
+    name: str, x: object, *, minimum: float | None = None, strict: bool = False
+) -> None:
+    """x must be a finite real number (bool is not), >= minimum (> if strict)."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    if minimum is None:
+        return
+    if x < minimum or (strict and x == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum:g}, got {x!r}")
+
+
+def _check_count(name: str, n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {n!r}")
+
+
+def _finite_list(name: str, values: Iterable[float], *, minimum: float) -> list[float]:
+    items = list(values)
+    if not items:
+        raise ValueError(f"{name} must not be empty")
+    for i, x in enumerate(items):
+        _check(f"{name}[{i}]", x, minimum=minimum)
+    return [float(x) for x in items]

@@ -1,0 +1,265 @@
+"""Compute units, links, topologies and deterministic shortest-path routing.
+
+All quantities are SI floats (seconds, bytes, FLOP/s, B/s); parsing of "25 GB/s"
+happens once, in the scenario layer. Objects are immutable; a Cluster derives its
+channels (one contended resource per link direction) and routes on construction.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+
+from .errors import SimulationError
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeUnit:
+    name: str
+    peak_flops: float
+    memory_bandwidth: float
+    memory_bytes: float = float("inf")
+    efficiency: float = 1.0
+    overhead_s: float = 0.0
+    idle_power_w: float = 0.0
+    busy_power_w: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.efficiency <= 1.0:
+            raise ValueError(f"unit {self.name}: efficiency must be in (0, 1], got {self.efficiency}")
+        if self.peak_flops <= 0 or self.memory_bandwidth <= 0:
+            raise ValueError(f"unit {self.name}: peak and memory bandwidth must be positive")
+        if self.overhead_s < 0:
+            raise ValueError(f"unit {self.name}: overhead must be >= 0")
+
+    def spec(self) -> tuple[float, ...]:
+        """Everything but the name: units with equal specs share cost columns."""
+        return (self.peak_flops, self.memory_bandwidth, self.memory_bytes, self.efficiency,
+                self.overhead_s, self.idle_power_w, self.busy_power_w)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """A link's physics without its endpoints: a template for generated topologies."""
+
+    latency_s: float
+    bandwidth: float
+    duplex: bool = True
+    energy_per_byte_j: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bandwidth <= 0 or self.latency_s < 0:
+            raise ValueError("a link needs bandwidth > 0 and latency >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    a: str
+    b: str
+    spec: LinkSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One direction of a link (or both, for a half-duplex link): the contended resource."""
+
+    name: str
+    link: int
+    latency_s: float
+    bandwidth: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    units: tuple[ComputeUnit, ...]
+    links: tuple[Link, ...] = ()
+    switches: tuple[str, ...] = ()
+    _route_cache: dict[tuple[int, int], tuple[int, ...]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [u.name for u in self.units] + list(self.switches)
+        if not self.units:
+            raise ValueError("a cluster needs at least one compute unit")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate unit or switch names: {', '.join(dup)}")
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end not in self.node_index:
+                    raise ValueError(f"link {link.name}: unknown endpoint {end!r}")
+
+    # -- identity -------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return len(self.units)
+
+    @cached_property
+    def node_index(self) -> dict[str, int]:
+        names = [u.name for u in self.units] + list(self.switches)
+        return {n: i for i, n in enumerate(names)}
+
+    @cached_property
+    def unit_types(self) -> tuple[ComputeUnit, ...]:
+        """One representative per distinct spec, in order of first appearance."""
+        seen: dict[tuple[float, ...], ComputeUnit] = {}
+        for u in self.units:
+            seen.setdefault(u.spec(), u)
+        return tuple(seen.values())
+
+    @cached_property
+    def unit_type(self) -> np.ndarray:
+        index = {u.spec(): i for i, u in enumerate(self.unit_types)}
+        return np.array([index[u.spec()] for u in self.units], dtype=np.int64)
+
+    # -- channels and routes ----------------------------------------------------
+    @cached_property
+    def _channels(self) -> tuple[tuple[Channel, ...], dict[tuple[int, int], int]]:
+        channels: list[Channel] = []
+        by_hop: dict[tuple[int, int], int] = {}
+        for i, link in enumerate(self.links):
+            a, b = self.node_index[link.a], self.node_index[link.b]
+            s = link.spec
+            if s.duplex:
+                by_hop[(a, b)] = len(channels)
+                channels.append(Channel(f"{link.name} {link.a}→{link.b}", i, s.latency_s, s.bandwidth))
+                by_hop[(b, a)] = len(channels)
+                channels.append(Channel(f"{link.name} {link.b}→{link.a}", i, s.latency_s, s.bandwidth))
+            else:
+                by_hop[(a, b)] = by_hop[(b, a)] = len(channels)
+                channels.append(Channel(f"{link.name} {link.a}↔{link.b}", i, s.latency_s, s.bandwidth))
+        return tuple(channels), by_hop
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self._channels[0]
+
+    @cached_property
+    def _neighbours(self) -> list[list[int]]:
+        adj: list[set[int]] = [set() for _ in self.node_index]
+        for a, b in self._channels[1]:
+            adj[a].add(b)
+        return [sorted(s) for s in adj]
+
+    def route(self, src: int, dst: int) -> tuple[int, ...]:
+        """Channels of the fewest-hop path from unit src to unit dst.
+
+        Breadth-first search visiting neighbours in node order, so ties between
+        equally short paths always resolve the same way.
+        """
+        if src == dst:
+            return ()
+        key = (src, dst)
+        hit = self._route_cache.get(key)
+        if hit is not None:
+            return hit
+        parent = self._bfs(src)
+        if parent[dst] < 0:
+            raise SimulationError(
+                f"no route from {self.units[src].name} to {self.units[dst].name}")
+        hops: list[int] = []
+        node = dst
+        while node != src:
+            hops.append(self._channels[1][(parent[node], node)])
+            node = parent[node]
+        path = tuple(reversed(hops))
+        self._route_cache[key] = path
+        return path
+
+    def _bfs(self, src: int) -> list[int]:
+        parent = [-1] * len(self.node_index)
+        parent[src] = src
+        queue = deque([src])
+        while queue:
+            node = queue.popleft()
+            for nxt in self._neighbours[node]:
+                if parent[nxt] < 0:
+                    parent[nxt] = node
+                    queue.append(nxt)
+        return parent
+
+    @cached_property
+    def comm_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(L, G): an uncontended transfer of n bytes from i to j takes L[i,j] + n*G[i,j].
+
+        Store-and-forward per hop: sum of latencies plus n times the sum of 1/bandwidth.
+        Unreachable pairs are inf.
+        """
+        n = self.size
+        lat = np.zeros((n, n))
+        gap = np.zeros((n, n))
+        chans = self.channels
+        for i in range(n):
+            for j in range(n):
+                if i == j:
+                    continue
+                try:
+                    path = self.route(i, j)
+                except SimulationError:
+                    lat[i, j] = gap[i, j] = np.inf
+                    continue
+                lat[i, j] = sum(chans[c].latency_s for c in path)
+                gap[i, j] = sum(1.0 / chans[c].bandwidth for c in path)
+        return lat, gap
+
+    def transfer_time(self, nbytes: float, src: int, dst: int) -> float:
+        """Uncontended time to move nbytes from unit src to unit dst."""
+        lat, gap = self.comm_matrices
+        return float(lat[src, dst] + nbytes * gap[src, dst])
+
+
+# -- topologies ------------------------------------------------------------------
+
+def replicate(unit: ComputeUnit, count: int, prefix: str | None = None) -> tuple[ComputeUnit, ...]:
+    """`count` identical units named prefix0, prefix1, ... (the name itself when count == 1)."""
+    if count == 1:
+        return (unit,)
+    base = prefix if prefix is not None else unit.name
+    return tuple(replace(unit, name=f"{base}{i}") for i in range(count))
+
+
+def fully_connected(units: Sequence[ComputeUnit], spec: LinkSpec) -> Cluster:
+    links = tuple(
+        Link(f"link{i}-{j}", units[i].name, units[j].name, spec)
+        for i in range(len(units)) for j in range(i + 1, len(units))
+    )
+    return Cluster(tuple(units), links)
+
+
+def ring(units: Sequence[ComputeUnit], spec: LinkSpec) -> Cluster:
+    n = len(units)
+    pairs = [(i, (i + 1) % n) for i in range(n)] if n > 2 else [(0, 1)] if n == 2 else []
+    links = tuple(Link(f"ring{i}", units[i].name, units[j].name, spec) for i, j in pairs)
+    return Cluster(tuple(units), links)
+
+
+def switch(units: Sequence[ComputeUnit], spec: LinkSpec, name: str = "switch") -> Cluster:
+    links = tuple(Link(f"port{i}", u.name, name, spec) for i, u in enumerate(units))
+    return Cluster(tuple(units), links, (name,))
+
+
+def two_level(
+    units: Sequence[ComputeUnit], units_per_node: int, intra: LinkSpec, inter: LinkSpec
+) -> Cluster:
+    """Nodes of `units_per_node` units behind a node switch; node switches behind a spine.
+
+    Each node has one uplink (`inter`), shared by all of its units: set its bandwidth
+    to the node's aggregate network bandwidth.
+    """
+    if units_per_node < 1 or len(units) % units_per_node:
+        raise ValueError(
+            f"{len(units)} units do not split into nodes of {units_per_node}")
+    nodes = len(units) // units_per_node
+    switches = tuple(f"node{k}.switch" for k in range(nodes)) + ("spine",)
+    links = [
+        Link(f"node{i // units_per_node}.port{i % units_per_node}", u.name,
+             f"node{i // units_per_node}.switch", intra)
+        for i, u in enumerate(units)
+    ]
+    links += [Link(f"node{k}.uplink", f"node{k}.switch", "spine", inter) for k in range(nodes)]
+    return Cluster(tuple(units), tuple(links), switches)

@@ -1,0 +1,112 @@
+"""Metrics of one run, computed from the graph, the cluster, the task times and the
+trace alone, so they apply equally to a simulated and a measured trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import TaskGraph
+from .hardware import Cluster
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class UnitStats:
+    name: str
+    tasks: int
+    busy_s: float
+    utilization: float
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    name: str
+    transfers: int
+    bytes: float
+    busy_s: float
+    utilization: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    makespan_s: float
+    total_work_s: float          # W: every task on the best single unit type
+    best_single_unit: str
+    capacity: float              # C_eff: units counted in multiples of that best unit
+    critical_path_s: float       # CP: heaviest path, each task at its fastest, no transfers
+    critical_path: tuple[str, ...]
+    speedup: float               # W / makespan
+    parallel_efficiency: float   # W / (C_eff * makespan)
+    transfer_bytes: float
+    identical_units: bool
+    units: tuple[UnitStats, ...]
+    channels: tuple[ChannelStats, ...]
+
+
+def relative_speeds(times: np.ndarray, ref: int) -> np.ndarray:
+    """s_k = max over tasks of t_ref / t_k: unit type k is never more than s_k times
+    as fast as the reference on any task, so W_ref <= makespan * sum_i s_i holds for
+    every schedule. For fixed-duration tasks s_k = E_k / E_ref exactly."""
+    ref_t = times[ref]
+    speeds = []
+    for row in times:
+        mask = ref_t > 0
+        if not mask.any():
+            speeds.append(1.0)
+            continue
+        with np.errstate(divide="ignore"):
+            speeds.append(float(np.max(ref_t[mask] / row[mask])))
+    return np.array(speeds)
+
+
+def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace) -> Metrics:
+    """times: per unit type, per task (as from a CostModel)."""
+    ref = int(np.argmin(times.sum(axis=1))) if graph.size else 0
+    work = float(times[ref].sum())
+    capacity = float(relative_speeds(times, ref)[cluster.unit_type].sum())
+    span, path = graph.longest_path(times.min(axis=0)) if graph.size else (0.0, [])
+    makespan = trace.makespan_s
+    safe = makespan if makespan > 0 else 1.0
+    return Metrics(
+        makespan_s=makespan, total_work_s=work,
+        best_single_unit=_type_name(cluster, ref), capacity=capacity,
+        critical_path_s=span, critical_path=tuple(graph.names[i] for i in path),
+        speedup=work / safe if makespan > 0 else 1.0,
+        parallel_efficiency=work / (capacity * safe) if makespan > 0 else 1.0,
+        transfer_bytes=_transfer_bytes(graph, trace),
+        identical_units=len(cluster.unit_types) == 1,
+        units=_unit_stats(cluster, trace, safe),
+        channels=_channel_stats(trace, safe),
+    )
+
+
+def _type_name(cluster: Cluster, k: int) -> str:
+    return cluster.units[int(np.flatnonzero(cluster.unit_type == k)[0])].name
+
+
+def _transfer_bytes(graph: TaskGraph, trace: Trace) -> float:
+    """Bytes of every edge whose producer and consumer ran on different units."""
+    unit = np.empty(graph.size, np.int64)
+    unit[trace.task] = trace.task_unit
+    crossing = unit[graph.edge_src] != unit[graph.edge_dst]
+    return float(graph.edge_bytes[crossing].sum())
+
+
+def _unit_stats(cluster: Cluster, trace: Trace, makespan: float) -> tuple[UnitStats, ...]:
+    n = cluster.size
+    busy = np.bincount(trace.task_unit, trace.task_end - trace.task_start, minlength=n)
+    count = np.bincount(trace.task_unit, minlength=n)
+    return tuple(UnitStats(u.name, int(count[i]), float(busy[i]), float(busy[i] / makespan))
+                 for i, u in enumerate(cluster.units))
+
+
+def _channel_stats(trace: Trace, makespan: float) -> tuple[ChannelStats, ...]:
+    n = len(trace.channel_names)
+    busy = np.bincount(trace.xfer_channel, trace.xfer_end - trace.xfer_start, minlength=n)
+    nbytes = np.bincount(trace.xfer_channel, trace.xfer_bytes, minlength=n)
+    count = np.bincount(trace.xfer_channel, minlength=n)
+    return tuple(ChannelStats(name, int(count[c]), float(nbytes[c]), float(busy[c]),
+                              float(busy[c] / makespan))
+                 for c, name in enumerate(trace.channel_names))

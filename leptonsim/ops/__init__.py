@@ -1,0 +1,47 @@
+"""DNN ops: shape inference, parameter counts and per-phase FLOPs and bytes."""
+
+from __future__ import annotations
+
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, Tanh
+from leptonsim.ops.attention import MultiHeadSelfAttention
+from leptonsim.ops.base import PHASES, ZERO, Cost, Op, Phase, Shape, ShapeError
+from leptonsim.ops.conv import Conv2D
+from leptonsim.ops.dense import Dense, Flatten
+from leptonsim.ops.elementwise import Add
+from leptonsim.ops.embedding import Embedding
+from leptonsim.ops.interaction import DotInteraction
+from leptonsim.ops.norm import BatchNorm, LayerNorm
+from leptonsim.ops.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
+from leptonsim.ops.recurrent import GRU, LSTM
+from leptonsim.ops.softmax import SigmoidCrossEntropy, Softmax, SoftmaxCrossEntropy
+
+__all__ = [
+    "GELU",
+    "GRU",
+    "LSTM",
+    "PHASES",
+    "ZERO",
+    "Add",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Cost",
+    "Dense",
+    "DotInteraction",
+    "Embedding",
+    "Flatten",
+    "GlobalAvgPool",
+    "LayerNorm",
+    "MaxPool2D",
+    "MultiHeadSelfAttention",
+    "Op",
+    "Phase",
+    "ReLU",
+    "Shape",
+    "ShapeError",
+    "Sigmoid",
+    "SigmoidCrossEntropy",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+]

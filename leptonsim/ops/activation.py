@@ -1,0 +1,75 @@
+"""Elementwise activations: ReLU, GELU, Tanh, Sigmoid.
+
+Each reads one tensor and writes one of the same shape. Backward reads dy and the
+tensor the derivative needs (x for ReLU and GELU, the saved output for Tanh and
+Sigmoid) and writes dx. Per-element FLOPs, with T = TRANSCENDENTAL_FLOPS:
+    ReLU    max(x, 0): 1                    backward: mask dy: 1
+    Sigmoid 1 / (1 + exp(-x)): T + 2        backward: dy * s * (1 - s): 3
+    Tanh    tanh(x): T                      backward: dy * (1 - t^2): 3
+    GELU    tanh approximation
+            0.5x(1 + tanh(c(x + 0.044715x^3))): T + 8
+                                            backward: recompute tanh, chain: T + 12
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from leptonsim.ops.base import (
+    TRANSCENDENTAL_FLOPS,
+    Cost,
+    Op,
+    Shape,
+    check_min_rank,
+    elementwise,
+    numel,
+)
+
+T = TRANSCENDENTAL_FLOPS
+SIGMOID_FLOPS = T + 2
+TANH_FLOPS = T
+
+
+@dataclass(frozen=True)
+class _Activation(Op):
+    forward_flops: ClassVar[int]
+    backward_flops: ClassVar[int]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_min_rank(type(self).__name__, input_shape, 1, "(...)")
+        return input_shape
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return elementwise(batch * numel(x), self.forward_flops, 2, dtype_bytes)
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return elementwise(batch * numel(x), self.backward_flops, 3, dtype_bytes)
+
+
+@dataclass(frozen=True)
+class ReLU(_Activation):
+    kind: ClassVar[str] = "relu"
+    forward_flops: ClassVar[int] = 1
+    backward_flops: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class Sigmoid(_Activation):
+    kind: ClassVar[str] = "sigmoid"
+    forward_flops: ClassVar[int] = SIGMOID_FLOPS
+    backward_flops: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class Tanh(_Activation):
+    kind: ClassVar[str] = "tanh"
+    forward_flops: ClassVar[int] = TANH_FLOPS
+    backward_flops: ClassVar[int] = 3
+
+
+@dataclass(frozen=True)
+class GELU(_Activation):
+    kind: ClassVar[str] = "gelu"
+    forward_flops: ClassVar[int] = T + 8
+    backward_flops: ClassVar[int] = T + 12

@@ -1,0 +1,176 @@
+"""The interface every op shares, and the conventions behind its numbers.
+
+Shapes exclude the batch dimension and are channels-last (Keras layout): an image is
+(H, W, C), a token sequence (S, H). Costs take the batch size separately, because
+weights are read once per batch while activations scale with it.
+
+Counting conventions (a roofline model needs totals, not cycle accuracy):
+- a multiply-add is 2 FLOPs; a comparison, add or multiply is 1;
+- a transcendental (exp, tanh, erf, rsqrt) is TRANSCENDENTAL_FLOPS;
+- bytes are what an unfused kernel moves to and from memory: inputs and weights read,
+  outputs written, plus state an op saves for its backward pass (each op says which);
+- backward_data produces the gradient w.r.t. the input, backward_weights the gradients
+  w.r.t. the op's own weights; the split mirrors dense/conv so graphs stay uniform;
+- update_sgd is plain SGD, w -= lr * g: 2 FLOPs/param, reads w and g, writes w
+  (momentum would add 1 FLOP and 2 words per param; we model the plain rule);
+- update_adam: m and v moving averages (3 + 4 FLOPs), w -= lr * m / (sqrt(v) + eps)
+  with bias corrections folded into lr (5 FLOPs): 12 FLOPs/param; reads w, g, m, v,
+  writes w, m, v.
+Ops without weights cost nothing in backward_weights and the updates.
+
+Each op module holds the cost side of one op family; NumPy kernels belong beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal, get_args
+
+from leptonsim.errors import LeptonError
+
+Shape = tuple[int, ...]
+Phase = Literal["forward", "backward_data", "backward_weights", "update_sgd", "update_adam"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+
+TRANSCENDENTAL_FLOPS = 4  # polynomial + range reduction, amortised over SIMD lanes
+SGD_FLOPS_PER_PARAM = 2
+SGD_WORDS_PER_PARAM = 3  # read w, g; write w
+ADAM_FLOPS_PER_PARAM = 12
+ADAM_WORDS_PER_PARAM = 7  # read w, g, m, v; write w, m, v
+
+
+class ShapeError(LeptonError, ValueError):
+    """An input shape an op cannot take, e.g. an image smaller than the kernel."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Work of one op in one phase: floating-point operations and memory traffic."""
+
+    flops: float = 0.0
+    bytes: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.flops + other.flops, self.bytes + other.bytes)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity in FLOP/byte (inf for pure compute)."""
+        return self.flops / self.bytes if self.bytes else math.inf
+
+
+ZERO = Cost()
+
+
+def numel(shape: Shape) -> int:
+    """Number of elements in a tensor of this (per-sample) shape."""
+    return math.prod(shape)
+
+
+def check_rank(op: str, shape: Shape, rank: int, layout: str) -> None:
+    """Raise ShapeError unless shape has the rank and only positive sizes."""
+    if len(shape) != rank:
+        raise ShapeError(f"{op}: expected input of rank {rank} {layout}, got shape {shape}")
+    check_sizes(op, shape)
+
+
+def check_min_rank(op: str, shape: Shape, rank: int, layout: str) -> None:
+    """Raise ShapeError unless shape has at least this rank and only positive sizes."""
+    if len(shape) < rank:
+        raise ShapeError(f"{op}: expected input of rank >= {rank} {layout}, got shape {shape}")
+    check_sizes(op, shape)
+
+
+def check_sizes(op: str, shape: Shape) -> None:
+    if any(not isinstance(n, int) or n < 1 for n in shape):
+        raise ShapeError(f"{op}: dimensions must be positive integers, got shape {shape}")
+
+
+def check_positive(op: str, **values: int) -> None:
+    """Validate constructor arguments that must be positive integers."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{op}: {name} must be a positive integer, got {value!r}")
+
+
+def pair(op: str, name: str, value: int | tuple[int, int]) -> tuple[int, int]:
+    """An int or (h, w) pair as (h, w), validated."""
+    hw = (value, value) if isinstance(value, int) else tuple(value)
+    if len(hw) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair, got {value!r}")
+    check_positive(op, **{f"{name}_h": hw[0], f"{name}_w": hw[1]})
+    return hw[0], hw[1]
+
+
+def window_output_len(op: str, n: int, k: int, stride: int, padding: str) -> int:
+    """Output length of a sliding window (TensorFlow 'valid' / 'same' semantics)."""
+    if padding == "same":
+        return -(-n // stride)
+    if n < k:
+        raise ShapeError(f"{op}: input size {n} is smaller than window {k} with padding 'valid'")
+    return (n - k) // stride + 1
+
+
+def elementwise(elements: int, flops_per_element: float, tensors: int, dtype_bytes: int) -> Cost:
+    """Cost of a pass over `elements` values touching `tensors` tensors of that size."""
+    return Cost(elements * flops_per_element, float(elements * tensors * dtype_bytes))
+
+
+def update_cost(params: int, phase: Phase, dtype_bytes: int) -> Cost:
+    """Optimizer step over `params` parameters (conventions in the module docstring)."""
+    if phase == "update_sgd":
+        return Cost(params * SGD_FLOPS_PER_PARAM, params * SGD_WORDS_PER_PARAM * dtype_bytes)
+    return Cost(params * ADAM_FLOPS_PER_PARAM, params * ADAM_WORDS_PER_PARAM * dtype_bytes)
+
+
+class Op(ABC):
+    """A DNN op: shape inference, parameter counts and per-phase cost.
+
+    Subclasses are frozen dataclasses holding the op's configuration; they implement
+    output_shape and the _forward / _backward_data (and, with weights, params and
+    _backward_weights) hooks, which see an input shape already checked by
+    output_shape, a positive batch and a positive dtype size.
+    """
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """Per-sample output shape; ShapeError for an impossible input."""
+
+    def params(self, input_shape: Shape) -> int:
+        """Trainable parameters."""
+        return 0
+
+    def non_trainable_params(self, input_shape: Shape) -> int:
+        """Stored but not trained parameters (e.g. BatchNorm moving statistics)."""
+        return 0
+
+    def updated_params(self, input_shape: Shape, batch: int) -> int:
+        """Parameters the optimizer touches per step (all, unless sparse or tied)."""
+        return self.params(input_shape)
+
+    def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
+        """FLOPs and bytes of this op for a batch in one phase of a training step."""
+        self.output_shape(input_shape)
+        check_positive(type(self).__name__, batch=batch, dtype_bytes=dtype_bytes)
+        if phase == "forward":
+            return self._forward(input_shape, batch, dtype_bytes)
+        if phase == "backward_data":
+            return self._backward_data(input_shape, batch, dtype_bytes)
+        if phase == "backward_weights":
+            return self._backward_weights(input_shape, batch, dtype_bytes)
+        if phase in ("update_sgd", "update_adam"):
+            return update_cost(self.updated_params(input_shape, batch), phase, dtype_bytes)
+        raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+
+    @abstractmethod
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost: ...
+
+    @abstractmethod
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost: ...
+
+    def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return ZERO

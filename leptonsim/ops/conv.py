@@ -1,0 +1,101 @@
+"""2-D convolution, channels-last: (H, W, C_in) -> (H_out, W_out, filters).
+
+Forward FLOPs are 2 * H_out * W_out * Kh * Kw * C_in * C_out (+ H_out * W_out * C_out
+for the bias). 'same' padding counts multiply-adds against the zero border too, as
+im2col / implicit-GEMM kernels do. backward_data (a transposed convolution) and
+backward_weights (a correlation of input and output gradient) each repeat the
+forward multiply-adds; the bias gradient adds one reduction over the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from leptonsim.ops.base import (
+    Cost,
+    Op,
+    Shape,
+    check_positive,
+    check_rank,
+    pair,
+    window_output_len,
+)
+
+Padding = Literal["valid", "same"]
+PADDINGS: tuple[Padding, ...] = ("valid", "same")
+
+
+def check_padding(op: str, padding: str) -> None:
+    if padding not in PADDINGS:
+        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+
+
+@dataclass(frozen=True)
+class Conv2D(Op):
+    """Conv2D(filters, kernel, stride, padding, use_bias), as in Keras."""
+
+    filters: int
+    kernel: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: Padding = "valid"
+    use_bias: bool = True
+
+    kind: ClassVar[str] = "conv2d"
+
+    def __post_init__(self) -> None:
+        check_positive("Conv2D", filters=self.filters)
+        pair("Conv2D", "kernel", self.kernel)
+        pair("Conv2D", "stride", self.stride)
+        check_padding("Conv2D", self.padding)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_rank("Conv2D", input_shape, 3, "(H, W, C)")
+        (kh, kw), (sh, sw) = self.kernel_hw, self.stride_hw
+        h = window_output_len("Conv2D", input_shape[0], kh, sh, self.padding)
+        w = window_output_len("Conv2D", input_shape[1], kw, sw, self.padding)
+        return (h, w, self.filters)
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return pair("Conv2D", "kernel", self.kernel)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return pair("Conv2D", "stride", self.stride)
+
+    def _weights(self, x: Shape) -> int:
+        kh, kw = self.kernel_hw
+        return kh * kw * x[2] * self.filters
+
+    def params(self, input_shape: Shape) -> int:
+        self.output_shape(input_shape)
+        return self._weights(input_shape) + (self.filters if self.use_bias else 0)
+
+    def _macs(self, x: Shape) -> int:
+        """Multiply-adds per sample."""
+        h, w, _ = self.output_shape(x)
+        return h * w * self._weights(x)
+
+    def _bias_flops(self, x: Shape) -> int:
+        h, w, f = self.output_shape(x)
+        return h * w * f if self.use_bias else 0
+
+    def _act_bytes(self, x: Shape, batch: int, dtype_bytes: int) -> float:
+        """Input plus output activations for the batch."""
+        h, w, f = self.output_shape(x)
+        return float(batch * (x[0] * x[1] * x[2] + h * w * f) * dtype_bytes)
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        flops = batch * (2 * self._macs(x) + self._bias_flops(x))
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes)
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        # reads dy and the kernel (not the bias), writes dx
+        flops = batch * 2 * self._macs(x)
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes)
+
+    def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        # reads saved x and dy, writes dW and db
+        flops = batch * (2 * self._macs(x) + self._bias_flops(x))
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes)

@@ -1,0 +1,37 @@
+"""Elementwise sum of same-shaped tensors: residual and embedding adds.
+
+The input shape is that of each operand. Forward reads `arity` tensors and writes
+one: (arity - 1) adds per element. In a layer list the add also stands for its
+mirror in backward: the fork whose output fed both branches must sum their
+gradients, the same elementwise work, so backward_data costs what forward does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from leptonsim.ops.base import Cost, Op, Shape, check_min_rank, elementwise, numel
+
+
+@dataclass(frozen=True)
+class Add(Op):
+    """Add(arity=2): the sum of `arity` tensors of the input shape."""
+
+    arity: int = 2
+
+    kind: ClassVar[str] = "add"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arity, int) or self.arity < 2:
+            raise ValueError(f"Add: arity must be an integer >= 2, got {self.arity!r}")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_min_rank("Add", input_shape, 1, "(...)")
+        return input_shape
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return elementwise(batch * numel(x), self.arity - 1, self.arity + 1, dtype_bytes)
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._forward(x, batch, dtype_bytes)

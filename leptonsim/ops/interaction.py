@@ -1,0 +1,42 @@
+"""DLRM's pairwise dot-product feature interaction.
+
+Input (n, d): the bottom-MLP output and n - 1 embedding vectors, stacked. Output
+(d + n(n - 1)/2,): the dense vector concatenated with the strictly-lower triangle of
+Z Z^T. Like DLRM's reference code we count the full batched matmul Z Z^T (2 n^2 d
+FLOPs) and then gather the triangle. Backward: dZ = (dS + dS^T) Z, 2 n^2 d + n^2
+FLOPs, plus d adds to merge the dense vector's pass-through gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from leptonsim.ops.base import Cost, Op, Shape, check_rank
+
+
+@dataclass(frozen=True)
+class DotInteraction(Op):
+    """Pairwise dot products of n feature vectors, concatenated with the first."""
+
+    kind: ClassVar[str] = "interaction"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_rank("DotInteraction", input_shape, 2, "(features, dim)")
+        n, d = input_shape
+        return (d + n * (n - 1) // 2,)
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        n, d = x
+        (out,) = self.output_shape(x)
+        # reads Z, writes and re-reads Z Z^T, writes the output
+        words = batch * (n * d + 2 * n * n + out)
+        return Cost(batch * 2 * n * n * d, float(words * dtype_bytes))
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        n, d = x
+        (out,) = self.output_shape(x)
+        flops = batch * (2 * n * n * d + n * n + d)
+        # reads dy, writes and re-reads dS, reads Z, writes dZ
+        words = batch * (out + 2 * n * n + 2 * n * d)
+        return Cost(flops, float(words * dtype_bytes))

@@ -1,0 +1,96 @@
+"""Normalisation over the last axis' features: BatchNorm and LayerNorm.
+
+BatchNorm (training mode) normalises each channel over batch and spatial positions;
+LayerNorm normalises each row (token) over its features. Both learn a scale gamma and
+a shift beta per feature. Per-element FLOPs, shared by both:
+    forward           mean 1 + variance 3 + normalise 2 + affine 2 = 8
+    backward_data     recompute x_hat 2 + two reductions 3 + dx 5 = 10
+    backward_weights  recompute x_hat 2 + dgamma 2 + dbeta 1 = 5
+plus per statistic (channel or row) one rsqrt and a few scalars. Every pass reads the
+tensor once (one-pass Welford statistics). The saved mean and 1/std per statistic are
+written in forward and read in both backward passes. BatchNorm also reads and writes
+its moving mean and variance: 2 * C values stored but not trained, which Keras counts
+in "total params" and torchvision does not count at all.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from leptonsim.ops.base import (
+    TRANSCENDENTAL_FLOPS,
+    Cost,
+    Op,
+    Shape,
+    check_min_rank,
+    numel,
+)
+
+FORWARD_FLOPS = 8
+BACKWARD_DATA_FLOPS = 10
+BACKWARD_WEIGHTS_FLOPS = 5
+PER_STATISTIC_FLOPS = TRANSCENDENTAL_FLOPS + 2
+
+
+@dataclass(frozen=True)
+class _Norm(Op):
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_min_rank(type(self).__name__, input_shape, 1, "(..., features)")
+        return input_shape
+
+    def params(self, input_shape: Shape) -> int:
+        self.output_shape(input_shape)
+        return 2 * input_shape[-1]
+
+    @abstractmethod
+    def _statistics(self, x: Shape, batch: int) -> int:
+        """How many (mean, 1/std) pairs one pass computes."""
+
+    def _state_words(self, x: Shape) -> int:
+        """Non-trainable words read and written per forward pass."""
+        return 0
+
+    def _pass(self, x: Shape, batch: int, dtype_bytes: int, flops: int, tensors: int) -> Cost:
+        elements = batch * numel(x)
+        stats = self._statistics(x, batch)
+        words = elements * tensors + 2 * stats + self.params(x)
+        return Cost(elements * flops + stats * PER_STATISTIC_FLOPS, float(words * dtype_bytes))
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        cost = self._pass(x, batch, dtype_bytes, FORWARD_FLOPS, 2)  # x in, y out
+        return cost + Cost(0.0, float(self._state_words(x) * dtype_bytes))
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._pass(x, batch, dtype_bytes, BACKWARD_DATA_FLOPS, 3)  # dy, x in; dx out
+
+    def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._pass(x, batch, dtype_bytes, BACKWARD_WEIGHTS_FLOPS, 2)  # dy, x in
+
+
+@dataclass(frozen=True)
+class BatchNorm(_Norm):
+    """Batch normalisation over the channel (last) axis: 2C trainable, 2C moving stats."""
+
+    kind: ClassVar[str] = "batchnorm"
+
+    def non_trainable_params(self, input_shape: Shape) -> int:
+        self.output_shape(input_shape)
+        return 2 * input_shape[-1]
+
+    def _statistics(self, x: Shape, batch: int) -> int:
+        return x[-1]
+
+    def _state_words(self, x: Shape) -> int:
+        return 2 * self.non_trainable_params(x)  # moving mean and variance, read and written
+
+
+@dataclass(frozen=True)
+class LayerNorm(_Norm):
+    """Layer normalisation over the last axis: gamma and beta, 2 * features."""
+
+    kind: ClassVar[str] = "layernorm"
+
+    def _statistics(self, x: Shape, batch: int) -> int:
+        return batch * numel(x[:-1])

@@ -1,0 +1,182 @@
+"""Matplotlib figures drawn from a Trace only.
+
+Uses the object-oriented API (`matplotlib.figure.Figure`), never pyplot, so no
+display or backend selection is needed and figures are not kept alive globally.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from leptonsim.export import atomic_write, check_trace
+from leptonsim.trace import Trace
+
+__all__ = ["MAX_CHANNEL_ROWS", "gantt", "save_figure"]
+
+MAX_CHANNEL_ROWS = 40
+MAX_LEGEND_KINDS = 20
+_LINK_COLOUR = "#7f7f7f"
+_BAR_HEIGHT = 0.8
+
+
+def _time_scale(makespan_s: float) -> tuple[float, str]:
+    """Factor and unit name so the makespan reads as a number of convenient size."""
+    if makespan_s <= 0 or makespan_s >= 1.0:
+        return 1.0, "s"
+    if makespan_s >= 1e-3:
+        return 1e3, "ms"
+    return 1e6, "us"
+
+
+def _rows(key: np.ndarray, n_rows: int) -> list[np.ndarray]:
+    """Indices of the events of each row 0..n_rows-1 (stable within a row)."""
+    order = np.argsort(key, kind="stable")
+    cuts = np.searchsorted(key[order], np.arange(n_rows + 1))
+    return [order[cuts[r] : cuts[r + 1]] for r in range(n_rows)]
+
+
+def _kind_colours(kinds: list[str]) -> dict[str, Any]:
+    cmap = mpl.colormaps["tab10" if len(kinds) <= 10 else "tab20"]
+    n = cmap.N
+    return {k: cmap(i % n) for i, k in enumerate(kinds)}
+
+
+def _style_rows(ax: Axes, labels: list[str], heading: str) -> None:
+    n = len(labels)
+    step = max(1, -(-n // 60))  # label at most ~60 rows
+    ticks = np.arange(0, n, step)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=8 if n <= 30 else 6)
+    ax.set_ylim(n - 0.5, -0.5)  # first row on top
+    ax.set_ylabel(heading)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
+    """Channels that carried traffic, capped to the busiest MAX_CHANNEL_ROWS by busy time.
+
+    Returns (channel indices in ascending order, number of channels with traffic).
+    """
+    n = len(trace.channel_names)
+    chan = np.asarray(trace.xfer_channel, dtype=np.int64)
+    dur = np.asarray(trace.xfer_end, dtype=float) - np.asarray(trace.xfer_start, dtype=float)
+    count = np.bincount(chan, minlength=n)
+    busy = np.bincount(chan, weights=dur, minlength=n)
+    used = np.flatnonzero(count)
+    if len(used) > MAX_CHANNEL_ROWS:
+        rank = np.lexsort((used, -count[used], -busy[used]))
+        return np.sort(used[rank[:MAX_CHANNEL_ROWS]]), len(used)
+    return used, len(used)
+
+
+def gantt(trace: Trace, title: str) -> Figure:
+    """Gantt chart: a row per unit (tasks coloured by kind), then a row per busy link.
+
+    Tasks are bars on their unit's row with a legend of task kinds; below, each link
+    channel that carried traffic gets a row of transfer-hop bars (at most the
+    `MAX_CHANNEL_ROWS` busiest, noted in the title). The time axis is in s, ms or
+    us depending on the makespan, which is marked by a dashed vertical line. Draws
+    one `broken_barh` per row, so large traces stay cheap to render.
+    """
+    check_trace(trace)
+    makespan = trace.makespan_s
+    scale, unit = _time_scale(makespan)
+
+    n_units = len(trace.unit_names)
+    channels, n_used = _busiest_channels(trace)
+    if n_used > len(channels):
+        title = f"{title} ({len(channels)} busiest of {n_used} links shown)"
+
+    rows_top = max(n_units, 1)
+    rows_bottom = len(channels)
+    height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
+    fig = Figure(figsize=(11.0, height), layout="constrained")
+    if rows_bottom:
+        ax_units, ax_links = fig.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": [rows_top, rows_bottom]}
+        )
+        axes: list[Axes] = [ax_units, ax_links]
+    else:
+        ax_units = fig.subplots()
+        axes = [ax_units]
+    fig.suptitle(title)
+
+    # Tasks, one broken_barh per unit row, coloured by kind.
+    task_ids = np.asarray(trace.task, dtype=np.int64)
+    start = np.asarray(trace.task_start, dtype=float) * scale
+    width = np.asarray(trace.task_end, dtype=float) * scale - start
+    kinds_of_rows = [trace.task_kinds[t] for t in np.unique(task_ids).tolist()]
+    kinds = sorted(set(kinds_of_rows))
+    colours = _kind_colours(kinds)
+    kind_index = {k: i for i, k in enumerate(kinds)}
+    palette = np.array([colours[k] for k in kinds]).reshape(-1, 4)
+    row_kind = np.array(
+        [kind_index[trace.task_kinds[t]] for t in task_ids.tolist()], dtype=np.int64
+    )
+    for r, idx in enumerate(_rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
+        if len(idx):
+            ax_units.broken_barh(
+                np.column_stack([start[idx], width[idx]]),
+                (r - _BAR_HEIGHT / 2, _BAR_HEIGHT),
+                facecolors=palette[row_kind[idx]],
+                linewidth=0,
+            )
+    _style_rows(ax_units, list(trace.unit_names), "units")
+
+    # Transfer hops, one broken_barh per shown channel.
+    if rows_bottom:
+        chan = np.asarray(trace.xfer_channel, dtype=np.int64)
+        row_of_channel = np.full(len(trace.channel_names), rows_bottom, dtype=np.int64)
+        row_of_channel[channels] = np.arange(rows_bottom)
+        xs = np.asarray(trace.xfer_start, dtype=float) * scale
+        xw = np.asarray(trace.xfer_end, dtype=float) * scale - xs
+        for r, idx in enumerate(_rows(row_of_channel[chan], rows_bottom)):
+            ax_links.broken_barh(
+                np.column_stack([xs[idx], xw[idx]]),
+                (r - _BAR_HEIGHT / 2, _BAR_HEIGHT),
+                facecolors=_LINK_COLOUR,
+                linewidth=0,
+            )
+        _style_rows(ax_links, [trace.channel_names[c] for c in channels.tolist()], "links")
+
+    for ax in axes:
+        ax.axvline(makespan * scale, color="black", linestyle="--", linewidth=1)
+        ax.set_xlim(0, max(makespan * scale, 1e-12) * 1.02)
+    axes[-1].set_xlabel(f"time ({unit})")
+
+    handles: list[Any] = [Patch(facecolor=colours[k], label=k) for k in kinds[:MAX_LEGEND_KINDS]]
+    if len(kinds) > MAX_LEGEND_KINDS:
+        handles.append(Patch(facecolor="none", label=f"... {len(kinds) - MAX_LEGEND_KINDS} more"))
+    if rows_bottom:
+        handles.append(Patch(facecolor=_LINK_COLOUR, label="transfer"))
+    handles.append(
+        Line2D(
+            [], [], color="black", linestyle="--", label=f"makespan {makespan * scale:.4g} {unit}"
+        )
+    )
+    ax_units.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Save `fig` as PNG (dpi 120) or SVG, chosen by the extension, atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ValueError(f"cannot save a figure as {str(path)!r}: expected a .png or .svg path")
+    fmt = suffix[1:]
+    # No timestamps, fixed SVG ids: the same figure gives the same bytes.
+    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
+
+    def writer(f: IO[bytes]) -> None:
+        with mpl.rc_context({"svg.hashsalt": "leptonsim"}):
+            fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
+
+    return atomic_write(path, writer, binary=True)

@@ -1,0 +1,33 @@
+"""Sourced hardware presets: devices.toml and links.toml shipped inside the package.
+
+Values are returned raw (strings with units such as "312 TFLOP/s", "2039 GB/s", "5 us");
+the scenario layer parses them. Each call returns fresh dicts, so callers may mutate them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.resources import files
+from typing import Any
+
+__all__ = ["device_presets", "link_presets", "preset_names"]
+
+
+def _load(resource: str) -> dict[str, dict[str, Any]]:
+    text = files(__name__).joinpath(resource).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def device_presets() -> dict[str, dict[str, Any]]:
+    """Compute-unit presets by name (v100, a100_80gb, h100_sxm, tpu_v4, cpu_core, ...)."""
+    return _load("devices.toml")
+
+
+def link_presets() -> dict[str, dict[str, Any]]:
+    """Link presets by name (nvlink3, pcie5_x16, infiniband_ndr, ethernet_100g, ...)."""
+    return _load("links.toml")
+
+
+def preset_names() -> dict[str, list[str]]:
+    """Names of all presets: {"devices": [...], "links": [...]}, in file order."""
+    return {"devices": list(device_presets()), "links": list(link_presets())}

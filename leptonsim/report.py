@@ -1,0 +1,94 @@
+"""What a run says, as summary.json (documented in docs/results.md) and as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .quantities import format_quantity
+from .run import RunResult
+
+CRITICAL_PATH_SHOWN = 50
+
+
+def summary(result: RunResult) -> dict[str, Any]:
+    s, m = result.scenario, result.metrics
+    return {
+        "scenario": s.name,
+        "variant": s.variant,
+        "seed": s.seed,
+        "scheduler": s.scheduler,
+        "tasks": s.graph.size,
+        "edges": s.graph.num_edges,
+        "makespan_s": m.makespan_s,
+        "critical_path_s": m.critical_path_s,
+        "critical_path_tasks": list(m.critical_path[:CRITICAL_PATH_SHOWN]),
+        "critical_path_length": len(m.critical_path),
+        "total_work_s": m.total_work_s,
+        "best_single_unit": m.best_single_unit,
+        "effective_capacity": m.capacity,
+        "speedup": m.speedup,
+        "parallel_efficiency": m.parallel_efficiency,
+        "transfer_bytes": m.transfer_bytes,
+        "units": [{"name": u.name, "tasks": u.tasks, "busy_s": u.busy_s,
+                   "utilization": u.utilization} for u in m.units],
+        "links": [{"name": c.name, "transfers": c.transfers, "bytes": c.bytes,
+                   "busy_s": c.busy_s, "utilization": c.utilization}
+                  for c in m.channels if c.transfers],
+        "formulas": [{"name": r.name, "formula": r.formula, "predicts": r.predicts,
+                      "prediction": r.prediction, "simulated": r.simulated,
+                      "relative_error": r.relative_error, "within_bounds": r.within_bounds,
+                      "note": r.note} for r in result.formulas],
+        "claims": _claims(result),
+    }
+
+
+def _claims(result: RunResult) -> list[dict[str, Any]]:
+    s, m = result.scenario, result.metrics
+    out = []
+    for key, claimed in sorted(s.claims.items()):
+        simulated = getattr(m, key, None)
+        out.append({"key": key, "claimed": claimed, "simulated": simulated,
+                    "relative_error": None if not simulated else (claimed - simulated) / simulated,
+                    "source": s.claim_source})
+    return out
+
+
+def _fmt(value: float | None, predicts: str) -> str:
+    if value is None:
+        return "—"
+    return format_quantity(value, "time") if predicts.endswith("_s") else f"{value:.4g}"
+
+
+def render(result: RunResult) -> str:
+    """The terminal report: headline numbers, the formula table, busiest resources."""
+    s, m = result.scenario, result.metrics
+    title = s.name + (f" [{s.variant}]" if s.variant else "")
+    lines = [
+        f"== {title} ==",
+        f"{s.graph.size} tasks, {s.graph.num_edges} edges on {s.cluster.size} units; "
+        f"scheduler {s.scheduler}",
+        f"makespan         {_fmt(m.makespan_s, '_s')}",
+        f"critical path    {_fmt(m.critical_path_s, '_s')} ({len(m.critical_path)} tasks)",
+        f"total work W     {_fmt(m.total_work_s, '_s')} on one {m.best_single_unit}",
+        f"capacity C_eff   {m.capacity:.4g} x {m.best_single_unit}",
+        f"speed-up         {m.speedup:.4g}   parallel efficiency {m.parallel_efficiency:.1%}",
+        f"data moved       {format_quantity(m.transfer_bytes, 'bytes')}",
+        "",
+        f"{'formula':<26}{'predicts':<22}{'prediction':>12}{'simulated':>12}{'rel.err':>9}  bound",
+    ]
+    for r in result.formulas:
+        err = "—" if r.relative_error is None else f"{r.relative_error:+.1%}"
+        bound = {True: "holds", False: "VIOLATED", None: "n/a"}[r.within_bounds]
+        lines.append(f"{r.name:<26}{r.predicts:<22}{_fmt(r.prediction, r.predicts):>12}"
+                     f"{_fmt(r.simulated, r.predicts):>12}{err:>9}  {bound}")
+    for c in _claims(result):
+        err = "—" if c["relative_error"] is None else f"{c['relative_error']:+.1%}"
+        lines.append(f"{'claim: ' + c['source']:<26}{c['key']:<22}"
+                     f"{_fmt(c['claimed'], c['key']):>12}{_fmt(c['simulated'], c['key']):>12}"
+                     f"{err:>9}")
+    busiest = sorted(m.units, key=lambda u: -u.utilization)[:4]
+    lines += ["", "busiest units: " + ", ".join(f"{u.name} {u.utilization:.0%}" for u in busiest)]
+    links = sorted((c for c in m.channels if c.transfers), key=lambda c: -c.utilization)[:3]
+    if links:
+        lines.append("busiest links: " + ", ".join(f"{c.name} {c.utilization:.0%}" for c in links))
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""One scenario in, one result out: simulate, measure, compare, write the files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate, metrics
+from .cost import Roofline
+from .evaluate import FormulaRow
+from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
+from .metrics import Metrics
+from .scenario import Scenario
+from .sim import SCHEDULERS, simulate
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: Scenario
+    trace: Trace
+    metrics: Metrics
+    formulas: list[FormulaRow]
+
+
+def run(scenario: Scenario) -> RunResult:
+    cost = Roofline()
+    times = cost.task_times(scenario.graph, scenario.cluster)
+    trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost)
+    m = metrics.compute(scenario.graph, scenario.cluster, times, trace)
+    ref = int(np.argmin(times.sum(axis=1)))
+    obj = scenario.objective
+    rows = evaluate.compare(
+        m, scenario.cluster, times[ref], greedy=scenario.scheduler == "greedy",
+        communicated=len(trace.xfer_channel) > 0,
+        objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
+    return RunResult(scenario, trace, m, rows)
+
+
+def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
+    gantt.png. Files are built in a staging directory and moved into place only when
+    all of them exist, so a failure leaves no partial output."""
+    from .plots import gantt, save_figure  # matplotlib only when files are written
+    from .report import summary
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        text = json.dumps(summary(result), indent=2) + "\n"
+        atomic_write(staging / "summary.json", lambda f: f.write(text))
+        write_chrome_trace(result.trace, staging / "trace.json")
+        write_tasks_csv(result.trace, staging / "tasks.csv")
+        write_transfers_csv(result.trace, staging / "transfers.csv")
+        s = result.scenario
+        title = f"{s.name}{f' [{s.variant}]' if s.variant else ''} — {s.scheduler}"
+        save_figure(gantt(result.trace, title), staging / "gantt.png")
+        written = []
+        for f in sorted(staging.iterdir()):
+            target = out_dir / f.name
+            f.replace(target)
+            written.append(target)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Schedulers turn (graph, cluster, task times) into a Plan the engine executes.
+
+A Plan fixes each task's unit (or leaves it to run time, for the greedy baseline)
+and a priority: among ready tasks, a unit always runs the lowest priority value
+first, ties broken by task id. Everything here is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import SimulationError
+from ..graph import TaskGraph
+from ..hardware import Cluster
+
+
+@dataclass(frozen=True)
+class Plan:
+    unit: np.ndarray | None  # per task; None = chosen at run time by the first idle unit
+    priority: np.ndarray     # per task; lower runs first
+    scheduler: str
+
+
+class Scheduler(Protocol):
+    name: str
+
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan: ...
+
+
+def _check_pins(graph: TaskGraph, cluster: Cluster) -> None:
+    bad = np.flatnonzero(graph.pin >= cluster.size)
+    if bad.size:
+        t = int(bad[0])
+        raise SimulationError(f"task {graph.names[t]} is pinned to unit {graph.pin[t]}, "
+                              f"but the cluster has {cluster.size} units")
+
+
+class Static:
+    """Every task runs where it is pinned, in task-id order among ready tasks."""
+
+    name = "static"
+
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+        _check_pins(graph, cluster)
+        free = np.flatnonzero(graph.pin < 0)
+        if free.size:
+            raise SimulationError(f"static scheduler: task {graph.names[int(free[0])]} "
+                                  "is not pinned to a unit (set unit = ... or use heft)")
+        return Plan(graph.pin.copy(), np.arange(graph.size), self.name)
+
+
+class Greedy:
+    """Baseline: whenever a unit is idle it takes the ready task with the lowest id
+    (pinned tasks wait for their unit). Work-conserving, so Graham's bound applies."""
+
+    name = "greedy"
+
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+        _check_pins(graph, cluster)
+        return Plan(None, np.arange(graph.size), self.name)
+
+
+class Heft:
+    """HEFT (Topcuoglu et al., 2002) without insertion: tasks in decreasing upward
+    rank (mean task and transfer costs) are placed on the unit giving the earliest
+    finish time, counting uncontended transfer time from each predecessor."""
+
+    name = "heft"
+
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+        _check_pins(graph, cluster)
+        per_unit = times[cluster.unit_type]  # (units, tasks)
+        lat, gap = cluster.comm_matrices
+        off = ~np.eye(cluster.size, dtype=bool)
+        mean_lat = float(lat[off].mean()) if cluster.size > 1 else 0.0
+        mean_gap = float(gap[off].mean()) if cluster.size > 1 else 0.0
+        edge_cost = np.where(graph.edge_bytes > 0, mean_lat + graph.edge_bytes * mean_gap, 0.0)
+        rank = graph.upward_rank(per_unit.mean(axis=0), edge_cost)
+        order = np.lexsort((np.arange(graph.size), graph.level_of, -rank))
+        unit = self._place(graph, cluster, per_unit, order, lat, gap)
+        priority = np.empty(graph.size, np.int64)
+        priority[order] = np.arange(graph.size)
+        return Plan(unit, priority, self.name)
+
+    @staticmethod
+    def _place(graph: TaskGraph, cluster: Cluster, per_unit: np.ndarray, order: np.ndarray,
+               lat: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        unit = np.full(graph.size, -1, np.int64)
+        finish = np.zeros(graph.size)
+        avail = np.zeros(cluster.size)
+        ptr, eids = graph.predecessors
+        src, nbytes, pin = graph.edge_src, graph.edge_bytes, graph.pin
+        for v in order.tolist():
+            ready = np.zeros(cluster.size)
+            for e in eids[ptr[v]:ptr[v + 1]].tolist():
+                p = src[e]
+                arrive = finish[p] + (lat[unit[p]] + nbytes[e] * gap[unit[p]]
+                                      if nbytes[e] > 0 else 0.0)
+                np.maximum(ready, arrive, out=ready)
+            eft = np.maximum(avail, ready) + per_unit[:, v]
+            u = int(pin[v]) if pin[v] >= 0 else int(np.argmin(eft))
+            unit[v], finish[v] = u, eft[u]
+            avail[u] = eft[u]
+        return unit
+
+
+SCHEDULERS: dict[str, type] = {"static": Static, "heft": Heft, "greedy": Greedy}

@@ -1,0 +1,85 @@
+"""The one record of what happened, shared by the simulator and real execution.
+
+Columns are NumPy arrays so a million-task trace stays compact; rows are
+reachable through `task_rows()` / `transfer_rows()` for exporters and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    task: int
+    name: str
+    kind: str
+    unit: int
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    src_task: int
+    dst_task: int
+    channel: int
+    nbytes: float
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Every task run and every transfer hop, where and when.
+
+    `task_*` columns have one entry per executed task; `xfer_*` columns one entry per
+    hop of every transfer (a transfer over a two-hop route appears twice, once per
+    link direction it occupied).
+    """
+
+    task_names: Sequence[str]
+    task_kinds: Sequence[str]
+    unit_names: Sequence[str]
+    channel_names: Sequence[str]
+    task: np.ndarray
+    task_unit: np.ndarray
+    task_start: np.ndarray
+    task_end: np.ndarray
+    xfer_src_task: np.ndarray
+    xfer_dst_task: np.ndarray
+    xfer_channel: np.ndarray
+    xfer_bytes: np.ndarray
+    xfer_start: np.ndarray
+    xfer_end: np.ndarray
+
+    @property
+    def makespan_s(self) -> float:
+        ends = [self.task_end.max(initial=0.0), self.xfer_end.max(initial=0.0)]
+        return float(max(ends))
+
+    def task_rows(self) -> Iterator[TaskRow]:
+        for i in range(len(self.task)):
+            t = int(self.task[i])
+            yield TaskRow(
+                t,
+                self.task_names[t],
+                self.task_kinds[t],
+                int(self.task_unit[i]),
+                float(self.task_start[i]),
+                float(self.task_end[i]),
+            )
+
+    def transfer_rows(self) -> Iterator[TransferRow]:
+        for i in range(len(self.xfer_channel)):
+            yield TransferRow(
+                int(self.xfer_src_task[i]),
+                int(self.xfer_dst_task[i]),
+                int(self.xfer_channel[i]),
+                float(self.xfer_bytes[i]),
+                float(self.xfer_start[i]),
+                float(self.xfer_end[i]),
+            )

@@ -1,0 +1,95 @@
+"""Convolutional networks: the seed's MNIST CNN and torchvision's bottleneck ResNets."""
+
+from __future__ import annotations
+
+from leptonsim.models import LayerStack, Model
+from leptonsim.ops import (
+    Add,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+    SoftmaxCrossEntropy,
+)
+from leptonsim.ops.base import Shape
+
+
+def seed_cnn() -> Model:
+    """The seed's Keras MNIST model (seed section 5), 225,034 parameters.
+
+    Keras' fused activations become their own layers; the final softmax is fused with
+    the sparse categorical cross-entropy loss it trains with (one "softmax_xent").
+    """
+    s = LayerStack("seed_cnn", (28, 28, 1))
+    s.add("conv2d", Conv2D(32, 3))
+    s.add("conv2d_relu", ReLU())
+    s.add("max_pooling2d", MaxPool2D(2))
+    s.add("conv2d_1", Conv2D(64, 3))
+    s.add("conv2d_1_relu", ReLU())
+    s.add("max_pooling2d_1", MaxPool2D(2))
+    s.add("flatten", Flatten())
+    s.add("dense", Dense(128))
+    s.add("dense_relu", ReLU())
+    s.add("dense_1", Dense(10))
+    s.add("loss", SoftmaxCrossEntropy())
+    return s.build()
+
+
+def _conv_bn(s: LayerStack, name: str, filters: int, kernel: int, stride: int, x: Shape) -> None:
+    s.add(f"{name}.conv", Conv2D(filters, kernel, stride, "same", use_bias=False), x)
+    s.add(f"{name}.bn", BatchNorm())
+
+
+def _bottleneck(s: LayerStack, name: str, width: int, stride: int) -> None:
+    """torchvision's v1.5 bottleneck: the stride sits on the 3x3 convolution."""
+    block_in = s.shape
+    _conv_bn(s, f"{name}.1", width, 1, 1, block_in)
+    s.add(f"{name}.1.relu", ReLU())
+    _conv_bn(s, f"{name}.2", width, 3, stride, s.shape)
+    s.add(f"{name}.2.relu", ReLU())
+    _conv_bn(s, f"{name}.3", 4 * width, 1, 1, s.shape)
+    main = s.shape
+    if stride != 1 or block_in[-1] != 4 * width:
+        _conv_bn(s, f"{name}.downsample", 4 * width, 1, stride, block_in)
+    s.add(f"{name}.add", Add(), main)
+    s.add(f"{name}.relu", ReLU())
+
+
+def resnet(
+    blocks: tuple[int, int, int, int], name: str, classes: int = 1000, image: int = 224
+) -> Model:
+    """A bottleneck ResNet on image x image x 3 inputs, as torchvision builds it.
+
+    Convolutions have no bias; each BatchNorm has 2C trainable parameters (and 2C
+    moving statistics, reported as non-trainable).
+    """
+    s = LayerStack(name, (image, image, 3))
+    _conv_bn(s, "stem", 64, 7, 2, s.shape)
+    s.add("stem.relu", ReLU())
+    s.add("stem.maxpool", MaxPool2D(3, 2, "same"))
+    for stage, count in enumerate(blocks):
+        for block in range(count):
+            stride = 2 if stage > 0 and block == 0 else 1
+            _bottleneck(s, f"layer{stage + 1}.{block}", 64 * 2**stage, stride)
+    s.add("avgpool", GlobalAvgPool())
+    s.add("fc", Dense(classes))
+    s.add("loss", SoftmaxCrossEntropy())
+    return s.build()
+
+
+def resnet50() -> Model:
+    """ResNet-50: 25,557,032 trainable parameters (torchvision)."""
+    return resnet((3, 4, 6, 3), "resnet50")
+
+
+def resnet101() -> Model:
+    """ResNet-101: 44,549,160 trainable parameters (torchvision)."""
+    return resnet((3, 4, 23, 3), "resnet101")
+
+
+def resnet152() -> Model:
+    """ResNet-152: 60,192,808 trainable parameters (torchvision)."""
+    return resnet((3, 8, 36, 3), "resnet152")

@@ -1,0 +1,127 @@
+"""Transformers: BERT encoders (post-LN) and GPT decoders (pre-LN, tied embeddings).
+
+A layer has attention (4h^2 + 4h), a 4h-wide feed-forward block (8h^2 + 5h) and two
+LayerNorms (4h): 12h^2 + 13h parameters. Dropout moves no FLOPs we model and is left
+out.
+"""
+
+from __future__ import annotations
+
+from leptonsim.models import LayerStack, Model
+from leptonsim.ops import (
+    GELU,
+    Add,
+    Dense,
+    Embedding,
+    LayerNorm,
+    MultiHeadSelfAttention,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
+
+
+def _feed_forward(s: LayerStack, name: str, hidden: int, ffn: int) -> None:
+    s.add(f"{name}.fc", Dense(ffn))
+    s.add(f"{name}.gelu", GELU())
+    s.add(f"{name}.proj", Dense(hidden))
+
+
+def bert(
+    name: str,
+    layers: int,
+    hidden: int,
+    heads: int,
+    ffn: int,
+    *,
+    vocab: int = 30_522,
+    max_positions: int = 512,
+    type_vocab: int = 2,
+    seq_len: int = 128,
+    pooler: bool = True,
+) -> Model:
+    """A BERT encoder as HuggingFace's BertModel counts it, ending at the pooler.
+
+    seq_len defaults to 128, the length of most of BERT's pre-training steps. The
+    pooler reads only the [CLS] row; that slice is a free view, so its dense layer
+    simply records input shape (hidden,).
+    """
+    if seq_len > max_positions:
+        raise ValueError(f"bert: seq_len {seq_len} exceeds max_positions {max_positions}")
+    s = LayerStack(name, (seq_len,))
+    tokens = (seq_len,)
+    s.add("embeddings.word", Embedding(vocab, hidden), tokens)
+    s.add("embeddings.position", Embedding(max_positions, hidden), tokens)
+    s.add("embeddings.token_type", Embedding(type_vocab, hidden), tokens)
+    s.add("embeddings.add", Add(3))
+    s.add("embeddings.ln", LayerNorm())
+    for i in range(layers):
+        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(heads))
+        s.add(f"layer.{i}.attention.add", Add())
+        s.add(f"layer.{i}.attention.ln", LayerNorm())
+        _feed_forward(s, f"layer.{i}.ffn", hidden, ffn)
+        s.add(f"layer.{i}.ffn.add", Add())
+        s.add(f"layer.{i}.ffn.ln", LayerNorm())
+    if pooler:
+        s.add("pooler.dense", Dense(hidden), (hidden,))
+        s.add("pooler.tanh", Tanh())
+    return s.build()
+
+
+def bert_base() -> Model:
+    """BERT-base: 109,482,240 parameters with the pooler."""
+    return bert("bert_base", 12, 768, 12, 3072)
+
+
+def bert_large() -> Model:
+    """BERT-large: 335,141,888 parameters with the pooler."""
+    return bert("bert_large", 24, 1024, 16, 4096)
+
+
+def gpt(
+    layers: int,
+    hidden: int,
+    vocab: int,
+    seq_len: int,
+    heads: int,
+    *,
+    name: str = "",
+    final_layernorm: bool = True,
+) -> Model:
+    """A GPT decoder of `layers` pre-LN blocks over seq_len tokens, LM head tied.
+
+    Parameters: 12 l h^2 + 13 l h + (V + s) h - Megatron's
+    12 l h^2 (1 + 13/(12h) + (V + s)/(12 l h)) - plus 2h for the final LayerNorm,
+    which that formula leaves out; pass final_layernorm=False to match it exactly.
+    """
+    s = LayerStack(name or f"gpt_l{layers}_h{hidden}", (seq_len,))
+    tokens = (seq_len,)
+    s.add("wte", Embedding(vocab, hidden), tokens)
+    s.add("wpe", Embedding(seq_len, hidden), tokens)
+    s.add("embed.add", Add())
+    for i in range(layers):
+        s.add(f"h.{i}.ln_1", LayerNorm())
+        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads))
+        s.add(f"h.{i}.attn.add", Add())
+        s.add(f"h.{i}.ln_2", LayerNorm())
+        _feed_forward(s, f"h.{i}.mlp", hidden, 4 * hidden)
+        s.add(f"h.{i}.mlp.add", Add())
+    if final_layernorm:
+        s.add("ln_f", LayerNorm())
+    s.add("lm_head", Dense(vocab, use_bias=False, tied=True))
+    s.add("loss", SoftmaxCrossEntropy())
+    return s.build()
+
+
+def gpt_params(layers: int, hidden: int, vocab: int, seq_len: int) -> int:
+    """Megatron's parameter formula in integer form: 12lh^2 + 13lh + (V + s)h."""
+    return 12 * layers * hidden**2 + 13 * layers * hidden + (vocab + seq_len) * hidden
+
+
+def gpt2_small() -> Model:
+    """GPT-2 small (124M): 124,439,808 parameters."""
+    return gpt(12, 768, 50_257, 1024, 12, name="gpt2_small")
+
+
+def gpt3_175b() -> Model:
+    """GPT-3 175B: l=96, h=12288, V=51200, s=2048, 96 heads."""
+    return gpt(96, 12_288, 51_200, 2048, 96, name="gpt3_175b")

@@ -1,0 +1,175 @@
+"""Theorems about simulated schedules (issue 2, item 11), checked on random inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim import metrics
+from leptonsim.cost import Roofline
+from leptonsim.errors import SimulationError
+from leptonsim.generators import TaskCost, chain, independent
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring
+from leptonsim.sim import Greedy, Heft, Static, simulate
+from leptonsim.trace import Trace
+from tests.strategies import clusters, efficiencies, graphs, pin_randomly
+
+SCHEDULERS = [Heft(), Greedy(), Static()]
+REL = 1e-9
+
+
+def run(graph, cluster, scheduler):
+    if scheduler.name == "static":
+        pin_randomly(graph, cluster.size, seed=graph.size)
+    times = Roofline().task_times(graph, cluster)
+    trace = simulate(graph, cluster, scheduler)
+    return trace, metrics.compute(graph, cluster, times, trace)
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(), clusters(), st.sampled_from(SCHEDULERS))
+def test_makespan_at_least_critical_path_and_work_over_capacity(graph, cluster, scheduler):
+    _, m = run(graph, cluster, scheduler)
+    assert m.makespan_s >= m.critical_path_s * (1 - REL)
+    assert m.makespan_s >= m.total_work_s / m.capacity * (1 - REL)
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(edge_bytes=False), clusters(identical=True))
+def test_greedy_without_transfers_within_graham_bound(graph, cluster):
+    _, m = run(graph, cluster, Greedy())
+    bound = m.total_work_s / cluster.size + m.critical_path_s
+    assert m.makespan_s <= bound * (1 + REL)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 16), st.floats(0.001, 100.0), efficiencies,
+       st.sampled_from([Heft(), Greedy()]))
+def test_equal_independent_tasks_take_ceil_n_over_c_rounds(n, c, t, eff, scheduler):
+    unit = ComputeUnit("u", 1e12, 1e12, efficiency=eff)
+    cluster = fully_connected(replicate(unit, c), LinkSpec(1e-6, 1e9))
+    trace = simulate(independent(n, TaskCost(duration_s=t)), cluster, scheduler)
+    rounds = math.ceil(n / c)
+    assert trace.makespan_s == pytest.approx(rounds * (t / eff), rel=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 100), st.floats(0.001, 10.0), st.floats(0, 0.9), efficiencies,
+       st.integers(0, 1000))
+def test_chain_on_one_unit_takes_sum_over_efficiency(n, t, spread, eff, seed):
+    graph = chain(n, TaskCost(duration_s=t, spread=spread), edge_bytes=1e6, seed=seed)
+    cluster = fully_connected((ComputeUnit("u", 1e12, 1e12, efficiency=eff),), LinkSpec(0, 1))
+    trace = simulate(graph, cluster, Greedy())
+    expected = 0.0
+    for d in graph.duration_s.tolist():  # the engine adds durations in chain order
+        expected += d / eff
+    assert trace.makespan_s == expected
+
+
+def _overlaps(resource: np.ndarray, start: np.ndarray, end: np.ndarray) -> bool:
+    order = np.lexsort((start, resource))
+    r, s, e = resource[order], start[order], end[order]
+    same = r[1:] == r[:-1]
+    return bool(np.any(same & (s[1:] < e[:-1] - 1e-12 * np.maximum(1, e[:-1]))))
+
+
+def check_trace_invariants(graph, trace: Trace) -> None:
+    assert sorted(trace.task.tolist()) == list(range(graph.size))
+    assert not _overlaps(trace.task_unit, trace.task_start, trace.task_end)
+    assert not _overlaps(trace.xfer_channel, trace.xfer_start, trace.xfer_end)
+    start = np.empty(graph.size)
+    end = np.empty(graph.size)
+    unit = np.empty(graph.size, np.int64)
+    start[trace.task], end[trace.task], unit[trace.task] = (
+        trace.task_start, trace.task_end, trace.task_unit)
+    # data arrival: latest hop end per (src, dst) pair
+    arrival: dict[tuple[int, int], float] = {}
+    for s, d, e in zip(trace.xfer_src_task.tolist(), trace.xfer_dst_task.tolist(),
+                       trace.xfer_end.tolist(), strict=True):
+        arrival[(s, d)] = max(arrival.get((s, d), 0.0), e)
+    for e in range(graph.num_edges):
+        s, d = int(graph.edge_src[e]), int(graph.edge_dst[e])
+        assert start[d] >= end[s]
+        if unit[s] != unit[d] and graph.edge_bytes[e] > 0:
+            assert (s, d) in arrival, f"edge {s}->{d} crossed units without a transfer"
+            assert start[d] >= arrival[(s, d)]
+            assert min(t for (a, b), t in arrival.items() if (a, b) == (s, d)) >= end[s]
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(), clusters(), st.sampled_from(SCHEDULERS))
+def test_trace_respects_resources_and_dependencies(graph, cluster, scheduler):
+    trace, _ = run(graph, cluster, scheduler)
+    check_trace_invariants(graph, trace)
+
+
+@settings(max_examples=50, deadline=None)
+@given(graphs(), clusters(), st.sampled_from(SCHEDULERS))
+def test_same_input_same_trace(graph, cluster, scheduler):
+    a, _ = run(graph, cluster, scheduler)
+    b, _ = run(graph, cluster, scheduler)
+    for field in ("task", "task_unit", "task_start", "xfer_channel", "xfer_start"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+
+
+@given(st.floats(1.0, 1e9), st.floats(0, 1e-3), st.floats(1e6, 1e11), st.integers(3, 9))
+def test_uncontended_transfer_takes_latency_plus_bytes_over_bandwidth_per_hop(
+        nbytes, latency, bandwidth, n):
+    unit = ComputeUnit("u", 1e12, 1e12)
+    cluster = ring(replicate(unit, n), LinkSpec(latency, bandwidth))
+    graph = chain(2, TaskCost(duration_s=1.0), edge_bytes=nbytes)
+    far = n // 2  # the hop count of the shortest way round the ring
+    graph.pin[:] = [0, far]
+    trace = simulate(graph, cluster, Static())
+    assert len(trace.xfer_channel) == far
+    hops = trace.xfer_end - trace.xfer_start
+    assert hops == pytest.approx(np.full(far, latency + nbytes / bandwidth), rel=1e-12)
+    assert trace.makespan_s == pytest.approx(2.0 + far * (latency + nbytes / bandwidth))
+
+
+def test_transfer_to_same_unit_is_free():
+    cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), 2), LinkSpec(1.0, 1.0))
+    graph = chain(3, TaskCost(duration_s=1.0), edge_bytes=1e9)
+    graph.pin[:] = 0
+    trace = simulate(graph, cluster, Static())
+    assert len(trace.xfer_channel) == 0 and trace.makespan_s == 3.0
+
+
+def test_fifo_link_serialises_two_transfers():
+    cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), 2), LinkSpec(0.0, 1.0))
+    graph = independent(3, TaskCost(duration_s=1.0))
+    graph = type(graph)(names=graph.names, flops=graph.flops, nbytes=graph.nbytes,
+                        duration_s=graph.duration_s, pin=np.array([0, 1, 1]),
+                        edge_src=np.array([0, 0]), edge_dst=np.array([1, 2]),
+                        edge_bytes=np.array([2.0, 3.0]))
+    trace = simulate(graph, cluster, Static())
+    assert trace.xfer_start.tolist() == [1.0, 3.0]  # the second waits for the first
+    assert trace.makespan_s == 7.0
+
+
+def test_half_duplex_link_shares_one_channel():
+    full = fully_connected(replicate(ComputeUnit("u", 1, 1), 2), LinkSpec(0, 1, duplex=True))
+    half = fully_connected(replicate(ComputeUnit("u", 1, 1), 2), LinkSpec(0, 1, duplex=False))
+    assert len(full.channels) == 2 and len(half.channels) == 1
+    assert half.route(0, 1) == half.route(1, 0)
+
+
+def test_static_scheduler_needs_pins():
+    cluster = fully_connected(replicate(ComputeUnit("u", 1, 1), 2), LinkSpec(0, 1))
+    with pytest.raises(SimulationError, match="not pinned"):
+        simulate(independent(2, TaskCost(duration_s=1.0)), cluster, Static())
+
+
+@settings(max_examples=50, deadline=None)
+@given(graphs(), clusters(), st.sampled_from([Heft(), Greedy()]), st.integers(0, 99))
+def test_pinned_tasks_run_where_pinned(graph, cluster, scheduler, seed):
+    rng = np.random.default_rng(seed)
+    pinned = rng.random(graph.size) < 0.3
+    graph.pin[pinned] = rng.integers(0, cluster.size, int(pinned.sum()))
+    trace = simulate(graph, cluster, scheduler)
+    where = dict(zip(trace.task.tolist(), trace.task_unit.tolist(), strict=True))
+    assert all(where[t] == graph.pin[t] for t in np.flatnonzero(pinned).tolist())

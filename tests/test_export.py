@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim.export import (
+    TASK_CSV_COLUMNS,
+    TRANSFER_CSV_COLUMNS,
+    atomic_write,
+    chrome_trace,
+    write_chrome_trace,
+    write_tasks_csv,
+    write_transfers_csv,
+)
+from leptonsim.plots import MAX_CHANNEL_ROWS, gantt, save_figure
+from leptonsim.trace import Trace
+
+UNITS_PID, LINKS_PID = 1, 2
+
+
+def make_trace(
+    tasks: list[tuple[int, int, float, float]],
+    xfers: list[tuple[int, int, int, float, float, float]],
+    *,
+    n_names: int | None = None,
+    units: int = 2,
+    channels: int = 2,
+) -> Trace:
+    """tasks: (task, unit, start, end); xfers: (src, dst, channel, bytes, start, end)."""
+    n = n_names if n_names is not None else max([t[0] for t in tasks] + [-1]) + 1
+    kinds = ["fwd", "bwd", "opt"]
+    t = np.array(tasks, dtype=float).reshape(-1, 4)
+    x = np.array(xfers, dtype=float).reshape(-1, 6)
+    return Trace(
+        task_names=[f"t{i}" for i in range(n)],
+        task_kinds=[kinds[i % 3] for i in range(n)],
+        unit_names=[f"gpu{u}" for u in range(units)],
+        channel_names=[f"nvlink{c // 2} gpu{c % 2}→gpu{1 - c % 2}" for c in range(channels)],
+        task=t[:, 0].astype(np.int64),
+        task_unit=t[:, 1].astype(np.int64),
+        task_start=t[:, 2],
+        task_end=t[:, 3],
+        xfer_src_task=x[:, 0].astype(np.int64),
+        xfer_dst_task=x[:, 1].astype(np.int64),
+        xfer_channel=x[:, 2].astype(np.int64),
+        xfer_bytes=x[:, 3],
+        xfer_start=x[:, 4],
+        xfer_end=x[:, 5],
+    )
+
+
+@pytest.fixture
+def small() -> Trace:
+    return make_trace(
+        [(0, 0, 0.0, 1e-3), (1, 1, 2e-3, 3.5e-3), (2, 0, 1e-3, 4e-3), (3, 1, 4e-3, 5e-3)],
+        [
+            (0, 1, 0, 1024.0, 1e-3, 2e-3),
+            (2, 3, 1, 4096.0, 4e-3, 4.5e-3),
+            (2, 3, 0, 4096.0, 4.2e-3, 4.7e-3),  # overlaps the next hop on channel 0
+            (0, 3, 0, 8.0, 4.4e-3, 4.9e-3),
+        ],
+        channels=3,  # channel 2 carries nothing
+    )
+
+
+def thread_names(doc: dict[str, Any]) -> dict[tuple[int, int], str]:
+    out: dict[tuple[int, int], str] = {}
+    for e in doc["traceEvents"]:
+        if e["ph"] == "M" and e["name"] == "thread_name":
+            key = (e["pid"], e["tid"])
+            assert key not in out, f"tid {key} named twice"
+            out[key] = e["args"]["name"]
+    return out
+
+
+def check_chrome(trace: Trace, doc: dict[str, Any]) -> None:
+    """Every task and hop exactly once, with exact ts/dur, on a track named for it."""
+    doc = json.loads(json.dumps(doc, allow_nan=False))  # valid JSON, survives a round trip
+    assert set(doc) == {"traceEvents", "displayTimeUnit", "otherData"}
+    assert doc["displayTimeUnit"] == "ms"
+    names = thread_names(doc)
+    procs = {
+        e["pid"]: e["args"]["name"]
+        for e in doc["traceEvents"]
+        if e["ph"] == "M" and e["name"] == "process_name"
+    }
+    assert procs == {UNITS_PID: "units", LINKS_PID: "links"}
+
+    # every unit and every channel has a named track (overflow lanes are "<name> #k")
+    unit_tracks = {n for (pid, _), n in names.items() if pid == UNITS_PID}
+    link_tracks = {n for (pid, _), n in names.items() if pid == LINKS_PID}
+    assert set(trace.unit_names) <= unit_tracks
+    assert set(trace.channel_names) <= link_tracks
+    sort_idx = [
+        (e["pid"], e["tid"]) for e in doc["traceEvents"] if e["name"] == "thread_sort_index"
+    ]
+    assert sorted(sort_idx) == sorted(names)
+
+    def base(name: str) -> str:
+        head, sep, tail = name.rpartition(" #")
+        return head if sep and tail.isdigit() else name
+
+    expected_tasks = Counter(
+        (r.name, r.kind, trace.unit_names[r.unit], r.start_s * 1e6, (r.end_s - r.start_s) * 1e6)
+        for r in trace.task_rows()
+    )
+    expected_xfers = Counter(
+        (
+            f"{trace.task_names[r.src_task]}→{trace.task_names[r.dst_task]}",
+            trace.channel_names[r.channel],
+            r.nbytes,
+            r.start_s * 1e6,
+            (r.end_s - r.start_s) * 1e6,
+        )
+        for r in trace.transfer_rows()
+    )
+    got_tasks: Counter[tuple[Any, ...]] = Counter()
+    got_xfers: Counter[tuple[Any, ...]] = Counter()
+    lanes: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for e in doc["traceEvents"]:
+        if e["ph"] != "X":
+            assert e["ph"] == "M"
+            continue
+        track = base(names[(e["pid"], e["tid"])])
+        lanes.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+        if e["pid"] == UNITS_PID:
+            assert e["args"]["unit"] == track
+            assert e["name"] == trace.task_names[e["args"]["task"]]
+            got_tasks[(e["name"], e["cat"], track, e["ts"], e["dur"])] += 1
+        else:
+            assert e["pid"] == LINKS_PID and e["cat"] == "transfer"
+            got_xfers[(e["name"], track, float(e["args"]["bytes"]), e["ts"], e["dur"])] += 1
+    assert got_tasks == expected_tasks
+    assert got_xfers == expected_xfers
+    # no two slices on one track overlap (Perfetto would drop them)
+    for spans in lanes.values():
+        spans.sort()
+        for (_, end_a), (start_b, _) in zip(spans, spans[1:], strict=False):
+            assert start_b >= end_a - 1e-6 * max(1.0, abs(end_a))
+
+
+def test_chrome_trace_small(small: Trace, tmp_path: Path) -> None:
+    doc = chrome_trace(small)
+    check_chrome(small, doc)
+    names = thread_names(doc)
+    # overlapping hops on channel 0 spill to an overflow track right after it
+    assert names[(LINKS_PID, 1)] == "nvlink0 gpu0→gpu1"
+    assert names[(LINKS_PID, 2)] == "nvlink0 gpu0→gpu1 #2"
+    assert names[(LINKS_PID, 3)] == "nvlink0 gpu1→gpu0"
+    assert doc["otherData"]["makespan_s"] == 5e-3
+    ev = next(e for e in doc["traceEvents"] if e.get("name") == "t2")
+    assert ev == {
+        "name": "t2",
+        "cat": "opt",
+        "ph": "X",
+        "pid": UNITS_PID,
+        "tid": 1,
+        "ts": 1e-3 * 1e6,
+        "dur": (4e-3 - 1e-3) * 1e6,
+        "args": {"task": 2, "unit": "gpu0"},
+    }
+    hop = next(e for e in doc["traceEvents"] if e.get("name") == "t0→t1")
+    assert hop["args"]["bytes"] == 1024
+
+
+def test_write_chrome_trace_is_byte_identical(small: Trace, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_chrome_trace(small, a)
+    write_chrome_trace(small, b)
+    assert a.read_bytes() == b.read_bytes()
+    assert json.loads(a.read_text(encoding="utf-8")) == chrome_trace(small)
+    assert json.dumps(chrome_trace(small)) == json.dumps(chrome_trace(small))
+    assert list(tmp_path.iterdir()) != [] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_empty_trace(tmp_path: Path) -> None:
+    trace = make_trace([], [], n_names=0, units=1, channels=0)
+    doc = chrome_trace(trace)
+    check_chrome(trace, doc)
+    assert not [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    save_figure(gantt(trace, "empty"), tmp_path / "empty.png")
+
+
+def test_bad_trace_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"trace.task_unit has index 5, outside 0..1"):
+        chrome_trace(make_trace([(0, 5, 0.0, 1.0)], []))
+    with pytest.raises(ValueError, match=r"trace.task_end\[0\] = 0.5 s is before"):
+        chrome_trace(make_trace([(0, 0, 1.0, 0.5)], []))
+    with pytest.raises(ValueError, match="non-finite"):
+        chrome_trace(make_trace([(0, 0, 0.0, float("nan"))], []))
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def test_tasks_csv_round_trip(small: Trace, tmp_path: Path) -> None:
+    path = write_tasks_csv(small, tmp_path / "tasks.csv")
+    header, rows = read_csv(path)
+    assert tuple(header) == TASK_CSV_COLUMNS
+    assert len(rows) == len(small.task)
+    col = {name: [r[i] for r in rows] for i, name in enumerate(header)}
+    assert [int(v) for v in col["task"]] == small.task.tolist()
+    assert [int(v) for v in col["unit"]] == small.task_unit.tolist()
+    assert [float(v) for v in col["start_s"]] == small.task_start.tolist()
+    assert [float(v) for v in col["end_s"]] == small.task_end.tolist()
+    assert col["name"] == [small.task_names[t] for t in small.task.tolist()]
+    assert col["kind"] == [small.task_kinds[t] for t in small.task.tolist()]
+    assert col["unit_name"] == [small.unit_names[u] for u in small.task_unit.tolist()]
+
+
+def test_transfers_csv_round_trip(small: Trace, tmp_path: Path) -> None:
+    path = write_transfers_csv(small, tmp_path / "xfers.csv")
+    header, rows = read_csv(path)
+    assert tuple(header) == TRANSFER_CSV_COLUMNS
+    col = {name: [r[i] for r in rows] for i, name in enumerate(header)}
+    assert [int(v) for v in col["src_task"]] == small.xfer_src_task.tolist()
+    assert [int(v) for v in col["dst_task"]] == small.xfer_dst_task.tolist()
+    assert [int(v) for v in col["channel"]] == small.xfer_channel.tolist()
+    assert [float(v) for v in col["nbytes"]] == small.xfer_bytes.tolist()
+    assert [float(v) for v in col["start_s"]] == small.xfer_start.tolist()
+    assert [float(v) for v in col["end_s"]] == small.xfer_end.tolist()
+    assert col["channel_name"] == [small.channel_names[c] for c in small.xfer_channel.tolist()]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    def boom(f: Any) -> None:
+        f.write("partial")
+        raise RuntimeError("writer failed")
+
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError, match="writer failed"):
+        atomic_write(target, boom)
+    assert list(tmp_path.iterdir()) == []
+
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="writer failed"):
+        atomic_write(target, boom)
+    assert target.read_text(encoding="utf-8") == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+    atomic_write(target, lambda f: f.write("new"))
+    assert target.read_text(encoding="utf-8") == "new"
+    atomic_write(target, lambda f: f.write(b"\x00bin"), binary=True)
+    assert target.read_bytes() == b"\x00bin"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_gantt_png_and_svg(small: Trace, tmp_path: Path) -> None:
+    fig = gantt(small, "two GPUs")
+    assert fig.axes[-1].get_xlabel() == "time (ms)"  # makespan 5 ms
+    assert len(fig.axes) == 2  # units + links
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == [
+        "nvlink0 gpu0→gpu1",
+        "nvlink0 gpu1→gpu0",
+    ]  # channel 2 carried nothing
+    png = save_figure(fig, tmp_path / "g.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = save_figure(fig, tmp_path / "g.svg")
+    head = svg.read_bytes()[:500]
+    assert b"<svg" in head or b"<?xml" in head
+    assert b"</svg>" in svg.read_bytes()[-100:]
+    with pytest.raises(ValueError, match="expected a .png or .svg"):
+        save_figure(fig, tmp_path / "g.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "g.svg"]
+
+
+def test_gantt_time_units() -> None:
+    assert gantt(make_trace([(0, 0, 0.0, 2.0)], []), "s").axes[-1].get_xlabel() == "time (s)"
+    assert gantt(make_trace([(0, 0, 0.0, 5e-6)], []), "us").axes[-1].get_xlabel() == "time (us)"
+
+
+def test_gantt_caps_channels() -> None:
+    n_chan = MAX_CHANNEL_ROWS + 10
+    xfers = [(0, 1, c, 1.0, 0.0, 1.0 + c) for c in range(n_chan)]
+    trace = make_trace([(0, 0, 0.0, 1.0), (1, 1, 1.0, 2.0)], xfers, channels=n_chan)
+    fig = gantt(trace, "many links")
+    assert fig.get_suptitle() == f"many links ({MAX_CHANNEL_ROWS} busiest of {n_chan} links shown)"
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert len(labels) == MAX_CHANNEL_ROWS
+    assert labels[0] == trace.channel_names[10]  # the 10 least busy are dropped
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> Trace:
+    n_names = draw(st.integers(1, 8))
+    units = draw(st.integers(1, 4))
+    channels = draw(st.integers(0, 4))
+    time = st.floats(0.0, 100.0, allow_nan=False, allow_infinity=False)
+    tasks = []
+    for _ in range(draw(st.integers(0, 15))):
+        a, b = sorted((draw(time), draw(time)))
+        tasks.append((draw(st.integers(0, n_names - 1)), draw(st.integers(0, units - 1)), a, b))
+    xfers = []
+    for _ in range(draw(st.integers(0, 15)) if channels else 0):
+        a, b = sorted((draw(time), draw(time)))
+        xfers.append(
+            (
+                draw(st.integers(0, n_names - 1)),
+                draw(st.integers(0, n_names - 1)),
+                draw(st.integers(0, channels - 1)),
+                draw(st.floats(0.0, 1e12, allow_nan=False)),
+                a,
+                b,
+            )
+        )
+    return make_trace(tasks, xfers, n_names=n_names, units=units, channels=channels)
+
+
+@settings(max_examples=150, deadline=None)
+@given(traces())
+def test_chrome_trace_property(trace: Trace) -> None:
+    doc = chrome_trace(trace)
+    check_chrome(trace, doc)
+    n_x = sum(1 for e in doc["traceEvents"] if e["ph"] == "X")
+    assert n_x == len(trace.task) + len(trace.xfer_channel)
+    assert json.dumps(doc) == json.dumps(chrome_trace(trace))
