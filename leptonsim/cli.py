@@ -19,17 +19,19 @@ BAD_INPUT = 2
 
 def _run(args: argparse.Namespace) -> int:
     from . import scenario
-    from .report import render
+    from .report import render, render_comparison
     from .run import run, write_outputs
 
     scenarios = scenario.load(args.file)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
-    for s in scenarios:
-        result = run(s)
+    results = [run(s) for s in scenarios]  # all variants simulate before any file is written
+    for result in results:
         print(render(result))
-        out = base / s.variant if s.variant else base
-        written = write_outputs(result, out)
+        variant = result.scenario.variant
+        written = write_outputs(result, base / variant if variant else base)
         print(f"wrote {', '.join(str(p) for p in written)}\n")
+    if len(results) > 1:
+        print(render_comparison(results))
     return 0
 
 

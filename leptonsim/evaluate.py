@@ -1,8 +1,9 @@
 """The seed's formulas and the textbook results, each held up against one run.
 
-Every row gives the formula's prediction, the simulated value it predicts, the
-relative error, and whether the run lies within what the formula proves (None
-when the formula proves nothing about this run, with the reason in `note`).
+Every row gives the formula's prediction, the simulated value it predicts and the
+relative error. For a bound, `within_bounds` says whether the run lies on the right
+side of it and `proven` whether a theorem guarantees that for this run (when not,
+`note` says why); estimates have within_bounds None.
 """
 
 from __future__ import annotations
@@ -27,13 +28,24 @@ class FormulaRow:
     simulated: float | None
     relative_error: float | None
     within_bounds: bool | None
+    proven: bool
     note: str
+
+    @property
+    def verdict(self) -> str:
+        if self.simulated is None:
+            return "not simulated"
+        if self.within_bounds is None:
+            return "estimate"
+        if self.proven:
+            return "holds" if self.within_bounds else "VIOLATED"
+        return "inside, unproven" if self.within_bounds else "outside, unproven"
 
 
 def _row(name: str, formula: str, predicts: str, prediction: float, simulated: float | None,
-         within: bool | None, note: str) -> FormulaRow:
+         within: bool | None, note: str, proven: bool = False) -> FormulaRow:
     err = None if simulated is None else f.relative_error(prediction, simulated)
-    return FormulaRow(name, formula, predicts, prediction, simulated, err, within, note)
+    return FormulaRow(name, formula, predicts, prediction, simulated, err, within, proven, note)
 
 
 def compare(m: Metrics, cluster: Cluster, ref_times: np.ndarray, *, greedy: bool,
@@ -47,27 +59,26 @@ def compare(m: Metrics, cluster: Cluster, ref_times: np.ndarray, *, greedy: bool
         "proven only for greedy schedules on identical units without communication; "
         f"here: identical={m.identical_units}, communication={communicated}, greedy={greedy}")
     serial = min(1.0, m.critical_path_s / m.total_work_s) if m.total_work_s > 0 else 1.0
+    graham = f.greedy_upper_bound(m.total_work_s, m.capacity, m.critical_path_s)
+    brent = f.brent_bound(m.total_work_s, m.capacity, m.critical_path_s)
+    seed_tp = f.seed_parallel_time(ref_times.tolist() or [0.0])
     rows = [
-        _row("seed parallel time", "T_p = min(ΣT_i, T_m)", "makespan_s",
-             f.seed_parallel_time(ref_times.tolist() or [0.0]), T,
-             f.seed_parallel_time(ref_times.tolist() or [0.0]) <= T * (1 + TOL),
+        _row("seed parallel time", "T_p = min(ΣT_i, T_m)", "makespan_s", seed_tp, T,
+             seed_tp <= T * (1 + TOL),
              "always equals max T_i: a lower bound, reached only by independent tasks "
-             "on at least N units without transfers"),
+             "on at least N units without transfers", proven=True),
         _row("seed hardware efficiency", "E_p = max(1/ΣE_i, E_m)", "parallel_efficiency",
              f.seed_hardware_efficiency([u.efficiency for u in cluster.units]),
              m.parallel_efficiency, None,
              "not a bound: mixes 1/ΣE_i with max E_i; parallel efficiency is "
              "W / (C_eff x makespan)"),
         _row("work/span lower bound", "max(W/C_eff, CP)", "makespan_s", lower, T,
-             lower * (1 - TOL) <= T, "holds for every schedule (transfers only add time)"),
-        _row("Graham upper bound", "W/C_eff + CP", "makespan_s",
-             f.greedy_upper_bound(m.total_work_s, m.capacity, m.critical_path_s), T,
-             _upper_ok(T, f.greedy_upper_bound(m.total_work_s, m.capacity, m.critical_path_s))
-             if graham_applies else None, why_not or "proven for this run"),
-        _row("Brent bound", "(W-CP)/C_eff + CP", "makespan_s",
-             f.brent_bound(m.total_work_s, m.capacity, m.critical_path_s), T,
-             _upper_ok(T, f.brent_bound(m.total_work_s, m.capacity, m.critical_path_s))
-             if graham_applies else None, why_not or "proven for this run"),
+             lower * (1 - TOL) <= T, "holds for every schedule (transfers only add time)",
+             proven=True),
+        _row("Graham upper bound", "W/C_eff + CP", "makespan_s", graham, T,
+             graham * (1 + TOL) >= T, why_not or "proven for this run", proven=graham_applies),
+        _row("Brent bound", "(W-CP)/C_eff + CP", "makespan_s", brent, T,
+             brent * (1 + TOL) >= T, why_not or "proven for this run", proven=graham_applies),
         _row("Amdahl's law", "1/(s + (1-s)/C_eff), s = CP/W", "speedup",
              f.amdahl_speedup(serial, max(m.capacity, 1.0)), m.speedup, None,
              "an estimate, not a bound; with s = CP/W its time equals Brent's bound"),
@@ -82,7 +93,3 @@ def compare(m: Metrics, cluster: Cluster, ref_times: np.ndarray, *, greedy: bool
                          "errors come from the scenario; measuring them needs real "
                          "kernels (leptonsim validate)"))
     return rows
-
-
-def _upper_ok(makespan: float, bound: float) -> bool:
-    return makespan <= bound * (1 + TOL)

@@ -20,20 +20,20 @@ class IndexedNames(Sequence[str]):
     """Names prefix0, prefix1, ... without storing a million strings."""
 
     def __init__(self, prefix: str, count: int) -> None:
-        self.prefix, self.count = prefix, count
+        self.prefix, self.length = prefix, count
 
     def __len__(self) -> int:
-        return self.count
+        return self.length
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.count))]
-        if not -self.count <= i < self.count:
+            return [self[j] for j in range(*i.indices(self.length))]
+        if not -self.length <= i < self.length:
             raise IndexError(i)
-        return f"{self.prefix}{i % self.count}"
+        return f"{self.prefix}{i % self.length}"
 
     def __iter__(self) -> Iterator[str]:
-        return (f"{self.prefix}{i}" for i in range(self.count))
+        return (f"{self.prefix}{i}" for i in range(self.length))
 
 
 class Labels(Sequence[str]):
@@ -244,7 +244,7 @@ class GraphBuilder:
         self._index: dict[str, int] = {}
         self._names: list[str] = []
         self._kinds: list[str] = []
-        self._cols: tuple[list[float], list[float], list[float], list[int]] = ([], [], [], [])
+        self._cols: tuple[list[float], ...] = ([], [], [], [])
         self._edges: tuple[list[int], list[int], list[float]] = ([], [], [])
 
     def task(self, name: str, *, flops: float = 0.0, nbytes: float = 0.0,
@@ -256,7 +256,7 @@ class GraphBuilder:
         self._kinds.append(kind)
         for col, value in zip(self._cols, (flops, nbytes, np.nan if duration_s is None
                                            else duration_s, pin), strict=True):
-            col.append(value)  # type: ignore[arg-type]
+            col.append(value)
         return self._index[name]
 
     def edge(self, src: str | int, dst: str | int, nbytes: float = 0.0) -> None:

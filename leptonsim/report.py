@@ -37,7 +37,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "formulas": [{"name": r.name, "formula": r.formula, "predicts": r.predicts,
                       "prediction": r.prediction, "simulated": r.simulated,
                       "relative_error": r.relative_error, "within_bounds": r.within_bounds,
-                      "note": r.note} for r in result.formulas],
+                      "proven": r.proven, "note": r.note} for r in result.formulas],
         "claims": _claims(result),
     }
 
@@ -74,13 +74,12 @@ def render(result: RunResult) -> str:
         f"speed-up         {m.speedup:.4g}   parallel efficiency {m.parallel_efficiency:.1%}",
         f"data moved       {format_quantity(m.transfer_bytes, 'bytes')}",
         "",
-        f"{'formula':<26}{'predicts':<22}{'prediction':>12}{'simulated':>12}{'rel.err':>9}  bound",
+        f"{'formula':<26}{'predicts':<22}{'prediction':>12}{'simulated':>12}{'rel.err':>9}  verdict",
     ]
     for r in result.formulas:
         err = "—" if r.relative_error is None else f"{r.relative_error:+.1%}"
-        bound = {True: "holds", False: "VIOLATED", None: "n/a"}[r.within_bounds]
         lines.append(f"{r.name:<26}{r.predicts:<22}{_fmt(r.prediction, r.predicts):>12}"
-                     f"{_fmt(r.simulated, r.predicts):>12}{err:>9}  {bound}")
+                     f"{_fmt(r.simulated, r.predicts):>12}{err:>9}  {r.verdict}")
     for c in _claims(result):
         err = "—" if c["relative_error"] is None else f"{c['relative_error']:+.1%}"
         lines.append(f"{'claim: ' + c['source']:<26}{c['key']:<22}"
@@ -91,4 +90,19 @@ def render(result: RunResult) -> str:
     links = sorted((c for c in m.channels if c.transfers), key=lambda c: -c.utilization)[:3]
     if links:
         lines.append("busiest links: " + ", ".join(f"{c.name} {c.utilization:.0%}" for c in links))
+    return "\n".join(lines)
+
+
+def render_comparison(results: list[RunResult]) -> str:
+    """One line per variant: the makespan beside its bounds and any claimed figure."""
+    head = f"{'variant':<22}{'makespan':>12}{'lower bnd':>12}{'seed T_p':>12}{'claimed':>12}"
+    lines = [f"== {results[0].scenario.name}: variants side by side ==", head]
+    for r in results:
+        rows = {row.name: row for row in r.formulas}
+        claimed = r.scenario.claims.get("makespan_s")
+        lines.append(
+            f"{r.scenario.variant or '(base)':<22}{_fmt(r.metrics.makespan_s, '_s'):>12}"
+            f"{_fmt(rows['work/span lower bound'].prediction, '_s'):>12}"
+            f"{_fmt(rows['seed parallel time'].prediction, '_s'):>12}"
+            f"{_fmt(claimed, '_s'):>12}")
     return "\n".join(lines)

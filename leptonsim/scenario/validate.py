@@ -1,0 +1,392 @@
+"""From text to a checked, normalised document: TOML, JSON Schema, presets, quantities.
+
+Every failure becomes exactly one ScenarioError whose path is a dotted key path with
+list indices (`hardware.units[2].efficiency`). When several things are wrong, the one
+that comes first in the file is reported, so the answer never depends on dict order
+inside jsonschema.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import operator
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from ..errors import QuantityError, ScenarioError
+from ..presets import device_presets, link_presets
+from ..quantities import EXAMPLES, parse_quantity
+from .schema import Schema, schema
+
+Segment = str | int
+Path = list[Segment]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_MISSING = "<nothing>"
+
+
+# -- paths and wording ----------------------------------------------------------------
+
+def key(k: str) -> str:
+    """A key as TOML would write it: bare when it can be, else quoted."""
+    return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def format_path(path: Iterable[Segment]) -> str:
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{key(seg)}" if out else key(seg))
+    return out
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice most like `word` (difflib ratio >= 0.6, case ignored), the first
+    in order on a tie; None when nothing is close."""
+    best, best_score = None, 0.6
+    for choice in choices:
+        score = difflib.SequenceMatcher(None, word.lower(), choice.lower()).ratio()
+        if score > best_score or (best is None and score == best_score):
+            best, best_score = choice, score
+    return best
+
+
+def hint_for(word: object, choices: Iterable[str]) -> str:
+    """'did you mean 'x'?' for the closest choice, or ''."""
+    close = closest(word, choices) if isinstance(word, str) else None
+    return f"did you mean {close!r}?" if close else ""
+
+
+def one_of(choices: Sequence[str]) -> str:
+    return "one of " + ", ".join(repr(c) for c in choices)
+
+
+def found(value: object) -> object:
+    """What to show after 'found': scalars as themselves, containers by their TOML type."""
+    if isinstance(value, bool):
+        return f"<{str(value).lower()}>"
+    if isinstance(value, dict):
+        return "<a table>"
+    if isinstance(value, list):
+        return f"<an array of {len(value)} entr{'y' if len(value) == 1 else 'ies'}>"
+    if isinstance(value, str | int | float):
+        return value
+    return f"<a {type(value).__name__} {value}>"
+
+
+_NOUNS = {
+    "time": "a duration", "bytes": "a size", "bandwidth": "a bandwidth",
+    "flops": "a FLOP count", "flop_rate": "a compute rate", "power": "a power",
+    "energy": "an energy", "energy_per_byte": "an energy per byte", "dimensionless": "a number",
+}
+
+
+def bounds(node: Schema) -> str:
+    """'> 0', '>= 0', 'in (0, 1]' from the schema's numeric bounds."""
+    lo = next(((b, node[k]) for k, b in (("exclusiveMinimum", "("), ("minimum", "["))
+               if k in node), None)
+    hi = next(((b, node[k]) for k, b in (("exclusiveMaximum", ")"), ("maximum", "]"))
+               if k in node), None)
+    if lo and hi:
+        return f"in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+    if lo:
+        return f"{'>' if lo[0] == '(' else '>='} {lo[1]:g}"
+    if hi:
+        return f"{'<' if hi[0] == ')' else '<='} {hi[1]:g}"
+    return ""
+
+
+def describe(node: Schema) -> str:
+    """What a schema node expects, in words: 'a bandwidth > 0 such as '25 GB/s''."""
+    limit = bounds(node)
+    limit = f" {limit}" if limit else ""
+    if "x-quantity" in node:
+        kind = node["x-quantity"]
+        example = "" if kind == "dimensionless" else f" such as {EXAMPLES[kind]!r}"
+        return f"{_NOUNS[kind]}{limit}{example}"
+    if "enum" in node:
+        return one_of(node["enum"])
+    kind = node.get("type")
+    if kind == "integer":
+        return f"an integer{limit}"
+    if kind == "number":
+        return f"a number{limit}"
+    if kind == "string":
+        return "a non-empty string" if node.get("minLength") else "a string"
+    if kind == "boolean":
+        return "true or false"
+    if kind == "object":
+        return "a table"
+    if kind == "array":
+        items = node.get("items", {})
+        what = "tables" if items.get("type") == "object" else "strings"
+        least = node.get("minItems", 0)
+        return f"an array of {what}" + (f" with at least {least} entry" if least else "")
+    return "a value"
+
+
+# -- TOML -------------------------------------------------------------------------------
+
+_LOCATION = re.compile(r"\s*\((at line \d+, column \d+|at end of document)\)$")
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = _LOCATION.search(message)
+        detail = message[:where.start()] if where else message
+        at = where.group(1) if where else "somewhere"
+        raise ScenarioError("", "valid TOML", f"<a syntax error {at}>",
+                            hint=detail[:1].lower() + detail[1:]) from None
+
+
+# -- JSON Schema ----------------------------------------------------------------------
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def check_structure(doc: dict[str, Any]) -> None:
+    """Raise the first (in file order) JSON Schema violation as one ScenarioError."""
+    errors = [_convert(e) for e in _validator().iter_errors(doc)]
+    if errors:
+        errors.sort(key=lambda pe: (_position(doc, pe[0]), pe[1].path, pe[1].line()))
+        raise errors[0][1]
+
+
+def _position(doc: Any, path: Path) -> tuple[tuple[int, str], ...]:
+    """Where a path points in the file: key order of appearance, array index."""
+    out: list[tuple[int, str]] = []
+    node = doc
+    for seg in path:
+        if isinstance(seg, int):
+            out.append((seg, ""))
+            node = node[seg] if isinstance(node, list) and seg < len(node) else None
+        elif isinstance(node, dict) and seg in node:
+            out.append((list(node).index(seg), seg))
+            node = node[seg]
+        else:  # a missing key sorts after every present one
+            out.append((1 << 30, seg))
+            node = None
+    return tuple(out)
+
+
+def _convert(err: jsonschema.ValidationError) -> tuple[Path, ScenarioError]:
+    path: Path = list(err.absolute_path)
+    node, value, kind = err.schema, err.instance, err.validator
+    if not isinstance(node, dict):
+        node = {}
+    if kind == "additionalProperties":
+        props = node.get("properties", {})
+        extra = next(k for k in value if k not in props)
+        return path + [extra], ScenarioError(
+            format_path(path + [extra]), f"a key of {format_path(path) or 'the top level'} "
+            f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=hint_for(extra, props))
+    if kind == "required":
+        missing = next(k for k in err.validator_value if k not in value)
+        parent = _schema_at(path)
+        want = describe(parent.get("properties", {}).get(missing, {}))
+        return path + [missing], ScenarioError(
+            format_path(path + [missing]), want, _MISSING, hint=node.get("x-why", ""))
+    if kind == "dependentRequired":
+        dependent = next(d for d, needs in err.validator_value.items()
+                         if d in value and any(n not in value for n in needs))
+        need = next(n for n in err.validator_value[dependent] if n not in value)
+        return path + [dependent], ScenarioError(
+            format_path(path + [dependent]), f"{need!r} alongside {dependent!r}",
+            f"<{dependent!r} without {need!r}>")
+    if kind == "oneOf" and all(set(s) == {"required"} for s in err.validator_value):
+        names = [s["required"][0] for s in err.validator_value]
+        present = [n for n in names if n in value]
+        what = "neither" if not present else "both " + " and ".join(map(repr, present))
+        return path, ScenarioError(format_path(path), "exactly one of "
+                                   + " or ".join(map(repr, names)), f"<{what}>")
+    if kind == "enum":
+        return path, ScenarioError(format_path(path), one_of(err.validator_value),
+                                   found(value), hint=hint_for(value, err.validator_value))
+    if kind in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
+                "minItems", "minLength"):
+        return path, ScenarioError(format_path(path), describe(node), found(value))
+    if kind == "minProperties":
+        return path, ScenarioError(format_path(path), "a table with at least one key",
+                                   "<an empty table>")
+    return path, ScenarioError(format_path(path), err.message, found(value))
+
+
+def _schema_at(path: Sequence[Segment]) -> Schema:
+    node = schema_root()
+    for seg in path:
+        if isinstance(seg, int):
+            node = node.get("items", {})
+        else:
+            sub = node.get("properties", {}).get(seg)
+            node = sub if sub is not None else node.get("additionalProperties") or {}
+    return node
+
+
+@cache
+def schema_root() -> Schema:
+    """The schema, shared read-only inside this package."""
+    return schema()
+
+
+# -- presets, quantities, defaults ---------------------------------------------------
+
+@cache
+def _catalogs() -> dict[str, dict[str, dict[str, Any]]]:
+    return {"devices": device_presets(), "links": link_presets()}
+
+
+_IDENTITY_KEYS = frozenset({"name", "count", "preset", "a", "b"})
+
+
+def normalize(doc: dict[str, Any]) -> dict[str, Any]:
+    """The structurally valid document with presets merged, quantities parsed to SI
+    floats and defaults filled in. Raises ScenarioError for a value out of range."""
+    out = _normalize(schema_root(), doc, [])
+    assert isinstance(out, dict)
+    return out
+
+
+def _normalize(node: Schema, value: Any, path: Path) -> Any:
+    if "x-quantity" in node:
+        return _quantity(node, value, path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScenarioError(format_path(path), f"a finite {describe(node)[2:]}", found(value))
+    props = node.get("properties")
+    if isinstance(value, dict) and props is not None:
+        if "x-preset" in node and "preset" in value:
+            value = _merge_preset(node["x-preset"], props, value, path)
+        out = {k: _normalize(props[k], v, path + [k]) for k, v in value.items()}
+        for k, sub in props.items():
+            if k not in out and "default" in sub:
+                out[k] = _normalize(sub, sub["default"], path + [k])
+        return out
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_normalize(node["items"], v, path + [i]) for i, v in enumerate(value)]
+    return value
+
+
+def _merge_preset(catalog: str, props: Schema, table: dict[str, Any],
+                  path: Path) -> dict[str, Any]:
+    presets = _catalogs()[catalog]
+    name = table["preset"]
+    if name not in presets:
+        kind = "device" if catalog == "devices" else "link"
+        raise ScenarioError(format_path(path + ["preset"]),
+                            f"a {kind} preset ({', '.join(presets)})", name,
+                            hint=hint_for(name, presets))
+    merged = {k: v for k, v in presets[name].items()
+              if k in props and k not in _IDENTITY_KEYS and k not in table}
+    return {**table, **merged}
+
+
+_COMPARE = {"minimum": operator.ge, "exclusiveMinimum": operator.gt,
+            "maximum": operator.le, "exclusiveMaximum": operator.lt}
+
+
+def _quantity(node: Schema, value: Any, path: Path) -> float:
+    try:
+        x = parse_quantity(value, node["x-quantity"])
+    except QuantityError as exc:
+        expected, hint = _split_detail(exc.expected)
+        raise ScenarioError(format_path(path), expected, found(value), hint=hint) from None
+    for word, ok in _COMPARE.items():
+        if word in node and not ok(x, node[word]):
+            raise ScenarioError(format_path(path), describe(node), found(value))
+    return x
+
+
+def _split_detail(expected: str) -> tuple[str, str]:
+    """'a bandwidth such as '25 GB/s' (got a size)' -> ('a bandwidth such as ...', 'got a size')."""
+    match = re.fullmatch(r"(.*?) \((.*)\)", expected)
+    return (match.group(1), match.group(2)) if match else (expected, "")
+
+
+# -- variants -----------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+
+
+def variant_path(variant: str, dotted: str) -> str:
+    return f"variants.{key(variant)}.{json.dumps(dotted, ensure_ascii=False)}"
+
+
+def parse_key_path(variant: str, dotted: str) -> Path:
+    """The segments of a variant's key path, checked against the schema."""
+    where = variant_path(variant, dotted)
+    parts = dotted.split(".")
+    matches = [_SEGMENT.fullmatch(p) for p in parts]
+    example = "a key path such as 'workload.generator.kind' or 'hardware.units[0].count'"
+    if not dotted or not all(matches):
+        raise ScenarioError(where, example, dotted)
+    node = schema_root()
+    out: Path = []
+    for i, m in enumerate(matches):
+        assert m is not None
+        name = m.group(1)
+        props = node.get("properties", {}) if node.get("type") == "object" else {}
+        if node.get("type") == "array":
+            raise ScenarioError(where, f"a key path of the scenario format ({format_path(out)}"
+                                f" is an array: index it, as in {format_path(out)}[0].{name})",
+                                dotted)
+        if name not in props or (not out and name == "variants"):
+            choices = [k for k in props if out or k != "variants"]
+            close = closest(name, choices)
+            fixed = ".".join([*parts[:i], close + m.group(2), *parts[i + 1:]]) if close else ""
+            scope = format_path(out) or "the top level"
+            raise ScenarioError(where, f"a key path of the scenario format ({name!r} is not a "
+                                f"key of {scope})", dotted,
+                                hint=f"did you mean {fixed!r}?" if fixed else "")
+        out.append(name)
+        node = props[name]
+        for index in re.findall(r"\[(\d+)\]", m.group(2)):
+            if node.get("type") != "array":
+                raise ScenarioError(where, f"a key path of the scenario format "
+                                    f"({format_path(out)} is not an array)", dotted)
+            out.append(int(index))
+            node = node["items"]
+    return out
+
+
+def apply_override(doc: dict[str, Any], path: Path, value: Any, where: str) -> None:
+    """Set doc at path to value, creating missing tables on the way."""
+    node: Any = doc
+    for depth, seg in enumerate(path[:-1]):
+        nxt = path[depth + 1]
+        if isinstance(seg, int):
+            node = node[seg]
+            continue
+        if seg not in node:
+            node[seg] = [] if isinstance(nxt, int) else {}
+        node = node[seg]
+        if isinstance(nxt, int) and nxt >= len(node):
+            raise ScenarioError(where, f"an index of an existing entry of "
+                                f"{format_path(path[:depth + 1])} (it has {len(node)})",
+                                f"<index {nxt}>")
+    last = path[-1]
+    if isinstance(last, int) and last >= len(node):
+        raise ScenarioError(where, f"an index of an existing entry of {format_path(path[:-1])} "
+                            f"(it has {len(node)})", f"<index {last}>")
+    node[last] = value
+
+
+def relocate(err: ScenarioError, variant: str, overrides: dict[str, Path]) -> ScenarioError:
+    """An error found in a variant: point at the variant's key when it lies under one."""
+    for dotted, path in overrides.items():
+        base = format_path(path)
+        if err.path == base or err.path.startswith((base + ".", base + "[")):
+            return ScenarioError(variant_path(variant, dotted) + err.path[len(base):],
+                                 err.expected, err.found, file=err.file, hint=err.hint)
+    note = f"in variant {variant!r}"
+    hint = f"{err.hint}; {note}" if err.hint else note
+    return ScenarioError(err.path, err.expected, err.found, file=err.file, hint=hint)

@@ -1,0 +1,116 @@
+"""The command line, end to end: files written, bad input, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim.cli import main
+from leptonsim.report import summary
+from leptonsim.run import run
+from leptonsim.scenario import loads
+from tests.test_scenario_errors import CASES
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "scenarios" / "seed_case_study.toml"
+
+
+def test_run_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(SEED), "--out", str(tmp_path)]) == 0
+    report = capsys.readouterr().out
+    assert "claim: seed §4.3" in report and "work/span lower bound" in report
+    for variant in ("independent", "chain", "seed_assumptions"):
+        out = tmp_path / variant
+        assert sorted(p.name for p in out.iterdir()) == [
+            "gantt.png", "summary.json", "tasks.csv", "trace.json", "transfers.csv"]
+        assert (out / "gantt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        trace = json.loads((out / "trace.json").read_text())
+        tasks = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+        doc = json.loads((out / "summary.json").read_text())
+        assert len(tasks) == doc["tasks"]
+        for key in ("makespan_s", "critical_path_s", "total_work_s", "parallel_efficiency"):
+            assert isinstance(doc[key], float)
+        assert {"name", "busy_s", "utilization"} <= set(doc["units"][0])
+
+
+@pytest.mark.parametrize("c", CASES[::3], ids=[c.id for c in CASES[::3]])
+def test_bad_input_is_one_line_exit_2_and_no_output(c, tmp_path: Path) -> None:
+    scenario = tmp_path / "case.toml"
+    scenario.write_text(c.text())
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "leptonsim", "run", str(scenario), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(scenario) in lines[0] and c.path in lines[0]
+    assert not out.exists()
+
+
+def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["$schema"].startswith("https://json-schema.org/")
+
+
+def test_check_lists_variants(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(SEED)]) == 0
+    assert capsys.readouterr().out.count("ok: seed case study") == 3
+
+
+SCENARIO = """
+[scenario]
+name = "prop"
+seed = {seed}
+[hardware]
+topology = "{topology}"
+[[hardware.units]]
+name = "gpu"
+count = {units}
+peak = "10 TFLOP/s"
+memory_bandwidth = "1 TB/s"
+efficiency = {eff}
+[hardware.link]
+latency = "2 us"
+bandwidth = "25 GB/s"
+[workload.generator]
+kind = "{kind}"
+tasks = {tasks}
+width = 4
+stages = 2
+flops = "1 GFLOP"
+edge_bytes = "4 MB"
+spread = 0.5
+[schedule]
+scheduler = "{scheduler}"
+"""
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["full", "ring", "switch"]), st.integers(1, 6),
+       st.floats(0.1, 1.0), st.sampled_from(["independent", "chain", "fork_join", "layered"]),
+       st.integers(1, 40), st.sampled_from(["heft", "greedy"]))
+def test_same_scenario_and_seed_give_byte_identical_summary(seed, topology, units, eff, kind,
+                                                            tasks, scheduler):
+    text = SCENARIO.format(seed=seed, topology=topology, units=units, eff=eff, kind=kind,
+                           tasks=tasks, scheduler=scheduler)
+    first = json.dumps(summary(run(loads(text)[0])), indent=2)
+    second = json.dumps(summary(run(loads(text)[0])), indent=2)
+    assert first == second
+
+
+def test_summary_file_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    scenario = ROOT / "scenarios" / "heterogeneous.toml"
+    texts = []
+    for i in range(2):
+        subprocess.run([sys.executable, "-m", "leptonsim", "run", str(scenario), "--out",
+                        str(tmp_path / str(i))], check=True, capture_output=True, cwd=ROOT)
+        texts.append((tmp_path / str(i) / "heft" / "summary.json").read_bytes())
+    assert texts[0] == texts[1]
