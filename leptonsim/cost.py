@@ -22,7 +22,8 @@ class CostModel(Protocol):
 
 
 class Roofline:
-    """t = max(flops / (peak * E), bytes / mem_bw) + overhead; fixed tasks take d / E."""
+    """t = max(flops / (peak * E), bytes / mem_bw) + overhead; fixed tasks take d / E,
+    fixed communication stand-ins (graph.comm) take d."""
 
     name = "roofline"
 
@@ -30,12 +31,18 @@ class Roofline:
         return np.stack([self.unit_times(graph, u) for u in cluster.unit_types])
 
     @staticmethod
-    def unit_times(graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
-        compute = graph.flops / (unit.peak_flops * unit.efficiency)
-        memory = graph.nbytes / unit.memory_bandwidth
-        t = np.maximum(compute, memory) + unit.overhead_s
+    def seconds(flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit) -> np.ndarray:
+        """Roofline time of FLOP/byte columns on one unit."""
+        compute = flops / (unit.peak_flops * unit.efficiency)
+        return np.maximum(compute, nbytes / unit.memory_bandwidth) + unit.overhead_s
+
+    @classmethod
+    def unit_times(cls, graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
+        t = cls.seconds(graph.flops, graph.nbytes, unit)
         fixed = ~np.isnan(graph.duration_s)
         t[fixed] = graph.duration_s[fixed] / unit.efficiency
+        comm = fixed & graph.comm
+        t[comm] = graph.duration_s[comm]
         return t
 
 

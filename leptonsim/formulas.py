@@ -219,3 +219,88 @@ def _finite_list(name: str, values: Iterable[float], *, minimum: float) -> list[
     for i, x in enumerate(items):
         _check(f"{name}[{i}]", x, minimum=minimum)
     return [float(x) for x in items]
+
+
+# --- more collectives (appended with leptonsim.parallel.collectives) -----------------
+
+
+def _check_link(nbytes: float, latency_s: float, bandwidth: float, prefix: str = "") -> None:
+    _check("nbytes", nbytes, minimum=0.0)
+    _check(f"{prefix}latency_s", latency_s, minimum=0.0)
+    _check(f"{prefix}bandwidth", bandwidth, minimum=0.0, strict=True)
+
+
+def ring_reduce_scatter_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
+    """(p-1) alpha + (p-1)/p * n/B: ring reduce-scatter of an n-byte buffer over p ranks.
+
+    Source: Thakur, Rabenseifner & Gropp, "Optimization of collective communication
+    operations in MPICH", IJHPCA 19(1), 2005. p-1 steps of one n/p chunk to the right
+    neighbour, uncontended links (ring or fully connected duplex), reduction compute
+    ignored. p = 1 costs 0.
+    """
+    _check_count("p", p)
+    _check_link(nbytes, latency_s, bandwidth)
+    return float((p - 1) * latency_s + ((p - 1) / p) * (nbytes / bandwidth))
+
+
+def ring_allgather_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
+    """(p-1) alpha + (p-1)/p * n/B: ring all-gather of an n-byte result (n/p per rank).
+
+    Source: Thakur, Rabenseifner & Gropp 2005. As ring_reduce_scatter_time, no reduction.
+    """
+    return ring_reduce_scatter_time(p, nbytes, latency_s, bandwidth)
+
+
+def halving_doubling_allreduce_time(p: int, nbytes: float, latency_s: float,
+                                    bandwidth: float) -> float:
+    """2 log2(p) alpha + 2(p-1)/p * n/B: Rabenseifner's all-reduce, p a power of two.
+
+    Source: Thakur, Rabenseifner & Gropp 2005, sec. 4: recursive-halving reduce-scatter
+    (n/2, ..., n/p) then recursive-doubling all-gather (n/p, ..., n/2). Holds when each
+    exchanging pair has its own duplex link (fully connected); reduction ignored.
+    """
+    _check_count("p", p)
+    if p & (p - 1):
+        raise ValueError(f"p must be a power of two, got {p!r}")
+    _check_link(nbytes, latency_s, bandwidth)
+    steps = 2 * (p.bit_length() - 1)
+    return float(steps * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth))
+
+
+def all_to_all_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
+    """alpha + n/(p B): direct pairwise all-to-all, each rank holding n bytes.
+
+    Source: Thakur, Rabenseifner & Gropp 2005. Each rank sends p-1 messages of n/p
+    bytes at once; on a fully connected duplex topology each ordered pair has its own
+    link direction, so none queue. (Through one port per rank they would serialise:
+    (p-1)(alpha + n/(pB)).) p = 1 costs 0.
+    """
+    _check_count("p", p)
+    _check_link(nbytes, latency_s, bandwidth)
+    return 0.0 if p == 1 else float(latency_s + (nbytes / p) / bandwidth)
+
+
+def hierarchical_allreduce_time(nodes: int, per_node: int, nbytes: float,
+                                intra_latency_s: float, intra_bandwidth: float,
+                                inter_latency_s: float, inter_bandwidth: float) -> float:
+    """Two-level all-reduce on a two_level cluster of m nodes x g units (derivation and
+    exactness conditions: leptonsim.parallel.collectives.hierarchical_allreduce).
+
+    With delta = a1 + n/(g B1), c = n/(g m), gamma = a1 + c/B1, beta = a2 + c/B2,
+    S = 2(m-1): T = 4 (g-1) delta + [m > 1] (2 gamma + (g+1) beta
+    + (S-1) max(2 gamma + 2 beta, g beta)). Sources: Thakur et al. 2005; Patarasuk &
+    Yuan, JPDC 69(2), 2009. Reduction compute ignored.
+    """
+    _check_count("nodes", nodes)
+    _check_count("per_node", per_node)
+    _check_link(nbytes, intra_latency_s, intra_bandwidth, "intra_")
+    _check_link(nbytes, inter_latency_s, inter_bandwidth, "inter_")
+    m, g = nodes, per_node
+    total = 4.0 * (g - 1) * (intra_latency_s + (nbytes / g) / intra_bandwidth)
+    if m == 1:
+        return float(total)
+    chunk = nbytes / g / m
+    gamma = intra_latency_s + chunk / intra_bandwidth
+    beta = inter_latency_s + chunk / inter_bandwidth
+    return float(total + 2 * gamma + (g + 1) * beta
+                 + (2 * m - 3) * max(2 * gamma + 2 * beta, g * beta))

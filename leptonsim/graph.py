@@ -54,7 +54,10 @@ class Labels(Sequence[str]):
 @dataclass(frozen=True, eq=False)
 class TaskGraph:
     """Tasks 0..n-1 and edges 0..m-1. A task is either roofline-costed (flops, nbytes)
-    or fixed (duration_s not NaN). pin[i] is a unit index or -1 for "anywhere"."""
+    or fixed (duration_s not NaN). pin[i] is a unit index or -1 for "anywhere".
+    comm[i] marks a fixed task that stands for communication the graph does not
+    spell out as transfers (a collapsed collective): its duration is not divided by
+    the unit's efficiency."""
 
     names: Sequence[str]
     flops: np.ndarray
@@ -65,10 +68,13 @@ class TaskGraph:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray
     kinds: Sequence[str] | None = None
+    comm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
-        for col in ("flops", "nbytes", "duration_s", "pin"):
+        if self.comm is None:
+            object.__setattr__(self, "comm", np.zeros(n, bool))
+        for col in ("flops", "nbytes", "duration_s", "pin", "comm"):
             if len(getattr(self, col)) != n:
                 raise GraphError(f"column {col} has {len(getattr(self, col))} entries for {n} tasks")
         self._check_sizes()
@@ -245,15 +251,18 @@ class GraphBuilder:
         self._names: list[str] = []
         self._kinds: list[str] = []
         self._cols: tuple[list[float], ...] = ([], [], [], [])
+        self._comm: list[bool] = []
         self._edges: tuple[list[int], list[int], list[float]] = ([], [], [])
 
     def task(self, name: str, *, flops: float = 0.0, nbytes: float = 0.0,
-             duration_s: float | None = None, pin: int = -1, kind: str = "task") -> int:
+             duration_s: float | None = None, pin: int = -1, kind: str = "task",
+             comm: bool = False) -> int:
         if name in self._index:
             raise GraphError(f"duplicate task name {name!r}", path=name)
         self._index[name] = len(self._names)
         self._names.append(name)
         self._kinds.append(kind)
+        self._comm.append(comm)
         for col, value in zip(self._cols, (flops, nbytes, np.nan if duration_s is None
                                            else duration_s, pin), strict=True):
             col.append(value)
@@ -273,7 +282,8 @@ class GraphBuilder:
 
     def build(self) -> TaskGraph:
         vocab = sorted(set(self._kinds))
-        kind_ids = np.array([vocab.index(k) for k in self._kinds], np.int16)
+        index = {k: i for i, k in enumerate(vocab)}
+        kind_ids = np.array([index[k] for k in self._kinds], np.int16)
         flops, nbytes, duration, pin = self._cols
         return TaskGraph(
             names=tuple(self._names),
@@ -282,7 +292,7 @@ class GraphBuilder:
             edge_src=np.array(self._edges[0], np.int64),
             edge_dst=np.array(self._edges[1], np.int64),
             edge_bytes=np.array(self._edges[2], float),
-            kinds=Labels(vocab, kind_ids),
+            kinds=Labels(vocab, kind_ids), comm=np.array(self._comm, bool),
         )
 
 

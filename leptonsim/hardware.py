@@ -81,6 +81,7 @@ class Cluster:
     switches: tuple[str, ...] = ()
     _route_cache: dict[tuple[int, int], tuple[int, ...]] = field(
         default_factory=dict, repr=False, compare=False)
+    _parents: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [u.name for u in self.units] + list(self.switches)
@@ -158,7 +159,9 @@ class Cluster:
         hit = self._route_cache.get(key)
         if hit is not None:
             return hit
-        parent = self._bfs(src)
+        parent = self._parents.get(src)
+        if parent is None:
+            parent = self._parents[src] = self._bfs(src)
         if parent[dst] < 0:
             raise SimulationError(
                 f"no route from {self.units[src].name} to {self.units[dst].name}")
@@ -207,10 +210,16 @@ class Cluster:
                 gap[i, j] = sum(1.0 / chans[c].bandwidth for c in path)
         return lat, gap
 
+    def path_cost(self, src: int, dst: int) -> tuple[float, float]:
+        """(L, G) of one pair, as in comm_matrices, without computing all pairs."""
+        chans = self.channels
+        path = self.route(src, dst)
+        return (sum(chans[c].latency_s for c in path), sum(1.0 / chans[c].bandwidth for c in path))
+
     def transfer_time(self, nbytes: float, src: int, dst: int) -> float:
         """Uncontended time to move nbytes from unit src to unit dst."""
-        lat, gap = self.comm_matrices
-        return float(lat[src, dst] + nbytes * gap[src, dst])
+        lat, gap = self.path_cost(src, dst)
+        return lat + nbytes * gap
 
 
 # -- topologies ------------------------------------------------------------------

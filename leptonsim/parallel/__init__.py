@@ -1,0 +1,1 @@
+"""Parallel training strategies: pipeline partition and schedules, memory, step graphs."""

@@ -1,0 +1,56 @@
+"""Memory of every device of a step configuration, checked before anything is built:
+a configuration that does not fit is reported, not simulated as if it fitted."""
+
+from __future__ import annotations
+
+from ..errors import SimulationError
+from ..hardware import Cluster
+from ..models import Model
+from ..quantities import format_quantity
+from .config import ParallelConfig
+from .memory import MemoryBreakdown, stage_memory
+from .pipeline import Op
+from .tensor import LayerRole
+
+
+def in_flight(order: list[Op], chunk: int) -> int:
+    """Most micro-batches of a chunk whose forward ran and backward did not yet."""
+    live = peak = 0
+    for kind, _, c in order:
+        if c == chunk:
+            live += 1 if kind == "F" else -1
+            peak = max(peak, live)
+    return max(peak, 1)
+
+
+def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list[LayerRole],
+                stages: list[tuple[int, int]], orders: list[list[Op]]
+                ) -> tuple[tuple[str, MemoryBreakdown], ...]:
+    sharded = [r.sharded for r in roles]
+    rows = []
+    for s, order in enumerate(orders):
+        parts = [stage_memory(model, stages[c * cfg.pp + s], tp=cfg.tp,
+                              microbatch_size=cfg.microbatch_size,
+                              in_flight=in_flight(order, c), optimizer=cfg.optimizer,
+                              dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
+                              training=cfg.training, sharded=sharded)
+                 for c in range(cfg.chunks)]
+        total = MemoryBreakdown(*(sum(getattr(p, f) for p in parts) for f in (
+            "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
+        unit = cluster.units[cfg.rank(0, s, 0)]
+        rows.append((f"stage {s} ({unit.name})", total))
+        if total.total_bytes > unit.memory_bytes:
+            raise SimulationError(_overflow(s, unit.name, total, unit.memory_bytes, cfg))
+    return tuple(rows)
+
+
+def _overflow(s: int, unit: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConfig) -> str:
+    def gib(x: float) -> str:
+        return format_quantity(x, "bytes")
+
+    return (f"does not fit: pipeline stage {s} needs {gib(m.total_bytes)} per unit on {unit} "
+            f"and the units sharing its stage, {gib(m.total_bytes - capacity)} more than its "
+            f"{gib(capacity)} (weights {gib(m.weights_bytes)}, gradients {gib(m.gradients_bytes)}, "
+            f"optimizer {gib(m.optimizer_bytes)}, activations {gib(m.activations_bytes)}); "
+            f"try more tp/pp, recompute, or fewer micro-batches in flight "
+            f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp})")
