@@ -61,10 +61,13 @@ def relative_speeds(times: np.ndarray, ref: int) -> np.ndarray:
     return np.array(speeds)
 
 
-def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace) -> Metrics:
-    """times: per unit type, per task (as from a CostModel)."""
+def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace,
+            copies: np.ndarray | None = None) -> Metrics:
+    """times: per unit type, per task (as from a CostModel). copies[i]: how many units
+    run task i at once (a symmetric tensor-parallel group's size; 1 when None), so W
+    counts the work of every unit the task stands for."""
     ref = int(np.argmin(times.sum(axis=1))) if graph.size else 0
-    work = float(times[ref].sum())
+    work = float(times[ref].sum() if copies is None else (times[ref] * copies).sum())
     capacity = float(relative_speeds(times, ref)[cluster.unit_type].sum())
     span, path = graph.longest_path(times.min(axis=0)) if graph.size else (0.0, [])
     makespan = trace.makespan_s

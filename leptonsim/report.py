@@ -39,7 +39,18 @@ def summary(result: RunResult) -> dict[str, Any]:
                       "relative_error": r.relative_error, "within_bounds": r.within_bounds,
                       "proven": r.proven, "note": r.note} for r in result.formulas],
         "claims": _claims(result),
+        "memory": _memory(result),
     }
+
+
+def _memory(result: RunResult) -> list[dict[str, Any]]:
+    """Per pipeline stage, the bytes one unit holds (DNN workloads only)."""
+    step = result.scenario.step
+    if step is None:
+        return []
+    return [{"where": where, "weights_bytes": m.weights_bytes, "gradients_bytes": m.gradients_bytes,
+             "optimizer_bytes": m.optimizer_bytes, "activations_bytes": m.activations_bytes,
+             "total_bytes": m.total_bytes} for where, m in step.memory]
 
 
 def _claims(result: RunResult) -> list[dict[str, Any]]:
@@ -85,6 +96,7 @@ def render(result: RunResult) -> str:
         lines.append(f"{'claim: ' + c['source']:<26}{c['key']:<22}"
                      f"{_fmt(c['claimed'], c['key']):>12}{_fmt(c['simulated'], c['key']):>12}"
                      f"{err:>9}")
+    lines += _memory_lines(result)
     busiest = sorted(m.units, key=lambda u: -u.utilization)[:4]
     lines += ["", "busiest units: " + ", ".join(f"{u.name} {u.utilization:.0%}" for u in busiest)]
     links = sorted((c for c in m.channels if c.transfers), key=lambda c: -c.utilization)[:3]
@@ -93,16 +105,38 @@ def render(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def _memory_lines(result: RunResult) -> list[str]:
+    step = result.scenario.step
+    if step is None:
+        return []
+    cfg = step.config
+
+    def b(x: float) -> str:
+        return format_quantity(x, "bytes")
+
+    lines = ["", f"dp {cfg.dp} x pp {cfg.pp} x tp {cfg.tp}, {cfg.microbatches} micro-batches of "
+             f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}; memory per unit:"]
+    for where, mem in step.memory[:8]:
+        lines.append(f"  {where:<22} {b(mem.total_bytes):>9} = weights {b(mem.weights_bytes)}"
+                     f" + grads {b(mem.gradients_bytes)} + optimizer {b(mem.optimizer_bytes)}"
+                     f" + activations {b(mem.activations_bytes)}")
+    if len(step.memory) > 8:
+        lines.append(f"  ... {len(step.memory) - 8} more stages in summary.json")
+    return lines
+
+
 def render_comparison(results: list[RunResult]) -> str:
-    """One line per variant: the makespan beside its bounds and any claimed figure."""
-    head = f"{'variant':<22}{'makespan':>12}{'lower bnd':>12}{'seed T_p':>12}{'claimed':>12}"
-    lines = [f"== {results[0].scenario.name}: variants side by side ==", head]
+    """One line per variant: the makespan beside its bounds, seed formula and claims."""
+    lines = [f"== {results[0].scenario.name}: variants side by side ==",
+             f"{'variant':<18}{'makespan':>11}{'lower bnd':>11}{'seed T_p':>11}"
+             f"{'speed-up':>10}{'par.eff':>9}{'claimed':>11}"]
     for r in results:
         rows = {row.name: row for row in r.formulas}
-        claimed = r.scenario.claims.get("makespan_s")
+        m = r.metrics
         lines.append(
-            f"{r.scenario.variant or '(base)':<22}{_fmt(r.metrics.makespan_s, '_s'):>12}"
-            f"{_fmt(rows['work/span lower bound'].prediction, '_s'):>12}"
-            f"{_fmt(rows['seed parallel time'].prediction, '_s'):>12}"
-            f"{_fmt(claimed, '_s'):>12}")
+            f"{r.scenario.variant or '(base)':<18}{_fmt(m.makespan_s, '_s'):>11}"
+            f"{_fmt(rows['work/span lower bound'].prediction, '_s'):>11}"
+            f"{_fmt(rows['seed parallel time'].prediction, '_s'):>11}"
+            f"{m.speedup:>10.3g}{m.parallel_efficiency:>9.1%}"
+            f"{_fmt(r.scenario.claims.get('makespan_s'), '_s'):>11}")
     return "\n".join(lines)

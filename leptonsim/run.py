@@ -17,7 +17,7 @@ from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_tra
 from .metrics import Metrics
 from .scenario import Scenario
 from .sim import SCHEDULERS, simulate
-from .trace import Trace
+from .trace import Trace, mirror_units
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def run(scenario: Scenario) -> RunResult:
     cost = Roofline()
     times = cost.task_times(scenario.graph, scenario.cluster)
     trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost)
-    m = metrics.compute(scenario.graph, scenario.cluster, times, trace)
+    m = _metrics(scenario, times, trace)
     ref = int(np.argmin(times.sum(axis=1)))
     obj = scenario.objective
     rows = evaluate.compare(
@@ -40,6 +40,16 @@ def run(scenario: Scenario) -> RunResult:
         communicated=len(trace.xfer_channel) > 0,
         objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
     return RunResult(scenario, trace, m, rows)
+
+
+def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace) -> Metrics:
+    """A symmetric run simulated one unit per tensor-parallel group: its metrics count
+    every unit of the group (the written trace keeps the simulated units only)."""
+    step = scenario.step
+    if step is None or step.config.tp_mode != "symmetric" or step.config.tp == 1:
+        return metrics.compute(scenario.graph, scenario.cluster, times, trace)
+    return metrics.compute(scenario.graph, scenario.cluster, times, mirror_units(trace, step.groups),
+                           np.full(scenario.graph.size, step.config.tp))
 
 
 def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:

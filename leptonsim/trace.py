@@ -7,7 +7,7 @@ reachable through `task_rows()` / `transfer_rows()` for exporters and tests.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,3 +83,18 @@ class Trace:
                 float(self.xfer_start[i]),
                 float(self.xfer_end[i]),
             )
+
+
+def mirror_units(trace: Trace, groups: dict[int, tuple[int, ...]]) -> Trace:
+    """Copy each task row of a representative unit to every unit of its group.
+
+    A symmetric simulation runs one unit per group of identical units doing the same
+    work at the same time; mirroring shows the others busy too. Transfers are not
+    copied: the representative's already carry the whole group's bytes.
+    """
+    members = [np.array(groups.get(u, (u,)), np.int64) for u in range(len(trace.unit_names))]
+    count = np.array([len(m) for m in members])[trace.task_unit]
+    rows = np.repeat(np.arange(len(trace.task)), count)
+    unit = np.concatenate([members[u] for u in trace.task_unit.tolist()]) if len(rows) else rows
+    return replace(trace, task=trace.task[rows], task_unit=unit,
+                   task_start=trace.task_start[rows], task_end=trace.task_end[rows])

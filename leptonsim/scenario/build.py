@@ -24,6 +24,8 @@ from ..hardware import (
     switch,
     two_level,
 )
+from ..parallel.step import StepGraph, build_step
+from .model import build_model, build_parallel
 from .validate import format_path, hint_for, schema_root
 
 Doc = dict[str, Any]
@@ -57,6 +59,7 @@ class Scenario:
     claim_source: str
     objective: Objective | None
     file: str
+    step: StepGraph | None = None  # the DNN step the graph was built from, if any
 
     @property
     def label(self) -> str:
@@ -68,8 +71,9 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
     meta = doc["scenario"]
     seed = int(meta["seed"])
     cluster = build_cluster(doc["hardware"])
-    graph = build_graph(doc["workload"], cluster, seed)
-    scheduler = doc.get("schedule", {}).get("scheduler", "heft")
+    step = _step(doc, cluster) if "model" in doc["workload"] else None
+    graph = step.graph if step else build_graph(doc["workload"], cluster, seed)
+    scheduler = doc.get("schedule", {}).get("scheduler", "static" if step else "heft")
     if scheduler == "static" and graph.size and (graph.pin < 0).any():
         first = graph.names[int((graph.pin < 0).nonzero()[0][0])]
         raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
@@ -85,8 +89,19 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
     return Scenario(
         name=meta["name"], variant=variant, description=meta["description"], seed=seed,
         cluster=cluster, graph=graph, scheduler=scheduler, claims=claims,
-        claim_source=claims_doc.get("source", ""), objective=objective, file=file,
+        claim_source=claims_doc.get("source", ""), objective=objective, file=file, step=step,
     )
+
+
+def _step(doc: Doc, cluster: Cluster) -> StepGraph:
+    table = doc["workload"]["model"]
+    model = build_model(table)
+    cfg = build_parallel(table, doc.get("parallel", {}), cluster.size)
+    try:
+        return build_step(model, cfg, cluster)
+    except ValueError as err:
+        raise ScenarioError("parallel", f"a configuration that splits {model.name}",
+                            f"<{err}>") from None
 
 
 # -- hardware ---------------------------------------------------------------------------

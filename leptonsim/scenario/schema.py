@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 from ..quantities import EXAMPLES
+from .model import model_schema, parallel_schema
 
 __all__ = ["schema", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "SCHEDULERS"]
 
@@ -244,12 +245,13 @@ def _task() -> Schema:
 
 
 def _workload() -> Schema:
-    node = _table("The task graph: a generator or explicit tasks", {
+    node = _table("The task graph: a generator, explicit tasks, or a DNN model", {
         "generator": _generator(),
         "tasks": {"type": "array", "minItems": 1, "items": _task(),
                   "description": "An explicit task graph, one table per task"},
+        "model": model_schema(_table, _int, _qty),
     })
-    node.update(_exactly_one("generator", "tasks"))
+    node.update(_exactly_one("generator", "tasks", "model"))
     return node
 
 
@@ -259,6 +261,9 @@ def _schema() -> Schema:
         "scenario": _scenario(),
         "hardware": _hardware(),
         "workload": _workload(),
+        "parallel": parallel_schema(_table, _int, _qty),
+        "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
+                  "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
             "scheduler": {"enum": list(SCHEDULERS), "default": "heft",
                           "description": "heft (earliest finish time list scheduling), greedy "

@@ -1,0 +1,127 @@
+"""The `[workload.model]` and `[parallel]` tables: a DNN from the zoo or declared
+layer by layer, and how it is split over the cluster (the seed's model partition,
+task assignment and data synchronisation)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import ops
+from ..errors import ScenarioError
+from ..models import LayerStack, Model
+from ..parallel.config import OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
+from ..zoo import ZOO, get_model
+
+Doc = dict[str, Any]
+Schema = dict[str, Any]
+
+OPS: dict[str, type[ops.Op]] = {cls.kind: cls for cls in (  # type: ignore[attr-defined]
+    ops.Conv2D, ops.MaxPool2D, ops.AvgPool2D, ops.GlobalAvgPool, ops.Dense, ops.Flatten,
+    ops.ReLU, ops.GELU, ops.Tanh, ops.Sigmoid, ops.BatchNorm, ops.LayerNorm, ops.Embedding,
+    ops.LSTM, ops.GRU, ops.MultiHeadSelfAttention, ops.Softmax, ops.SoftmaxCrossEntropy,
+    ops.SigmoidCrossEntropy)}
+PRECISION_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
+
+
+def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
+    layer = table("One layer: `op` names the op kind; the other keys are its arguments "
+                  "(e.g. filters, kernel, stride, padding, units, heads, vocab, dim)", {
+                      "name": {"type": "string", "description": "Layer name, unique"},
+                      "op": {"enum": sorted(OPS), "description": "The op kind"},
+                  }, ("op",), additionalProperties=True)
+    return table("A DNN whose training step or inference pass becomes the task graph", {
+        "name": {"enum": sorted(ZOO), "description": "A model of the zoo (leptonsim model NAME "
+                                                     "prints its layers)"},
+        "input_shape": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                        "minItems": 1, "description": "Per-sample input shape, needed with layers"},
+        "layers": {"type": "array", "minItems": 1, "items": layer,
+                   "description": "The model declared layer by layer, in execution order"},
+        "batch": integer("Global batch: samples per step, over all replicas", 1),
+        "microbatches": integer("Micro-batches per replica per step", 1, 1),
+        "training": {"type": "boolean", "default": True,
+                     "description": "A training step (forward, backward, gradient sync, "
+                                    "optimizer) or, if false, an inference pass"},
+        "recompute": {"type": "boolean", "default": False,
+                      "description": "Recompute activations in the backward pass"},
+        "optimizer": {"enum": list(OPTIMIZERS), "default": "adam",
+                      "description": "The optimizer update: sgd or adam"},
+        "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
+                      "description": "Numeric format of weights, activations and gradients"},
+    }, ("batch",), oneOf=[{"required": ["name"]}, {"required": ["layers"]}])
+
+
+def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
+    return table("How a [workload.model] is split: data x pipeline x tensor parallelism; "
+                 "units are laid out tensor-parallel first, so tp units of a node form a group", {
+                     "dp": integer("Data-parallel replicas", 1, 1),
+                     "pp": integer("Pipeline stages", 1, 1),
+                     "tp": integer("Tensor-parallel ranks per stage (Megatron-style)", 1, 1),
+                     "schedule": {"enum": list(PIPELINE_SCHEDULES), "default": "1f1b",
+                                  "description": "Pipeline schedule: gpipe, 1f1b or interleaved"},
+                     "chunks": integer("Model chunks per device (interleaved schedule)", 1, 1),
+                     "bucket": quantity("bytes", "Gradient all-reduce bucket size", 25e6,
+                                        exclusiveMinimum=0),
+                     "tp_mode": {"enum": list(TP_MODES), "default": "full",
+                                 "description": "full: simulate every rank; symmetric: one rank "
+                                                "per tensor-parallel group, exact collective times"},
+                     "fuse": {"type": "boolean", "default": False,
+                              "description": "One task per run of layers between collectives"},
+                 })
+
+
+def build_model(table: Doc) -> Model:
+    if "name" in table:
+        return get_model(table["name"])
+    if "input_shape" not in table:
+        raise ScenarioError("workload.model.input_shape", "the per-sample input shape, e.g. "
+                            "[28, 28, 1], for a model declared with layers", "<nothing>")
+    stack = LayerStack("declared", tuple(table["input_shape"]))
+    for i, spec in enumerate(table["layers"]):
+        path = f"workload.model.layers[{i}]"
+        op = _op(spec, path)
+        try:
+            stack.add(spec.get("name", f"{spec['op']}{i}"), op)
+        except ValueError as err:
+            raise ScenarioError(path, "a layer that fits the previous layer's output",
+                                f"<{err}>") from None
+    return stack.build()
+
+
+def _op(spec: Doc, path: str) -> ops.Op:
+    from .validate import hint_for  # validate imports the schema, which imports this module
+
+    cls = OPS[spec["op"]]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    args = {k: v for k, v in spec.items() if k not in ("op", "name")}
+    for key in args:
+        if key not in fields:
+            raise ScenarioError(f"{path}.{key}", f"an argument of {spec['op']} "
+                                f"({', '.join(sorted(fields)) or 'none'})", f"<unknown key {key!r}>",
+                                hint=hint_for(key, fields).strip(" ()"))
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as err:
+        raise ScenarioError(path, f"valid arguments for {spec['op']}", f"<{err}>") from None
+
+
+def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfig:
+    cfg = {k: parallel.get(k, d) for k, d in (("dp", 1), ("pp", 1), ("tp", 1),
+                                                ("schedule", "1f1b"), ("chunks", 1))}
+    if cfg["dp"] * cfg["pp"] * cfg["tp"] != units:
+        raise ScenarioError("parallel", f"dp x pp x tp equal to the {units} units of the hardware",
+                            f"<{cfg['dp']} x {cfg['pp']} x {cfg['tp']} = "
+                            f"{cfg['dp'] * cfg['pp'] * cfg['tp']}>")
+    try:
+        return ParallelConfig(
+            **cfg, batch=int(model_table["batch"]),
+            microbatches=int(model_table.get("microbatches", 1)),
+            training=bool(model_table.get("training", True)),
+            recompute=bool(model_table.get("recompute", False)),
+            optimizer=model_table.get("optimizer", "adam"),
+            dtype_bytes=PRECISION_BYTES[model_table.get("precision", "fp16")],
+            bucket_bytes=float(parallel.get("bucket", 25e6)),
+            tp_mode=parallel.get("tp_mode", "full"), fuse=bool(parallel.get("fuse", False)))
+    except ValueError as err:
+        raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

@@ -1,0 +1,92 @@
+"""Run a sweep: skip what results.csv already holds, run the rest on an executor, append
+each row as it finishes, then write results.sorted.csv."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .executors import InlineExecutor
+from .load import PointTask, Sweep
+from .row import columns
+from .store import ResultsFile, read_rows, write_sorted
+from .worker import PointFailure, evaluate
+
+__all__ = ["RESULTS", "SORTED", "SweepOutcome", "run_sweep"]
+
+RESULTS = "results.csv"
+SORTED = "results.sorted.csv"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    total: int          # points × variants in the sweep
+    resumed: int        # found finished in results.csv
+    computed: int       # run now
+    results: Path
+    sorted: Path
+
+
+def _progress(total: int, initial: int, show: bool | None) -> Any:
+    from tqdm import tqdm
+
+    enabled = sys.stderr.isatty() if show is None else show
+    return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr,
+                unit="point", desc="sweep", dynamic_ncols=True, smoothing=0.1)
+
+
+def run_sweep(sweep: Sweep, out_dir: Path, executor: Executor | None = None, *,
+              slots: int = 1, price_per_unit_hour: float | None = None,
+              progress: bool | None = None) -> SweepOutcome:
+    """Run every point of `sweep` not already in out_dir/results.csv on `executor`
+    (in this process when None), keeping about 2·slots points in flight.
+    progress: True/False to force the bar on or off; None shows it on a terminal."""
+    header = columns(sweep.parameter_names)
+    results = out_dir / RESULTS
+    with ResultsFile(results, header) as store:
+        done = {(r["point_id"], r["variant"]) for r in store.existing}
+        todo = [t for t in sweep.tasks(price_per_unit_hour)
+                if (t.point.point_id, t.variant) not in done]
+        resumed = len(sweep) - len(todo)
+        with _progress(len(sweep), resumed, progress) as bar:
+            for row in _results(executor or InlineExecutor(), iter(todo), max(2 * slots, 1)):
+                store.append(row)
+                bar.update(1)
+    order = {(t.point.point_id, t.variant): t.order() for t in sweep.tasks()}
+    rows = [r for r in read_rows(results) if (r["point_id"], r["variant"]) in order]
+    rows.sort(key=lambda r: order[(r["point_id"], r["variant"])])
+    sorted_path = write_sorted(out_dir / SORTED, header, rows)
+    return SweepOutcome(len(sweep), resumed, len(todo), results, sorted_path)
+
+
+def _results(executor: Executor, tasks: Iterator[PointTask], window: int
+             ) -> Iterator[dict[str, Any]]:
+    """Rows in completion order, with at most `window` points submitted at a time.
+    A point that is a mistake in the sweep stops the sweep with its ScenarioError."""
+    running: set[Future[Any]] = set()
+
+    def fill() -> None:
+        while len(running) < window:
+            task = next(tasks, None)
+            if task is None:
+                return
+            running.add(executor.submit(evaluate, task))
+
+    fill()
+    try:
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.discard(future)
+                outcome = future.result()
+                if isinstance(outcome, PointFailure):
+                    raise outcome.error()
+                yield outcome
+            fill()
+    finally:
+        for future in running:
+            future.cancel()
