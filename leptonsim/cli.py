@@ -52,6 +52,23 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    from .models import format_layer_table
+    from .zoo import ZOO, get_model
+
+    if args.name is None:
+        print("models: " + ", ".join(sorted(ZOO)))
+        return 0
+    try:
+        model = get_model(args.name)
+    except KeyError as err:
+        print(f"error: model: expected one of {', '.join(sorted(ZOO))}, found {err.args[0]}",
+              file=sys.stderr)
+        return BAD_INPUT
+    print(format_layer_table(model))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="leptonsim",
@@ -71,6 +88,11 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_check)
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     s.set_defaults(func=_schema)
+    m = sub.add_parser("model", help="print a zoo model's layers: shapes, parameters, FLOPs",
+                       description="Print a Keras-summary-like table of a zoo model; without a "
+                                   "name, list the zoo.")
+    m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
+    m.set_defaults(func=_model)
     return p
 
 

@@ -3,6 +3,8 @@ a configuration that does not fit is reported, not simulated as if it fitted."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import SimulationError
 from ..hardware import Cluster
 from ..models import Model
@@ -37,19 +39,26 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                  for c in range(cfg.chunks)]
         total = MemoryBreakdown(*(sum(getattr(p, f) for p in parts) for f in (
             "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
-        unit = cluster.units[cfg.rank(0, s, 0)]
-        rows.append((f"stage {s} ({unit.name})", total))
-        if total.total_bytes > unit.memory_bytes:
-            raise SimulationError(_overflow(s, unit.name, total, unit.memory_bytes, cfg))
+        rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})", total))
+    check_fits(rows, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
     return tuple(rows)
 
 
-def _overflow(s: int, unit: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConfig) -> str:
+def check_fits(rows: Sequence[tuple[str, MemoryBreakdown]], cluster: Cluster, units: list[int],
+               cfg: ParallelConfig) -> None:
+    """Raise, naming the first row whose unit's memory is too small, and by how much."""
+    for (where, need), u in zip(rows, units, strict=True):
+        capacity = cluster.units[u].memory_bytes
+        if need.total_bytes > capacity:
+            raise SimulationError(_overflow(where, need, capacity, cfg))
+
+
+def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConfig) -> str:
     def gib(x: float) -> str:
         return format_quantity(x, "bytes")
 
-    return (f"does not fit: pipeline stage {s} needs {gib(m.total_bytes)} per unit on {unit} "
-            f"and the units sharing its stage, {gib(m.total_bytes - capacity)} more than its "
+    return (f"does not fit: {where} needs {gib(m.total_bytes)} per unit, "
+            f"{gib(m.total_bytes - capacity)} more than its "
             f"{gib(capacity)} (weights {gib(m.weights_bytes)}, gradients {gib(m.gradients_bytes)}, "
             f"optimizer {gib(m.optimizer_bytes)}, activations {gib(m.activations_bytes)}); "
             f"try more tp/pp, recompute, or fewer micro-batches in flight "

@@ -24,6 +24,7 @@ from ..hardware import (
     switch,
     two_level,
 )
+from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from .model import build_model, build_parallel
 from .validate import format_path, hint_for, schema_root
@@ -97,7 +98,12 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table)
     cfg = build_parallel(table, doc.get("parallel", {}), cluster.size)
+    sharded = doc.get("parallel", {}).get("embeddings") == "sharded"
     try:
+        if sharded:
+            if not is_recommender(model):
+                raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
+            return build_recsys_step(model, cfg, cluster)
         return build_step(model, cfg, cluster)
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",

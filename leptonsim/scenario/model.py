@@ -68,6 +68,10 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                 "per tensor-parallel group, exact collective times"},
                      "fuse": {"type": "boolean", "default": False,
                               "description": "One task per run of layers between collectives"},
+                     "embeddings": {"enum": ["replicated", "sharded"], "default": "replicated",
+                                    "description": "Recommenders: replicate embedding tables "
+                                                   "(plain data parallelism) or shard them over "
+                                                   "the units with all-to-alls (DLRM hybrid)"},
                  })
 
 

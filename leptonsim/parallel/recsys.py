@@ -1,0 +1,94 @@
+"""DLRM-style hybrid parallelism (Naumov et al., 2019): the MLPs data-parallel, the
+embedding tables model-parallel, exchanged with all-to-alls.
+
+Per step on P units with global batch B (local batch b = B/P):
+  bottom MLP (b)  ─┐
+  own tables (B) ──► all-to-all (each owner sends every unit its b rows) ──► interaction,
+  top MLP, loss (b) ──► backward of top MLP and interaction ──► all-to-all of the
+  embedding gradients back to their owners ──► sparse table updates;
+  bottom MLP backward; a ring all-reduce of the MLP gradients; the dense optimizer.
+Tables go to units round-robin, so their number must be a multiple of P.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..graph import GraphBuilder
+from ..hardware import Cluster
+from ..models import Model
+from . import collectives
+from .config import ParallelConfig
+from .memory import MemoryBreakdown
+from .plan_memory import check_fits
+from .step import StepGraph
+
+EMBEDDING_KINDS = {"embedding"}
+
+
+def is_recommender(model: Model) -> bool:
+    kinds = {layer.kind for layer in model.layers}
+    return "embedding" in kinds and "interaction" in kinds
+
+
+def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph:
+    p = cfg.dp
+    if cfg.pp != 1 or cfg.tp != 1 or cluster.size != p:
+        raise ValueError("sharded embeddings need pp = tp = 1 and dp equal to the unit count")
+    tables = [i for i, layer in enumerate(model.layers) if layer.kind in EMBEDDING_KINDS]
+    if len(tables) % p:
+        raise ValueError(f"{len(tables)} embedding tables do not spread evenly over {p} units")
+    split = model.layers.index(next(la for la in model.layers if la.kind == "interaction"))
+    bottom = [i for i in range(split) if i not in tables]
+    top = list(range(split, len(model.layers)))
+    b = GraphBuilder()
+    local, dt = cfg.batch // p, cfg.dtype_bytes
+    own = [[t for j, t in enumerate(tables) if j % p == u] for u in range(p)]
+
+    def task(name: str, u: int, layers: list[int], phase: str, batch: int) -> int:
+        phases = ("backward_data", "backward_weights") if phase == "backward" else (phase,)
+        costs = [model.layers[i].cost(batch, ph, dt) for i in layers for ph in phases]  # type: ignore[arg-type]
+        return b.task(f"{name}.u{u}", flops=sum(c.flops for c in costs),
+                      nbytes=sum(c.bytes for c in costs), pin=u, kind=name.split(".")[0])
+
+    row_bytes = model.layers[tables[0]].output_shape[-1] * dt * len(own[0])
+    lookups = [task("embedding.fwd", u, own[u], "forward", cfg.batch) for u in range(p)]
+    sent = collectives.all_to_all(b, list(range(p)), row_bytes * cfg.batch, lookups, "a2a.fwd")
+    grads_back, dense_done = [], []
+    for u in range(p):
+        bot = task("bottom.fwd", u, bottom, "forward", local)
+        head = task("top.fwd", u, top, "forward", local)
+        b.edge(bot, head)
+        b.edge(sent[u], head)
+        head_bwd = task("top.bwd", u, top, "backward", local)
+        b.edge(head, head_bwd)
+        bot_bwd = task("bottom.bwd", u, bottom, "backward", local)
+        b.edge(head_bwd, bot_bwd)
+        grads_back.append(head_bwd)
+        dense_done.append(bot_bwd)
+    returned = collectives.all_to_all(b, list(range(p)), row_bytes * cfg.batch, grads_back, "a2a.bwd")
+    mlp_bytes = sum(model.layers[i].params for i in bottom + top) * dt
+    synced = collectives.ring_allreduce(b, list(range(p)), mlp_bytes, dense_done, "dp.mlp")
+    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
+    for u in range(p):
+        sparse = task("embedding.update", u, own[u], phase, cfg.batch)
+        b.edge(returned[u], sparse)
+        dense = task("optimizer", u, bottom + top, phase, local)
+        b.edge(synced[u], dense)
+    memory = tuple((cluster.units[u].name, _memory(model, own[u], bottom + top, cfg))
+                   for u in range(p))
+    check_fits(memory, cluster, list(range(p)), cfg)
+    return StepGraph(b.build(), cfg, ((0, len(model.layers)),), memory, {u: (u,) for u in range(p)})
+
+
+def _memory(model: Model, tables: list[int], dense: list[int], cfg: ParallelConfig) -> MemoryBreakdown:
+    """Own tables plus a replica of the MLPs; Adam state for the MLPs only (the tables'
+    sparse rows are updated in place, as DLRM does with sparse SGD/Adagrad)."""
+    dt = cfg.dtype_bytes
+    layers = [model.layers[i] for i in tables + dense]
+    params = sum(layer.params for layer in layers)
+    mlp = sum(model.layers[i].params for i in dense)
+    state = (8 if cfg.optimizer == "adam" else 0) + (4 if dt == 2 else 0)
+    rows = sum(math.prod(model.layers[i].output_shape) for i in tables) * cfg.batch
+    dense_acts = sum(math.prod(model.layers[i].output_shape) for i in dense) * (cfg.batch // cfg.dp)
+    return MemoryBreakdown(params * dt, mlp * dt, mlp * state, (rows + dense_acts) * dt)
