@@ -93,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
                                    "name, list the zoo.")
     m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
     m.set_defaults(func=_model)
+    from .calibrate import add_calibrate_command
+
+    add_calibrate_command(sub)
     return p
 
 

@@ -78,26 +78,31 @@ def _overlaps(resource: np.ndarray, start: np.ndarray, end: np.ndarray) -> bool:
 
 
 def check_trace_invariants(graph, trace: Trace) -> None:
-    assert sorted(trace.task.tolist()) == list(range(graph.size))
+    """Every task once; no unit or link direction does two things at once; no task
+    starts before its predecessors end and their data has arrived."""
+    assert np.array_equal(np.sort(trace.task), np.arange(graph.size))
     assert not _overlaps(trace.task_unit, trace.task_start, trace.task_end)
     assert not _overlaps(trace.xfer_channel, trace.xfer_start, trace.xfer_end)
-    start = np.empty(graph.size)
-    end = np.empty(graph.size)
-    unit = np.empty(graph.size, np.int64)
+    start, end, unit = (np.empty(graph.size), np.empty(graph.size),
+                        np.empty(graph.size, np.int64))
     start[trace.task], end[trace.task], unit[trace.task] = (
         trace.task_start, trace.task_end, trace.task_unit)
-    # data arrival: latest hop end per (src, dst) pair
-    arrival: dict[tuple[int, int], float] = {}
-    for s, d, e in zip(trace.xfer_src_task.tolist(), trace.xfer_dst_task.tolist(),
-                       trace.xfer_end.tolist(), strict=True):
-        arrival[(s, d)] = max(arrival.get((s, d), 0.0), e)
-    for e in range(graph.num_edges):
-        s, d = int(graph.edge_src[e]), int(graph.edge_dst[e])
-        assert start[d] >= end[s]
-        if unit[s] != unit[d] and graph.edge_bytes[e] > 0:
-            assert (s, d) in arrival, f"edge {s}->{d} crossed units without a transfer"
-            assert start[d] >= arrival[(s, d)]
-            assert min(t for (a, b), t in arrival.items() if (a, b) == (s, d)) >= end[s]
+    src, dst = graph.edge_src, graph.edge_dst
+    assert np.all(start[dst] >= end[src])
+    # per (producer, consumer) pair: when its first hop left and its last hop arrived
+    pair = trace.xfer_src_task * graph.size + trace.xfer_dst_task
+    keys, which = np.unique(pair, return_inverse=True)
+    first = np.full(len(keys), np.inf)
+    last = np.full(len(keys), -np.inf)
+    np.minimum.at(first, which, trace.xfer_start)
+    np.maximum.at(last, which, trace.xfer_end)
+    moved = (unit[src] != unit[dst]) & (graph.edge_bytes > 0)
+    wanted = src[moved] * graph.size + dst[moved]
+    at = np.searchsorted(keys, wanted)
+    found = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted)
+    assert found.all(), "an edge crossed units without a transfer"
+    assert np.all(first[at] >= end[src[moved]])
+    assert np.all(last[at] <= start[dst[moved]])
 
 
 @settings(max_examples=150, deadline=None)

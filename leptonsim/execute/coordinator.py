@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -81,6 +81,8 @@ def run_workers(graph: TaskGraph, placement: np.ndarray, workers: int | None = N
     check_clock()
     layout = plan_layout(graph, placement, workers, cluster, unit_names)
     prio = np.arange(graph.size) if priority is None else np.asarray(priority, np.int64)
+    if prio.shape != (graph.size,):
+        raise ValueError(f"priority must have one entry per task ({graph.size}), got {prio.shape}")
     began = time.perf_counter_ns()
     with _lanes(layout) as slots:
         specs = [worker.WorkerSpec(w, graph, layout, prio, tuple(slots),
@@ -176,10 +178,11 @@ def _gather(controls: list[Connection], kind: str) -> list[Any]:
     """One `kind` message from every worker; ExecutionError if one fails or dies."""
     got: dict[int, Any] = {}
     while len(got) < len(controls):
-        for conn in wait([c for w, c in enumerate(controls) if w not in got]):
-            w = controls.index(conn)  # type: ignore[arg-type]
+        waiting = [c for w, c in enumerate(controls) if w not in got]
+        for conn in cast(list[Connection], wait(waiting)):
+            w = controls.index(conn)
             try:
-                msg = conn.recv()  # type: ignore[union-attr]
+                msg = conn.recv()
             except EOFError:
                 raise ExecutionError(f"worker {w} died before reporting {kind!r}") from None
             if msg[0] == "error":

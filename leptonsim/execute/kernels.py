@@ -60,15 +60,16 @@ class SyntheticKernels:
     buffers are cached per worker, so a thousand equal tasks share one set.
     """
 
-    def __init__(self, balance: float = 0.2, max_gemm_n: int = 1024) -> None:
-        self.balance, self.max_gemm_n = balance, max_gemm_n
+    def __init__(self, balance: float = 0.2, max_gemm_n: int = 1024,
+                 dtype: str = "float32") -> None:
+        self.balance, self.max_gemm_n, self.dtype = balance, max_gemm_n, dtype
         self._cache: dict[Any, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"balance": self.balance, "max_gemm_n": self.max_gemm_n}
+        return {"balance": self.balance, "max_gemm_n": self.max_gemm_n, "dtype": self.dtype}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+        self.__dict__.update(state, _cache={})  # caches are rebuilt in each worker
 
     def prepare(self, graph: TaskGraph, task: int) -> Kernel:
         out = self._output(output_bytes(graph, task), task)
@@ -104,13 +105,14 @@ class SyntheticKernels:
         key = ("gemm", n)
         if key not in self._cache:
             rng = np.random.default_rng(n)
-            self._cache[key] = rng.standard_normal((3, n, n), dtype=np.float32)
+            self._cache[key] = rng.standard_normal((3, n, n)).astype(self.dtype)
         a, b, c = self._cache[key]
         return a, b, c
 
     def _stream_buffers(self, nbytes: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """A copy reads and writes each byte: moving nbytes copies nbytes / 2, in chunks."""
-        chunk = 32 << 20
+        """A copy reads and writes each byte: moving nbytes copies nbytes / 2, in chunks
+        of up to 64 MB (past most caches, so a large task streams from memory)."""
+        chunk = 64 << 20
         half = int(nbytes // 2)
         base = self._cache.get("stream")
         if base is None or base.shape[1] < min(half, chunk):

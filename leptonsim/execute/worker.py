@@ -7,7 +7,7 @@ trace shows that wait as part of the transfer, because it is.
 
 Messages (tuples over one-way pipes, one pipe per ordered worker pair):
   ("d", edge, start_ns, dtype, shape)  edge's bytes are in its lane's slot
-  ("z", edge)                          a zero-byte cross-worker dependency is met
+  ("z", [edge, ...])                    zero-byte cross-worker dependencies are met
   ("a", lane)                          the consumer copied lane's slot: it is free
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def boot(fd: int) -> None:
         worker.run()
         control.send(("done", worker.records()))
     except (EOFError, BrokenPipeError):
-        traceback.print_exc()  # the coordinator has gone: nothing left to report to
+        pass  # the coordinator has gone: nothing left to report to
     except BaseException:  # noqa: BLE001
         control.send(("error", traceback.format_exc()))
     finally:
@@ -87,6 +87,13 @@ def _limit_blas() -> None:
     except ImportError:
         return
     threadpool_limits(1)
+
+
+def _warm_up_blas() -> None:
+    """BLAS allocates its work buffers on the first call: not in the first task."""
+    for dtype in (np.float32, np.float64):
+        a = np.ones((64, 64), dtype)
+        a @ a
 
 
 class _Worker:
@@ -110,7 +117,10 @@ class _Worker:
         self.ready: list[tuple[int, int]] = [(self.prio[t], t) for t in mine if self.pending[t] == 0]
         self.ready.sort()
         self.kernels: dict[int, Kernel] = {t: spec.kernels.prepare(g, t) for t in mine}
-        self.maps = [mmap.mmap(fd, os.fstat(fd).st_size) for fd in spec.slots]
+        _warm_up_blas()
+        # populated now, so no transfer pays for the slot's first-touch page faults
+        populate = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self.maps = [mmap.mmap(fd, os.fstat(fd).st_size, flags=populate) for fd in spec.slots]
         self.slot = [np.frombuffer(m, np.uint8) for m in self.maps]
         self.queue: dict[int, deque[tuple[int, np.ndarray]]] = {}
         self.busy: set[int] = set()
@@ -126,14 +136,18 @@ class _Worker:
             if self.ready:
                 self._run_task(heappop(self.ready)[1])
             elif self.left or self.busy:
-                self._poll(None)  # nothing to do until a message arrives
+                # block, not spin: spinning steals the core from a worker that shares it
+                self._poll(None)
 
     def _poll(self, timeout: float | None) -> None:
-        for conn in wait(self.inbox, timeout):
+        for conn in cast(list[Connection], wait(self.inbox, timeout)):
             if conn is self.control:
                 raise EOFError("coordinator stopped the run")
-            while conn.poll():  # type: ignore[union-attr]
-                self._handle(conn.recv())  # type: ignore[arg-type]
+            try:
+                while conn.poll():
+                    self._handle(conn.recv())
+            except EOFError:  # that peer has finished (or failed: the coordinator sees it)
+                self.inbox.remove(conn)
 
     def _run_task(self, t: int) -> None:
         inputs = [self.inputs.pop(e) for e in self.pred[t] if self.nbytes[e] > 0]
@@ -143,23 +157,26 @@ class _Worker:
         end = now()
         self.rec_task.append((t, start, end))
         self.left -= 1
-        self._push_outputs(t, np.zeros(0, np.uint8) if out is None else out)
+        self._push_outputs(t, np.zeros(0, np.uint8) if out is None else np.asarray(out))
 
     # -- sending ------------------------------------------------------------------------
     def _push_outputs(self, t: int, out: np.ndarray) -> None:
+        deps: dict[int, list[int]] = {}  # one message per worker, however wide the fan-out
         for e in self.succ[t]:
             w = self.worker_of[self.edge_dst[e]]
             if self.nbytes[e] == 0:  # a pure dependency carries no data, anywhere
                 if w == self.me:
                     self._satisfied(e)
                 else:
-                    self.outbox[w].send(("z", e))
+                    deps.setdefault(w, []).append(e)
             elif w == self.me:
                 self.inputs[e] = out
                 self._satisfied(e)
             else:
                 self.queue.setdefault(self.lane_of[e], deque()).append((e, out))
                 self._start_next(self.lane_of[e])
+        for w, edges in deps.items():
+            self.outbox[w].send(("z", edges))
 
     def _start_next(self, lane: int) -> None:
         queue = self.queue.get(lane)
@@ -177,14 +194,15 @@ class _Worker:
             ("d", e, start, out.dtype.str if same else None, out.shape if same else None))
         self.busy.add(lane)
         if self.verify:  # after the send, outside the consumer's measured copy
-            self.sent_crc[e] = zlib.crc32(slot[:n])
+            self.sent_crc[e] = zlib.crc32(slot[:n].data)
 
     # -- receiving ----------------------------------------------------------------------
     def _handle(self, msg: tuple) -> None:
         if msg[0] == "d":
             self._receive(*msg[1:])
         elif msg[0] == "z":
-            self._satisfied(msg[1])
+            for e in msg[1]:
+                self._satisfied(e)
         else:
             self.busy.discard(msg[1])
             self._start_next(msg[1])
@@ -195,7 +213,7 @@ class _Worker:
         np.copyto(buf, self.slot[lane][:n])
         end = now()
         self.outbox[self.worker_of[self.edge_src[e]]].send(("a", lane))
-        crc = zlib.crc32(buf) if self.verify else 0
+        crc = zlib.crc32(buf.data) if self.verify else 0
         self.rec_xfer.append((e, start, end, crc))
         self.inputs[e] = buf.view(np.dtype(dtype)).reshape(shape) if dtype else buf
         self._satisfied(e)

@@ -97,7 +97,7 @@ def _op(spec: Doc, path: str) -> ops.Op:
     from .validate import hint_for  # validate imports the schema, which imports this module
 
     cls = OPS[spec["op"]]
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     args = {k: v for k, v in spec.items() if k not in ("op", "name")}
     for key in args:
         if key not in fields:

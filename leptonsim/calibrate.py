@@ -1,0 +1,297 @@
+"""`leptonsim calibrate`: measure this machine, write a hardware profile, cost with it.
+
+Everything is measured through the executor (leptonsim.execute.bench), so the
+profile describes what executed tasks see: one core per worker process with one
+BLAS thread, the synthetic kernels, the shared-memory transfer path. Medians of
+repeats throughout; the machine is assumed shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import QuantityError, ScenarioError
+from .export import atomic_write
+from .graph import TaskGraph
+from .hardware import Cluster, ComputeUnit, LinkSpec
+from .quantities import format_quantity, parse_quantity
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure. GEMM sizes n; a copy well past L2 (L3 may be shared with other
+    tenants); messages from latency-bound to bandwidth-bound; repeats of each."""
+
+    sizes: tuple[int, ...]
+    copy_bytes: int
+    messages: tuple[int, ...]
+    repeats: int
+
+
+QUICK = Plan((8, 16, 32, 64, 128, 256, 512), 16_000_000,
+             (8, 512, 32_000, 1_000_000, 4_000_000), 5)  # ~2 s here
+FULL = Plan((8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536), 64_000_000,
+            (8, 64, 512, 4_000, 32_000, 256_000, 2_000_000, 16_000_000, 64_000_000), 9)  # ~10 s
+
+
+@dataclass(frozen=True)
+class Profile:
+    peak_flops: float                 # best single-thread float32 GEMM rate
+    memory_bandwidth: float           # bytes read + written per second by a large copy
+    overhead_s: float                 # executor dispatch cost per task
+    link_latency_s: float             # alpha of a worker-to-worker transfer
+    link_bandwidth: float             # B of a worker-to-worker transfer
+    efficiency_curve: tuple[tuple[float, float], ...]  # (flops, fraction of peak), monotone
+    peak_flops_fp64: float = 0.0
+    machine: dict[str, str] = field(default_factory=dict)
+    gemm: tuple[tuple[str, int, float], ...] = ()      # (dtype, n, FLOP/s) as measured
+
+    def compute_unit(self, name: str = "core") -> ComputeUnit:
+        """One worker as a unit; its efficiency is 1 because the curve carries it."""
+        return ComputeUnit(name, self.peak_flops, self.memory_bandwidth, overhead_s=self.overhead_s)
+
+    def link_spec(self) -> LinkSpec:
+        return LinkSpec(self.link_latency_s, self.link_bandwidth)
+
+
+def monotone_curve(points: Any) -> tuple[tuple[float, float], ...]:
+    """Sorted (flops, efficiency) with efficiency non-decreasing and, between points,
+    time non-decreasing (e_b / e_a <= f_b / f_a). Why: a measured dip is noise or a
+    cache quirk of the one shape measured, which a six-point curve cannot place for
+    other shapes; and a model in which a larger op is less efficient, or finishes
+    sooner, than a smaller one invites schedulers and partitioners to exploit an
+    artefact (split an op forever, say). Calculon's efficiency curves are monotone too."""
+    best: dict[float, float] = {}
+    for f, e in points:  # one point per size: the best of its measurements
+        best[float(f)] = max(float(e), best.get(float(f), 0.0))
+    out: list[tuple[float, float]] = []
+    for f, e in sorted(best.items()):
+        if out:
+            f0, e0 = out[-1]
+            e = max(e0, min(e, e0 * (f / f0)))
+        out.append((f, min(e, 1.0)))
+    return tuple(out)
+
+
+class CalibratedCost:
+    """The roofline with a size-dependent efficiency, from a profile of this machine:
+    t = max(flops / (peak * eff(flops)), bytes / mem_bw) + overhead, eff interpolated
+    log-log between the curve's points (a power law, so time stays monotone in flops)
+    and clamped at its ends. Fixed tasks cost as in Roofline (d / E, comm d). Every
+    unit type gets the profile's times: the scenario runs on cores of this machine."""
+
+    name = "calibrated"
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        curve = monotone_curve(profile.efficiency_curve)
+        self._log_f = np.log([f for f, _ in curve])
+        self._log_e = np.log([e for _, e in curve])
+
+    def efficiency(self, flops: np.ndarray) -> np.ndarray:
+        return np.exp(np.interp(np.log(np.maximum(flops, 1.0)), self._log_f, self._log_e))
+
+    def seconds(self, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        p = self.profile
+        compute = flops / (p.peak_flops * self.efficiency(flops))
+        return np.maximum(compute, nbytes / p.memory_bandwidth) + p.overhead_s
+
+    def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
+        base = self.seconds(graph.flops, graph.nbytes)
+        fixed = ~np.isnan(graph.duration_s)
+        comm = fixed & (graph.comm if graph.comm is not None else False)
+        rows = []
+        for unit in cluster.unit_types:
+            t = base.copy()
+            t[fixed] = graph.duration_s[fixed] / unit.efficiency
+            t[comm] = graph.duration_s[comm]
+            rows.append(t)
+        return np.stack(rows) if rows else np.zeros((0, graph.size))
+
+
+# -- measuring ----------------------------------------------------------------------
+
+def calibrate(progress: bool = True, budget_s: float = 90.0, quick: bool = False) -> Profile:
+    """Measure this machine (under 2 minutes; `quick` in a few seconds)."""
+    from .execute import bench
+
+    began = time.perf_counter()
+    say = _printer(progress, began)
+    plan = QUICK if quick else FULL
+    sizes = plan.sizes
+    say(f"[1/2] GEMM float32/float64 n={sizes[0]}..{sizes[-1]}, a "
+        f"{format_quantity(plan.copy_bytes, 'bytes')} copy, no-op tasks (one worker)")
+    c = bench.compute(sizes, plan.copy_bytes, plan.repeats)
+    rates = {k: 2.0 * k[1] ** 3 / s for k, s in c.gemm.items()}
+    for n in sizes:
+        say(f"  n={n:<5} float32 {format_quantity(rates['float32', n], 'flop_rate'):>13}   "
+            f"float64 {format_quantity(rates['float64', n], 'flop_rate'):>13}")
+    peak = max(rates["float32", n] for n in sizes)
+    bandwidth = 2.0 * c.copy_bytes / c.copy_s
+    say(f"  memory {format_quantity(bandwidth, 'bandwidth')}, "
+        f"task overhead {format_quantity(c.task_overhead_s, 'time')}")
+    # over half the budget gone (a very slow or busy machine): smaller messages
+    messages = plan.messages if time.perf_counter() - began < budget_s / 2 else QUICK.messages
+    say(f"[2/2] transfers between two workers, {len(messages)} sizes "
+        f"{format_quantity(messages[0], 'bytes')}..{format_quantity(messages[-1], 'bytes')}")
+    took = bench.ping_pong(messages, plan.repeats)
+    latency, link_bw = bench.fit_latency_bandwidth(list(took), list(took.values()))
+    say(f"  latency {format_quantity(latency, 'time')}, "
+        f"bandwidth {format_quantity(link_bw, 'bandwidth')}")
+    curve = monotone_curve((2.0 * n**3, rates["float32", n] / peak) for n in sizes)
+    return Profile(peak, bandwidth, c.task_overhead_s, latency, link_bw, curve,
+                   max(rates["float64", n] for n in sizes), machine_info(),
+                   tuple((dt, n, r) for (dt, n), r in sorted(rates.items())))
+
+
+def _printer(enabled: bool, began: float) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        if enabled:
+            print(f"calibrate {time.perf_counter() - began:5.1f}s {line}", file=sys.stderr,
+                  flush=True)
+    return say
+
+
+def machine_info() -> dict[str, str]:
+    from .execute.worker import blas_threads
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cores": str(os.cpu_count()),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "blas": ", ".join(blas_threads().get("libraries", [])) or "unknown"}
+
+
+# -- the profile file -------------------------------------------------------------------
+
+def profile_toml(p: Profile) -> str:
+    m = p.machine
+    lines = ["# leptonsim hardware profile, measured by `leptonsim calibrate`.",
+             f"# machine: {m.get('platform', '?')}; {m.get('cpu', '?')}; {m.get('cores', '?')} cores",
+             f"# date: {m.get('date', '?')}; numpy {m.get('numpy', '?')}; BLAS {m.get('blas', '?')}",
+             "# A unit is one worker process on one core with one BLAS thread; a link is the",
+             "# shared-memory path between two workers. efficiency_curve: fraction of `peak`",
+             "# reached by a float32 GEMM of `flops` FLOPs (made monotone; raw rates in [[gemm]]).",
+             "", "[unit]",
+             f'peak = "{format_quantity(p.peak_flops, "flop_rate")}"',
+             f'peak_fp64 = "{format_quantity(p.peak_flops_fp64, "flop_rate")}"',
+             f'memory_bandwidth = "{format_quantity(p.memory_bandwidth, "bandwidth")}"',
+             f'overhead = "{format_quantity(p.overhead_s, "time")}"',
+             "", "[link]",
+             f'latency = "{format_quantity(p.link_latency_s, "time")}"',
+             f'bandwidth = "{format_quantity(p.link_bandwidth, "bandwidth")}"',
+             "duplex = true", "", "[machine]"]
+    lines += [f"{k} = {_toml_str(v)}" for k, v in m.items()]
+    for f, e in p.efficiency_curve:
+        lines += ["", "[[efficiency_curve]]", f"flops = {f!r}", f"efficiency = {e!r}"]
+    for dtype, n, rate in p.gemm:
+        lines += ["", "[[gemm]]", f'dtype = "{dtype}"', f"n = {n}",
+                  f'rate = "{format_quantity(rate, "flop_rate")}"']
+    return "\n".join(lines) + "\n"
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
+    """Write the profile as TOML, atomically (a half-written profile never exists)."""
+    text = profile_toml(profile)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(target, lambda f: f.write(text), binary=False)
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Read a profile written by write_profile; ScenarioError (file, key) if it is bad."""
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ScenarioError("", "a readable profile TOML file", f"<{err}>", file=file) from None
+    get = _reader(doc, file)
+    curve = tuple((float(get(f"efficiency_curve[{i}].flops", "flops")),
+                   float(get(f"efficiency_curve[{i}].efficiency", "dimensionless")))
+                  for i in range(len(doc.get("efficiency_curve", []))))
+    bad = [i for i, (f, e) in enumerate(curve) if not (f > 0 and 0 < e <= 1)]
+    if not curve or bad:
+        where = f"efficiency_curve[{bad[0]}]" if bad else "efficiency_curve"
+        raise ScenarioError(where, "points with flops > 0 and efficiency in (0, 1]",
+                            curve[bad[0]] if bad else "<no points>", file=file)
+    return Profile(
+        peak_flops=get("unit.peak", "flop_rate"),
+        memory_bandwidth=get("unit.memory_bandwidth", "bandwidth"),
+        overhead_s=get("unit.overhead", "time", positive=False),
+        link_latency_s=get("link.latency", "time", positive=False),
+        link_bandwidth=get("link.bandwidth", "bandwidth"),
+        efficiency_curve=curve,
+        peak_flops_fp64=get("unit.peak_fp64", "flop_rate", default=0.0, positive=False),
+        machine={k: str(v) for k, v in doc.get("machine", {}).items()},
+        gemm=tuple((str(r.get("dtype")), int(r.get("n", 0)), get(f"gemm[{i}].rate", "flop_rate"))
+                   for i, r in enumerate(doc.get("gemm", []))),
+    )
+
+
+def _reader(doc: dict[str, Any], file: str) -> Callable[..., float]:
+    """get("unit.peak", kind): the quantity at a key path, or a ScenarioError naming it."""
+    def get(key: str, kind: str, default: float | None = None, positive: bool = True) -> float:
+        node: Any = doc
+        for part in key.replace("]", "").replace("[", ".").split("."):
+            node = node.get(part) if isinstance(node, dict) else (
+                node[int(part)] if isinstance(node, list) and int(part) < len(node) else None)
+        if node is None and default is not None:
+            return default
+        try:
+            value = parse_quantity(node, kind)
+        except QuantityError as err:
+            raise ScenarioError(key, err.expected, "<nothing>" if node is None else node,
+                                file=file) from None
+        if value < 0 or (positive and value == 0):
+            raise ScenarioError(key, "a value > 0" if positive else "a value >= 0", node, file=file)
+        return value
+    return get
+
+
+# -- command line ---------------------------------------------------------------------
+
+def add_calibrate_command(subparsers: Any) -> None:
+    """Register `calibrate [--out FILE] [--quick]` on cli.py's subparsers."""
+    c = subparsers.add_parser(
+        "calibrate", help="measure this machine; write a hardware profile TOML",
+        description="Measure this machine through the executor (GEMM efficiency by size, memory "
+                    "bandwidth, per-task overhead, worker-to-worker latency and bandwidth) and "
+                    "write a hardware profile that scenarios can name. Under 2 minutes.")
+    c.add_argument("--out", metavar="FILE", default="profiles/this_machine.toml",
+                   help="profile to write (default profiles/this_machine.toml)")
+    c.add_argument("--quick", action="store_true", help="fewer, smaller measurements (~10 s)")
+    c.set_defaults(func=_calibrate_command)
+
+
+def _calibrate_command(args: argparse.Namespace) -> int:
+    profile = calibrate(progress=True, quick=args.quick)
+    path = write_profile(profile, args.out)
+    print(f"peak {format_quantity(profile.peak_flops, 'flop_rate')} (float32, one core), "
+          f"memory {format_quantity(profile.memory_bandwidth, 'bandwidth')}, "
+          f"overhead {format_quantity(profile.overhead_s, 'time')}, "
+          f"link {format_quantity(profile.link_latency_s, 'time')} + n / "
+          f"{format_quantity(profile.link_bandwidth, 'bandwidth')}")
+    print(f"wrote {path}")
+    return 0

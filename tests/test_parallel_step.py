@@ -1,0 +1,152 @@
+"""Step graphs under DP x PP x TP: closed forms the simulated schedule must meet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim import formulas
+from leptonsim.cost import Roofline
+from leptonsim.errors import SimulationError
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, two_level
+from leptonsim.models import LayerStack, Model
+from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
+from leptonsim.parallel.config import ParallelConfig
+from leptonsim.parallel.step import build_step
+from leptonsim.parallel.tensor import layer_roles
+from leptonsim.sim import Static, simulate
+from leptonsim.zoo import get_model
+from tests.test_engine import check_trace_invariants
+
+UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
+                   efficiency=0.5)
+FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)  # communication costs (almost) nothing
+
+
+def dense_stack(layers: int, width: int = 256) -> Model:
+    s = LayerStack("stack", (width,))
+    for i in range(layers):
+        s.add(f"fc{i}", Dense(width))
+    return s.build()
+
+
+def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64) -> Model:
+    s = LayerStack("block", (seq, hidden))
+    s.add("ln1", LayerNorm())
+    s.add("attn", MultiHeadSelfAttention(heads))
+    s.add("ln2", LayerNorm())
+    s.add("fc", Dense(4 * hidden))
+    s.add("proj", Dense(hidden))
+    return s.build()
+
+
+def run(model: Model, cfg: ParallelConfig, link: LinkSpec = FREE, per_node: int | None = None):
+    units = replicate(UNIT, cfg.units, "gpu")
+    cluster = (fully_connected(units, link) if per_node is None
+               else two_level(units, per_node, link, link))
+    step = build_step(model, cfg, cluster)
+    trace = simulate(step.graph, cluster, Static())
+    return step, cluster, trace
+
+
+def stage_time(model: Model, cfg: ParallelConfig, phase_cols: tuple[int, int], stages: int) -> float:
+    """Roofline time of one stage's forward (cols 0,1) or backward (2,3): uniform stages."""
+    from leptonsim.parallel.step import layer_costs
+    roles = layer_roles(model)
+    costs = layer_costs(model, cfg, roles)
+    per_layer = Roofline.seconds(costs[:, phase_cols[0]], costs[:, phase_cols[1]], UNIT)
+    return float(per_layer.sum()) / stages
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 8), st.sampled_from(["gpipe", "1f1b"]))
+def test_pipeline_bubble_matches_closed_form(p, m, kind):
+    """Uniform stages, free communication: (m + p - 1)(t_f + t_b), bubble (p-1)/(m+p-1)."""
+    model = dense_stack(4 * p)
+    cfg = ParallelConfig(pp=p, batch=8 * m, microbatches=m, schedule=kind, optimizer="sgd")
+    step, _, trace = run(model, cfg)
+    t_f, t_b = stage_time(model, cfg, (0, 1), p), stage_time(model, cfg, (2, 3), p)
+    kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
+    pipeline_end = float(trace.task_end[kinds != "optimizer"].max())
+    assert pipeline_end == pytest.approx((m + p - 1) * (t_f + t_b), rel=1e-9)
+    bubble = 1 - m * (t_f + t_b) / pipeline_end
+    assert bubble == pytest.approx(formulas.gpipe_bubble_fraction(p, m), rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([2, 4]), st.integers(1, 3), st.floats(1e-7, 1e-5), st.floats(1e9, 1e12))
+def test_symmetric_tensor_parallel_equals_full_when_nothing_else_contends(tp, m, alpha, bw):
+    model = transformer_block()
+    link = LinkSpec(alpha, bw)
+    full = run(model, ParallelConfig(tp=tp, batch=2 * m, microbatches=m, tp_mode="full"), link)
+    sym = run(model, ParallelConfig(tp=tp, batch=2 * m, microbatches=m, tp_mode="symmetric"), link)
+    assert sym[2].makespan_s == pytest.approx(full[2].makespan_s, rel=1e-9)
+    assert sym[0].graph.size < full[0].graph.size
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 6), st.floats(1e-7, 1e-5), st.floats(1e9, 1e12))
+def test_data_parallel_all_reduce_takes_the_ring_closed_form(dp, alpha, bw):
+    model = dense_stack(2)
+    cfg = ParallelConfig(dp=dp, batch=4 * dp, bucket_bytes=1e12, optimizer="sgd", dtype_bytes=4)
+    step, _, trace = run(model, cfg, LinkSpec(alpha, bw))
+    kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
+    ar = kinds == "ring_allreduce"
+    took = trace.task_end[ar].max() - trace.task_start[ar].min()
+    nbytes = model.params() * cfg.dtype_bytes
+    assert took == pytest.approx(formulas.ring_allreduce_time(dp, nbytes, alpha, bw), rel=1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from([(2, 2, 1), (1, 2, 2), (2, 1, 2), (2, 2, 2)]), st.booleans(),
+       st.sampled_from(["gpipe", "1f1b"]))
+def test_step_traces_respect_resources_and_dependencies(shape, recompute, kind):
+    dp, pp, tp = shape
+    cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, batch=4 * dp, microbatches=2, schedule=kind,
+                         recompute=recompute)
+    step, _, trace = run(transformer_block(), cfg, LinkSpec(1e-6, 50e9), per_node=tp)
+    check_trace_invariants(step.graph, trace)
+
+
+def test_tensor_parallel_roles_follow_megatron():
+    roles = layer_roles(get_model("gpt2_small"))
+    forward = sum(r.forward_after == "allreduce" for r in roles)
+    gathers = sum(r.forward_after == "allgather" for r in roles)
+    backward = sum(r.backward_after == "allreduce" for r in roles)
+    assert forward == 2 * 12          # attention and MLP of each of 12 blocks
+    assert gathers == 1               # the vocabulary-parallel LM head, before the loss
+    assert backward == forward + gathers
+
+
+def test_recompute_costs_time_and_saves_activation_memory():
+    model = transformer_block()
+    base = ParallelConfig(pp=2, batch=8, microbatches=4)
+    plain = run(model, base)
+    again = run(model, ParallelConfig(pp=2, batch=8, microbatches=4, recompute=True))
+    assert again[2].makespan_s > plain[2].makespan_s
+    assert again[0].memory[0][1].activations_bytes < plain[0].memory[0][1].activations_bytes
+
+
+def test_1f1b_holds_fewer_microbatches_than_gpipe():
+    model = dense_stack(8)
+    gpipe = run(model, ParallelConfig(pp=4, batch=64, microbatches=8, schedule="gpipe"))
+    ofob = run(model, ParallelConfig(pp=4, batch=64, microbatches=8, schedule="1f1b"))
+    assert ofob[0].memory[0][1].activations_bytes < gpipe[0].memory[0][1].activations_bytes
+    assert ofob[2].makespan_s == pytest.approx(gpipe[2].makespan_s, rel=1e-9)
+
+
+def test_interleaving_shrinks_the_bubble():
+    model = dense_stack(16)
+    plain = run(model, ParallelConfig(pp=4, batch=32, microbatches=4, schedule="1f1b"))
+    inter = run(model, ParallelConfig(pp=4, batch=32, microbatches=4, schedule="interleaved",
+                                      chunks=2))
+    assert inter[2].makespan_s < plain[2].makespan_s
+
+
+def test_a_configuration_that_does_not_fit_is_reported_not_simulated():
+    small = ComputeUnit("tiny", 100e12, 2e12, memory_bytes=1e9, efficiency=0.5)
+    cluster = fully_connected(replicate(small, 2, "gpu"), FREE)
+    with pytest.raises(SimulationError, match=r"does not fit: stage 0 \(gpu0\) needs .* more than"):
+        build_step(get_model("gpt2_small"), ParallelConfig(pp=2, batch=8, microbatches=2), cluster)
