@@ -45,6 +45,9 @@ class StepGraph:
     stages: tuple[tuple[int, int], ...]          # layer range of each virtual stage
     memory: tuple[tuple[str, MemoryBreakdown], ...]
     groups: dict[int, tuple[int, ...]]            # simulated unit -> units it stands for
+    work: dict[int, tuple[str, tuple[int, ...]]] | None = None
+    """What each compute task does: ("F" | "B" | "update", model layer indices); the
+    real executor uses it to run the layers' NumPy kernels (recompute is part of "B")."""
 
 
 def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np.ndarray:
@@ -78,7 +81,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
     builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
     builder.build(orders)
-    return StepGraph(builder.b.build(), cfg, tuple(stages), memory, builder.groups())
+    return StepGraph(builder.b.build(), cfg, tuple(stages), memory, builder.groups(), builder.work)
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -97,6 +100,7 @@ class _StepBuilder:
         self.segments = [self._segments(a, z) for a, z in stages]
         self.done: dict[tuple[str, int, int, int], Ends] = {}   # (F|B, d, v, k) -> ends
         self.collectives = 0
+        self.work: dict[int, tuple[str, tuple[int, ...]]] = {}
         self.last_backward: dict[tuple[int, int, int], int] = {}  # (d, layer, t) -> task
 
     def _segments(self, start: int, end: int) -> list[Segment]:
@@ -193,6 +197,7 @@ class _StepBuilder:
             task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}", flops=float(flops),
                                nbytes=float(nbytes), pin=self.cfg.rank(d, s, t),
                                kind=label if kind == "F" else f"{label}.bwd")
+            self.work[task] = (kind, seg.layers)
             self._append(chain, task)
             if kind == "B" and k == self.cfg.microbatches - 1:
                 for i in seg.layers:
@@ -284,6 +289,8 @@ class _StepBuilder:
                 flops, nbytes = flops + c.flops / share, nbytes + c.bytes / share
         task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=flops, nbytes=nbytes,
                            pin=cfg.rank(d, s, t), kind="optimizer")
+        self.work[task] = ("update", tuple(i for c in range(cfg.chunks)
+                                           for i in range(*self.stages[c * cfg.pp + s])))
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
         for src in after:

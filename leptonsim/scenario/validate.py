@@ -266,7 +266,9 @@ def _normalize(node: Schema, value: Any, path: Path) -> Any:
     if isinstance(value, dict) and props is not None:
         if "x-preset" in node and "preset" in value:
             value = _merge_preset(node["x-preset"], props, value, path)
-        out = {k: _normalize(props[k], v, path + [k]) for k, v in value.items()}
+        # keys the schema leaves open (a layer's op arguments) pass through as given
+        out = {k: _normalize(props[k], v, path + [k]) if k in props else v
+               for k, v in value.items()}
         for k, sub in props.items():
             if k not in out and "default" in sub:
                 out[k] = _normalize(sub, sub["default"], path + [k])
