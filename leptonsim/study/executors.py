@@ -60,10 +60,18 @@ def _process_pool(workers: int) -> Iterator[Pool]:
     try:
         yield Pool(pool, workers)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()  # a point in progress is not worth waiting for
+        _stop(pool)
         raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop at once (Ctrl-C, or a mistake found in a point): terminate the workers, as a
+    point in progress is not worth waiting for, and let the pool fail what is queued.
+    Nothing is cancelled first: Python 3.11's pool thread crashes, and exit then hangs,
+    when it finds a cancelled future among those it fails."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
     pool.shutdown(wait=True)
 
 

@@ -77,16 +77,12 @@ def _results(executor: Executor, tasks: Iterator[PointTask], window: int
             running.add(executor.submit(evaluate, task))
 
     fill()
-    try:
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                running.discard(future)
-                outcome = future.result()
-                if isinstance(outcome, PointFailure):
-                    raise outcome.error()
-                yield outcome
-            fill()
-    finally:
-        for future in running:
-            future.cancel()
+    while running:  # on an exception, the executor's owner stops what is still running
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            running.discard(future)
+            outcome = future.result()
+            if isinstance(outcome, PointFailure):
+                raise outcome.error()
+            yield outcome
+        fill()

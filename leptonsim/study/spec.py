@@ -36,8 +36,8 @@ from ..scenario.validate import (
     variant_path,
 )
 
-__all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_unit",
-           "parse_sweep"]
+__all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_kind",
+           "parameter_unit", "parse_sweep"]
 
 MODES = ("grid", "random", "lhs")
 SWEEP_KEYS = ("mode", "samples", "seed", "parameters")
@@ -160,15 +160,24 @@ def _field(path: Sequence[str | int]) -> dict[str, Any]:
     return node
 
 
-def parameter_unit(dotted: str) -> str:
-    """What a swept column is measured in, for axis labels: 'B/s', 's', 'count', ..."""
+def parameter_kind(dotted: str) -> str | None:
+    """The quantity kind of a key path ('bandwidth'), 'integer', 'number', or None."""
     try:
         node = _field(parse_key_path("", dotted))
     except (ScenarioError, KeyError):
-        return "as given"
+        return None
     if "x-quantity" in node:
-        return SI_UNIT[node["x-quantity"]] or "ratio"
-    return {"integer": "count", "number": "number"}.get(str(node.get("type")), "category")
+        return str(node["x-quantity"])
+    kind = node.get("type")
+    return kind if kind in ("integer", "number") else None
+
+
+def parameter_unit(dotted: str) -> str:
+    """What a swept column is measured in, for axis labels: 'B/s', 's', 'count', ..."""
+    kind = parameter_kind(dotted)
+    if kind in SI_UNIT:
+        return SI_UNIT[kind] or "ratio"
+    return {"integer": "count", "number": "number"}.get(str(kind), "category")
 
 
 def _parameter(dotted: str, value: Any, mode: str) -> Parameter:
