@@ -27,6 +27,7 @@ class ComputeUnit:
     overhead_s: float = 0.0
     idle_power_w: float = 0.0
     busy_power_w: float = 0.0
+    price_per_hour: float = 0.0  # USD per unit-hour, for cost reports
 
     def __post_init__(self) -> None:
         if not 0.0 < self.efficiency <= 1.0:
@@ -39,7 +40,7 @@ class ComputeUnit:
     def spec(self) -> tuple[float, ...]:
         """Everything but the name: units with equal specs share cost columns."""
         return (self.peak_flops, self.memory_bandwidth, self.memory_bytes, self.efficiency,
-                self.overhead_s, self.idle_power_w, self.busy_power_w)
+                self.overhead_s, self.idle_power_w, self.busy_power_w, self.price_per_hour)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,10 @@ def summary(result: RunResult) -> dict[str, Any]:
         "speedup": m.speedup,
         "parallel_efficiency": m.parallel_efficiency,
         "transfer_bytes": m.transfer_bytes,
+        "energy_j": result.energy.total_j,
+        "energy": {"compute_j": result.energy.compute_j, "idle_j": result.energy.idle_j,
+                   "network_j": result.energy.network_j},
+        "cost_usd": result.cost_usd,
         "units": [{"name": u.name, "tasks": u.tasks, "busy_s": u.busy_s,
                    "utilization": u.utilization} for u in m.units],
         "links": [{"name": c.name, "transfers": c.transfers, "bytes": c.bytes,
@@ -84,6 +88,8 @@ def render(result: RunResult) -> str:
         f"capacity C_eff   {m.capacity:.4g} x {m.best_single_unit}",
         f"speed-up         {m.speedup:.4g}   parallel efficiency {m.parallel_efficiency:.1%}",
         f"data moved       {format_quantity(m.transfer_bytes, 'bytes')}",
+        f"energy           {format_quantity(result.energy.total_j, 'energy')} per step"
+        + (f", cost ${result.cost_usd:.4g} at the units' hourly price" if result.cost_usd else ""),
         "",
         f"{'formula':<26}{'predicts':<22}{'prediction':>12}{'simulated':>12}{'rel.err':>9}  verdict",
     ]

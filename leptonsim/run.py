@@ -12,6 +12,7 @@ import numpy as np
 
 from . import evaluate, metrics
 from .cost import Roofline
+from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
 from .metrics import Metrics
@@ -26,30 +27,41 @@ class RunResult:
     trace: Trace
     metrics: Metrics
     formulas: list[FormulaRow]
+    energy: EnergyReport
+    cost_usd: float             # the step at the units' price per hour (0 without prices)
 
 
 def run(scenario: Scenario) -> RunResult:
     cost = Roofline()
     times = cost.task_times(scenario.graph, scenario.cluster)
     trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost)
-    m = _metrics(scenario, times, trace)
+    every_unit = _every_unit(scenario, trace)
+    m = _metrics(scenario, times, trace, every_unit)
     ref = int(np.argmin(times.sum(axis=1)))
     obj = scenario.objective
     rows = evaluate.compare(
         m, scenario.cluster, times[ref], greedy=scenario.scheduler == "greedy",
         communicated=len(trace.xfer_channel) > 0,
         objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
-    return RunResult(scenario, trace, m, rows)
+    price = sum(u.price_per_hour for u in scenario.cluster.units)
+    return RunResult(scenario, trace, m, rows, energy_of(scenario.cluster, every_unit),
+                     cost_usd(m.makespan_s, 1, price))
 
 
-def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace) -> Metrics:
-    """A symmetric run simulated one unit per tensor-parallel group: its metrics count
-    every unit of the group (the written trace keeps the simulated units only)."""
+def _symmetric(scenario: Scenario) -> bool:
     step = scenario.step
-    if step is None or step.config.tp_mode != "symmetric" or step.config.tp == 1:
-        return metrics.compute(scenario.graph, scenario.cluster, times, trace)
-    return metrics.compute(scenario.graph, scenario.cluster, times, mirror_units(trace, step.groups),
-                           np.full(scenario.graph.size, step.config.tp))
+    return step is not None and step.config.tp_mode == "symmetric" and step.config.tp > 1
+
+
+def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
+    """A symmetric run simulated one unit per tensor-parallel group: metrics and energy
+    count every unit of the group (the written trace keeps the simulated units only)."""
+    return mirror_units(trace, scenario.step.groups) if _symmetric(scenario) else trace  # type: ignore[union-attr]
+
+
+def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
+    copies = np.full(scenario.graph.size, scenario.step.config.tp) if _symmetric(scenario) else None  # type: ignore[union-attr]
+    return metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
 
 
 def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:

@@ -9,13 +9,15 @@ from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
+LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 
 
 @dataclass(frozen=True)
 class ParallelConfig:
     """DP x PP x TP with `microbatches` per replica and per step.
 
-    Ranks are laid out TP-fastest: unit = (d * pp + p) * tp + t, so on a two-level
+    `layout` orders the three dimensions from outermost to innermost when numbering
+    units; the default "dp,pp,tp" gives unit = (d * pp + p) * tp + t, so on a two-level
     cluster whose nodes hold tp units a tensor-parallel group never leaves its node.
 
     tp_mode "full" simulates every rank and spells every collective out as
@@ -40,6 +42,7 @@ class ParallelConfig:
     bucket_bytes: float = 25e6
     tp_mode: str = "full"
     fuse: bool = False
+    layout: str = "dp,pp,tp"
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
@@ -54,6 +57,8 @@ class ParallelConfig:
             raise ValueError(f"optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.tp_mode not in TP_MODES:
             raise ValueError(f"tp_mode must be full or symmetric, got {self.tp_mode!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.bucket_bytes <= 0:
             raise ValueError("bucket_bytes must be > 0")
 
@@ -70,7 +75,12 @@ class ParallelConfig:
         return self.pp * self.chunks
 
     def rank(self, d: int, p: int, t: int) -> int:
-        return (d * self.pp + p) * self.tp + t
+        index = {"dp": d, "pp": p, "tp": t}
+        size = {"dp": self.dp, "pp": self.pp, "tp": self.tp}
+        unit = 0
+        for dim in self.layout.split(","):
+            unit = unit * size[dim] + index[dim]
+        return unit
 
     def simulated_tp_ranks(self) -> range:
         return range(self.tp) if self.tp_mode == "full" else range(1)

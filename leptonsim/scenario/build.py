@@ -126,6 +126,7 @@ def _units(tables: list[Doc]) -> tuple[list[ComputeUnit], dict[str, int]]:
             name=t["name"], peak_flops=t["peak"], memory_bandwidth=t["memory_bandwidth"],
             memory_bytes=t.get("memory", math.inf), efficiency=t["efficiency"],
             overhead_s=t["overhead"], idle_power_w=t["idle_power"], busy_power_w=t["busy_power"],
+            price_per_hour=float(t.get("price_per_hour", 0.0)),
         )
         for u in replicate(unit, int(t["count"])):
             if u.name in owner:

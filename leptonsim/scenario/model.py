@@ -10,7 +10,7 @@ from typing import Any
 from .. import ops
 from ..errors import ScenarioError
 from ..models import LayerStack, Model
-from ..parallel.config import OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.config import LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
 
@@ -68,6 +68,9 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                 "per tensor-parallel group, exact collective times"},
                      "fuse": {"type": "boolean", "default": False,
                               "description": "One task per run of layers between collectives"},
+                     "layout": {"enum": list(LAYOUTS), "default": "dp,pp,tp",
+                                "description": "Order of the dimensions when numbering units, "
+                                               "outermost first: the innermost shares a node"},
                      "embeddings": {"enum": ["replicated", "sharded"], "default": "replicated",
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -126,6 +129,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             optimizer=model_table.get("optimizer", "adam"),
             dtype_bytes=PRECISION_BYTES[model_table.get("precision", "fp16")],
             bucket_bytes=float(parallel.get("bucket", 25e6)),
-            tp_mode=parallel.get("tp_mode", "full"), fuse=bool(parallel.get("fuse", False)))
+            tp_mode=parallel.get("tp_mode", "full"), fuse=bool(parallel.get("fuse", False)),
+            layout=parallel.get("layout", "dp,pp,tp"))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

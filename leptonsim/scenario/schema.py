@@ -143,7 +143,7 @@ def _unit() -> Schema:
         "idle_power": _qty("power", "Power drawn while idle", 0, minimum=0),
         "busy_power": _qty("power", "Power drawn while computing", 0, minimum=0),
         "price_per_hour": {"type": "number", "minimum": 0,
-                           "description": "Price in USD per unit-hour (not used yet)"},
+                           "description": "Price in USD per unit-hour, for cost reports"},
     }, ("name",), **{"x-preset": "devices"})
     node.update(_when({"not": {"required": ["preset"]}}, ["peak", "memory_bandwidth"],
                       "a unit without a preset needs it"))
