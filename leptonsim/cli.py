@@ -94,8 +94,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
     m.set_defaults(func=_model)
     from .calibrate import add_calibrate_command
+    from .optimize.cli import add_optimize_command
+    from .study.cli import add_sweep_command
 
+    add_sweep_command(sub)
     add_calibrate_command(sub)
+    add_optimize_command(sub)
     return p
 
 

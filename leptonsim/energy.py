@@ -54,8 +54,9 @@ def energy_of(cluster: Cluster, trace: Trace) -> EnergyReport:
 
 
 def energy(result: RunResult) -> EnergyReport:
-    """Energy per step of a simulated run, in joules."""
-    return energy_of(result.scenario.cluster, result.trace)
+    """Energy per step of a simulated run, in joules (as `run` computed it, counting every
+    unit of a symmetric tensor-parallel group, not only the simulated ones)."""
+    return result.energy
 
 
 def cost_usd(makespan_s: float, units: int, price_per_unit_hour: float) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..energy import cost_usd, energy
+from ..energy import cost_usd
 from ..run import RunResult
 
 __all__ = ["FORMULA_COLUMNS", "METRIC_COLUMNS", "KEY_COLUMNS", "columns", "metrics_row"]
@@ -50,7 +50,7 @@ def metrics_row(result: RunResult, hourly_usd: float | None, bubble_s: float = 0
         "units": units, "compute_s": busy,
         "communication_s": sum(c.busy_s for c in m.channels),
         "idle_s": max(units * m.makespan_s - busy, 0.0), "bubble_s": bubble_s,
-        "energy_j": energy(result).total_j,
+        "energy_j": result.energy.total_j,
         "cost_usd": "" if hourly_usd is None else cost_usd(m.makespan_s, 1, hourly_usd),
     }
     for column, name in FORMULA_COLUMNS.items():

@@ -79,10 +79,14 @@ def _results(executor: Executor, tasks: Iterator[PointTask], window: int
     fill()
     while running:  # on an exception, the executor's owner stops what is still running
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        failures = []
         for future in finished:
             running.discard(future)
             outcome = future.result()
             if isinstance(outcome, PointFailure):
-                raise outcome.error()
-            yield outcome
+                failures.append(outcome)
+            else:
+                yield outcome
+        if failures:  # after the rows that finished with it are saved
+            raise failures[0].error()
         fill()

@@ -1,0 +1,105 @@
+"""`leptonsim optimize FILE`: the best way to split a scenario's model on its hardware."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..export import atomic_write
+from ..parallel.config import LAYOUTS
+from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
+from .space import SCHEDULES
+
+
+def add_optimize_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "optimize", help="search DP/PP/TP, micro-batches, schedule and layout for a model",
+        description="Estimate every parallel configuration of the scenario's [workload.model] on "
+                    "its hardware (vectorised, under the memory limit), simulate the best few, "
+                    "and rank them by step time, energy or cost. [parallel] is ignored.")
+    p.add_argument("file", help="scenario TOML file with a [workload.model]")
+    p.add_argument("--objective", choices=OBJECTIVES, default="time",
+                   help="minimise step time (default), energy per step, or cost per step")
+    p.add_argument("--top", type=int, default=5, help="candidates to simulate (default 5)")
+    p.add_argument("--max-microbatches", type=int, default=64, metavar="M",
+                   help="largest micro-batch count to consider (default 64)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default out/<stem>/optimize)")
+    p.set_defaults(func=run_optimize)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from ..scenario import load
+    from ..scenario.model import PRECISION_BYTES, build_model
+    from ..scenario.validate import parse_toml
+
+    scenario = load(args.file)[0]
+    raw = parse_toml(Path(args.file).read_text(encoding="utf-8"))
+    table = raw.get("workload", {}).get("model")
+    if table is None:
+        from ..errors import ScenarioError
+        raise ScenarioError("workload.model", "a DNN model to split", "<no [workload.model]>",
+                            file=args.file)
+    model = build_model(table)
+    result = search(model, scenario.cluster, int(table["batch"]), objective=args.objective,
+                    top=args.top, dtype_bytes=PRECISION_BYTES[table.get("precision", "fp16")],
+                    optimizer=table.get("optimizer", "adam"), training=table.get("training", True),
+                    max_tp=_node_size(scenario.cluster), max_microbatches=args.max_microbatches)
+    print(render(result, model.name, scenario.cluster.size))
+    out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "optimize"
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(result, out / "configurations.csv")
+    atomic_write(out / "ranking.json", lambda f: f.write(json.dumps(ranking(result), indent=2) + "\n"))
+    print(f"wrote {out / 'configurations.csv'}, {out / 'ranking.json'}")
+    return 0
+
+
+def _node_size(cluster: Any) -> int | None:
+    """Units behind one node switch of a two-level cluster: tensor parallelism stays inside."""
+    per = sum(1 for link in cluster.links if link.b == "node0.switch" and link.a in
+              {u.name for u in cluster.units})
+    return per or None
+
+
+def render(result: Search, model: str, units: int) -> str:
+    fits = int(result.estimate.fits.sum())
+    show = {"time": lambda x: f"{x * 1e3:.4g} ms", "energy": lambda x: f"{x:.4g} J",
+            "cost": lambda x: f"${x:.3g}"}[result.objective]
+    lines = [f"== {model} on {units} units: {len(result.space)} configurations, {fits} fit in memory; "
+             f"objective {result.objective} ==",
+             f"{'rank':<5}{'configuration':<44}{'estimated':>12}{'simulated':>12}{'step':>10}"
+             f"{'energy':>11}"]
+    for r, c in enumerate(result.candidates, 1):
+        lines.append(f"{r:<5}{c.label:<44}{show(c.estimated):>12}{show(c.simulated):>12}"
+                     f"{c.step_s * 1e3:>8.4g}ms{c.energy_j:>10.4g}J")
+    lines.append(f"winner: {result.winner.label}")
+    lines += ["  " + line for line in explain(result)]
+    return "\n".join(lines)
+
+
+def write_table(result: Search, path: Path) -> None:
+    est, sp = result.estimate, result.space
+    score = objective_values(est, result.objective)
+    order = np.argsort(score, kind="stable")
+    cols = ["layout", "dp", "pp", "tp", "microbatches", "schedule", "chunks", "recompute",
+            "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j", "cost_usd"]
+
+    def writer(f: Any) -> None:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for i in order.tolist():
+            w.writerow([LAYOUTS[sp.layout[i]], sp.dp[i], sp.pp[i], sp.tp[i], sp.microbatches[i],
+                        SCHEDULES[sp.schedule[i]], sp.chunks[i], bool(sp.recompute[i]),
+                        *(repr(float(getattr(est, c)[i])) for c in cols[8:-3]),
+                        bool(est.fits[i]), repr(float(est.energy_j[i])), repr(float(est.cost_usd[i]))])
+    atomic_write(path, writer)
+
+
+def ranking(result: Search) -> dict[str, Any]:
+    return {"objective": result.objective,
+            "candidates": [c.__dict__ for c in result.candidates],
+            "why": explain(result)}

@@ -1,0 +1,229 @@
+"""The analytic step-time, memory, energy and cost estimate of every configuration.
+
+Per-layer costs are linear in the micro-batch size (the ops' FLOPs and bytes are a
+per-sample slope plus a weight-bytes intercept), so a stage's roofline time is a
+vector sum over its layers. Stage tables are computed once per distinct (tp, virtual
+stages, micro-batch size) with the exact cost-balanced partition; everything per
+configuration is NumPy column arithmetic:
+
+  t_f, t_b   slowest device's forward / backward per micro-batch: its chunks' compute
+             plus their tensor-parallel all-reduces (ring, over the tp pair's route);
+             recompute adds the forward to the backward
+  pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
+  dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
+             beyond the last micro-batch's backward, plus one bucket
+  optimizer  the device's update
+  memory     model state (16 B/param fp16 Adam) + activations x micro-batches in flight
+It is an estimate for pruning; the simulator confirms the best candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from ..hardware import Cluster, ComputeUnit
+from ..models import Model
+from ..parallel.config import LAYOUTS, ParallelConfig
+from ..parallel.tensor import layer_roles
+from .space import SCHEDULES, Space
+
+ADAM_STATE = {"adam": 8.0, "sgd": 0.0}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    step_s: np.ndarray
+    compute_s: np.ndarray       # per device: m (t_f + t_b) without communication
+    bubble_s: np.ndarray
+    tp_comm_s: np.ndarray
+    pp_comm_s: np.ndarray
+    dp_exposed_s: np.ndarray
+    optimizer_s: np.ndarray
+    memory_bytes: np.ndarray    # the fullest device
+    fits: np.ndarray
+    energy_j: np.ndarray
+    cost_usd: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """Per layer, for one tp: slope/intercept of FLOPs and bytes, forward and backward."""
+
+    ff: np.ndarray
+    fb0: np.ndarray
+    fb1: np.ndarray
+    bf: np.ndarray
+    bb0: np.ndarray
+    bb1: np.ndarray
+    params: np.ndarray          # per device (split layers / tp)
+    act: np.ndarray             # output bytes per sample (split layers / tp)
+    ar_fwd: np.ndarray          # bytes per sample all-reduced after the layer, forward
+    ar_bwd: np.ndarray
+    update_flops: np.ndarray    # per device
+    update_bytes: np.ndarray
+
+
+class Estimator:
+    def __init__(self, model: Model, cluster: Cluster, batch: int, *, dtype_bytes: int = 2,
+                 optimizer: str = "adam", training: bool = True) -> None:
+        self.model, self.cluster, self.batch = model, cluster, batch
+        self.dtype, self.optimizer, self.training = dtype_bytes, optimizer, training
+        self.unit: ComputeUnit = cluster.unit_types[int(cluster.unit_type[0])]
+        self._tables = cache(self._table)
+        self._stages = cache(self._stage)
+        self._paths = cache(self._path)
+        self._ranges = cache(self._partition)
+
+    # -- per layer ----------------------------------------------------------------------
+    def _table(self, tp: int) -> LayerTable:
+        roles = layer_roles(self.model) if tp > 1 else None
+        rows = []
+        phase = "update_adam" if self.optimizer == "adam" else "update_sgd"
+        for i, layer in enumerate(self.model.layers):
+            share = tp if roles and roles[i].sharded else 1
+            f1, f2 = (layer.cost(b, "forward", self.dtype) for b in (1, 2))
+            b1 = [layer.cost(1, p, self.dtype) for p in ("backward_data", "backward_weights")]
+            b2 = [layer.cost(2, p, self.dtype) for p in ("backward_data", "backward_weights")]
+            bf1, bb1 = sum(c.flops for c in b1), sum(c.bytes for c in b1)
+            bf2, bb2 = sum(c.flops for c in b2), sum(c.bytes for c in b2)
+            out = float(np.prod(layer.output_shape)) * self.dtype
+            up = layer.cost(1, phase, self.dtype)  # type: ignore[arg-type]
+            ar_f = out if roles and roles[i].forward_after else 0.0
+            backward_ar = bool(roles and roles[i].backward_after)
+            ar_b = float(np.prod(layer.input_shape)) * self.dtype if backward_ar else 0.0
+            rows.append(((f2.flops - f1.flops) / share, (2 * f1.bytes - f2.bytes) / share,
+                         (f2.bytes - f1.bytes) / share, (bf2 - bf1) / share,
+                         (2 * bb1 - bb2) / share, (bb2 - bb1) / share, layer.params / share,
+                         out / share, ar_f, ar_b, up.flops / share, up.bytes / share))
+        cols = np.array(rows).T
+        return LayerTable(*cols)
+
+    def _seconds(self, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        u = self.unit
+        return np.maximum(flops / (u.peak_flops * u.efficiency), nbytes / u.memory_bandwidth) + u.overhead_s
+
+    def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
+        """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
+        params, activations per micro-batch, stage input bytes, boundary bytes, update s)."""
+        t = self._tables(tp)
+        fwd = self._seconds(t.ff * mb, t.fb0 + t.fb1 * mb)
+        bwd = self._seconds(t.bf * mb, t.bb0 + t.bb1 * mb)
+        ranges = self._ranges(tp, vstages)
+        sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
+        f, b, a, z = max(sums, key=lambda r: r[0] + r[1])
+        first = self.model.layers[a]
+        upd = self._seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum())
+        return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
+                float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
+                float(np.prod(first.input_shape)) * self.dtype * mb,
+                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd))
+
+    def _partition(self, tp: int, vstages: int) -> list[tuple[int, int]]:
+        """Stages balanced at one sample per micro-batch, reused for every size: the
+        balance barely moves with it, and it saves a partition per table."""
+        t = self._tables(tp)
+        per_layer = self._seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1)
+        return balanced_ranges(per_layer, vstages)
+
+    def _path(self, layout: int, dp: int, pp: int, tp: int) -> tuple[float, ...]:
+        """(L, G) per dimension (tp, pp, dp) under this layout: the slowest neighbour
+        pair of unit 0's ring along that dimension sets the ring's pace."""
+        cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, batch=dp, layout=LAYOUTS[layout])
+        rings = ([cfg.rank(0, 0, t) for t in range(tp)], [cfg.rank(0, p, 0) for p in range(pp)],
+                 [cfg.rank(d, 0, 0) for d in range(dp)])
+        out: list[float] = []
+        for ring in rings:
+            pairs = [self.cluster.path_cost(a, b) for a, b in zip(ring, ring[1:] + ring[:1], strict=True)
+                     if a != b]
+            out += [max((p[0] for p in pairs), default=0.0), max((p[1] for p in pairs), default=0.0)]
+        return tuple(out)
+
+    # -- per configuration ---------------------------------------------------------------
+    def __call__(self, space: Space) -> Estimate:
+        n = len(space)
+        mb = self.batch // (space.dp * space.microbatches)
+        keys = np.stack([space.tp, space.pp * space.chunks, mb])
+        stage = _lookup(keys, lambda k: self._stages(*k))
+        paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
+                        lambda k: self._paths(*k))
+        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd = stage.T
+        tp, pp, dp, m, v = (space.tp.astype(float), space.pp.astype(float), space.dp.astype(float),
+                            space.microbatches.astype(float), space.chunks.astype(float))
+        tp_f = _ring(tp, ar_f, paths[:, 0], paths[:, 1])
+        tp_b = _ring(tp, ar_b, paths[:, 0], paths[:, 1])
+        dev_f = v * (t_f + tp_f)
+        dev_b = v * (t_b + tp_b) + np.where(space.recompute, v * t_f, 0.0)
+        per_mb = dev_f + dev_b
+        bubble = (pp - 1) / v * per_mb
+        hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
+        grads = params * v * self.dtype
+        dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else 0 * dp
+        dp_exposed = np.maximum(dp_ring - dev_b, 0.0) + dp_ring / np.maximum(1, grads / 25e6)
+        opt = upd * v if self.training else 0 * v
+        step = m * per_mb + bubble + hops + dp_exposed + opt
+        memory = self._memory(space, params * v, act * v, stage_in * v, m, pp)
+        busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
+        u, units = self.unit, float(self.cluster.size)
+        energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
+        return Estimate(step, m * v * (t_f + t_b), bubble, m * v * (tp_f + tp_b), hops, dp_exposed,
+                        opt, memory, memory <= u.memory_bytes, energy,
+                        units * u.price_per_hour * step / 3600.0 + np.zeros(n))
+
+    def _memory(self, space: Space, params: np.ndarray, act: np.ndarray, stage_in: np.ndarray,
+                m: np.ndarray, pp: np.ndarray) -> np.ndarray:
+        dt = self.dtype
+        state = (dt + dt + ADAM_STATE[self.optimizer] + (4 if dt == 2 else 0)) if self.training else dt
+        gpipe = space.schedule == SCHEDULES.index("gpipe")
+        in_flight = np.where(gpipe, m, np.minimum(pp, m))
+        if not self.training:
+            return params * state + act
+        kept = np.where(space.recompute, in_flight * stage_in + act, in_flight * (stage_in + act))
+        return params * state + kept
+
+
+def balanced_ranges(costs: np.ndarray, stages: int, iterations: int = 40) -> list[tuple[int, int]]:
+    """Contiguous stages whose slowest is within float resolution of the optimum:
+    bisection on the bottleneck, each probe a greedy fill by searchsorted on prefix
+    sums (O(stages log n)). pipeline.partition is exact but O(n stages log n) in
+    Python, too slow for the thousands of tables a search needs."""
+    prefix = np.concatenate([[0.0], np.cumsum(costs)])
+    lo, hi = float(costs.max()), float(prefix[-1])
+    best = _greedy(prefix, stages, hi)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        ranges = _greedy(prefix, stages, mid)
+        if ranges is None:
+            lo = mid
+        else:
+            hi, best = mid, ranges
+    assert best is not None
+    return best
+
+
+def _greedy(prefix: np.ndarray, stages: int, bound: float) -> list[tuple[int, int]] | None:
+    """Fill stages up to `bound` from the left; None if the layers do not fit."""
+    n, start, out = len(prefix) - 1, 0, []
+    for k in range(stages):
+        left = stages - k - 1  # every later stage needs at least one layer
+        end = int(np.searchsorted(prefix, prefix[start] + bound, side="right")) - 1
+        end = min(max(end, start + 1), n - left)
+        if prefix[end] - prefix[start] > bound * (1 + 1e-12):
+            return None
+        out.append((start, end))
+        start = end
+    return out if start == n else None
+
+
+def _ring(p: np.ndarray, nbytes: np.ndarray, lat: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Uncontended ring all-reduce: 2(p-1)(alpha + n/p / B) over the neighbour route."""
+    return 2 * (p - 1) * (lat + nbytes / p * gap)
+
+
+def _lookup(keys: np.ndarray, compute) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """compute(key) once per distinct column of keys; rows back in configuration order."""
+    uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
+    table = np.array([compute(tuple(int(x) for x in col)) for col in uniq.T], dtype=float)
+    return table[inverse.ravel()]

@@ -1,0 +1,130 @@
+"""Find the best parallel configuration: estimate every one, simulate the best few.
+
+The analytic estimate (estimate.py) ranks the whole space under the memory limit;
+the top candidates are built as real step graphs and simulated, and the simulated
+objective decides. The report says why the winner wins: its time breakdown beside
+the runner-up's and beside the plain data-parallel configuration's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..energy import cost_usd, energy_of
+from ..errors import SimulationError
+from ..hardware import Cluster
+from ..models import Model
+from ..parallel.step import build_step
+from ..sim import Static, simulate
+from ..trace import mirror_units
+from .estimate import Estimate, Estimator
+from .space import Space, enumerate_space
+
+OBJECTIVES = ("time", "energy", "cost")
+SYMMETRIC_ABOVE = 64  # units: beyond this, simulate one rank per tensor-parallel group
+
+
+@dataclass(frozen=True)
+class Candidate:
+    index: int                   # into the space
+    label: str
+    estimated: float             # objective, estimated
+    simulated: float             # objective, simulated (inf if it could not be built)
+    step_s: float
+    energy_j: float
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class Search:
+    space: Space
+    estimate: Estimate
+    objective: str
+    candidates: list[Candidate]  # best first, by simulated objective
+    baseline: int | None         # plain data parallelism, if it fits
+
+    @property
+    def winner(self) -> Candidate:
+        return self.candidates[0]
+
+
+def objective_values(est: Estimate, objective: str) -> np.ndarray:
+    value = {"time": est.step_s, "energy": est.energy_j, "cost": est.cost_usd}[objective]
+    return np.where(est.fits, value, np.inf)
+
+
+def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time", top: int = 5,
+           dtype_bytes: int = 2, optimizer: str = "adam", training: bool = True,
+           max_tp: int | None = None, max_microbatches: int = 64) -> Search:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    space = enumerate_space(cluster.size, batch, len(model.layers), max_tp=max_tp,
+                            max_microbatches=max_microbatches, training=training)
+    if not len(space):
+        raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
+    est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
+                    training=training)(space)
+    score = objective_values(est, objective)
+    if not np.isfinite(score).any():
+        raise SimulationError(f"no configuration of {model.name} fits in "
+                              f"{cluster.units[0].memory_bytes / 1e9:.3g} GB per unit")
+    order = np.argsort(score, kind="stable")[:top]
+    fixed = {"dtype_bytes": dtype_bytes, "optimizer": optimizer, "training": training}
+    confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed)
+                 for i in order if np.isfinite(score[i])]
+    confirmed.sort(key=lambda c: (c.simulated, c.index))
+    plain = np.flatnonzero((space.dp == cluster.size) & np.isfinite(score))
+    baseline = int(plain[np.argmin(score[plain])]) if plain.size else None
+    return Search(space, est, objective, confirmed, baseline)
+
+
+def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, estimated: float,
+             objective: str, fixed: dict) -> Candidate:
+    symmetric = cluster.size > SYMMETRIC_ABOVE and space.tp[i] > 1
+    cfg = space.config(i, batch, tp_mode="symmetric" if symmetric else "full",
+                       fuse=cluster.size > SYMMETRIC_ABOVE, **fixed)
+    try:
+        step = build_step(model, cfg, cluster)
+    except (SimulationError, ValueError):
+        return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
+    trace = simulate(step.graph, cluster, Static())
+    every = mirror_units(trace, step.groups) if symmetric else trace
+    joules = energy_of(cluster, every).total_j
+    usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))
+    value = {"time": trace.makespan_s, "energy": joules, "cost": usd}[objective]
+    return Candidate(i, space.describe(i), estimated, value, trace.makespan_s, joules, usd)
+
+
+BREAKDOWN = (("compute_s", "compute"), ("bubble_s", "pipeline bubble"),
+             ("tp_comm_s", "tensor-parallel all-reduces"), ("pp_comm_s", "stage hand-offs"),
+             ("dp_exposed_s", "exposed gradient all-reduce"), ("optimizer_s", "optimizer"))
+
+
+def explain(result: Search) -> list[str]:
+    """Why the winner wins: where its estimated time goes against its rivals, and what
+    the simulation adds (contention and placement the estimate does not see)."""
+    est, win = result.estimate, result.winner
+    sim = {c.index: c for c in result.candidates}
+    rivals = [("the runner-up", c.index) for c in result.candidates[1:2]]
+    if result.baseline is not None and result.baseline != win.index:
+        rivals.append(("plain data parallelism", result.baseline))
+    lines = []
+    for name, j in rivals:
+        diffs = sorted(((float(getattr(est, f)[j] - getattr(est, f)[win.index]), label)
+                        for f, label in BREAKDOWN), reverse=True)
+        saved = [f"{gain * 1e3:.3g} ms less on {label}" for gain, label in diffs[:2] if gain > 0]
+        why = (" and ".join(saved) if saved else "no less estimated time")
+        text = f"against {name} ({result.space.describe(j)}): {why} (estimated)"
+        if j in sim and np.isfinite(sim[j].simulated):
+            text += (f"; simulated {result.objective} {_pct(sim[j].simulated, win.simulated)} "
+                     f"higher")
+        text += (f"; memory per unit {est.memory_bytes[win.index] / 1e9:.3g} GB vs "
+                 f"{est.memory_bytes[j] / 1e9:.3g} GB")
+        lines.append(text)
+    return lines
+
+
+def _pct(rival: float, winner: float) -> str:
+    return f"{(rival / winner - 1) * 100:.3g}%" if winner > 0 else "n/a"

@@ -1,0 +1,94 @@
+"""`leptonsim sweep FILE`: the command, registered on the main parser by
+`add_sweep_command(subparsers)`. Returns exit codes like the other commands; a
+ScenarioError or StudyError (a LeptonError) propagates for the caller to print as one
+line with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["INTERRUPTED", "add_sweep_command", "sweep_command"]
+
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+
+DESCRIPTION = """\
+Run every point of the [sweep] table of a scenario file (and every variant, if it
+has variants) and append one row per point to DIR/results.csv as points finish.
+An interrupted sweep (Ctrl-C, kill -9) resumes where it stopped when the same command
+is run again: finished points are kept and not recomputed. At the end the rows are
+also written in point order to DIR/results.sorted.csv. See docs/studies.md."""
+
+EPILOG = """\
+examples:
+  leptonsim sweep study.toml --workers 8 --plot
+  leptonsim sweep study.toml --executor dask --scheduler tcp://10.0.0.5:8786
+  leptonsim sweep study.toml --price 2.5      # cost_usd at 2.5 USD per unit-hour"""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text}")
+    return value
+
+
+def _price(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a price >= 0 in USD, found {text}")
+    return value
+
+
+def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `sweep` on the subparsers of the main parser; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sweep", help="run a parameter sweep ([sweep] table) in parallel; write results.csv",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="scenario TOML file with a [sweep] table")
+    p.add_argument("--out", metavar="DIR",
+                   help="output directory (default out/<file stem>/sweep)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="local worker processes (default: one per CPU; 1 runs in this process)")
+    p.add_argument("--executor", choices=("process", "dask"), default="process",
+                   help="where points run: a local process pool (default) or a Dask cluster")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="Dask scheduler address, e.g. tcp://127.0.0.1:8786 (with --executor dask)")
+    p.add_argument("--price", type=_price, metavar="USD",
+                   help="price per unit-hour in USD for units without price_per_hour in the "
+                        "scenario; fills the cost_usd column (left empty when unknown)")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--plot", action="store_true",
+                   help="also draw the figures (PNG and SVG) into DIR/plots")
+    p.set_defaults(func=sweep_command)
+    return p
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from .executors import open_executor
+    from .load import load_sweep
+    from .runner import RESULTS, run_sweep
+
+    sweep = load_sweep(args.file)  # every mistake in the file, before anything runs
+    out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "sweep"
+    try:
+        with open_executor(args.executor, args.workers, args.scheduler) as pool:
+            done = run_sweep(sweep, out, pool.executor, slots=pool.slots,
+                             price_per_unit_hour=args.price,
+                             progress=True if args.progress else None)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished points are in {out / RESULTS}; run the same command "
+              "again to resume", file=sys.stderr)
+        return INTERRUPTED
+    print(f"{done.total} points ({done.resumed} already done, {done.computed} run): "
+          f"wrote {done.results}, {done.sorted}")
+    if args.plot:
+        from .plots import plot_study
+
+        written = plot_study(done.sorted, out / "plots")
+        print(f"wrote {len(written)} figures to {out / 'plots'}")
+    return 0

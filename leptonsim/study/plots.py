@@ -1,0 +1,284 @@
+"""Figures of a sweep, drawn from its results CSV alone (never from simulator objects).
+
+    scaling    speed-up and parallel efficiency against compute units, with the seed's
+               formulas, Amdahl's law and the work/span bounds overlaid
+    breakdown  per configuration: compute, pipeline bubble, other idle, and link time
+    heatmap    a metric over two swept parameters (one panel per variant)
+    pareto     energy against time per step, with the Pareto front
+
+Object-oriented matplotlib (`Figure`), as in leptonsim.plots: no pyplot, no display.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..plots import save_figure
+from .table import Table, read_table, short
+
+__all__ = ["breakdown", "heatmap", "pareto", "plot_study", "scaling"]
+
+MAX_GROUPS = 8          # lines with a legend entry in the scaling figure
+MAX_OVERLAID = 4        # lines whose formula curves are drawn (equal curves once)
+MAX_BARS = 40
+MAX_PANELS = 4
+MAX_HEATMAPS = 6
+GREY = "0.35"
+METRIC_LABELS = {"makespan_s": "makespan per step (s)", "energy_j": "energy per step (J)",
+                 "parallel_efficiency": "parallel efficiency (fraction)",
+                 "speedup": "speed-up (×)", "cost_usd": "cost per step (USD)"}
+# (column, how it becomes a speed-up, legend label, line style)
+OVERLAYS: tuple[tuple[str, str, str, Any], ...] = (
+    ("work_span_lower_bound_s", "time", "work/span bound W/max(W/C, CP) (upper)", "--"),
+    ("graham_bound_s", "time", "Graham W/(W/C + CP) (lower, greedy only)", ":"),
+    ("amdahl_speedup", "speedup", "Amdahl 1/(s + (1−s)/C), s = CP/W", "-."),
+    ("seed_parallel_time_s", "time", "seed T_p = min(ΣT_i, T_m)", (0, (5, 2, 1, 2, 1, 2))),
+)
+
+
+def _colour(i: int) -> tuple[float, ...]:
+    return tuple(mpl.colormaps["tab10"](i % 10))
+
+
+def _speedups(t: Table, rows: list[int]) -> dict[str, np.ndarray]:
+    work = t.num("total_work_s", rows)
+    out = {}
+    for column, how, _, _ in OVERLAYS:
+        values = t.num(column, rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[column] = work / values if how == "time" else values
+    return out
+
+
+def scaling(t: Table) -> Figure:
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax_s, ax_e = fig.subplots(1, 2)
+    within = t.unit_determining()
+    groups = t.groups(within)
+    shown: dict[Axes, list[np.ndarray]] = {ax_s: [], ax_e: []}   # what sets the y range
+    seed: dict[Axes, list[np.ndarray]] = {ax_s: [], ax_e: []}    # may lie far above it
+    drawn: set[tuple[float, ...]] = set()                         # formula curves, once each
+    for g, rows in enumerate(groups):
+        rows = sorted(rows, key=lambda i: float(t.rows[i]["units"]))
+        units = t.num("units", rows)
+        label = t.label(rows[0], within) if g < MAX_GROUPS else None
+        speedup, eff = t.num("speedup", rows), 100 * t.num("parallel_efficiency", rows)
+        ax_s.plot(units, speedup, "o-", color=_colour(g), label=label)
+        ax_e.plot(units, eff, "o-", color=_colour(g))
+        shown[ax_s].append(speedup)
+        shown[ax_e].append(eff)
+        if g < MAX_OVERLAID:
+            _overlay(t, rows, ax_s, ax_e, drawn, shown, seed)
+    for ax, unit in ((ax_s, "×"), (ax_e, "%")):
+        ax.set_xlabel("compute units (count)")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        _log2_if_wide(ax, t.num("units"))
+        _clip(ax, shown[ax], seed[ax], unit)
+    ax_s.set_ylabel("speed-up over the best single unit (×)")
+    ax_s.set_title("Speed-up W / makespan")
+    ax_e.set_ylabel("parallel efficiency (%)")
+    ax_e.set_title("Parallel efficiency W / (C_eff × makespan); × = seed E_p")
+    styles = [Line2D([], [], color="k", marker="o", label="simulated (colour: configuration)")]
+    styles += [Line2D([], [], color=GREY, linestyle=s, label=name) for _, _, name, s in OVERLAYS]
+    styles.append(Line2D([], [], color=GREY, marker="x", linestyle="",
+                         label="seed E_p = max(1/ΣE_i, E_m)"))
+    ax_e.legend(handles=styles, fontsize=7, loc="best", title="curves", title_fontsize=8)
+    if len(groups) > 1:
+        ax_s.legend(fontsize=7, loc="best", title="configuration", title_fontsize=8)
+    fig.suptitle("Scaling against compute units: simulated vs the seed's formulas and "
+                 "the textbook bounds" + (f" (formulas for the first {MAX_OVERLAID} lines)"
+                                           if len(groups) > MAX_OVERLAID else ""))
+    return fig
+
+
+def _overlay(t: Table, rows: list[int], ax_s: Axes, ax_e: Axes, drawn: set[tuple[float, ...]],
+             shown: dict[Axes, list[np.ndarray]], seed: dict[Axes, list[np.ndarray]]) -> None:
+    """The formulas' curves for one line of configurations, in grey; a curve equal to
+    one already drawn (the formulas ignore link speed and scheduler) is not drawn again."""
+    units, cap = t.num("units", rows), t.num("effective_capacity", rows)
+    curves: list[tuple[str, np.ndarray | None, np.ndarray]] = [
+        ("seed_hardware_efficiency", None, 100 * t.num("seed_hardware_efficiency", rows))]
+    curves += [(c, v, 100 * v / cap) for c, v in _speedups(t, rows).items()]
+    for column, speedup, efficiency in curves:
+        key = (hash(column), *units, *np.nan_to_num(efficiency))
+        if key in drawn:
+            continue
+        drawn.add(key)
+        kept = seed if column.startswith("seed_") else shown
+        kept[ax_e].append(efficiency)
+        if speedup is None:  # the seed's E_p: markers
+            ax_e.plot(units, efficiency, "x", ms=7, color=GREY)
+            continue
+        style = next(o[3] for o in OVERLAYS if o[0] == column)
+        ax_s.plot(units, speedup, linestyle=style, color=GREY, lw=1.2)
+        ax_e.plot(units, efficiency, linestyle=style, color=GREY, lw=1.2)
+        kept[ax_s].append(speedup)
+
+
+def _clip(ax: Axes, shown: list[np.ndarray], seed: list[np.ndarray], unit: str) -> None:
+    """Fit the y range to the simulation and the bounds; say how far off the chart the
+    seed's predictions go rather than squash everything under them."""
+    top = max((float(np.nanmax(v, initial=0.0)) for v in shown), default=1.0) * 1.15 or 1.0
+    ax.set_ylim(0, top)
+    peak = max((float(np.nanmax(v[np.isfinite(v)], initial=0.0)) for v in seed), default=0.0)
+    if peak > top:
+        ax.text(0.02, 0.97, f"seed prediction off the chart: up to {peak:.3g} {unit}",
+                transform=ax.transAxes, fontsize=7, va="top", color="0.3")
+
+
+def _log2_if_wide(ax: Axes, values: np.ndarray) -> None:
+    finite = values[np.isfinite(values) & (values > 0)]
+    if len(finite) and finite.max() / finite.min() >= 16:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(mpl.ticker.ScalarFormatter())
+
+
+def breakdown(t: Table) -> Figure:
+    rows = list(range(min(len(t), MAX_BARS)))
+    n = len(rows)
+    fig = Figure(figsize=(11, 1.2 + 0.35 * n), layout="constrained")
+    ax = fig.subplots()
+    units = t.num("units", rows)
+    compute, bubble = t.num("compute_s", rows) / units, t.num("bubble_s", rows) / units
+    idle = t.num("idle_s", rows) / units - bubble
+    comm = t.num("communication_s", rows) / units
+    y = np.arange(n)
+    left = np.zeros(n)
+    for values, name, colour in ((compute, "compute (busy)", "#1f77b4"),
+                                 (bubble, "pipeline bubble", "#ff7f0e"),
+                                 (idle, "other idle", "#c7c7c7")):
+        ax.barh(y - 0.12, values, height=0.5, left=left, label=name, color=colour)
+        left += np.nan_to_num(values)
+    ax.barh(y + 0.3, comm, height=0.2, color="#2ca02c", hatch="//",
+            label="communication: link busy time (overlaps the above)")
+    ax.set_yticks(y, [t.label(i) for i in rows], fontsize=7)
+    ax.set_ylim(n - 0.4, -0.6)
+    ax.set_xlabel("time per compute unit, averaged over units (s); compute + idle = makespan")
+    ax.set_ylabel("configuration")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    more = f" (first {MAX_BARS} of {len(t)})" if len(t) > MAX_BARS else ""
+    ax.set_title(f"Where the time of a step goes, per configuration{more}")
+    return fig
+
+
+def _axis(t: Table, rows: list[int], column: str) -> tuple[list[str], np.ndarray]:
+    """Distinct values of a column (numeric order when numeric) and each row's position."""
+    cells = [t.rows[i][column] for i in rows]
+    distinct = list(dict.fromkeys(cells))
+    if t.numeric(column):
+        distinct.sort(key=float)
+    where = {v: k for k, v in enumerate(distinct)}
+    return distinct, np.array([where[c] for c in cells])
+
+
+def _cells(t: Table, rows: list[int], x: str, y: str, metric: str
+           ) -> tuple[list[str], list[str], np.ndarray]:
+    """The metric on the grid of distinct (x, y) values: the mean of the rows in each
+    cell (other swept parameters averaged), NaN where there is none."""
+    xs, xi = _axis(t, rows, x)
+    ys, yi = _axis(t, rows, y)
+    values = t.num(metric, rows)
+    total, count = np.zeros((len(ys), len(xs))), np.zeros((len(ys), len(xs)))
+    np.add.at(total, (yi, xi), np.nan_to_num(values))
+    np.add.at(count, (yi, xi), np.isfinite(values))
+    with np.errstate(invalid="ignore"):
+        return xs, ys, np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
+    variants = list(dict.fromkeys(r["variant"] for r in t.rows))[:MAX_PANELS]
+    panels = [_cells(t, [i for i, r in enumerate(t.rows) if r["variant"] == v], x, y, metric)
+              for v in variants]
+    finite = np.concatenate([g[np.isfinite(g)] for _, _, g in panels] + [np.zeros(0)])
+    scale = mpl.colors.Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
+    fig = Figure(figsize=(5.5 * len(variants), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(variants)))
+    for ax, variant, (xs, ys, grid) in zip(axes, variants, panels, strict=True):
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", norm=scale)
+        ax.set_xticks(range(len(xs)), [t.show(x, v) for v in xs], rotation=45, fontsize=7)
+        ax.set_yticks(range(len(ys)), [t.show(y, v) for v in ys], fontsize=7)
+        if grid.size <= 64:
+            for (r, c), v in np.ndenumerate(grid):
+                if np.isfinite(v):
+                    red, green, blue, _ = image.cmap(scale(v))
+                    ink = "k" if 0.3 * red + 0.6 * green + 0.1 * blue > 0.5 else "w"
+                    ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=6, color=ink)
+        ax.set_xlabel(f"{x} ({t.unit(x)})")
+        ax.set_ylabel(f"{y} ({t.unit(y)})")
+        ax.set_title(variant or "base", fontsize=9)
+        fig.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    others = " (mean over the other swept parameters)" if len(t.parameters) > 2 else ""
+    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} over {short(x)} × {short(y)}{others}")
+    return fig
+
+
+def pareto_front(time: np.ndarray, energy: np.ndarray) -> list[int]:
+    """Indices of the non-dominated points (less time or less energy than every other),
+    in order of increasing time."""
+    front, best = [], np.inf
+    for i in np.lexsort((energy, time)):
+        if np.isfinite(time[i]) and energy[i] < best:
+            front.append(int(i))
+            best = energy[i]
+    return front
+
+
+def pareto(t: Table) -> Figure:
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    time, joules = t.num("makespan_s"), t.num("energy_j")
+    variants = [r["variant"] for r in t.rows]
+    for k, v in enumerate(dict.fromkeys(variants)):
+        mask = np.array([w == v for w in variants])
+        ax.scatter(time[mask], joules[mask], s=18, color=_colour(k), alpha=0.6,
+                   label=v or "all points")
+    front = pareto_front(time, joules)
+    ax.step(time[front], joules[front], where="post", color="k", lw=1.5,
+            label="Pareto front (no point is both faster and cheaper)")
+    ax.scatter(time[front], joules[front], s=40, facecolors="none", edgecolors="k")
+    for i in front[:8]:
+        ax.annotate(t.label(i), (time[i], joules[i]), fontsize=6, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel("makespan per step (s)")
+    ax.set_ylabel("energy per step (J)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    note = " — no power given: all energies are 0 J" if not np.nanmax(joules, initial=0) else ""
+    ax.set_title(f"Energy against time per step (lower left is better){note}")
+    return fig
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def figures(t: Table) -> dict[str, Figure]:
+    """Every figure the table supports, by file stem."""
+    out = {"scaling": scaling(t), "breakdown": breakdown(t), "pareto": pareto(t)}
+    for x, y in itertools.islice(itertools.combinations(t.parameters, 2), MAX_HEATMAPS):
+        out[f"heatmap_{_slug(x)}__{_slug(y)}"] = heatmap(t, x, y)
+    return out
+
+
+def plot_study(csv_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Draw every figure of a results CSV into out_dir as PNG and SVG; the paths written."""
+    t = read_table(csv_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if not len(t):
+        return written
+    for stem, fig in figures(t).items():
+        written += [save_figure(fig, out / f"{stem}.{ext}") for ext in ("png", "svg")]
+    return written

@@ -1,0 +1,90 @@
+"""`leptonsim validate SCENARIO`: simulate it, execute it for real, compare.
+
+cli.py registers the subcommand with `add_validate_command(subparsers)`; `main` runs
+it standalone (`python -m leptonsim.validate`) with the same exit codes: 0 done,
+2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import LeptonError, ScenarioError
+
+DEFAULT_PROFILE = "profiles/this_machine.toml"
+
+
+def add_validate_command(subparsers: Any) -> None:
+    """Register `validate FILE [--workers N] [--repeats R] [--profile FILE] [--out DIR]`."""
+    v = subparsers.add_parser(
+        "validate", help="simulate and really execute a scenario on this machine; compare",
+        description="Run a scenario both ways on this machine: simulated with the calibrated "
+                    "cost model of a hardware profile, and executed for real with NumPy on "
+                    "worker processes (the model's own kernels for [workload.model] scenarios, "
+                    "synthetic kernels otherwise). Prints the end-to-end and per-task errors and "
+                    "writes validation.json, scatter.png and gantt_overlay.png.")
+    v.add_argument("file", help="scenario TOML file")
+    v.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes = simulated units (default: the scenario's units)")
+    v.add_argument("--repeats", type=int, default=5, metavar="R",
+                   help="real executions; medians are reported (default 5)")
+    v.add_argument("--profile", metavar="FILE", default=DEFAULT_PROFILE,
+                   help=f"hardware profile of this machine (default {DEFAULT_PROFILE}; "
+                        "measured and written first if missing)")
+    v.add_argument("--out", metavar="DIR",
+                   help="output directory (default out/<file stem>-validation)")
+    v.add_argument("--no-wait", action="store_true",
+                   help="do not wait for other work on the machine to settle before each run")
+    v.set_defaults(func=validate_command)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from .. import scenario
+    from .quiet import QuietGate
+    from .report import render, write_outputs
+    from .run import validate
+
+    for flag, value in (("--repeats", args.repeats), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise ScenarioError(flag, "an integer >= 1", value, file="command line")
+    scenarios = scenario.load(args.file)
+    profile = load_or_calibrate(args.profile)
+    base = Path(args.out) if args.out else Path("out") / f"{Path(args.file).stem}-validation"
+    gate = None if args.no_wait else QuietGate()
+    for s in scenarios:
+        result = validate(s, profile, args.workers, args.repeats, gate)
+        print(render(result))
+        written = write_outputs(result, base / s.variant if s.variant else base,
+                                {"profile": str(args.profile), "machine": profile.machine})
+        print(f"wrote {', '.join(str(p) for p in written)}\n")
+    return 0
+
+
+def load_or_calibrate(path: str) -> Any:
+    """The profile at `path`; measured (about 10 s) and written there if it is missing."""
+    from ..calibrate import calibrate, load_profile, write_profile
+
+    if not Path(path).exists():
+        print(f"validate: no profile at {path}; calibrating this machine first (about 10 s)",
+              file=sys.stderr, flush=True)
+        write_profile(calibrate(progress=True, quick=False), path)
+        print(f"validate: wrote {path}", file=sys.stderr, flush=True)
+    return load_profile(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="leptonsim")
+    add_validate_command(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = p.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScenarioError as err:
+        print(f"error: {err.line()}", file=sys.stderr)
+        return 2
+    except LeptonError as err:
+        print(f"error: {args.file}: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,119 @@
+"""Simulate once, execute R times, compare: the numbers `leptonsim validate` reports.
+
+Both runs use the same graph, placement and priority, on the same number of units:
+the simulation on `profile_cluster` (cores of this machine as the profile measured
+them), the execution on as many worker processes. Measured traces are shifted so
+that time 0 is the first task's start, as in the simulation (the coordinator's
+"go" message reaches the workers a few tens of microseconds after its t0).
+
+Errors are relative, (predicted - measured) / measured: positive = the simulator
+predicted too slow. Per task, the prediction is the task's kernel time (the
+simulated bar minus the calibrated gap after it) and the measurement is the median
+over repeats of the timed kernel call; communication tasks (nothing to compute) are
+left out of the per-task errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..execute import KernelSource, execute
+from ..graph import TaskGraph
+from ..hardware import Cluster
+from ..sim import Plan
+from ..sim.engine import run_plan
+from ..trace import Trace
+from .cost import KindCost
+from .quiet import QuietGate
+
+
+@dataclass(frozen=True)
+class Comparison:
+    predicted: Trace                 # the simulation
+    measured: tuple[Trace, ...]      # every repeat, time 0 = first task start
+    predicted_task_s: np.ndarray     # per task: predicted kernel seconds
+    measured_task_s: np.ndarray      # per task: median measured seconds over repeats
+    compute: np.ndarray              # per task: True where per-task errors apply
+    busy: tuple[float, ...] = ()     # machine busy fraction seen before each repeat
+
+    @property
+    def predicted_makespan_s(self) -> float:
+        return self.predicted.makespan_s
+
+    @property
+    def measured_makespans_s(self) -> list[float]:
+        return [t.makespan_s for t in self.measured]
+
+    @property
+    def measured_makespan_s(self) -> float:
+        return float(np.median(self.measured_makespans_s))
+
+    @property
+    def error(self) -> float:
+        """End to end: (predicted - median measured) / median measured makespan."""
+        return relative_error(self.predicted_makespan_s, self.measured_makespan_s)
+
+    @property
+    def median_trace(self) -> Trace:
+        """The repeat whose makespan is the median (the lower middle for even R)."""
+        order = np.argsort(self.measured_makespans_s, kind="stable")
+        return self.measured[int(order[(len(order) - 1) // 2])]
+
+    def task_errors(self) -> np.ndarray:
+        """Per compute task, (predicted - measured) / measured (NaN elsewhere)."""
+        err = np.full(len(self.compute), np.nan)
+        m = self.compute & (self.measured_task_s > 0)
+        err[m] = self.predicted_task_s[m] / self.measured_task_s[m] - 1.0
+        return err
+
+    def errors_by_kind(self, kinds: list[str]) -> dict[str, dict[str, float]]:
+        """Per task kind: tasks, median |error|, median signed error, measured seconds."""
+        err = self.task_errors()
+        out: dict[str, dict[str, float]] = {}
+        for kind in sorted(set(kinds)):
+            idx = np.array([i for i, k in enumerate(kinds) if k == kind and np.isfinite(err[i])])
+            if idx.size:
+                out[kind] = {"tasks": int(idx.size),
+                             "median_abs_error": float(np.median(np.abs(err[idx]))),
+                             "median_error": float(np.median(err[idx])),
+                             "measured_s": float(self.measured_task_s[idx].sum())}
+        return out
+
+
+def relative_error(predicted: float, measured: float) -> float:
+    return predicted / measured - 1.0 if measured > 0 else float("nan")
+
+
+def compare(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost,
+            kernels: KernelSource, repeats: int, gate: QuietGate | None = None) -> Comparison:
+    """Simulate `plan` with `cost`, execute it `repeats` times with `kernels` (each
+    after `gate` has waited for a quiet machine, if given)."""
+    if plan.unit is None:
+        raise ValueError("validation needs a placed plan (static or heft), not greedy")
+    times = cost.task_times(graph, cluster)
+    predicted = run_plan(graph, cluster, plan, times)
+    runs, busy = [], []
+    for _ in range(max(1, repeats)):
+        busy.append(gate.wait() if gate else float("nan"))
+        runs.append(shift_to_first_start(execute(graph, plan.unit, cluster.size,
+                                                 priority=plan.priority, cluster=cluster,
+                                                 kernels=kernels)))
+    measured = tuple(runs)
+    durations = np.stack([_durations(graph, t) for t in measured])
+    compute = ~np.asarray(graph.comm, bool) if graph.comm is not None else np.ones(graph.size, bool)
+    return Comparison(predicted, measured, cost.kernel_seconds(graph),
+                      np.median(durations, axis=0), compute, tuple(busy))
+
+
+def _durations(graph: TaskGraph, trace: Trace) -> np.ndarray:
+    took = np.zeros(graph.size)
+    took[trace.task] = trace.task_end - trace.task_start
+    return took
+
+
+def shift_to_first_start(trace: Trace) -> Trace:
+    t0 = float(trace.task_start.min(initial=0.0)) if len(trace.task) else 0.0
+    return replace(trace, task_start=trace.task_start - t0, task_end=trace.task_end - t0,
+                   xfer_start=trace.xfer_start - t0, xfer_end=trace.xfer_end - t0)

@@ -1,0 +1,167 @@
+"""`ModelKernels`: the real NumPy kernels of a model's layers, as executed tasks.
+
+A step graph (leptonsim.parallel.step) records what each compute task does in
+`StepGraph.work`: ("F" | "B" | "update", layer indices). `ModelKernels` turns each
+such task into a call of the layers' kernels (leptonsim.kernels) at the micro-batch
+size, in the dtype of the configuration:
+
+* "F": each layer's forward, on an input prepared untimed (random values of the
+  layer's input shape, integer indices for embeddings, class labels for losses);
+* "B": each layer's backward, in reverse, on a forward cache of its own (computed
+  untimed in `prepare`, as training would have left it); with recompute the
+  forward runs first, timed, as recomputation does;
+* "update": the optimizer step on the parameters of the task's layers, with
+  gradients of their shapes and the optimizer state of a step already taken.
+
+Tasks without work (collective steps, communication stand-ins) run the synthetic
+kernels, which do nothing for them: the transfers on their edges carry the bytes.
+Parameters are created once per worker and shared by its tasks; everything a kernel
+reads is allocated in `prepare`, so the timed call only computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from ..execute.kernels import Kernel, SyntheticKernels
+from ..graph import TaskGraph
+from ..kernels import KERNELS, init_params, update
+from ..kernels.base import Array, Params
+from ..kernels.registry import LOSSES
+from ..models import Layer, Model
+from ..ops import Add, Dense, Embedding, SigmoidCrossEntropy
+
+Work = dict[int, tuple[str, tuple[int, ...]]]
+DTYPES: dict[int, type[np.floating[Any]]] = {2: np.float16, 4: np.float32, 8: np.float64}
+LEARNING_RATE = 1e-3
+
+
+class ModelKernels:
+    """A KernelSource running `model`'s layers for the tasks in `work`.
+
+    Pickled to every worker: it carries the model, the work table and a few numbers;
+    parameters, inputs and caches are built in the worker (`__setstate__` resets them).
+    """
+
+    def __init__(self, model: Model, work: Work, microbatch: int, dtype_bytes: int = 4,
+                 optimizer: str = "adam", recompute: bool = False, seed: int = 0) -> None:
+        if dtype_bytes not in DTYPES:
+            raise ValueError(f"dtype_bytes must be one of {sorted(DTYPES)}, got {dtype_bytes}")
+        self.model, self.work, self.microbatch = model, dict(work), microbatch
+        self.dtype_bytes, self.optimizer, self.recompute, self.seed = (
+            dtype_bytes, optimizer, recompute, seed)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self._params: dict[int, Params] = {}
+        self._inputs: dict[int, Any] = {}
+        self._synthetic = SyntheticKernels()
+
+    def __getstate__(self) -> dict[str, Any]:
+        keep = ("model", "work", "microbatch", "dtype_bytes", "optimizer", "recompute", "seed")
+        return {k: self.__dict__[k] for k in keep}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    @property
+    def dtype(self) -> type[np.floating[Any]]:
+        return DTYPES[self.dtype_bytes]
+
+    def prepare(self, graph: TaskGraph, task: int) -> Kernel:
+        if task not in self.work:
+            return self._synthetic.prepare(graph, task)
+        phase, layers = self.work[task]
+        if phase == "F":
+            return partial(_forward, self._chain(layers))
+        if phase == "B":
+            return self._backward_kernel(layers)
+        if phase == "update":
+            return self._update_kernel(layers)
+        raise ValueError(f"task {graph.names[task]}: unknown work phase {phase!r}")
+
+    # -- what the timed calls read ------------------------------------------------
+    def params(self, i: int) -> Params:
+        """Layer i's parameters (a tied Dense gets a matrix of its own to multiply by)."""
+        if i not in self._params:
+            layer = self.model.layers[i]
+            p = init_params(layer.op, layer.input_shape, self._rng, self.dtype)
+            if isinstance(layer.op, Dense) and layer.op.tied:
+                p["kernel"] = self._normal((layer.input_shape[-1], layer.op.units))
+            self._params[i] = p
+        return self._params[i]
+
+    def layer_input(self, i: int) -> Any:
+        """An input for layer i at the micro-batch size, shared by the layer's tasks."""
+        if i not in self._inputs:
+            self._inputs[i] = self._make_input(self.model.layers[i])
+        return self._inputs[i]
+
+    def _make_input(self, layer: Layer) -> Any:
+        op, mb = layer.op, self.microbatch
+        if isinstance(op, Embedding):
+            return self._rng.integers(0, op.vocab, (mb, *layer.input_shape))
+        x = self._normal((mb, *layer.input_shape))
+        if isinstance(op, Add):
+            return tuple([x] + [self._normal(x.shape) for _ in range(op.arity - 1)])
+        if isinstance(op, SigmoidCrossEntropy):
+            return x, self._rng.integers(0, 2, x.shape)
+        if isinstance(op, LOSSES):
+            return x, self._rng.integers(0, layer.input_shape[-1], x.shape[:-1])
+        return x
+
+    def _normal(self, shape: tuple[int, ...]) -> Array:
+        return self._rng.standard_normal(shape).astype(self.dtype)
+
+    def _chain(self, layers: Sequence[int]) -> list[tuple[Layer, Params, Any]]:
+        return [(self.model.layers[i], self.params(i), self.layer_input(i)) for i in layers]
+
+    def _backward_kernel(self, layers: Sequence[int]) -> Kernel:
+        steps = []
+        for layer, params, x in self._chain(layers):
+            y, cache = KERNELS[type(layer.op)].forward(layer.op, params, x)
+            dy = (np.ones_like(y) if isinstance(layer.op, LOSSES)
+                  else self._normal(y.shape).astype(y.dtype, copy=False))
+            steps.append((layer, params, x, cache, dy))
+        return partial(_backward, steps[::-1], self.recompute)
+
+    def _update_kernel(self, layers: Sequence[int]) -> Kernel:
+        names = {i: self.model.layers[i].name for i in layers}
+        params = {names[i]: self.params(i) for i in layers if self.params(i)}
+        grads = {name: {k: self._normal(w.shape) for k, w in p.items()}
+                 for name, p in params.items()}
+        state: dict[str, Any] = {}
+        update(params, grads, state, self.optimizer, LEARNING_RATE)  # type: ignore[arg-type]
+        # (the optimizer state of step 1: the timed call is a steady-state step)
+        return partial(_update, params, grads, state, self.optimizer)
+
+
+def _forward(chain: list[tuple[Layer, Params, Any]], inputs: Sequence[Array]) -> Array:
+    y: Array = np.zeros(0)
+    for layer, params, x in chain:
+        y, _ = KERNELS[type(layer.op)].forward(layer.op, params, x)
+    return y
+
+
+def _backward(steps: list[tuple[Layer, Params, Any, Any, Array]], recompute: bool,
+              inputs: Sequence[Array]) -> Array | None:
+    dx: Any = None
+    for layer, params, x, cache, dy in steps:
+        kernel = KERNELS[type(layer.op)]
+        if recompute:
+            _, cache = kernel.forward(layer.op, params, x)
+        dx, _ = kernel.backward(layer.op, params, cache, dy)
+    if isinstance(dx, tuple):
+        dx = next((d for d in dx if d is not None), None)
+    return dx
+
+
+def _update(params: dict[str, Params], grads: dict[str, Params], state: dict[str, Any],
+            optimizer: Any, inputs: Sequence[Array]) -> None:
+    update(params, grads, state, optimizer, LEARNING_RATE)

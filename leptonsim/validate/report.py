@@ -1,0 +1,115 @@
+"""A Validation as text, as JSON, and as files (validation.json, scatter.png,
+gantt_overlay.png), written through a staging directory as leptonsim.run does."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..export import atomic_write
+from .cost import KernelCalibration
+from .run import Validation
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x * 100:+.1f}%"
+
+
+def render(v: Validation) -> str:
+    c = v.comparison
+    runs = ", ".join(f"{t * 1e3:.2f}" for t in c.measured_makespans_s)
+    lines = [f"validate {v.label}: {v.setup.cluster.size} worker(s), {v.setup.detail}",
+             f"  makespan  predicted {_ms(c.predicted_makespan_s)}  measured "
+             f"{_ms(c.measured_makespan_s)} (median of {len(c.measured)}: {runs} ms)  "
+             f"error {_pct(c.error)}"]
+    busy = [b for b in c.busy if math.isfinite(b)]
+    if busy:
+        lines.append(f"  machine busy with other work before the runs: {max(busy):.0%} at most")
+    by_kind = c.errors_by_kind(v.kinds)
+    if by_kind:
+        lines.append("  per-task error by kind (median |error|, median signed error, tasks):")
+        lines += [f"    {k:<22} {abs(d['median_abs_error']) * 100:6.1f}%  "
+                  f"{_pct(d['median_error']):>7}  {d['tasks']:>5}" for k, d in by_kind.items()]
+    err = c.task_errors()
+    if np.isfinite(err).any():
+        lines.append(f"  all tasks: median |error| {np.nanmedian(np.abs(err)) * 100:.1f}%, "
+                     f"time-weighted {weighted_abs_error(c.predicted_task_s, c.measured_task_s, err):.1%}")
+    return "\n".join(lines)
+
+
+def weighted_abs_error(predicted: np.ndarray, measured: np.ndarray, err: np.ndarray) -> float:
+    """Sum |predicted - measured| / sum measured over the tasks with an error."""
+    m = np.isfinite(err)
+    total = float(measured[m].sum())
+    return float(np.abs(predicted[m] - measured[m]).sum() / total) if total > 0 else float("nan")
+
+
+def calibration_json(cal: KernelCalibration) -> dict[str, Any]:
+    return {"batches": {k: list(b) for k, b in cal.batches.items()},
+            "default_gap_s": cal.default_gap_s,
+            "fits": {k: {"overhead_s": f.overhead_s, "compute_factor": f.compute_factor,
+                         "memory_factor": f.memory_factor, "gap_s": f.gap_s, "points": f.points}
+                     for k, f in cal.fits.items()}}
+
+
+def to_json(v: Validation) -> dict[str, Any]:
+    c, g = v.comparison, v.setup.graph
+    err = c.task_errors()
+    units = np.zeros(g.size, np.int64)
+    units[c.predicted.task] = c.predicted.task_unit
+    return {
+        "scenario": v.label, "detail": v.setup.detail, "workers": v.setup.cluster.size,
+        "repeats": len(c.measured),
+        "predicted_makespan_s": c.predicted_makespan_s,
+        "measured_makespan_s": c.measured_makespan_s,
+        "measured_makespans_s": c.measured_makespans_s,
+        "error": c.error,
+        "busy_before_runs": [b if math.isfinite(b) else None for b in c.busy],
+        "median_abs_task_error": float(np.nanmedian(np.abs(err))) if np.isfinite(err).any()
+        else None,
+        "by_kind": c.errors_by_kind(v.kinds),
+        "calibration": calibration_json(v.setup.cost.calibration),
+        "tasks": [{"name": g.names[i], "kind": v.kinds[i], "unit": int(units[i]),
+                   "predicted_s": float(c.predicted_task_s[i]),
+                   "measured_s": float(c.measured_task_s[i]),
+                   "error": float(err[i]) if np.isfinite(err[i]) else None}
+                  for i in range(g.size)],
+    }
+
+
+def write_outputs(v: Validation, out_dir: Path, extra: dict[str, Any] | None = None) -> list[Path]:
+    """validation.json, scatter.png and gantt_overlay.png, all or none."""
+    from ..plots import save_figure  # matplotlib only when files are written
+    from .figures import gantt_overlay, scatter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        text = json.dumps({**to_json(v), **(extra or {})}, indent=2) + "\n"
+        atomic_write(staging / "validation.json", lambda f: f.write(text))
+        c = v.comparison
+        keep = c.compute
+        save_figure(scatter(c.predicted_task_s[keep], c.measured_task_s[keep],
+                            [k for k, m in zip(v.kinds, keep, strict=True) if m],
+                            f"{v.label}: task times, predicted vs measured\n"
+                            f"end to end {_pct(c.error)}"), staging / "scatter.png")
+        save_figure(gantt_overlay(c.predicted, c.median_trace,
+                                  f"{v.label}: simulated and measured (median run)"),
+                    staging / "gantt_overlay.png")
+        written = []
+        for f in sorted(staging.iterdir()):
+            f.replace(out_dir / f.name)
+            written.append(out_dir / f.name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,141 @@
+"""One scenario (or model configuration) in, one Validation out.
+
+What runs: the scenario's task graph on `workers` cores of this machine, simulated on
+`profile_cluster` (the profile's core and link, fully connected: exactly what the
+executor provides) and executed with real kernels. A [workload.model] scenario is
+rebuilt for that cluster (the pipeline partition balances *this* machine's costs)
+and runs its layers' NumPy kernels (ModelKernels); any other graph runs the
+synthetic kernels the profile was measured with. The scenario's own hardware is not
+used: a prediction is only checkable on the machine that measures it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..calibrate import Profile
+from ..errors import ScenarioError
+from ..execute import KernelSource, SyntheticKernels
+from ..graph import TaskGraph
+from ..hardware import Cluster
+from ..models import Model
+from ..parallel.config import ParallelConfig
+from ..parallel.step import build_step
+from ..scenario import Scenario
+from ..sim import SCHEDULERS, Plan, Static
+from .calibration import calibration_batches, fit, measure
+from .compare import Comparison, compare
+from .cost import KernelCalibration, KindCost, profile_cluster
+from .kernels import DTYPES, ModelKernels
+from .quiet import QuietGate
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything both runs share."""
+
+    graph: TaskGraph
+    cluster: Cluster
+    plan: Plan
+    kernels: KernelSource
+    cost: KindCost
+    detail: str
+
+
+@dataclass(frozen=True)
+class Validation:
+    label: str
+    setup: Setup
+    comparison: Comparison
+    repeats: int
+
+    @property
+    def kinds(self) -> list[str]:
+        g = self.setup.graph
+        return list(g.kinds) if g.kinds else ["task"] * g.size
+
+
+def model_setup(model: Model, cfg: ParallelConfig, profile: Profile,
+                calibration: KernelCalibration) -> Setup:
+    """A training step of `model` under `cfg` on cfg.units cores of this machine."""
+    if cfg.tp != 1:
+        raise ScenarioError("parallel.tp", "1 for validation (no sharded NumPy kernels)", cfg.tp)
+    cluster = profile_cluster(profile, cfg.units)
+    step = build_step(model, cfg, cluster)
+    cost = KindCost(profile, calibration)
+    plan = Static().plan(step.graph, cluster, cost.task_times(step.graph, cluster))
+    kernels = ModelKernels(model, step.work or {}, cfg.microbatch_size, cfg.dtype_bytes,
+                           cfg.optimizer, cfg.recompute)
+    detail = (f"{model.name}, {DTYPES[cfg.dtype_bytes].__name__}, dp {cfg.dp} x pp {cfg.pp}, "
+              f"batch {cfg.batch} in {cfg.microbatches} micro-batch(es) of {cfg.microbatch_size}")
+    return Setup(step.graph, cluster, plan, kernels, cost, detail)
+
+
+def graph_setup(scenario: Scenario, profile: Profile, workers: int) -> Setup:
+    """A plain task graph with the synthetic kernels, planned by the scenario's scheduler."""
+    g = scenario.graph
+    if g.size and int(g.pin.max()) >= workers:
+        raise ScenarioError("--workers", f"at least {int(g.pin.max()) + 1} (tasks are pinned "
+                            f"up to unit {int(g.pin.max())})", workers, file="command line")
+    if scenario.scheduler == "greedy":
+        raise ScenarioError("schedule.scheduler", "static or heft for validation (greedy "
+                            "places tasks at run time)", "greedy", file=scenario.file)
+    cluster = profile_cluster(profile, workers)
+    cost = KindCost(profile, KernelCalibration({}))
+    plan = SCHEDULERS[scenario.scheduler]().plan(g, cluster, cost.task_times(g, cluster))
+    kernels = SyntheticKernels(balance=profile.memory_bandwidth / profile.peak_flops)
+    return Setup(g, cluster, plan, kernels, cost, f"{g.size} tasks, synthetic kernels, "
+                 f"{scenario.scheduler} schedule")
+
+
+def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: int = 3,
+                  progress: bool = True) -> KernelCalibration:
+    """Kernel calibration for one validated configuration: the model's layers at
+    micro-batch sizes other than cfg's (see calibration_batches)."""
+    batches = calibration_batches([cfg.microbatch_size])
+    if progress:
+        print(f"validate: timing {model.name}'s kernels at micro-batch {batches} (calibration; "
+              f"validated: {cfg.microbatch_size})", file=sys.stderr, flush=True)
+    cal = fit(measure(profile, model, batches, repeats, cfg))
+    return replace(cal, batches={model.name: batches})
+
+
+def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
+             repeats: int = 5, gate: QuietGate | None = None, progress: bool = True) -> Validation:
+    step = scenario.step
+    if step is not None:
+        cfg = step.config
+        if workers is not None and workers != cfg.units:
+            raise ScenarioError("--workers", f"{cfg.units} (dp x pp x tp of the scenario)",
+                                workers, file="command line")
+        model = scenario_model(scenario)
+        setup = model_setup(model, cfg, profile, calibrate_for(model, cfg, profile,
+                                                               progress=progress))
+    else:
+        setup = graph_setup(scenario, profile, workers or scenario.cluster.size)
+    return run_setup(scenario.label, setup, repeats, gate)
+
+
+def run_setup(label: str, setup: Setup, repeats: int, gate: QuietGate | None = None) -> Validation:
+    c = compare(setup.graph, setup.cluster, setup.plan, setup.cost, setup.kernels, repeats, gate)
+    return Validation(label, setup, c, repeats)
+
+
+def scenario_model(scenario: Scenario) -> Model:
+    """The Model of a [workload.model] scenario. Scenario does not keep it, so it is
+    rebuilt from the file's (already checked) [workload.model] table and variant."""
+    for holder in (scenario, scenario.step):
+        model = getattr(holder, "model", None)
+        if isinstance(model, Model):
+            return model
+    from ..scenario.model import build_model
+    from ..scenario.validate import apply_override, normalize, parse_key_path, parse_toml, variant_path
+
+    raw = parse_toml(Path(scenario.file).read_text(encoding="utf-8"))
+    variants = raw.pop("variants", {})
+    for dotted, value in variants.get(scenario.variant, {}).items():
+        apply_override(raw, parse_key_path(scenario.variant, dotted), value,
+                       variant_path(scenario.variant, dotted))
+    return build_model(normalize(raw)["workload"]["model"])

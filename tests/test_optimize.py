@@ -1,0 +1,105 @@
+"""leptonsim optimize: the space, the analytic estimate against the simulator, the search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim.cli import main
+from leptonsim.errors import SimulationError
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
+from leptonsim.models import LayerStack
+from leptonsim.ops import Dense
+from leptonsim.optimize import Estimator, enumerate_space, search
+from leptonsim.optimize.estimate import balanced_ranges
+from leptonsim.parallel.pipeline import partition
+from leptonsim.parallel.step import build_step
+from leptonsim.sim import Static, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=80e9, efficiency=0.5,
+                   idle_power_w=50, busy_power_w=300, price_per_hour=2.0)
+
+
+def stack(layers: int = 8, width: int = 512):
+    s = LayerStack("stack", (width,))
+    for i in range(layers):
+        s.add(f"fc{i}", Dense(width))
+    return s.build()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([1, 2, 4, 6, 8, 12, 16]), st.sampled_from([8, 24, 64, 96]),
+       st.integers(4, 40))
+def test_every_configuration_is_valid_and_distinct(units, batch, layers):
+    sp = enumerate_space(units, batch, layers)
+    assert np.all(sp.dp * sp.pp * sp.tp == units)
+    assert np.all(batch % (sp.dp * sp.microbatches) == 0)
+    assert np.all(sp.pp * sp.chunks <= layers)
+    rows = {tuple(int(getattr(sp, f)[i]) for f in ("dp", "pp", "tp", "microbatches", "schedule",
+                                                     "chunks", "recompute", "layout"))
+            for i in range(len(sp))}
+    assert len(rows) == len(sp)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.01, 10.0), min_size=1, max_size=40), st.integers(1, 40))
+def test_balanced_ranges_are_as_good_as_the_exact_partition(costs, stages):
+    stages = min(stages, len(costs))
+    arr = np.array(costs)
+    ranges = balanced_ranges(arr, stages)
+    assert [a for a, _ in ranges][0] == 0 and ranges[-1][1] == len(costs)
+    assert all(z > a for a, z in ranges) and all(ranges[i][1] == ranges[i + 1][0]
+                                                  for i in range(len(ranges) - 1))
+    best = max(arr[a:z].sum() for a, z in partition(costs, stages))
+    assert max(arr[a:z].sum() for a, z in ranges) == pytest.approx(best, rel=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4, 8]))
+def test_estimate_equals_simulation_for_an_uncontended_uniform_pipeline(pp, m):
+    """Uniform stages, free links, no data parallelism: both give (m+p-1)(t_f+t_b) + update."""
+    model = stack(8)
+    cluster = fully_connected(replicate(UNIT, pp, "gpu"), LinkSpec(0.0, 1e30))
+    sp = enumerate_space(pp, 8 * m, len(model.layers))
+    pick = np.flatnonzero((sp.pp == pp) & (sp.microbatches == m) & (sp.schedule == 0)
+                          & ~sp.recompute)
+    est = Estimator(model, cluster, 8 * m)(sp.take(pick))
+    step = build_step(model, sp.config(int(pick[0]), 8 * m), cluster)
+    assert est.step_s[0] == pytest.approx(simulate(step.graph, cluster, Static()).makespan_s,
+                                          rel=1e-6)
+
+
+def test_search_ranks_by_simulated_objective_and_respects_memory():
+    cluster = fully_connected(replicate(UNIT, 4, "gpu"), LinkSpec(2e-6, 50e9))
+    found = search(stack(8), cluster, 64, top=4)
+    sims = [c.simulated for c in found.candidates]
+    assert sims == sorted(sims) and np.isfinite(sims[0])
+    assert found.estimate.fits[found.winner.index]
+    tiny = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=1e3, efficiency=0.5)
+    with pytest.raises(SimulationError, match="no configuration"):
+        search(stack(8), fully_connected(replicate(tiny, 2, "gpu"), LinkSpec(0, 1e9)), 8)
+
+
+def test_energy_and_cost_objectives_pick_by_their_own_measure():
+    cluster = fully_connected(replicate(UNIT, 4, "gpu"), LinkSpec(2e-6, 50e9))
+    for objective, key in (("energy", "energy_j"), ("cost", "cost_usd")):
+        found = search(stack(8), cluster, 64, objective=objective, top=3)
+        values = [getattr(c, key) for c in found.candidates]
+        assert values == sorted(values)
+
+
+def test_optimize_command_writes_ranking_and_table(tmp_path: Path, capsys) -> None:
+    assert main(["optimize", str(ROOT / "scenarios" / "optimize_bert_large.toml"),
+                 "--top", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "winner:" in out and "against" in out
+    ranking = json.loads((tmp_path / "ranking.json").read_text())
+    assert len(ranking["candidates"]) == 2 and ranking["why"]
+    header = (tmp_path / "configurations.csv").read_text().splitlines()[0]
+    assert header.startswith("layout,dp,pp,tp,microbatches,schedule")
