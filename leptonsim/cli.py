@@ -95,9 +95,11 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_model)
     from .calibrate import add_calibrate_command
     from .optimize.cli import add_optimize_command
+    from .precision import add_precision_command
     from .study.cli import add_sweep_command
 
     add_sweep_command(sub)
+    add_precision_command(sub)
     add_calibrate_command(sub)
     add_optimize_command(sub)
     return p

@@ -43,11 +43,13 @@ from .kernels import ModelKernels, Work
 
 
 def calibration_batches(validated: Sequence[int]) -> tuple[int, ...]:
-    """Micro-batch sizes to calibrate on: around the validated ones, never equal to one."""
+    """Micro-batch sizes to calibrate on: 3/8 and 3/2 of each validated size (3 x the
+    largest too, if that leaves fewer than two), never a validated size itself."""
     skip = set(validated)
-    wanted = {max(1, round(m * f)) for m in validated for f in (0.375, 1.5)}
-    out = sorted(b for b in wanted | {3 * max(validated)} if b not in skip)
-    return tuple(out)
+    out = {max(1, round(m * f)) for m in validated for f in (0.375, 1.5)} - skip
+    if len(out) < 2:
+        out |= {3 * max(validated)} - skip
+    return tuple(sorted(out))
 
 
 def measure(profile: Profile, model: Model, batches: Sequence[int], repeats: int,

@@ -1,0 +1,208 @@
+"""Validation suite: predicted vs measured training steps on this machine (issue 3,
+part 5). Targets: median |end-to-end error| <= 5 %, maximum <= 10 %.
+
+Workloads: seed_cnn at batch 32 and 128, a transformer block (LayerNorm, attention,
+LayerNorm, Dense, GELU, Dense; seq 64, hidden 128), a small LSTM language model. Each
+runs on 1 worker, on 2 workers data-parallel (dp 2) and on 2 workers as a pipeline
+(pp 2, 4 micro-batches, 1F1B), float32, Adam; `--repeats` executions, medians.
+
+Calibration first, and only on data the validation never uses: the machine profile
+(`leptonsim calibrate`: synthetic GEMMs, a copy, no-op tasks, transfers), then the
+kernel calibration (every layer's forward and backward on one worker at micro-batch
+sizes that no validation run uses, and optimizer updates). Then the 12 runs.
+
+    python benchmarks/validation.py [--repeats 5] [--profile FILE] [--max-wait 30]
+
+Writes benchmarks/results/validation.json and docs/figures/validation/*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from leptonsim.calibrate import calibrate, load_profile, profile_toml  # noqa: E402
+from leptonsim.models import LayerStack, Model  # noqa: E402
+from leptonsim.ops import GELU, Dense, LayerNorm, MultiHeadSelfAttention  # noqa: E402
+from leptonsim.parallel.config import ParallelConfig  # noqa: E402
+from leptonsim.validate.calibration import calibration_batches, fit, measure  # noqa: E402
+from leptonsim.validate.quiet import QuietGate  # noqa: E402
+from leptonsim.validate.report import calibration_json, to_json  # noqa: E402
+from leptonsim.validate.run import Validation, model_setup, run_setup  # noqa: E402
+from leptonsim.zoo import get_model, lstm_lm  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "validation.json"
+FIGURES = ROOT / "docs" / "figures" / "validation"
+CONFIGS = {"1 worker": (1, 1, 1), "dp 2": (2, 1, 1), "pp 2": (1, 2, 4)}  # dp, pp, micro-batches
+TARGET_MEDIAN, TARGET_MAX = 0.05, 0.10
+
+
+def transformer_block() -> Model:
+    s = LayerStack("transformer_block", (64, 128))
+    s.add("ln1", LayerNorm())
+    s.add("attention", MultiHeadSelfAttention(4))
+    s.add("ln2", LayerNorm())
+    s.add("fc", Dense(512))
+    s.add("gelu", GELU())
+    s.add("proj", Dense(128))
+    return s.build()
+
+
+def workloads() -> list[tuple[str, Model, int]]:
+    """(label, model, global batch)."""
+    lstm = replace(lstm_lm(vocab=2000, embed=128, hidden=128, layers=2, seq_len=32), name="lstm")
+    cnn = get_model("seed_cnn")
+    return [("seed_cnn b32", cnn, 32), ("seed_cnn b128", cnn, 128),
+            ("transformer_block b32", transformer_block(), 32), ("lstm b32", lstm, 32)]
+
+
+def config(batch: int, name: str) -> ParallelConfig:
+    dp, pp, mb = CONFIGS[name]
+    return ParallelConfig(dp=dp, pp=pp, batch=batch, microbatches=mb, dtype_bytes=4,
+                          optimizer="adam")
+
+
+def kernel_calibration(profile: Any, repeats: int) -> Any:
+    """Each model's layers at micro-batch sizes no validation run uses."""
+    validated: dict[str, set[int]] = {}
+    models: dict[str, Model] = {}
+    for _, model, batch in workloads():
+        models[model.name] = model
+        validated.setdefault(model.name, set()).update(
+            config(batch, c).microbatch_size for c in CONFIGS)
+    points, batches = [], {}
+    for name, model in models.items():
+        batches[name] = calibration_batches(sorted(validated[name]))
+        print(f"kernel calibration: {name} at micro-batch {batches[name]} "
+              f"(validated: {sorted(validated[name])})", flush=True)
+        points += measure(profile, model, batches[name], repeats, config(1, "1 worker"))
+    return replace(fit(points), batches=batches)
+
+
+def run_suite(profile: Any, calibration: Any, repeats: int, gate: QuietGate) -> list[Validation]:
+    results = []
+    for label, model, batch in workloads():
+        for name in CONFIGS:
+            setup = model_setup(model, config(batch, name), profile, calibration)
+            v = run_setup(f"{label}, {name}", setup, repeats, gate)
+            c = v.comparison
+            print(f"{v.label:<34} predicted {c.predicted_makespan_s * 1e3:8.2f} ms  measured "
+                  f"{c.measured_makespan_s * 1e3:8.2f} ms  error {c.error * 100:+6.1f}%", flush=True)
+            results.append(v)
+    return results
+
+
+def by_kind(results: list[Validation]) -> dict[str, dict[str, float]]:
+    """Per-task errors of every run pooled by task kind."""
+    pooled: dict[str, list[tuple[float, float, float]]] = {}
+    for v in results:
+        c = v.comparison
+        err = c.task_errors()
+        for i, kind in enumerate(v.kinds):
+            if np.isfinite(err[i]):
+                pooled.setdefault(kind, []).append(
+                    (err[i], c.predicted_task_s[i], c.measured_task_s[i]))
+    out = {}
+    for kind, rows in sorted(pooled.items()):
+        e, p, m = (np.array(col) for col in zip(*rows, strict=True))
+        out[kind] = {"tasks": len(rows), "median_abs_error": float(np.median(np.abs(e))),
+                     "median_error": float(np.median(e)),
+                     "time_weighted_abs_error": float(np.abs(p - m).sum() / m.sum()),
+                     "measured_s": float(m.sum())}
+    return out
+
+
+def summary(results: list[Validation]) -> dict[str, Any]:
+    errors = [abs(v.comparison.error) for v in results]
+    med, worst = statistics.median(errors), max(errors)
+    return {"median_abs_error": med, "max_abs_error": worst,
+            "median_target_met": med <= TARGET_MEDIAN, "max_target_met": worst <= TARGET_MAX}
+
+
+def figures(results: list[Validation]) -> list[Path]:
+    from matplotlib.figure import Figure
+
+    from leptonsim.plots import save_figure
+    from leptonsim.validate.figures import gantt_overlay, scatter
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    written = []
+    labels = [v.label for v in results]
+    err = np.array([v.comparison.error * 100 for v in results])
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(np.arange(len(err)), err, color=["#2ca02c" if abs(e) <= 5 else
+                                             "#ff7f0e" if abs(e) <= 10 else "#d62728" for e in err])
+    for x, style in ((5, "--"), (10, ":")):
+        for sign in (-1, 1):
+            ax.axvline(sign * x, color="black", linestyle=style, linewidth=1)
+    ax.set_yticks(np.arange(len(err)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="end-to-end error, (predicted - measured) / measured (%)",
+           title="Predicted vs measured step time (median of repeats); lines at ±5 % and ±10 %")
+    written.append(save_figure(fig, FIGURES / "end_to_end_error.png"))
+    pred = np.concatenate([v.comparison.predicted_task_s[v.comparison.compute] for v in results])
+    meas = np.concatenate([v.comparison.measured_task_s[v.comparison.compute] for v in results])
+    kinds = [k for v in results for k, m in zip(v.kinds, v.comparison.compute, strict=True) if m]
+    written.append(save_figure(scatter(pred, meas, kinds, "All validation runs: task times, "
+                                       "predicted vs measured"), FIGURES / "task_scatter.png"))
+    for v in results:
+        if v.setup.cluster.size > 1:
+            name = v.label.replace(", ", "_").replace(" ", "_")
+            written.append(save_figure(gantt_overlay(v.comparison.predicted,
+                                                     v.comparison.median_trace,
+                                                     f"{v.label}: simulated and measured"),
+                                       FIGURES / f"gantt_{name}.png"))
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--calibration-repeats", type=int, default=3)
+    ap.add_argument("--profile", help="use this profile instead of calibrating now")
+    ap.add_argument("--max-wait", type=float, default=30.0,
+                    help="seconds to wait for a quiet machine before each run")
+    args = ap.parse_args()
+    began = time.perf_counter()
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gate = QuietGate(max_wait_s=args.max_wait)
+    gate.wait()
+    profile = load_profile(args.profile) if args.profile else calibrate(progress=True)
+    calibration = kernel_calibration(profile, args.calibration_repeats)
+    results = run_suite(profile, calibration, args.repeats, gate)
+    report = {"date": date, "command": " ".join(["python", "benchmarks/validation.py", *sys.argv[1:]]),
+              "repeats": args.repeats, "machine": profile.machine, "profile_toml": profile_toml(profile),
+              "kernel_calibration": calibration_json(calibration),
+              "calibration_points": [vars(p) for p in calibration.points],
+              "summary": summary(results), "by_kind": by_kind(results),
+              "runs": [{k: val for k, val in to_json(v).items() if k != "calibration"}
+                       for v in results], "wall_s": 0.0}
+    written = figures(results)
+    report["wall_s"] = time.perf_counter() - began
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    s = report["summary"]
+    print(f"\nmedian |error| {s['median_abs_error']:.1%} (target <= 5%: "
+          f"{'met' if s['median_target_met'] else 'NOT met'}), max |error| "
+          f"{s['max_abs_error']:.1%} (target <= 10%: {'met' if s['max_target_met'] else 'NOT met'})")
+    for kind, d in report["by_kind"].items():
+        print(f"  {kind:<20} median |error| {d['median_abs_error']:6.1%}  time-weighted "
+              f"{d['time_weighted_abs_error']:6.1%}  tasks {d['tasks']}")
+    print(f"wrote {RESULTS} and {len(written)} figures in {FIGURES} ({report['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
