@@ -50,15 +50,17 @@ class _Run:
         self.queues: list[list[tuple[int, int]]] = [[] for _ in range(cluster.size)]
         self.shared: list[tuple[int, int]] = []   # run-time placement: any unit may take these
         self.idle: list[simpy.Event | None] = [None] * cluster.size
-        self.routes: dict[int, tuple[int, ...]] = {}
         self.gates: dict[int, list] = {}          # pulling task -> [transfers left, event]
         delivered = self._delivered if self.dynamic else self._arrived
         self.network = FifoNetwork(env, cluster.channels, delivered)
         self.rec_task, self.rec_unit, self.rec_start = array("q"), array("q"), array("d")
+        self.route_rows: list[list[tuple[int, ...] | None]] = [
+            [None] * cluster.size for _ in range(cluster.size)]
         types = cluster.unit_type.tolist()
         cost = [row.tolist() for row in times]
+        unit = self._dynamic_unit if self.dynamic else self._static_unit
         for u in range(cluster.size):
-            env.process(self._unit(u, cost[types[u]]))
+            env.process(unit(u, cost[types[u]]))
 
     def run(self) -> Trace:
         for t in np.flatnonzero(self.graph.in_degree == 0).tolist():
@@ -69,10 +71,28 @@ class _Run:
         return self._trace()
 
     # -- units --------------------------------------------------------------------
-    def _unit(self, u: int, cost: list[float]):  # simpy process
+    def _static_unit(self, u: int, cost: list[float]):  # simpy process
+        """Fixed placement: run own ready tasks, lowest priority first. The hot loop of
+        the engine, so attribute lookups are hoisted into locals."""
+        env, own, idle, timeout = self.env, self.queues[u], self.idle, self.env.timeout
+        rec_task, rec_unit = self.rec_task.append, self.rec_unit.append
+        rec_start, finished = self.rec_start.append, self._push_outputs
+        while True:
+            while not own:
+                idle[u] = env.event()
+                yield idle[u]
+            t = heappop(own)[1]
+            start = env.now
+            yield timeout(cost[t])
+            rec_task(t)
+            rec_unit(u)
+            rec_start(start)
+            finished(t, u)
+
+    def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process
+        """Run-time placement: take a pinned task of this unit or the best shared one,
+        pull its inputs, run it."""
         env, own, shared, idle = self.env, self.queues[u], self.shared, self.idle
-        rec_task, rec_unit, rec_start = self.rec_task, self.rec_unit, self.rec_start
-        finished = self._release_successors if self.dynamic else self._push_outputs
         while True:
             while not own and not shared:
                 idle[u] = env.event()
@@ -86,10 +106,10 @@ class _Run:
                     yield gate
             start = env.now
             yield env.timeout(cost[t])
-            rec_task.append(t)
-            rec_unit.append(u)
-            rec_start.append(start)
-            finished(t, u)
+            self.rec_task.append(t)
+            self.rec_unit.append(u)
+            self.rec_start.append(start)
+            self._release_successors(t, u)
 
     def _ready(self, t: int) -> None:
         u = self.unit_of[t]
@@ -106,18 +126,20 @@ class _Run:
     # -- data movement -------------------------------------------------------------
     def _push_outputs(self, t: int, u: int) -> None:
         """Fixed placement: send t's output to each consumer's unit right away."""
-        edges, nbytes, unit_of = self.succ_edges, self.edge_bytes, self.unit_of
-        dst, routes, size = self.edge_dst, self.routes, self.cluster.size
-        send = self.network.send
+        edges, nbytes, unit_of, dst = self.succ_edges, self.edge_bytes, self.unit_of, self.edge_dst
+        pending, routes, send = self.pending, self.route_rows[u], self.network.send
         for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
             e = edges[i]
-            v = unit_of[dst[e]]
-            if v == u or nbytes[e] == 0:
-                self._arrived(e)
+            w = dst[e]
+            v = unit_of[w]
+            if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
+                pending[w] -= 1
+                if pending[w] == 0:
+                    self._ready(w)
                 continue
-            path = routes.get(u * size + v)
+            path = routes[v]
             if path is None:
-                path = routes[u * size + v] = self.cluster.route(u, v)
+                path = routes[v] = self.cluster.route(u, v)
             send(e, nbytes[e], path)
 
     def _release_successors(self, t: int, u: int) -> None:

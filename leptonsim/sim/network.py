@@ -57,23 +57,24 @@ class FifoNetwork:
             self.queues[c].append((edge, nbytes, path, hop))
         else:
             self.bells[c] = None
-            duration = self._latency[c] + nbytes * self._inv_bw[c]
-            bell.ring_after(duration, (edge, nbytes, path, hop, self.env.now))
+            bell.ring_after(self._latency[c] + nbytes * self._inv_bw[c],
+                            (edge, nbytes, path, hop, self.env.now))
 
     def _carry(self, c: int, latency: float, inv_bw: float):  # simpy process
         env, queue, bells, send, delivered = self.env, self.queues[c], self.bells, self.send, self.delivered
-        rec_edge, rec_chan, rec_start = self.edge, self.channel, self.start
+        rec_edge, rec_chan, rec_start = self.edge.append, self.channel.append, self.start.append
+        timeout = env.timeout
         while True:
             if queue:
                 edge, nbytes, path, hop = queue.popleft()
                 start = env.now
-                yield env.timeout(latency + nbytes * inv_bw)
+                yield timeout(latency + nbytes * inv_bw)
             else:
                 bells[c] = Doorbell(env)
                 edge, nbytes, path, hop, start = yield bells[c]
-            rec_edge.append(edge)
-            rec_chan.append(c)
-            rec_start.append(start)
+            rec_edge(edge)
+            rec_chan(c)
+            rec_start(start)
             if hop + 1 < len(path):
                 send(edge, nbytes, path, hop + 1)
             else:
