@@ -25,7 +25,7 @@ from leptonsim.study import (
     open_executor,
     run_sweep,
 )
-from leptonsim.study.__main__ import main as study_main
+from leptonsim.cli import main as study_main
 from tests.test_study_spec import BASE, GRID, ROOT, study
 
 PRICED = BASE.replace('busy_power = "300 W"', 'busy_power = "300 W"\nprice_per_hour = 2.0')
@@ -139,7 +139,7 @@ def test_a_combination_that_cannot_be_built_names_its_point(tmp_path: Path, work
 
 
 def _spawn(file: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "leptonsim.study", "sweep", str(file),
+    return subprocess.Popen([sys.executable, "-m", "leptonsim", "sweep", str(file),
                              "--out", str(out), *extra], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -173,7 +173,7 @@ def test_interrupted_sweep_resumes_without_redoing_or_losing_points(
     done = before[:before.rfind(b"\n") + 1]
     finished = done.count(b"\n") - 1
     assert 3 <= finished < 40
-    rerun = subprocess.run([sys.executable, "-m", "leptonsim.study", "sweep", str(file), "--out",
+    rerun = subprocess.run([sys.executable, "-m", "leptonsim", "sweep", str(file), "--out",
                             str(out), "--workers", "2"], cwd=ROOT, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f"40 points ({finished} already done, {40 - finished} run)" in rerun.stdout

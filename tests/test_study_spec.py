@@ -236,7 +236,7 @@ def test_cli_bad_sweep_is_one_line_exit_2_and_no_output(tmp_path: Path) -> None:
     file = tmp_path / "bad.toml"
     file.write_text(study("[sweep]\nmode = 'lhc'\n" + GRID))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "leptonsim.study", "sweep", str(file),
+    proc = subprocess.run([sys.executable, "-m", "leptonsim", "sweep", str(file),
                            "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
