@@ -97,8 +97,10 @@ def parser() -> argparse.ArgumentParser:
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .study.cli import add_sweep_command
+    from .validate import add_validate_command
 
     add_sweep_command(sub)
+    add_validate_command(sub)
     add_precision_command(sub)
     add_calibrate_command(sub)
     add_optimize_command(sub)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from leptonsim.cli import main as study_main
 from leptonsim.errors import ScenarioError
 from leptonsim.study import (
     InlineExecutor,
@@ -25,7 +26,6 @@ from leptonsim.study import (
     open_executor,
     run_sweep,
 )
-from leptonsim.cli import main as study_main
 from tests.test_study_spec import BASE, GRID, ROOT, study
 
 PRICED = BASE.replace('busy_power = "300 W"', 'busy_power = "300 W"\nprice_per_hour = 2.0')

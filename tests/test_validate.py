@@ -229,3 +229,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err
     assert not (tmp_path / "out").exists()
+
+
+def test_measured_traces_start_at_their_first_task():
+    from leptonsim.trace import Trace
+    from leptonsim.validate.compare import shift_to_first_start
+
+    t = Trace(["a", "b"], ["k", "k"], ["w0"], [], np.array([0, 1]), np.array([0, 0]),
+              np.array([2e-4, 5e-4]), np.array([4e-4, 9e-4]), *([np.zeros(0)] * 6))
+    shifted = shift_to_first_start(t)
+    assert shifted.task_start.tolist() == [0.0, pytest.approx(3e-4)]
+    assert shifted.makespan_s == pytest.approx(7e-4)

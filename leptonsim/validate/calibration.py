@@ -25,13 +25,15 @@ the runs it is judged on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 from scipy.optimize import nnls
 
 from ..calibrate import Profile
 from ..execute import execute
+from ..execute.bench import fit_latency_bandwidth
 from ..graph import GraphBuilder, TaskGraph
 from ..models import Model
 from ..parallel.config import ParallelConfig
@@ -40,6 +42,7 @@ from ..parallel.tensor import LayerRole
 from ..trace import Trace
 from .cost import KernelCalibration, KindFit, Point, roofline_terms
 from .kernels import ModelKernels, Work
+from .quiet import QuietGate
 
 
 def calibration_batches(validated: Sequence[int]) -> tuple[int, ...]:
@@ -53,67 +56,122 @@ def calibration_batches(validated: Sequence[int]) -> tuple[int, ...]:
 
 
 def measure(profile: Profile, model: Model, batches: Sequence[int], repeats: int,
-            cfg: ParallelConfig, progress: bool = False) -> list[Point]:
-    """Time `model`'s kernels on one worker: `repeats` forward and backward passes at
-    each micro-batch size, then optimizer updates of every layer alone and of all."""
+            cfg: ParallelConfig, progress: bool = False, gate: QuietGate | None = None,
+            workers: int = 1) -> list[Point]:
+    """Time `model`'s kernels: `repeats` forward and backward passes at each micro-batch
+    size, then optimizer updates of every layer alone and of all; the same on each of
+    `workers` workers at once, so each core is timed while the others are as busy as
+    in a run on that many workers (they share caches, memory bandwidth, power)."""
     points: list[Point] = []
     for b in batches:
         c = ParallelConfig(batch=b, dtype_bytes=cfg.dtype_bytes, optimizer=cfg.optimizer,
                            recompute=cfg.recompute)
-        graph, work = calibration_graph(model, c, repeats)
+        graph, work = calibration_graph(model, c, repeats, workers)
         kernels = ModelKernels(model, work, b, c.dtype_bytes, c.optimizer, c.recompute)
-        trace = execute(graph, graph.pin, 1, kernels=kernels)
-        points += _points(profile, model.name, b, graph, trace)
+        trace = _run(partial(execute, graph, graph.pin, workers, kernels=kernels), gate)
+        points += _points(profile, model.name, b, graph, trace, kernels.keys(graph.size))
         if progress:
             print(f"  timed {model.name} kernels at micro-batch {b}", file=sys.stderr, flush=True)
     return points
 
 
-def calibration_graph(model: Model, cfg: ParallelConfig, repeats: int) -> tuple[TaskGraph, Work]:
-    """A chain on unit 0 of every layer's forward then backward, `repeats` times, then
-    an optimizer update per layer with parameters and one of the whole model. Task
-    kinds, FLOPs and bytes are those build_step gives the same layers."""
-    n = len(model.layers)
-    costs = layer_costs(model, cfg, [LayerRole(False, "", "")] * n)
+LINK_SIZES = (8, 16_000, 128_000, 1_000_000, 4_000_000)
+
+
+def measure_link(repeats: int = 7, idle_s: float = 1e-3, gate: QuietGate | None = None,
+                 sizes: Sequence[int] = LINK_SIZES) -> tuple[float, float]:
+    """(latency, bandwidth) of a worker-to-worker transfer whose receiver has been
+    waiting `idle_s` for it, as in a pipeline or an all-reduce: the sender computes
+    (spins) that long first. `leptonsim calibrate` measures a ping-pong of no-op tasks
+    instead, where neither worker ever goes idle; waking an idle worker adds tens of
+    microseconds here. Fitted on relative error, as calibrate does."""
+    b = GraphBuilder()
+    prev = b.task("start", comm=True, duration_s=0.0, pin=0, kind="noop")
+    pairs: list[tuple[int, int, int]] = []
+    for n in sizes:
+        for r in range(repeats + 1):  # the first of each size warms the lane up
+            sender = b.task(f"send{n}.{r}", duration_s=idle_s, pin=r % 2, kind="spin")
+            b.edge(prev, sender)
+            prev = b.task(f"recv{n}.{r}", comm=True, duration_s=0.0, pin=1 - r % 2, kind="noop")
+            b.edge(sender, prev, float(n))
+            if r:
+                pairs.append((sender, prev, n))
+    g = b.build()
+    trace = _run(partial(execute, g, g.pin, 2), gate)
+    took = {(s, d): e - a for s, d, a, e in zip(trace.xfer_src_task.tolist(),
+                                                trace.xfer_dst_task.tolist(),
+                                                trace.xfer_start.tolist(),
+                                                trace.xfer_end.tolist(), strict=True)}
+    medians = [float(np.median([took[(s, d)] for s, d, m in pairs if m == n])) for n in sizes]
+    return fit_latency_bandwidth(list(sizes), medians)
+
+
+def _run(fn: Callable[[], Trace], gate: QuietGate | None) -> Trace:
+    return gate.run(fn)[0] if gate else fn()
+
+
+def calibration_graph(model: Model, cfg: ParallelConfig, repeats: int,
+                      copies: int = 1) -> tuple[TaskGraph, Work]:
+    """On each of `copies` units, a chain of every layer's forward then backward,
+    `repeats` times, then an optimizer update per layer with parameters and one of
+    the whole model. Task kinds, FLOPs and bytes are those build_step gives the same
+    layers; names are "w<unit>:<phase>.<layer>.k<repeat>"."""
     b, work = GraphBuilder(), {}  # type: tuple[GraphBuilder, Work]
-    for r in range(repeats):
-        for i, layer in enumerate(model.layers):
-            work[b.task(f"F.{layer.name}.k{r}", flops=costs[i, 0], nbytes=costs[i, 1], pin=0,
-                        kind=layer.kind)] = ("F", (i,))
-        for i, layer in reversed(list(enumerate(model.layers))):
-            flops, nbytes = costs[i, 2], costs[i, 3]
-            if cfg.recompute:
-                flops, nbytes = flops + costs[i, 0], nbytes + costs[i, 1]
-            work[b.task(f"B.{layer.name}.k{r}", flops=flops, nbytes=nbytes, pin=0,
-                        kind=f"{layer.kind}.bwd")] = ("B", (i,))
-    groups = [(model.layers[i].name, (i,)) for i in range(n) if model.layers[i].params]
-    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
-    for name, layers in [*groups, ("all", tuple(range(n)))]:
-        total = [model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-                 for i in layers]
-        work[b.task(f"optimizer.{name}", flops=sum(c.flops for c in total),
-                    nbytes=sum(c.bytes for c in total), pin=0, kind="optimizer")] = (
-            "update", layers)
-    for t in range(1, len(work)):
-        b.edge(t - 1, t)
+    for unit in range(copies):
+        first = b.task(f"w{unit}:start", comm=True, duration_s=0.0, pin=unit, kind="start")
+        prev = first
+        for name, flops, nbytes, kind, what in _chain(model, cfg, repeats):
+            t = b.task(f"w{unit}:{name}", flops=flops, nbytes=nbytes, pin=unit, kind=kind)
+            work[t] = what
+            b.edge(prev, t)
+            prev = t
     return b.build(), work
 
 
-def _points(profile: Profile, model: str, batch: int, g: TaskGraph, trace: Trace) -> list[Point]:
-    """One point per layer and phase: the median over its repeats."""
+Link = tuple[str, float, float, str, tuple[str, tuple[int, ...]]]  # name, flops, bytes, kind, work
+
+
+def _chain(model: Model, cfg: ParallelConfig, repeats: int) -> list[Link]:
+    n = len(model.layers)
+    costs = layer_costs(model, cfg, [LayerRole(False, "", "")] * n)
+    out: list[Link] = []
+    for r in range(repeats):
+        for i, layer in enumerate(model.layers):
+            out.append((f"F.{layer.name}.k{r}", costs[i, 0], costs[i, 1], layer.kind, ("F", (i,))))
+        for i, layer in reversed(list(enumerate(model.layers))):
+            extra = costs[i, :2] if cfg.recompute else (0.0, 0.0)
+            out.append((f"B.{layer.name}.k{r}", costs[i, 2] + extra[0], costs[i, 3] + extra[1],
+                        f"{layer.kind}.bwd", ("B", (i,))))
+    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
+    groups = [(model.layers[i].name, (i,)) for i in range(n) if model.layers[i].params]
+    for name, layers in [*groups, ("all", tuple(range(n)))]:
+        total = [model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
+                 for i in layers]
+        out.append((f"optimizer.{name}", sum(c.flops for c in total),
+                    sum(c.bytes for c in total), "optimizer", ("update", layers)))
+    return out
+
+
+def _points(profile: Profile, model: str, batch: int, g: TaskGraph, trace: Trace,
+            keys: list[str | None]) -> list[Point]:
+    """One point per layer and phase: the median over its repeats and copies."""
     took = np.zeros(g.size)
     took[trace.task] = trace.task_end - trace.task_start
     gap = np.full(g.size, np.nan)
-    order = np.argsort(trace.task_start, kind="stable")
-    gap[trace.task[order][:-1]] = trace.task_start[order][1:] - trace.task_end[order][:-1]
+    order = np.lexsort((trace.task_start, trace.task_unit))  # by unit, then in time
+    same = trace.task_unit[order][1:] == trace.task_unit[order][:-1]
+    gap[trace.task[order][:-1][same]] = (trace.task_start[order][1:]
+                                         - trace.task_end[order][:-1])[same]
     compute, memory = roofline_terms(profile, g)
     groups: dict[tuple[str, str], list[int]] = {}
     for t, name in enumerate(g.names):
-        groups.setdefault((g.kinds[t] if g.kinds else "task", name.split(".k")[0]), []).append(t)
-    return [Point(model, batch, name, kind, float(compute[ts[0]]), float(memory[ts[0]]),
-                  float(np.median(took[ts])),
+        if keys[t]:
+            layer = name.split(":", 1)[-1].rsplit(".k", 1)[0]
+            groups.setdefault((layer, keys[t] or ""), []).append(t)
+    return [Point(model, batch, name, g.kinds[ts[0]] if g.kinds else "task", key,
+                  float(compute[ts[0]]), float(memory[ts[0]]), float(np.median(took[ts])),
                   float(np.nanmedian(gap[ts])) if np.isfinite(gap[ts]).any() else float("nan"))
-            for (kind, name), ts in groups.items()]
+            for (name, key), ts in groups.items()]
 
 
 def fit(points: Sequence[Point]) -> KernelCalibration:
@@ -129,7 +187,17 @@ def fit(points: Sequence[Point]) -> KernelCalibration:
         a, b, c = fit_nonnegative(features, np.array([p.measured_s for p in ps]))
         g = np.array([p.gap_s for p in ps if np.isfinite(p.gap_s)])
         fits[kind] = KindFit(a, b, c, float(np.median(g)) if g.size else default_gap, len(ps))
-    return KernelCalibration(fits, tuple(points), default_gap)
+    return KernelCalibration(fits, tuple(points), default_gap, curves=curves(points))
+
+
+def curves(points: Sequence[Point]) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Per work key, the median measured time at each calibrated micro-batch size."""
+    at: dict[str, dict[int, list[float]]] = {}
+    for p in points:
+        if p.key:
+            at.setdefault(p.key, {}).setdefault(p.batch, []).append(p.measured_s)
+    return {key: tuple((float(b), float(np.median(ts))) for b, ts in sorted(by.items()))
+            for key, by in at.items()}
 
 
 def fit_nonnegative(features: np.ndarray, t: np.ndarray) -> tuple[float, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ def validate_command(args: argparse.Namespace) -> int:
     scenarios = scenario.load(args.file)
     profile = load_or_calibrate(args.profile)
     base = Path(args.out) if args.out else Path("out") / f"{Path(args.file).stem}-validation"
-    gate = None if args.no_wait else QuietGate()
+    # at most 10 s of waiting per run and two re-runs; none after 5 minutes
+    gate = None if args.no_wait else QuietGate(max_wait_s=10.0, retries=2,
+                                               deadline=time.monotonic() + 300.0)
     for s in scenarios:
         result = validate(s, profile, args.workers, args.repeats, gate)
         print(render(result))

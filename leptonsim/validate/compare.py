@@ -9,13 +9,14 @@ that time 0 is the first task's start, as in the simulation (the coordinator's
 Errors are relative, (predicted - measured) / measured: positive = the simulator
 predicted too slow. Per task, the prediction is the task's kernel time (the
 simulated bar minus the calibrated gap after it) and the measurement is the median
-over repeats of the timed kernel call; communication tasks (nothing to compute) are
-left out of the per-task errors.
+over repeats of the timed kernel call; tasks predicted to compute nothing
+(collective steps, communication stand-ins) are left out of the per-task errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from ..sim import Plan
 from ..sim.engine import run_plan
 from ..trace import Trace
 from .cost import KindCost
-from .quiet import QuietGate
+from .quiet import QuietGate, Seen, foreign_fraction
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Comparison:
     predicted_task_s: np.ndarray     # per task: predicted kernel seconds
     measured_task_s: np.ndarray      # per task: median measured seconds over repeats
     compute: np.ndarray              # per task: True where per-task errors apply
-    busy: tuple[float, ...] = ()     # machine busy fraction seen before each repeat
+    seen: tuple[Seen, ...] = ()      # per kept repeat: how disturbed the machine was
 
     @property
     def predicted_makespan_s(self) -> float:
@@ -60,6 +61,14 @@ class Comparison:
         """The repeat whose makespan is the median (the lower middle for even R)."""
         order = np.argsort(self.measured_makespans_s, kind="stable")
         return self.measured[int(order[(len(order) - 1) // 2])]
+
+    def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted, median measured) seconds of every transfer, matched by edge."""
+        sim = _edge_durations(self.predicted)
+        runs = [_edge_durations(t) for t in self.measured]
+        common = sorted(set(sim).intersection(*runs))
+        return (np.array([sim[e] for e in common]),
+                np.array([np.median([r[e] for r in runs]) for e in common]))
 
     def task_errors(self) -> np.ndarray:
         """Per compute task, (predicted - measured) / measured (NaN elsewhere)."""
@@ -88,23 +97,51 @@ def relative_error(predicted: float, measured: float) -> float:
 
 def compare(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost,
             kernels: KernelSource, repeats: int, gate: QuietGate | None = None) -> Comparison:
-    """Simulate `plan` with `cost`, execute it `repeats` times with `kernels` (each
-    after `gate` has waited for a quiet machine, if given)."""
+    """Simulate `plan` with `cost`, execute it `repeats` times with `kernels`, each run
+    through `gate` (waiting for a quiet machine, redoing disturbed runs) if given."""
     if plan.unit is None:
         raise ValueError("validation needs a placed plan (static or heft), not greedy")
-    times = cost.task_times(graph, cluster)
-    predicted = run_plan(graph, cluster, plan, times)
-    runs, busy = [], []
+    predicted = predict(graph, cluster, plan, cost)
+    once = partial(_measure, graph, plan.unit, plan.priority, cluster, kernels)
+
+    runs, seen = [], []
     for _ in range(max(1, repeats)):
-        busy.append(gate.wait() if gate else float("nan"))
-        runs.append(shift_to_first_start(execute(graph, plan.unit, cluster.size,
-                                                 priority=plan.priority, cluster=cluster,
-                                                 kernels=kernels)))
+        if gate is None:
+            trace, share = foreign_fraction(once)
+            saw = Seen(share, float("nan"), 0)
+        else:
+            trace, saw = gate.run(once)
+        runs.append(trace)
+        seen.append(saw)
     measured = tuple(runs)
     durations = np.stack([_durations(graph, t) for t in measured])
-    compute = ~np.asarray(graph.comm, bool) if graph.comm is not None else np.ones(graph.size, bool)
-    return Comparison(predicted, measured, cost.kernel_seconds(graph),
-                      np.median(durations, axis=0), compute, tuple(busy))
+    kernel = cost.kernel_seconds(graph)
+    compute = kernel > 0  # collective steps and communication stand-ins compute nothing
+    if graph.comm is not None:
+        compute &= ~np.asarray(graph.comm, bool)
+    return Comparison(predicted, measured, kernel, np.median(durations, axis=0), compute,
+                      tuple(seen))
+
+
+def _measure(graph: TaskGraph, placement: np.ndarray, priority: np.ndarray, cluster: Cluster,
+             kernels: KernelSource) -> Trace:
+    return shift_to_first_start(execute(graph, placement, cluster.size, cluster=cluster,
+                                        priority=priority, kernels=kernels))
+
+
+def predict(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost) -> Trace:
+    """The simulated run of `plan` under `cost`."""
+    return run_plan(graph, cluster, plan, cost.task_times(graph, cluster))
+
+
+def _edge_durations(trace: Trace) -> dict[tuple[int, int], float]:
+    """Per (src, dst) task pair: first hop start to last hop end."""
+    span: dict[tuple[int, int], list[float]] = {}
+    for s, d, a, b in zip(trace.xfer_src_task.tolist(), trace.xfer_dst_task.tolist(),
+                          trace.xfer_start.tolist(), trace.xfer_end.tolist(), strict=True):
+        lo, hi = span.get((s, d), [a, b])
+        span[(s, d)] = [min(lo, a), max(hi, b)]
+    return {e: hi - lo for e, (lo, hi) in span.items()}
 
 
 def _durations(graph: TaskGraph, trace: Trace) -> np.ndarray:
@@ -114,6 +151,6 @@ def _durations(graph: TaskGraph, trace: Trace) -> np.ndarray:
 
 
 def shift_to_first_start(trace: Trace) -> Trace:
-    t0 = float(trace.task_start.min(initial=0.0)) if len(trace.task) else 0.0
+    t0 = float(trace.task_start.min()) if len(trace.task) else 0.0
     return replace(trace, task_start=trace.task_start - t0, task_end=trace.task_end - t0,
                    xfer_start=trace.xfer_start - t0, xfer_end=trace.xfer_end - t0)

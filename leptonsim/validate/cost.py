@@ -1,28 +1,37 @@
 """The cost model validation predicts with, and the cluster it predicts for.
 
 `KindCost` is the profile's calibrated roofline (leptonsim.calibrate.CalibratedCost)
-corrected per task kind by a kernel calibration (see calibration.py):
+refined by a kernel calibration (calibration.py), in two tiers:
 
-    task time = a_kind + b_kind * flops / (peak * eff(flops)) + c_kind * bytes / mem_bw
-                + gap_kind
+* **layer curves** (`tier="layer"`): a task whose layers were timed at other
+  micro-batch sizes gets its time from a line in the micro-batch size fitted to
+  the nearby measurements (`interpolate`);
+* **kind models** (also the fallback of the first tier): per op kind and phase,
 
-with peak, eff and mem_bw from the profile: the roofline's two terms, each scaled
-per kind, plus a fixed cost per call.
-The simulated bar is the whole slot a task holds its worker; `kernel_seconds` is
-the part a measured trace records as the task (the timed kernel call). Kinds the
-calibration has not seen keep the profile's roofline plus its per-task overhead;
-fixed-duration and communication tasks cost what CalibratedCost charges them.
+      t = a_kind + b_kind * flops / (peak * eff(flops)) + c_kind * bytes / mem_bw
+
+  the roofline's two terms each scaled per kind, plus a fixed cost per call.
+
+Every task then adds the calibrated gap that follows a task of its kind (dispatch,
+freeing its output). The simulated bar is that whole slot; `kernel_seconds` is the
+part a measured trace records as the task (the timed kernel call). Kinds the
+calibration has not seen keep the profile's roofline and per-task overhead; fixed-
+duration and communication tasks cost what CalibratedCost charges them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.optimize import nnls
 
 from ..calibrate import CalibratedCost, Profile
 from ..graph import TaskGraph
 from ..hardware import Cluster, fully_connected
+
+TIERS = ("layer", "kind")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class Point:
     batch: int
     task: str
     kind: str
+    key: str            # what the task computes (kernels.work_key), shape included
     compute_s: float    # flops / (peak * eff(flops))
     memory_s: float     # bytes / memory bandwidth
     measured_s: float
@@ -54,6 +64,10 @@ class KernelCalibration:
     points: tuple[Point, ...] = ()
     default_gap_s: float = 0.0
     batches: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    curves: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    """work key -> (micro-batch, median seconds) in increasing micro-batch order."""
+    link: tuple[float, float] | None = None
+    """(latency s, bandwidth B/s) of a transfer to an idle worker (None: the profile's)."""
 
 
 def roofline_terms(profile: Profile, graph: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -63,21 +77,51 @@ def roofline_terms(profile: Profile, graph: TaskGraph) -> tuple[np.ndarray, np.n
     return graph.flops / (profile.peak_flops * eff), graph.nbytes / profile.memory_bandwidth
 
 
-def profile_cluster(profile: Profile, workers: int) -> Cluster:
-    """`workers` cores of this machine, w0, w1, ..., fully connected by the profile's link."""
+def profile_cluster(profile: Profile, workers: int,
+                    link: tuple[float, float] | None = None) -> Cluster:
+    """`workers` cores of this machine, w0, w1, ..., fully connected by the profile's
+    link, or by a link of the given (latency, bandwidth)."""
     unit = profile.compute_unit()
-    return fully_connected([replace(unit, name=f"w{i}") for i in range(workers)],
-                           profile.link_spec())
+    spec = profile.link_spec()
+    if link is not None:
+        spec = replace(spec, latency_s=link[0], bandwidth=link[1])
+    return fully_connected([replace(unit, name=f"w{i}") for i in range(workers)], spec)
+
+
+def interpolate(curve: Sequence[tuple[float, float]], x: float, span: float = 4.0) -> float:
+    """The layer's time at micro-batch x: a line a + b * batch (a, b >= 0) fitted on
+    relative error to the measured points within a factor `span` of x (all points if
+    fewer than two are that close). A line, not a curve through the points: it
+    smooths the few-percent noise of single measurements, and kernel time is close
+    to affine in the batch (a per-call cost plus a per-sample one)."""
+    pts = [(b, t) for b, t in curve if x / span <= b <= x * span]
+    if len(pts) < 2:
+        pts = list(curve)
+    if len(pts) == 1:
+        return float(pts[0][1])
+    b = np.array([p[0] for p in pts], float)
+    t = np.array([p[1] for p in pts], float)
+    (a, slope), _ = nnls(np.column_stack([1.0 / t, b / t]), np.ones_like(t))
+    return float(a + slope * x)
 
 
 class KindCost:
-    """CalibratedCost with the per-kind correction of a KernelCalibration."""
+    """CalibratedCost refined by a KernelCalibration. `keys[t]` names what task t
+    computes (kernels.work_key; None for tasks without layers) and `batch` is the
+    micro-batch size, for the layer tier."""
 
     name = "calibrated+kernels"
 
-    def __init__(self, profile: Profile, calibration: KernelCalibration) -> None:
+    def __init__(self, profile: Profile, calibration: KernelCalibration,
+                 keys: Sequence[str | None] = (), batch: int = 0, tier: str = "layer") -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
         self.profile, self.calibration = profile, calibration
+        self.keys, self.batch, self.tier = tuple(keys), batch, tier
         self.base = CalibratedCost(profile)
+
+    def with_tier(self, tier: str) -> KindCost:
+        return KindCost(self.profile, self.calibration, self.keys, self.batch, tier)
 
     def _columns(self, graph: TaskGraph) -> np.ndarray:
         """(tasks, 4): a, b, c, gap per task; NaN where the kind was not calibrated."""
@@ -91,10 +135,14 @@ class KindCost:
         """Predicted duration of each task's kernel call (what a measured trace records)."""
         compute, memory = roofline_terms(self.profile, graph)
         a, b, c, _ = self._columns(graph).T
-        fitted = np.where(np.isfinite(a), a + b * compute + c * memory,
-                          np.maximum(compute, memory))
+        t = np.where(np.isfinite(a), a + b * compute + c * memory, np.maximum(compute, memory))
+        if self.tier == "layer":
+            curves = self.calibration.curves
+            for i, key in enumerate(self.keys):
+                if key is not None and key in curves:
+                    t[i] = interpolate(curves[key], self.batch)
         fixed = ~np.isnan(graph.duration_s)
-        return np.where(fixed, np.nan_to_num(graph.duration_s), fitted)
+        return np.where(fixed, np.nan_to_num(graph.duration_s), t)
 
     def gap_seconds(self, graph: TaskGraph) -> np.ndarray:
         """What each task adds after its kernel: the calibrated gap, or the profile overhead."""

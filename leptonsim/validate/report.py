@@ -32,14 +32,22 @@ def render(v: Validation) -> str:
              f"  makespan  predicted {_ms(c.predicted_makespan_s)}  measured "
              f"{_ms(c.measured_makespan_s)} (median of {len(c.measured)}: {runs} ms)  "
              f"error {_pct(c.error)}"]
-    busy = [b for b in c.busy if math.isfinite(b)]
-    if busy:
-        lines.append(f"  machine busy with other work before the runs: {max(busy):.0%} at most")
+    redone = sum(s.redone for s in c.seen)
+    if redone or any(s.foreign > 0.02 or s.slowdown > 1.15 for s in c.seen):
+        worst = max(s.slowdown for s in c.seen)
+        lines.append(f"  machine disturbed: {redone} run(s) redone; kept runs saw up to "
+                     f"{max(s.foreign for s in c.seen):.0%} foreign CPU and a core "
+                     f"{worst:.2f}x slower than its best" if math.isfinite(worst) else
+                     f"  machine disturbed: {redone} run(s) redone")
     by_kind = c.errors_by_kind(v.kinds)
     if by_kind:
         lines.append("  per-task error by kind (median |error|, median signed error, tasks):")
         lines += [f"    {k:<22} {abs(d['median_abs_error']) * 100:6.1f}%  "
                   f"{_pct(d['median_error']):>7}  {d['tasks']:>5}" for k, d in by_kind.items()]
+    sim, meas = c.transfer_times()
+    if sim.size:
+        lines.append(f"  transfers: {sim.size}, median predicted {_ms(float(np.median(sim)))}, "
+                     f"measured {_ms(float(np.median(meas)))}")
     err = c.task_errors()
     if np.isfinite(err).any():
         lines.append(f"  all tasks: median |error| {np.nanmedian(np.abs(err)) * 100:.1f}%, "
@@ -56,10 +64,20 @@ def weighted_abs_error(predicted: np.ndarray, measured: np.ndarray, err: np.ndar
 
 def calibration_json(cal: KernelCalibration) -> dict[str, Any]:
     return {"batches": {k: list(b) for k, b in cal.batches.items()},
+            "link_to_idle_worker": None if cal.link is None else
+            {"latency_s": cal.link[0], "bandwidth_Bps": cal.link[1]},
             "default_gap_s": cal.default_gap_s,
             "fits": {k: {"overhead_s": f.overhead_s, "compute_factor": f.compute_factor,
                          "memory_factor": f.memory_factor, "gap_s": f.gap_s, "points": f.points}
                      for k, f in cal.fits.items()}}
+
+
+def _transfers(c: Any) -> dict[str, Any]:
+    sim, meas = c.transfer_times()
+    return {"count": int(sim.size), "predicted_total_s": float(sim.sum()),
+            "measured_total_s": float(meas.sum()),
+            "predicted_median_s": float(np.median(sim)) if sim.size else None,
+            "measured_median_s": float(np.median(meas)) if sim.size else None}
 
 
 def to_json(v: Validation) -> dict[str, Any]:
@@ -74,10 +92,13 @@ def to_json(v: Validation) -> dict[str, Any]:
         "measured_makespan_s": c.measured_makespan_s,
         "measured_makespans_s": c.measured_makespans_s,
         "error": c.error,
-        "busy_before_runs": [b if math.isfinite(b) else None for b in c.busy],
+        "disturbance": [{"foreign_cpu": s.foreign, "slowest_core_after": s.slowdown
+                         if math.isfinite(s.slowdown) else None, "redone": s.redone}
+                        for s in c.seen],
         "median_abs_task_error": float(np.nanmedian(np.abs(err))) if np.isfinite(err).any()
         else None,
         "by_kind": c.errors_by_kind(v.kinds),
+        "transfers": _transfers(c),
         "calibration": calibration_json(v.setup.cost.calibration),
         "tasks": [{"name": g.names[i], "kind": v.kinds[i], "unit": int(units[i]),
                    "predicted_s": float(c.predicted_task_s[i]),

@@ -25,7 +25,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
-from .calibration import calibration_batches, fit, measure
+from .calibration import calibration_batches, fit, measure, measure_link
 from .compare import Comparison, compare
 from .cost import KernelCalibration, KindCost, profile_cluster
 from .kernels import DTYPES, ModelKernels
@@ -62,12 +62,12 @@ def model_setup(model: Model, cfg: ParallelConfig, profile: Profile,
     """A training step of `model` under `cfg` on cfg.units cores of this machine."""
     if cfg.tp != 1:
         raise ScenarioError("parallel.tp", "1 for validation (no sharded NumPy kernels)", cfg.tp)
-    cluster = profile_cluster(profile, cfg.units)
+    cluster = profile_cluster(profile, cfg.units, calibration.link)
     step = build_step(model, cfg, cluster)
-    cost = KindCost(profile, calibration)
-    plan = Static().plan(step.graph, cluster, cost.task_times(step.graph, cluster))
     kernels = ModelKernels(model, step.work or {}, cfg.microbatch_size, cfg.dtype_bytes,
                            cfg.optimizer, cfg.recompute)
+    cost = KindCost(profile, calibration, kernels.keys(step.graph.size), cfg.microbatch_size)
+    plan = Static().plan(step.graph, cluster, cost.task_times(step.graph, cluster))
     detail = (f"{model.name}, {DTYPES[cfg.dtype_bytes].__name__}, dp {cfg.dp} x pp {cfg.pp}, "
               f"batch {cfg.batch} in {cfg.microbatches} micro-batch(es) of {cfg.microbatch_size}")
     return Setup(step.graph, cluster, plan, kernels, cost, detail)
@@ -91,15 +91,18 @@ def graph_setup(scenario: Scenario, profile: Profile, workers: int) -> Setup:
 
 
 def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: int = 3,
-                  progress: bool = True) -> KernelCalibration:
+                  progress: bool = True, gate: QuietGate | None = None) -> KernelCalibration:
     """Kernel calibration for one validated configuration: the model's layers at
-    micro-batch sizes other than cfg's (see calibration_batches)."""
+    micro-batch sizes other than cfg's (see calibration_batches), on as many
+    workers at once as the configuration uses."""
     batches = calibration_batches([cfg.microbatch_size])
     if progress:
-        print(f"validate: timing {model.name}'s kernels at micro-batch {batches} (calibration; "
-              f"validated: {cfg.microbatch_size})", file=sys.stderr, flush=True)
-    cal = fit(measure(profile, model, batches, repeats, cfg))
-    return replace(cal, batches={model.name: batches})
+        print(f"validate: timing {model.name}'s kernels at micro-batch {batches} on "
+              f"{cfg.units} worker(s) (calibration; validated: micro-batch "
+              f"{cfg.microbatch_size})", file=sys.stderr, flush=True)
+    cal = fit(measure(profile, model, batches, repeats, cfg, gate=gate, workers=cfg.units))
+    link = measure_link(gate=gate) if cfg.units > 1 else None
+    return replace(cal, batches={model.name: batches}, link=link)
 
 
 def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
@@ -111,8 +114,8 @@ def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
             raise ScenarioError("--workers", f"{cfg.units} (dp x pp x tp of the scenario)",
                                 workers, file="command line")
         model = scenario_model(scenario)
-        setup = model_setup(model, cfg, profile, calibrate_for(model, cfg, profile,
-                                                               progress=progress))
+        cal = calibrate_for(model, cfg, profile, progress=progress, gate=gate)
+        setup = model_setup(model, cfg, profile, cal)
     else:
         setup = graph_setup(scenario, profile, workers or scenario.cluster.size)
     return run_setup(scenario.label, setup, repeats, gate)
