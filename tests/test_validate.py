@@ -129,6 +129,16 @@ def test_update_kernel_changes_the_parameters_it_shares_with_forward():
     assert not np.array_equal(before, kernels.params(0)["kernel"])
 
 
+def test_calibration_chains_run_on_every_worker_at_once():
+    model = get_model("seed_cnn")
+    graph, work = calibration_graph(model, ParallelConfig(batch=3), 2, copies=2)
+    per_unit = [sorted(w for t, w in work.items() if graph.pin[t] == u) for u in (0, 1)]
+    assert per_unit[0] == per_unit[1] and len(per_unit[0]) == 2 * 2 * len(model.layers) + 5
+    kernels = ModelKernels(model, work, 3)
+    keys = kernels.keys(graph.size)
+    assert {keys[t] for t in work if graph.pin[t] == 0} == {keys[t] for t in work if graph.pin[t] == 1}
+
+
 def test_calibration_never_uses_a_validated_micro_batch():
     for validated in ([1], [4], [16, 32, 64], [3, 6]):
         batches = calibration_batches(validated)
@@ -204,6 +214,8 @@ def test_validate_model_scenario_writes_its_files(tmp_path, profile_file, capsys
     assert all(np.isfinite(k["median_abs_error"]) for k in report["by_kind"].values())
     fits = report["calibration"]["fits"]
     assert "conv2d" in fits and 2 not in report["calibration"]["batches"]["seed_cnn"]
+    link = report["calibration"]["link_to_idle_worker"]
+    assert link["latency_s"] > 0 and link["bandwidth_Bps"] > 0
     assert "error" in capsys.readouterr().out
 
 
