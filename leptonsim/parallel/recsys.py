@@ -78,7 +78,8 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
     memory = tuple((cluster.units[u].name, _memory(model, own[u], bottom + top, cfg))
                    for u in range(p))
     check_fits(memory, cluster, list(range(p)), cfg)
-    return StepGraph(b.build(), cfg, ((0, len(model.layers)),), memory, {u: (u,) for u in range(p)})
+    return StepGraph(model, b.build(), cfg, ((0, len(model.layers)),), memory,
+                     {u: (u,) for u in range(p)})
 
 
 def _memory(model: Model, tables: list[int], dense: list[int], cfg: ParallelConfig) -> MemoryBreakdown:

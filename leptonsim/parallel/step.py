@@ -40,6 +40,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class StepGraph:
+    model: Model
     graph: TaskGraph
     config: ParallelConfig
     stages: tuple[tuple[int, int], ...]          # layer range of each virtual stage
@@ -81,7 +82,8 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
     builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
     builder.build(orders)
-    return StepGraph(builder.b.build(), cfg, tuple(stages), memory, builder.groups(), builder.work)
+    return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
+                     builder.work)
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:

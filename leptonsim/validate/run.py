@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ..calibrate import Profile
 from ..errors import ScenarioError
@@ -127,18 +126,7 @@ def run_setup(label: str, setup: Setup, repeats: int, gate: QuietGate | None = N
 
 
 def scenario_model(scenario: Scenario) -> Model:
-    """The Model of a [workload.model] scenario. Scenario does not keep it, so it is
-    rebuilt from the file's (already checked) [workload.model] table and variant."""
-    for holder in (scenario, scenario.step):
-        model = getattr(holder, "model", None)
-        if isinstance(model, Model):
-            return model
-    from ..scenario.model import build_model
-    from ..scenario.validate import apply_override, normalize, parse_key_path, parse_toml, variant_path
-
-    raw = parse_toml(Path(scenario.file).read_text(encoding="utf-8"))
-    variants = raw.pop("variants", {})
-    for dotted, value in variants.get(scenario.variant, {}).items():
-        apply_override(raw, parse_key_path(scenario.variant, dotted), value,
-                       variant_path(scenario.variant, dotted))
-    return build_model(normalize(raw)["workload"]["model"])
+    """The Model of a [workload.model] scenario (kept by its step graph)."""
+    if scenario.step is None:
+        raise ValueError(f"{scenario.label} has no [workload.model]")
+    return scenario.step.model
