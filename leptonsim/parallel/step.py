@@ -155,7 +155,7 @@ class _StepBuilder:
     # -- forward and backward of one virtual stage for one micro-batch -------------
     def _forward(self, d: int, v: int, k: int) -> Ends:
         s = v % self.cfg.pp
-        chains = self._chains(d, s)
+        chains = self._chains()
         for seg in self.segments[v]:
             self._compute(chains, d, s, seg, "F", k)
             if seg.forward_after:
@@ -165,7 +165,7 @@ class _StepBuilder:
 
     def _backward(self, d: int, v: int, k: int) -> Ends:
         s = v % self.cfg.pp
-        chains = self._chains(d, s)
+        chains = self._chains()
         for seg in reversed(self.segments[v]):
             self._compute(chains, d, s, seg, "B", k)
             if seg.backward_after:
@@ -175,7 +175,7 @@ class _StepBuilder:
                                     * self.cfg.microbatch_size * self.cfg.dtype_bytes)
         return [(first, last) for first, last in chains]
 
-    def _chains(self, d: int, s: int) -> list[list[int]]:
+    def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
         return [[-1, -1] for _ in self.cfg.simulated_tp_ranks()]
 
