@@ -114,3 +114,13 @@ def test_summary_file_is_byte_identical_across_processes(tmp_path: Path) -> None
                         str(tmp_path / str(i))], check=True, capture_output=True, cwd=ROOT)
         texts.append((tmp_path / str(i) / "heft" / "summary.json").read_bytes())
     assert texts[0] == texts[1]
+
+
+def test_every_claim_key_is_compared_with_its_simulated_figure():
+    text = SCENARIO.format(seed=1, topology="full", units=2, eff=0.5, kind="chain", tasks=4,
+                           scheduler="heft")
+    text = text.replace("efficiency = 0.5", 'efficiency = 0.5\nbusy_power = "300 W"')
+    text += '[claims]\nmakespan = "1 s"\nenergy = "1 J"\nspeedup = 2\nsource = "test"\n'
+    claims = summary(run(loads(text)[0]))["claims"]
+    assert sorted(c["key"] for c in claims) == ["energy_j", "makespan_s", "speedup"]
+    assert all(c["simulated"] is not None and c["relative_error"] is not None for c in claims)

@@ -27,10 +27,9 @@ import numpy as np
 from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
+from ..parallel.memory import optimizer_state_bytes
 from ..parallel.tensor import layer_roles
 from .space import SCHEDULES, Space
-
-ADAM_STATE = {"adam": 8.0, "sgd": 0.0}
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,6 @@ class Estimator:
 
     # -- per configuration ---------------------------------------------------------------
     def __call__(self, space: Space) -> Estimate:
-        n = len(space)
         mb = self.batch // (space.dp * space.microbatches)
         keys = np.stack([space.tp, space.pp * space.chunks, mb])
         stage = _lookup(keys, lambda k: self._stages(*k))
@@ -160,9 +158,9 @@ class Estimator:
         bubble = (pp - 1) / v * per_mb
         hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
         grads = params * v * self.dtype
-        dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else 0 * dp
+        dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else np.zeros_like(dp)
         dp_exposed = np.maximum(dp_ring - dev_b, 0.0) + dp_ring / np.maximum(1, grads / 25e6)
-        opt = upd * v if self.training else 0 * v
+        opt = upd * v if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
         memory = self._memory(space, params * v, act * v, stage_in * v, m, pp)
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
@@ -170,12 +168,12 @@ class Estimator:
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
         return Estimate(step, m * v * (t_f + t_b), bubble, m * v * (tp_f + tp_b), hops, dp_exposed,
                         opt, memory, memory <= u.memory_bytes, energy,
-                        units * u.price_per_hour * step / 3600.0 + np.zeros(n))
+                        units * u.price_per_hour * step / 3600.0)
 
     def _memory(self, space: Space, params: np.ndarray, act: np.ndarray, stage_in: np.ndarray,
                 m: np.ndarray, pp: np.ndarray) -> np.ndarray:
         dt = self.dtype
-        state = (dt + dt + ADAM_STATE[self.optimizer] + (4 if dt == 2 else 0)) if self.training else dt
+        state = 2 * dt + optimizer_state_bytes(self.optimizer, dt) if self.training else dt
         gpipe = space.schedule == SCHEDULES.index("gpipe")
         in_flight = np.where(gpipe, m, np.minimum(pp, m))
         if not self.training:

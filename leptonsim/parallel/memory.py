@@ -70,6 +70,12 @@ class Overflow:
     excess_bytes: float
 
 
+def optimizer_state_bytes(optimizer: str, dtype_bytes: int) -> int:
+    """Optimizer state per trainable parameter, plus the fp32 master copy that mixed
+    precision keeps beside fp16/bf16 weights."""
+    return OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes == 2 else 0)
+
+
 def default_sharded(model: Model) -> tuple[bool, ...]:
     """Per layer of the model: does Megatron-style tensor parallelism split it?"""
     return tuple(layer.kind in SHARDED_KINDS for layer in model.layers)
@@ -119,7 +125,7 @@ def stage_memory(
         return MemoryBreakdown(
             (trainable + frozen) * dtype_bytes, 0.0, 0.0, 2 * max(outputs) * microbatch_size
         )
-    state = OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes == 2 else 0)
+    state = optimizer_state_bytes(optimizer, dtype_bytes)
     stage_input = _numel(layers[0].input_shape) * dtype_bytes
     if recompute:
         per_sample = in_flight * stage_input + sum(outputs)

@@ -19,7 +19,7 @@ from ..hardware import Cluster
 from ..models import Model
 from . import collectives
 from .config import ParallelConfig
-from .memory import MemoryBreakdown
+from .memory import MemoryBreakdown, optimizer_state_bytes
 from .plan_memory import check_fits
 from .step import StepGraph
 
@@ -89,7 +89,7 @@ def _memory(model: Model, tables: list[int], dense: list[int], cfg: ParallelConf
     layers = [model.layers[i] for i in tables + dense]
     params = sum(layer.params for layer in layers)
     mlp = sum(model.layers[i].params for i in dense)
-    state = (8 if cfg.optimizer == "adam" else 0) + (4 if dt == 2 else 0)
+    state = optimizer_state_bytes(cfg.optimizer, dt)
     rows = sum(math.prod(model.layers[i].output_shape) for i in tables) * cfg.batch
     dense_acts = sum(math.prod(model.layers[i].output_shape) for i in dense) * (cfg.batch // cfg.dp)
     return MemoryBreakdown(params * dt, mlp * dt, mlp * state, (rows + dense_acts) * dt)
