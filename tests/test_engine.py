@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from leptonsim import metrics
 from leptonsim.cost import Roofline
 from leptonsim.errors import SimulationError
-from leptonsim.generators import TaskCost, chain, independent
+from leptonsim.generators import TaskCost, chain, independent, layered
+from leptonsim.graph import TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring
 from leptonsim.sim import Greedy, Heft, Static, simulate
 from leptonsim.trace import Trace
@@ -98,6 +99,7 @@ def check_trace_invariants(graph, trace: Trace) -> None:
     np.maximum.at(last, which, trace.xfer_end)
     moved = (unit[src] != unit[dst]) & (graph.edge_bytes > 0)
     wanted = src[moved] * graph.size + dst[moved]
+    assert len(keys) or not len(wanted), "an edge crossed units without a transfer"
     at = np.searchsorted(keys, wanted)
     found = (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == wanted)
     assert found.all(), "an edge crossed units without a transfer"
@@ -110,6 +112,68 @@ def check_trace_invariants(graph, trace: Trace) -> None:
 def test_trace_respects_resources_and_dependencies(graph, cluster, scheduler):
     trace, _ = run(graph, cluster, scheduler)
     check_trace_invariants(graph, trace)
+
+
+def ready_times(graph, trace: Trace) -> np.ndarray:
+    """Per task id: when its last input was in (producer's end, or last hop's end)."""
+    end = np.empty(graph.size)
+    end[trace.task] = trace.task_end
+    ready = np.zeros(graph.size)
+    np.maximum.at(ready, graph.edge_dst, end[graph.edge_src])
+    np.maximum.at(ready, trace.xfer_dst_task, trace.xfer_end)
+    return ready
+
+
+def check_work_conserving(graph, trace: Trace) -> None:
+    """Between a task's ready time and its start, its unit is never idle."""
+    ready = ready_times(graph, trace)
+    for u in np.unique(trace.task_unit).tolist():
+        mine = trace.task_unit == u
+        order = np.argsort(trace.task_start[mine], kind="stable")
+        start, end = trace.task_start[mine][order], trace.task_end[mine][order]
+        idle_from, idle_to = [0.0, *end[:-1].tolist()], start.tolist()
+        gaps = [(a, b) for a, b in zip(idle_from, idle_to, strict=True) if b > a * (1 + REL) + 1e-15]
+        for t, s in zip(trace.task[mine].tolist(), trace.task_start[mine].tolist(), strict=True):
+            r = ready[t] * (1 + REL)
+            assert not [g for g in gaps if g[0] < s and g[1] > r], (
+                f"unit {u} idle during {gaps} while task {t} was ready at {ready[t]} (start {s})")
+
+
+@settings(max_examples=100, deadline=None)
+@given(graphs(), clusters(), st.sampled_from([Heft(), Static()]))
+def test_no_unit_idles_while_one_of_its_tasks_is_ready(graph, cluster, scheduler):
+    """With a fixed placement every unit is work-conserving."""
+    trace, _ = run(graph, cluster, scheduler)
+    check_work_conserving(graph, trace)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(10, 120), st.integers(2, 12), st.integers(1, 4), st.integers(2, 4),
+       st.floats(0, 0.5), st.integers(0, 2**16))
+def test_no_unit_idles_when_later_data_overtakes(n, width, degree, units, latency, seed):
+    """The same theorem where it is hardest: transfers as long as tasks and of very
+    different sizes, so data sent later often arrives first at a sleeping unit."""
+    graph = layered(n, width, degree, TaskCost(duration_s=1.0, spread=0.9), edge_bytes=1.0, seed=seed)
+    graph.edge_bytes[:] *= np.random.default_rng(seed).uniform(0, 8, graph.num_edges)
+    cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), units), LinkSpec(latency, 1.0))
+    pin_randomly(graph, cluster.size, seed)
+    trace = simulate(graph, cluster, Static())
+    check_trace_invariants(graph, trace)
+    check_work_conserving(graph, trace)
+
+
+@pytest.mark.parametrize("late_bytes, early_ready", [(1.0, 3.0), (0.0, 2.0)])
+def test_sleeping_unit_wakes_for_data_that_overtakes(late_bytes, early_ready):
+    """Unit 2 sleeps until t = 11 for c's input; d's input arrives earlier (over
+    another link, or with no bytes at all) and d must start then, not at 11."""
+    cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), 3), LinkSpec(0.0, 1.0))
+    graph = TaskGraph(names=("a", "b", "c", "d"), flops=np.zeros(4), nbytes=np.zeros(4),
+                      duration_s=np.array([1.0, 2.0, 1.0, 1.0]), pin=np.array([0, 1, 2, 2]),
+                      edge_src=np.array([0, 1]), edge_dst=np.array([2, 3]),
+                      edge_bytes=np.array([10.0, late_bytes]))
+    trace = simulate(graph, cluster, Static())
+    start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
+    assert start[3] == early_ready and start[2] == 11.0
 
 
 @settings(max_examples=50, deadline=None)
@@ -176,5 +240,6 @@ def test_pinned_tasks_run_where_pinned(graph, cluster, scheduler, seed):
     pinned = rng.random(graph.size) < 0.3
     graph.pin[pinned] = rng.integers(0, cluster.size, int(pinned.sum()))
     trace = simulate(graph, cluster, scheduler)
+    check_trace_invariants(graph, trace)
     where = dict(zip(trace.task.tolist(), trace.task_unit.tolist(), strict=True))
     assert all(where[t] == graph.pin[t] for t in np.flatnonzero(pinned).tolist())

@@ -1,15 +1,21 @@
-"""The discrete-event engine: one simpy process per unit and one per channel.
+"""The discrete-event engine: one simpy process per unit; channels are analytic FIFOs.
 
 Per-task state is kept in flat Python lists indexed by task id (fast to touch from
-simpy processes); a task is never an object or a process of its own. With a fixed
-placement, a finished task pushes its output to each consumer's unit right away.
-With run-time placement (greedy), a unit that picks a task pulls its inputs first.
+simpy processes); a task is never an object or a process of its own.
+
+With a fixed placement a finished task pushes its output to each consumer's unit at
+once. The network answers with the arrival time, so a task whose last input is
+still in flight waits in its unit's `future` heap, and the unit itself takes it up
+when it next decides: an event per task, not one per transfer. With run-time
+placement (greedy) a unit that picks a task pulls its inputs first.
 """
 
 from __future__ import annotations
 
 from array import array
+from contextlib import suppress
 from heapq import heappop, heappush
+from math import inf
 
 import numpy as np
 import simpy
@@ -18,7 +24,7 @@ from ..cost import CostModel, Roofline
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
-from .network import FifoNetwork
+from .network import Alarm, FifoNetwork, call_at
 from .schedulers import Heft, Plan, Scheduler
 
 
@@ -39,77 +45,137 @@ class _Run:
     def __init__(self, graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray) -> None:
         self.env = env = simpy.Environment()
         self.graph, self.cluster, self.times = graph, cluster, times
-        self.dynamic = plan.unit is None
-        self.unit_of: list[int] = (graph.pin if plan.unit is None else plan.unit).tolist()
+        dynamic = plan.unit is None
+        n, units = graph.size, cluster.size
+        self.unit_of: list[int] = (graph.pin if dynamic else plan.unit).tolist()  # type: ignore[union-attr]
         self.prio: list[int] = plan.priority.tolist()
         self.pending: list[int] = graph.in_degree.tolist()
+        self.ready_at: list[float] = [0.0] * n      # latest input arrival so far
         ptr, eids = graph.successors
         self.succ_ptr, self.succ_edges = ptr.tolist(), eids.tolist()
         self.edge_dst: list[int] = graph.edge_dst.tolist()
         self.edge_bytes: list[float] = graph.edge_bytes.tolist()
-        self.queues: list[list[tuple[int, int]]] = [[] for _ in range(cluster.size)]
+        self.queues: list[list[tuple[int, int]]] = [[] for _ in range(units)]  # (prio, task)
+        # fixed placement: released tasks not yet taken up by their unit, (ready, prio, task)
+        self.future: list[list[tuple[float, int, int]]] = [[] for _ in range(units)]
         self.shared: list[tuple[int, int]] = []   # run-time placement: any unit may take these
-        self.idle: list[simpy.Event | None] = [None] * cluster.size
-        self.gates: dict[int, list] = {}          # pulling task -> [transfers left, event]
-        delivered = self._delivered if self.dynamic else self._arrived
-        self.network = FifoNetwork(env, cluster.channels, delivered)
-        self.rec_task, self.rec_unit, self.rec_start = array("q"), array("q"), array("d")
-        self.route_rows: list[list[tuple[int, ...] | None]] = [
-            [None] * cluster.size for _ in range(cluster.size)]
+        self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
+        self.wake_at: list[float] = [inf] * units             # and when it is due to wake
+        self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
+        self.network = FifoNetwork(env, cluster.channels, self._delivered if dynamic else self._arrived)
+        self.release = self._ready if dynamic else self._release
+        self.rec_task, self.rec_start = array("q"), array("d")
+        self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
         types = cluster.unit_type.tolist()
         cost = [row.tolist() for row in times]
-        unit = self._dynamic_unit if self.dynamic else self._static_unit
-        for u in range(cluster.size):
-            env.process(unit(u, cost[types[u]]))
+        unit = self._dynamic_unit if dynamic else self._static_unit
+        self.units = [env.process(unit(u, cost[types[u]])) for u in range(units)]
 
     def run(self) -> Trace:
         for t in np.flatnonzero(self.graph.in_degree == 0).tolist():
-            self._ready(t)
+            self.release(t)
         self.env.run()
         if len(self.rec_task) != self.graph.size:
             raise AssertionError("engine finished with unexecuted tasks")  # a bug, not input
         return self._trace()
 
-    # -- units --------------------------------------------------------------------
+    # -- fixed placement -------------------------------------------------------------
     def _static_unit(self, u: int, cost: list[float]):  # simpy process
-        """Fixed placement: run own ready tasks, lowest priority first. The hot loop of
-        the engine, so attribute lookups are hoisted into locals."""
-        env, own, idle, timeout = self.env, self.queues[u], self.idle, self.env.timeout
-        rec_task, rec_unit = self.rec_task.append, self.rec_unit.append
-        rec_start, finished = self.rec_start.append, self._push_outputs
+        """Run the best task whose inputs are all in by now (lowest priority first); if
+        there is none, sleep until the earliest one in flight. The engine's hot loop,
+        so attribute lookups are hoisted into locals."""
+        env, own, future, timeout = self.env, self.queues[u], self.future[u], self.env.timeout
+        rec_task, rec_start, finished = self.rec_task.append, self.rec_start.append, self._push_outputs
         while True:
-            while not own:
-                idle[u] = env.event()
-                yield idle[u]
+            now = env.now
+            while future and future[0][0] <= now:
+                _, p, t = heappop(future)
+                heappush(own, (p, t))
+            if not own:
+                yield from self._sleep(u)
+                continue
             t = heappop(own)[1]
-            start = env.now
             yield timeout(cost[t])
             rec_task(t)
-            rec_unit(u)
-            rec_start(start)
-            finished(t, u)
+            rec_start(now)
+            finished(t, u, now + cost[t])
 
+    def _sleep(self, u: int):
+        alarm = self.idle[u] = Alarm(self.env)
+        self.wake_at[u] = inf
+        if self.future[u]:
+            self._wake(u, self.future[u][0][0])
+        with suppress(simpy.Interrupt):  # woken early: data sent later arrived first
+            yield alarm
+        self.idle[u] = None
+
+    def _wake(self, u: int, when: float) -> None:
+        """Make the sleeping unit u decide again at `when`, if it would sleep longer."""
+        if when >= self.wake_at[u]:
+            return
+        alarm, first = self.idle[u], self.wake_at[u] == inf
+        self.wake_at[u] = when
+        if first:
+            alarm.ring_at(when)  # type: ignore[union-attr]
+        elif when <= self.env.now:
+            self.units[u].interrupt()
+        else:  # rare: wake earlier than planned, unless the unit has moved on by then
+            call_at(self.env, when, lambda _: self._interrupt_if_asleep(u, alarm))
+
+    def _interrupt_if_asleep(self, u: int, alarm: simpy.Event | None) -> None:
+        if self.idle[u] is alarm:
+            self.units[u].interrupt()
+
+    def _push_outputs(self, t: int, u: int, now: float) -> None:
+        """Send t's output to each consumer's unit right away."""
+        edges, nbytes, unit_of, dst = self.succ_edges, self.edge_bytes, self.unit_of, self.edge_dst
+        routes, send, arrived = self.route_rows[u], self.network.send, self._arrived
+        for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
+            e = edges[i]
+            v = unit_of[dst[e]]
+            if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
+                arrived(e, now)
+                continue
+            path = routes[v]
+            if path is None:
+                path = routes[v] = self.cluster.route(u, v)
+            send(e, nbytes[e], path, now)
+
+    def _arrived(self, e: int, at: float) -> None:
+        """Edge e's data arrives at time `at` (now or later). Once the consumer's last
+        input is in or in flight, it is queued on its unit for when that input is in."""
+        w = self.edge_dst[e]
+        ready_at = self.ready_at
+        if at > ready_at[w]:
+            ready_at[w] = at
+        left = self.pending[w] - 1
+        self.pending[w] = left
+        if left == 0:
+            self._release(w)
+
+    def _release(self, t: int) -> None:
+        u, when = self.unit_of[t], self.ready_at[t]
+        heappush(self.future[u], (when, self.prio[t], t))
+        if self.idle[u] is not None:
+            self._wake(u, when)
+
+    # -- run-time placement -------------------------------------------------------------
     def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process
-        """Run-time placement: take a pinned task of this unit or the best shared one,
-        pull its inputs, run it."""
+        """Take a pinned task of this unit or the best shared one, pull its inputs, run it."""
         env, own, shared, idle = self.env, self.queues[u], self.shared, self.idle
         while True:
             while not own and not shared:
                 idle[u] = env.event()
                 yield idle[u]
-            if own and (not shared or own[0] < shared[0]):
-                t = heappop(own)[1]
-            else:
-                t = heappop(shared)[1]
-                gate = self._pull(t, u)
-                if gate is not None:
-                    yield gate
+            t = heappop(own if own and (not shared or own[0] < shared[0]) else shared)[1]
+            gate = self._pull(t, u)
+            if gate is not None:
+                yield gate
             start = env.now
             yield env.timeout(cost[t])
             self.rec_task.append(t)
-            self.rec_unit.append(u)
             self.rec_start.append(start)
-            self._release_successors(t, u)
+            self._release_successors(t)
 
     def _ready(self, t: int) -> None:
         u = self.unit_of[t]
@@ -123,72 +189,46 @@ class _Run:
             self.idle[u] = None
             ev.succeed()
 
-    # -- data movement -------------------------------------------------------------
-    def _push_outputs(self, t: int, u: int) -> None:
-        """Fixed placement: send t's output to each consumer's unit right away."""
-        edges, nbytes, unit_of, dst = self.succ_edges, self.edge_bytes, self.unit_of, self.edge_dst
-        pending, routes, send = self.pending, self.route_rows[u], self.network.send
+    def _release_successors(self, t: int) -> None:
+        """Successors become ready when their last producer ends; they pull data when placed."""
         for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
-            e = edges[i]
-            w = dst[e]
-            v = unit_of[w]
-            if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
-                pending[w] -= 1
-                if pending[w] == 0:
-                    self._ready(w)
-                continue
-            path = routes[v]
-            if path is None:
-                path = routes[v] = self.cluster.route(u, v)
-            send(e, nbytes[e], path)
-
-    def _release_successors(self, t: int, u: int) -> None:
-        """Run-time placement: successors become ready now and pull data when placed."""
-        edges = self.succ_edges
-        for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
-            self._arrived(edges[i])
-
-    def _arrived(self, e: int) -> None:
-        """Edge e's data (or, with run-time placement, its producer's end) has arrived."""
-        w = self.edge_dst[e]
-        left = self.pending[w] - 1
-        self.pending[w] = left
-        if left == 0:
-            self._ready(w)
+            w = self.edge_dst[self.succ_edges[i]]
+            self.pending[w] -= 1
+            if self.pending[w] == 0:
+                self._ready(w)
 
     def _pull(self, t: int, u: int) -> simpy.Event | None:
         """Place t on u and start the transfers of its inputs; an event for their arrival."""
         self.unit_of[t] = u
         ptr, eids = self.graph.predecessors
-        count = 0
-        for e in eids[ptr[t]:ptr[t + 1]].tolist():
-            src_unit = self.unit_of[int(self.graph.edge_src[e])]
-            if src_unit != u and self.edge_bytes[e] > 0:
-                self.network.send(e, self.edge_bytes[e], self.cluster.route(src_unit, u))
-                count += 1
-        if count == 0:
+        inputs = [(e, self.unit_of[int(self.graph.edge_src[e])]) for e in eids[ptr[t]:ptr[t + 1]].tolist()]
+        remote = [(e, v) for e, v in inputs if v != u and self.edge_bytes[e] > 0]
+        if not remote:
             return None
-        gate = self.env.event()
-        self.gates[t] = [count, gate]
+        gate = Alarm(self.env)
+        self.gates[t] = [len(remote), 0.0, gate]   # before sending: arrivals come at once
+        now = self.env.now
+        for e, v in remote:
+            self.network.send(e, self.edge_bytes[e], self.cluster.route(v, u), now)
         return gate
 
-    def _delivered(self, e: int) -> None:
+    def _delivered(self, e: int, at: float) -> None:
         gate = self.gates[self.edge_dst[e]]
         gate[0] -= 1
+        gate[1] = max(gate[1], at)
         if gate[0] == 0:
             del self.gates[self.edge_dst[e]]
-            gate[1].succeed()
+            gate[2].ring_at(gate[1])
 
     # -- result ----------------------------------------------------------------------
     def _trace(self) -> Trace:
-        g, net = self.graph, self.network
-        task, unit = _ints(self.rec_task), _ints(self.rec_unit)
-        start = _floats(self.rec_start)
+        g = self.graph
+        task = np.array(self.rec_task, np.int64)
+        unit = np.array(self.unit_of, np.int64)[task]
+        start = np.array(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
         end = start + self.times[self.cluster.unit_type[unit], task]
-        edge, chan = _ints(net.edge), _ints(net.channel)
-        xstart = _floats(net.start)
-        xend = xstart + (net.latency[chan] + g.edge_bytes[edge] * net.inv_bw[chan])
+        edge, chan, xstart, xend = self.network.hops(g.edge_bytes)
         return Trace(
             task_names=g.names, task_kinds=g.kinds or (),
             unit_names=[u.name for u in self.cluster.units],
@@ -197,11 +237,3 @@ class _Run:
             xfer_src_task=g.edge_src[edge], xfer_dst_task=g.edge_dst[edge], xfer_channel=chan,
             xfer_bytes=g.edge_bytes[edge], xfer_start=xstart, xfer_end=xend,
         )
-
-
-def _ints(a: array) -> np.ndarray:
-    return np.frombuffer(a, np.int64).copy() if len(a) else np.zeros(0, np.int64)
-
-
-def _floats(a: array) -> np.ndarray:
-    return np.frombuffer(a, np.float64).copy() if len(a) else np.zeros(0)
