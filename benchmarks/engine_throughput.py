@@ -1,7 +1,7 @@
 """Engine throughput: seeded layered DAGs with transfers on 16 fully connected units.
 
 For each size the engine (`leptonsim.sim.simulate` with the Static scheduler, one
-simpy process per unit and per channel) and, up to `--baseline-max` tasks, the
+simpy process per unit, analytic FIFO channels) and, up to `--baseline-max` tasks, the
 one-simpy-process-per-task baseline (`baseline_per_task.py`) simulate the same
 graph, placement, task times and routes. Every measurement runs in a fresh
 subprocess (this script with a hidden `--child` flag), so peak RSS
