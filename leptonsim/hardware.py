@@ -80,6 +80,7 @@ class Cluster:
     units: tuple[ComputeUnit, ...]
     links: tuple[Link, ...] = ()
     switches: tuple[str, ...] = ()
+    units_per_node: int | None = None   # two-level clusters: units behind one node switch
     _route_cache: dict[tuple[int, int], tuple[int, ...]] = field(
         default_factory=dict, repr=False, compare=False)
     _parents: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
@@ -272,4 +273,4 @@ def two_level(
         for i, u in enumerate(units)
     ]
     links += [Link(f"node{k}.uplink", f"node{k}.switch", "spine", inter) for k in range(nodes)]
-    return Cluster(tuple(units), tuple(links), switches)
+    return Cluster(tuple(units), tuple(links), switches, units_per_node)

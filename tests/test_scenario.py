@@ -234,6 +234,7 @@ def test_two_level_topology() -> None:
     s = one(TWO_LEVEL)
     assert s.cluster.size == 16
     assert s.cluster.switches == ("node0.switch", "node1.switch", "spine")
+    assert s.cluster.units_per_node == 8
     uplinks = [link for link in s.cluster.links if link.name.endswith("uplink")]
     assert len(uplinks) == 2 and uplinks[0].spec.bandwidth == 50e9
     port = next(link for link in s.cluster.links if link.name == "node1.port3")
@@ -245,6 +246,7 @@ def test_explicit_topology_with_switches_and_named_links() -> None:
     s = one(EXPLICIT)
     assert [u.name for u in s.cluster.units] == ["gpu0", "gpu1", "host"]
     assert s.cluster.switches == ("sw0",)
+    assert s.cluster.units_per_node is None
     assert [link.name for link in s.cluster.links] == ["nv", "link1", "link2"]
     assert s.cluster.links[2].spec.duplex is False
     # routable: host reaches gpu0 through sw0 and gpu1

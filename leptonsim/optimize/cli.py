@@ -48,7 +48,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     result = search(model, scenario.cluster, int(table["batch"]), objective=args.objective,
                     top=args.top, dtype_bytes=PRECISION_BYTES[table.get("precision", "fp16")],
                     optimizer=table.get("optimizer", "adam"), training=table.get("training", True),
-                    max_tp=_node_size(scenario.cluster), max_microbatches=args.max_microbatches)
+                    max_tp=scenario.cluster.units_per_node, max_microbatches=args.max_microbatches)
     print(render(result, model.name, scenario.cluster.size))
     out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "optimize"
     out.mkdir(parents=True, exist_ok=True)
@@ -56,13 +56,6 @@ def run_optimize(args: argparse.Namespace) -> int:
     atomic_write(out / "ranking.json", lambda f: f.write(json.dumps(ranking(result), indent=2) + "\n"))
     print(f"wrote {out / 'configurations.csv'}, {out / 'ranking.json'}")
     return 0
-
-
-def _node_size(cluster: Any) -> int | None:
-    """Units behind one node switch of a two-level cluster: tensor parallelism stays inside."""
-    per = sum(1 for link in cluster.links if link.b == "node0.switch" and link.a in
-              {u.name for u in cluster.units})
-    return per or None
 
 
 def render(result: Search, model: str, units: int) -> str:
