@@ -107,9 +107,23 @@ def _unit_stats(cluster: Cluster, trace: Trace, makespan: float) -> tuple[UnitSt
 
 def _channel_stats(trace: Trace, makespan: float) -> tuple[ChannelStats, ...]:
     n = len(trace.channel_names)
-    busy = np.bincount(trace.xfer_channel, trace.xfer_end - trace.xfer_start, minlength=n)
+    busy = covered(trace.xfer_channel, trace.xfer_start, trace.xfer_end, n)
     nbytes = np.bincount(trace.xfer_channel, trace.xfer_bytes, minlength=n)
     count = np.bincount(trace.xfer_channel, minlength=n)
     return tuple(ChannelStats(name, int(count[c]), float(nbytes[c]), float(busy[c]),
                               float(busy[c] / makespan))
                  for c, name in enumerate(trace.channel_names))
+
+
+def covered(resource: np.ndarray, start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
+    """Per resource 0..n-1: the length of the union of its [start, end) intervals.
+    Overlaps count once (transfers sharing a channel under fair sharing)."""
+    out = np.zeros(n)
+    order = np.lexsort((start, resource))
+    r, s, e = np.asarray(resource)[order], np.asarray(start)[order], np.asarray(end)[order]
+    for idx in np.split(np.arange(len(r)), np.flatnonzero(np.diff(r)) + 1):
+        if len(idx):
+            reach = np.maximum.accumulate(e[idx])
+            before = np.concatenate([s[idx[:1]], reach[:-1]])   # covered so far
+            out[r[idx[0]]] = float(np.maximum(e[idx] - np.maximum(s[idx], before), 0.0).sum())
+    return out

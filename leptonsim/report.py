@@ -17,6 +17,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "variant": s.variant,
         "seed": s.seed,
         "scheduler": s.scheduler,
+        "network": s.network,
         "tasks": s.graph.size,
         "edges": s.graph.num_edges,
         "makespan_s": m.makespan_s,
@@ -82,7 +83,7 @@ def render(result: RunResult) -> str:
     lines = [
         f"== {title} ==",
         f"{s.graph.size} tasks, {s.graph.num_edges} edges on {s.cluster.size} units; "
-        f"scheduler {s.scheduler}",
+        f"scheduler {s.scheduler}, network {s.network}",
         f"makespan         {_fmt(m.makespan_s, '_s')}",
         f"critical path    {_fmt(m.critical_path_s, '_s')} ({len(m.critical_path)} tasks)",
         f"total work W     {_fmt(m.total_work_s, '_s')} on one {m.best_single_unit}",

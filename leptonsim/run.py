@@ -34,7 +34,8 @@ class RunResult:
 def run(scenario: Scenario) -> RunResult:
     cost = Roofline()
     times = cost.task_times(scenario.graph, scenario.cluster)
-    trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost)
+    trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost,
+                     scenario.network)
     every_unit = _every_unit(scenario, trace)
     m = _metrics(scenario, times, trace, every_unit)
     ref = int(np.argmin(times.sum(axis=1)))

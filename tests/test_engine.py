@@ -78,12 +78,14 @@ def _overlaps(resource: np.ndarray, start: np.ndarray, end: np.ndarray) -> bool:
     return bool(np.any(same & (s[1:] < e[:-1] - 1e-12 * np.maximum(1, e[:-1]))))
 
 
-def check_trace_invariants(graph, trace: Trace) -> None:
-    """Every task once; no unit or link direction does two things at once; no task
-    starts before its predecessors end and their data has arrived."""
+def check_trace_invariants(graph, trace: Trace, exclusive_channels: bool = True) -> None:
+    """Every task once; no unit (and, unless links are shared, no link direction) does
+    two things at once; no task starts before its predecessors end and their data has
+    arrived."""
     assert np.array_equal(np.sort(trace.task), np.arange(graph.size))
     assert not _overlaps(trace.task_unit, trace.task_start, trace.task_end)
-    assert not _overlaps(trace.xfer_channel, trace.xfer_start, trace.xfer_end)
+    if exclusive_channels:
+        assert not _overlaps(trace.xfer_channel, trace.xfer_start, trace.xfer_end)
     start, end, unit = (np.empty(graph.size), np.empty(graph.size),
                         np.empty(graph.size, np.int64))
     start[trace.task], end[trace.task], unit[trace.task] = (

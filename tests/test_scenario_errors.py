@@ -171,6 +171,8 @@ CASES = [
          "found 'fullmesh'", "did you mean 'full'?"),
     case("unknown scheduler", GEN, "", '\n[schedule]\nscheduler = "HEFT"\n',
          "schedule.scheduler", "one of 'heft', 'greedy', 'static'", "found 'HEFT'", "did you mean 'heft'?"),
+    case("unknown network model", GEN, "", '\n[schedule]\nnetwork = "fiar"\n',
+         "schedule.network", "one of 'fifo', 'fair'", "found 'fiar'", "did you mean 'fair'?"),
     case("unknown generator kind", GEN, 'kind = "layered"', 'kind = "layerd"',
          "workload.generator.kind", "found 'layerd'", "did you mean 'layered'?"),
     # -- topologies ------------------------------------------------------------------------

@@ -61,6 +61,7 @@ class Scenario:
     objective: Objective | None
     file: str
     step: StepGraph | None = None  # the DNN step the graph was built from, if any
+    network: str = "fifo"          # how links are shared: "fifo" or "fair"
 
     @property
     def label(self) -> str:
@@ -91,6 +92,7 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
         name=meta["name"], variant=variant, description=meta["description"], seed=seed,
         cluster=cluster, graph=graph, scheduler=scheduler, claims=claims,
         claim_source=claims_doc.get("source", ""), objective=objective, file=file, step=step,
+        network=doc.get("schedule", {}).get("network", "fifo"),
     )
 
 

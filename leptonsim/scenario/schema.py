@@ -269,6 +269,10 @@ def _schema() -> Schema:
                           "description": "heft (earliest finish time list scheduling), greedy "
                                          "(first idle unit takes the next ready task) or "
                                          "static (every task pinned with unit = ...)"},
+            "network": {"enum": ["fifo", "fair"], "default": "fifo",
+                        "description": "fifo (each link direction carries one transfer at a "
+                                       "time, store-and-forward per hop) or fair (transfers "
+                                       "in flight share every link max-min fairly)"},
         }),
         "claims": _table("Figures a source claims, shown beside the simulated ones", {
             "makespan": {**_qty("time", "Claimed makespan", minimum=0),

@@ -24,25 +24,31 @@ from ..cost import CostModel, Roofline
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
+from .fair import FairNetwork
 from .network import Alarm, FifoNetwork, call_at
 from .schedulers import Heft, Plan, Scheduler
 
+NETWORKS: dict[str, type[FifoNetwork | FairNetwork]] = {"fifo": FifoNetwork, "fair": FairNetwork}
+
 
 def simulate(graph: TaskGraph, cluster: Cluster, scheduler: Scheduler | None = None,
-             cost: CostModel | None = None) -> Trace:
-    """Run the graph on the cluster; return the trace of every task and transfer hop."""
+             cost: CostModel | None = None, network: str = "fifo") -> Trace:
+    """Run the graph on the cluster; return the trace of every task and transfer hop.
+    `network`: "fifo" (each channel one transfer at a time) or "fair" (max-min sharing)."""
     times = (cost or Roofline()).task_times(graph, cluster)
     plan = (scheduler or Heft()).plan(graph, cluster, times)
-    return run_plan(graph, cluster, plan, times)
+    return run_plan(graph, cluster, plan, times, network)
 
 
-def run_plan(graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray) -> Trace:
+def run_plan(graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,
+             network: str = "fifo") -> Trace:
     """Execute an already computed plan with per-type task times (types x tasks)."""
-    return _Run(graph, cluster, plan, times).run()
+    return _Run(graph, cluster, plan, times, NETWORKS[network]).run()
 
 
 class _Run:
-    def __init__(self, graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray) -> None:
+    def __init__(self, graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,
+                 network: type[FifoNetwork | FairNetwork]) -> None:
         self.env = env = simpy.Environment()
         self.graph, self.cluster, self.times = graph, cluster, times
         dynamic = plan.unit is None
@@ -62,7 +68,7 @@ class _Run:
         self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
         self.wake_at: list[float] = [inf] * units             # and when it is due to wake
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
-        self.network = FifoNetwork(env, cluster.channels, self._delivered if dynamic else self._arrived)
+        self.network = network(env, cluster.channels, self._delivered if dynamic else self._arrived)
         self.release = self._ready if dynamic else self._release
         self.rec_task, self.rec_start = array("q"), array("d")
         self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
