@@ -135,14 +135,15 @@ def _memory_lines(result: RunResult) -> list[str]:
 
 def render_comparison(results: list[RunResult]) -> str:
     """One line per variant: the makespan beside its bounds, seed formula and claims."""
+    w = max(18, *(len(r.scenario.variant) + 2 for r in results))
     lines = [f"== {results[0].scenario.name}: variants side by side ==",
-             f"{'variant':<18}{'makespan':>11}{'lower bnd':>11}{'seed T_p':>11}"
+             f"{'variant':<{w}}{'makespan':>11}{'lower bnd':>11}{'seed T_p':>11}"
              f"{'speed-up':>10}{'par.eff':>9}{'claimed':>11}"]
     for r in results:
         rows = {row.name: row for row in r.formulas}
         m = r.metrics
         lines.append(
-            f"{r.scenario.variant or '(base)':<18}{_fmt(m.makespan_s, '_s'):>11}"
+            f"{r.scenario.variant or '(base)':<{w}}{_fmt(m.makespan_s, '_s'):>11}"
             f"{_fmt(rows['work/span lower bound'].prediction, '_s'):>11}"
             f"{_fmt(rows['seed parallel time'].prediction, '_s'):>11}"
             f"{m.speedup:>10.3g}{m.parallel_efficiency:>9.1%}"

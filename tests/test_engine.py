@@ -14,12 +14,12 @@ from leptonsim.cost import Roofline
 from leptonsim.errors import SimulationError
 from leptonsim.generators import TaskCost, chain, independent, layered
 from leptonsim.graph import TaskGraph
-from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring
-from leptonsim.sim import Greedy, Heft, Static, simulate
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, two_level
+from leptonsim.sim import Greedy, Heft, HeftContention, Static, simulate
 from leptonsim.trace import Trace
 from tests.strategies import clusters, efficiencies, graphs, pin_randomly
 
-SCHEDULERS = [Heft(), Greedy(), Static()]
+SCHEDULERS = [Heft(), HeftContention(), Greedy(), Static()]
 REL = 1e-9
 
 
@@ -49,7 +49,7 @@ def test_greedy_without_transfers_within_graham_bound(graph, cluster):
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 200), st.integers(1, 16), st.floats(0.001, 100.0), efficiencies,
-       st.sampled_from([Heft(), Greedy()]))
+       st.sampled_from([Heft(), HeftContention(), Greedy()]))
 def test_equal_independent_tasks_take_ceil_n_over_c_rounds(n, c, t, eff, scheduler):
     unit = ComputeUnit("u", 1e12, 1e12, efficiency=eff)
     cluster = fully_connected(replicate(unit, c), LinkSpec(1e-6, 1e9))
@@ -142,7 +142,7 @@ def check_work_conserving(graph, trace: Trace) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), Static()]))
+@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Static()]))
 def test_no_unit_idles_while_one_of_its_tasks_is_ready(graph, cluster, scheduler):
     """With a fixed placement every unit is work-conserving."""
     trace, _ = run(graph, cluster, scheduler)
@@ -236,7 +236,7 @@ def test_static_scheduler_needs_pins():
 
 
 @settings(max_examples=50, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), Greedy()]), st.integers(0, 99))
+@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Greedy()]), st.integers(0, 99))
 def test_pinned_tasks_run_where_pinned(graph, cluster, scheduler, seed):
     rng = np.random.default_rng(seed)
     pinned = rng.random(graph.size) < 0.3
@@ -245,3 +245,28 @@ def test_pinned_tasks_run_where_pinned(graph, cluster, scheduler, seed):
     check_trace_invariants(graph, trace)
     where = dict(zip(trace.task.tolist(), trace.task_unit.tolist(), strict=True))
     assert all(where[t] == graph.pin[t] for t in np.flatnonzero(pinned).tolist())
+
+
+@settings(max_examples=50, deadline=None)
+@given(graphs(edge_bytes=False), clusters())
+def test_contention_aware_heft_is_heft_when_nothing_moves(graph, cluster):
+    """Without bytes on any edge there is no contention to see: both plans agree."""
+    times = Roofline().task_times(graph, cluster)
+    a, b = Heft().plan(graph, cluster, times), HeftContention().plan(graph, cluster, times)
+    assert np.array_equal(a.unit, b.unit) and np.array_equal(a.priority, b.priority)
+
+
+def test_contention_aware_heft_plans_around_a_loaded_uplink():
+    """One producer feeds ten 1 s consumers with 1 GB each; the other node is behind a
+    1.5 GB/s uplink. HEFT counts every transfer as if it had the uplink alone, so it
+    sends more over it than it can carry in time; the contention-aware plan sees the
+    queue it builds, and the simulated step is shorter."""
+    k = 10
+    units = replicate(ComputeUnit("u", 1e12, 1e12), 4)
+    cluster = two_level(units, 2, LinkSpec(0.0, 1e12), LinkSpec(0.0, 1.5e9))
+    graph = TaskGraph(names=tuple(f"t{i}" for i in range(k + 1)), flops=np.zeros(k + 1),
+                      nbytes=np.zeros(k + 1), duration_s=np.ones(k + 1),
+                      pin=np.array([0] + [-1] * k), edge_src=np.zeros(k, np.int64),
+                      edge_dst=np.arange(1, k + 1), edge_bytes=np.full(k, 1e9))
+    heft, aware = (simulate(graph, cluster, s).makespan_s for s in (Heft(), HeftContention()))
+    assert aware < heft - 0.1

@@ -11,7 +11,7 @@ from leptonsim.generators import TaskCost, chain, independent, layered
 from leptonsim.graph import TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, switch
 from leptonsim.metrics import covered
-from leptonsim.sim import Heft, Static, simulate
+from leptonsim.sim import Heft, HeftContention, Static, simulate
 from leptonsim.sim.fair import max_min_rates
 from tests.strategies import clusters, graphs, pin_randomly
 from tests.test_engine import check_trace_invariants, check_work_conserving
@@ -122,7 +122,7 @@ def check_capacity(graph, cluster, trace) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), Static()]))
+@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Static()]))
 def test_fair_schedules_respect_dependencies_capacity_and_stay_work_conserving(
         graph, cluster, scheduler):
     if scheduler.name == "static":

@@ -27,7 +27,7 @@ __all__ = ["schema", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "SCHEDULERS"]
 
 TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
 GENERATOR_KINDS = ("independent", "chain", "fork_join", "layered")
-SCHEDULERS = ("heft", "greedy", "static")
+SCHEDULERS = ("heft", "heft_contention", "greedy", "static")
 
 # The unit a bare number is read in, per quantity kind.
 SI_UNIT = {
@@ -266,7 +266,9 @@ def _schema() -> Schema:
                   "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
             "scheduler": {"enum": list(SCHEDULERS), "default": "heft",
-                          "description": "heft (earliest finish time list scheduling), greedy "
+                          "description": "heft (earliest finish time list scheduling), "
+                                         "heft_contention (the same, seeing the link queues "
+                                         "it plans), greedy "
                                          "(first idle unit takes the next ready task) or "
                                          "static (every task pinned with unit = ...)"},
             "network": {"enum": ["fifo", "fair"], "default": "fifo",

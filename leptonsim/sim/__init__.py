@@ -1,6 +1,6 @@
 """Discrete-event simulation of task graphs on clusters."""
 
 from .engine import NETWORKS, simulate
-from .schedulers import SCHEDULERS, Greedy, Heft, Plan, Static
+from .schedulers import SCHEDULERS, Greedy, Heft, HeftContention, Plan, Static
 
-__all__ = ["NETWORKS", "SCHEDULERS", "Greedy", "Heft", "Plan", "Static", "simulate"]
+__all__ = ["NETWORKS", "SCHEDULERS", "Greedy", "Heft", "HeftContention", "Plan", "Static", "simulate"]
