@@ -44,9 +44,21 @@ def test_declared_seed_cnn_from_the_docs_equals_the_zoo_model():
 
 
 def test_parallel_degrees_must_match_the_units():
-    text = HEAD.format(units=4) + '[workload.model]\nname = "gpt2_small"\nbatch = 8\n[parallel]\ntp = 2\n'
+    model = '[workload.model]\nname = "gpt2_small"\nbatch = 8\n'
+    text = HEAD.format(units=4) + model + '[parallel]\ndp = 1\ntp = 2\n'
     with pytest.raises(ScenarioError, match=r"parallel: expected dp x pp x tp equal to the 4 units"):
         loads(text)
+    text = HEAD.format(units=6) + model + '[parallel]\npp = 4\n'
+    with pytest.raises(ScenarioError, match=r"parallel: expected dp x pp x tp equal to the 6 units"):
+        loads(text)
+
+
+@pytest.mark.parametrize("units, pp, tp", [(8, 2, 1), (8, 1, 2), (4, 2, 2), (3, 1, 1)])
+def test_data_parallelism_takes_the_units_left_over(units, pp, tp):
+    text = (HEAD.format(units=units) + '[workload.model]\nname = "gpt2_small"\nbatch = 24\n'
+            f'microbatches = 2\n[parallel]\npp = {pp}\ntp = {tp}\n')
+    (s,) = loads(text)
+    assert s.step is not None and s.step.config.dp * pp * tp == units
 
 
 def test_unknown_layer_argument_suggests_the_right_one():

@@ -55,7 +55,8 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
 def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
     return table("How a [workload.model] is split: data x pipeline x tensor parallelism; "
                  "units are laid out tensor-parallel first, so tp units of a node form a group", {
-                     "dp": integer("Data-parallel replicas", 1, 1),
+                     "dp": integer("Data-parallel replicas; default: the units left over, "
+                                   "units / (pp x tp)", 1),
                      "pp": integer("Pipeline stages", 1, 1),
                      "tp": integer("Tensor-parallel ranks per stage (Megatron-style)", 1, 1),
                      "schedule": {"enum": list(PIPELINE_SCHEDULES), "default": "1f1b",
@@ -114,8 +115,11 @@ def _op(spec: Doc, path: str) -> ops.Op:
 
 
 def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfig:
-    cfg = {k: parallel.get(k, d) for k, d in (("dp", 1), ("pp", 1), ("tp", 1),
+    cfg = {k: parallel.get(k, d) for k, d in (("pp", 1), ("tp", 1),
                                                 ("schedule", "1f1b"), ("chunks", 1))}
+    # data parallelism takes the units the other two leave, so a sweep over the unit
+    # count scales the replicas without naming them
+    cfg["dp"] = parallel.get("dp", max(1, units // (cfg["pp"] * cfg["tp"])))
     if cfg["dp"] * cfg["pp"] * cfg["tp"] != units:
         raise ScenarioError("parallel", f"dp x pp x tp equal to the {units} units of the hardware",
                             f"<{cfg['dp']} x {cfg['pp']} x {cfg['tp']} = "
