@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from leptonsim.export import atomic_write, check_trace
+from leptonsim.metrics import covered
 from leptonsim.trace import Trace
 
 __all__ = ["MAX_CHANNEL_ROWS", "gantt", "save_figure"]
@@ -138,11 +139,14 @@ def gantt(trace: Trace, title: str) -> Figure:
         row_of_channel[channels] = np.arange(rows_bottom)
         xs = np.asarray(trace.xfer_start, dtype=float) * scale
         xw = np.asarray(trace.xfer_end, dtype=float) * scale - xs
+        # shared links (fair sharing) overlap: translucent bars, darker where more share
+        shared = covered(chan, xs, xs + xw, len(trace.channel_names)).sum() < xw.sum() * (1 - 1e-9)
         for r, idx in enumerate(_rows(row_of_channel[chan], rows_bottom)):
             ax_links.broken_barh(
                 np.column_stack([xs[idx], xw[idx]]),
                 (r - _BAR_HEIGHT / 2, _BAR_HEIGHT),
                 facecolors=_LINK_COLOUR,
+                alpha=0.35 if shared else 1.0,
                 linewidth=0,
             )
         _style_rows(ax_links, [trace.channel_names[c] for c in channels.tolist()], "links")
@@ -156,7 +160,8 @@ def gantt(trace: Trace, title: str) -> Figure:
     if len(kinds) > MAX_LEGEND_KINDS:
         handles.append(Patch(facecolor="none", label=f"... {len(kinds) - MAX_LEGEND_KINDS} more"))
     if rows_bottom:
-        handles.append(Patch(facecolor=_LINK_COLOUR, label="transfer"))
+        handles.append(Patch(facecolor=_LINK_COLOUR, label="transfer (darker: links shared)"
+                             if shared else "transfer"))
     handles.append(
         Line2D(
             [], [], color="black", linestyle="--", label=f"makespan {makespan * scale:.4g} {unit}"
