@@ -10,13 +10,17 @@ Calibration first, and only on data the validation never uses: the machine profi
 (`leptonsim calibrate`: synthetic GEMMs, a copy, no-op tasks, transfers), then the
 kernel calibration (every layer's forward and backward at micro-batch sizes that no
 validation run uses, and optimizer updates; once on 1 worker, once on 2 workers at
-the same time, for the 1- and 2-worker runs) and the link to an idle worker
-(synthetic transfers). Then the 12 runs, each through a gate
-that waits for a quiet machine and redoes disturbed runs (leptonsim.validate.quiet).
+the same time, for the 1- and 2-worker runs) and the transfers (synthetic: what a
+message costs the sender's and the receiver's core, and the latency left between
+them; also the older link to an idle worker, for the "copies on the link" ablation).
+Then the 12 runs, each through a gate that waits for a quiet machine and redoes
+disturbed runs (leptonsim.validate.quiet).
 
-    python benchmarks/validation.py [--repeats 5] [--profile FILE] [--max-wait 20] [--budget 480]
+    python benchmarks/validation.py [--repeats 5] [--profile FILE] [--max-wait 20]
+        [--budget 480] [--only LABEL] [--out FILE] [--figures DIR]
 
-Writes benchmarks/results/validation.json and docs/figures/validation/*.png.
+Writes benchmarks/results/validation.json and docs/figures/validation/*.png (or --out,
+--figures).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from leptonsim.validate.calibration import (  # noqa: E402
     calibration_batches,
     fit,
     measure,
+    measure_endpoints,
     measure_link,
 )
 from leptonsim.validate.compare import predict  # noqa: E402
@@ -102,20 +107,26 @@ def kernel_calibration(profile: Any, repeats: int, gate: QuietGate, workers: int
     return replace(fit(points), batches=batches)
 
 
-def run_suite(profile: Any, calibrations: dict[int, Any], repeats: int,
-              gate: QuietGate) -> list[Validation]:
-    results = []
-    print(f"{'run':<34} {'predicted':>9} {'measured':>9}  error   (kind models only)")
+def run_suite(profile: Any, calibrations: dict[int, Any], repeats: int, gate: QuietGate,
+              only: str = "") -> tuple[list[Validation], dict[str, float]]:
+    """The runs whose label contains `only`, and each one's link-only makespan."""
+    results, link_only = [], {}
+    print(f"{'run':<34} {'predicted':>9} {'measured':>9}  error   (kind models only) "
+          "(copies on the link)")
     for label, model, batch in workloads():
         for name in CONFIGS:
+            if only not in f"{label}, {name}":
+                continue
             cfg = config(batch, name)
             setup = model_setup(model, cfg, profile, calibrations[cfg.units])
             v = run_setup(f"{label}, {name}", setup, repeats, gate)
             c = v.comparison
+            link_only[v.label] = link_only_makespan(v, model, cfg)
             print(f"{v.label:<34} {c.predicted_makespan_s * 1e3:7.2f}ms {c.measured_makespan_s * 1e3:7.2f}"
-                  f"ms {c.error * 100:+6.1f}%   ({kind_only_error(v) * 100:+6.1f}%)", flush=True)
+                  f"ms {c.error * 100:+6.1f}%   ({kind_only_error(v) * 100:+6.1f}%) "
+                  f"({(link_only[v.label] / c.measured_makespan_s - 1) * 100:+6.1f}%)", flush=True)
             results.append(v)
-    return results
+    return results, link_only
 
 
 def kind_only_makespan(v: Validation) -> float:
@@ -126,6 +137,16 @@ def kind_only_makespan(v: Validation) -> float:
 
 def kind_only_error(v: Validation) -> float:
     return kind_only_makespan(v) / v.comparison.measured_makespan_s - 1.0
+
+
+def link_only_makespan(v: Validation, model: Model, cfg: ParallelConfig) -> float:
+    """The step simulated as before the endpoint costs: transfers on a DMA-like link
+    (the measured link to an idle worker, copies included), the units left free."""
+    cal = v.setup.cost.calibration
+    if cal.endpoints is None:
+        return v.comparison.predicted_makespan_s
+    s = model_setup(model, cfg, v.setup.cost.profile, replace(cal, endpoints=None))
+    return predict(s.graph, s.cluster, s.plan, s.cost).makespan_s
 
 
 def by_kind(results: list[Validation]) -> dict[str, dict[str, float]]:
@@ -148,23 +169,26 @@ def by_kind(results: list[Validation]) -> dict[str, dict[str, float]]:
     return out
 
 
-def summary(results: list[Validation]) -> dict[str, Any]:
+def summary(results: list[Validation], link_only: dict[str, float]) -> dict[str, Any]:
     errors = [abs(v.comparison.error) for v in results]
     kind = [abs(kind_only_error(v)) for v in results]
+    link = [abs(link_only[v.label] / v.comparison.measured_makespan_s - 1) for v in results]
     med, worst = statistics.median(errors), max(errors)
     return {"median_abs_error": med, "max_abs_error": worst,
             "median_target_met": med <= TARGET_MEDIAN, "max_target_met": worst <= TARGET_MAX,
             "kind_models_only": {"median_abs_error": statistics.median(kind),
-                                 "max_abs_error": max(kind)}}
+                                 "max_abs_error": max(kind)},
+            "copies_on_the_link": {"median_abs_error": statistics.median(link),
+                                   "max_abs_error": max(link)}}
 
 
-def figures(results: list[Validation]) -> list[Path]:
+def figures(results: list[Validation], where: Path) -> list[Path]:
     from matplotlib.figure import Figure
 
     from leptonsim.plots import save_figure
     from leptonsim.validate.figures import gantt_overlay, scatter
 
-    FIGURES.mkdir(parents=True, exist_ok=True)
+    where.mkdir(parents=True, exist_ok=True)
     written = []
     labels = [v.label for v in results]
     err = np.array([v.comparison.error * 100 for v in results])
@@ -179,19 +203,19 @@ def figures(results: list[Validation]) -> list[Path]:
     ax.invert_yaxis()
     ax.set(xlabel="end-to-end error, (predicted - measured) / measured (%)",
            title="Predicted vs measured step time (median of repeats); lines at ±5 % and ±10 %")
-    written.append(save_figure(fig, FIGURES / "end_to_end_error.png"))
+    written.append(save_figure(fig, where / "end_to_end_error.png"))
     pred = np.concatenate([v.comparison.predicted_task_s[v.comparison.compute] for v in results])
     meas = np.concatenate([v.comparison.measured_task_s[v.comparison.compute] for v in results])
     kinds = [k for v in results for k, m in zip(v.kinds, v.comparison.compute, strict=True) if m]
     written.append(save_figure(scatter(pred, meas, kinds, "All validation runs: task times, "
-                                       "predicted vs measured"), FIGURES / "task_scatter.png"))
+                                       "predicted vs measured"), where / "task_scatter.png"))
     for v in results:
         if v.setup.cluster.size > 1:
             name = v.label.replace(", ", "_").replace(" ", "_")
             written.append(save_figure(gantt_overlay(v.comparison.predicted,
                                                      v.comparison.median_trace,
                                                      f"{v.label}: simulated and measured"),
-                                       FIGURES / f"gantt_{name}.png"))
+                                       where / f"gantt_{name}.png"))
     return written
 
 
@@ -205,6 +229,9 @@ def main() -> None:
                     help="seconds to wait for a quiet machine before each run")
     ap.add_argument("--budget", type=float, default=480.0,
                     help="seconds after which runs are no longer waited for or redone")
+    ap.add_argument("--only", default="", help="run only the runs whose label contains this")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    ap.add_argument("--figures", type=Path, default=FIGURES, help="directory for the figures")
     args = ap.parse_args()
     began = time.perf_counter()
     date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -213,36 +240,46 @@ def main() -> None:
     profile = load_profile(args.profile) if args.profile else calibrate(progress=True)
     calibrations = {w: kernel_calibration(profile, args.calibration_repeats, gate, w)
                     for w in sorted({config(32, c).units for c in CONFIGS})}
-    link = measure_link(gate=gate)
+    link, ends = measure_link(gate=gate), measure_endpoints(gate=gate)
     print(f"link to an idle worker: {link[0] * 1e6:.1f} us + n / {link[1] / 1e9:.2f} GB/s "
           f"(profile's ping-pong: {profile.link_latency_s * 1e6:.1f} us + n / "
-          f"{profile.link_bandwidth / 1e9:.2f} GB/s)", flush=True)
-    calibrations = {w: replace(c, link=link if w > 1 else None) for w, c in calibrations.items()}
-    results = run_suite(profile, calibrations, args.repeats, gate)
+          f"{profile.link_bandwidth / 1e9:.2f} GB/s); endpoints: send "
+          f"{ends.send_s * 1e6:.1f} us + n / {ends.send_bandwidth / 1e9:.2f} GB/s, receive "
+          f"{ends.recv_s * 1e6:.1f} us + n / {ends.recv_bandwidth / 1e9:.2f} GB/s, latency "
+          f"{ends.latency_s * 1e6:.1f} us", flush=True)
+    calibrations = {w: replace(c, link=link, endpoints=ends) if w > 1 else c
+                    for w, c in calibrations.items()}
+    results, link_only = run_suite(profile, calibrations, args.repeats, gate, args.only)
     report = {"date": date, "command": " ".join(["python", "benchmarks/validation.py", *sys.argv[1:]]),
               "repeats": args.repeats, "machine": profile.machine, "profile_toml": profile_toml(profile),
               "kernel_calibration": {w: calibration_json(c) for w, c in calibrations.items()},
               "calibration_points": {w: [vars(p) for p in c.points]
                                      for w, c in calibrations.items()},
-              "summary": summary(results), "by_kind": by_kind(results),
+              "summary": summary(results, link_only), "by_kind": by_kind(results),
               "runs": [{**{k: val for k, val in to_json(v).items() if k != "calibration"},
                         "kind_models_only_makespan_s": kind_only_makespan(v),
-                        "kind_models_only_error": kind_only_error(v)} for v in results],
+                        "kind_models_only_error": kind_only_error(v),
+                        "copies_on_the_link_makespan_s": link_only[v.label],
+                        "copies_on_the_link_error":
+                            link_only[v.label] / v.comparison.measured_makespan_s - 1}
+                       for v in results],
               "wall_s": 0.0}
-    written = figures(results)
+    written = figures(results, args.figures)
     report["wall_s"] = time.perf_counter() - began
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
     s = report["summary"]
     print(f"\nmedian |error| {s['median_abs_error']:.1%} (target <= 5%: "
           f"{'met' if s['median_target_met'] else 'NOT met'}), max |error| "
           f"{s['max_abs_error']:.1%} (target <= 10%: {'met' if s['max_target_met'] else 'NOT met'})"
           f"; kind models only: median {s['kind_models_only']['median_abs_error']:.1%}, "
-          f"max {s['kind_models_only']['max_abs_error']:.1%}")
+          f"max {s['kind_models_only']['max_abs_error']:.1%}; copies on the link: median "
+          f"{s['copies_on_the_link']['median_abs_error']:.1%}, max "
+          f"{s['copies_on_the_link']['max_abs_error']:.1%}")
     for kind, d in report["by_kind"].items():
         print(f"  {kind:<20} median |error| {d['median_abs_error']:6.1%}  time-weighted "
               f"{d['time_weighted_abs_error']:6.1%}  tasks {d['tasks']}")
-    print(f"wrote {RESULTS} and {len(written)} figures in {FIGURES} ({report['wall_s']:.0f} s)")
+    print(f"wrote {args.out} and {len(written)} figures in {args.figures} ({report['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,27 @@ from leptonsim.ops import Embedding
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import Static
+from leptonsim.sim.engine import run_plan
+from leptonsim.trace import Trace
 from leptonsim.validate import ModelKernels
-from leptonsim.validate.calibration import calibration_batches, calibration_graph, fit_nonnegative
+from leptonsim.validate.calibration import (
+    calibration_batches,
+    calibration_graph,
+    copy_costs,
+    copy_graph,
+    fit_nonnegative,
+    measure_endpoints,
+)
 from leptonsim.validate.cli import main
 from leptonsim.validate.compare import compare
-from leptonsim.validate.cost import KernelCalibration, KindCost, KindFit, profile_cluster
+from leptonsim.validate.cost import (
+    Endpoints,
+    KernelCalibration,
+    KindCost,
+    KindFit,
+    endpoint_seconds,
+    profile_cluster,
+)
 from leptonsim.validate.figures import gantt_overlay
 from leptonsim.zoo import get_model, lstm_lm
 
@@ -244,7 +260,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
 
 
 def test_measured_traces_start_at_their_first_task():
-    from leptonsim.trace import Trace
     from leptonsim.validate.compare import shift_to_first_start
 
     t = Trace(["a", "b"], ["k", "k"], ["w0"], [], np.array([0, 1]), np.array([0, 0]),
@@ -252,3 +267,101 @@ def test_measured_traces_start_at_their_first_task():
     shifted = shift_to_first_start(t)
     assert shifted.task_start.tolist() == [0.0, pytest.approx(3e-4)]
     assert shifted.makespan_s == pytest.approx(7e-4)
+
+
+ENDS = Endpoints(send_s=1e-5, send_bandwidth=1e9, recv_s=2e-5, recv_bandwidth=5e8, latency_s=3e-5)
+
+
+def _cross_graph(pinned: bool = True):
+    """p (unit 0) sends 1 kB to c (unit 1) and 500 B to l (unit 0); z (unit 1) gates c
+    with a zero-byte dependency."""
+    b = GraphBuilder()
+    p = b.task("p", flops=1e6, pin=0 if pinned else -1, kind="gemm")
+    c = b.task("c", flops=1e6, pin=1, kind="gemm")
+    local = b.task("l", flops=1e6, pin=0, kind="gemm")
+    z = b.task("z", flops=1e6, pin=1, kind="gemm")
+    b.edge(p, c, 1000.0)
+    b.edge(p, local, 500.0)
+    b.edge(z, c, 0.0)
+    return b.build()
+
+
+def test_endpoint_copies_are_charged_to_the_sender_and_the_receiver_only():
+    copies = endpoint_seconds(_cross_graph(), ENDS)
+    assert copies.tolist() == pytest.approx([1e-5 + 1000 / 1e9, 2e-5 + 1000 / 5e8, 0.0, 0.0])
+
+
+def test_kind_cost_adds_the_copies_to_the_slots_of_pinned_graphs_only():
+    cluster = profile_cluster(PROFILE, 2)
+    plain, with_ends = KindCost(PROFILE, KernelCalibration({})), \
+        KindCost(PROFILE, KernelCalibration({}, endpoints=ENDS))
+    g = _cross_graph()
+    added = with_ends.task_times(g, cluster) - plain.task_times(g, cluster)
+    assert np.allclose(added, endpoint_seconds(g, ENDS)[None, :])
+    assert np.array_equal(with_ends.kernel_seconds(g), plain.kernel_seconds(g))
+    unpinned = _cross_graph(pinned=False)  # a scheduler places it: no copies to charge yet
+    assert np.array_equal(with_ends.task_times(unpinned, cluster),
+                          plain.task_times(unpinned, cluster))
+
+
+def test_with_endpoints_the_link_only_carries_the_latency():
+    cal = KernelCalibration({}, link=(1e-4, 1e9), endpoints=ENDS)
+    assert cal.simulated_link == (ENDS.latency_s, float("inf"))
+    assert KernelCalibration({}, link=(1e-4, 1e9)).simulated_link == (1e-4, 1e9)
+    g = _cross_graph()
+    cluster = profile_cluster(PROFILE, 2, cal.simulated_link)
+    cost = KindCost(PROFILE, cal)
+    times = cost.task_times(g, cluster)
+    trace = run_plan(g, cluster, Static().plan(g, cluster, times), times)
+    start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
+    # c's slot starts when p's slot (with its copy-in) ends plus the latency, not later
+    assert start[1] == pytest.approx(max(start[0] + times[0, 0] + ENDS.latency_s,
+                                         start[3] + times[0, 3]))
+
+
+def test_copy_costs_recover_the_send_and_receive_costs_from_the_gaps():
+    sizes, messages = (10_000, 400_000), 5
+    g, size, sends = copy_graph(sizes, messages)
+    send = {n: 2e-5 + n / 8e9 for n in sizes}
+    recv = {n: 3e-5 + n / 6e9 for n in sizes}
+    start, end = np.zeros(g.size), np.zeros(g.size)
+    spins = np.flatnonzero(size >= 0)
+    chains = [spins[g.pin[spins] == w] for w in (0, 1)]
+    for w, chain in enumerate(chains):  # a timeline: gap 1e-5 plus what each gap carries
+        t = 0.0
+        for k, task in enumerate(chain):
+            start[task], end[task] = t, t + float(g.duration_s[task])
+            carried = (send[int(size[task])] if w == 0 and sends[task] else
+                       recv[int(size[task])] if w == 1 and k >= 2 and sends[chains[0][k - 2]]
+                       else 0.0)
+            t = end[task] + 1e-5 + carried
+    trace = Trace(g.names, g.kinds or (), ["w0", "w1"], [], spins, g.pin[spins], start[spins],
+                  end[spins], *([np.zeros(0)] * 6))
+    gap, got_send, got_recv = copy_costs(g, trace, size, sends, sizes)
+    assert gap == pytest.approx(1e-5)
+    assert got_send == pytest.approx([send[n] for n in sizes])
+    assert got_recv == pytest.approx([recv[n] for n in sizes])
+
+
+def test_endpoint_calibration_measures_positive_costs():
+    ends = measure_endpoints(sizes=(16_000, 256_000), messages=3, repeats=2, runs=1)
+    assert ends.send_s > 0 and ends.recv_s > 0 and ends.latency_s >= 0
+    assert 0 < ends.send(256_000) < 0.01 and 0 < ends.recv(256_000) < 0.01
+
+
+def test_predicted_transfers_add_back_the_copies_the_slots_hold():
+    from leptonsim.validate.compare import Comparison
+
+    def trace(start, end):
+        return Trace(["p", "c"], ["k", "k"], ["w0", "w1"], ["w0→w1"], np.array([0, 1]),
+                     np.array([0, 1]), np.zeros(2), np.ones(2), np.array([0]), np.array([1]),
+                     np.array([0]), np.array([1000.0]), np.array([start]), np.array([end]))
+
+    sim, real = trace(1.0, 1.0 + ENDS.latency_s), trace(1.0, 1.0005)
+    none = np.zeros(2, bool)
+    plain = Comparison(sim, (real,), np.zeros(2), np.zeros(2), none)
+    copied = Comparison(sim, (real,), np.zeros(2), np.zeros(2), none, copies=ENDS)
+    assert plain.transfer_times()[0].tolist() == pytest.approx([ENDS.latency_s])
+    assert copied.transfer_times()[0].tolist() == pytest.approx(
+        [ENDS.latency_s + ENDS.send(1000.0) + ENDS.recv(1000.0)])
+    assert copied.transfer_times()[1].tolist() == pytest.approx([5e-4])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -40,8 +41,8 @@ from ..parallel.config import ParallelConfig
 from ..parallel.step import layer_costs
 from ..parallel.tensor import LayerRole
 from ..trace import Trace
-from .cost import KernelCalibration, KindFit, Point, roofline_terms
-from .kernels import ModelKernels, Work
+from .cost import Endpoints, KernelCalibration, KindFit, Point, roofline_terms
+from .kernels import ModelKernels, SpinKernels, Work
 from .quiet import QuietGate
 
 
@@ -76,6 +77,7 @@ def measure(profile: Profile, model: Model, batches: Sequence[int], repeats: int
 
 
 LINK_SIZES = (8, 16_000, 128_000, 1_000_000, 4_000_000)
+COPY_SIZES = (16_000, 128_000, 512_000, 1_000_000, 2_000_000, 4_000_000)
 
 
 def measure_link(repeats: int = 7, idle_s: float = 1e-3, gate: QuietGate | None = None,
@@ -85,6 +87,20 @@ def measure_link(repeats: int = 7, idle_s: float = 1e-3, gate: QuietGate | None 
     (spins) that long first. `leptonsim calibrate` measures a ping-pong of no-op tasks
     instead, where neither worker ever goes idle; waking an idle worker adds tens of
     microseconds here. Fitted on relative error, as calibrate does."""
+    g, pairs = _idle_graph(repeats, idle_s, sizes)
+    trace = _run(partial(execute, g, g.pin, 2, kernels=SpinKernels()), gate)
+    took = {(s, d): e - a for s, d, a, e in zip(trace.xfer_src_task.tolist(),
+                                                trace.xfer_dst_task.tolist(),
+                                                trace.xfer_start.tolist(),
+                                                trace.xfer_end.tolist(), strict=True)}
+    medians = [float(np.median([took[(s, d)] for s, d, m in pairs if m == n])) for n in sizes]
+    return fit_latency_bandwidth(list(sizes), medians)
+
+
+def _idle_graph(repeats: int, idle_s: float, sizes: Sequence[int]
+                ) -> tuple[TaskGraph, list[tuple[int, int, int]]]:
+    """A chain alternating between two workers: a spin of idle_s, then a no-op on the
+    other worker fed n bytes by it; the (spin, no-op, n) pairs after each size's first."""
     b = GraphBuilder()
     prev = b.task("start", comm=True, duration_s=0.0, pin=0, kind="noop")
     pairs: list[tuple[int, int, int]] = []
@@ -96,14 +112,90 @@ def measure_link(repeats: int = 7, idle_s: float = 1e-3, gate: QuietGate | None 
             b.edge(sender, prev, float(n))
             if r:
                 pairs.append((sender, prev, n))
+    return b.build(), pairs
+
+
+def measure_endpoints(gate: QuietGate | None = None, sizes: Sequence[int] = COPY_SIZES,
+                      messages: int = 16, repeats: int = 7, runs: int = 3) -> Endpoints:
+    """What a transfer costs each worker's core, and the latency left between them.
+
+    Copies (`copy_graph`): two workers each run a chain of spins, long enough that no
+    spin ever waits for data; every other spin on w0 sends n bytes to a spin three
+    later on w1. The time w0 loses between its tasks, beyond the gap of a segment
+    without messages, is the send cost of n bytes; what w1 loses is the receive cost
+    (copy out, acknowledge). Latency: in the idle-receiver chain of measure_link,
+    the time from a spin's end to its consumer's start, less the gap, send and
+    receive costs (the part the simulated link still carries: the message's flight
+    and waking the receiver). Each is the median of `runs` runs: a slow phase of a
+    core inside one run (which the gate cannot see) moves one run, not the median.
+    Sizes are synthetic; no validated step is run."""
+    g, size, sends = copy_graph(sizes, messages)
+    got = [copy_costs(g, _run(partial(execute, g, g.pin, 2, kernels=SpinKernels()), gate),
+                      size, sends, sizes) for _ in range(runs)]
+    gap = float(np.median([c[0] for c in got]))
+    send, recv = (np.median([c[i] for c in got], axis=0).tolist() for i in (1, 2))
+    ends = Endpoints(*fit_latency_bandwidth(sizes, send), *fit_latency_bandwidth(sizes, recv), 0.0)
+    g, pairs = _idle_graph(repeats, 1e-3, sizes)
+    left = []
+    for _ in range(runs):
+        start, end = _task_times(g, _run(partial(execute, g, g.pin, 2, kernels=SpinKernels()), gate))
+        left += [float(np.median([start[d] - end[s] for s, d, m in pairs if m == n]))
+                 - gap - float(ends.send(n)) - float(ends.recv(n)) for n in sizes]
+    return replace(ends, latency_s=max(0.0, float(np.median(left))))
+
+
+def copy_graph(sizes: Sequence[int], messages: int) -> tuple[TaskGraph, np.ndarray, np.ndarray]:
+    """Two chains of spins, one per worker, a segment per size after one without
+    messages; per task: its segment's size (-1: not a spin), and whether it sends."""
+    b = GraphBuilder()
+    last = [b.task(f"w{w}:start", comm=True, duration_s=0.0, pin=w, kind="noop") for w in (0, 1)]
+    chains: list[list[int]] = [[], []]
+    seg: list[int] = []
+    for n in (0, *sizes):
+        spin = 2e-4 + n / 1e9  # far longer than a copy of n bytes: no spin waits for data
+        for i in range(2 * messages + 3):
+            for w in (0, 1):
+                t = b.task(f"w{w}:{n}.{i}", duration_s=spin, pin=w, kind="spin")
+                b.edge(last[w], t)
+                last[w] = t
+                chains[w].append(t)
+            seg.append(n)
+    sends = np.zeros(len(seg), bool)
+    for k in range(0, len(seg) - 3):
+        if seg[k] and seg[k] == seg[k + 3] and k % 2 == 0:
+            b.edge(chains[0][k], chains[1][k + 3], float(seg[k]))
+            sends[k] = True
     g = b.build()
-    trace = _run(partial(execute, g, g.pin, 2), gate)
-    took = {(s, d): e - a for s, d, a, e in zip(trace.xfer_src_task.tolist(),
-                                                trace.xfer_dst_task.tolist(),
-                                                trace.xfer_start.tolist(),
-                                                trace.xfer_end.tolist(), strict=True)}
-    medians = [float(np.median([took[(s, d)] for s, d, m in pairs if m == n])) for n in sizes]
-    return fit_latency_bandwidth(list(sizes), medians)
+    size, sending = np.full(g.size, -1), np.zeros(g.size, bool)
+    for w in (0, 1):
+        size[chains[w]] = seg
+    sending[chains[0]] = sends
+    return g, size, sending
+
+
+def copy_costs(g: TaskGraph, trace: Trace, size: np.ndarray, sends: np.ndarray,
+               sizes: Sequence[int]) -> tuple[float, list[float], list[float]]:
+    """(gap without messages, send seconds per size, receive seconds per size)."""
+    start, end = _task_times(g, trace)
+    lost: dict[tuple[int, int], float] = {}
+    count: dict[tuple[int, int], int] = {}
+    for w in (0, 1):
+        tasks = np.flatnonzero((g.pin == w) & (size >= 0))
+        gaps = start[tasks[1:]] - end[tasks[:-1]]
+        for n in (0, *sizes):
+            within = (size[tasks[1:]] == n) & (size[tasks[:-1]] == n)
+            lost[(w, n)], count[(w, n)] = float(gaps[within].sum()), int(within.sum())
+    base = {w: lost[(w, 0)] / count[(w, 0)] for w in (0, 1)}
+    msgs = {n: int((sends & (size == n)).sum()) for n in sizes}
+    per = {(w, n): (lost[(w, n)] - base[w] * count[(w, n)]) / msgs[n] for w in (0, 1) for n in sizes}
+    return (float(np.mean(list(base.values()))), [max(per[(0, n)], 1e-7) for n in sizes],
+            [max(per[(1, n)], 1e-7) for n in sizes])
+
+
+def _task_times(g: TaskGraph, trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    start, end = np.full(g.size, np.nan), np.full(g.size, np.nan)
+    start[trace.task], end[trace.task] = trace.task_start, trace.task_end
+    return start, end
 
 
 def _run(fn: Callable[[], Trace], gate: QuietGate | None) -> Trace:

@@ -26,7 +26,7 @@ from ..hardware import Cluster
 from ..sim import Plan
 from ..sim.engine import run_plan
 from ..trace import Trace
-from .cost import KindCost
+from .cost import Endpoints, KindCost, pinned
 from .quiet import QuietGate, Seen, foreign_fraction
 
 
@@ -38,6 +38,7 @@ class Comparison:
     measured_task_s: np.ndarray      # per task: median measured seconds over repeats
     compute: np.ndarray              # per task: True where per-task errors apply
     seen: tuple[Seen, ...] = ()      # per kept repeat: how disturbed the machine was
+    copies: Endpoints | None = None  # endpoint copies the simulated slots hold, if any
 
     @property
     def predicted_makespan_s(self) -> float:
@@ -63,12 +64,20 @@ class Comparison:
         return self.measured[int(order[(len(order) - 1) // 2])]
 
     def transfer_times(self) -> tuple[np.ndarray, np.ndarray]:
-        """(predicted, median measured) seconds of every transfer, matched by edge."""
+        """(predicted, median measured) seconds of every transfer, matched by edge. A
+        measured transfer runs from the sender's copy-in to the receiver's copy-out;
+        where the simulated slots hold those copies, the prediction adds them back."""
         sim = _edge_durations(self.predicted)
         runs = [_edge_durations(t) for t in self.measured]
         common = sorted(set(sim).intersection(*runs))
-        return (np.array([sim[e] for e in common]),
-                np.array([np.median([r[e] for r in runs]) for e in common]))
+        predicted = np.array([sim[e] for e in common])
+        if self.copies is not None and common:
+            p = self.predicted
+            pairs = zip(p.xfer_src_task.tolist(), p.xfer_dst_task.tolist(), strict=True)
+            nbytes = dict(zip(pairs, p.xfer_bytes.tolist(), strict=True))
+            n = np.array([nbytes[e] for e in common])
+            predicted = predicted + self.copies.send(n) + self.copies.recv(n)
+        return predicted, np.array([np.median([r[e] for r in runs]) for e in common])
 
     def task_errors(self) -> np.ndarray:
         """Per compute task, (predicted - measured) / measured (NaN elsewhere)."""
@@ -119,8 +128,9 @@ def compare(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost,
     compute = kernel > 0  # collective steps and communication stand-ins compute nothing
     if graph.comm is not None:
         compute &= ~np.asarray(graph.comm, bool)
+    copies = cost.calibration.endpoints if pinned(graph) else None
     return Comparison(predicted, measured, kernel, np.median(durations, axis=0), compute,
-                      tuple(seen))
+                      tuple(seen), copies)
 
 
 def _measure(graph: TaskGraph, placement: np.ndarray, priority: np.ndarray, cluster: Cluster,

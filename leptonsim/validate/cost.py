@@ -17,6 +17,15 @@ freeing its output). The simulated bar is that whole slot; `kernel_seconds` is t
 part a measured trace records as the task (the timed kernel call). Kinds the
 calibration has not seen keep the profile's roofline and per-task overhead; fixed-
 duration and communication tasks cost what CalibratedCost charges them.
+
+Transfers (`Endpoints`, LogGP's o and L): the executor has no progress thread, so a
+worker copies each tensor it sends into shared memory and each tensor it receives
+out of it itself, between its tasks. For a pinned graph each task's slot therefore
+also holds the copy-in of its outputs to other workers and the copy-out of its
+inputs from them; the link then only carries what is left, the message's latency
+(waking the receiver included). A receive is charged to the task that consumes it,
+on the consumer's unit: the real worker does it in the gap before some task there,
+usually that one, so the unit's busy time is the same either way.
 """
 
 from __future__ import annotations
@@ -59,6 +68,29 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """What one transfer of n bytes costs: the sender's core send_s + n / send_bandwidth,
+    the receiver's core recv_s + n / recv_bandwidth, and latency_s in between."""
+
+    send_s: float
+    send_bandwidth: float
+    recv_s: float
+    recv_bandwidth: float
+    latency_s: float
+
+    def send(self, nbytes: np.ndarray | float) -> np.ndarray | float:
+        return self.send_s + nbytes / self.send_bandwidth
+
+    def recv(self, nbytes: np.ndarray | float) -> np.ndarray | float:
+        return self.recv_s + nbytes / self.recv_bandwidth
+
+    @property
+    def link(self) -> tuple[float, float]:
+        """The link that is left once the copies are on the units: latency, no byte cost."""
+        return self.latency_s, float("inf")
+
+
+@dataclass(frozen=True)
 class KernelCalibration:
     fits: dict[str, KindFit]
     points: tuple[Point, ...] = ()
@@ -68,6 +100,31 @@ class KernelCalibration:
     """work key -> (micro-batch, median seconds) in increasing micro-batch order."""
     link: tuple[float, float] | None = None
     """(latency s, bandwidth B/s) of a transfer to an idle worker (None: the profile's)."""
+    endpoints: Endpoints | None = None
+    """Copies charged to the units (replaces `link` where the placement is pinned)."""
+
+    @property
+    def simulated_link(self) -> tuple[float, float] | None:
+        """The link of the simulated cluster: what remains after the endpoint copies if
+        they are on the units, else the measured link to an idle worker."""
+        return self.endpoints.link if self.endpoints else self.link
+
+
+def pinned(graph: TaskGraph) -> bool:
+    return bool(graph.size) and bool((graph.pin >= 0).all())
+
+
+def endpoint_seconds(graph: TaskGraph, endpoints: Endpoints) -> np.ndarray:
+    """Per task of a pinned graph: the copy-in of its outputs to other units plus the
+    copy-out of its inputs from other units (one copy per edge, as the executor does;
+    zero-byte dependencies move no data and cost nothing here)."""
+    src, dst = graph.edge_src, graph.edge_dst
+    nbytes = np.rint(graph.edge_bytes)
+    remote = (graph.pin[src] != graph.pin[dst]) & (nbytes > 0)
+    out = np.zeros(graph.size)
+    np.add.at(out, src[remote], endpoints.send(nbytes[remote]))
+    np.add.at(out, dst[remote], endpoints.recv(nbytes[remote]))
+    return out
 
 
 def roofline_terms(profile: Profile, graph: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -149,9 +206,14 @@ class KindCost:
         gap = self._columns(graph)[:, 3]
         return np.where(np.isfinite(gap), gap, self.profile.overhead_s)
 
+    def copy_seconds(self, graph: TaskGraph) -> np.ndarray:
+        """Per task, the endpoint copies its slot holds (zero without Endpoints or pins)."""
+        ends = self.calibration.endpoints
+        return endpoint_seconds(graph, ends) if ends and pinned(graph) else np.zeros(graph.size)
+
     def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
         times = self.base.task_times(graph, cluster)
         fixed = ~np.isnan(graph.duration_s)
         corrected = self.kernel_seconds(graph) + self.gap_seconds(graph)
         times[:, ~fixed] = corrected[~fixed]
-        return times
+        return times + self.copy_seconds(graph)

@@ -184,6 +184,15 @@ class ModelKernels:
         return partial(_update, params, grads, state, self.optimizer)
 
 
+class SpinKernels(SyntheticKernels):
+    """SyntheticKernels in a worker that keeps freed memory as ModelKernels' do, so a
+    transfer microbenchmark reuses receive buffers as a validated step does."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # in the worker process
+        super().__setstate__(state)
+        _keep_freed_memory()
+
+
 def _keep_freed_memory() -> None:
     """glibc only: serve blocks below 32 MB from the heap and never trim it, so memory
     freed by one kernel call is reused, already mapped, by the next."""

@@ -66,6 +66,7 @@ def calibration_json(cal: KernelCalibration) -> dict[str, Any]:
     return {"batches": {k: list(b) for k, b in cal.batches.items()},
             "link_to_idle_worker": None if cal.link is None else
             {"latency_s": cal.link[0], "bandwidth_Bps": cal.link[1]},
+            "endpoints": None if cal.endpoints is None else vars(cal.endpoints),
             "default_gap_s": cal.default_gap_s,
             "fits": {k: {"overhead_s": f.overhead_s, "compute_factor": f.compute_factor,
                          "memory_factor": f.memory_factor, "gap_s": f.gap_s, "points": f.points}

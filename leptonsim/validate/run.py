@@ -24,7 +24,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
-from .calibration import calibration_batches, fit, measure, measure_link
+from .calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
 from .compare import Comparison, compare
 from .cost import KernelCalibration, KindCost, profile_cluster
 from .kernels import DTYPES, ModelKernels
@@ -61,7 +61,7 @@ def model_setup(model: Model, cfg: ParallelConfig, profile: Profile,
     """A training step of `model` under `cfg` on cfg.units cores of this machine."""
     if cfg.tp != 1:
         raise ScenarioError("parallel.tp", "1 for validation (no sharded NumPy kernels)", cfg.tp)
-    cluster = profile_cluster(profile, cfg.units, calibration.link)
+    cluster = profile_cluster(profile, cfg.units, calibration.simulated_link)
     step = build_step(model, cfg, cluster)
     kernels = ModelKernels(model, step.work or {}, cfg.microbatch_size, cfg.dtype_bytes,
                            cfg.optimizer, cfg.recompute)
@@ -100,8 +100,10 @@ def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: 
               f"{cfg.units} worker(s) (calibration; validated: micro-batch "
               f"{cfg.microbatch_size})", file=sys.stderr, flush=True)
     cal = fit(measure(profile, model, batches, repeats, cfg, gate=gate, workers=cfg.units))
-    link = measure_link(gate=gate) if cfg.units > 1 else None
-    return replace(cal, batches={model.name: batches}, link=link)
+    if cfg.units == 1:
+        return replace(cal, batches={model.name: batches})
+    return replace(cal, batches={model.name: batches}, link=measure_link(gate=gate),
+                   endpoints=measure_endpoints(gate=gate))
 
 
 def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
