@@ -13,8 +13,10 @@ validation run uses, and optimizer updates; once on 1 worker, once on 2 workers 
 the same time, for the 1- and 2-worker runs) and the transfers (synthetic: what a
 message costs the sender's and the receiver's core, and the latency left between
 them; also the older link to an idle worker, for the "copies on the link" ablation).
-Then the 12 runs, each through a gate that waits for a quiet machine and redoes
-disturbed runs (leptonsim.validate.quiet).
+Then the 12 runs, each execution through a gate that waits for a quiet machine and
+redoes disturbed runs (leptonsim.validate.quiet), interleaved in rounds (every run
+once per round) so that a slow minute of the machine lands on one repeat of several
+runs, which their medians discard, not on every repeat of one run.
 
     python benchmarks/validation.py [--repeats 5] [--profile FILE] [--max-wait 20]
         [--budget 480] [--only LABEL] [--out FILE] [--figures DIR]
@@ -54,7 +56,7 @@ from leptonsim.validate.calibration import (  # noqa: E402
 from leptonsim.validate.compare import predict  # noqa: E402
 from leptonsim.validate.quiet import QuietGate  # noqa: E402
 from leptonsim.validate.report import calibration_json, to_json  # noqa: E402
-from leptonsim.validate.run import Validation, model_setup, run_setup  # noqa: E402
+from leptonsim.validate.run import Validation, model_setup, run_setups  # noqa: E402
 from leptonsim.zoo import get_model, lstm_lm  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "validation.json"
@@ -109,23 +111,27 @@ def kernel_calibration(profile: Any, repeats: int, gate: QuietGate, workers: int
 
 def run_suite(profile: Any, calibrations: dict[int, Any], repeats: int, gate: QuietGate,
               only: str = "") -> tuple[list[Validation], dict[str, float]]:
-    """The runs whose label contains `only`, and each one's link-only makespan."""
-    results, link_only = [], {}
-    print(f"{'run':<34} {'predicted':>9} {'measured':>9}  error   (kind models only) "
-          "(copies on the link)")
+    """The runs whose label contains `only`, and each one's link-only makespan. The
+    executions are interleaved: every run once per round, `repeats` rounds."""
+    setups, configs = [], []
     for label, model, batch in workloads():
         for name in CONFIGS:
-            if only not in f"{label}, {name}":
-                continue
-            cfg = config(batch, name)
-            setup = model_setup(model, cfg, profile, calibrations[cfg.units])
-            v = run_setup(f"{label}, {name}", setup, repeats, gate)
-            c = v.comparison
-            link_only[v.label] = link_only_makespan(v, model, cfg)
-            print(f"{v.label:<34} {c.predicted_makespan_s * 1e3:7.2f}ms {c.measured_makespan_s * 1e3:7.2f}"
-                  f"ms {c.error * 100:+6.1f}%   ({kind_only_error(v) * 100:+6.1f}%) "
-                  f"({(link_only[v.label] / c.measured_makespan_s - 1) * 100:+6.1f}%)", flush=True)
-            results.append(v)
+            if only in f"{label}, {name}":
+                cfg = config(batch, name)
+                setups.append((f"{label}, {name}", model_setup(model, cfg, profile,
+                                                               calibrations[cfg.units])))
+                configs.append((model, cfg))
+    results = run_setups(setups, repeats, gate, progress=lambda r: print(
+        f"round {r}/{repeats} of {len(setups)} runs done", flush=True))
+    print(f"{'run':<34} {'predicted':>9} {'measured':>9}  error   (kind models only) "
+          "(copies on the link)")
+    link_only = {}
+    for v, (model, cfg) in zip(results, configs, strict=True):
+        c = v.comparison
+        link_only[v.label] = link_only_makespan(v, model, cfg)
+        print(f"{v.label:<34} {c.predicted_makespan_s * 1e3:7.2f}ms {c.measured_makespan_s * 1e3:7.2f}"
+              f"ms {c.error * 100:+6.1f}%   ({kind_only_error(v) * 100:+6.1f}%) "
+              f"({(link_only[v.label] / c.measured_makespan_s - 1) * 100:+6.1f}%)", flush=True)
     return results, link_only
 
 

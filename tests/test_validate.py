@@ -365,3 +365,28 @@ def test_predicted_transfers_add_back_the_copies_the_slots_hold():
     assert copied.transfer_times()[0].tolist() == pytest.approx(
         [ENDS.latency_s + ENDS.send(1000.0) + ENDS.recv(1000.0)])
     assert copied.transfer_times()[1].tolist() == pytest.approx([5e-4])
+
+
+def test_repeats_are_interleaved_across_cases(monkeypatch):
+    """compare_all runs every case once per round, so a slow phase of the machine
+    lands on one repeat of several cases; each case still gets all its repeats."""
+    from leptonsim.execute import SyntheticKernels
+    from leptonsim.validate import compare as cmp
+
+    cluster = profile_cluster(PROFILE, 1)
+    cost = KindCost(PROFILE, KernelCalibration({}))
+    cases = []
+    for flops in (1e6, 2e6, 3e6):
+        b = GraphBuilder()
+        b.task("x", flops=flops, pin=0, kind="gemm")
+        g = b.build()
+        cases.append(cmp.Case(g, cluster, Static().plan(g, cluster, cost.task_times(g, cluster)),
+                              cost, SyntheticKernels()))
+    order: list[float] = []
+    real_once = cmp._once
+    monkeypatch.setattr(cmp, "_once", lambda case, gate: (order.append(case.graph.flops[0]),
+                                                           real_once(case, gate))[1])
+    rounds: list[int] = []
+    done = cmp.compare_all(cases, 2, progress=rounds.append)
+    assert order == [1e6, 2e6, 3e6, 1e6, 2e6, 3e6] and rounds == [1, 2]
+    assert [len(c.measured) for c in done] == [2, 2, 2]

@@ -15,6 +15,7 @@ over repeats of the timed kernel call; tasks predicted to compute nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -104,33 +105,67 @@ def relative_error(predicted: float, measured: float) -> float:
     return predicted / measured - 1.0 if measured > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class Case:
+    """One thing to validate: a placed plan, its cost model and the kernels to run."""
+
+    graph: TaskGraph
+    cluster: Cluster
+    plan: Plan
+    cost: KindCost
+    kernels: KernelSource
+
+    @property
+    def placement(self) -> np.ndarray:
+        if self.plan.unit is None:
+            raise ValueError("validation needs a placed plan (static or heft), not greedy")
+        return self.plan.unit
+
+
 def compare(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost,
             kernels: KernelSource, repeats: int, gate: QuietGate | None = None) -> Comparison:
     """Simulate `plan` with `cost`, execute it `repeats` times with `kernels`, each run
     through `gate` (waiting for a quiet machine, redoing disturbed runs) if given."""
-    if plan.unit is None:
-        raise ValueError("validation needs a placed plan (static or heft), not greedy")
-    predicted = predict(graph, cluster, plan, cost)
-    once = partial(_measure, graph, plan.unit, plan.priority, cluster, kernels)
+    return compare_all([Case(graph, cluster, plan, cost, kernels)], repeats, gate)[0]
 
-    runs, seen = [], []
-    for _ in range(max(1, repeats)):
-        if gate is None:
-            trace, share = foreign_fraction(once)
-            saw = Seen(share, float("nan"), 0)
-        else:
-            trace, saw = gate.run(once)
-        runs.append(trace)
-        seen.append(saw)
-    measured = tuple(runs)
+
+def compare_all(cases: list[Case], repeats: int, gate: QuietGate | None = None,
+                progress: Callable[[int], None] | None = None) -> list[Comparison]:
+    """`compare` for several cases, executed in rounds: every case once per round,
+    `repeats` rounds. The machine's speed drifts over minutes, so a slow phase then
+    hits one repeat of many cases, which their medians discard, rather than every
+    repeat of one case. `progress(round)` is called after each round."""
+    for case in cases:
+        _ = case.placement  # every plan placed, before anything runs
+    runs: list[list[tuple[Trace, Seen]]] = [[] for _ in cases]
+    for r in range(max(1, repeats)):
+        for case, done in zip(cases, runs, strict=True):
+            done.append(_once(case, gate))
+        if progress:
+            progress(r + 1)
+    return [_comparison(case, done) for case, done in zip(cases, runs, strict=True)]
+
+
+def _once(case: Case, gate: QuietGate | None) -> tuple[Trace, Seen]:
+    once = partial(_measure, case.graph, case.placement, case.plan.priority, case.cluster,
+                   case.kernels)
+    if gate is not None:
+        return gate.run(once)
+    trace, share = foreign_fraction(once)
+    return trace, Seen(share, float("nan"), 0)
+
+
+def _comparison(case: Case, done: list[tuple[Trace, Seen]]) -> Comparison:
+    graph, cost = case.graph, case.cost
+    measured = tuple(trace for trace, _ in done)
     durations = np.stack([_durations(graph, t) for t in measured])
     kernel = cost.kernel_seconds(graph)
     compute = kernel > 0  # collective steps and communication stand-ins compute nothing
     if graph.comm is not None:
         compute &= ~np.asarray(graph.comm, bool)
     copies = cost.calibration.endpoints if pinned(graph) else None
-    return Comparison(predicted, measured, kernel, np.median(durations, axis=0), compute,
-                      tuple(seen), copies)
+    return Comparison(predict(graph, case.cluster, case.plan, cost), measured, kernel,
+                      np.median(durations, axis=0), compute, tuple(saw for _, saw in done), copies)
 
 
 def _measure(graph: TaskGraph, placement: np.ndarray, priority: np.ndarray, cluster: Cluster,

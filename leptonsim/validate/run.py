@@ -12,6 +12,7 @@ used: a prediction is only checkable on the machine that measures it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..calibrate import Profile
@@ -25,7 +26,7 @@ from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
 from .calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
-from .compare import Comparison, compare
+from .compare import Case, Comparison, compare_all
 from .cost import KernelCalibration, KindCost, profile_cluster
 from .kernels import DTYPES, ModelKernels
 from .quiet import QuietGate
@@ -123,8 +124,15 @@ def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
 
 
 def run_setup(label: str, setup: Setup, repeats: int, gate: QuietGate | None = None) -> Validation:
-    c = compare(setup.graph, setup.cluster, setup.plan, setup.cost, setup.kernels, repeats, gate)
-    return Validation(label, setup, c, repeats)
+    return run_setups([(label, setup)], repeats, gate)[0]
+
+
+def run_setups(setups: list[tuple[str, Setup]], repeats: int, gate: QuietGate | None = None,
+               progress: Callable[[int], None] | None = None) -> list[Validation]:
+    """Validate several setups, their executions interleaved in rounds (compare_all)."""
+    cases = [Case(s.graph, s.cluster, s.plan, s.cost, s.kernels) for _, s in setups]
+    done = compare_all(cases, repeats, gate, progress)
+    return [Validation(label, s, c, repeats) for (label, s), c in zip(setups, done, strict=True)]
 
 
 def scenario_model(scenario: Scenario) -> Model:
