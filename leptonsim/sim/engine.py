@@ -92,19 +92,22 @@ class _Run:
         so attribute lookups are hoisted into locals."""
         env, own, future, timeout = self.env, self.queues[u], self.future[u], self.env.timeout
         rec_task, rec_start, finished = self.rec_task.append, self.rec_start.append, self._push_outputs
+        now = env.now
         while True:
-            now = env.now
             while future and future[0][0] <= now:
                 _, p, t = heappop(future)
                 heappush(own, (p, t))
             if not own:
                 yield from self._sleep(u)
+                now = env.now
                 continue
             t = heappop(own)[1]
+            end = now + cost[t]  # the time simpy will resume this process at
             yield timeout(cost[t])
             rec_task(t)
             rec_start(now)
-            finished(t, u, now + cost[t])
+            finished(t, u, end)
+            now = end
 
     def _sleep(self, u: int):
         alarm = self.idle[u] = Alarm(self.env)
@@ -156,14 +159,15 @@ class _Run:
             ready_at[w] = at
         left = self.pending[w] - 1
         self.pending[w] = left
-        if left == 0:
-            self._release(w)
+        if left == 0:  # released: queued on its unit for when its last input is in
+            u, when = self.unit_of[w], ready_at[w]
+            heappush(self.future[u], (when, self.prio[w], w))
+            if self.idle[u] is not None:
+                self._wake(u, when)
 
     def _release(self, t: int) -> None:
-        u, when = self.unit_of[t], self.ready_at[t]
-        heappush(self.future[u], (when, self.prio[t], t))
-        if self.idle[u] is not None:
-            self._wake(u, when)
+        """A task without inputs: ready at time 0."""
+        heappush(self.future[self.unit_of[t]], (0.0, self.prio[t], t))
 
     # -- run-time placement -------------------------------------------------------------
     def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process
