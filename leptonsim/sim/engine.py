@@ -13,6 +13,7 @@ placement (greedy) a unit that picks a task pulls its inputs first.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from contextlib import suppress
 from heapq import heappop, heappush
 from math import inf
@@ -68,7 +69,8 @@ class _Run:
         self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
         self.wake_at: list[float] = [inf] * units             # and when it is due to wake
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
-        self.network = network(env, cluster.channels, self._delivered if dynamic else self._arrived)
+        self.arrive = self._arrival()
+        self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
         self.rec_task, self.rec_start = array("q"), array("d")
         self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
@@ -88,10 +90,13 @@ class _Run:
     # -- fixed placement -------------------------------------------------------------
     def _static_unit(self, u: int, cost: list[float]):  # simpy process
         """Run the best task whose inputs are all in by now (lowest priority first); if
-        there is none, sleep until the earliest one in flight. The engine's hot loop,
-        so attribute lookups are hoisted into locals."""
+        there is none, sleep until the earliest one in flight. When a task ends, push its
+        output to each consumer's unit. The engine's hot loop, so attribute lookups are
+        hoisted into locals."""
         env, own, future, timeout = self.env, self.queues[u], self.future[u], self.env.timeout
-        rec_task, rec_start, finished = self.rec_task.append, self.rec_start.append, self._push_outputs
+        rec_task, rec_start = self.rec_task.append, self.rec_start.append
+        ptr, edges, dst, unit_of = self.succ_ptr, self.succ_edges, self.edge_dst, self.unit_of
+        nbytes, routes, send, arrive = self.edge_bytes, self.route_rows[u], self.network.send, self.arrive
         now = env.now
         while True:
             while future and future[0][0] <= now:
@@ -106,8 +111,18 @@ class _Run:
             yield timeout(cost[t])
             rec_task(t)
             rec_start(now)
-            finished(t, u, end)
+            for i in range(ptr[t], ptr[t + 1]):
+                e = edges[i]
+                v = unit_of[dst[e]]
+                if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
+                    arrive(e, end)
+                else:
+                    send(e, nbytes[e], routes[v] or self._route(u, v), end)
             now = end
+
+    def _route(self, u: int, v: int) -> tuple[int, ...]:
+        path = self.route_rows[u][v] = self.cluster.route(u, v)
+        return path
 
     def _sleep(self, u: int):
         alarm = self.idle[u] = Alarm(self.env)
@@ -135,35 +150,25 @@ class _Run:
         if self.idle[u] is alarm:
             self.units[u].interrupt()
 
-    def _push_outputs(self, t: int, u: int, now: float) -> None:
-        """Send t's output to each consumer's unit right away."""
-        edges, nbytes, unit_of, dst = self.succ_edges, self.edge_bytes, self.unit_of, self.edge_dst
-        routes, send, arrived = self.route_rows[u], self.network.send, self._arrived
-        for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
-            e = edges[i]
-            v = unit_of[dst[e]]
-            if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
-                arrived(e, now)
-                continue
-            path = routes[v]
-            if path is None:
-                path = routes[v] = self.cluster.route(u, v)
-            send(e, nbytes[e], path, now)
+    def _arrival(self) -> Callable[[int, float], None]:
+        """arrive(edge, at): edge's data arrives at time `at` (now or later). Once the
+        consumer's last input is in or in flight, it is queued on its unit for when that
+        input is in. A closure over plain lists: it runs for every edge."""
+        edge_dst, ready_at, pending, unit_of = self.edge_dst, self.ready_at, self.pending, self.unit_of
+        future, prio, idle, wake = self.future, self.prio, self.idle, self._wake
 
-    def _arrived(self, e: int, at: float) -> None:
-        """Edge e's data arrives at time `at` (now or later). Once the consumer's last
-        input is in or in flight, it is queued on its unit for when that input is in."""
-        w = self.edge_dst[e]
-        ready_at = self.ready_at
-        if at > ready_at[w]:
-            ready_at[w] = at
-        left = self.pending[w] - 1
-        self.pending[w] = left
-        if left == 0:  # released: queued on its unit for when its last input is in
-            u, when = self.unit_of[w], ready_at[w]
-            heappush(self.future[u], (when, self.prio[w], w))
-            if self.idle[u] is not None:
-                self._wake(u, when)
+        def arrive(e: int, at: float) -> None:
+            w = edge_dst[e]
+            if at > ready_at[w]:
+                ready_at[w] = at
+            left = pending[w] - 1
+            pending[w] = left
+            if left == 0:
+                u, when = unit_of[w], ready_at[w]
+                heappush(future[u], (when, prio[w], w))
+                if idle[u] is not None:
+                    wake(u, when)
+        return arrive
 
     def _release(self, t: int) -> None:
         """A task without inputs: ready at time 0."""
