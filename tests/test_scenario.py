@@ -424,3 +424,11 @@ def test_docs_mention_every_enum_value() -> None:
     text = DOCS.read_text(encoding="utf-8")
     values = {v for _, _, sub in walk(schema()) for v in sub.get("enum", [])}
     assert values and all(f"`{v}`" in text for v in values)
+
+
+def test_schema_names_exactly_the_engines_schedulers_and_networks() -> None:
+    from leptonsim import sim
+    from leptonsim.scenario.schema import NETWORKS, SCHEDULERS
+
+    assert set(SCHEDULERS) == set(sim.SCHEDULERS)
+    assert set(NETWORKS) == set(sim.NETWORKS)

@@ -23,11 +23,12 @@ from typing import Any
 from ..quantities import EXAMPLES
 from .model import model_schema, parallel_schema
 
-__all__ = ["schema", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "SCHEDULERS"]
+__all__ = ["schema", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS", "SCHEDULERS"]
 
 TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
 GENERATOR_KINDS = ("independent", "chain", "fork_join", "layered")
 SCHEDULERS = ("heft", "heft_contention", "greedy", "static")
+NETWORKS = ("fifo", "fair")
 
 # The unit a bare number is read in, per quantity kind.
 SI_UNIT = {
@@ -271,7 +272,7 @@ def _schema() -> Schema:
                                          "it plans), greedy "
                                          "(first idle unit takes the next ready task) or "
                                          "static (every task pinned with unit = ...)"},
-            "network": {"enum": ["fifo", "fair"], "default": "fifo",
+            "network": {"enum": list(NETWORKS), "default": "fifo",
                         "description": "fifo (each link direction carries one transfer at a "
                                        "time, store-and-forward per hop) or fair (transfers "
                                        "in flight share every link max-min fairly)"},

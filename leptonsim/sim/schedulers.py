@@ -123,10 +123,10 @@ class HeftContention(Heft):
         cost = per_unit.T.tolist()
         avail = [0.0] * cluster.size
         for v in order.tolist():
-            pinned = int(graph.pin[v])
+            pinned, inputs = int(graph.pin[v]), plan.inputs(v)
             choices = []
             for u in [pinned] if pinned >= 0 else range(cluster.size):
-                ready, booked = plan.arrival(v, u)
+                ready, booked = plan.arrival(inputs, u)
                 choices.append((max(avail[u], ready) + cost[v][u], u, booked))
             eft, u, booked = min(choices, key=lambda c: (c[0], c[1]))
             avail[u] = eft
@@ -146,11 +146,14 @@ class _LinkPlan:
         self.ptr, self.eids = graph.predecessors
         self.src, self.nbytes = graph.edge_src.tolist(), graph.edge_bytes.tolist()
 
-    def arrival(self, v: int, u: int) -> tuple[float, dict[int, float]]:
-        """When all of v's inputs would be on unit u, and the channel bookings for it.
-        Inputs are sent in the order their producers finish, as the engine sends them."""
+    def inputs(self, v: int) -> list[tuple[float, int]]:
+        """v's input edges with their producers' finish times, in the order the engine
+        sends them: by producer finish."""
+        return sorted((self.finish[self.src[e]], e) for e in self.eids[self.ptr[v]:self.ptr[v + 1]].tolist())
+
+    def arrival(self, inputs: list[tuple[float, int]], u: int) -> tuple[float, dict[int, float]]:
+        """When all those inputs would be on unit u, and the channel bookings for it."""
         src, nbytes, hop = self.src, self.nbytes, self.hop
-        inputs = sorted((self.finish[src[e]], e) for e in self.eids[self.ptr[v]:self.ptr[v + 1]].tolist())
         ready, booked = 0.0, dict[int, float]()
         for t, e in inputs:
             at = int(self.unit[src[e]])
