@@ -18,7 +18,7 @@ from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, switch
 from leptonsim.plots import gantt
 from tests.test_engine import check_trace_invariants
-from tests.test_execute_helpers import Failing, PatternKernels
+from tests.test_execute_helpers import CallLimit, Failing, PatternKernels
 
 CORE = ComputeUnit("core", 1e11, 2e10)
 SHM = LinkSpec(2e-5, 4e9)
@@ -74,6 +74,20 @@ def test_consumers_receive_the_producers_bytes(longer):
     placement = np.arange(graph.size) % 2
     trace = execute(graph, placement, 2, kernels=PatternKernels(longer, placement))
     assert len(trace.task) == graph.size  # every check ran inside the workers
+
+
+@pytest.mark.parametrize("warmup", [1, 2])
+def test_warmup_runs_the_whole_graph_before_the_timed_run(warmup):
+    graph = mixed_graph()
+    trace = execute(graph, graph.pin, 2, kernels=CallLimit(warmup + 1), warmup=warmup)
+    check_trace_invariants(graph, trace)  # the timed run alone: each task once
+    assert transfers(trace) == crossing(graph, graph.pin)
+    with pytest.raises(ExecutionError, match="called"):
+        execute(graph, graph.pin, 2, kernels=CallLimit(warmup), warmup=warmup)
+    placement = np.arange(graph.size) % 2  # and every run moves the right bytes
+    run = run_workers(graph, placement, 2, kernels=PatternKernels(True, placement),
+                      verify=True, warmup=warmup)
+    assert run.verified_transfers == len(crossing(graph, placement))
 
 
 def test_a_failing_kernel_is_reported_not_hung():

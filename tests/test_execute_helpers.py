@@ -57,3 +57,21 @@ class Failing:
                 raise ValueError("kernel 2 broke")
             return None
         return kernel
+
+
+class CallLimit:
+    """Every kernel fails on its call number `limit + 1`: a run that calls a task's
+    kernel more often than `limit` times is reported as an ExecutionError."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def prepare(self, graph: TaskGraph, task: int):
+        calls = [0]
+
+        def kernel(inputs):
+            calls[0] += 1
+            if calls[0] > self.limit:
+                raise ValueError(f"task {task} called {calls[0]} times")
+            return None
+        return kernel

@@ -28,6 +28,7 @@ from leptonsim.validate.calibration import (
     copy_graph,
     fit_nonnegative,
     measure_endpoints,
+    neighbour_batches,
 )
 from leptonsim.validate.cli import main
 from leptonsim.validate.compare import compare
@@ -155,11 +156,12 @@ def test_calibration_chains_run_on_every_worker_at_once():
     assert {keys[t] for t in work if graph.pin[t] == 0} == {keys[t] for t in work if graph.pin[t] == 1}
 
 
-def test_calibration_never_uses_a_validated_micro_batch():
+def test_calibration_profiles_the_validated_sizes_and_neighbours_never_validated():
     for validated in ([1], [4], [16, 32, 64], [3, 6]):
-        batches = calibration_batches(validated)
-        assert batches and not set(batches) & set(validated)
-        assert min(batches) <= min(validated) or min(validated) == 1
+        neighbours = neighbour_batches(validated)
+        assert neighbours and not set(neighbours) & set(validated)
+        assert min(neighbours) <= min(validated) or min(validated) == 1
+        assert set(calibration_batches(validated)) == set(validated) | set(neighbours)
 
 
 def test_nonnegative_fit_recovers_a_linear_kernel_model():
@@ -229,7 +231,10 @@ def test_validate_model_scenario_writes_its_files(tmp_path, profile_file, capsys
     assert {"conv2d", "conv2d.bwd", "optimizer"} <= set(report["by_kind"])
     assert all(np.isfinite(k["median_abs_error"]) for k in report["by_kind"].values())
     fits = report["calibration"]["fits"]
-    assert "conv2d" in fits and 2 not in report["calibration"]["batches"]["seed_cnn"]
+    assert "conv2d" in fits and 2 in report["calibration"]["batches"]["seed_cnn"]
+    assert report["cost_tier"] == "profiled"
+    assert set(report["other_tiers"]) == {"interpolated", "kind"}
+    assert all(np.isfinite(t["error"]) for t in report["other_tiers"].values())
     link = report["calibration"]["link_to_idle_worker"]
     assert link["latency_s"] > 0 and link["bandwidth_Bps"] > 0
     assert "error" in capsys.readouterr().out

@@ -61,22 +61,26 @@ def check_clock() -> None:
 def execute(graph: TaskGraph, placement: np.ndarray, workers: int | None = None, *,
             priority: np.ndarray | None = None, cluster: Cluster | None = None,
             kernels: KernelSource | None = None, unit_names: Sequence[str] | None = None,
-            verify: bool = False) -> Trace:
+            verify: bool = False, warmup: int = 0) -> Trace:
     """Run `graph` with task i on worker `placement[i]` (one process per unit); the Trace.
 
     priority: per task, lower first among a worker's ready tasks, ties by id (default:
     task id, as the static scheduler); pass `plan.priority` to replay a Plan.
     cluster: names the units and maps transfers onto its channels (see layout.py).
     verify: checksum every transfer on both sides and raise ExecutionError on a mismatch.
+    warmup: untimed runs of the whole graph first, in the same processes, so the timed
+    run is a steady-state step (memory mapped, caches and allocator as a previous
+    step left them), as a benchmark's warm-up iterations do.
     """
     return run_workers(graph, placement, workers, priority=priority, cluster=cluster,
-                       kernels=kernels, unit_names=unit_names, verify=verify).trace
+                       kernels=kernels, unit_names=unit_names, verify=verify,
+                       warmup=warmup).trace
 
 
 def run_workers(graph: TaskGraph, placement: np.ndarray, workers: int | None = None, *,
                 priority: np.ndarray | None = None, cluster: Cluster | None = None,
                 kernels: KernelSource | None = None, unit_names: Sequence[str] | None = None,
-                verify: bool = False) -> Execution:
+                verify: bool = False, warmup: int = 0) -> Execution:
     """`execute`, also returning what each worker reported (BLAS threads, checksums)."""
     check_clock()
     layout = plan_layout(graph, placement, workers, cluster, unit_names)
@@ -86,10 +90,14 @@ def run_workers(graph: TaskGraph, placement: np.ndarray, workers: int | None = N
     began = time.perf_counter_ns()
     with _lanes(layout) as slots:
         specs = [worker.WorkerSpec(w, graph, layout, prio, tuple(slots),
-                                   kernels or SyntheticKernels(), verify)
+                                   kernels or SyntheticKernels(), verify, warmup)
                  for w in range(layout.workers)]
         with _spawned(specs) as controls:
             blas = _gather(controls, "ready")
+            for _ in range(warmup):  # all workers finish a run before the next starts
+                for c in controls:
+                    c.send("go")
+                _gather(controls, "warm")
             t0 = time.perf_counter_ns()
             for c in controls:
                 c.send("go")

@@ -43,6 +43,7 @@ class WorkerSpec:
     slots: tuple[int, ...]  # per lane: a shared-memory file descriptor (same number here)
     kernels: KernelSource
     verify: bool
+    warmup: int = 0  # untimed runs of the whole graph before the timed one
 
 
 def blas_threads() -> dict[str, Any]:
@@ -57,8 +58,9 @@ def blas_threads() -> dict[str, Any]:
 
 
 def boot(fd: int) -> None:
-    """Process entry point: receive the spec and pipe ends, set up, report ready, wait
-    for "go", run, report records. Any failure is reported, never left to hang."""
+    """Process entry point: receive the spec and pipe ends, set up, report ready, then
+    for each warm-up run and the timed run wait for "go", run, and report ("warm" or
+    the records). Any failure is reported, never left to hang."""
     control = Connection(fd)
     try:
         _limit_blas()
@@ -67,6 +69,12 @@ def boot(fd: int) -> None:
         outbox = {v: Connection(f, readable=False) for v, f in outbox_fds.items()}
         worker = _Worker(spec, control, inbox, outbox)
         control.send(("ready", blas_threads()))
+        for _ in range(spec.warmup):
+            if control.recv() != "go":
+                return
+            worker.run()
+            worker.reset()
+            control.send(("warm", None))
         if control.recv() != "go":
             return
         worker.run()
@@ -109,14 +117,10 @@ class _Worker:
         self.edge_src: list[int] = g.edge_src.tolist()
         self.edge_dst: list[int] = g.edge_dst.tolist()
         self.prio: list[int] = spec.priority.tolist()
-        self.pending: list[int] = g.in_degree.tolist()
         self.succ = _csr_lists(g.successors)
         self.pred = _csr_lists(g.predecessors)
-        mine = np.flatnonzero(lay.worker_of == self.me).tolist()
-        self.left = len(mine)
-        self.ready: list[tuple[int, int]] = [(self.prio[t], t) for t in mine if self.pending[t] == 0]
-        self.ready.sort()
-        self.kernels: dict[int, Kernel] = {t: spec.kernels.prepare(g, t) for t in mine}
+        self.mine: list[int] = np.flatnonzero(lay.worker_of == self.me).tolist()
+        self.kernels: dict[int, Kernel] = {t: spec.kernels.prepare(g, t) for t in self.mine}
         _warm_up_blas()
         # populated now, so no transfer pays for the slot's first-touch page faults
         populate = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -124,11 +128,21 @@ class _Worker:
         self.slot = [np.frombuffer(m, np.uint8) for m in self.maps]
         self.queue: dict[int, deque[tuple[int, np.ndarray]]] = {}
         self.busy: set[int] = set()
+        self.reset()
+        self._warm_lanes(lay)
+
+    def reset(self) -> None:
+        """Everything a run consumes, as before the first. Between runs every message
+        of the last one has been handled: a worker ends a run only once all its
+        tasks ran (so it received all their inputs) and all its sends were acknowledged."""
+        self.pending: list[int] = self.graph.in_degree.tolist()
+        self.left = len(self.mine)
+        self.ready: list[tuple[int, int]] = sorted(
+            (self.prio[t], t) for t in self.mine if self.pending[t] == 0)
         self.inputs: dict[int, np.ndarray] = {}
         self.rec_task: list[tuple[int, int, int]] = []
         self.rec_xfer: list[tuple[int, int, int, int]] = []  # edge, start, end, crc
         self.sent_crc: dict[int, int] = {}
-        self._warm_lanes(lay)
 
     def _warm_lanes(self, lay: Layout) -> None:
         """Touch every lane once, as a sender writes it and a receiver copies it out, so
@@ -168,7 +182,7 @@ class _Worker:
 
     def _run_task(self, t: int) -> None:
         inputs = [self.inputs.pop(e) for e in self.pred[t] if self.nbytes[e] > 0]
-        kernel = self.kernels.pop(t)
+        kernel = self.kernels[t]
         start = now()
         out = kernel(inputs)
         end = now()

@@ -16,10 +16,12 @@ each task the executor needs a little time (dispatch, freeing the task's output)
 before the next starts; its median per kind is measured on the same runs and becomes
 part of the simulated task, `gap_kind`.
 
-Calibration data are single-worker chains of every layer's forward and backward at
-micro-batch sizes chosen *different* from those validated (`calibration_batches`),
-and optimizer updates of single layers and of the whole model; nothing is fitted to
-the runs it is judged on.
+Calibration data are chains of every layer's forward and backward, on each worker
+alone, at the micro-batch sizes to be validated and at sizes around them that are
+never validated (`calibration_batches`), and optimizer updates of single layers and
+of the whole model. Nothing is fitted to the runs it is judged on: those run the
+whole step graph (many layers, transfers, a schedule), the calibration one layer at
+a time; and the interpolated tier (cost.py) predicts without the validated sizes.
 """
 
 from __future__ import annotations
@@ -46,14 +48,20 @@ from .kernels import ModelKernels, SpinKernels, Work
 from .quiet import QuietGate
 
 
-def calibration_batches(validated: Sequence[int]) -> tuple[int, ...]:
-    """Micro-batch sizes to calibrate on: 3/8 and 3/2 of each validated size (3 x the
+def neighbour_batches(validated: Sequence[int]) -> tuple[int, ...]:
+    """Micro-batch sizes around the validated ones: 3/8 and 3/2 of each (3 x the
     largest too, if that leaves fewer than two), never a validated size itself."""
     skip = set(validated)
     out = {max(1, round(m * f)) for m in validated for f in (0.375, 1.5)} - skip
     if len(out) < 2:
         out |= {3 * max(validated)} - skip
     return tuple(sorted(out))
+
+
+def calibration_batches(validated: Sequence[int]) -> tuple[int, ...]:
+    """Micro-batch sizes to calibrate on: the validated ones (for the profiled tier)
+    and their neighbours (for the interpolated tier, which never sees the former)."""
+    return tuple(sorted({*validated, *neighbour_batches(validated)}))
 
 
 def measure(profile: Profile, model: Model, batches: Sequence[int], repeats: int,
@@ -236,7 +244,7 @@ def _chain(model: Model, cfg: ParallelConfig, repeats: int) -> list[Link]:
                         f"{layer.kind}.bwd", ("B", (i,))))
     phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
     groups = [(model.layers[i].name, (i,)) for i in range(n) if model.layers[i].params]
-    for name, layers in [*groups, ("all", tuple(range(n)))]:
+    for name, layers in [("all", tuple(range(n))), *groups]:  # "all" right after a backward, as in a step
         total = [model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
                  for i in layers]
         out.append((f"optimizer.{name}", sum(c.flops for c in total),

@@ -30,6 +30,11 @@ from ..trace import Trace
 from .cost import Endpoints, KindCost, pinned
 from .quiet import QuietGate, Seen, foreign_fraction
 
+WARMUP = 1
+"""Untimed steps before each measured one: the prediction is for a step in the middle
+of training, with memory already mapped for every tensor a step keeps alive (the
+kernels' own warm-up runs each kernel alone, which maps less)."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -171,7 +176,7 @@ def _comparison(case: Case, done: list[tuple[Trace, Seen]]) -> Comparison:
 def _measure(graph: TaskGraph, placement: np.ndarray, priority: np.ndarray, cluster: Cluster,
              kernels: KernelSource) -> Trace:
     return shift_to_first_start(execute(graph, placement, cluster.size, cluster=cluster,
-                                        priority=priority, kernels=kernels))
+                                        priority=priority, kernels=kernels, warmup=WARMUP))
 
 
 def predict(graph: TaskGraph, cluster: Cluster, plan: Plan, cost: KindCost) -> Trace:

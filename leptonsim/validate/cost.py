@@ -1,12 +1,16 @@
 """The cost model validation predicts with, and the cluster it predicts for.
 
 `KindCost` is the profile's calibrated roofline (leptonsim.calibrate.CalibratedCost)
-refined by a kernel calibration (calibration.py), in two tiers:
+refined by a kernel calibration (calibration.py), in three tiers:
 
-* **layer curves** (`tier="layer"`): a task whose layers were timed at other
-  micro-batch sizes gets its time from a line in the micro-batch size fitted to
-  the nearby measurements (`interpolate`);
-* **kind models** (also the fallback of the first tier): per op kind and phase,
+* **profiled** (`tier="profiled"`, the default): a task whose layers were timed at
+  its own micro-batch size costs what they measured there, as a profile-driven
+  simulator charges each op its profiled time; sizes not timed are interpolated;
+* **interpolated** (`tier="interpolated"`): the task's time at its micro-batch size
+  comes from a line fitted to the layers' measurements at *other* sizes only
+  (`interpolate`), so the prediction never saw that size: how well the cost model
+  generalises to shapes nobody measured;
+* **kind models** (also the fallback of the first two): per op kind and phase,
 
       t = a_kind + b_kind * flops / (peak * eff(flops)) + c_kind * bytes / mem_bw
 
@@ -40,7 +44,7 @@ from ..calibrate import CalibratedCost, Profile
 from ..graph import TaskGraph
 from ..hardware import Cluster, fully_connected
 
-TIERS = ("layer", "kind")
+TIERS = ("profiled", "interpolated", "kind")
 
 
 @dataclass(frozen=True)
@@ -145,17 +149,21 @@ def profile_cluster(profile: Profile, workers: int,
     return fully_connected([replace(unit, name=f"w{i}") for i in range(workers)], spec)
 
 
-def interpolate(curve: Sequence[tuple[float, float]], x: float, span: float = 4.0) -> float:
-    """The layer's time at micro-batch x: a line a + b * batch (a, b >= 0) fitted on
-    relative error to the measured points within a factor `span` of x (all points if
-    fewer than two are that close). A line, not a curve through the points: it
-    smooths the few-percent noise of single measurements, and kernel time is close
-    to affine in the batch (a per-call cost plus a per-sample one)."""
-    pts = [(b, t) for b, t in curve if x / span <= b <= x * span]
+def interpolate(curve: Sequence[tuple[float, float]], x: float,
+                span: float = 4.0) -> float | None:
+    """The layer's time at micro-batch x from its measurements at other sizes: a line
+    a + b * batch (a, b >= 0) fitted on relative error to the points within a factor
+    `span` of x (all of them if fewer than two are that close); None without any.
+    A line, not a curve through the points: it smooths the few-percent noise of
+    single measurements, and kernel time is close to affine in the batch (a per-call
+    cost plus a per-sample one) -- though not exactly: a BLAS call changes regime at
+    some sizes, which is what the profiled tier avoids."""
+    others = [(b, t) for b, t in curve if b != x]
+    pts = [(b, t) for b, t in others if x / span <= b <= x * span]
     if len(pts) < 2:
-        pts = list(curve)
-    if len(pts) == 1:
-        return float(pts[0][1])
+        pts = others
+    if len(pts) <= 1:
+        return float(pts[0][1]) if pts else None
     b = np.array([p[0] for p in pts], float)
     t = np.array([p[1] for p in pts], float)
     (a, slope), _ = nnls(np.column_stack([1.0 / t, b / t]), np.ones_like(t))
@@ -165,12 +173,12 @@ def interpolate(curve: Sequence[tuple[float, float]], x: float, span: float = 4.
 class KindCost:
     """CalibratedCost refined by a KernelCalibration. `keys[t]` names what task t
     computes (kernels.work_key; None for tasks without layers) and `batch` is the
-    micro-batch size, for the layer tier."""
+    micro-batch size, for the profiled and interpolated tiers."""
 
     name = "calibrated+kernels"
 
     def __init__(self, profile: Profile, calibration: KernelCalibration,
-                 keys: Sequence[str | None] = (), batch: int = 0, tier: str = "layer") -> None:
+                 keys: Sequence[str | None] = (), batch: int = 0, tier: str = "profiled") -> None:
         if tier not in TIERS:
             raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
         self.profile, self.calibration = profile, calibration
@@ -193,13 +201,20 @@ class KindCost:
         compute, memory = roofline_terms(self.profile, graph)
         a, b, c, _ = self._columns(graph).T
         t = np.where(np.isfinite(a), a + b * compute + c * memory, np.maximum(compute, memory))
-        if self.tier == "layer":
+        if self.tier != "kind":
             curves = self.calibration.curves
             for i, key in enumerate(self.keys):
                 if key is not None and key in curves:
-                    t[i] = interpolate(curves[key], self.batch)
+                    layer = self._layer_seconds(curves[key])
+                    t[i] = t[i] if layer is None else layer
         fixed = ~np.isnan(graph.duration_s)
         return np.where(fixed, np.nan_to_num(graph.duration_s), t)
+
+    def _layer_seconds(self, curve: Sequence[tuple[float, float]]) -> float | None:
+        """A layer task's time from its calibration points (None: none to use)."""
+        if self.tier == "profiled" and (measured := dict(curve).get(self.batch)) is not None:
+            return measured
+        return interpolate(curve, self.batch)
 
     def gap_seconds(self, graph: TaskGraph) -> np.ndarray:
         """What each task adds after its kernel: the calibrated gap, or the profile overhead."""

@@ -16,6 +16,10 @@ from ..export import atomic_write
 from .cost import KernelCalibration
 from .run import Validation
 
+TIER_NAMES = {"profiled": "layers as profiled at this micro-batch",
+              "interpolated": "layers interpolated from other micro-batch sizes",
+              "kind": "per-kind models only"}
+
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms"
@@ -32,6 +36,9 @@ def render(v: Validation) -> str:
              f"  makespan  predicted {_ms(c.predicted_makespan_s)}  measured "
              f"{_ms(c.measured_makespan_s)} (median of {len(c.measured)}: {runs} ms)  "
              f"error {_pct(c.error)}"]
+    for tier in v.ablations:
+        lines.append(f"  {TIER_NAMES[tier]}: predicted {_ms(v.makespan_with(tier))}  "
+                     f"error {_pct(v.error_with(tier))}")
     redone = sum(s.redone for s in c.seen)
     if redone or any(s.foreign > 0.02 or s.slowdown > 1.15 for s in c.seen):
         worst = max(s.slowdown for s in c.seen)
@@ -93,6 +100,9 @@ def to_json(v: Validation) -> dict[str, Any]:
         "measured_makespan_s": c.measured_makespan_s,
         "measured_makespans_s": c.measured_makespans_s,
         "error": c.error,
+        "cost_tier": v.setup.cost.tier,
+        "other_tiers": {t: {"makespan_s": v.makespan_with(t), "error": v.error_with(t)}
+                        for t in v.ablations},
         "disturbance": [{"foreign_cpu": s.foreign, "slowest_core_after": s.slowdown
                          if math.isfinite(s.slowdown) else None, "redone": s.redone}
                         for s in c.seen],

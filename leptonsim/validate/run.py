@@ -26,8 +26,8 @@ from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
 from .calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
-from .compare import Case, Comparison, compare_all
-from .cost import KernelCalibration, KindCost, profile_cluster
+from .compare import Case, Comparison, compare_all, predict, relative_error
+from .cost import TIERS, KernelCalibration, KindCost, profile_cluster
 from .kernels import DTYPES, ModelKernels
 from .quiet import QuietGate
 
@@ -50,6 +50,20 @@ class Validation:
     setup: Setup
     comparison: Comparison
     repeats: int
+
+    def makespan_with(self, tier: str) -> float:
+        """The step simulated with another tier of the cost model (cost.TIERS)."""
+        s = self.setup
+        return predict(s.graph, s.cluster, s.plan, s.cost.with_tier(tier)).makespan_s
+
+    def error_with(self, tier: str) -> float:
+        return relative_error(self.makespan_with(tier), self.comparison.measured_makespan_s)
+
+    @property
+    def ablations(self) -> tuple[str, ...]:
+        """The other tiers worth reporting: those of a step whose layers were calibrated."""
+        cost = self.setup.cost
+        return tuple(t for t in TIERS if t != cost.tier) if any(cost.keys) else ()
 
     @property
     def kinds(self) -> list[str]:
@@ -93,8 +107,8 @@ def graph_setup(scenario: Scenario, profile: Profile, workers: int) -> Setup:
 def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: int = 3,
                   progress: bool = True, gate: QuietGate | None = None) -> KernelCalibration:
     """Kernel calibration for one validated configuration: the model's layers at
-    micro-batch sizes other than cfg's (see calibration_batches), on as many
-    workers at once as the configuration uses."""
+    cfg's micro-batch size and at sizes around it (see calibration_batches), on as
+    many workers at once as the configuration uses."""
     batches = calibration_batches([cfg.microbatch_size])
     if progress:
         print(f"validate: timing {model.name}'s kernels at micro-batch {batches} on "
