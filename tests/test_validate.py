@@ -150,7 +150,7 @@ def test_calibration_chains_run_on_every_worker_at_once():
     model = get_model("seed_cnn")
     graph, work = calibration_graph(model, ParallelConfig(batch=3), 2, copies=2)
     per_unit = [sorted(w for t, w in work.items() if graph.pin[t] == u) for u in (0, 1)]
-    assert per_unit[0] == per_unit[1] and len(per_unit[0]) == 2 * 2 * len(model.layers) + 5
+    assert per_unit[0] == per_unit[1] and len(per_unit[0]) == 2 * (2 * len(model.layers) + 5)
     kernels = ModelKernels(model, work, 3)
     keys = kernels.keys(graph.size)
     assert {keys[t] for t in work if graph.pin[t] == 0} == {keys[t] for t in work if graph.pin[t] == 1}

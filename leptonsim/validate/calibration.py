@@ -212,10 +212,10 @@ def _run(fn: Callable[[], Trace], gate: QuietGate | None) -> Trace:
 
 def calibration_graph(model: Model, cfg: ParallelConfig, repeats: int,
                       copies: int = 1) -> tuple[TaskGraph, Work]:
-    """On each of `copies` units, a chain of every layer's forward then backward,
-    `repeats` times, then an optimizer update per layer with parameters and one of
-    the whole model. Task kinds, FLOPs and bytes are those build_step gives the same
-    layers; names are "w<unit>:<phase>.<layer>.k<repeat>"."""
+    """On each of `copies` units, a chain of `repeats` passes (`_chain`): every
+    layer's forward, backward, and the optimizer updates. Task kinds, FLOPs and
+    bytes are those build_step gives the same layers; names are
+    "w<unit>:<phase>.<layer>.k<repeat>"."""
     b, work = GraphBuilder(), {}  # type: tuple[GraphBuilder, Work]
     for unit in range(copies):
         first = b.task(f"w{unit}:start", comm=True, duration_s=0.0, pin=unit, kind="start")
@@ -232,8 +232,19 @@ Link = tuple[str, float, float, str, tuple[str, tuple[int, ...]]]  # name, flops
 
 
 def _chain(model: Model, cfg: ParallelConfig, repeats: int) -> list[Link]:
+    """`repeats` passes of a training step one layer at a time: every layer's forward,
+    every layer's backward, then the optimizer update of the whole model (right after
+    a backward pass, as in a step) and of each layer with parameters alone."""
     n = len(model.layers)
     costs = layer_costs(model, cfg, [LayerRole(False, "", "")] * n)
+    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
+    groups = [("all", tuple(range(n)))] + [(model.layers[i].name, (i,)) for i in range(n)
+                                           if model.layers[i].params]
+    updates = []
+    for name, layers in groups:
+        total = [model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
+                 for i in layers]
+        updates.append((name, sum(c.flops for c in total), sum(c.bytes for c in total), layers))
     out: list[Link] = []
     for r in range(repeats):
         for i, layer in enumerate(model.layers):
@@ -242,13 +253,8 @@ def _chain(model: Model, cfg: ParallelConfig, repeats: int) -> list[Link]:
             extra = costs[i, :2] if cfg.recompute else (0.0, 0.0)
             out.append((f"B.{layer.name}.k{r}", costs[i, 2] + extra[0], costs[i, 3] + extra[1],
                         f"{layer.kind}.bwd", ("B", (i,))))
-    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
-    groups = [(model.layers[i].name, (i,)) for i in range(n) if model.layers[i].params]
-    for name, layers in [("all", tuple(range(n))), *groups]:  # "all" right after a backward, as in a step
-        total = [model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-                 for i in layers]
-        out.append((f"optimizer.{name}", sum(c.flops for c in total),
-                    sum(c.bytes for c in total), "optimizer", ("update", layers)))
+        out += [(f"optimizer.{name}.k{r}", flops, nbytes, "optimizer", ("update", layers))
+                for name, flops, nbytes, layers in updates]
     return out
 
 
