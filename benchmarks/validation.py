@@ -202,15 +202,21 @@ def figures(results: list[Validation], where: Path) -> list[Path]:
     written = []
     labels = [v.label for v in results]
     err = np.array([v.comparison.error * 100 for v in results])
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    interpolated = np.array([v.error_with("interpolated") * 100 for v in results])
+    fig = Figure(figsize=(9, 6), layout="constrained")
     ax = fig.subplots()
-    ax.barh(np.arange(len(err)), err, color=["#2ca02c" if abs(e) <= 5 else
-                                             "#ff7f0e" if abs(e) <= 10 else "#d62728" for e in err])
+    y = np.arange(len(err))
+    ax.barh(y - 0.2, err, height=0.4, label="layers profiled at the step's micro-batch (verdict)",
+            color=["#2ca02c" if abs(e) <= 5 else "#ff7f0e" if abs(e) <= 10 else "#d62728"
+                   for e in err])
+    ax.barh(y + 0.2, interpolated, height=0.4, color="0.75", hatch="//", edgecolor="0.4",
+            label="layers interpolated from other micro-batch sizes (ablation)")
     for x, style in ((5, "--"), (10, ":")):
         for sign in (-1, 1):
             ax.axvline(sign * x, color="black", linestyle=style, linewidth=1)
-    ax.set_yticks(np.arange(len(err)), labels, fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
+    ax.legend(loc="lower left", fontsize=8)
     ax.set(xlabel="end-to-end error, (predicted - measured) / measured (%)",
            title="Predicted vs measured step time (median of repeats); lines at ±5 % and ±10 %")
     written.append(save_figure(fig, where / "end_to_end_error.png"))
