@@ -192,18 +192,11 @@ def summary(results: list[Validation], link_only: dict[str, float]) -> dict[str,
     return out
 
 
-def figures(results: list[Validation], where: Path) -> list[Path]:
+def error_figure(labels: list[str], err: np.ndarray, interpolated: np.ndarray) -> Any:
+    """Per run, the end-to-end error (%) of the verdict beside the interpolated tier's."""
     from matplotlib.figure import Figure
 
-    from leptonsim.plots import save_figure
-    from leptonsim.validate.figures import gantt_overlay, scatter
-
-    where.mkdir(parents=True, exist_ok=True)
-    written = []
-    labels = [v.label for v in results]
-    err = np.array([v.comparison.error * 100 for v in results])
-    interpolated = np.array([v.error_with("interpolated") * 100 for v in results])
-    fig = Figure(figsize=(9, 6), layout="constrained")
+    fig = Figure(figsize=(9, 6.3), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(err))
     ax.barh(y - 0.2, err, height=0.4, label="layers profiled at the step's micro-batch (verdict)",
@@ -216,10 +209,21 @@ def figures(results: list[Validation], where: Path) -> list[Path]:
             ax.axvline(sign * x, color="black", linestyle=style, linewidth=1)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.legend(loc="lower left", fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     ax.set(xlabel="end-to-end error, (predicted - measured) / measured (%)",
            title="Predicted vs measured step time (median of repeats); lines at ±5 % and ±10 %")
-    written.append(save_figure(fig, where / "end_to_end_error.png"))
+    return fig
+
+
+def figures(results: list[Validation], where: Path) -> list[Path]:
+    from leptonsim.plots import save_figure
+    from leptonsim.validate.figures import gantt_overlay, scatter
+
+    where.mkdir(parents=True, exist_ok=True)
+    err = np.array([v.comparison.error * 100 for v in results])
+    interpolated = np.array([v.error_with("interpolated") * 100 for v in results])
+    written = [save_figure(error_figure([v.label for v in results], err, interpolated),
+                           where / "end_to_end_error.png")]
     pred = np.concatenate([v.comparison.predicted_task_s[v.comparison.compute] for v in results])
     meas = np.concatenate([v.comparison.measured_task_s[v.comparison.compute] for v in results])
     kinds = [k for v in results for k, m in zip(v.kinds, v.comparison.compute, strict=True) if m]
