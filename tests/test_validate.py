@@ -264,6 +264,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
     assert not (tmp_path / "out").exists()
 
 
+def test_variants_needing_more_cores_than_this_machine_are_skipped(
+        tmp_path, profile_file, capsys, monkeypatch):
+    monkeypatch.setattr("leptonsim.validate.run.machine_cores", lambda: 1)
+    (tmp_path / "tiny.toml").write_text(SCENARIO + '\n[variants.one]\n"parallel.pp" = 1\n'
+                                        '"hardware.units[0].count" = 1\n'
+                                        '\n[variants.two]\n"parallel.pp" = 2\n')
+    out = tmp_path / "out"
+    assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "1", "--no-wait",
+                 "--profile", str(profile_file), "--out", str(out)]) == 0
+    assert _files(out / "one")["workers"] == 1 and not (out / "two").exists()
+    assert "skipped tiny [two]: it needs 2 workers, one per core, and this machine has 1" \
+        in capsys.readouterr().err
+    (tmp_path / "two.toml").write_text(SCENARIO)  # nothing fits: one line, exit 2
+    assert main(["validate", str(tmp_path / "two.toml"), "--no-wait", "--profile",
+                 str(profile_file), "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "parallel: expected at most 1 workers" in err
+    assert "found 2" in err and not (tmp_path / "none").exists()
+
+
 def test_measured_traces_start_at_their_first_task():
     from leptonsim.validate.compare import shift_to_first_start
 

@@ -26,8 +26,10 @@ def add_validate_command(subparsers: Any) -> None:
         description="Run a scenario both ways on this machine: simulated with the calibrated "
                     "cost model of a hardware profile, and executed for real with NumPy on "
                     "worker processes (the model's own kernels for [workload.model] scenarios, "
-                    "synthetic kernels otherwise). Prints the end-to-end and per-task errors and "
-                    "writes validation.json, scatter.png and gantt_overlay.png.")
+                    "synthetic kernels otherwise), one worker per core: variants needing more "
+                    "workers than this machine has cores are skipped. Prints the end-to-end "
+                    "and per-task errors and writes validation.json, scatter.png and "
+                    "gantt_overlay.png per variant.")
     v.add_argument("file", help="scenario TOML file")
     v.add_argument("--workers", type=int, metavar="N",
                    help="worker processes = simulated units (default: the scenario's units)")
@@ -47,18 +49,31 @@ def validate_command(args: argparse.Namespace) -> int:
     from .. import scenario
     from .quiet import QuietGate
     from .report import render, write_outputs
-    from .run import validate
+    from .run import machine_cores, validate, workers_needed
 
     for flag, value in (("--repeats", args.repeats), ("--workers", args.workers)):
         if value is not None and value < 1:
             raise ScenarioError(flag, "an integer >= 1", value, file="command line")
-    scenarios = scenario.load(args.file)
+    scenarios, cores = scenario.load(args.file), machine_cores()
+    # one worker per core, as the simulation assumes: an oversubscribed run measures
+    # the OS scheduler sharing cores, which no simulated unit does
+    needs = [(s, workers_needed(s, args.workers)) for s in scenarios]
+    fits = [s for s, n in needs if n <= cores]
+    if not fits:
+        least, n = min(needs, key=lambda sn: sn[1])
+        path = "--workers" if args.workers else "parallel" if least.step else "hardware.units"
+        raise ScenarioError(path, f"at most {cores} workers to validate on this machine (one "
+                            "per core)", n, file="command line" if args.workers else args.file)
+    for s, n in needs:
+        if n > cores:
+            print(f"validate: skipped {s.label}: it needs {n} workers, one per core, and this "
+                  f"machine has {cores}", file=sys.stderr)
     profile = load_or_calibrate(args.profile)
     base = Path(args.out) if args.out else Path("out") / f"{Path(args.file).stem}-validation"
     # at most 10 s of waiting per run and two re-runs; none after 5 minutes
     gate = None if args.no_wait else QuietGate(max_wait_s=10.0, retries=2,
                                                deadline=time.monotonic() + 300.0)
-    for s in scenarios:
+    for s in fits:
         result = validate(s, profile, args.workers, args.repeats, gate)
         print(render(result))
         written = write_outputs(result, base / s.variant if s.variant else base,

@@ -11,6 +11,7 @@ used: a prediction is only checkable on the machine that measures it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -121,19 +122,37 @@ def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: 
                    endpoints=measure_endpoints(gate=gate))
 
 
+def machine_cores() -> int:
+    """The cores this process may run on: the most workers a validation can measure."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def workers_needed(scenario: Scenario, workers: int | None = None) -> int:
+    """Worker processes (= simulated units) validating `scenario` takes: dp x pp x tp
+    for a [workload.model] step (`workers` must then agree), else `workers` or the
+    scenario's units."""
+    step = scenario.step
+    if step is None:
+        return workers or scenario.cluster.size
+    if workers is not None and workers != step.config.units:
+        raise ScenarioError("--workers", f"{step.config.units} (dp x pp x tp of the scenario)",
+                            workers, file="command line")
+    return step.config.units
+
+
 def validate(scenario: Scenario, profile: Profile, workers: int | None = None,
              repeats: int = 5, gate: QuietGate | None = None, progress: bool = True) -> Validation:
+    needed = workers_needed(scenario, workers)
     step = scenario.step
     if step is not None:
         cfg = step.config
-        if workers is not None and workers != cfg.units:
-            raise ScenarioError("--workers", f"{cfg.units} (dp x pp x tp of the scenario)",
-                                workers, file="command line")
         model = scenario_model(scenario)
         cal = calibrate_for(model, cfg, profile, progress=progress, gate=gate)
         setup = model_setup(model, cfg, profile, cal)
     else:
-        setup = graph_setup(scenario, profile, workers or scenario.cluster.size)
+        setup = graph_setup(scenario, profile, needed)
     return run_setup(scenario.label, setup, repeats, gate)
 
 
