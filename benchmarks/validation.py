@@ -171,7 +171,8 @@ def by_kind(results: list[Validation]) -> dict[str, dict[str, float]]:
     return out
 
 
-def summary(results: list[Validation], link_only: dict[str, float]) -> dict[str, Any]:
+def summary(results: list[Validation], link_only: dict[str, float],
+            gate: QuietGate) -> dict[str, Any]:
     errors = [abs(v.comparison.error) for v in results]
     med, worst = statistics.median(errors), max(errors)
     seen = [s for v in results for s in v.comparison.seen]
@@ -179,9 +180,7 @@ def summary(results: list[Validation], link_only: dict[str, float]) -> dict[str,
                            "median_target_met": med <= TARGET_MEDIAN,
                            "max_target_met": worst <= TARGET_MAX,
                            "kept_runs": len(seen),
-                           "kept_runs_disturbed": sum(s.slowdown > QuietGate.slow or
-                                                      s.foreign > QuietGate.threshold
-                                                      for s in seen)}
+                           "kept_runs_disturbed": sum(gate.disturbed(s) for s in seen)}
     ablations = {tier: [abs(v.error_with(tier)) for v in results] for tier in ABLATION_TIERS}
     ablations["copies_on_the_link"] = [abs(link_only[v.label] / v.comparison.measured_makespan_s
                                            - 1) for v in results]
@@ -278,7 +277,7 @@ def main() -> None:
               "kernel_calibration": {w: calibration_json(c) for w, c in calibrations.items()},
               "calibration_points": {w: [vars(p) for p in c.points]
                                      for w, c in calibrations.items()},
-              "summary": summary(results, link_only), "by_kind": by_kind(results),
+              "summary": summary(results, link_only, gate), "by_kind": by_kind(results),
               "runs": [{**{k: val for k, val in to_json(v).items() if k != "calibration"},
                         "copies_on_the_link_makespan_s": link_only[v.label],
                         "copies_on_the_link_error":

@@ -11,7 +11,8 @@ worker down that no cost model of *this* run can know:
   so, between its normal speed and about 1.4x slower (a busy hyperthread sibling,
   presumably), invisible in /proc/stat. Seen by a *probe*: a fixed 3 ms workload
   (small GEMMs, an element-wise pass, a Python loop) timed on each core; a core is
-  slow when its probe takes over 1.1x the fastest probe time seen so far.
+  slow when its probe takes over `QuietGate.slow` (1.15x) the fastest probe time
+  seen so far.
 
 A run is started only when no core is slow and the machine is not busy (or the
 wait timed out), and it is discarded and run again (up to `retries` times; the last
@@ -147,6 +148,10 @@ class QuietGate:
     verbose: bool = True
     probe: Probe = field(default_factory=Probe, compare=False)
 
+    def disturbed(self, seen: Seen) -> bool:
+        """Whether a run that saw this counts as disturbed (and is redone if allowed)."""
+        return seen.foreign > self.threshold or seen.slowdown > self.slow
+
     def _disturbed(self) -> str:
         busy = busy_fraction(self.sample_s)
         if busy > self.threshold:
@@ -170,11 +175,11 @@ class QuietGate:
         for attempt in range(self.retries + 1):
             self.wait()
             result, foreign = foreign_fraction(fn)
-            slowdown = self.probe.slowest_core()
-            disturbed = foreign > self.threshold or slowdown > self.slow
-            if not disturbed or attempt == self.retries or time.monotonic() > self.deadline:
-                return result, Seen(foreign, slowdown, attempt)
+            seen = Seen(foreign, self.probe.slowest_core(), attempt)
+            if not self.disturbed(seen) or attempt == self.retries or \
+                    time.monotonic() > self.deadline:
+                return result, seen
             if self.verbose:
                 print(f"validate: run disturbed ({foreign:.0%} foreign CPU, slowest core "
-                      f"{slowdown:.2f}x); running it again", file=sys.stderr, flush=True)
+                      f"{seen.slowdown:.2f}x); running it again", file=sys.stderr, flush=True)
         raise AssertionError("unreachable")

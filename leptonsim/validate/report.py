@@ -14,6 +14,7 @@ import numpy as np
 
 from ..export import atomic_write
 from .cost import KernelCalibration
+from .quiet import QuietGate
 from .run import Validation
 
 TIER_NAMES = {"profiled": "layers as profiled at this micro-batch",
@@ -40,7 +41,7 @@ def render(v: Validation) -> str:
         lines.append(f"  {TIER_NAMES[tier]}: predicted {_ms(v.makespan_with(tier))}  "
                      f"error {_pct(v.error_with(tier))}")
     redone = sum(s.redone for s in c.seen)
-    if redone or any(s.foreign > 0.02 or s.slowdown > 1.15 for s in c.seen):
+    if redone or any(s.foreign > 0.02 or s.slowdown > QuietGate.slow for s in c.seen):
         worst = max(s.slowdown for s in c.seen)
         lines.append(f"  machine disturbed: {redone} run(s) redone; kept runs saw up to "
                      f"{max(s.foreign for s in c.seen):.0%} foreign CPU and a core "

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from ..calibrate import Profile
 from ..errors import ScenarioError
@@ -54,8 +55,14 @@ class Validation:
 
     def makespan_with(self, tier: str) -> float:
         """The step simulated with another tier of the cost model (cost.TIERS)."""
+        return self._tier_makespans[tier]
+
+    @cached_property
+    def _tier_makespans(self) -> dict[str, float]:
+        """Each tier's simulated makespan, once: reports, JSON and figures all ask."""
         s = self.setup
-        return predict(s.graph, s.cluster, s.plan, s.cost.with_tier(tier)).makespan_s
+        return {tier: predict(s.graph, s.cluster, s.plan, s.cost.with_tier(tier)).makespan_s
+                for tier in TIERS}
 
     def error_with(self, tier: str) -> float:
         return relative_error(self.makespan_with(tier), self.comparison.measured_makespan_s)
