@@ -5,8 +5,11 @@
     network_j = Σ_transfer hops bytes · energy_per_byte_j of the hop's link
     total_j   = compute_j + idle_j + network_j
 
-A unit draws its idle power whenever it is not running a task, from time 0 to the
-makespan; the network's energy is per byte moved, counted once per hop. Cost is
+A unit draws its idle power whenever it is not computing, from time 0 to the
+makespan; the network's energy is per byte moved, counted once per hop. Communication
+is the network's in every mode: a collective collapsed into one task (graph.comm,
+symmetric tensor parallelism) keeps no unit busy, and the bytes its ring would have
+sent (per channel, `collapsed`) are charged as hops. Cost is
 makespan × units × price per unit-hour: every unit is paid for for the whole step.
 """
 
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .hardware import Cluster
-from .trace import Trace
+from .trace import Trace, busy_seconds
 
 if TYPE_CHECKING:
     from .run import RunResult
@@ -37,12 +40,12 @@ class EnergyReport:
     total_j: float
 
 
-def energy_of(cluster: Cluster, trace: Trace) -> EnergyReport:
-    """Energy of one traced run on `cluster`, in joules."""
-    n = cluster.size
+def energy_of(cluster: Cluster, trace: Trace, comm: np.ndarray | None = None,
+              collapsed: np.ndarray | None = None) -> EnergyReport:
+    """Energy of one traced run on `cluster`, in joules. comm: per task, whether it is
+    communication (graph.comm); collapsed: per channel, bytes moved by such tasks."""
     makespan = trace.makespan_s
-    busy = np.bincount(np.asarray(trace.task_unit, dtype=np.int64),
-                       np.asarray(trace.task_end) - np.asarray(trace.task_start), minlength=n)
+    busy = busy_seconds(trace, cluster.size, comm)
     busy_w = np.array([u.busy_power_w for u in cluster.units])
     idle_w = np.array([u.idle_power_w for u in cluster.units])
     compute = float(busy @ busy_w)
@@ -50,6 +53,8 @@ def energy_of(cluster: Cluster, trace: Trace) -> EnergyReport:
     per_byte = np.array([cluster.links[c.link].spec.energy_per_byte_j for c in cluster.channels])
     hops = np.asarray(trace.xfer_channel, dtype=np.int64)
     network = float(np.asarray(trace.xfer_bytes, dtype=float) @ per_byte[hops]) if len(hops) else 0.0
+    if collapsed is not None:
+        network += float(collapsed @ per_byte)
     return EnergyReport(compute, idle, network, compute + idle + network)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .graph import TaskGraph
 from .hardware import Cluster
-from .trace import Trace
+from .trace import Trace, busy_seconds
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Metrics:
     total_work_s: float          # W: every task on the best single unit type
     best_single_unit: str
     capacity: float              # C_eff: units counted in multiples of that best unit
-    critical_path_s: float       # CP: heaviest path, each task at its fastest, no transfers
+    critical_path_s: float       # CP: heaviest path, each task at its fastest, no communication
     critical_path: tuple[str, ...]
     speedup: float               # W / makespan
     parallel_efficiency: float   # W / (C_eff * makespan)
@@ -61,11 +61,20 @@ def relative_speeds(times: np.ndarray, ref: int) -> np.ndarray:
     return np.array(speeds)
 
 
+def work_times(graph: TaskGraph, times: np.ndarray) -> np.ndarray:
+    """The task times as work: 0 for communication tasks (graph.comm, a collapsed
+    collective). Communication is not work in any mode: spelled out as transfers it
+    adds no task time, so W, CP and T_i count compute alone."""
+    return np.where(graph.comm, 0.0, times) if graph.comm is not None and graph.comm.any() else times
+
+
 def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace,
             copies: np.ndarray | None = None) -> Metrics:
     """times: per unit type, per task (as from a CostModel). copies[i]: how many units
     run task i at once (a symmetric tensor-parallel group's size; 1 when None), so W
-    counts the work of every unit the task stands for."""
+    counts the work of every unit the task stands for. Communication tasks count as
+    no work, are weightless on the critical path and keep no unit busy."""
+    times = work_times(graph, times)
     ref = int(np.argmin(times.sum(axis=1))) if graph.size else 0
     work = float(times[ref].sum() if copies is None else (times[ref] * copies).sum())
     capacity = float(relative_speeds(times, ref)[cluster.unit_type].sum())
@@ -80,7 +89,7 @@ def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace,
         parallel_efficiency=work / (capacity * safe) if makespan > 0 else 1.0,
         transfer_bytes=_transfer_bytes(graph, trace),
         identical_units=len(cluster.unit_types) == 1,
-        units=_unit_stats(cluster, trace, safe),
+        units=_unit_stats(cluster, trace, safe, graph.comm),
         channels=_channel_stats(trace, safe),
     )
 
@@ -97,9 +106,10 @@ def _transfer_bytes(graph: TaskGraph, trace: Trace) -> float:
     return float(graph.edge_bytes[crossing].sum())
 
 
-def _unit_stats(cluster: Cluster, trace: Trace, makespan: float) -> tuple[UnitStats, ...]:
+def _unit_stats(cluster: Cluster, trace: Trace, makespan: float,
+                comm: np.ndarray | None) -> tuple[UnitStats, ...]:
     n = cluster.size
-    busy = np.bincount(trace.task_unit, trace.task_end - trace.task_start, minlength=n)
+    busy = busy_seconds(trace, n, comm)
     count = np.bincount(trace.task_unit, minlength=n)
     return tuple(UnitStats(u.name, int(count[i]), float(busy[i]), float(busy[i] / makespan))
                  for i, u in enumerate(cluster.units))

@@ -18,7 +18,7 @@ from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_tra
 from .metrics import Metrics
 from .scenario import Scenario
 from .sim import SCHEDULERS, simulate
-from .trace import Trace, mirror_units
+from .trace import Trace
 
 
 @dataclass(frozen=True)
@@ -38,30 +38,29 @@ def run(scenario: Scenario) -> RunResult:
                      scenario.network)
     every_unit = _every_unit(scenario, trace)
     m = _metrics(scenario, times, trace, every_unit)
-    ref = int(np.argmin(times.sum(axis=1)))
+    graph = scenario.graph
+    work = metrics.work_times(graph, times)
     obj = scenario.objective
     rows = evaluate.compare(
-        m, scenario.cluster, times[ref], greedy=scenario.scheduler == "greedy",
-        communicated=len(trace.xfer_channel) > 0,
+        m, scenario.cluster, work[int(np.argmin(work.sum(axis=1)))],
+        greedy=scenario.scheduler == "greedy",
+        communicated=len(trace.xfer_channel) > 0 or bool(graph.comm.any()),  # type: ignore[union-attr]
         objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
     price = sum(u.price_per_hour for u in scenario.cluster.units)
-    return RunResult(scenario, trace, m, rows, energy_of(scenario.cluster, every_unit),
+    collapsed = None if scenario.step is None else scenario.step.collapsed_bytes
+    return RunResult(scenario, trace, m, rows,
+                     energy_of(scenario.cluster, every_unit, graph.comm, collapsed),
                      cost_usd(m.makespan_s, 1, price))
-
-
-def _symmetric(scenario: Scenario) -> bool:
-    step = scenario.step
-    return step is not None and step.config.tp_mode == "symmetric" and step.config.tp > 1
 
 
 def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
     """A symmetric run simulated one unit per tensor-parallel group: metrics and energy
     count every unit of the group (the written trace keeps the simulated units only)."""
-    return mirror_units(trace, scenario.step.groups) if _symmetric(scenario) else trace  # type: ignore[union-attr]
+    return trace if scenario.step is None else scenario.step.every_unit(trace)
 
 
 def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
-    copies = np.full(scenario.graph.size, scenario.step.config.tp) if _symmetric(scenario) else None  # type: ignore[union-attr]
+    copies = None if scenario.step is None else scenario.step.copies()
     return metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
 
 

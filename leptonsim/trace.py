@@ -98,3 +98,14 @@ def mirror_units(trace: Trace, groups: dict[int, tuple[int, ...]]) -> Trace:
     unit = np.concatenate([members[u] for u in trace.task_unit.tolist()]) if len(rows) else rows
     return replace(trace, task=trace.task[rows], task_unit=unit,
                    task_start=trace.task_start[rows], task_end=trace.task_end[rows])
+
+
+def busy_seconds(trace: Trace, units: int, comm: np.ndarray | None = None) -> np.ndarray:
+    """Per unit 0..units-1, the seconds it spent computing: the lengths of its task
+    rows, except rows of communication tasks (comm[task], graph.comm: a collective
+    collapsed into one task). Communication keeps no unit busy in any mode: spelled
+    out, the same collective is transfers, which occupy links, not units."""
+    length = np.asarray(trace.task_end) - np.asarray(trace.task_start)
+    if comm is not None:
+        length = np.where(np.asarray(comm, bool)[trace.task], 0.0, length)
+    return np.bincount(np.asarray(trace.task_unit, np.int64), length, minlength=units)

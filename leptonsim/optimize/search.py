@@ -18,7 +18,6 @@ from ..hardware import Cluster
 from ..models import Model
 from ..parallel.step import build_step
 from ..sim import Static, simulate
-from ..trace import mirror_units
 from .estimate import Estimate, Estimator
 from .space import Space, enumerate_space
 
@@ -90,8 +89,8 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
     except (SimulationError, ValueError):
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
     trace = simulate(step.graph, cluster, Static())
-    every = mirror_units(trace, step.groups) if symmetric else trace
-    joules = energy_of(cluster, every).total_j
+    joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
+                       step.collapsed_bytes).total_j
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))
     value = {"time": trace.makespan_s, "energy": joules, "cost": usd}[objective]
     return Candidate(i, space.describe(i), estimated, value, trace.makespan_s, joules, usd)

@@ -19,6 +19,7 @@ from ..cost import Roofline
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
+from ..trace import Trace, mirror_units
 from . import collectives
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
@@ -49,6 +50,21 @@ class StepGraph:
     work: dict[int, tuple[str, tuple[int, ...]]] | None = None
     """What each compute task does: ("F" | "B" | "update", model layer indices); the
     real executor uses it to run the layers' NumPy kernels (recompute is part of "B")."""
+    collapsed_bytes: np.ndarray | None = None
+    """Per channel of the cluster, the bytes the collectives collapsed into tasks
+    (graph.comm, symmetric mode) move: their network energy (None: nothing collapsed)."""
+
+    def every_unit(self, trace: Trace) -> Trace:
+        """The trace with every unit of a symmetric group shown running what its
+        simulated rank ran (the trace itself when every rank was simulated)."""
+        return trace if self.config.tp_mode == "full" else mirror_units(trace, self.groups)
+
+    def copies(self) -> np.ndarray:
+        """Per task, how many units run it at once: its unit's group size."""
+        size = np.ones(self.config.units, np.int64)
+        for u, members in self.groups.items():
+            size[u] = len(members)
+        return size[self.graph.pin]
 
 
 def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np.ndarray:
@@ -83,7 +99,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph
     builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
-                     builder.work)
+                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None)
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -104,6 +120,7 @@ class _StepBuilder:
         self.collectives = 0
         self.work: dict[int, tuple[str, tuple[int, ...]]] = {}
         self.last_backward: dict[tuple[int, int, int], int] = {}  # (d, layer, t) -> task
+        self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
@@ -225,7 +242,7 @@ class _StepBuilder:
         self.collectives += 1
         name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
         if cfg.tp_mode == "symmetric":
-            task = self.b.task(name, duration_s=self._ring_seconds(kind, ranks, nbytes),
+            task = self.b.task(name, duration_s=self._collapse(kind, ranks, nbytes),
                                pin=ranks[0], kind=f"tp_{kind}", comm=True)
             self._append(chains[0], task)
             return
@@ -234,13 +251,17 @@ class _StepBuilder:
         for chain, task in zip(chains, done, strict=True):
             chain[1] = task
 
-    def _ring_seconds(self, kind: str, ranks: list[int], nbytes: float) -> float:
-        """Uncontended ring time over the group's own links: (steps) x (alpha + n/p / B),
-        with the slowest neighbour pair setting the pace of each step."""
+    def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
+        """The ring collective `collectives` would spell out, as one duration: uncontended
+        ring time over the group's own links, (steps) x (alpha + n/p / B), the slowest
+        neighbour pair setting the pace of each step. Its messages' bytes are added to
+        `collapsed`, per channel of each message's route, as the full ring sends them."""
         p = len(ranks)
-        step = max(self.cluster.transfer_time(nbytes / p, a, b)
-                   for a, b in zip(ranks, ranks[1:] + ranks[:1], strict=True))
         steps = 2 * (p - 1) if kind == "allreduce" else p - 1
+        pairs = list(zip(ranks, ranks[1:] + ranks[:1], strict=True))
+        for a, b in pairs:
+            self.collapsed[list(self.cluster.route(a, b))] += steps * (nbytes / p)
+        step = max(self.cluster.transfer_time(nbytes / p, a, b) for a, b in pairs)
         return float(steps * step)
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
