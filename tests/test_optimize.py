@@ -14,11 +14,12 @@ from leptonsim.cli import main
 from leptonsim.errors import SimulationError
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack
-from leptonsim.ops import Dense
+from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
 from leptonsim.optimize import Estimator, enumerate_space, search
 from leptonsim.optimize.estimate import balanced_ranges
 from leptonsim.parallel.pipeline import partition
 from leptonsim.parallel.step import build_step
+from leptonsim.parallel.tensor import split_gcd
 from leptonsim.sim import Static, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,35 @@ def test_every_configuration_is_valid_and_distinct(units, batch, layers):
                                                      "chunks", "recompute", "layout"))
             for i in range(len(sp))}
     assert len(rows) == len(sp)
+
+
+def block(heads: int, ffn: int, hidden: int = 48):
+    s = LayerStack("block", (8, hidden))
+    for i in range(2):
+        s.add(f"ln{i}", LayerNorm())
+        s.add(f"attn{i}", MultiHeadSelfAttention(heads))
+        s.add(f"fc{i}", Dense(ffn))
+        s.add(f"proj{i}", Dense(hidden))
+    return s.build()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([1, 2, 3, 4, 6, 12]), st.sampled_from([6, 8, 12, 16, 36, 64]),
+       st.sampled_from([2, 4, 6, 8, 12, 16]))
+def test_the_space_holds_only_tensor_splits_that_exist(heads, ffn, units):
+    model = block(heads, ffn)
+    sp = enumerate_space(units, 48, len(model.layers), split=split_gcd(model))
+    assert np.all((heads % sp.tp == 0) & (ffn % sp.tp == 0))
+    every = {t for t in range(1, units + 1) if units % t == 0 and heads % t == 0 and ffn % t == 0}
+    assert set(sp.tp.tolist()) == every
+
+
+def test_optimize_never_ranks_a_split_that_cannot_exist():
+    """12 heads on 8 units: tp 8 (1.5 heads per rank) was estimated and ranked."""
+    cluster = fully_connected(replicate(UNIT, 8, "gpu"), LinkSpec(2e-6, 50e9))
+    found = search(block(12, 64), cluster, 16, top=2)
+    assert set(found.space.tp.tolist()) == {1, 2, 4}
+    assert all("tp8" not in c.label for c in found.candidates)
 
 
 @settings(max_examples=40, deadline=None)

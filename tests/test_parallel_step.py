@@ -15,7 +15,7 @@ from leptonsim.models import LayerStack, Model
 from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
-from leptonsim.parallel.tensor import layer_roles
+from leptonsim.parallel.tensor import TensorSplitError, layer_roles, split_gcd
 from leptonsim.sim import Static, simulate
 from leptonsim.zoo import get_model
 from tests.test_engine import check_trace_invariants
@@ -32,12 +32,13 @@ def dense_stack(layers: int, width: int = 256) -> Model:
     return s.build()
 
 
-def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64) -> Model:
+def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64,
+                      ffn: int | None = None) -> Model:
     s = LayerStack("block", (seq, hidden))
     s.add("ln1", LayerNorm())
     s.add("attn", MultiHeadSelfAttention(heads))
     s.add("ln2", LayerNorm())
-    s.add("fc", Dense(4 * hidden))
+    s.add("fc", Dense(4 * hidden if ffn is None else ffn))
     s.add("proj", Dense(hidden))
     return s.build()
 
@@ -150,3 +151,20 @@ def test_a_configuration_that_does_not_fit_is_reported_not_simulated():
     cluster = fully_connected(replicate(small, 2, "gpu"), FREE)
     with pytest.raises(SimulationError, match=r"does not fit: stage 0 \(gpu0\) needs .* more than"):
         build_step(get_model("gpt2_small"), ParallelConfig(pp=2, batch=8, microbatches=2), cluster)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 4), st.integers(1, 48), st.integers(1, 8))
+def test_a_step_splits_over_tp_exactly_when_tp_divides_heads_and_widths(heads, head_dim, ffn, tp):
+    """Theorem: attention splits by heads, the MLP's fc by its output units and proj by
+    its input features (both ffn), so a step exists iff tp divides heads and ffn."""
+    model = transformer_block(heads, 4, heads * head_dim, ffn)
+    cfg = ParallelConfig(tp=tp, batch=2)
+    cluster = fully_connected(replicate(UNIT, tp, "gpu"), FREE)
+    possible = heads % tp == 0 and ffn % tp == 0
+    assert (split_gcd(model) % tp == 0) == possible
+    if possible:
+        assert build_step(model, cfg, cluster).graph.size > 0
+    else:
+        with pytest.raises(TensorSplitError, match=f"do not split into {tp} equal parts"):
+            build_step(model, cfg, cluster)

@@ -55,7 +55,7 @@ def test_parallel_degrees_must_match_the_units():
 
 @pytest.mark.parametrize("units, pp, tp", [(8, 2, 1), (8, 1, 2), (4, 2, 2), (3, 1, 1)])
 def test_data_parallelism_takes_the_units_left_over(units, pp, tp):
-    text = (HEAD.format(units=units) + '[workload.model]\nname = "gpt2_small"\nbatch = 24\n'
+    text = (HEAD.format(units=units) + '[workload.model]\nname = "bert_base"\nbatch = 24\n'
             f'microbatches = 2\n[parallel]\npp = {pp}\ntp = {tp}\n')
     (s,) = loads(text)
     assert s.step is not None and s.step.config.dp * pp * tp == units
@@ -66,6 +66,77 @@ def test_unknown_layer_argument_suggests_the_right_one():
                                    'layers = [{ op = "dense", unit = 3 }]\n')
     with pytest.raises(ScenarioError, match=r"layers\[0\]\.unit.*did you mean 'units'"):
         loads(text)
+
+
+SPLITS = [  # model, tp, the refusal: gpt2_small's head has 50,257 (unpadded) vocabulary units
+    ('name = "bert_base"', 8, r"parallel\.tp: expected a tp that divides the attention heads "
+     r"\(12\) and every split dense width \(768, 3072\), found 8 \(layer layer\.0\.attention: "
+     r"12 heads do not split into 8 equal parts\)$"),
+    ('name = "gpt2_small"', 2, r"parallel\.tp: .*found 2 \(layer lm_head: 50257 units"),
+    ('input_shape = [16]\nlayers = [{ op = "dense", units = 6 }, { op = "relu" }, '
+     '{ op = "dense", units = 16 }]', 4,
+     r"parallel\.tp: expected a tp that divides every split dense width \(6\), found 4 "
+     r"\(layer dense0: 6 units"),
+]
+
+
+@pytest.mark.parametrize("model, tp, line", SPLITS)
+def test_a_tensor_split_that_cannot_exist_is_refused(model: str, tp: int, line: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]):
+    f = tmp_path / "split.toml"
+    f.write_text(HEAD.format(units=tp) + f"[workload.model]\n{model}\nbatch = 8\n"
+                 f"[parallel]\ntp = {tp}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(line, err[0]), err
+    assert err[0].startswith(f"error: {f}: ") and not out.exists()
+
+
+def test_a_tensor_split_in_a_variant_names_the_variant_key():
+    text = (HEAD.format(units=4) + '[workload.model]\nname = "bert_base"\nbatch = 8\n'
+            '[parallel]\ntp = 4\n[variants.odd]\n"hardware.units[0].count" = 8\n'
+            '"parallel.tp" = 8\n')
+    with pytest.raises(ScenarioError, match=r'variants\.odd\."parallel\.tp": expected a tp that '
+                                            r"divides the attention heads \(12\)"):
+        loads(text)
+
+
+ARGS = [  # every boolean, integer, choice and pair argument of the ops is type-checked
+    ('{ op = "dense", units = 3, use_bias = "no" }', "use_bias", "true or false", "'no'"),
+    ('{ op = "attention", heads = 2, use_bias = 0 }', "use_bias", "true or false", "0"),
+    ('{ op = "dense", units = 3, tied = "yes" }', "tied", "true or false", "'yes'"),
+    ('{ op = "dense", units = 3.0 }', "units", "an integer", "3.0"),
+    ('{ op = "dense", units = true }', "units", "an integer", "True"),
+    ('{ op = "conv2d", filters = 4, kernel = 3.0 }', "kernel",
+     "an integer or an array of 2 integers", "3.0"),
+    ('{ op = "conv2d", filters = 4, kernel = 3, padding = "Same" }', "padding",
+     "one of 'valid', 'same'", "'Same'"),
+    ('{ op = "maxpool2d", pool = 2, stride = [1, 2, 3] }', "stride",
+     "an integer or an array of 2 integers", r"\[1, 2, 3\]"),
+    ('{ op = "lstm", units = 4, return_sequences = "false" }', "return_sequences",
+     "true or false", "'false'"),
+]
+
+
+@pytest.mark.parametrize("layer, key, expected, found", ARGS)
+def test_an_op_argument_of_the_wrong_type_is_refused(layer: str, key: str, expected: str, found: str):
+    shape = "[8, 8]" if "lstm" in layer or "attention" in layer else "[8, 8, 3]"
+    text = HEAD.format(units=1) + (f'[workload.model]\ninput_shape = {shape}\nbatch = 4\n'
+                                   f'layers = [{layer}]\n')
+    with pytest.raises(ScenarioError, match=rf"layers\[0\]\.{key}: expected {expected}, "
+                                            rf"found {found}$"):
+        loads(text)
+
+
+def test_op_arguments_of_the_right_types_are_accepted():
+    text = HEAD.format(units=1) + (
+        '[workload.model]\ninput_shape = [8, 8, 3]\nbatch = 4\nlayers = [\n'
+        '{ op = "conv2d", filters = 4, kernel = [3, 3], stride = 1, padding = "same", '
+        'use_bias = false },\n{ op = "maxpool2d", pool = [2, 2] }, { op = "flatten" },\n'
+        '{ op = "dense", units = 3, use_bias = false }]\n')
+    (s,) = loads(text)
+    assert s.step is not None and s.step.model.layers[-1].op.use_bias is False
 
 
 def test_memory_overflow_is_a_scenario_mistake(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

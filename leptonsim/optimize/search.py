@@ -17,6 +17,7 @@ from ..errors import SimulationError
 from ..hardware import Cluster
 from ..models import Model
 from ..parallel.step import build_step
+from ..parallel.tensor import split_gcd
 from ..sim import Static, simulate
 from .estimate import Estimate, Estimator
 from .space import Space, enumerate_space
@@ -60,7 +61,8 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     space = enumerate_space(cluster.size, batch, len(model.layers), max_tp=max_tp,
-                            max_microbatches=max_microbatches, training=training)
+                            max_microbatches=max_microbatches, training=training,
+                            split=split_gcd(model))
     if not len(space):
         raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
     est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,

@@ -1,8 +1,9 @@
 """The space of parallel configurations for one model on one cluster, as columns.
 
 A configuration is (layout, dp, pp, tp, micro-batches, schedule, chunks, recompute).
-Degrees multiply to the unit count; the global batch splits evenly into dp x m
-micro-batches; interleaving needs m to be a multiple of pp. Each column is a NumPy
+Degrees multiply to the unit count; tp divides every count the model's tensor-
+parallel split divides (heads, split Dense widths); the global batch splits evenly
+into dp x m micro-batches; interleaving needs m to be a multiple of pp. Each column is a NumPy
 array with one entry per configuration, so estimates are computed for all at once.
 """
 
@@ -58,12 +59,14 @@ def divisors(n: int) -> list[int]:
 
 def enumerate_space(units: int, batch: int, layers: int, *, max_tp: int | None = None,
                     max_microbatches: int = 64, layouts: tuple[str, ...] = LAYOUTS,
-                    chunks: tuple[int, ...] = (2,), training: bool = True) -> Space:
-    """Every valid configuration; tp is capped (e.g. at the node size) by max_tp."""
+                    chunks: tuple[int, ...] = (2,), training: bool = True,
+                    split: int = 0) -> Space:
+    """Every valid configuration; tp is capped (e.g. at the node size) by max_tp and
+    divides `split` (the model's parallel.tensor.split_gcd; 0: nothing is split)."""
     rows = []
     for (dp, pp), li in product(_pairs(units), range(len(layouts))):
         tp = units // (dp * pp)
-        if (max_tp is not None and tp > max_tp) or pp > layers \
+        if (max_tp is not None and tp > max_tp) or pp > layers or split % tp \
                 or not _canonical(layouts, li, dp, pp, tp):
             continue
         for m in _microbatches(batch // dp if batch % dp == 0 else 0, max_microbatches):

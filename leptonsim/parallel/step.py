@@ -24,7 +24,7 @@ from . import collectives
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
-from .tensor import LayerRole, layer_roles
+from .tensor import LayerRole, check_split, layer_roles
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
 
@@ -89,6 +89,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph
 
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
+    check_split(model, cfg.tp)
     roles = layer_roles(model) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(model.layers)
     costs = layer_costs(model, cfg, roles)
     unit = cluster.unit_types[int(cluster.unit_type[0])]

@@ -9,11 +9,14 @@ gradient in the backward pass (Shoeybi et al., 2019, Fig. 3: operators g and f).
 region left open at a layer that cannot be split ends with an all-gather of its
 output (whose backward is a free slice) and the same all-reduce at its opener.
 Norms, residual adds, convolutions, pooling, embeddings and losses are replicated:
-every rank of the group computes them whole.
+every rank of the group computes them whole. A split must be even: tp divides every
+attention layer's heads and every split Dense width (Megatron asserts the same, and
+pads a vocabulary-parallel head's vocabulary to a multiple of tp), or it is refused.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..models import Model
@@ -59,3 +62,58 @@ def _close_open(opener: int, last: int, sharded: list[bool], fwd: list[str], bwd
     if opener >= 0:
         fwd[last] = "allgather"
         bwd[opener] = "allreduce"
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """What tensor parallelism divides in one layer: `count` `what` (heads of an
+    attention layer, a column-parallel Dense's output units, a row-parallel Dense's
+    input features)."""
+
+    layer: str
+    what: str
+    count: int
+
+
+def splits(model: Model) -> list[Split]:
+    """Every count a tensor-parallel degree must divide, in layer order. Elementwise
+    layers of a region have the width of the Dense that opened it, so they add none."""
+    out = []
+    for layer, role in zip(model.layers, layer_roles(model), strict=True):
+        if not role.sharded:
+            continue
+        if layer.kind == "attention":
+            out.append(Split(layer.name, "heads", layer.op.heads))  # type: ignore[attr-defined]
+        elif layer.kind == "dense" and role.forward_after == "allreduce":  # row-parallel
+            out.append(Split(layer.name, "input features", layer.input_shape[-1]))
+        elif layer.kind == "dense":                                          # column-parallel
+            out.append(Split(layer.name, "units", layer.output_shape[-1]))
+    return out
+
+
+def split_gcd(model: Model) -> int:
+    """The greatest common divisor of every split count: a tp is possible exactly when
+    it divides this (0 when nothing is split, which every tp divides)."""
+    return math.gcd(*(s.count for s in splits(model)))
+
+
+class TensorSplitError(ValueError):
+    """A tp that splits some layer into unequal parts (1.5 heads per rank)."""
+
+    def __init__(self, model: Model, tp: int) -> None:
+        found = splits(model)
+        heads = sorted({s.count for s in found if s.what == "heads"})
+        widths = sorted({s.count for s in found if s.what != "heads"})
+        parts = ([f"the attention heads ({', '.join(map(str, heads))})"] if heads else []) + (
+            [f"every split dense width ({', '.join(map(str, widths))})"] if widths else [])
+        self.tp = tp
+        self.expected = f"a tp that divides {' and '.join(parts)}"
+        bad = next(s for s in found if s.count % tp)
+        self.hint = f"layer {bad.layer}: {bad.count} {bad.what} do not split into {tp} equal parts"
+        super().__init__(f"tp {tp}: expected {self.expected} ({self.hint})")
+
+
+def check_split(model: Model, tp: int) -> None:
+    """Raise TensorSplitError unless tp divides every count tensor parallelism splits."""
+    if split_gcd(model) % tp:
+        raise TensorSplitError(model, tp)

@@ -26,6 +26,7 @@ from ..hardware import (
 )
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
+from ..parallel.tensor import TensorSplitError
 from .model import build_model, build_parallel
 from .validate import format_path, hint_for, schema_root
 
@@ -107,6 +108,8 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
             return build_recsys_step(model, cfg, cluster)
         return build_step(model, cfg, cluster)
+    except TensorSplitError as err:
+        raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",
                             f"<{err}>") from None

@@ -5,6 +5,8 @@ task assignment and data synchronisation)."""
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 from .. import ops
@@ -108,10 +110,49 @@ def _op(spec: Doc, path: str) -> ops.Op:
             raise ScenarioError(f"{path}.{key}", f"an argument of {spec['op']} "
                                 f"({', '.join(sorted(fields)) or 'none'})", f"<unknown key {key!r}>",
                                 hint=hint_for(key, fields).strip(" ()"))
+    hints = typing.get_type_hints(cls)
+    for key, value in args.items():
+        if not _is(value, hints[key]):
+            raise ScenarioError(f"{path}.{key}", _describe(hints[key]), value)
     try:
         return cls(**args)
     except (TypeError, ValueError) as err:
         raise ScenarioError(path, f"valid arguments for {spec['op']}", f"<{err}>") from None
+
+
+def _is(value: Any, hint: Any) -> bool:
+    """Whether a TOML value has an op argument's annotated type. TOML booleans are not
+    integers here (Python's bool is), and arrays stand for tuples."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return any(type(value) is type(a) and value == a for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, a) for a in args)
+    if origin is tuple:
+        return (isinstance(value, (list, tuple)) and len(value) == len(args)
+                and all(_is(v, a) for v, a in zip(value, args, strict=True)))
+    raise TypeError(f"no TOML form for an op argument of type {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if origin is typing.Literal:
+        return f"one of {', '.join(repr(a) for a in args)}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return f"an array of {len(args)} {'integers' if set(args) == {int} else 'values'}"
+    return str(hint)
 
 
 def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfig:
