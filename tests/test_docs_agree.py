@@ -1,0 +1,70 @@
+"""The docs say what the code does: docs/results.md describes every key summary.json
+holds and what the formula rows' `within_bounds` and `proven` mean; docs/scenarios.md
+says to which tasks a unit's `overhead` is added."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leptonsim.cost import Roofline
+from leptonsim.graph import GraphBuilder
+from leptonsim.hardware import ComputeUnit
+from leptonsim.report import summary
+from leptonsim.run import RunResult, run
+from leptonsim.scenario import load
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "results.md").read_text()
+DOCUMENTED = set(re.findall(r"`([a-z_]+)`", DOC))
+SCENARIOS = (ROOT / "docs" / "scenarios.md").read_text()
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+@pytest.fixture(scope="module")
+def results() -> list[RunResult]:
+    # claims (the seed's case study), memory (a DNN step), links and unproven bounds
+    return [run(s) for name in ("seed_case_study", "edge_inference", "comm_bound_fork_join")
+            for s in load(ROOT / "scenarios" / f"{name}.toml")[:1]]
+
+
+def test_every_summary_key_is_documented(results: list[RunResult]):
+    keys = set().union(*(_keys(summary(r)) for r in results))
+    assert {"proven", "within_bounds", "memory", "claims"} <= keys
+    assert not sorted(keys - DOCUMENTED)
+
+
+def test_within_bounds_is_null_only_for_estimates_and_proven_says_whether_it_is_a_theorem(
+        results: list[RunResult]):
+    rows = [row for r in results for row in r.formulas]
+    assert any(row.within_bounds is not None and not row.proven for row in rows)  # unproven bound
+    for row in rows:
+        estimate = row.verdict in ("estimate", "not simulated")
+        assert (row.within_bounds is None) == estimate, row.name
+        assert not (estimate and row.proven), row.name
+    table = re.search(r"\| `within_bounds` \|([^\n]*)\n", DOC)
+    assert table and "`null`" in table.group(1).split("|")[1] and "null" not in table.group(1).split("|")[0]
+
+
+def test_overhead_is_added_to_roofline_tasks_only_as_documented():
+    unit = ComputeUnit("u", peak_flops=1e12, memory_bandwidth=1e12, efficiency=0.5,
+                       overhead_s=1e-3)
+    b = GraphBuilder()
+    b.task("roofline", flops=1e9)
+    b.task("fixed", duration_s=0.01)
+    b.task("collapsed", duration_s=0.01, comm=True)
+    t = Roofline.unit_times(b.build(), unit)
+    assert t.tolist() == pytest.approx([1e9 / 0.5e12 + 1e-3, 0.01 / 0.5, 0.01], rel=1e-12)
+    row = next(line for line in SCENARIOS.splitlines() if line.startswith("| `overhead` |"))
+    assert "every roofline-costed task; not to a task with a fixed `duration`" in row
+    assert "nor to communication" in row
