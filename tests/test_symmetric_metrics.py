@@ -3,7 +3,6 @@ the metrics and energy of the same step simulated rank by rank (tp_mode = "full"
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
