@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import QuantityError, ScenarioError
+from ..limits import SIZES, check_magnitude
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
 from .schema import Schema, schema
@@ -84,6 +85,7 @@ _NOUNS = {
     "time": "a duration", "bytes": "a size", "bandwidth": "a bandwidth",
     "flops": "a FLOP count", "flop_rate": "a compute rate", "power": "a power",
     "energy": "an energy", "energy_per_byte": "an energy per byte", "dimensionless": "a number",
+    "price_per_hour": "a price per unit-hour", "objective": "a number",  # x-magnitude kinds
 }
 
 
@@ -137,8 +139,12 @@ _LOCATION = re.compile(r"\s*\((at line \d+, column \d+|at end of document)\)$")
 
 
 def parse_toml(text: str) -> dict[str, Any]:
+    """The document of TOML text, nested at most SIZES["nesting"] deep. A leading UTF-8
+    byte-order mark (Windows editors write one) carries no content and is skipped."""
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text.removeprefix("\ufeff"))
+    except RecursionError:  # tomllib recurses per level of inline arrays and tables
+        doc = None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = _LOCATION.search(message)
@@ -146,6 +152,37 @@ def parse_toml(text: str) -> dict[str, Any]:
         at = where.group(1) if where else "somewhere"
         raise ScenarioError("", "valid TOML", f"<a syntax error {at}>",
                             hint=detail[:1].lower() + detail[1:]) from None
+    _check_depth(doc)
+    assert doc is not None
+    return doc
+
+
+def _check_depth(doc: dict[str, Any] | None) -> None:
+    """Refuse tables and arrays nested deeper than the bound, before anything recurses
+    into them (measured without recursion; None: too deep for tomllib to parse)."""
+    size = SIZES["nesting"]
+    level, path = _deepest(doc, size.maximum + 1) if doc is not None else (0, [])
+    if doc is None or level > size.maximum:
+        raise ScenarioError(format_path(path), f"at most {size.maximum} {size.noun}",
+                            f"<more than {size.maximum}>", hint=size.why)
+
+
+def _deepest(doc: Any, stop: int) -> tuple[int, Path]:
+    """The deepest level of nested tables and arrays (up to `stop`) and a path to it."""
+    best: tuple[int, Path] = (0, [])
+    stack: list[tuple[Any, Path]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        children = (node.items() if isinstance(node, dict) else enumerate(node)
+                    if isinstance(node, list) else ())
+        for k, child in children:
+            if isinstance(child, dict | list):
+                if len(path) + 1 > best[0]:
+                    best = (len(path) + 1, [*path, k])
+                    if best[0] >= stop:
+                        return best
+                stack.append((child, [*path, k]))
+    return best
 
 
 # -- JSON Schema ----------------------------------------------------------------------
@@ -180,11 +217,19 @@ def _position(doc: Any, path: Path) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
+_TABLE_KEYWORDS = frozenset({"additionalProperties", "required", "dependentRequired", "oneOf",
+                             "minProperties"})
+
+
 def _convert(err: jsonschema.ValidationError) -> tuple[Path, ScenarioError]:
     path: Path = list(err.absolute_path)
     node, value, kind = err.schema, err.instance, err.validator
     if not isinstance(node, dict):
         node = {}
+    if kind in _TABLE_KEYWORDS and not isinstance(value, dict):
+        # JSON Schema applies these to tables only, but `oneOf` of `required`s fails
+        # on anything else (every branch passes): the mistake is the missing table
+        return path, ScenarioError(format_path(path), "a table", found(value))
     if kind == "additionalProperties":
         props = node.get("properties", {})
         extra = next(k for k in value if k not in props)
@@ -262,6 +307,8 @@ def _normalize(node: Schema, value: Any, path: Path) -> Any:
         return _quantity(node, value, path)
     if isinstance(value, float) and not math.isfinite(value):
         raise ScenarioError(format_path(path), f"a finite {describe(node)[2:]}", found(value))
+    if "x-magnitude" in node and isinstance(value, int | float) and not isinstance(value, bool):
+        _magnitude(node, node["x-magnitude"], value, value, path)
     props = node.get("properties")
     if isinstance(value, dict) and props is not None:
         if "x-preset" in node and "preset" in value:
@@ -305,7 +352,14 @@ def _quantity(node: Schema, value: Any, path: Path) -> float:
     for word, ok in _COMPARE.items():
         if word in node and not ok(x, node[word]):
             raise ScenarioError(format_path(path), describe(node), found(value))
+    _magnitude(node, node["x-quantity"], x, value, path)
     return x
+
+
+def _magnitude(node: Schema, kind: str, x: float, value: Any, path: Path) -> None:
+    """Every number the engine computes with stays inside limits.MAGNITUDES."""
+    zero = node.get("exclusiveMinimum", -1) < 0 and node.get("minimum", 0) <= 0
+    check_magnitude(kind, x, format_path(path), _NOUNS[kind], found(value), zero=zero)
 
 
 def _split_detail(expected: str) -> tuple[str, str]:
@@ -361,25 +415,26 @@ def parse_key_path(variant: str, dotted: str) -> Path:
 
 
 def apply_override(doc: dict[str, Any], path: Path, value: Any, where: str) -> None:
-    """Set doc at path to value, creating missing tables on the way."""
+    """Set doc at path to value, creating missing tables on the way. Another override
+    may have put a scalar or an array where the path goes on: that is refused here."""
     node: Any = doc
-    for depth, seg in enumerate(path[:-1]):
-        nxt = path[depth + 1]
+    for depth, seg in enumerate(path):
+        here = format_path(path[:depth])
         if isinstance(seg, int):
+            if not isinstance(node, list):
+                raise ScenarioError(where, f"an array at {here} to index", found(node))
+            if seg >= len(node):
+                raise ScenarioError(where, f"an index of an existing entry of {here} "
+                                    f"(it has {len(node)})", f"<index {seg}>")
+        elif not isinstance(node, dict):
+            raise ScenarioError(where, f"a table at {here or 'the top level'} to set "
+                                f"{seg!r} in", found(node))
+        elif seg not in node and depth + 1 < len(path):
+            node[seg] = [] if isinstance(path[depth + 1], int) else {}
+        if depth + 1 == len(path):
+            node[seg] = value
+        else:
             node = node[seg]
-            continue
-        if seg not in node:
-            node[seg] = [] if isinstance(nxt, int) else {}
-        node = node[seg]
-        if isinstance(nxt, int) and nxt >= len(node):
-            raise ScenarioError(where, f"an index of an existing entry of "
-                                f"{format_path(path[:depth + 1])} (it has {len(node)})",
-                                f"<index {nxt}>")
-    last = path[-1]
-    if isinstance(last, int) and last >= len(node):
-        raise ScenarioError(where, f"an index of an existing entry of {format_path(path[:-1])} "
-                            f"(it has {len(node)})", f"<index {last}>")
-    node[last] = value
 
 
 def relocate(err: ScenarioError, variant: str, overrides: dict[str, Path]) -> ScenarioError:
