@@ -28,9 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ScenarioError
+from .errors import ScenarioError, SizeError
 
-__all__ = ["SIZES", "MAGNITUDES", "Size", "Magnitude", "check_size", "check_magnitude"]
+__all__ = ["SIZES", "MAGNITUDES", "Size", "Magnitude", "check_size", "check_magnitude",
+           "guard_size"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,14 @@ def check_size(name: str, count: float, path: str, hint: str = "") -> None:
         raise ScenarioError(path, f"at most {size.maximum:,} {size.noun}",
                             f"<{shown} {size.noun}>",
                             hint="; ".join(h for h in (hint, size.why) if h))
+
+
+def guard_size(name: str, count: int) -> None:
+    """Where things are built one at a time (GraphBuilder): stop at the bound, with a
+    SizeError the caller places at its key path (check_size with the count)."""
+    size = SIZES[name]
+    if count > size.maximum:
+        raise SizeError(name, count, size.maximum, size.noun)
 
 
 def check_magnitude(kind: str, x: float, path: str, what: str, found: object,
