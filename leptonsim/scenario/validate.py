@@ -15,15 +15,16 @@ import operator
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema
 
 from ..errors import QuantityError, ScenarioError
-from ..limits import SIZES, check_magnitude
+from ..limits import MAGNITUDES, SIZES, check_magnitude
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
+from .bulk import bulk_arrays, thinned, unseen
 from .schema import Schema, schema
 
 Segment = str | int
@@ -161,28 +162,36 @@ def _check_depth(doc: dict[str, Any] | None) -> None:
     """Refuse tables and arrays nested deeper than the bound, before anything recurses
     into them (measured without recursion; None: too deep for tomllib to parse)."""
     size = SIZES["nesting"]
-    level, path = _deepest(doc, size.maximum + 1) if doc is not None else (0, [])
-    if doc is None or level > size.maximum:
+    if doc is None or _too_deep(doc, size.maximum):
+        path = _path_deeper_than(doc, size.maximum) if doc is not None else []
         raise ScenarioError(format_path(path), f"at most {size.maximum} {size.noun}",
                             f"<more than {size.maximum}>", hint=size.why)
 
 
-def _deepest(doc: Any, stop: int) -> tuple[int, Path]:
-    """The deepest level of nested tables and arrays (up to `stop`) and a path to it."""
-    best: tuple[int, Path] = (0, [])
+def _containers(node: Any) -> Iterable[tuple[Segment, Any]]:
+    pairs = node.items() if isinstance(node, dict) else enumerate(node)
+    return ((k, v) for k, v in pairs if isinstance(v, dict | list))
+
+
+def _too_deep(doc: Any, bound: int) -> bool:
+    level = [doc]  # breadth first, a level at a time: a tight loop over a big document
+    for _ in range(bound + 1):  # level k holds the containers k deep
+        level = [c for node in level for c in (node.values() if isinstance(node, dict)
+                                                else node) if isinstance(c, dict | list)]
+        if not level:
+            return False
+    return True
+
+
+def _path_deeper_than(doc: Any, bound: int) -> Path:
+    """A path to a table or array nested more than `bound` deep (one exists)."""
     stack: list[tuple[Any, Path]] = [(doc, [])]
     while stack:
         node, path = stack.pop()
-        children = (node.items() if isinstance(node, dict) else enumerate(node)
-                    if isinstance(node, list) else ())
-        for k, child in children:
-            if isinstance(child, dict | list):
-                if len(path) + 1 > best[0]:
-                    best = (len(path) + 1, [*path, k])
-                    if best[0] >= stop:
-                        return best
-                stack.append((child, [*path, k]))
-    return best
+        if len(path) > bound:
+            return path
+        stack.extend((child, [*path, k]) for k, child in _containers(node))
+    raise AssertionError("no path deeper than the bound")
 
 
 # -- JSON Schema ----------------------------------------------------------------------
@@ -193,8 +202,15 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def check_structure(doc: dict[str, Any]) -> None:
-    """Raise the first (in file order) JSON Schema violation as one ScenarioError."""
-    errors = [_convert(e) for e in _validator().iter_errors(doc)]
+    """Raise the first (in file order) JSON Schema violation as one ScenarioError.
+    Long arrays of like tables are checked once per shape (see bulk.py)."""
+    arrays = bulk_arrays(doc, schema_root())
+    validator = _validator()
+    errors = [_convert(e) for e in validator.iter_errors(thinned(doc, arrays))]
+    for path, items, array in arrays:
+        entries = validator.evolve(schema=items)
+        for i, entry in unseen(array, entries.is_valid):
+            errors.extend(_convert(e, [*path, i]) for e in entries.iter_errors(entry))
     if errors:
         errors.sort(key=lambda pe: (_position(doc, pe[0]), pe[1].path, pe[1].line()))
         raise errors[0][1]
@@ -221,8 +237,9 @@ _TABLE_KEYWORDS = frozenset({"additionalProperties", "required", "dependentRequi
                              "minProperties"})
 
 
-def _convert(err: jsonschema.ValidationError) -> tuple[Path, ScenarioError]:
-    path: Path = list(err.absolute_path)
+def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
+             ) -> tuple[Path, ScenarioError]:
+    path: Path = [*prefix, *err.absolute_path]
     node, value, kind = err.schema, err.instance, err.validator
     if not isinstance(node, dict):
         node = {}
@@ -343,9 +360,15 @@ _COMPARE = {"minimum": operator.ge, "exclusiveMinimum": operator.gt,
             "maximum": operator.le, "exclusiveMaximum": operator.lt}
 
 
+@lru_cache(maxsize=1 << 12, typed=True)  # typed: True and 1 parse differently
+def _parse(value: str | int | float, kind: str) -> float:
+    return parse_quantity(value, kind)
+
+
 def _quantity(node: Schema, value: Any, path: Path) -> float:
     try:
-        x = parse_quantity(value, node["x-quantity"])
+        x = _parse(value, node["x-quantity"]) if isinstance(value, str | int | float) \
+            else parse_quantity(value, node["x-quantity"])
     except QuantityError as exc:
         expected, hint = _split_detail(exc.expected)
         raise ScenarioError(format_path(path), expected, found(value), hint=hint) from None
@@ -358,6 +381,8 @@ def _quantity(node: Schema, value: Any, path: Path) -> float:
 
 def _magnitude(node: Schema, kind: str, x: float, value: Any, path: Path) -> None:
     """Every number the engine computes with stays inside limits.MAGNITUDES."""
+    if MAGNITUDES[kind].admits(x):
+        return
     zero = node.get("exclusiveMinimum", -1) < 0 and node.get("minimum", 0) <= 0
     check_magnitude(kind, x, format_path(path), _NOUNS[kind], found(value), zero=zero)
 
