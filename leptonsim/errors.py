@@ -53,6 +53,15 @@ class GraphError(LeptonError, ValueError):
         super().__init__(message)
 
 
+class SizeError(LeptonError):
+    """More of something (a key of limits.SIZES) than its bound, found while building:
+    the code that knows the key path turns it into a ScenarioError."""
+
+    def __init__(self, name: str, count: int, maximum: int, noun: str) -> None:
+        self.name, self.count = name, count
+        super().__init__(f"more than {maximum:,} {noun}")
+
+
 class SimulationError(LeptonError):
     """The model is valid but cannot run: e.g. no route between two units."""
 

@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from .errors import GraphError
+from .limits import guard_size
 
 
 class IndexedNames(Sequence[str]):
@@ -244,7 +245,8 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 class GraphBuilder:
-    """Collects tasks and edges by name, then builds one validated TaskGraph."""
+    """Collects tasks and edges by name, then builds one validated TaskGraph; past
+    limits.SIZES["tasks"] or ["edges"] it raises SizeError instead of growing."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
@@ -259,6 +261,7 @@ class GraphBuilder:
              comm: bool = False) -> int:
         if name in self._index:
             raise GraphError(f"duplicate task name {name!r}", path=name)
+        guard_size("tasks", len(self._names) + 1)
         self._index[name] = len(self._names)
         self._names.append(name)
         self._kinds.append(kind)
@@ -269,6 +272,7 @@ class GraphBuilder:
         return self._index[name]
 
     def edge(self, src: str | int, dst: str | int, nbytes: float = 0.0) -> None:
+        guard_size("edges", len(self._edges[2]) + 1)
         self._edges[0].append(self._resolve(src))
         self._edges[1].append(self._resolve(dst))
         self._edges[2].append(nbytes)

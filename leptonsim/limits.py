@@ -6,16 +6,32 @@ here, and checked before anything is allocated or simulated, so a mistake such a
 `count = 2**63` or a bandwidth of 5e-324 B/s is one clear refusal (exit 2), never a run
 that exhausts memory or overflows to inf inside the engine.
 
-The bounds are generous for real studies (the largest bundled scenario is far inside
-every one) and tight enough that the largest accepted input stays under 4 GB of memory
-(docs/reliability.md has the measurements behind them).
+The bounds are generous for real studies (the largest bundled scenario, GPT-3 on 1,024
+units with 70k tasks, is far inside every one) and tight enough that the largest
+accepted input stays under 4 GB of memory. Measured with `/usr/bin/time -v python -m
+leptonsim run|check` (maximum resident set size; docs/reliability.md has the commands):
+
+    run, 1,000,000 independent tasks on 64 units, greedy      see docs/reliability.md
+    run, 2,097,152-edge chain of fork-joins, greedy            see docs/reliability.md
+    check, a 64 MiB file of 1.1 million explicit tasks         see docs/reliability.md
+    check, 65,536 units on two_level, static step graph        see docs/reliability.md
+
+Magnitudes: with every quantity inside its range, the largest number the engine and
+the energy and cost code form is about 1e27 FLOP / (1 FLOP/s x 1e-9) = 1e36 s per task,
+times 2^22 tasks, times 1e9 W, times 2^16 units: about 1e57, far below the float range
+(1.8e308); the smallest nonzero is about 1e-18 J/B x 1e-6 B = 1e-24 J, far above the
+subnormals (2.2e-308), so no sum, product or quotient becomes inf, nan or 0 by
+underflow, and `summary.json` is always finite (valid JSON).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SIZES", "MAGNITUDES", "Size", "Magnitude"]
+from .errors import ScenarioError, SizeError
+
+__all__ = ["SIZES", "MAGNITUDES", "Size", "Magnitude", "check_size", "check_magnitude",
+           "guard_size"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +50,75 @@ class Magnitude:
 
     smallest: float     # the smallest nonzero magnitude accepted
     largest: float
+    unit: str = ""      # the SI unit, for messages
 
+    def admits(self, x: float) -> bool:
+        return x == 0 or self.smallest <= abs(x) <= self.largest
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"between {self.smallest:g}{unit} and {self.largest:g}{unit}"
+
+
+_MEMORY = "keeps the largest accepted run under 4 GB of memory"
 
 # Sizes: the keys name the thing bounded; each check site names its key path.
-SIZES: dict[str, Size] = {}
+SIZES: dict[str, Size] = {
+    "file_bytes": Size(64 * 2**20, "bytes", "a scenario file is read whole into memory"),
+    "nesting": Size(32, "levels of nesting", "the checks walk the document recursively"),
+    "units": Size(65_536, "compute units", f"every unit is an object and a process; {_MEMORY}"),
+    "links": Size(1_048_576, "links", f"each link is two channels; {_MEMORY}"),
+    "tasks": Size(1_048_576, "tasks", f"each task is a trace row and a queue entry; {_MEMORY}"),
+    "edges": Size(1_048_576, "edges", f"each edge is a transfer in flight; {_MEMORY}"),
+    "heft_units": Size(2_048, "compute units for a HEFT scheduler",
+                       "HEFT routes every pair of units (units^2 routes); use greedy or static"),
+    "heft_cells": Size(2**26, "units x tasks for a HEFT scheduler",
+                       "HEFT keeps a units x tasks table of finish times; use greedy or static"),
+}
 
-# Magnitudes per quantity kind (the scenario format's x-quantity kinds).
-MAGNITUDES: dict[str, Magnitude] = {}
+# Magnitudes per quantity kind (the scenario format's x-quantity kinds, and x-magnitude
+# for plain numbers): physical ranges with many orders of magnitude to spare.
+MAGNITUDES: dict[str, Magnitude] = {
+    "time": Magnitude(1e-12, 1e8, "s"),             # a picosecond to three years
+    "bytes": Magnitude(1e-6, 1e18, "B"),            # fractions of a shared edge; an exabyte
+    "bandwidth": Magnitude(1.0, 1e16, "B/s"),       # a byte per second to 10 PB/s
+    "flops": Magnitude(1e-6, 1e27, "FLOP"),         # GPT-3 trained in full is 3e23
+    "flop_rate": Magnitude(1.0, 1e21, "FLOP/s"),    # a FLOP per second to a zettaFLOP/s
+    "power": Magnitude(1e-6, 1e9, "W"),             # a microwatt to a gigawatt
+    "energy": Magnitude(1e-15, 1e21, "J"),
+    "energy_per_byte": Magnitude(1e-18, 1.0, "J/B"),
+    "dimensionless": Magnitude(1e-9, 1e9),          # efficiency, spread, a claimed speed-up
+    "price_per_hour": Magnitude(1e-9, 1e6, "USD/h"),
+    "objective": Magnitude(1e-12, 1e12),            # E_t, E_r and lambda of E_t + lambda E_r
+}
+
+
+def check_size(name: str, count: float, path: str, hint: str = "") -> None:
+    """Refuse `count` things of SIZES[name] past its maximum, at key path `path`.
+    `count` may be a float estimate (it is never converted to an allocation)."""
+    size = SIZES[name]
+    if count > size.maximum:
+        shown = f"{count:,}" if isinstance(count, int) else f"{count:.3g}"
+        raise ScenarioError(path, f"at most {size.maximum:,} {size.noun}",
+                            f"<{shown} {size.noun}>",
+                            hint="; ".join(h for h in (hint, size.why) if h))
+
+
+def guard_size(name: str, count: int) -> None:
+    """Where things are built one at a time (GraphBuilder): stop at the bound, with a
+    SizeError the caller places at its key path (check_size with the count)."""
+    size = SIZES[name]
+    if count > size.maximum:
+        raise SizeError(name, count, size.maximum, size.noun)
+
+
+def check_magnitude(kind: str, x: float, path: str, what: str, found: object,
+                    zero: bool = True) -> None:
+    """Refuse a value of kind `kind` outside MAGNITUDES[kind]; `what` names the kind
+    ("a bandwidth") and `zero` says whether 0 is a valid value there."""
+    magnitude = MAGNITUDES[kind]
+    if not magnitude.admits(x):
+        also = " or 0" if zero else ""
+        raise ScenarioError(path, f"{what} {magnitude.describe()}{also}", found,
+                            hint="beyond it the simulation's arithmetic overflows or "
+                                 "underflows")

@@ -144,7 +144,10 @@ def test_memory_overflow_is_a_scenario_mistake(tmp_path: Path, capsys: pytest.Ca
     f.write_text(HEAD.format(units=1) + '[workload.model]\nname = "gpt3_175b"\nbatch = 1\n')
     assert main(["check", str(f)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not fit" in err[0] and "more than its" in err[0]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"error: {f}: parallel: expected a configuration of gpt3_175b "
+                             "that fits in each unit's memory, found stage 0 (gpu) needs ")
+    assert "more than its" in err[0] and "(try more tp/pp" in err[0]
 
 
 def test_model_command_prints_the_layer_table(capsys: pytest.CaptureFixture[str]):

@@ -25,6 +25,11 @@ def _layers(blocks: int, heads: int, head_dim: int, seq: int, ffn: int) -> str:
             f"layers = [{', '.join([block] * blocks)}, {head}]")
 
 
+def _zero_or(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """Zero, or a physical magnitude: a tiny subnormal latency is a refused input."""
+    return st.one_of(st.just(0.0), st.floats(lo, hi))
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[str, int]:
     heads = draw(st.sampled_from([2, 4, 6, 8]))
@@ -49,13 +54,13 @@ peak = "{draw(st.floats(1, 300)):.6g} TFLOP/s"
 memory_bandwidth = "{draw(st.floats(0.1, 3)):.6g} TB/s"
 memory = "80 GB"
 efficiency = {draw(st.floats(0.2, 1)):.6g}
-overhead = "{draw(st.floats(0, 20)):.6g} us"
-idle_power = "{draw(st.floats(0, 100)):.6g} W"
+overhead = "{draw(_zero_or(0.01, 20)):.6g} us"
+idle_power = "{draw(_zero_or(0.01, 100)):.6g} W"
 busy_power = "{draw(st.floats(100, 500)):.6g} W"
 [hardware.link]
-latency = "{draw(st.floats(0, 10)):.6g} us"
+latency = "{draw(_zero_or(0.01, 10)):.6g} us"
 bandwidth = "{draw(st.floats(1, 600)):.6g} GB/s"
-energy_per_byte = "{draw(st.floats(0, 50)):.6g} pJ/B"
+energy_per_byte = "{draw(_zero_or(0.01, 50)):.6g} pJ/B"
 [workload.model]
 {model}
 batch = {m * draw(st.integers(1, 2))}

@@ -97,9 +97,10 @@ def check_positive(op: str, **values: int) -> None:
 
 def pair(op: str, name: str, value: int | tuple[int, int]) -> tuple[int, int]:
     """An int or (h, w) pair as (h, w), validated."""
-    hw = (value, value) if isinstance(value, int) else tuple(value)
-    if len(hw) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair, got {value!r}")
+    hw = (value, value) if isinstance(value, int) else tuple(value) if isinstance(
+        value, tuple | list) else ()
+    if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in hw):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     check_positive(op, **{f"{name}_h": hw[0], f"{name}_w": hw[1]})
     return hw[0], hw[1]
 

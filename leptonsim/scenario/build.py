@@ -7,10 +7,13 @@ and switches, what each topology needs, divisibility, cycles and reachability.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import GraphError, ScenarioError
+import numpy as np
+
+from ..errors import GraphError, ScenarioError, SimulationError, SizeError
 from ..generators import TaskCost, chain, fork_join, independent, layered, split_tasks
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import (
@@ -24,6 +27,8 @@ from ..hardware import (
     switch,
     two_level,
 )
+from ..limits import check_size
+from ..parallel.config import ParallelConfig
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import TensorSplitError
@@ -77,6 +82,11 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
     step = _step(doc, cluster) if "model" in doc["workload"] else None
     graph = step.graph if step else build_graph(doc["workload"], cluster, seed)
     scheduler = doc.get("schedule", {}).get("scheduler", "static" if step else "heft")
+    if scheduler.startswith("heft"):  # HEFT tables are units x units and units x tasks
+        why = f"scheduler {scheduler!r}" + ("" if "schedule" in doc else " (the default)")
+        check_size("heft_units", cluster.size, "schedule.scheduler", hint=why)
+        check_size("heft_cells", cluster.size * graph.size, "schedule.scheduler",
+                   hint=f"{why} for {cluster.size:,} units x {graph.size:,} tasks")
     if scheduler == "static" and graph.size and (graph.pin < 0).any():
         first = graph.names[int((graph.pin < 0).nonzero()[0][0])]
         raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
@@ -102,6 +112,9 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     model = build_model(table)
     cfg = build_parallel(table, doc.get("parallel", {}), cluster.size)
     sharded = doc.get("parallel", {}).get("embeddings") == "sharded"
+    shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
+             f"{cfg.microbatches} micro-batches x {len(model.layers)} layers")
+    check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
     try:
         if sharded:
             if not is_recommender(model):
@@ -110,9 +123,25 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
         return build_step(model, cfg, cluster)
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
+    except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
+        check_size(err.name, err.count, "workload.model", hint=shape)
+        raise
+    except SimulationError as err:  # the memory plan: "does not fit: <need>; <advice>"
+        need, _, advice = str(err).removeprefix("does not fit: ").partition("; ")
+        raise ScenarioError("parallel", f"a configuration of {model.name} that fits in "
+                            "each unit's memory", f"<{need}>", hint=advice) from None
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",
                             f"<{err}>") from None
+
+
+def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:
+    """A lower bound on a step's tasks, from its counts alone: per replica, simulated tp
+    rank, micro-batch and pass (forward, backward), one task per layer (fused: per
+    virtual stage)."""
+    passes = 2 if cfg.training else 1
+    per_pass = cfg.virtual_stages if cfg.fuse else len(layers)
+    return cfg.dp * len(cfg.simulated_tp_ranks()) * cfg.microbatches * passes * per_pass
 
 
 # -- hardware ---------------------------------------------------------------------------
@@ -120,6 +149,25 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
 def _spec(link: Doc) -> LinkSpec:
     return LinkSpec(latency_s=link["latency"], bandwidth=link["bandwidth"],
                     duplex=bool(link["duplex"]), energy_per_byte_j=link["energy_per_byte"])
+
+
+def _check_counts(hw: Doc) -> None:
+    """Units and links are counted before one is built (limits.SIZES)."""
+    total = 0
+    for i, t in enumerate(hw["units"]):
+        total += int(t["count"])
+        check_size("units", total, format_path(["hardware", "units", i, "count"]),
+                   hint=f"the units up to here number {total:,}" if i else "")
+    topology = hw["topology"]
+    if topology == "explicit":
+        return
+    links = {"full": total * (total - 1) // 2, "ring": total if total > 2 else total - 1,
+             "switch": total}.get(topology)
+    if links is None:  # two_level: a port per unit, an uplink per node
+        links = total + total // int(hw["two_level"]["units_per_node"])
+    check_size("links", links, "hardware.topology",
+               hint=f"topology {topology!r} of {total:,} units"
+               + ("; 'switch' or 'two_level' need a link per unit" if topology == "full" else ""))
 
 
 def _units(tables: list[Doc]) -> tuple[list[ComputeUnit], dict[str, int]]:
@@ -153,6 +201,7 @@ def _reserve(owner: dict[str, int], switches: list[str], topology: str, shown: s
 
 
 def build_cluster(hw: Doc) -> Cluster:
+    _check_counts(hw)
     units, owner = _units(hw["units"])
     topology = hw["topology"]
     try:
@@ -244,7 +293,40 @@ def build_graph(workload: Doc, cluster: Cluster, seed: int) -> TaskGraph:
     return _explicit_graph(workload["tasks"], cluster)
 
 
+def _check_generated_size(g: Doc) -> None:
+    """The tasks and edges a generator table makes, counted from its numbers alone."""
+    at = "workload.generator"
+    kind = g["kind"]
+    if kind == "fork_join":
+        width, stages = int(g["width"]), int(g["stages"])
+        hint = "fork_join: stages x (width + 1) + 1 tasks, 2 x stages x width edges"
+        _check_graph_size(stages * (width + 1) + 1, 2 * stages * width, at, hint)
+        return
+    n = int(g["tasks"])
+    check_size("tasks", n, f"{at}.tasks")
+    if kind == "layered":
+        width = int(g["width"])
+        check_size("edges", max(n - width, 0) * min(int(g["degree"]), width), f"{at}.degree",
+                   hint="layered: each task past the first layer has degree edges")
+
+
+def _check_graph_size(tasks: float, edges: float, path: str, hint: str = "") -> None:
+    check_size("tasks", tasks, path, hint)
+    check_size("edges", edges, path, hint)
+
+
+def _check_split(graph: TaskGraph, split_max: float) -> None:
+    """The seed's split makes ceil(d / split_max) pieces of each task, and pieces(a) x
+    pieces(b) edges of each edge: counted in floats, before anything is allocated."""
+    pieces = np.maximum(1.0, np.ceil(graph.duration_s / split_max - 1e-12))
+    edges = float(np.sum(pieces[graph.edge_src] * pieces[graph.edge_dst]))
+    _check_graph_size(float(pieces.sum()), edges, "workload.generator.split_max",
+                      hint=f"each task of up to {graph.duration_s.max():g} s becomes up to "
+                           f"{pieces.max():.3g} sub-tasks")
+
+
 def _generate(g: Doc, seed: int) -> TaskGraph:
+    _check_generated_size(g)
     cost = TaskCost(duration_s=g.get("duration"), flops=g.get("flops", 0.0),
                     nbytes=g["bytes"], spread=g["spread"])
     kind, edge = g["kind"], g["edge_bytes"]
@@ -257,11 +339,14 @@ def _generate(g: Doc, seed: int) -> TaskGraph:
     else:
         graph = layered(int(g["tasks"]), int(g["width"]), int(g["degree"]), cost, edge, seed)
     if "split_max" in g:
+        _check_split(graph, g["split_max"])
         graph = split_tasks(graph, g["split_max"])
     return graph
 
 
 def _explicit_graph(tasks: list[Doc], cluster: Cluster) -> TaskGraph:
+    edges = sum(len(t.get("after", ())) + len(t.get("inputs", ())) for t in tasks)
+    _check_graph_size(len(tasks), edges, "workload.tasks")
     units = {u.name: i for i, u in enumerate(cluster.units)}
     first: dict[str, int] = {}
     for i, t in enumerate(tasks):

@@ -7,6 +7,8 @@ string: custom keywords
     x-quantity   the kind of a quantity field ("bandwidth"); its bounds are the standard
                  minimum / exclusiveMinimum / maximum / exclusiveMaximum, applied to the
                  parsed SI value (jsonschema applies them to bare numbers only)
+    x-magnitude  on a plain number: its range in limits.MAGNITUDES (x-quantity kinds
+                 have theirs too), so no product the engine forms leaves the float range
     x-preset     on a unit or link table: which preset catalog `preset` names
     x-why        on the `then` of an if/then: why the keys it requires are needed
     x-claim-key  on a claims field: its key in Scenario.claims, with units
@@ -143,7 +145,7 @@ def _unit() -> Schema:
         "overhead": _qty("time", "Fixed cost added to every task", 0, minimum=0),
         "idle_power": _qty("power", "Power drawn while idle", 0, minimum=0),
         "busy_power": _qty("power", "Power drawn while computing", 0, minimum=0),
-        "price_per_hour": {"type": "number", "minimum": 0,
+        "price_per_hour": {"type": "number", "minimum": 0, "x-magnitude": "price_per_hour",
                            "description": "Price in USD per unit-hour, for cost reports"},
     }, ("name",), **{"x-preset": "devices"})
     node.update(_when({"not": {"required": ["preset"]}}, ["peak", "memory_bandwidth"],
@@ -287,11 +289,11 @@ def _schema() -> Schema:
             "source": _str("Where the claims come from, e.g. 'seed §4.3'", default=""),
         }),
         "objective": _table("The seed's third formula E_t + lambda * E_r", {
-            "training_error": {"type": "number", "minimum": 0,
+            "training_error": {"type": "number", "minimum": 0, "x-magnitude": "objective",
                                "description": "Training error E_t"},
-            "inference_error": {"type": "number", "minimum": 0,
+            "inference_error": {"type": "number", "minimum": 0, "x-magnitude": "objective",
                                 "description": "Inference error E_r"},
-            "lambda": {"type": "number", "minimum": 0,
+            "lambda": {"type": "number", "minimum": 0, "x-magnitude": "objective",
                        "description": "Weight lambda of the inference error"},
         }, ("training_error", "inference_error", "lambda")),
         "variants": {

@@ -15,14 +15,16 @@ import operator
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema
 
 from ..errors import QuantityError, ScenarioError
+from ..limits import MAGNITUDES, SIZES, check_magnitude
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
+from .bulk import bulk_arrays, thinned, unseen
 from .schema import Schema, schema
 
 Segment = str | int
@@ -84,6 +86,7 @@ _NOUNS = {
     "time": "a duration", "bytes": "a size", "bandwidth": "a bandwidth",
     "flops": "a FLOP count", "flop_rate": "a compute rate", "power": "a power",
     "energy": "an energy", "energy_per_byte": "an energy per byte", "dimensionless": "a number",
+    "price_per_hour": "a price per unit-hour", "objective": "a number",  # x-magnitude kinds
 }
 
 
@@ -137,8 +140,12 @@ _LOCATION = re.compile(r"\s*\((at line \d+, column \d+|at end of document)\)$")
 
 
 def parse_toml(text: str) -> dict[str, Any]:
+    """The document of TOML text, nested at most SIZES["nesting"] deep. A leading UTF-8
+    byte-order mark (Windows editors write one) carries no content and is skipped."""
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text.removeprefix("\ufeff"))
+    except RecursionError:  # tomllib recurses per level of inline arrays and tables
+        doc = None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = _LOCATION.search(message)
@@ -146,6 +153,45 @@ def parse_toml(text: str) -> dict[str, Any]:
         at = where.group(1) if where else "somewhere"
         raise ScenarioError("", "valid TOML", f"<a syntax error {at}>",
                             hint=detail[:1].lower() + detail[1:]) from None
+    _check_depth(doc)
+    assert doc is not None
+    return doc
+
+
+def _check_depth(doc: dict[str, Any] | None) -> None:
+    """Refuse tables and arrays nested deeper than the bound, before anything recurses
+    into them (measured without recursion; None: too deep for tomllib to parse)."""
+    size = SIZES["nesting"]
+    if doc is None or _too_deep(doc, size.maximum):
+        path = _path_deeper_than(doc, size.maximum) if doc is not None else []
+        raise ScenarioError(format_path(path), f"at most {size.maximum} {size.noun}",
+                            f"<more than {size.maximum}>", hint=size.why)
+
+
+def _containers(node: Any) -> Iterable[tuple[Segment, Any]]:
+    pairs = node.items() if isinstance(node, dict) else enumerate(node)
+    return ((k, v) for k, v in pairs if isinstance(v, dict | list))
+
+
+def _too_deep(doc: Any, bound: int) -> bool:
+    level = [doc]  # breadth first, a level at a time: a tight loop over a big document
+    for _ in range(bound + 1):  # level k holds the containers k deep
+        level = [c for node in level for c in (node.values() if isinstance(node, dict)
+                                                else node) if isinstance(c, dict | list)]
+        if not level:
+            return False
+    return True
+
+
+def _path_deeper_than(doc: Any, bound: int) -> Path:
+    """A path to a table or array nested more than `bound` deep (one exists)."""
+    stack: list[tuple[Any, Path]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > bound:
+            return path
+        stack.extend((child, [*path, k]) for k, child in _containers(node))
+    raise AssertionError("no path deeper than the bound")
 
 
 # -- JSON Schema ----------------------------------------------------------------------
@@ -156,8 +202,15 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def check_structure(doc: dict[str, Any]) -> None:
-    """Raise the first (in file order) JSON Schema violation as one ScenarioError."""
-    errors = [_convert(e) for e in _validator().iter_errors(doc)]
+    """Raise the first (in file order) JSON Schema violation as one ScenarioError.
+    Long arrays of like tables are checked once per shape (see bulk.py)."""
+    arrays = bulk_arrays(doc, schema_root())
+    validator = _validator()
+    errors = [_convert(e) for e in validator.iter_errors(thinned(doc, arrays))]
+    for path, items, array in arrays:
+        entries = validator.evolve(schema=items)
+        for i, entry in unseen(array, entries.is_valid):
+            errors.extend(_convert(e, [*path, i]) for e in entries.iter_errors(entry))
     if errors:
         errors.sort(key=lambda pe: (_position(doc, pe[0]), pe[1].path, pe[1].line()))
         raise errors[0][1]
@@ -180,11 +233,20 @@ def _position(doc: Any, path: Path) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
-def _convert(err: jsonschema.ValidationError) -> tuple[Path, ScenarioError]:
-    path: Path = list(err.absolute_path)
+_TABLE_KEYWORDS = frozenset({"additionalProperties", "required", "dependentRequired", "oneOf",
+                             "minProperties"})
+
+
+def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
+             ) -> tuple[Path, ScenarioError]:
+    path: Path = [*prefix, *err.absolute_path]
     node, value, kind = err.schema, err.instance, err.validator
     if not isinstance(node, dict):
         node = {}
+    if kind in _TABLE_KEYWORDS and not isinstance(value, dict):
+        # JSON Schema applies these to tables only, but `oneOf` of `required`s fails
+        # on anything else (every branch passes): the mistake is the missing table
+        return path, ScenarioError(format_path(path), "a table", found(value))
     if kind == "additionalProperties":
         props = node.get("properties", {})
         extra = next(k for k in value if k not in props)
@@ -262,6 +324,8 @@ def _normalize(node: Schema, value: Any, path: Path) -> Any:
         return _quantity(node, value, path)
     if isinstance(value, float) and not math.isfinite(value):
         raise ScenarioError(format_path(path), f"a finite {describe(node)[2:]}", found(value))
+    if "x-magnitude" in node and isinstance(value, int | float) and not isinstance(value, bool):
+        _magnitude(node, node["x-magnitude"], value, value, path)
     props = node.get("properties")
     if isinstance(value, dict) and props is not None:
         if "x-preset" in node and "preset" in value:
@@ -296,16 +360,31 @@ _COMPARE = {"minimum": operator.ge, "exclusiveMinimum": operator.gt,
             "maximum": operator.le, "exclusiveMaximum": operator.lt}
 
 
+@lru_cache(maxsize=1 << 12, typed=True)  # typed: True and 1 parse differently
+def _parse(value: str | int | float, kind: str) -> float:
+    return parse_quantity(value, kind)
+
+
 def _quantity(node: Schema, value: Any, path: Path) -> float:
     try:
-        x = parse_quantity(value, node["x-quantity"])
+        x = _parse(value, node["x-quantity"]) if isinstance(value, str | int | float) \
+            else parse_quantity(value, node["x-quantity"])
     except QuantityError as exc:
         expected, hint = _split_detail(exc.expected)
         raise ScenarioError(format_path(path), expected, found(value), hint=hint) from None
     for word, ok in _COMPARE.items():
         if word in node and not ok(x, node[word]):
             raise ScenarioError(format_path(path), describe(node), found(value))
+    _magnitude(node, node["x-quantity"], x, value, path)
     return x
+
+
+def _magnitude(node: Schema, kind: str, x: float, value: Any, path: Path) -> None:
+    """Every number the engine computes with stays inside limits.MAGNITUDES."""
+    if MAGNITUDES[kind].admits(x):
+        return
+    zero = node.get("exclusiveMinimum", -1) < 0 and node.get("minimum", 0) <= 0
+    check_magnitude(kind, x, format_path(path), _NOUNS[kind], found(value), zero=zero)
 
 
 def _split_detail(expected: str) -> tuple[str, str]:
@@ -361,25 +440,26 @@ def parse_key_path(variant: str, dotted: str) -> Path:
 
 
 def apply_override(doc: dict[str, Any], path: Path, value: Any, where: str) -> None:
-    """Set doc at path to value, creating missing tables on the way."""
+    """Set doc at path to value, creating missing tables on the way. Another override
+    may have put a scalar or an array where the path goes on: that is refused here."""
     node: Any = doc
-    for depth, seg in enumerate(path[:-1]):
-        nxt = path[depth + 1]
+    for depth, seg in enumerate(path):
+        here = format_path(path[:depth])
         if isinstance(seg, int):
+            if not isinstance(node, list):
+                raise ScenarioError(where, f"an array at {here} to index", found(node))
+            if seg >= len(node):
+                raise ScenarioError(where, f"an index of an existing entry of {here} "
+                                    f"(it has {len(node)})", f"<index {seg}>")
+        elif not isinstance(node, dict):
+            raise ScenarioError(where, f"a table at {here or 'the top level'} to set "
+                                f"{seg!r} in", found(node))
+        elif seg not in node and depth + 1 < len(path):
+            node[seg] = [] if isinstance(path[depth + 1], int) else {}
+        if depth + 1 == len(path):
+            node[seg] = value
+        else:
             node = node[seg]
-            continue
-        if seg not in node:
-            node[seg] = [] if isinstance(nxt, int) else {}
-        node = node[seg]
-        if isinstance(nxt, int) and nxt >= len(node):
-            raise ScenarioError(where, f"an index of an existing entry of "
-                                f"{format_path(path[:depth + 1])} (it has {len(node)})",
-                                f"<index {nxt}>")
-    last = path[-1]
-    if isinstance(last, int) and last >= len(node):
-        raise ScenarioError(where, f"an index of an existing entry of {format_path(path[:-1])} "
-                            f"(it has {len(node)})", f"<index {last}>")
-    node[last] = value
 
 
 def relocate(err: ScenarioError, variant: str, overrides: dict[str, Path]) -> ScenarioError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScenarioError
+from ..scenario import read_text
 from ..scenario.build import build
 from ..scenario.validate import (
     apply_override,
@@ -74,17 +75,7 @@ class Sweep:
 
 def load_sweep(path: str | os.PathLike[str]) -> Sweep:
     file = os.fspath(path)
-    try:
-        with open(file, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise ScenarioError("", "an existing scenario file", "<no such file>", file=file) from None
-    except UnicodeDecodeError:
-        raise ScenarioError("", "a UTF-8 text file", "<undecodable bytes>", file=file) from None
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise ScenarioError("", "a readable scenario file", f"<{reason}>", file=file) from None
-    return loads_sweep(text, file)
+    return loads_sweep(read_text(file), file)  # a bounded, regular file, as scenario.load reads
 
 
 def loads_sweep(text: str, file: str = "<string>") -> Sweep:
