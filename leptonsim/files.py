@@ -60,7 +60,7 @@ def json_text(obj: object, file: str) -> str:
     except ValueError:
         key, value = _non_finite(obj, "") or ("", obj)
         raise ScenarioError(key, "a finite number", value, file=file,
-                            hint="the inputs overflow the arithmetic; nothing was written"
+                            hint="a number overflowed: an input too large or small?; nothing was written"
                             ) from None
 
 

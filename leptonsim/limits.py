@@ -37,7 +37,12 @@ class Magnitude:
 
 
 # Sizes: the keys name the thing bounded; each check site names its key path.
-SIZES: dict[str, Size] = {}
+SIZES: dict[str, Size] = {
+    "profile_bytes": Size(1_000_000, "bytes of a hardware profile", "a profile is ~3 kB; "
+                          "reading --profile /dev/zero must not exhaust memory"),
+    "precision.batch": Size(2048, "samples in a precision batch", "seed_cnn needs about "
+                            "1 MB a sample (1.1 GB measured at 1024): 2048 stays near 2 GB"),
+}
 
 # Magnitudes per quantity kind (the scenario format's x-quantity kinds).
 MAGNITUDES: dict[str, Magnitude] = {}

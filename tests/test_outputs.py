@@ -3,6 +3,7 @@ whole old set or the whole new one; dead writers' leftovers are collected."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -140,10 +141,8 @@ def test_sigkill_at_random_moments_with_a_reader_running(two, tmp_path) -> None:
 
     def reader() -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(FileNotFoundError):  # superseded, collected meanwhile
                 seen.append(read_set(current_set(out, "run")))
-            except FileNotFoundError:  # superseded and collected while being read
-                pass
             time.sleep(0.002)  # leave the CPU to the writer
 
     t = threading.Thread(target=reader)
