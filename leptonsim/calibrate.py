@@ -24,8 +24,10 @@ import numpy as np
 
 from .errors import QuantityError, ScenarioError
 from .export import atomic_write
+from .files import check_output
 from .graph import TaskGraph
 from .hardware import Cluster, ComputeUnit, LinkSpec
+from .limits import SIZES
 from .quantities import format_quantity, parse_quantity
 
 
@@ -220,54 +222,99 @@ def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
-    """Read a profile written by write_profile; ScenarioError (file, key) if it is bad."""
+    """Read a profile written by write_profile; ScenarioError (file, key path, expected,
+    found) for anything else: not a small UTF-8 TOML file, a key missing or mistyped."""
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ScenarioError("", "a readable profile TOML file", f"<{err}>", file=file) from None
-    get = _reader(doc, file)
-    curve = tuple((float(get(f"efficiency_curve[{i}].flops", "flops")),
-                   float(get(f"efficiency_curve[{i}].efficiency", "dimensionless")))
-                  for i in range(len(doc.get("efficiency_curve", []))))
-    bad = [i for i, (f, e) in enumerate(curve) if not (f > 0 and 0 < e <= 1)]
-    if not curve or bad:
-        where = f"efficiency_curve[{bad[0]}]" if bad else "efficiency_curve"
-        raise ScenarioError(where, "points with flops > 0 and efficiency in (0, 1]",
-                            curve[bad[0]] if bad else "<no points>", file=file)
+    doc = _profile_document(Path(path), file)
+    unit, link = _table(doc, "unit", file), _table(doc, "link", file)
+    machine = _table(doc, "machine", file, optional=True)
+
+    def q(table: dict[str, Any], key: str, where: str, kind: str, positive: bool = True,
+          default: float | None = None) -> float:
+        return _quantity(table, key, where, kind, file, positive, default)
+
+    curve = tuple((q(p, "flops", f"efficiency_curve[{i}]", "flops"),
+                   q(p, "efficiency", f"efficiency_curve[{i}]", "dimensionless"))
+                  for i, p in enumerate(_tables(doc, "efficiency_curve", file)))
+    if not curve:
+        raise ScenarioError("efficiency_curve", "at least one [[efficiency_curve]] point",
+                            "<none>", file=file)
+    for i, (_, e) in enumerate(curve):
+        if e > 1:
+            raise ScenarioError(f"efficiency_curve[{i}].efficiency", "an efficiency in (0, 1]",
+                                e, file=file)
     return Profile(
-        peak_flops=get("unit.peak", "flop_rate"),
-        memory_bandwidth=get("unit.memory_bandwidth", "bandwidth"),
-        overhead_s=get("unit.overhead", "time", positive=False),
-        link_latency_s=get("link.latency", "time", positive=False),
-        link_bandwidth=get("link.bandwidth", "bandwidth"),
+        peak_flops=q(unit, "peak", "unit", "flop_rate"),
+        memory_bandwidth=q(unit, "memory_bandwidth", "unit", "bandwidth"),
+        overhead_s=q(unit, "overhead", "unit", "time", positive=False),
+        link_latency_s=q(link, "latency", "link", "time", positive=False),
+        link_bandwidth=q(link, "bandwidth", "link", "bandwidth"),
         efficiency_curve=curve,
-        peak_flops_fp64=get("unit.peak_fp64", "flop_rate", default=0.0, positive=False),
-        machine={k: str(v) for k, v in doc.get("machine", {}).items()},
-        gemm=tuple((str(r.get("dtype")), int(r.get("n", 0)), get(f"gemm[{i}].rate", "flop_rate"))
-                   for i, r in enumerate(doc.get("gemm", []))),
+        peak_flops_fp64=q(unit, "peak_fp64", "unit", "flop_rate", positive=False, default=0.0),
+        machine={k: str(v) for k, v in machine.items()},
+        gemm=tuple(_gemm_row(r, i, file) for i, r in enumerate(_tables(doc, "gemm", file))),
     )
 
 
-def _reader(doc: dict[str, Any], file: str) -> Callable[..., float]:
-    """get("unit.peak", kind): the quantity at a key path, or a ScenarioError naming it."""
-    def get(key: str, kind: str, default: float | None = None, positive: bool = True) -> float:
-        node: Any = doc
-        for part in key.replace("]", "").replace("[", ".").split("."):
-            node = node.get(part) if isinstance(node, dict) else (
-                node[int(part)] if isinstance(node, list) and int(part) < len(node) else None)
-        if node is None and default is not None:
-            return default
-        try:
-            value = parse_quantity(node, kind)
-        except QuantityError as err:
-            raise ScenarioError(key, err.expected, "<nothing>" if node is None else node,
-                                file=file) from None
-        if value < 0 or (positive and value == 0):
-            raise ScenarioError(key, "a value > 0" if positive else "a value >= 0", node, file=file)
-        return value
-    return get
+def _profile_document(path: Path, file: str) -> dict[str, Any]:
+    """The parsed TOML of a regular file of at most SIZES["profile_bytes"] bytes."""
+    limit = SIZES["profile_bytes"].maximum
+    try:
+        if not path.is_file():  # a directory, a named pipe (which would block), ...
+            raise ScenarioError("", "a profile TOML file", "<not a regular file>", file=file)
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ScenarioError("", f"a profile of at most {limit} bytes",
+                                "<a larger file>", file=file)
+        return tomllib.loads(data.decode("utf-8"))
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not TOML
+        raise ScenarioError("", "a readable UTF-8 profile TOML file", f"<{err}>",
+                            file=file) from None
+
+
+def _table(doc: dict[str, Any], key: str, file: str, optional: bool = False) -> dict[str, Any]:
+    node = doc.get(key, {} if optional else None)
+    if not isinstance(node, dict):
+        raise ScenarioError(key, "a table", "<nothing>" if node is None else node, file=file)
+    return node
+
+
+def _tables(doc: dict[str, Any], key: str, file: str) -> list[dict[str, Any]]:
+    """An array of tables ([[key]]); absent is empty."""
+    node = doc.get(key, [])
+    if not isinstance(node, list):
+        raise ScenarioError(key, "an array of tables", node, file=file)
+    for i, item in enumerate(node):
+        if not isinstance(item, dict):
+            raise ScenarioError(f"{key}[{i}]", "a table", item, file=file)
+    return node
+
+
+def _quantity(table: dict[str, Any], key: str, where: str, kind: str, file: str,
+              positive: bool, default: float | None) -> float:
+    """The quantity `table[key]` (at key path `where.key`), or a ScenarioError naming it."""
+    node: Any = table.get(key)
+    if node is None and default is not None:
+        return default
+    path = f"{where}.{key}"
+    try:
+        value = parse_quantity(node, kind)
+    except QuantityError as err:
+        raise ScenarioError(path, err.expected, "<nothing>" if node is None else node,
+                            file=file) from None
+    if value < 0 or (positive and value == 0):
+        raise ScenarioError(path, "a value > 0" if positive else "a value >= 0", node, file=file)
+    return value
+
+
+def _gemm_row(row: dict[str, Any], i: int, file: str) -> tuple[str, int, float]:
+    dtype, n = row.get("dtype"), row.get("n")
+    if not isinstance(dtype, str):
+        raise ScenarioError(f"gemm[{i}].dtype", "a dtype name", dtype, file=file)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ScenarioError(f"gemm[{i}].n", "an integer >= 1", n, file=file)
+    return dtype, n, _quantity(row, "rate", f"gemm[{i}]", "flop_rate", file, True, None)
 
 
 # -- command line ---------------------------------------------------------------------
@@ -286,6 +333,7 @@ def add_calibrate_command(subparsers: Any) -> None:
 
 
 def _calibrate_command(args: argparse.Namespace) -> int:
+    check_output(args.out, directory=False)  # before minutes of measuring
     profile = calibrate(progress=True, quick=args.quick)
     path = write_profile(profile, args.out)
     print(f"peak {format_quantity(profile.peak_flops, 'flop_rate')} (float32, one core), "

@@ -1,7 +1,8 @@
 """Command line: each subcommand is a function returning an exit code.
 
 Exit codes: 0 success, 2 bad input (one line on stderr: file, key path, expected,
-found), 1 anything else.
+found), 1 anything else. An OSError from the environment (a full disk, a file that
+vanished) is one line with exit code 1: the command was right, the machine failed it.
 """
 
 from __future__ import annotations
@@ -11,24 +12,37 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import LeptonError, ScenarioError
 
 BAD_INPUT = 2
+FAILED = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose refusals are one line, `error: leptonsim run: ...` (exit 2), like
+    every other refusal; --help stays full. Subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(BAD_INPUT, f"error: {self.prog}: {message}\n")
 
 
 def _run(args: argparse.Namespace) -> int:
     from . import scenario
+    from .files import check_output
     from .report import render, render_comparison
     from .run import run, write_outputs
 
     scenarios = scenario.load(args.file)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
+    check_output(base, directory=True)  # the directory named, then each variant's in it
+    dirs = [check_output(base / s.variant, directory=True) if s.variant else base
+            for s in scenarios]
     results = [run(s) for s in scenarios]  # all variants simulate before any file is written
-    for result in results:
+    for result, out in zip(results, dirs, strict=True):
         print(render(result))
-        variant = result.scenario.variant
-        written = write_outputs(result, base / variant if variant else base)
+        written = write_outputs(result, out)
         print(f"wrote {', '.join(str(p) for p in written)}\n")
     if len(results) > 1:
         print(render_comparison(results))
@@ -70,7 +84,7 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="leptonsim",
         description="Simulate deep-learning task graphs on hardware that may not exist yet, "
                     "and hold the seed's formulas up against the schedule.")
@@ -104,11 +118,14 @@ def parser() -> argparse.ArgumentParser:
     add_precision_command(sub)
     add_calibrate_command(sub)
     add_optimize_command(sub)
+    p.set_defaults(commands=sub.choices)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args, extra = parser().parse_known_args(argv)
+    if extra:  # named by the subcommand's parser, whose usage it is
+        args.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except ScenarioError as err:
@@ -118,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = getattr(args, "file", "")
         print(f"error: {where + ': ' if where else ''}{err}", file=sys.stderr)
         return BAD_INPUT
+    except OSError as err:
+        what = f"{err.filename}: " if err.filename else ""
+        print(f"error: leptonsim {args.command}: {what}{err.strerror or err}", file=sys.stderr)
+        return FAILED
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ SIZES: dict[str, Size] = {
                        "HEFT routes every pair of units (units^2 routes); use greedy or static"),
     "heft_cells": Size(2**26, "units x tasks for a HEFT scheduler",
                        "HEFT keeps a units x tasks table of finish times; use greedy or static"),
+    "profile_bytes": Size(1_000_000, "bytes of a hardware profile", "a profile is ~3 kB; "
+                          "reading --profile /dev/zero must not exhaust memory"),
+    "precision.batch": Size(2048, "samples in a precision batch", "seed_cnn needs about "
+                            "1 MB a sample (1.1 GB measured at 1024): 2048 stays near 2 GB"),
 }
 
 # Magnitudes per quantity kind (the scenario format's x-quantity kinds, and x-magnitude

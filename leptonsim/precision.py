@@ -31,7 +31,9 @@ from typing import IO, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from leptonsim.errors import ScenarioError
 from leptonsim.export import atomic_write
+from leptonsim.files import check_output, publish
 from leptonsim.formulas import seed_objective, seed_objective_argmin
 from leptonsim.kernels import (
     Array,
@@ -42,6 +44,7 @@ from leptonsim.kernels import (
     run_backward,
     run_forward,
 )
+from leptonsim.limits import SIZES
 from leptonsim.models import Layer, Model
 from leptonsim.ops import Softmax
 from leptonsim.sharded.blocks import gpt_block
@@ -175,6 +178,10 @@ def measure(model: str = "seed_cnn", batch: int = 64, repeats: int = 5, lam: flo
     """Errors and times of every precision in `dtypes` on one workload."""
     if batch < 1 or repeats < 1 or threads < 1:
         raise ValueError("batch, repeats and threads must be >= 1")
+    if batch > SIZES["precision.batch"].maximum:  # before anything is allocated
+        bound = SIZES["precision.batch"]
+        raise ScenarioError("--batch", f"at most {bound.maximum} {bound.noun}", batch,
+                            file="command line", hint=bound.why)
     seed_objective(0.0, 0.0, lam)  # checks lam
     work = workload(model, batch, seed)
     with threadpool_limits(threads):
@@ -299,10 +306,15 @@ def _weight(text: str) -> float:
     return value
 
 
+def write_outputs(report: PrecisionReport, out_dir: str | Path) -> list[Path]:
+    """precision.csv and precision.png, as one set (files.publish)."""
+    return publish(out_dir, "precision", lambda d: (write_csv(report, d / "precision.csv"),
+                                                    plot(report, d / "precision.png")))
+
+
 def _precision_command(args: argparse.Namespace) -> int:
+    out = check_output(args.out, directory=True)  # before minutes of measuring
     report = measure(args.model, args.batch, args.repeats, args.lam, args.threads)
     print(format_report(report))
-    out = Path(args.out)
-    written = [write_csv(report, out / "precision.csv"), plot(report, out / "precision.png")]
-    print(f"wrote {', '.join(str(p) for p in written)}")
+    print(f"wrote {', '.join(str(p) for p in write_outputs(report, out))}")
     return 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from .cost import Roofline
 from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
+from .files import json_text, publish
 from .metrics import Metrics
 from .scenario import Scenario
 from .sim import SCHEDULERS, simulate
@@ -66,27 +64,20 @@ def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Tr
 
 def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
     """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
-    gantt.png. Files are built in a staging directory and moved into place only when
-    all of them exist, so a failure leaves no partial output."""
+    gantt.png as one set (files.publish): a reader sees the previous run's five files
+    or this run's five, never a mix, whenever the writer fails or dies."""
     from .plots import gantt, save_figure  # matplotlib only when files are written
     from .report import summary
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
-        text = json.dumps(summary(result), indent=2) + "\n"
+    text = json_text(summary(result), "summary.json")  # refused before anything is written
+    s = result.scenario
+    title = f"{s.name}{f' [{s.variant}]' if s.variant else ''} — {s.scheduler}"
+
+    def build(staging: Path) -> None:
         atomic_write(staging / "summary.json", lambda f: f.write(text))
         write_chrome_trace(result.trace, staging / "trace.json")
         write_tasks_csv(result.trace, staging / "tasks.csv")
         write_transfers_csv(result.trace, staging / "transfers.csv")
-        s = result.scenario
-        title = f"{s.name}{f' [{s.variant}]' if s.variant else ''} — {s.scheduler}"
         save_figure(gantt(result.trace, title), staging / "gantt.png")
-        written = []
-        for f in sorted(staging.iterdir()):
-            target = out_dir / f.name
-            f.replace(target)
-            written.append(target)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return publish(out_dir, "run", build)

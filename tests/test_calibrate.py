@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -21,10 +22,12 @@ from leptonsim.calibrate import (
     monotone_curve,
     write_profile,
 )
+from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.execute.bench import fit_latency_bandwidth
 from leptonsim.graph import GraphBuilder
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected
+from tests.test_validate import SCENARIO as TINY
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=2e10, overhead_s=5e-6, link_latency_s=3e-5,
                   link_bandwidth=4e9,
@@ -130,7 +133,8 @@ def test_profile_makes_a_unit_and_a_link():
     (('latency = "30 us"\n', ""), r"link\.latency: expected a duration .* found nothing"),
     (("efficiency = 0.2\n", "efficiency = 0.0\n"),
      r"efficiency_curve\[1\]\.efficiency: expected a value > 0"),
-    (("efficiency = 0.2\n", "efficiency = 1.5\n"), r"efficiency_curve\[1\]: expected points"),
+    (("efficiency = 0.2\n", "efficiency = 1.5\n"),
+     r"efficiency_curve\[1\]\.efficiency: expected an efficiency in \(0, 1\], found 1\.5"),
 ])
 def test_a_broken_profile_names_file_and_key(tmp_path, edit, match):
     path = write_profile(PROFILE, tmp_path / "p.toml")
@@ -139,3 +143,49 @@ def test_a_broken_profile_names_file_and_key(tmp_path, edit, match):
     path.write_text(text.replace(edit[0], edit[1]))
     with pytest.raises(ScenarioError, match=f"p.toml: {match}"):
         load_profile(path)
+
+
+GEMM = dataclasses.replace(PROFILE, machine={"cpu": "x"}, gemm=(("float32", 8, 1e9),))
+
+
+@pytest.mark.parametrize("edit, match", [  # a top-level key where a table was
+    (lambda t: "unit = 5\n" + t.replace("[unit]", "[unit_x]"), r"unit: expected a table, found 5"),
+    (lambda t: "machine = 3\n" + t.replace("[machine]", "[m]"), r"machine: expected a table"),
+    (lambda t: "gemm = 'x'\n" + t.replace("[[gemm]]", "[[g]]"),
+     r"gemm: expected an array of tables, found 'x'"),
+    (lambda t: "efficiency_curve = [1]\n" + t.replace("[[efficiency_curve]]", "[[c]]"),
+     r"efficiency_curve\[0\]: expected a table, found 1"),
+    (lambda t: t.replace("[[efficiency_curve]]", "[[c]]"),
+     r"efficiency_curve: expected at least one \[\[efficiency_curve\]\] point"),
+    (lambda t: t.replace("n = 8", 'n = "eight"'), r"gemm\[0\]\.n: expected an integer >= 1"),
+    (lambda t: t.replace('dtype = "float32"', "dtype = 32"), r"gemm\[0\]\.dtype: expected a dtype"),
+    (lambda t: t.replace("flops = 1000.0", "flops = [1]"),
+     r"efficiency_curve\[0\]\.flops: expected a FLOP count"),
+])
+def test_a_profile_of_wrong_types_is_one_error_with_its_key_path(tmp_path, edit, match):
+    path = write_profile(GEMM, tmp_path / "p.toml")
+    text = edit(path.read_text())
+    assert text != path.read_text()
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=f"p.toml: {match}"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("content, found", [
+    (b"\x89PNG\r\n\x1a\n\x00\xff", "codec can't decode byte 0x89"),
+    (b"[unit\n", "Expected ']'"),
+    (None, "not a regular file"),  # a named pipe: reading it would block
+])
+def test_a_profile_that_is_not_toml_is_one_line_exit_2(tmp_path, capsys, content, found):
+    path = tmp_path / "p.toml"
+    if content is None:
+        os.mkfifo(path)
+    else:
+        path.write_bytes(content)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["validate", str(scenario), "--profile", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: expected ") and found in err
+    assert not out.exists()

@@ -27,7 +27,7 @@ def test_run_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "claim: seed §4.3" in report and "work/span lower bound" in report
     for variant in ("independent", "chain", "seed_assumptions"):
         out = tmp_path / variant
-        assert sorted(p.name for p in out.iterdir()) == [
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
             "gantt.png", "summary.json", "tasks.csv", "trace.json", "transfers.csv"]
         assert (out / "gantt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         trace = json.loads((out / "trace.json").read_text())

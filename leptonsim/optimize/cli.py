@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..export import atomic_write
+from ..files import check_output, json_text
 from ..parallel.config import LAYOUTS
 from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
 from .space import SCHEDULES
@@ -38,6 +38,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     from ..scenario.validate import parse_toml
 
     scenario = load(args.file)[0]
+    out = check_output(Path(args.out) if args.out else Path("out") / Path(args.file).stem
+                       / "optimize", directory=True)
     raw = parse_toml(Path(args.file).read_text(encoding="utf-8"))
     table = raw.get("workload", {}).get("model")
     if table is None:
@@ -50,10 +52,10 @@ def run_optimize(args: argparse.Namespace) -> int:
                     optimizer=table.get("optimizer", "adam"), training=table.get("training", True),
                     max_tp=scenario.cluster.units_per_node, max_microbatches=args.max_microbatches)
     print(render(result, model.name, scenario.cluster.size))
-    out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "optimize"
     out.mkdir(parents=True, exist_ok=True)
+    text = json_text(ranking(result), "ranking.json")
     write_table(result, out / "configurations.csv")
-    atomic_write(out / "ranking.json", lambda f: f.write(json.dumps(ranking(result), indent=2) + "\n"))
+    atomic_write(out / "ranking.json", lambda f: f.write(text))
     print(f"wrote {out / 'configurations.csv'}, {out / 'ranking.json'}")
     return 0
 

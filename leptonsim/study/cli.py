@@ -69,12 +69,14 @@ def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from ..files import check_output
     from .executors import open_executor
     from .load import load_sweep
     from .runner import RESULTS, run_sweep
 
     sweep = load_sweep(args.file)  # every mistake in the file, before anything runs
     out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "sweep"
+    check_output(out, directory=True)  # one output-path check, before any point runs
     try:
         with open_executor(args.executor, args.workers, args.scheduler) as pool:
             done = run_sweep(sweep, out, pool.executor, slots=pool.slots,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import LeptonError, ScenarioError
+from ..errors import ScenarioError
 
 DEFAULT_PROFILE = "profiles/this_machine.toml"
 
@@ -47,6 +47,7 @@ def add_validate_command(subparsers: Any) -> None:
 
 def validate_command(args: argparse.Namespace) -> int:
     from .. import scenario
+    from ..files import check_output
     from .quiet import QuietGate
     from .report import render, write_outputs
     from .run import machine_cores, validate, workers_needed
@@ -68,15 +69,19 @@ def validate_command(args: argparse.Namespace) -> int:
         if n > cores:
             print(f"validate: skipped {s.label}: it needs {n} workers, one per core, and this "
                   f"machine has {cores}", file=sys.stderr)
-    profile = load_or_calibrate(args.profile)
     base = Path(args.out) if args.out else Path("out") / f"{Path(args.file).stem}-validation"
+    check_output(base, directory=True)  # every output path, before calibrating or executing
+    dirs = [check_output(base / s.variant, directory=True) if s.variant else base for s in fits]
+    if not Path(args.profile).exists():
+        check_output(args.profile, directory=False, option="--profile")
+    profile = load_or_calibrate(args.profile)
     # at most 10 s of waiting per run and two re-runs; none after 5 minutes
     gate = None if args.no_wait else QuietGate(max_wait_s=10.0, retries=2,
                                                deadline=time.monotonic() + 300.0)
-    for s in fits:
+    for s, out in zip(fits, dirs, strict=True):
         result = validate(s, profile, args.workers, args.repeats, gate)
         print(render(result))
-        written = write_outputs(result, base / s.variant if s.variant else base,
+        written = write_outputs(result, out,
                                 {"profile": str(args.profile), "machine": profile.machine})
         print(f"wrote {', '.join(str(p) for p in written)}\n")
     return 0
@@ -95,14 +100,8 @@ def load_or_calibrate(path: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="leptonsim")
-    add_validate_command(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ScenarioError as err:
-        print(f"error: {err.line()}", file=sys.stderr)
-        return 2
-    except LeptonError as err:
-        print(f"error: {args.file}: {err}", file=sys.stderr)
-        return 2
+    """`python -m leptonsim.validate` (argv: "validate", then its arguments): the same
+    command, refusals and exit codes as through cli.main."""
+    from ..cli import main as cli_main
+
+    return cli_main(argv)

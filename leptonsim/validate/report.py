@@ -1,18 +1,16 @@
 """A Validation as text, as JSON, and as files (validation.json, scatter.png,
-gantt_overlay.png), written through a staging directory as leptonsim.run does."""
+gantt_overlay.png), published as one set as leptonsim.run does."""
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..export import atomic_write
+from ..files import json_text, publish
 from .cost import KernelCalibration
 from .quiet import QuietGate
 from .run import Validation
@@ -121,17 +119,16 @@ def to_json(v: Validation) -> dict[str, Any]:
 
 
 def write_outputs(v: Validation, out_dir: Path, extra: dict[str, Any] | None = None) -> list[Path]:
-    """validation.json, scatter.png and gantt_overlay.png, all or none."""
+    """validation.json, scatter.png and gantt_overlay.png, as one set (files.publish)."""
     from ..plots import save_figure  # matplotlib only when files are written
     from .figures import gantt_overlay, scatter
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
-        text = json.dumps({**to_json(v), **(extra or {})}, indent=2) + "\n"
+    text = json_text({**to_json(v), **(extra or {})}, "validation.json")
+    c = v.comparison
+    keep = c.compute
+
+    def build(staging: Path) -> None:
         atomic_write(staging / "validation.json", lambda f: f.write(text))
-        c = v.comparison
-        keep = c.compute
         save_figure(scatter(c.predicted_task_s[keep], c.measured_task_s[keep],
                             [k for k, m in zip(v.kinds, keep, strict=True) if m],
                             f"{v.label}: task times, predicted vs measured\n"
@@ -139,10 +136,5 @@ def write_outputs(v: Validation, out_dir: Path, extra: dict[str, Any] | None = N
         save_figure(gantt_overlay(c.predicted, c.median_trace,
                                   f"{v.label}: simulated and measured (median run)"),
                     staging / "gantt_overlay.png")
-        written = []
-        for f in sorted(staging.iterdir()):
-            f.replace(out_dir / f.name)
-            written.append(out_dir / f.name)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return publish(out_dir, "validate", build)
