@@ -38,20 +38,28 @@ CHEAP = frozenset({"edge_inference", "seed_case_study", "heterogeneous"})
 Path_ = tuple[str | int, ...]
 
 # Numbers at the edges: zero, negative, subnormal, the float maximum, past int64, inf, nan.
-EXTREME_NUMBERS: tuple[int | float, ...] = (
-    0, -1, 1, 5e-324, 2.2e-308, 1e-300, 1e308, 1.7976931348623157e308, -1e308,
-    2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30, 10**7, 10**10,
-    float("inf"), float("-inf"), float("nan"), 0.5, -0.0,
-)
+EXTREME_INTS = (0, -1, 1, 2, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30,
+                10**7, 10**10)
+EXTREME_FLOATS = (0.0, -0.0, -1.0, 0.5, 5e-324, 2.2e-308, 1e-300, 1e308,
+                  1.7976931348623157e308, -1e308, float("inf"), float("-inf"), float("nan"))
+EXTREME_NUMBERS: tuple[int | float, ...] = EXTREME_INTS + EXTREME_FLOATS
 # Magnitudes put in front of a quantity's unit: "25 GB/s" -> "5e-324 GB/s".
 EXTREME_MAGNITUDES = ("0", "-1", "5e-324", "1e-300", "1e308", "1.7e308", "inf", "-inf", "nan",
                       "1e400", "9223372036854775808", "1e-9", "")
-# Keys of the format that the bundled scenarios leave out (defaults, preset values): a
-# mutation adds them, so a value the bundled files never set gets fuzzed too.
-ABSENT_KEYS = ("busy_power", "idle_power", "price_per_hour", "energy_per_byte", "memory",
-               "overhead", "split_max", "duplex", "chunks", "microbatches", "spread", "seed",
-               "count", "tasks", "layers", "latency", "bandwidth", "efficiency", "sweep")
+# Keys of the format that the bundled scenarios leave out (defaults, preset values), by
+# the table they belong in: a mutation adds them, so values no bundled file sets get fuzzed.
+ABSENT_KEYS = {
+    "units": ("busy_power", "idle_power", "price_per_hour", "memory", "overhead", "count",
+              "efficiency", "peak", "memory_bandwidth"),
+    "link": ("latency", "bandwidth", "energy_per_byte", "duplex"),
+    "generator": ("split_max", "spread", "tasks", "width", "stages", "duration", "seed"),
+    "model": ("microbatches", "layers", "batch", "recompute"),
+    "parallel": ("microbatches", "bucket", "tp", "pp", "dp", "fuse"),
+    "scenario": ("seed",),
+}
+ABSENT_KEYS |= {"intra": ABSENT_KEYS["link"], "inter": ABSENT_KEYS["link"]}
 UNITS = ("W", "s", "B/s", "GB/s", "FLOP/s", "B", "GB", "J/B", "ns")
+EXTREME_STRINGS = ("", " ", "x" * 100_000, "\x00", "é\u202e", "../../etc", "a\nb")
 NEST = "@nest:{}@"          # a sentinel string replaced by raw nested arrays in to_toml
 
 
@@ -134,11 +142,16 @@ wrong_values = st.one_of(
 
 
 def extreme_like(value: Any) -> st.SearchStrategy[Any]:
-    """An extreme value of the same shape: a quantity keeps its unit."""
+    """An extreme value of the same type, which a schema's type check lets through: an
+    int stays an int, a float a float, and a quantity keeps its unit."""
     m = re.fullmatch(r"\s*[-+0-9.eE]+\s*(.*)", value) if isinstance(value, str) else None
     if m:
         return st.sampled_from(EXTREME_MAGNITUDES).map(lambda x: f"{x} {m[1]}".strip())
-    return st.sampled_from(EXTREME_NUMBERS)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return st.sampled_from(EXTREME_INTS)
+    if isinstance(value, float):
+        return st.sampled_from(EXTREME_FLOATS)
+    return st.sampled_from(EXTREME_STRINGS if isinstance(value, str) else EXTREME_NUMBERS)
 
 
 added_values = st.one_of(
@@ -205,11 +218,18 @@ def _resize_array(doc: dict[str, Any], draw: Any) -> str:
 
 
 def _add(doc: dict[str, Any], draw: Any) -> str:
-    tabs = [(), *(p for p, v in nodes(doc) if isinstance(v, dict))]
+    tabs = [p for p, v in nodes(doc) if isinstance(v, dict) and _table_kind(p) in ABSENT_KEYS]
+    if not tabs:
+        return _extreme(doc, draw)
     path = draw(st.sampled_from(tabs))
-    key, value = draw(st.sampled_from(ABSENT_KEYS)), draw(added_values)
+    key, value = draw(st.sampled_from(ABSENT_KEYS[_table_kind(path)])), draw(added_values)
     get(doc, path)[key] = value
     return f"{dotted((*path, key))} = {value!r} (added)"
+
+
+def _table_kind(path: Path_) -> str | int:
+    """What a table is, by its key: hardware.units[0] is a "units" table."""
+    return path[-2] if isinstance(path[-1], int) and len(path) > 1 else path[-1]
 
 
 def _rename(doc: dict[str, Any], draw: Any) -> str:
@@ -226,12 +246,10 @@ def _override(doc: dict[str, Any], draw: Any) -> str:
     variants = doc.setdefault("variants", {})
     if not isinstance(variants, dict):
         return _wrong_type(doc, draw)
-    targets = [dotted(p) for p, _ in nodes({k: v for k, v in doc.items() if k != "variants"})]
-    key = draw(st.one_of(
-        st.sampled_from(targets),
-        st.sampled_from(targets).flatmap(lambda t: st.sampled_from(_bend(t))),
-    ))
-    value = draw(wrong_values)
+    targets = nodes({k: v for k, v in doc.items() if k != "variants"})
+    path, old = draw(st.sampled_from(targets))
+    key = draw(st.sampled_from([dotted(path), *_bend(dotted(path))]))
+    value = draw(st.one_of(extreme_like(old), wrong_values))
     name = draw(st.sampled_from([*variants, "fuzz"])) if variants else "fuzz"
     if not isinstance(variants.get(name), dict):
         variants[name] = {}
@@ -248,7 +266,7 @@ def _bend(path: str) -> list[str]:
 
 def _nest(doc: dict[str, Any], draw: Any) -> str:
     path, _ = draw(st.sampled_from(nodes(doc)))
-    depth = draw(st.sampled_from([10, 100, 1000, 5000]))
+    depth = draw(st.sampled_from([10, 100, 1000]))
     put(doc, path, NEST.format(depth))
     return f"{dotted(path)} = array nested {depth} deep"
 
@@ -256,6 +274,11 @@ def _nest(doc: dict[str, Any], draw: Any) -> str:
 MUTATIONS = {f.__name__.lstrip("_"): f for f in (
     _delete, _wrong_type, _extreme, _table_to_scalar, _scalar_to_table, _resize_array,
     _add, _rename, _override, _nest)}
+
+
+# Same-type extremes, added keys and overrides pass the schema's type checks more often
+# and so reach the builder and the engine: they are drawn more often.
+WEIGHTED = sorted(MUTATIONS) + ["extreme"] * 4 + ["add", "override"] * 2
 
 
 @st.composite
@@ -267,6 +290,6 @@ def mutants(draw: Any, docs: dict[str, dict[str, Any]], most: int = 3) -> Mutant
     for _ in range(draw(st.sampled_from([1, 1, 2, most]))):  # mostly one: more reach `run`
         if not nodes(doc):
             break
-        kind = draw(st.sampled_from(sorted(MUTATIONS)))
+        kind = draw(st.sampled_from(WEIGHTED))
         done.append(MUTATIONS[kind](doc, draw))
     return Mutant(name, doc, tuple(done))
