@@ -141,6 +141,8 @@ def _command(argv: list[str], work: Path, case_dir: Path, timeout: float,
 
 def _child(argv: list[str], work: Path, result: Path, dump: Path, out: Path, err: Path,
            timeout: float, memory: int) -> None:  # pragma: no cover - runs in the child
+    sys.settrace(None)      # a tracer inherited from the parent (Hypothesis's explain phase,
+    sys.setprofile(None)    # coverage) makes the command many times slower: a false hang
     os.chdir(work)
     for fd, path in ((1, out), (2, err)):
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

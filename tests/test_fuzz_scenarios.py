@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 import leptonsim.cli
 from tests.fuzz_run import Outcome, preload, run_case
@@ -38,9 +38,11 @@ def describe(outcome: Outcome) -> str:
                       last.trace or last.stderr, outcome.text])
 
 
-# 300 cases: `check` for every mutant, `run` too for the cheap scenarios' (~1.5 min alone
-# on this 2-core machine; `derandomize` makes the cases the same on every CI run).
+# 300 cases: `check` for every mutant, `run` too for the cheap scenarios' (~2.5 min on
+# 2 cores; `derandomize` makes them the same on every CI run). No explain phase: its
+# line tracer would slow the commands it traces down many times.
 @settings(max_examples=300, derandomize=True, deadline=None,
+          phases=[Phase.explicit, Phase.generate, Phase.shrink],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutant=mutants(DOCS))
 def test_a_mutated_scenario_is_run_or_refused_in_one_line(mutant: Mutant) -> None:
