@@ -114,6 +114,12 @@ def dotted(path: Path_) -> str:
     return out
 
 
+def show(value: Any) -> str:
+    """A value for a mutation's description: a 100 kB string is not repeated whole."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} chars)"
+
+
 # --- values ----------------------------------------------------------------------------
 
 scalars = st.one_of(
@@ -179,7 +185,7 @@ def _wrong_type(doc: dict[str, Any], draw: Any) -> str:
     path, _ = draw(st.sampled_from(nodes(doc)))
     value = draw(wrong_values)
     put(doc, path, value)
-    return f"{dotted(path)} = {value!r}"
+    return f"{dotted(path)} = {show(value)}"
 
 
 def _extreme(doc: dict[str, Any], draw: Any) -> str:
@@ -187,7 +193,7 @@ def _extreme(doc: dict[str, Any], draw: Any) -> str:
     path, old = draw(st.sampled_from(leaves))
     value = draw(extreme_like(old))
     put(doc, path, value)
-    return f"{dotted(path)} = {value!r}"
+    return f"{dotted(path)} = {show(value)}"
 
 
 def _table_to_scalar(doc: dict[str, Any], draw: Any) -> str:
@@ -195,7 +201,7 @@ def _table_to_scalar(doc: dict[str, Any], draw: Any) -> str:
     path = draw(st.sampled_from(tabs))
     value = draw(scalars)
     put(doc, path, value)
-    return f"{dotted(path)} = {value!r} (was a table or array)"
+    return f"{dotted(path)} = {show(value)} (was a table or array)"
 
 
 def _scalar_to_table(doc: dict[str, Any], draw: Any) -> str:
@@ -203,7 +209,7 @@ def _scalar_to_table(doc: dict[str, Any], draw: Any) -> str:
     path = draw(st.sampled_from(leaves))
     value = draw(st.one_of(tables(), st.lists(scalars, max_size=3)))
     put(doc, path, value)
-    return f"{dotted(path)} = {value!r} (was a scalar)"
+    return f"{dotted(path)} = {show(value)} (was a scalar)"
 
 
 def _resize_array(doc: dict[str, Any], draw: Any) -> str:
@@ -224,7 +230,7 @@ def _add(doc: dict[str, Any], draw: Any) -> str:
     path = draw(st.sampled_from(tabs))
     key, value = draw(st.sampled_from(ABSENT_KEYS[_table_kind(path)])), draw(added_values)
     get(doc, path)[key] = value
-    return f"{dotted((*path, key))} = {value!r} (added)"
+    return f"{dotted((*path, key))} = {show(value)} (added)"
 
 
 def _table_kind(path: Path_) -> str | int:
@@ -254,7 +260,7 @@ def _override(doc: dict[str, Any], draw: Any) -> str:
     if not isinstance(variants.get(name), dict):
         variants[name] = {}
     variants[name][key] = value
-    return f"variants.{name}.{key!r} = {value!r}"
+    return f"variants.{name}.{key!r} = {show(value)}"
 
 
 def _bend(path: str) -> list[str]:
