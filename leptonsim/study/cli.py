@@ -6,11 +6,14 @@ line with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["INTERRUPTED", "add_sweep_command", "sweep_command"]
+from ..limits import SIZES
+
+__all__ = ["INTERRUPTED", "add_sweep_command", "positive_int", "sweep_command"]
 
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
 
@@ -28,17 +31,28 @@ examples:
   leptonsim sweep study.toml --price 2.5      # cost_usd at 2.5 USD per unit-hour"""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (counts of workers, candidates, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
     return value
 
 
 def _price(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a price >= 0 in USD, found {text}")
+    """A finite price per unit-hour within the bound of leptonsim.limits (inf and nan are
+    not prices: they would reach cost_usd and the CSV as such)."""
+    most = SIZES["price_per_unit_hour"].maximum
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= most:
+        raise argparse.ArgumentTypeError(f"expected a price from 0 to {most} USD per "
+                                         f"unit-hour, found {text!r}")
     return value
 
 
@@ -51,7 +65,7 @@ def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("file", help="scenario TOML file with a [sweep] table")
     p.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>/sweep)")
-    p.add_argument("--workers", type=_positive, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="local worker processes (default: one per CPU; 1 runs in this process)")
     p.add_argument("--executor", choices=("process", "dask"), default="process",
                    help="where points run: a local process pool (default) or a Dask cluster")

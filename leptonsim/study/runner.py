@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from .executors import InlineExecutor
 from .load import PointTask, Sweep
 from .row import columns
-from .store import ResultsFile, read_rows, write_sorted
+from .store import RESULTS, open_store, read_rows, write_sorted
 from .worker import PointFailure, evaluate
 
 __all__ = ["RESULTS", "SORTED", "SweepOutcome", "run_sweep"]
 
-RESULTS = "results.csv"
 SORTED = "results.sorted.csv"
 
 
@@ -44,10 +44,12 @@ def run_sweep(sweep: Sweep, out_dir: Path, executor: Executor | None = None, *,
               progress: bool | None = None) -> SweepOutcome:
     """Run every point of `sweep` not already in out_dir/results.csv on `executor`
     (in this process when None), keeping about 2·slots points in flight.
-    progress: True/False to force the bar on or off; None shows it on a terminal."""
+    progress: True/False to force the bar on or off; None shows it on a terminal.
+    out_dir is locked for the whole sweep; rows of another scenario or price are refused."""
     header = columns(sweep.parameter_names)
-    results = out_dir / RESULTS
-    with ResultsFile(results, header) as store:
+    identity = {"leptonsim": __version__, "price_per_unit_hour": price_per_unit_hour,
+                "scenario": sweep.fingerprints()}
+    with open_store(out_dir, header, identity) as store:
         done = {(r["point_id"], r["variant"]) for r in store.existing}
         todo = [t for t in sweep.tasks(price_per_unit_hour)
                 if (t.point.point_id, t.variant) not in done]
@@ -56,11 +58,11 @@ def run_sweep(sweep: Sweep, out_dir: Path, executor: Executor | None = None, *,
             for row in _results(executor or InlineExecutor(), iter(todo), max(2 * slots, 1)):
                 store.append(row)
                 bar.update(1)
-    order = {(t.point.point_id, t.variant): t.order() for t in sweep.tasks()}
-    rows = [r for r in read_rows(results) if (r["point_id"], r["variant"]) in order]
-    rows.sort(key=lambda r: order[(r["point_id"], r["variant"])])
-    sorted_path = write_sorted(out_dir / SORTED, header, rows)
-    return SweepOutcome(len(sweep), resumed, len(todo), results, sorted_path)
+        order = {(t.point.point_id, t.variant): t.order() for t in sweep.tasks()}
+        rows = [r for r in read_rows(store.path) if (r["point_id"], r["variant"]) in order]
+        rows.sort(key=lambda r: order[(r["point_id"], r["variant"])])
+        sorted_path = write_sorted(out_dir / SORTED, header, rows)
+    return SweepOutcome(len(sweep), resumed, len(todo), store.path, sorted_path)
 
 
 def _results(executor: Executor, tasks: Iterator[PointTask], window: int
