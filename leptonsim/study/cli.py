@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..limits import SIZES
+from .executors import WAIT_WORKERS_S
 
 __all__ = ["INTERRUPTED", "add_sweep_command", "positive_int", "sweep_command"]
 
@@ -56,6 +57,16 @@ def _price(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 86400, found {text!r}")
+    return value
+
+
 def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register `sweep` on the subparsers of the main parser; returns its parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -71,6 +82,9 @@ def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="where points run: a local process pool (default) or a Dask cluster")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="Dask scheduler address, e.g. tcp://127.0.0.1:8786 (with --executor dask)")
+    p.add_argument("--wait-workers", type=_seconds, default=WAIT_WORKERS_S, metavar="SECONDS",
+                   help="how long a Dask cluster may take to have a worker before the sweep is "
+                        f"refused (default {WAIT_WORKERS_S:g})")
     p.add_argument("--price", type=_price, metavar="USD",
                    help="price per unit-hour in USD for units without price_per_hour in the "
                         "scenario; fills the cost_usd column (left empty when unknown)")
@@ -83,21 +97,30 @@ def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from .executors import open_executor
+    from .cluster import SchedulerLost
+    from .executors import Stopped, open_executor
     from .load import load_sweep
-    from .runner import RESULTS, run_sweep
+    from .runner import RESULTS, run_sweep, sweep_store
 
     sweep = load_sweep(args.file)  # every mistake in the file, before anything runs
     out = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "sweep"
+    resume = f"finished points are in {out / RESULTS}; run the same command again to resume"
     try:
-        with open_executor(args.executor, args.workers, args.scheduler) as pool:
-            done = run_sweep(sweep, out, pool.executor, slots=pool.slots,
+        with sweep_store(sweep, out, args.price) as store, \
+                open_executor(args.executor, args.workers, args.scheduler,
+                              args.wait_workers) as pool:
+            done = run_sweep(sweep, out, pool.executor, slots=pool.slots, store=store,
                              price_per_unit_hour=args.price,
                              progress=True if args.progress else None)
     except KeyboardInterrupt:
-        print(f"interrupted: finished points are in {out / RESULTS}; run the same command "
-              "again to resume", file=sys.stderr)
+        print(f"interrupted: {resume}", file=sys.stderr)
         return INTERRUPTED
+    except Stopped as stop:
+        print(f"stopped by {stop}: {resume}", file=sys.stderr)
+        return 128 + stop.signum  # the shell's code for death by that signal
+    except SchedulerLost as err:  # not a mistake in the input: exit 1, as for any failure
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{done.total} points ({done.resumed} already done, {done.computed} run): "
           f"wrote {done.results}, {done.sorted}")
     if args.plot:
