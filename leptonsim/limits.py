@@ -38,7 +38,7 @@ class Magnitude:
 
 # Sizes: the keys name the thing bounded; each check site names its key path.
 SIZES: dict[str, Size] = {
-    "sweep_points": Size(1_000_000, "sweep points", "a point is a task and a row in memory: 10^6 stay under 1 GB"),
+    "sweep_points": Size(1_000_000, "sweep points", "a point is a task and a row in memory: 10^6 use < 1 GB"),
     "price_per_unit_hour": Size(1_000_000, "USD per unit-hour", "--price: keeps cost_usd finite"),
 }
 

@@ -88,8 +88,7 @@ def test_rows_without_a_manifest_are_refused(tmp_path: Path) -> None:
         run_inline(TEXT, tmp_path)
 
 
-@pytest.mark.parametrize("junk", [b"\xff\xfe\x00garbage\n", b"point_id,variant\n\xc3\x28,x\n",
-                                  b"a,b\n\x00\x00\n"])
+@pytest.mark.parametrize("junk", [b"\xff\xfe\x00garbage\n", b"point_id,variant\n\xc3\x28,x\n"])
 def test_a_corrupt_results_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             junk: bytes) -> None:
     file, out = tmp_path / "study.toml", tmp_path / "o"

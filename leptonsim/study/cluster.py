@@ -108,27 +108,23 @@ def dask_pool(address: str, wait_workers_s: float) -> Iterator[tuple[Any, int]]:
     host, port = scheduler_address(address)
     _probe(address, host, port)
     with _quiet():
-        yield from _run_on(Client, address, wait_workers_s)
-
-
-def _run_on(client_type: Any, address: str, wait_workers_s: float
-            ) -> Iterator[tuple[Any, int]]:
-    try:
-        client = client_type(address, timeout=f"{CONNECT_S}s")
-    except (OSError, TimeoutError) as exc:
-        raise StudyError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    try:
         try:
-            client.wait_for_workers(1, timeout=wait_workers_s)
-        except TimeoutError:
-            raise StudyError(f"the Dask scheduler at {address} has no workers after "
-                             f"{wait_workers_s:g} s (start some: dask worker {address}; "
-                             "or wait longer: --wait-workers SECONDS)") from None
-        slots = sum(client.nthreads().values()) or 1
+            client = Client(address, timeout=f"{CONNECT_S}s")
+        except (OSError, TimeoutError) as exc:
+            raise StudyError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         try:
-            yield client.get_executor(pure=False), slots
-        except CancelledError:
-            raise SchedulerLost(f"lost the Dask scheduler at {address}: the points finished "
-                                "are kept; run the same command again to resume") from None
-    finally:
-        client.close()
+            try:
+                client.wait_for_workers(1, timeout=wait_workers_s)
+            except TimeoutError:
+                raise StudyError(f"the Dask scheduler at {address} has no workers after "
+                                 f"{wait_workers_s:g} s (start some: dask worker {address}; "
+                                 "or wait longer: --wait-workers SECONDS)") from None
+            slots = sum(client.nthreads().values()) or 1
+            try:
+                yield client.get_executor(pure=False), slots
+            except CancelledError:
+                raise SchedulerLost(f"lost the Dask scheduler at {address}: the points "
+                                    "finished are kept; run the same command again to "
+                                    "resume") from None
+        finally:
+            client.close()

@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -49,7 +49,7 @@ class Pool:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what batch systems and a closed terminal send
 
 
-class Stopped(BaseException):  # noqa: N818 -- a stop request, like KeyboardInterrupt
+class Stopped(BaseException):  # not an Exception: a stop request, like KeyboardInterrupt
     """A termination signal arrived: raised in the main thread, as Ctrl-C raises
     KeyboardInterrupt, so the pool is taken down on the way out."""
 
@@ -88,10 +88,8 @@ def _worker_start(parent: Connection) -> None:
 def _exit_with(parent: Connection) -> None:
     """The parent holds the only write end of this pipe and never writes: the read ends
     only when the kernel closes that end, that is when the parent has died."""
-    try:
+    with suppress(EOFError, OSError):
         parent.recv_bytes()
-    except (EOFError, OSError):
-        pass
     os._exit(ORPHANED)
 
 
