@@ -78,6 +78,7 @@ SIZES: dict[str, Size] = {
                           "reading --profile /dev/zero must not exhaust memory"),
     "precision.batch": Size(2048, "samples in a precision batch", "seed_cnn needs about "
                             "1 MB a sample (1.1 GB measured at 1024): 2048 stays near 2 GB"),
+    "sweep_points": Size(1_000_000, "sweep points", "a point is a task and a row in memory: 10^6 use < 1 GB"),
 }
 
 # Magnitudes per quantity kind (the scenario format's x-quantity kinds, and x-magnitude

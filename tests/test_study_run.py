@@ -102,6 +102,7 @@ def test_resume_discards_a_partial_line_and_skips_finished_points(tmp_path: Path
     full = (tmp_path / "ref" / "results.csv").read_text().splitlines(keepends=True)
     out = tmp_path / "resumed"
     out.mkdir()
+    (out / "sweep.json").write_bytes((tmp_path / "ref" / "sweep.json").read_bytes())
     kept = "".join(full[:3])  # header and two finished rows
     (out / "results.csv").write_text(kept + full[3][:25])  # a row cut short by kill -9
     outcome = run_sweep(loads_sweep(text, "study.toml"), out, InlineExecutor())
@@ -209,7 +210,7 @@ def test_cli_writes_results_plots_and_progress(tmp_path: Path,
     assert "6 points (0 already done, 6 run)" in out
     assert "6/6" in err  # the tqdm bar, forced on although stderr is not a terminal
     assert (tmp_path / "o" / "plots" / "scaling.svg").exists()
-    assert _cli(["sweep", str(file), "--out", str(tmp_path / "o")]) == 0
+    assert _cli(["sweep", str(file), "--out", str(tmp_path / "o"), "--price", "1.5"]) == 0
     out, err = capsys.readouterr()
     assert "6 already done, 0 run" in out and err == ""  # no bar off a terminal
 

@@ -12,6 +12,7 @@ import numpy as np
 from ..export import atomic_write
 from ..files import check_output, json_text
 from ..parallel.config import LAYOUTS
+from ..study.cli import positive_int
 from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
 from .space import SCHEDULES
 
@@ -25,8 +26,9 @@ def add_optimize_command(sub: Any) -> None:
     p.add_argument("file", help="scenario TOML file with a [workload.model]")
     p.add_argument("--objective", choices=OBJECTIVES, default="time",
                    help="minimise step time (default), energy per step, or cost per step")
-    p.add_argument("--top", type=int, default=5, help="candidates to simulate (default 5)")
-    p.add_argument("--max-microbatches", type=int, default=64, metavar="M",
+    p.add_argument("--top", type=positive_int, default=5, metavar="N",
+                   help="candidates to simulate (default 5)")
+    p.add_argument("--max-microbatches", type=positive_int, default=64, metavar="M",
                    help="largest micro-batch count to consider (default 64)")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/<stem>/optimize)")
     p.set_defaults(func=run_optimize)

@@ -10,6 +10,8 @@ wrong (a unit count that does not divide into nodes) is reported by the point it
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from ..scenario.validate import (
     variant_path,
 )
 from .sampling import Point, points
-from .spec import Parameter, SweepSpec, param_where, parse_sweep
+from .spec import MAX_POINTS, Parameter, SweepSpec, param_where, parse_sweep
 
 __all__ = ["PointTask", "Sweep", "load_sweep", "loads_sweep"]
 
@@ -72,6 +74,15 @@ class Sweep:
     def __len__(self) -> int:
         return len(self.points) * len(self.docs)
 
+    def fingerprints(self) -> dict[str, str]:
+        """SHA-256 of each variant's normalised document (SI values, defaults filled in):
+        what its rows are computed from besides the point, however the file is written."""
+        out = {}
+        for name, doc in self.docs.items():
+            text = json.dumps(normalize(copy.deepcopy(doc)), sort_keys=True, default=str)
+            out[name] = hashlib.sha256(text.encode()).hexdigest()
+        return out
+
 
 def load_sweep(path: str | os.PathLike[str]) -> Sweep:
     file = os.fspath(path)
@@ -92,6 +103,10 @@ def _loads_sweep(text: str, file: str) -> Sweep:
     check_structure(raw)
     spec = parse_sweep(table)
     variants: dict[str, Doc] = raw.pop("variants", {})
+    rows = spec.size * max(len(variants), 1)
+    if rows > MAX_POINTS:  # before a variant is copied or a point drawn
+        raise ScenarioError("sweep", f"at most {MAX_POINTS} rows (points x variants)",
+                            f"<{spec.size} points x {len(variants)} variants>")
     normalize(raw)  # the base must be valid on its own, as for variants
     docs = {name: _variant(raw, name, variants[name]) for name in sorted(variants)} or {"": raw}
     for name, doc in docs.items():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import QuantityError, ScenarioError
+from ..limits import SIZES
 from ..quantities import parse_quantity
 from ..scenario.schema import SI_UNIT
 from ..scenario.validate import (
@@ -43,7 +44,7 @@ MODES = ("grid", "random", "lhs")
 SWEEP_KEYS = ("mode", "samples", "seed", "parameters")
 STEPPED = ("start", "stop", "step")
 CONTINUOUS = ("min", "max", "log", "num")
-MAX_POINTS = 1_000_000
+MAX_POINTS = SIZES["sweep_points"].maximum  # grid, range and samples alike
 RANGE_EXAMPLE = ("a non-empty list of values or a range table such as "
                  "{ start = 1, stop = 16, step = 1 } or { min = '10 GB/s', max = '400 GB/s' }")
 
@@ -91,6 +92,13 @@ class SweepSpec:
     seed: int
     parameters: tuple[Parameter, ...]
 
+    @property
+    def size(self) -> int:
+        """How many points the sweep has at most (a grid's product, or the samples)."""
+        if self.mode != "grid":
+            return self.samples
+        return math.prod(len(p.choices or ()) for p in self.parameters)
+
 
 def param_where(dotted: str, *rest: str | int) -> str:
     """`sweep.parameters."hardware.link.bandwidth".min`, `...[2]`."""
@@ -114,7 +122,7 @@ def parse_sweep(table: Any) -> SweepSpec:
     if mode not in MODES:
         raise ScenarioError("sweep.mode", one_of(MODES), found(mode), hint=hint_for(mode, MODES))
     seed = _integer(table, "seed", 0, 0)
-    samples = _integer(table, "samples", None if mode != "grid" else 1, 1)
+    samples = _integer(table, "samples", None if mode != "grid" else 1, 1, MAX_POINTS)
     params = table.get("parameters")
     if not isinstance(params, dict) or not params:
         shown = "<nothing>" if params is None else "<an empty table>" if params == {} \
@@ -123,21 +131,23 @@ def parse_sweep(table: Any) -> SweepSpec:
                             "\"hardware.units[0].count\" = [1, 2, 4]", shown)
     parameters = tuple(_parameter(d, v, mode) for d, v in params.items())
     _check_disjoint(parameters)
-    if mode == "grid":
-        total = math.prod(len(p.choices or ()) for p in parameters)
-        if total > MAX_POINTS:
-            raise ScenarioError("sweep.parameters", f"a grid of at most {MAX_POINTS} points",
-                                f"<{total} points>", hint="use mode = 'lhs' with samples")
-    return SweepSpec(mode, samples, seed, parameters)
+    spec = SweepSpec(mode, samples, seed, parameters)
+    if spec.size > MAX_POINTS:
+        raise ScenarioError("sweep.parameters", f"a grid of at most {MAX_POINTS} points",
+                            f"<{spec.size} points>", hint="use mode = 'lhs' with samples")
+    return spec
 
 
-def _integer(table: dict[str, Any], key: str, default: int | None, least: int) -> int:
+def _integer(table: dict[str, Any], key: str, default: int | None, least: int,
+             most: int | None = None) -> int:
     value = table.get(key, default)
+    expected = f"an integer >= {least}" if most is None else f"an integer from {least} to {most}"
     if value is None:
-        raise ScenarioError(f"sweep.{key}", f"an integer >= {least} (mode = "
-                            f"{table.get('mode')!r} needs it)", "<nothing>")
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ScenarioError(f"sweep.{key}", f"an integer >= {least}", found(value))
+        raise ScenarioError(f"sweep.{key}", f"{expected} (mode = {table.get('mode')!r} needs it)",
+                            "<nothing>")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least \
+            or (most is not None and value > most):
+        raise ScenarioError(f"sweep.{key}", expected, found(value))
     return value
 
 
