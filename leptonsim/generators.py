@@ -64,6 +64,7 @@ def layered(n: int, width: int, degree: int, cost: TaskCost, edge_bytes: float =
     """Layers of `width` tasks; each task after the first layer depends on `degree`
     distinct random tasks of the layer before (fewer if that layer is smaller)."""
     rng = np.random.default_rng(seed)
+    width = min(width, max(n, 1))  # a layer wider than the graph is the whole graph
     layer = np.arange(n) // width
     first = np.flatnonzero(layer > 0)
     if first.size == 0:

@@ -65,6 +65,10 @@ _MEMORY = "keeps the largest accepted run under 4 GB of memory"
 # Sizes: the keys name the thing bounded; each check site names its key path.
 SIZES: dict[str, Size] = {
     "file_bytes": Size(64 * 2**20, "bytes", "a scenario file is read whole into memory"),
+    "text_chars": Size(1_000, "characters", "names and descriptions are drawn in titles and "
+                       "legends, whose layout time grows with their length (100k hung a run)"),
+    "variant_name_chars": Size(100, "characters in a variant name",
+                               "a variant's name is its output directory's (255 bytes at most)"),
     "nesting": Size(32, "levels of nesting", "the checks walk the document recursively"),
     "units": Size(65_536, "compute units", f"every unit is an object and a process; {_MEMORY}"),
     "links": Size(1_048_576, "links", f"each link is two channels; {_MEMORY}"),

@@ -270,3 +270,14 @@ def test_contention_aware_heft_plans_around_a_loaded_uplink():
                       edge_dst=np.arange(1, k + 1), edge_bytes=np.full(k, 1e9))
     heft, aware = (simulate(graph, cluster, s).makespan_s for s in (Heft(), HeftContention()))
     assert aware < heft - 0.1
+
+
+@given(st.integers(0, 40), st.integers(0, 3), st.sampled_from([0, 1, 10**30]))
+def test_a_layer_wider_than_the_graph_is_the_whole_graph(n: int, extra: int, beyond: int) -> None:
+    """layered(n, w) for any w >= n has one layer: no edges, like independent(n); a width
+    past the int64 range (10**30, found by the fuzzer) is no exception."""
+    cost = TaskCost(flops=1e9)
+    wide = layered(n, max(n, 1) + extra + beyond, 3, cost, seed=5)
+    flat = independent(n, cost, seed=5)
+    assert wide.num_edges == 0
+    assert np.array_equal(wide.flops, flat.flops)

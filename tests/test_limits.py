@@ -64,6 +64,11 @@ def edit(text: str, old: str, new: str) -> str:
 
 
 CASES = [  # (id, scenario text, key path, words of the line)
+    ("a 100k-character name", GEN.replace('name = "base"', f'name = "{"x" * 100_000}"'),
+     "scenario.name", "expected at most 1,000 characters", "found 100,000 characters"),
+    ("a 300-character variant name", GEN + f'\n[variants.{"v" * 300}]\n'
+     '"workload.generator.kind" = "chain"\n', "variants",
+     "expected at most 100 characters in a variant name", "found 300"),
     ("workload = 5", "workload = 5\n" + HARDWARE, "workload", "expected a table, found 5"),
     ("workload.model = 1.5", HARDWARE + "\n[workload]\nmodel = 1.5\n", "workload.model",
      "expected a table, found 1.5"),

@@ -16,7 +16,7 @@ import stat
 from typing import Any
 
 from ..errors import ScenarioError
-from ..limits import SIZES
+from ..limits import SIZES, check_size
 from .build import Objective, Scenario, build
 from .schema import schema
 from .validate import (
@@ -110,6 +110,7 @@ def _loads(text: str, file: str) -> list[Scenario]:
         return [base]
     out = []
     for name in sorted(variants):
+        check_size("variant_name_chars", len(name), "variants")
         overrides = {k: parse_key_path(name, k) for k in variants[name]}
         doc = copy.deepcopy(raw)
         for dotted, value in variants[name].items():

@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import QuantityError, ScenarioError
-from ..limits import MAGNITUDES, SIZES, check_magnitude
+from ..limits import MAGNITUDES, SIZES, check_magnitude, check_size
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
 from .bulk import bulk_arrays, thinned, unseen
@@ -322,6 +322,8 @@ def normalize(doc: dict[str, Any]) -> dict[str, Any]:
 def _normalize(node: Schema, value: Any, path: Path) -> Any:
     if "x-quantity" in node:
         return _quantity(node, value, path)
+    if isinstance(value, str):
+        check_size("text_chars", len(value), format_path(path))
     if isinstance(value, float) and not math.isfinite(value):
         raise ScenarioError(format_path(path), f"a finite {describe(node)[2:]}", found(value))
     if "x-magnitude" in node and isinstance(value, int | float) and not isinstance(value, bool):
