@@ -281,18 +281,31 @@ def test_accepted_iff_within_magnitudes_and_then_the_summary_is_finite(
     if extreme is not None:
         values[extreme] = data.draw(EXTREMES, label=f"extreme {extreme}")
     kind, _, top = FIELDS[extreme] if extreme else ("time", True, math.inf)
-    admitted = extreme is None or (MAGNITUDES[kind].admits(values[extreme])
-                                   and values[extreme] <= top)
+    inside_all = extreme is None or (MAGNITUDES[kind].admits(values[extreme])
+                                     and values[extreme] <= top)
+    idle = values["flops"] == values["bytes"] == values["overhead"] == 0  # no work at all
     text = GEN_RUN.format(**values, scheduler=scheduler, network=network)
     try:
         scenario = loads(text)[0]
     except ScenarioError as err:
-        assert not admitted, err
-        assert err.path.endswith(extreme or "?"), err
+        assert not inside_all or idle, err
+        where = "workload" if inside_all else f".{extreme}"  # magnitudes are checked first
+        assert err.path.endswith(where), err
         return
+    admitted = inside_all and not idle
     assert admitted, f"{extreme} = {values[extreme]} accepted"  # type: ignore[index]
     doc = json.dumps(summary(run(scenario)), allow_nan=False)  # raises on inf or nan
     assert json.loads(doc)["makespan_s"] > 0
+
+
+def test_a_workload_without_work_is_refused(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    """Speed-up and efficiency divide by the work: 0 made them inf in summary.json."""
+    f = tmp_path / "idle.toml"
+    f.write_text(edit(GEN, 'duration = "10 s"', "duration = 0"), encoding="utf-8")
+    line = one_line(capsys, ["run", str(f), "--out", str(tmp_path / "out")])
+    assert line.startswith(f"error: {f}: workload: expected tasks that do some work"), line
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_schema_quantity_and_plain_number_has_a_magnitude() -> None:
