@@ -104,6 +104,15 @@ def test_a_malformed_scheduler_address_is_refused_without_connecting(
     monkeypatch.setattr(socket.socket, "connect", no_connection)
     err = one_line_refusal(dask_cli(sweep_file(tmp_path), tmp_path / "o", address), capsys)
     assert found in err and "--scheduler" in err
+    assert sorted(os.listdir(tmp_path / "o")) == ["sweep.lock"]  # no manifest, no rows
+
+
+def test_a_sweep_refused_at_its_start_does_not_bind_the_next(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file, out = sweep_file(tmp_path), tmp_path / "o"
+    one_line_refusal(dask_cli(file, out, "not a url"), capsys)
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--price", "2"]) == 0
+    assert "6 points (0 already done, 6 run)" in capsys.readouterr().out
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ normalised scenario document, the --price and the leptonsim version. A separate 
 file, not a comment line in results.csv, so that results.csv stays a plain CSV every
 tool reads; it is written atomically before results.csv exists, so a results.csv with
 rows always has one. A sweep whose identity differs is refused, saying what differs.
+Nothing but the lock is written before the first row, so a sweep refused at its start
+(a Dask cluster that cannot be used) leaves no manifest that would bind the next one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import fcntl
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,25 +97,34 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str
 
 class ResultsFile:
     """An append-only results.csv holding the rows `existing` (read by `read_rows`).
-    Opening truncates a partial last line or creates the header: hold the lock."""
+    Nothing is written until the first row: then `before_first` runs (it writes the
+    manifest), a partial last line is truncated or the header created. Hold the lock."""
 
     def __init__(self, path: Path, columns: Sequence[str],
-                 existing: Sequence[Mapping[str, str]] = ()) -> None:
+                 existing: Sequence[Mapping[str, str]] = (),
+                 before_first: Callable[[], object] = lambda: None) -> None:
         self.path = path
         self.columns = tuple(columns)
         self.existing = existing
-        complete = len(_complete_lines(path))
+        self._before_first = before_first
+        self._fd = -1
+
+    def _open(self) -> None:
+        self._before_first()
+        complete = len(_complete_lines(self.path))
         if complete == 0:
-            atomic_write(path, lambda f: f.write(format_line(self.columns)))
-        elif path.stat().st_size > complete:
-            os.truncate(path, complete)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            atomic_write(self.path, lambda f: f.write(format_line(self.columns)))
+        elif self.path.stat().st_size > complete:
+            os.truncate(self.path, complete)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row as one line, with one write() call (repeated only if the kernel
         takes less than the whole line, which regular files do not do)."""
         data = format_line(row.get(c) for c in self.columns).encode("utf-8")
         try:
+            if self._fd < 0:
+                self._open()
             while data:
                 data = data[os.write(self._fd, data):]
         except OSError as exc:
@@ -174,16 +185,16 @@ def _mismatch(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None
     return None
 
 
-def _manifest(directory: Path, identity: Mapping[str, Any], has_rows: bool) -> None:
-    """Check DIR/sweep.json against this sweep's identity; create or extend it (variants
-    added since are recorded, so a later change to them is caught too)."""
+def _manifest(directory: Path, identity: Mapping[str, Any], has_rows: bool) -> Callable[[], Path]:
+    """Check DIR/sweep.json against this sweep's identity; return what writes it before
+    the first row (variants added since are recorded, so a later change is caught too).
+    Without rows there is nothing to protect: the manifest is this sweep's."""
     path = directory / MANIFEST
+    if not has_rows:
+        return lambda: atomic_write(path, lambda f: f.write(json.dumps(identity, indent=2) + "\n"))
     if not path.exists():
-        if has_rows:
-            raise StudyError(f"{directory / RESULTS}: has rows but no {MANIFEST} to tell what "
-                             f"they were computed from; {REMEDY}")
-        atomic_write(path, lambda f: f.write(json.dumps(identity, indent=2) + "\n"))
-        return
+        raise StudyError(f"{directory / RESULTS}: has rows but no {MANIFEST} to tell what "
+                         f"they were computed from; {REMEDY}")
     try:
         found = json.loads(path.read_bytes())
     except (UnicodeDecodeError, ValueError):
@@ -195,8 +206,7 @@ def _manifest(directory: Path, identity: Mapping[str, Any], has_rows: bool) -> N
     if why:
         raise StudyError(f"{directory}: {why}; {REMEDY}")
     merged = {**identity, "scenario": {**found["scenario"], **identity["scenario"]}}
-    if merged != found:
-        atomic_write(path, lambda f: f.write(json.dumps(merged, indent=2) + "\n"))
+    return lambda: atomic_write(path, lambda f: f.write(json.dumps(merged, indent=2) + "\n"))
 
 
 @contextmanager
@@ -208,8 +218,9 @@ def open_store(directory: Path, columns: Sequence[str], identity: Mapping[str, A
             directory.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_exclusive(directory))
             existing = read_rows(directory / RESULTS, columns)
-            _manifest(directory, identity, bool(existing))
-            results = stack.enter_context(ResultsFile(directory / RESULTS, columns, existing))
+            write_manifest = _manifest(directory, identity, bool(existing))
+            results = stack.enter_context(ResultsFile(directory / RESULTS, columns, existing,
+                                                      write_manifest))
         except OSError as exc:
             raise StudyError(f"{directory}: expected a directory the sweep can write to, found "
                              f"{(exc.strerror or type(exc).__name__).lower()}") from None
