@@ -22,33 +22,9 @@ from leptonsim.report import summary
 from leptonsim.run import run
 from leptonsim.scenario import loads
 from leptonsim.scenario.build import _step_tasks_at_least
+from tests.test_scenario_errors import GEN
 
-HARDWARE = """\
-[scenario]
-name = "base"
-
-[hardware]
-topology = "full"
-
-[[hardware.units]]
-name = "gpu"
-count = 4
-peak = "19.5 TFLOP/s"
-memory_bandwidth = "1.5 TB/s"
-efficiency = 0.8
-
-[hardware.link]
-latency = "2 us"
-bandwidth = "25 GB/s"
-"""
-
-GEN = HARDWARE + """
-[workload.generator]
-kind = "layered"
-tasks = 20
-width = 5
-duration = "10 s"
-"""
+HARDWARE = GEN.split("[workload.generator]")[0]  # GEN: test_scenario_errors' base case
 
 MODEL = HARDWARE.replace("count = 4", "count = 1") + """
 [workload.model]
