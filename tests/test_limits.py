@@ -79,12 +79,12 @@ CASES = [  # (id, scenario text, key path, words of the line)
     ("nesting too deep to parse", GEN + "x = " + "[" * 5000 + "]" * 5000 + "\n", "",
      "at most 32 levels of nesting"),
     ("count 10**7", edit(GEN, "count = 4", "count = 10000000"), "hardware.units[0].count",
-     "at most 65,536 compute units", "found 10,000,000 compute units"),
+     "at most 16,384 compute units", "found 10,000,000 compute units"),
     ("count 2**63 - 1", edit(GEN, "count = 4", "count = 9223372036854775807"),
-     "hardware.units[0].count", "at most 65,536 compute units"),
+     "hardware.units[0].count", "at most 16,384 compute units"),
     ("units over two tables", edit(GEN, "[hardware.link]", '[[hardware.units]]\nname = "cpu"\n'
-     'count = 65535\npreset = "v100"\n\n[hardware.link]'), "hardware.units[1].count",
-     "the units up to here number 65,539"),
+     'count = 16381\npreset = "v100"\n\n[hardware.link]'), "hardware.units[1].count",
+     "the units up to here number 16,385"),
     ("full topology of 2,000 units", edit(GEN, "count = 4", "count = 2000"),
      "hardware.topology", "at most 1,048,576 links", "found 1,999,000 links"),
     ("HEFT on 4,096 units", edit(GEN, 'topology = "full"', 'topology = "switch"').replace(
