@@ -79,6 +79,7 @@ SIZES: dict[str, Size] = {
                        "legends, whose layout time grows with their length (100k hung a run)"),
     "variant_name_chars": Size(100, "characters in a variant name",
                                "a variant's name is its output directory's (255 bytes at most)"),
+    "integer": Size(2**53, "", "integers meet floats in the cost arithmetic, exact up to 2^53"),
     "nesting": Size(32, "levels of nesting", "the checks walk the document recursively"),
     "units": Size(16_384, "compute units", f"every unit is an object and a process; {_MEMORY}"),
     "links": Size(1_048_576, "links", f"each link is two channels; {_MEMORY}"),

@@ -45,6 +45,10 @@ CASES = [  # (id, scenario text, key path, words of the line)
     ("a 300-character variant name", GEN + f'\n[variants.{"v" * 300}]\n'
      '"workload.generator.kind" = "chain"\n', "variants",
      "expected at most 100 characters in a variant name", "found 300"),
+    ("batch 1e308", edit(MODEL, "batch = 4", "batch = 1e308"), "workload.model.batch",
+     "expected an integer >= 1 of magnitude at most 2^53", "found 1e+308"),
+    ("seed 2**70", GEN.replace('name = "base"', f'name = "base"\nseed = {2**70}'),
+     "scenario.seed", "of magnitude at most 2^53", f"found {2**70}"),
     ("workload = 5", "workload = 5\n" + HARDWARE, "workload", "expected a table, found 5"),
     ("workload.model = 1.5", HARDWARE + "\n[workload]\nmodel = 1.5\n", "workload.model",
      "expected a table, found 1.5"),
@@ -81,7 +85,7 @@ CASES = [  # (id, scenario text, key path, words of the line)
     ("count 10**7", edit(GEN, "count = 4", "count = 10000000"), "hardware.units[0].count",
      "at most 16,384 compute units", "found 10,000,000 compute units"),
     ("count 2**63 - 1", edit(GEN, "count = 4", "count = 9223372036854775807"),
-     "hardware.units[0].count", "at most 16,384 compute units"),
+     "hardware.units[0].count", "of magnitude at most 2^53"),  # before the unit bound
     ("units over two tables", edit(GEN, "[hardware.link]", '[[hardware.units]]\nname = "cpu"\n'
      'count = 16381\npreset = "v100"\n\n[hardware.link]'), "hardware.units[1].count",
      "the units up to here number 16,385"),

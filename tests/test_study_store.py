@@ -4,6 +4,8 @@ lock refuses a second sweep, a corrupt results.csv is one line."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -123,8 +125,13 @@ def test_two_real_sweeps_on_one_out_never_duplicate_a_row(tmp_path: Path) -> Non
     file.write_text(SLOW)
     first = _spawn(file, out, "--workers", "2")
     _wait_for_rows(out / "results.csv", first, 2)
-    second = subprocess.run([sys.executable, "-m", "leptonsim", "sweep", str(file), "--out",
-                             str(out), "--workers", "2"], cwd=ROOT, capture_output=True, text=True)
+    os.kill(first.pid, signal.SIGSTOP)  # stopped, it keeps its lock: no race with its finish
+    try:
+        second = subprocess.run([sys.executable, "-m", "leptonsim", "sweep", str(file), "--out",
+                                 str(out), "--workers", "2"], cwd=ROOT, capture_output=True,
+                                text=True)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2 and len(second.stderr.splitlines()) == 1, second.stderr
     assert "another sweep (pid " in second.stderr
     assert first.wait(timeout=300) == 0

@@ -324,6 +324,8 @@ def _normalize(node: Schema, value: Any, path: Path) -> Any:
         return _quantity(node, value, path)
     if isinstance(value, str):
         check_size("text_chars", len(value), format_path(path))
+    if node.get("type") == "integer":
+        _integer(node, value, path)
     if isinstance(value, float) and not math.isfinite(value):
         raise ScenarioError(format_path(path), f"a finite {describe(node)[2:]}", found(value))
     if "x-magnitude" in node and isinstance(value, int | float) and not isinstance(value, bool):
@@ -342,6 +344,15 @@ def _normalize(node: Schema, value: Any, path: Path) -> Any:
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_normalize(node["items"], v, path + [i]) for i, v in enumerate(value)]
     return value
+
+
+def _integer(node: Schema, value: Any, path: Path) -> None:
+    """JSON Schema counts 1e308 as an integer; a TOML float is not one, and an integer past
+    2^53 is not exact in the float arithmetic it meets (an OverflowError at 10**400)."""
+    most = SIZES["integer"].maximum
+    if isinstance(value, float) or (isinstance(value, int) and abs(value) > most):
+        raise ScenarioError(format_path(path), f"{describe(node)} of magnitude at most 2^53",
+                            found(value), hint=SIZES["integer"].why)
 
 
 def _merge_preset(catalog: str, props: Schema, table: dict[str, Any],
