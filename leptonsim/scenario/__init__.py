@@ -19,15 +19,8 @@ from ..errors import ScenarioError
 from ..limits import SIZES, check_size
 from .build import Objective, Scenario, build
 from .schema import schema
-from .validate import (
-    apply_override,
-    check_structure,
-    normalize,
-    parse_key_path,
-    parse_toml,
-    relocate,
-    variant_path,
-)
+from .validate import check_structure, normalize, parse_toml
+from .variants import apply_override, parse_key_path, relocate, variant_path
 
 __all__ = ["Objective", "Scenario", "ScenarioError", "check", "load", "loads", "read_text",
            "schema"]

@@ -20,16 +20,8 @@ from typing import Any
 from ..errors import ScenarioError
 from ..scenario import read_text
 from ..scenario.build import build
-from ..scenario.validate import (
-    apply_override,
-    check_structure,
-    format_path,
-    normalize,
-    parse_key_path,
-    parse_toml,
-    relocate,
-    variant_path,
-)
+from ..scenario.validate import check_structure, format_path, normalize, parse_toml
+from ..scenario.variants import apply_override, parse_key_path, relocate, variant_path
 from .sampling import Point, points
 from .spec import MAX_POINTS, Parameter, SweepSpec, param_where, parse_sweep
 

@@ -27,15 +27,8 @@ from ..errors import QuantityError, ScenarioError
 from ..limits import SIZES
 from ..quantities import parse_quantity
 from ..scenario.schema import SI_UNIT
-from ..scenario.validate import (
-    Path,
-    found,
-    hint_for,
-    one_of,
-    parse_key_path,
-    schema_root,
-    variant_path,
-)
+from ..scenario.validate import Path, found, hint_for, one_of, schema_root
+from ..scenario.variants import parse_key_path, variant_path
 
 __all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_kind",
            "parameter_unit", "parse_sweep"]

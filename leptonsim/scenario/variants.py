@@ -1,0 +1,89 @@
+"""Variant and sweep overrides: dotted key paths checked against the schema, applied to
+a document, and errors found under an override pointed back at the override's key."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..errors import ScenarioError
+from .validate import Path, closest, format_path, found, key, schema_root
+
+_SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+
+
+def variant_path(variant: str, dotted: str) -> str:
+    return f"variants.{key(variant)}.{json.dumps(dotted, ensure_ascii=False)}"
+
+
+def parse_key_path(variant: str, dotted: str) -> Path:
+    """The segments of a variant's key path, checked against the schema."""
+    where = variant_path(variant, dotted)
+    parts = dotted.split(".")
+    matches = [_SEGMENT.fullmatch(p) for p in parts]
+    example = "a key path such as 'workload.generator.kind' or 'hardware.units[0].count'"
+    if not dotted or not all(matches):
+        raise ScenarioError(where, example, dotted)
+    node = schema_root()
+    out: Path = []
+    for i, m in enumerate(matches):
+        assert m is not None
+        name = m.group(1)
+        props = node.get("properties", {}) if node.get("type") == "object" else {}
+        if node.get("type") == "array":
+            raise ScenarioError(where, f"a key path of the scenario format ({format_path(out)}"
+                                f" is an array: index it, as in {format_path(out)}[0].{name})",
+                                dotted)
+        if name not in props or (not out and name == "variants"):
+            choices = [k for k in props if out or k != "variants"]
+            close = closest(name, choices)
+            fixed = ".".join([*parts[:i], close + m.group(2), *parts[i + 1:]]) if close else ""
+            scope = format_path(out) or "the top level"
+            raise ScenarioError(where, f"a key path of the scenario format ({name!r} is not a "
+                                f"key of {scope})", dotted,
+                                hint=f"did you mean {fixed!r}?" if fixed else "")
+        out.append(name)
+        node = props[name]
+        for index in re.findall(r"\[(\d+)\]", m.group(2)):
+            if node.get("type") != "array":
+                raise ScenarioError(where, f"a key path of the scenario format "
+                                    f"({format_path(out)} is not an array)", dotted)
+            out.append(int(index))
+            node = node["items"]
+    return out
+
+
+def apply_override(doc: dict[str, Any], path: Path, value: Any, where: str) -> None:
+    """Set doc at path to value, creating missing tables on the way. Another override
+    may have put a scalar or an array where the path goes on: that is refused here."""
+    node: Any = doc
+    for depth, seg in enumerate(path):
+        here = format_path(path[:depth])
+        if isinstance(seg, int):
+            if not isinstance(node, list):
+                raise ScenarioError(where, f"an array at {here} to index", found(node))
+            if seg >= len(node):
+                raise ScenarioError(where, f"an index of an existing entry of {here} "
+                                    f"(it has {len(node)})", f"<index {seg}>")
+        elif not isinstance(node, dict):
+            raise ScenarioError(where, f"a table at {here or 'the top level'} to set "
+                                f"{seg!r} in", found(node))
+        elif seg not in node and depth + 1 < len(path):
+            node[seg] = [] if isinstance(path[depth + 1], int) else {}
+        if depth + 1 == len(path):
+            node[seg] = value
+        else:
+            node = node[seg]
+
+
+def relocate(err: ScenarioError, variant: str, overrides: dict[str, Path]) -> ScenarioError:
+    """An error found in a variant: point at the variant's key when it lies under one."""
+    for dotted, path in overrides.items():
+        base = format_path(path)
+        if err.path == base or err.path.startswith((base + ".", base + "[")):
+            return ScenarioError(variant_path(variant, dotted) + err.path[len(base):],
+                                 err.expected, err.found, file=err.file, hint=err.hint)
+    note = f"in variant {variant!r}"
+    hint = f"{err.hint}; {note}" if err.hint else note
+    return ScenarioError(err.path, err.expected, err.found, file=err.file, hint=hint)
