@@ -1,51 +1,45 @@
-"""Cost models: how long a task takes on a kind of unit.
+"""The roofline, written once: a task is bound by its compute or by its memory traffic.
 
-One interface (`CostModel.task_times`) so the analytic roofline and, later, a
-calibrated or measured model are interchangeable. Transfers are costed by the
-network (per hop: latency + bytes / bandwidth), not here.
+    t = max(flops / rate, bytes / bandwidth) + overhead
+
+(Williams, Waterman & Patterson, "Roofline: an insightful visual performance model for
+multicore architectures", CACM 52(4), 2009, with a fixed per-task overhead added).
+Every model in cost/ that has a roofline part calls `roofline_seconds` or
+`roofline_terms`; only the rate differs: peak x efficiency here, peak x eff(flops) in
+calibrated.py.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 
-from .graph import TaskGraph
-from .hardware import Cluster, ComputeUnit
+from ..hardware import ComputeUnit
+from .base import TaskCost
 
 
-class CostModel(Protocol):
-    def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
-        """Seconds, shape (len(cluster.unit_types), graph.size)."""
-        ...
+def roofline_terms(flops: np.ndarray, nbytes: np.ndarray, rate: np.ndarray | float,
+                   bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two bounds on their own: seconds of the FLOPs at `rate`, of the bytes at
+    `bandwidth` (for models that weigh them separately, kinds.py)."""
+    return flops / rate, nbytes / bandwidth
 
 
-class Roofline:
-    """t = max(flops / (peak * E), bytes / mem_bw) + overhead; fixed tasks take d / E,
-    fixed communication stand-ins (graph.comm) take d."""
+def roofline_seconds(flops: np.ndarray, nbytes: np.ndarray, rate: np.ndarray | float,
+                     bandwidth: float, overhead_s: float = 0.0) -> np.ndarray:
+    """max(flops / rate, bytes / bandwidth) + overhead, element-wise."""
+    compute, memory = roofline_terms(flops, nbytes, rate, bandwidth)
+    return np.maximum(compute, memory) + overhead_s
+
+
+class Roofline(TaskCost):
+    """The analytic model: rate = peak x E, the unit's sustained efficiency; the
+    default cost model everywhere (cost.DEFAULT)."""
 
     name = "roofline"
 
-    def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
-        return np.stack([self.unit_times(graph, u) for u in cluster.unit_types])
-
-    @staticmethod
-    def seconds(flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit) -> np.ndarray:
-        """Roofline time of FLOP/byte columns on one unit."""
-        compute = flops / (unit.peak_flops * unit.efficiency)
-        return np.maximum(compute, nbytes / unit.memory_bandwidth) + unit.overhead_s
-
-    @classmethod
-    def unit_times(cls, graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
-        t = cls.seconds(graph.flops, graph.nbytes, unit)
-        fixed = ~np.isnan(graph.duration_s)
-        t[fixed] = graph.duration_s[fixed] / unit.efficiency
-        comm = fixed & graph.comm
-        t[comm] = graph.duration_s[comm]
-        return t
-
-
-def unit_times(times: np.ndarray, cluster: Cluster) -> np.ndarray:
-    """Expand per-type times to per-unit times, shape (cluster.size, tasks)."""
-    return times[cluster.unit_type]
+    def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
+                kinds: Sequence[str] | None = None) -> np.ndarray:
+        return roofline_seconds(flops, nbytes, unit.peak_flops * unit.efficiency,
+                                unit.memory_bandwidth, unit.overhead_s)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..execute.kernels import Kernel, SyntheticKernels
+from .kernels import Kernel, SyntheticKernels
 from ..graph import TaskGraph
 from ..kernels import KERNELS, init_params, update
 from ..kernels.base import Array, Params
