@@ -4,16 +4,29 @@ A new model joins MODELS and must pass them unchanged."""
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leptonsim.cost import DEFAULT, CostModel, Roofline
+from leptonsim.cost import DEFAULT, CostModel, Roofline, TaskCost
 from leptonsim.cost.calibrated import CalibratedCost, Profile
 from leptonsim.cost.kinds import KernelCalibration, KindCost, KindFit
 from leptonsim.graph import GraphBuilder, TaskGraph
-from leptonsim.hardware import Cluster, ComputeUnit, LinkSpec, fully_connected
+from leptonsim.hardware import Cluster, ComputeUnit, LinkSpec, fully_connected, replicate
+from leptonsim.models import LayerStack
+from leptonsim.ops import Dense
+from leptonsim.optimize import Estimator, enumerate_space, search
+from leptonsim.parallel.config import ParallelConfig
+from leptonsim.parallel.step import build_step
+from leptonsim.run import run
+from leptonsim.scenario import load
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # a raw curve in which 2 MFLOP would finish before 1 MFLOP (efficiency x9 for flops x2)
 # and efficiency dips (0.9 -> 0.5): monotone_curve must iron both out
@@ -95,3 +108,86 @@ def test_the_default_is_the_analytic_roofline():
     t = DEFAULT.seconds(np.array([1e9, 1e6]), np.array([1e6, 1e9]), unit)
     assert DEFAULT.name == "roofline"
     assert t.tolist() == pytest.approx([1e9 / 0.5e12 + 1e-6, 1e9 / 1e11 + 1e-6], rel=1e-15)
+
+
+class Slower(TaskCost):
+    """A model added as the next issue would add one: `name` and `seconds`, nothing else
+    (here the roofline `factor` times slower)."""
+
+    name = "slower"
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
+                kinds: Sequence[str] | None = None) -> np.ndarray:
+        return self.factor * Roofline().seconds(flops, nbytes, unit, kinds)
+
+
+class PerLayer(TaskCost):
+    """Every column takes 1 s, whatever its work: a partition by layer count."""
+
+    name = "per-layer"
+
+    def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
+                kinds: Sequence[str] | None = None) -> np.ndarray:
+        return np.ones(np.shape(flops))
+
+
+GPU = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=80e9, efficiency=0.5)
+
+
+def _stack(widths: Sequence[int]):
+    s = LayerStack("stack", (64,))
+    for i, w in enumerate(widths):
+        s.add(f"fc{i}", Dense(w))
+    return s.build()
+
+
+def test_build_step_partitions_with_the_cost_model_it_is_given():
+    model = _stack([4096, 64, 64, 64, 64, 64])  # one heavy layer, then five light ones
+    cfg = ParallelConfig(dp=1, pp=2, tp=1, batch=8, microbatches=2)
+    cluster = fully_connected(replicate(GPU, 2), LinkSpec(1e-6, 1e11))
+    assert build_step(model, cfg, cluster).stages == ((0, 1), (1, 6))
+    assert build_step(model, cfg, cluster, cost=PerLayer()).stages == ((0, 3), (3, 6))
+
+
+def test_the_estimator_and_the_search_cost_with_the_model_they_are_given():
+    model = _stack([512] * 4)
+    cluster = fully_connected(replicate(GPU, 4), LinkSpec(1e-6, 1e11))
+    space = enumerate_space(4, 64, 4)
+    est, slow = (Estimator(model, cluster, 64, cost=c)(space) for c in (DEFAULT, Slower(2.0)))
+    assert slow.compute_s.tolist() == (2 * est.compute_s).tolist()
+    assert slow.optimizer_s.tolist() == (2 * est.optimizer_s).tolist()
+    one = fully_connected([GPU], LinkSpec(1e-6, 1e11))  # one unit: the step is its compute
+    fast, slow_run = (search(model, one, 64, top=1, cost=c).winner for c in (DEFAULT, Slower(2.0)))
+    assert slow_run.step_s == pytest.approx(2 * fast.step_s, rel=1e-12)
+    assert slow_run.estimated == pytest.approx(2 * fast.estimated, rel=1e-12)
+
+
+def test_run_simulates_with_the_cost_model_it_is_given():
+    scenario = load(ROOT / "scenarios" / "seed_cnn_data_parallel.toml")[0]
+    base, slow = run(scenario), run(scenario, cost=Slower(3.0))
+    assert slow.metrics.total_work_s == pytest.approx(3 * base.metrics.total_work_s, rel=1e-12)
+    assert slow.metrics.makespan_s > base.metrics.makespan_s
+
+
+def _imports(package: str) -> set[str]:
+    """Every leptonsim package a module of `package` imports (absolute or relative)."""
+    found = set()
+    for path in (ROOT / "leptonsim" / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module if node.level == 0 else "leptonsim." * (node.level > 1) + node.module
+                found.add(name.removeprefix("leptonsim.").split(".")[0])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.removeprefix("leptonsim.").split(".")[0] for a in node.names}
+    return found
+
+
+def test_dependencies_point_one_way():
+    """cost/ and execute/ never import the code that measures this machine; measure/
+    never imports validate/ (which imports both)."""
+    assert "measure" not in _imports("cost")
+    assert "measure" not in _imports("execute")
+    assert "validate" not in _imports("measure")
