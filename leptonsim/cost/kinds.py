@@ -66,7 +66,7 @@ class Point:
     batch: int
     task: str
     kind: str
-    key: str            # what the task computes (kernels.work_key), shape included
+    key: str            # what the task computes (model_kernels.work_key), shape included
     compute_s: float    # flops / (peak * eff(flops))
     memory_s: float     # bytes / memory bandwidth
     measured_s: float
