@@ -18,7 +18,7 @@ The step is predicted with each layer as profiled at its micro-batch size (the
 verdict), and, as ablations, with the layers interpolated from the other sizes only
 (how the model generalises to sizes nobody measured) and with per-kind models only.
 Then the 12 runs, each execution through a gate that waits for a quiet machine and
-redoes disturbed runs (leptonsim.validate.quiet), interleaved in rounds (every run
+redoes disturbed runs (leptonsim.measure.quiet), interleaved in rounds (every run
 once per round) so that a slow minute of the machine lands on one repeat of several
 runs, which their medians discard, not on every repeat of one run.
 
@@ -46,19 +46,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leptonsim.calibrate import calibrate, load_profile, profile_toml  # noqa: E402
-from leptonsim.models import LayerStack, Model  # noqa: E402
-from leptonsim.ops import GELU, Dense, LayerNorm, MultiHeadSelfAttention  # noqa: E402
-from leptonsim.parallel.config import ParallelConfig  # noqa: E402
-from leptonsim.validate.calibration import (  # noqa: E402
+from leptonsim.measure.calibrate import calibrate, load_profile, profile_toml  # noqa: E402
+from leptonsim.measure.calibration import (  # noqa: E402
     calibration_batches,
     fit,
     measure,
     measure_endpoints,
     measure_link,
 )
+from leptonsim.measure.quiet import QuietGate  # noqa: E402
+from leptonsim.models import LayerStack, Model  # noqa: E402
+from leptonsim.ops import GELU, Dense, LayerNorm, MultiHeadSelfAttention  # noqa: E402
+from leptonsim.parallel.config import ParallelConfig  # noqa: E402
 from leptonsim.validate.compare import predict  # noqa: E402
-from leptonsim.validate.quiet import QuietGate  # noqa: E402
 from leptonsim.validate.report import calibration_json, to_json  # noqa: E402
 from leptonsim.validate.run import Validation, model_setup, run_setups  # noqa: E402
 from leptonsim.zoo import get_model, lstm_lm  # noqa: E402

@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
                                    "name, list the zoo.")
     m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
     m.set_defaults(func=_model)
-    from .calibrate import add_calibrate_command
+    from .measure.calibrate import add_calibrate_command
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .study.cli import add_sweep_command

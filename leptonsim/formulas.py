@@ -3,6 +3,11 @@
 Every function is pure and works on plain floats. Inputs are checked with ValueError
 (never assert), because these are also called on user-supplied scenario values. Each
 docstring names its source and the conditions under which the result holds.
+
+Each collective's time is one expression, `<collective>_seconds`, unchecked, on any
+mix of floats and NumPy arrays (the optimizer's estimate costs thousands of
+configurations at once; the step builder a collapsed collective); the checked scalar
+`<collective>_time` calls it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+Num = Any  # a float or a NumPy array (the vectorised cores broadcast)
 
 # --- the seed (seed §4.2, digested in DIGEST §3) -------------------------------------
 
@@ -159,9 +169,13 @@ def ring_allreduce_time(p: int, nbytes: float, latency_s: float, bandwidth: floa
     _check("nbytes", nbytes, minimum=0.0)
     _check("latency_s", latency_s, minimum=0.0)
     _check("bandwidth", bandwidth, minimum=0.0, strict=True)
-    steps = 2 * (p - 1)
+    return float(ring_allreduce_seconds(p, nbytes, latency_s, bandwidth))
+
+
+def ring_allreduce_seconds(p: Num, nbytes: Num, latency_s: Num, bandwidth: Num) -> Num:
+    """ring_allreduce_time, unchecked, element-wise on floats or arrays."""
     # (p-1)/p of two ints is correctly rounded, so the time is monotone in p exactly.
-    return float(steps * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth))
+    return 2 * (p - 1) * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth)
 
 
 def gpipe_bubble_fraction(stages: int, microbatches: int) -> float:
@@ -240,7 +254,15 @@ def ring_reduce_scatter_time(p: int, nbytes: float, latency_s: float, bandwidth:
     """
     _check_count("p", p)
     _check_link(nbytes, latency_s, bandwidth)
-    return float((p - 1) * latency_s + ((p - 1) / p) * (nbytes / bandwidth))
+    return float(ring_reduce_scatter_seconds(p, nbytes, latency_s, bandwidth))
+
+
+def ring_reduce_scatter_seconds(p: Num, nbytes: Num, latency_s: Num, bandwidth: Num) -> Num:
+    """ring_reduce_scatter_time (= ring_allgather_time), unchecked, element-wise."""
+    return (p - 1) * latency_s + ((p - 1) / p) * (nbytes / bandwidth)
+
+
+ring_allgather_seconds = ring_reduce_scatter_seconds
 
 
 def ring_allgather_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
@@ -263,8 +285,14 @@ def halving_doubling_allreduce_time(p: int, nbytes: float, latency_s: float,
     if p & (p - 1):
         raise ValueError(f"p must be a power of two, got {p!r}")
     _check_link(nbytes, latency_s, bandwidth)
-    steps = 2 * (p.bit_length() - 1)
-    return float(steps * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth))
+    return float(halving_doubling_allreduce_seconds(p, nbytes, latency_s, bandwidth))
+
+
+def halving_doubling_allreduce_seconds(p: Num, nbytes: Num, latency_s: Num,
+                                       bandwidth: Num) -> Num:
+    """halving_doubling_allreduce_time, unchecked, element-wise (log2 of a power of two
+    is exact)."""
+    return 2 * np.log2(p) * latency_s + 2.0 * ((p - 1) / p) * (nbytes / bandwidth)
 
 
 def all_to_all_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -> float:
@@ -277,7 +305,12 @@ def all_to_all_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -
     """
     _check_count("p", p)
     _check_link(nbytes, latency_s, bandwidth)
-    return 0.0 if p == 1 else float(latency_s + (nbytes / p) / bandwidth)
+    return float(all_to_all_seconds(p, nbytes, latency_s, bandwidth))
+
+
+def all_to_all_seconds(p: Num, nbytes: Num, latency_s: Num, bandwidth: Num) -> Num:
+    """all_to_all_time, unchecked, element-wise."""
+    return np.where(p == 1, 0.0, latency_s + (nbytes / p) / bandwidth)
 
 
 def hierarchical_allreduce_time(nodes: int, per_node: int, nbytes: float,
@@ -295,12 +328,19 @@ def hierarchical_allreduce_time(nodes: int, per_node: int, nbytes: float,
     _check_count("per_node", per_node)
     _check_link(nbytes, intra_latency_s, intra_bandwidth, "intra_")
     _check_link(nbytes, inter_latency_s, inter_bandwidth, "inter_")
+    return float(hierarchical_allreduce_seconds(nodes, per_node, nbytes, intra_latency_s,
+                                                intra_bandwidth, inter_latency_s,
+                                                inter_bandwidth))
+
+
+def hierarchical_allreduce_seconds(nodes: Num, per_node: Num, nbytes: Num,
+                                   intra_latency_s: Num, intra_bandwidth: Num,
+                                   inter_latency_s: Num, inter_bandwidth: Num) -> Num:
+    """hierarchical_allreduce_time, unchecked, element-wise."""
     m, g = nodes, per_node
     total = 4.0 * (g - 1) * (intra_latency_s + (nbytes / g) / intra_bandwidth)
-    if m == 1:
-        return float(total)
     chunk = nbytes / g / m
     gamma = intra_latency_s + chunk / intra_bandwidth
     beta = inter_latency_s + chunk / inter_bandwidth
-    return float(total + 2 * gamma + (g + 1) * beta
-                 + (2 * m - 3) * max(2 * gamma + 2 * beta, g * beta))
+    return np.where(m == 1, total, total + 2 * gamma + (g + 1) * beta
+                    + (2 * m - 3) * np.maximum(2 * gamma + 2 * beta, g * beta))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import evaluate, metrics
-from .cost import Roofline
+from .cost import DEFAULT, CostModel
 from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
@@ -29,8 +29,8 @@ class RunResult:
     cost_usd: float             # the step at the units' price per hour (0 without prices)
 
 
-def run(scenario: Scenario) -> RunResult:
-    cost = Roofline()
+def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
+    cost = cost or DEFAULT
     times = cost.task_times(scenario.graph, scenario.cluster)
     trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost,
                      scenario.network)

@@ -13,20 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leptonsim.calibrate import (
-    CalibratedCost,
-    Profile,
+from leptonsim.cli import main
+from leptonsim.cost.calibrated import CalibratedCost, Profile, monotone_curve
+from leptonsim.errors import ScenarioError
+from leptonsim.graph import GraphBuilder
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected
+from leptonsim.measure.bench import fit_latency_bandwidth
+from leptonsim.measure.calibrate import (
     add_calibrate_command,
     calibrate,
     load_profile,
-    monotone_curve,
     write_profile,
 )
-from leptonsim.cli import main
-from leptonsim.errors import ScenarioError
-from leptonsim.execute.bench import fit_latency_bandwidth
-from leptonsim.graph import GraphBuilder
-from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected
 from tests.test_validate import SCENARIO as TINY
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=2e10, overhead_s=5e-6, link_latency_s=3e-5,

@@ -1,4 +1,4 @@
-"""The tiers of the validation cost model (leptonsim.validate.cost): a layer profiled
+"""The tiers of the validation cost model (leptonsim.cost.kinds): a layer profiled
 at the step's micro-batch costs what it measured there; the interpolated tier never
 looks at that size."""
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from leptonsim.calibrate import Profile
+from leptonsim.cost.calibrated import Profile
+from leptonsim.cost.kinds import TIERS, KernelCalibration, KindCost, KindFit, interpolate
 from leptonsim.graph import GraphBuilder
-from leptonsim.validate.cost import TIERS, KernelCalibration, KindCost, KindFit, interpolate
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=1.5e10, overhead_s=5e-6,
                   link_latency_s=3e-5, link_bandwidth=4e9,

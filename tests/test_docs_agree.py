@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from leptonsim.cost import Roofline
+from leptonsim.cost import Roofline, fixed_times
 from leptonsim.graph import GraphBuilder
 from leptonsim.hardware import ComputeUnit
 from leptonsim.report import summary
@@ -63,7 +63,8 @@ def test_overhead_is_added_to_roofline_tasks_only_as_documented():
     b.task("roofline", flops=1e9)
     b.task("fixed", duration_s=0.01)
     b.task("collapsed", duration_s=0.01, comm=True)
-    t = Roofline.unit_times(b.build(), unit)
+    g = b.build()
+    t = fixed_times(g, unit, Roofline().compute_times(g, unit))
     assert t.tolist() == pytest.approx([1e9 / 0.5e12 + 1e-3, 0.01 / 0.5, 0.01], rel=1e-12)
     row = next(line for line in SCENARIOS.splitlines() if line.startswith("| `overhead` |"))
     assert "every roofline-costed task; not to a task with a fixed `duration`" in row

@@ -6,10 +6,12 @@ import heapq
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from leptonsim import formulas
 from leptonsim.formulas import (
     amdahl_speedup,
     brent_bound,
@@ -296,3 +298,38 @@ def test_bad_inputs_raise_value_error_naming_the_argument(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- each collective's one expression, scalar and vectorised ---------------------------
+
+COLLECTIVES = {  # checked scalar -> vectorised core, and a valid p for a given count
+    "ring_allreduce": lambda p: p,
+    "ring_reduce_scatter": lambda p: p,
+    "ring_allgather": lambda p: p,
+    "halving_doubling_allreduce": lambda p: 1 << (p % 8),
+    "all_to_all": lambda p: p,
+}
+link = st.tuples(st.integers(1, 512), st.floats(0.0, 1e12), st.floats(0.0, 1e-3),
+                 st.floats(1e3, 1e13))
+
+
+@pytest.mark.parametrize("name", COLLECTIVES)
+@given(links=st.lists(link, min_size=1, max_size=20))
+def test_a_collective_vectorised_is_its_scalar_element_by_element(name, links):
+    """The array form (the optimizer's estimate, the step builder) gives exactly the
+    checked scalar's figure for every element."""
+    scalar, vector = getattr(formulas, f"{name}_time"), getattr(formulas, f"{name}_seconds")
+    p, n, a, b = (np.array(col) for col in zip(*links, strict=True))
+    p = np.array([COLLECTIVES[name](int(x)) for x in p])
+    got = vector(p.astype(float), n, a, b)
+    assert got.tolist() == [scalar(int(pi), float(ni), float(ai), float(bi))
+                            for pi, ni, ai, bi in zip(p, n, a, b, strict=True)]
+
+
+@given(st.lists(st.tuples(st.integers(1, 16), st.integers(1, 8), st.floats(0.0, 1e12),
+                          st.floats(0.0, 1e-3), st.floats(1e3, 1e13), st.floats(0.0, 1e-3),
+                          st.floats(1e3, 1e13)), min_size=1, max_size=20))
+def test_the_hierarchical_all_reduce_vectorised_is_its_scalar(rows):
+    cols = [np.array(c, dtype=float) for c in zip(*rows, strict=True)]
+    got = formulas.hierarchical_allreduce_seconds(*cols)
+    assert got.tolist() == [formulas.hierarchical_allreduce_time(*r) for r in rows]

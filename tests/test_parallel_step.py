@@ -57,7 +57,7 @@ def stage_time(model: Model, cfg: ParallelConfig, phase_cols: tuple[int, int], s
     from leptonsim.parallel.step import layer_costs
     roles = layer_roles(model)
     costs = layer_costs(model, cfg, roles)
-    per_layer = Roofline.seconds(costs[:, phase_cols[0]], costs[:, phase_cols[1]], UNIT)
+    per_layer = Roofline().seconds(costs[:, phase_cols[0]], costs[:, phase_cols[1]], UNIT)
     return float(per_layer.sum()) / stages
 
 

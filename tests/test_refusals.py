@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import leptonsim.calibrate
+import leptonsim.measure.calibrate
 import leptonsim.optimize.cli
 import leptonsim.precision
 import leptonsim.run
@@ -40,7 +40,7 @@ WRITERS = {
     "run": (["run", str(SEED), "--out", "{out}"], (leptonsim.run, "run"), "dir"),
     "sweep": (["sweep", str(SWEEP), "--out", "{out}", "--workers", "1"],
               (leptonsim.study.runner, "run_sweep"), "dir"),
-    "calibrate": (["calibrate", "--quick", "--out", "{out}"], (leptonsim.calibrate, "calibrate"),
+    "calibrate": (["calibrate", "--quick", "--out", "{out}"], (leptonsim.measure.calibrate, "calibrate"),
                   "file"),
     "validate": (["validate", "{tiny}", "--out", "{out}"],
                  (leptonsim.validate.cli, "load_or_calibrate"), "dir"),

@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from leptonsim.calibrate import CalibratedCost, Profile, write_profile
+from leptonsim.cost.calibrated import CalibratedCost, Profile, profile_cluster
+from leptonsim.cost.kinds import Endpoints, KernelCalibration, KindCost, KindFit, endpoint_seconds
+from leptonsim.execute.model_kernels import ModelKernels
 from leptonsim.graph import GraphBuilder
 from leptonsim.kernels.registry import LOSSES
-from leptonsim.ops import Embedding
-from leptonsim.parallel.config import ParallelConfig
-from leptonsim.parallel.step import build_step
-from leptonsim.sim import Static
-from leptonsim.sim.engine import run_plan
-from leptonsim.trace import Trace
-from leptonsim.validate import ModelKernels
-from leptonsim.validate.calibration import (
+from leptonsim.measure.calibrate import write_profile
+from leptonsim.measure.calibration import (
     calibration_batches,
     calibration_graph,
     copy_costs,
@@ -30,16 +26,14 @@ from leptonsim.validate.calibration import (
     measure_endpoints,
     neighbour_batches,
 )
+from leptonsim.ops import Embedding
+from leptonsim.parallel.config import ParallelConfig
+from leptonsim.parallel.step import build_step
+from leptonsim.sim import Static
+from leptonsim.sim.engine import run_plan
+from leptonsim.trace import Trace
 from leptonsim.validate.cli import main
 from leptonsim.validate.compare import compare
-from leptonsim.validate.cost import (
-    Endpoints,
-    KernelCalibration,
-    KindCost,
-    KindFit,
-    endpoint_seconds,
-    profile_cluster,
-)
 from leptonsim.validate.figures import gantt_overlay
 from leptonsim.zoo import get_model, lstm_lm
 
@@ -266,7 +260,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
 
 def test_variants_needing_more_cores_than_this_machine_are_skipped(
         tmp_path, profile_file, capsys, monkeypatch):
-    monkeypatch.setattr("leptonsim.validate.run.machine_cores", lambda: 1)
+    monkeypatch.setattr("leptonsim.measure.machine.machine_cores", lambda: 1)
     (tmp_path / "tiny.toml").write_text(SCENARIO + '\n[variants.one]\n"parallel.pp" = 1\n'
                                         '"hardware.units[0].count" = 1\n'
                                         '\n[variants.two]\n"parallel.pp" = 2\n')

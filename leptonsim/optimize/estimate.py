@@ -7,7 +7,8 @@ stages, micro-batch size) with the exact cost-balanced partition; everything per
 configuration is NumPy column arithmetic:
 
   t_f, t_b   slowest device's forward / backward per micro-batch: its chunks' compute
-             plus their tensor-parallel all-reduces (ring, over the tp pair's route);
+             (the cost model's seconds, Roofline by default) plus their tensor-parallel
+             all-reduces (formulas.ring_allreduce_seconds, over the tp pair's route);
              recompute adds the forward to the backward
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
   dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
@@ -24,6 +25,8 @@ from functools import cache
 
 import numpy as np
 
+from ..cost import DEFAULT, CostModel
+from ..formulas import ring_allreduce_seconds
 from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
@@ -67,8 +70,9 @@ class LayerTable:
 
 class Estimator:
     def __init__(self, model: Model, cluster: Cluster, batch: int, *, dtype_bytes: int = 2,
-                 optimizer: str = "adam", training: bool = True) -> None:
-        self.model, self.cluster, self.batch = model, cluster, batch
+                 optimizer: str = "adam", training: bool = True,
+                 cost: CostModel = DEFAULT) -> None:
+        self.model, self.cluster, self.batch, self.cost = model, cluster, batch, cost
         self.dtype, self.optimizer, self.training = dtype_bytes, optimizer, training
         self.unit: ComputeUnit = cluster.unit_types[int(cluster.unit_type[0])]
         self._tables = cache(self._table)
@@ -100,21 +104,17 @@ class Estimator:
         cols = np.array(rows).T
         return LayerTable(*cols)
 
-    def _seconds(self, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-        u = self.unit
-        return np.maximum(flops / (u.peak_flops * u.efficiency), nbytes / u.memory_bandwidth) + u.overhead_s
-
     def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
         params, activations per micro-batch, stage input bytes, boundary bytes, update s)."""
         t = self._tables(tp)
-        fwd = self._seconds(t.ff * mb, t.fb0 + t.fb1 * mb)
-        bwd = self._seconds(t.bf * mb, t.bb0 + t.bb1 * mb)
+        fwd = self.cost.seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit)
+        bwd = self.cost.seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit)
         ranges = self._ranges(tp, vstages)
         sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
         f, b, a, z = max(sums, key=lambda r: r[0] + r[1])
         first = self.model.layers[a]
-        upd = self._seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum())
+        upd = self.cost.seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(), self.unit)
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
                 float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
                 float(np.prod(first.input_shape)) * self.dtype * mb,
@@ -124,7 +124,7 @@ class Estimator:
         """Stages balanced at one sample per micro-batch, reused for every size: the
         balance barely moves with it, and it saves a partition per table."""
         t = self._tables(tp)
-        per_layer = self._seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1)
+        per_layer = self.cost.seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1, self.unit)
         return balanced_ranges(per_layer, vstages)
 
     def _path(self, layout: int, dp: int, pp: int, tp: int) -> tuple[float, ...]:
@@ -216,8 +216,10 @@ def _greedy(prefix: np.ndarray, stages: int, bound: float) -> list[tuple[int, in
 
 
 def _ring(p: np.ndarray, nbytes: np.ndarray, lat: np.ndarray, gap: np.ndarray) -> np.ndarray:
-    """Uncontended ring all-reduce: 2(p-1)(alpha + n/p / B) over the neighbour route."""
-    return 2 * (p - 1) * (lat + nbytes / p * gap)
+    """Uncontended ring all-reduce over the neighbour route of latency `lat` and
+    seconds per byte `gap` (0 for a ring of one, which costs nothing)."""
+    with np.errstate(divide="ignore"):
+        return ring_allreduce_seconds(p, nbytes, lat, 1.0 / gap)
 
 
 def _lookup(keys: np.ndarray, compute) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cost import DEFAULT, CostModel
 from ..energy import cost_usd, energy_of
 from ..errors import SimulationError
 from ..hardware import Cluster
@@ -57,7 +58,10 @@ def objective_values(est: Estimate, objective: str) -> np.ndarray:
 
 def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time", top: int = 5,
            dtype_bytes: int = 2, optimizer: str = "adam", training: bool = True,
-           max_tp: int | None = None, max_microbatches: int = 64) -> Search:
+           max_tp: int | None = None, max_microbatches: int = 64,
+           cost: CostModel = DEFAULT) -> Search:
+    """Rank every configuration by the estimate, simulate the `top` few; `cost` prices
+    tasks in the estimate, the step partitions and the simulations."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     space = enumerate_space(cluster.size, batch, len(model.layers), max_tp=max_tp,
@@ -66,15 +70,15 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     if not len(space):
         raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
     est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
-                    training=training)(space)
+                    training=training, cost=cost)(space)
     score = objective_values(est, objective)
     if not np.isfinite(score).any():
         raise SimulationError(f"no configuration of {model.name} fits in "
                               f"{cluster.units[0].memory_bytes / 1e9:.3g} GB per unit")
     order = np.argsort(score, kind="stable")[:top]
     fixed = {"dtype_bytes": dtype_bytes, "optimizer": optimizer, "training": training}
-    confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed)
-                 for i in order if np.isfinite(score[i])]
+    confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed,
+                          cost) for i in order if np.isfinite(score[i])]
     confirmed.sort(key=lambda c: (c.simulated, c.index))
     plain = np.flatnonzero((space.dp == cluster.size) & np.isfinite(score))
     baseline = int(plain[np.argmin(score[plain])]) if plain.size else None
@@ -82,15 +86,15 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
 
 
 def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, estimated: float,
-             objective: str, fixed: dict) -> Candidate:
+             objective: str, fixed: dict, cost: CostModel) -> Candidate:
     symmetric = cluster.size > SYMMETRIC_ABOVE and space.tp[i] > 1
     cfg = space.config(i, batch, tp_mode="symmetric" if symmetric else "full",
                        fuse=cluster.size > SYMMETRIC_ABOVE, **fixed)
     try:
-        step = build_step(model, cfg, cluster)
+        step = build_step(model, cfg, cluster, cost)
     except (SimulationError, ValueError):
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
-    trace = simulate(step.graph, cluster, Static())
+    trace = simulate(step.graph, cluster, Static(), cost)
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
                        step.collapsed_bytes).total_j
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))

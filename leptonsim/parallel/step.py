@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cost import Roofline
+from .. import formulas
+from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
@@ -84,7 +85,9 @@ def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
     return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes
 
 
-def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph:
+def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
+               cost: CostModel = DEFAULT) -> StepGraph:
+    """The step graph; `cost` prices the layers the pipeline partition balances."""
     from .plan_memory import plan_memory  # the memory plan raises before any graph is built
 
     if cluster.size != cfg.units:
@@ -93,7 +96,8 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> StepGraph
     roles = layer_roles(model) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(model.layers)
     costs = layer_costs(model, cfg, roles)
     unit = cluster.unit_types[int(cluster.unit_type[0])]
-    per_layer = Roofline.seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit)
+    # a layer's forward and backward as one column (no single op kind: kinds None)
+    per_layer = cost.seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit)
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
@@ -254,16 +258,19 @@ class _StepBuilder:
 
     def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
         """The ring collective `collectives` would spell out, as one duration: uncontended
-        ring time over the group's own links, (steps) x (alpha + n/p / B), the slowest
-        neighbour pair setting the pace of each step. Its messages' bytes are added to
-        `collapsed`, per channel of each message's route, as the full ring sends them."""
+        ring time over the group's own links (formulas.ring_allreduce_time or
+        ring_allgather_time), the slowest neighbour pair setting the pace of each step.
+        Its messages' bytes are added to `collapsed`, per channel of each message's
+        route, as the full ring sends them."""
         p = len(ranks)
         steps = 2 * (p - 1) if kind == "allreduce" else p - 1
         pairs = list(zip(ranks, ranks[1:] + ranks[:1], strict=True))
         for a, b in pairs:
             self.collapsed[list(self.cluster.route(a, b))] += steps * (nbytes / p)
-        step = max(self.cluster.transfer_time(nbytes / p, a, b) for a, b in pairs)
-        return float(steps * step)
+        latency, gap = np.array([self.cluster.path_cost(a, b) for a, b in pairs]).T
+        ring = (formulas.ring_allreduce_seconds if kind == "allreduce"
+                else formulas.ring_allgather_seconds)
+        return float(ring(p, nbytes, latency, 1.0 / gap).max())
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
         """Bucketed gradient all-reduce over replicas, then the optimizer step."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost import Roofline
+from ..cost import DEFAULT
 from ..errors import GraphError, ScenarioError, SimulationError, SizeError
 from ..generators import TaskCost, chain, fork_join, independent, layered, split_tasks
 from ..graph import GraphBuilder, TaskGraph
@@ -82,7 +82,7 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
     cluster = build_cluster(doc["hardware"])
     step = _step(doc, cluster) if "model" in doc["workload"] else None
     graph = step.graph if step else build_graph(doc["workload"], cluster, seed)
-    if not (Roofline().task_times(graph, cluster).sum(axis=1) > 0).all():
+    if not (DEFAULT.task_times(graph, cluster).sum(axis=1) > 0).all():
         raise ScenarioError("workload", "tasks that do some work on every kind of unit (speed-"
                             "up and efficiency divide by it)", "<every task taking 0 s>",
                             hint="give some task a duration, flops or bytes > 0, or the "

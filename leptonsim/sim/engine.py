@@ -21,7 +21,7 @@ from math import inf
 import numpy as np
 import simpy
 
-from ..cost import CostModel, Roofline
+from ..cost import DEFAULT, CostModel
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
@@ -36,7 +36,7 @@ def simulate(graph: TaskGraph, cluster: Cluster, scheduler: Scheduler | None = N
              cost: CostModel | None = None, network: str = "fifo") -> Trace:
     """Run the graph on the cluster; return the trace of every task and transfer hop.
     `network`: "fifo" (each channel one transfer at a time) or "fair" (max-min sharing)."""
-    times = (cost or Roofline()).task_times(graph, cluster)
+    times = (cost or DEFAULT).task_times(graph, cluster)
     plan = (scheduler or Heft()).plan(graph, cluster, times)
     return run_plan(graph, cluster, plan, times, network)
 

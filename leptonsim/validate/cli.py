@@ -48,9 +48,10 @@ def add_validate_command(subparsers: Any) -> None:
 def validate_command(args: argparse.Namespace) -> int:
     from .. import scenario
     from ..files import check_output
-    from .quiet import QuietGate
+    from ..measure.machine import machine_cores
+    from ..measure.quiet import QuietGate
     from .report import render, write_outputs
-    from .run import machine_cores, validate, workers_needed
+    from .run import validate, workers_needed
 
     for flag, value in (("--repeats", args.repeats), ("--workers", args.workers)):
         if value is not None and value < 1:
@@ -89,7 +90,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
 def load_or_calibrate(path: str) -> Any:
     """The profile at `path`; measured (about 10 s) and written there if it is missing."""
-    from ..calibrate import calibrate, load_profile, write_profile
+    from ..measure.calibrate import calibrate, load_profile, write_profile
 
     if not Path(path).exists():
         print(f"validate: no profile at {path}; calibrating this machine first (about 10 s)",

@@ -21,14 +21,14 @@ from functools import partial
 
 import numpy as np
 
+from ..cost.kinds import Endpoints, KindCost, pinned
 from ..execute import KernelSource, execute
 from ..graph import TaskGraph
 from ..hardware import Cluster
+from ..measure.quiet import QuietGate, Seen, foreign_fraction
 from ..sim import Plan
 from ..sim.engine import run_plan
 from ..trace import Trace
-from .cost import Endpoints, KindCost, pinned
-from .quiet import QuietGate, Seen, foreign_fraction
 
 WARMUP = 1
 """Untimed steps before each measured one: the prediction is for a step in the middle

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from ..cost.kinds import KernelCalibration
 from ..export import atomic_write
 from ..files import json_text, publish
-from .cost import KernelCalibration
-from .quiet import QuietGate
+from ..measure.quiet import QuietGate
 from .run import Validation
 
 TIER_NAMES = {"profiled": "layers as profiled at this micro-batch",

@@ -11,27 +11,26 @@ used: a prediction is only checkable on the machine that measures it.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
-from ..calibrate import Profile
+from ..cost.calibrated import Profile, profile_cluster
+from ..cost.kinds import TIERS, KernelCalibration, KindCost
 from ..errors import ScenarioError
 from ..execute import KernelSource, SyntheticKernels
+from ..execute.model_kernels import DTYPES, ModelKernels
 from ..graph import TaskGraph
 from ..hardware import Cluster
+from ..measure.calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
+from ..measure.quiet import QuietGate
 from ..models import Model
 from ..parallel.config import ParallelConfig
 from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
-from .calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
 from .compare import Case, Comparison, compare_all, predict, relative_error
-from .cost import TIERS, KernelCalibration, KindCost, profile_cluster
-from .kernels import DTYPES, ModelKernels
-from .quiet import QuietGate
 
 
 @dataclass(frozen=True)
@@ -127,13 +126,6 @@ def calibrate_for(model: Model, cfg: ParallelConfig, profile: Profile, repeats: 
         return replace(cal, batches={model.name: batches})
     return replace(cal, batches={model.name: batches}, link=measure_link(gate=gate),
                    endpoints=measure_endpoints(gate=gate))
-
-
-def machine_cores() -> int:
-    """The cores this process may run on: the most workers a validation can measure."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def workers_needed(scenario: Scenario, workers: int | None = None) -> int:

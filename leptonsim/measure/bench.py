@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..execute import execute
+from ..execute.kernels import Kernel, SyntheticKernels
 from ..graph import GraphBuilder, TaskGraph
-from .coordinator import execute
-from .kernels import Kernel, SyntheticKernels
 
 
 class BenchKernels:

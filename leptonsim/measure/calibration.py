@@ -21,7 +21,7 @@ alone, at the micro-batch sizes to be validated and at sizes around them that ar
 never validated (`calibration_batches`), and optimizer updates of single layers and
 of the whole model. Nothing is fitted to the runs it is judged on: those run the
 whole step graph (many layers, transfers, a schedule), the calibration one layer at
-a time; and the interpolated tier (cost.py) predicts without the validated sizes.
+a time; and the interpolated tier (cost/kinds.py) predicts without the validated sizes.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from functools import partial
 import numpy as np
 from scipy.optimize import nnls
 
-from ..calibrate import Profile
+from ..cost.calibrated import CalibratedCost, Profile
+from ..cost.kinds import Endpoints, KernelCalibration, KindFit, Point
 from ..execute import execute
-from ..execute.bench import fit_latency_bandwidth
+from ..execute.model_kernels import ModelKernels, SpinKernels, Work
 from ..graph import GraphBuilder, TaskGraph
 from ..models import Model
 from ..parallel.config import ParallelConfig
 from ..parallel.step import layer_costs
 from ..parallel.tensor import LayerRole
 from ..trace import Trace
-from .cost import Endpoints, KernelCalibration, KindFit, Point, roofline_terms
-from .kernels import ModelKernels, SpinKernels, Work
+from .bench import fit_latency_bandwidth
 from .quiet import QuietGate
 
 
@@ -268,7 +268,7 @@ def _points(profile: Profile, model: str, batch: int, g: TaskGraph, trace: Trace
     same = trace.task_unit[order][1:] == trace.task_unit[order][:-1]
     gap[trace.task[order][:-1][same]] = (trace.task_start[order][1:]
                                          - trace.task_end[order][:-1])[same]
-    compute, memory = roofline_terms(profile, g)
+    compute, memory = CalibratedCost(profile).terms(g.flops, g.nbytes)
     groups: dict[tuple[str, str], list[int]] = {}
     for t, name in enumerate(g.names):
         if keys[t]:

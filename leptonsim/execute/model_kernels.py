@@ -37,13 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from ..execute.kernels import Kernel, SyntheticKernels
 from ..graph import TaskGraph
 from ..kernels import KERNELS, init_params, update
 from ..kernels.base import Array, Params
 from ..kernels.registry import LOSSES
 from ..models import Layer, Model
 from ..ops import Add, Dense, Embedding, SigmoidCrossEntropy
+from .kernels import Kernel, SyntheticKernels
 
 Work = dict[int, tuple[str, tuple[int, ...]]]
 DTYPES: dict[int, type[np.floating[Any]]] = {2: np.float16, 4: np.float32, 8: np.float64}

@@ -1,6 +1,6 @@
 """`leptonsim calibrate`: measure this machine, write a hardware profile, cost with it.
 
-Everything is measured through the executor (leptonsim.execute.bench), so the
+Everything is measured through the executor (bench.py), so the
 profile describes what executed tasks see: one core per worker process with one
 BLAS thread, the synthetic kernels, the shared-memory transfer path. Medians of
 repeats throughout; the machine is assumed shared and noisy.
@@ -9,26 +9,22 @@ repeats throughout; the machine is assumed shared and noisy.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .errors import QuantityError, ScenarioError
-from .export import atomic_write
-from .files import check_output
-from .graph import TaskGraph
-from .hardware import Cluster, ComputeUnit, LinkSpec
-from .limits import SIZES
-from .quantities import format_quantity, parse_quantity
+from ..cost.calibrated import Profile, monotone_curve
+from ..errors import QuantityError, ScenarioError
+from ..export import atomic_write
+from ..files import check_output
+from ..limits import SIZES
+from ..quantities import format_quantity, parse_quantity
+from .machine import machine_info
 
 
 @dataclass(frozen=True)
@@ -48,86 +44,11 @@ FULL = Plan((8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536), 6
             (8, 64, 512, 4_000, 32_000, 256_000, 2_000_000, 16_000_000, 64_000_000), 9)  # ~10 s
 
 
-@dataclass(frozen=True)
-class Profile:
-    peak_flops: float                 # best single-thread float32 GEMM rate
-    memory_bandwidth: float           # bytes read + written per second by a large copy
-    overhead_s: float                 # executor dispatch cost per task
-    link_latency_s: float             # alpha of a worker-to-worker transfer
-    link_bandwidth: float             # B of a worker-to-worker transfer
-    efficiency_curve: tuple[tuple[float, float], ...]  # (flops, fraction of peak), monotone
-    peak_flops_fp64: float = 0.0
-    machine: dict[str, str] = field(default_factory=dict)
-    gemm: tuple[tuple[str, int, float], ...] = ()      # (dtype, n, FLOP/s) as measured
-
-    def compute_unit(self, name: str = "core") -> ComputeUnit:
-        """One worker as a unit; its efficiency is 1 because the curve carries it."""
-        return ComputeUnit(name, self.peak_flops, self.memory_bandwidth, overhead_s=self.overhead_s)
-
-    def link_spec(self) -> LinkSpec:
-        return LinkSpec(self.link_latency_s, self.link_bandwidth)
-
-
-def monotone_curve(points: Any) -> tuple[tuple[float, float], ...]:
-    """Sorted (flops, efficiency) with efficiency non-decreasing and, between points,
-    time non-decreasing (e_b / e_a <= f_b / f_a). Why: a measured dip is noise or a
-    cache quirk of the one shape measured, which a six-point curve cannot place for
-    other shapes; and a model in which a larger op is less efficient, or finishes
-    sooner, than a smaller one invites schedulers and partitioners to exploit an
-    artefact (split an op forever, say). Calculon's efficiency curves are monotone too."""
-    best: dict[float, float] = {}
-    for f, e in points:  # one point per size: the best of its measurements
-        best[float(f)] = max(float(e), best.get(float(f), 0.0))
-    out: list[tuple[float, float]] = []
-    for f, e in sorted(best.items()):
-        if out:
-            f0, e0 = out[-1]
-            e = max(e0, min(e, e0 * (f / f0)))
-        out.append((f, min(e, 1.0)))
-    return tuple(out)
-
-
-class CalibratedCost:
-    """The roofline with a size-dependent efficiency, from a profile of this machine:
-    t = max(flops / (peak * eff(flops)), bytes / mem_bw) + overhead, eff interpolated
-    log-log between the curve's points (a power law, so time stays monotone in flops)
-    and clamped at its ends. Fixed tasks cost as in Roofline (d / E, comm d). Every
-    unit type gets the profile's times: the scenario runs on cores of this machine."""
-
-    name = "calibrated"
-
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
-        curve = monotone_curve(profile.efficiency_curve)
-        self._log_f = np.log([f for f, _ in curve])
-        self._log_e = np.log([e for _, e in curve])
-
-    def efficiency(self, flops: np.ndarray) -> np.ndarray:
-        return np.exp(np.interp(np.log(np.maximum(flops, 1.0)), self._log_f, self._log_e))
-
-    def seconds(self, flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-        p = self.profile
-        compute = flops / (p.peak_flops * self.efficiency(flops))
-        return np.maximum(compute, nbytes / p.memory_bandwidth) + p.overhead_s
-
-    def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
-        base = self.seconds(graph.flops, graph.nbytes)
-        fixed = ~np.isnan(graph.duration_s)
-        comm = fixed & (graph.comm if graph.comm is not None else False)
-        rows = []
-        for unit in cluster.unit_types:
-            t = base.copy()
-            t[fixed] = graph.duration_s[fixed] / unit.efficiency
-            t[comm] = graph.duration_s[comm]
-            rows.append(t)
-        return np.stack(rows) if rows else np.zeros((0, graph.size))
-
-
 # -- measuring ----------------------------------------------------------------------
 
 def calibrate(progress: bool = True, budget_s: float = 90.0, quick: bool = False) -> Profile:
     """Measure this machine (under 2 minutes; `quick` in a few seconds)."""
-    from .execute import bench
+    from . import bench
 
     began = time.perf_counter()
     say = _printer(progress, began)
@@ -164,21 +85,6 @@ def _printer(enabled: bool, began: float) -> Callable[[str], None]:
             print(f"calibrate {time.perf_counter() - began:5.1f}s {line}", file=sys.stderr,
                   flush=True)
     return say
-
-
-def machine_info() -> dict[str, str]:
-    from .execute.worker import blas_threads
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cores": str(os.cpu_count()),
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "blas": ", ".join(blas_threads().get("libraries", [])) or "unknown"}
 
 
 # -- the profile file -------------------------------------------------------------------

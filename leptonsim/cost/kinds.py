@@ -1,7 +1,7 @@
-"""The cost model validation predicts with, and the cluster it predicts for.
+"""The per-kind / measured-table model validation predicts with.
 
-`KindCost` is the profile's calibrated roofline (leptonsim.calibrate.CalibratedCost)
-refined by a kernel calibration (calibration.py), in three tiers:
+`KindCost` is the profile's calibrated roofline (calibrated.CalibratedCost) refined
+by a kernel calibration (measured by leptonsim.measure.calibration), in three tiers:
 
 * **profiled** (`tier="profiled"`, the default): a task whose layers were timed at
   its own micro-batch size costs what they measured there, as a profile-driven
@@ -20,7 +20,7 @@ Every task then adds the calibrated gap that follows a task of its kind (dispatc
 freeing its output). The simulated bar is that whole slot; `kernel_seconds` is the
 part a measured trace records as the task (the timed kernel call). Kinds the
 calibration has not seen keep the profile's roofline and per-task overhead; fixed-
-duration and communication tasks cost what CalibratedCost charges them.
+duration and communication tasks cost what every model charges them (base.TaskCost).
 
 Transfers (`Endpoints`, LogGP's o and L): the executor has no progress thread, so a
 worker copies each tensor it sends into shared memory and each tensor it receives
@@ -35,14 +35,16 @@ usually that one, so the unit's busy time is the same either way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
 
-from ..calibrate import CalibratedCost, Profile
 from ..graph import TaskGraph
-from ..hardware import Cluster, fully_connected
+from ..hardware import Cluster, ComputeUnit
+from .base import TaskCost
+from .calibrated import CalibratedCost, Profile
+from .roofline import roofline_seconds, roofline_terms
 
 TIERS = ("profiled", "interpolated", "kind")
 
@@ -64,7 +66,7 @@ class Point:
     batch: int
     task: str
     kind: str
-    key: str            # what the task computes (kernels.work_key), shape included
+    key: str            # what the task computes (model_kernels.work_key), shape included
     compute_s: float    # flops / (peak * eff(flops))
     memory_s: float     # bytes / memory bandwidth
     measured_s: float
@@ -131,24 +133,6 @@ def endpoint_seconds(graph: TaskGraph, endpoints: Endpoints) -> np.ndarray:
     return out
 
 
-def roofline_terms(profile: Profile, graph: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Per task: seconds of its FLOPs at the profile's GEMM rate for that size, and
-    seconds of its bytes at the profile's memory bandwidth."""
-    eff = CalibratedCost(profile).efficiency(graph.flops)
-    return graph.flops / (profile.peak_flops * eff), graph.nbytes / profile.memory_bandwidth
-
-
-def profile_cluster(profile: Profile, workers: int,
-                    link: tuple[float, float] | None = None) -> Cluster:
-    """`workers` cores of this machine, w0, w1, ..., fully connected by the profile's
-    link, or by a link of the given (latency, bandwidth)."""
-    unit = profile.compute_unit()
-    spec = profile.link_spec()
-    if link is not None:
-        spec = replace(spec, latency_s=link[0], bandwidth=link[1])
-    return fully_connected([replace(unit, name=f"w{i}") for i in range(workers)], spec)
-
-
 def interpolate(curve: Sequence[tuple[float, float]], x: float,
                 span: float = 4.0) -> float | None:
     """The layer's time at micro-batch x from its measurements at other sizes: a line
@@ -170,10 +154,11 @@ def interpolate(curve: Sequence[tuple[float, float]], x: float,
     return float(a + slope * x)
 
 
-class KindCost:
+class KindCost(TaskCost):
     """CalibratedCost refined by a KernelCalibration. `keys[t]` names what task t
-    computes (kernels.work_key; None for tasks without layers) and `batch` is the
-    micro-batch size, for the profiled and interpolated tiers."""
+    computes (model_kernels.work_key; None for tasks without layers) and `batch` is
+    the micro-batch size, for the profiled and interpolated tiers. `seconds` (columns
+    without a graph) is the kind tier."""
 
     name = "calibrated+kernels"
 
@@ -188,19 +173,36 @@ class KindCost:
     def with_tier(self, tier: str) -> KindCost:
         return KindCost(self.profile, self.calibration, self.keys, self.batch, tier)
 
-    def _columns(self, graph: TaskGraph) -> np.ndarray:
-        """(tasks, 4): a, b, c, gap per task; NaN where the kind was not calibrated."""
+    def _columns(self, kinds: Sequence[str] | None, n: int) -> np.ndarray:
+        """(n, 4): a, b, c, gap per column; NaN where the kind was not calibrated."""
         fits = self.calibration.fits
-        kinds = graph.kinds or ("task",) * graph.size
         nan = (np.nan,) * 4
         return np.array([(f.overhead_s, f.compute_factor, f.memory_factor, f.gap_s)
-                         if (f := fits.get(k)) else nan for k in kinds]).reshape(-1, 4)
+                         if (f := fits.get(k)) else nan
+                         for k in (kinds or ("task",) * n)]).reshape(-1, 4)
+
+    def _kind_kernel(self, flops: np.ndarray, nbytes: np.ndarray,
+                     kinds: Sequence[str] | None) -> np.ndarray:
+        """The kind models' kernel time; the profile's roofline (no overhead) elsewhere."""
+        rate, bandwidth = self.base.rate(flops), self.profile.memory_bandwidth
+        compute, memory = roofline_terms(flops, nbytes, rate, bandwidth)
+        a, b, c, _ = self._columns(kinds, np.size(flops)).T
+        return np.where(np.isfinite(a), a + b * compute + c * memory,
+                        roofline_seconds(flops, nbytes, rate, bandwidth))
+
+    def _gap(self, kinds: Sequence[str] | None, n: int) -> np.ndarray:
+        gap = self._columns(kinds, n)[:, 3]
+        return np.where(np.isfinite(gap), gap, self.profile.overhead_s)
+
+    def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit | None = None,
+                kinds: Sequence[str] | None = None) -> np.ndarray:
+        """The kind tier's slot of FLOP/byte columns: kernel call plus the gap after it."""
+        n = np.size(flops)
+        return self._kind_kernel(flops, nbytes, kinds) + self._gap(kinds, n)
 
     def kernel_seconds(self, graph: TaskGraph) -> np.ndarray:
         """Predicted duration of each task's kernel call (what a measured trace records)."""
-        compute, memory = roofline_terms(self.profile, graph)
-        a, b, c, _ = self._columns(graph).T
-        t = np.where(np.isfinite(a), a + b * compute + c * memory, np.maximum(compute, memory))
+        t = self._kind_kernel(graph.flops, graph.nbytes, graph.kinds)
         if self.tier != "kind":
             curves = self.calibration.curves
             for i, key in enumerate(self.keys):
@@ -218,17 +220,17 @@ class KindCost:
 
     def gap_seconds(self, graph: TaskGraph) -> np.ndarray:
         """What each task adds after its kernel: the calibrated gap, or the profile overhead."""
-        gap = self._columns(graph)[:, 3]
-        return np.where(np.isfinite(gap), gap, self.profile.overhead_s)
+        return self._gap(graph.kinds, graph.size)
 
     def copy_seconds(self, graph: TaskGraph) -> np.ndarray:
         """Per task, the endpoint copies its slot holds (zero without Endpoints or pins)."""
         ends = self.calibration.endpoints
         return endpoint_seconds(graph, ends) if ends and pinned(graph) else np.zeros(graph.size)
 
+    def compute_times(self, graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
+        return self.kernel_seconds(graph) + self.gap_seconds(graph)
+
     def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
-        times = self.base.task_times(graph, cluster)
-        fixed = ~np.isnan(graph.duration_s)
-        corrected = self.kernel_seconds(graph) + self.gap_seconds(graph)
-        times[:, ~fixed] = corrected[~fixed]
-        return times + self.copy_seconds(graph)
+        """TaskCost's times plus the endpoint copies each task's slot holds (these are
+        transfers' costs on the units, so fixed tasks get them too)."""
+        return super().task_times(graph, cluster) + self.copy_seconds(graph)
