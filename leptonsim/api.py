@@ -44,6 +44,8 @@ class Hardware:
     cluster: Cluster
 
     def __getattr__(self, name: str) -> Any:  # only for names the dataclass lacks
+        if name.startswith("_"):  # copy and pickle ask for theirs before `cluster` is set
+            raise AttributeError(name)
         return getattr(self.cluster, name)
 
 

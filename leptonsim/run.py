@@ -21,6 +21,8 @@ from .trace import Trace
 
 @dataclass(frozen=True)
 class RunResult:
+    """A simulated scenario: its trace, metrics, the formulas beside them, energy, cost."""
+
     scenario: Scenario
     trace: Trace
     metrics: Metrics
