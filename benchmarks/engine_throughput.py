@@ -103,9 +103,9 @@ def child(mode: str, n: int, a: argparse.Namespace) -> dict:
     rss_before = _maxrss_mb()
     out: dict = {"mode": mode, "n": n, "edges": graph.num_edges, "gen_s": gen_s}
     if mode == "engine":
-        from leptonsim.sim import Static, simulate
+        from leptonsim.sim import simulate
         w0, c0 = time.perf_counter(), time.process_time()
-        trace = simulate(graph, cluster, Static())
+        trace = simulate(graph, cluster, "static")
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         start = np.empty(n)
         unit = np.empty(n, np.int64)
@@ -201,15 +201,15 @@ def profile(n: int, a: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    from leptonsim.sim import Static, simulate
+    from leptonsim.sim import simulate
     graph, cluster = build(n, a.width, a.degree, a.spread, a.placement, a.seed)
     _ = graph.successors, graph.predecessors, graph.in_degree
     w0 = time.perf_counter()
-    simulate(graph, cluster, Static())
+    simulate(graph, cluster, "static")
     plain = time.perf_counter() - w0
     prof = cProfile.Profile()
     prof.enable()
-    simulate(graph, cluster, Static())
+    simulate(graph, cluster, "static")
     prof.disable()
     st = pstats.Stats(prof)
     groups: dict[str, float] = {}

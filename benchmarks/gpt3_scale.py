@@ -31,14 +31,14 @@ def once(microbatches: int) -> dict[str, float]:
     from leptonsim import metrics
     from leptonsim.cost import Roofline
     from leptonsim.scenario import loads
-    from leptonsim.sim import Static, simulate
+    from leptonsim.sim import simulate
 
     text = SCENARIO.read_text().replace("microbatches = 64", f"microbatches = {microbatches}")
     t0 = time.perf_counter()
     (scenario,) = loads(text, str(SCENARIO))
     t1 = time.perf_counter()
     times = Roofline().task_times(scenario.graph, scenario.cluster)
-    trace = simulate(scenario.graph, scenario.cluster, Static())
+    trace = simulate(scenario.graph, scenario.cluster, "static")
     t2 = time.perf_counter()
     metrics.compute(scenario.graph, scenario.cluster, times, trace)
     t3 = time.perf_counter()

@@ -77,6 +77,9 @@ class Channel:
 
 @dataclass(frozen=True)
 class Cluster:
+    """Compute units, the links (and switches) between them, and the directed channels
+    and shortest routes over those links that transfers take."""
+
     units: tuple[ComputeUnit, ...]
     links: tuple[Link, ...] = ()
     switches: tuple[str, ...] = ()

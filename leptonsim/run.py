@@ -15,12 +15,14 @@ from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_tra
 from .files import json_text, publish
 from .metrics import Metrics
 from .scenario import Scenario
-from .sim import SCHEDULERS, simulate
+from .sim import simulate
 from .trace import Trace
 
 
 @dataclass(frozen=True)
 class RunResult:
+    """A simulated scenario: its trace, metrics, the formulas beside them, energy, cost."""
+
     scenario: Scenario
     trace: Trace
     metrics: Metrics
@@ -28,12 +30,17 @@ class RunResult:
     energy: EnergyReport
     cost_usd: float             # the step at the units' price per hour (0 without prices)
 
+    def report(self) -> str:
+        """The terminal report `leptonsim run` prints for this result."""
+        from .report import render  # report.py imports this module
+
+        return render(self)
+
 
 def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     cost = cost or DEFAULT
     times = cost.task_times(scenario.graph, scenario.cluster)
-    trace = simulate(scenario.graph, scenario.cluster, SCHEDULERS[scenario.scheduler](), cost,
-                     scenario.network)
+    trace = simulate(scenario.graph, scenario.cluster, scenario.scheduler, cost, scenario.network)
     every_unit = _every_unit(scenario, trace)
     m = _metrics(scenario, times, trace, every_unit)
     graph = scenario.graph

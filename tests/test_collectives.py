@@ -11,7 +11,7 @@ from leptonsim import formulas
 from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, two_level
 from leptonsim.parallel import collectives as col
-from leptonsim.sim import Static, simulate
+from leptonsim.sim import simulate
 from tests.test_engine import check_trace_invariants
 
 UNIT = ComputeUnit("u", 1e12, 1e12)
@@ -84,7 +84,7 @@ def bytes_sent_per_unit(graph: TaskGraph, trace, size: int) -> np.ndarray:
 def test_ring_collectives_equal_closed_form(name, topo, p, n, alpha, bw):
     make = ring if topo == "ring" else fully_connected
     graph, _, _ = build(name, p, n)
-    trace = simulate(graph, make(replicate(UNIT, p), LinkSpec(alpha, bw)), Static())
+    trace = simulate(graph, make(replicate(UNIT, p), LinkSpec(alpha, bw)), "static")
     assert trace.makespan_s == pytest.approx(FLAT[name][1](p, n, alpha, bw), rel=REL, abs=0)
 
 
@@ -94,7 +94,7 @@ def test_ring_collectives_equal_closed_form(name, topo, p, n, alpha, bw):
 def test_direct_collectives_equal_closed_form_on_fully_connected(name, data, n, alpha, bw):
     p = data.draw(ranks_for(name))
     graph, _, _ = build(name, p, n)
-    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), Static())
+    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), "static")
     assert trace.makespan_s == pytest.approx(FLAT[name][1](p, n, alpha, bw), rel=REL, abs=0)
 
 
@@ -104,7 +104,7 @@ def test_hierarchical_with_one_unit_per_node_is_a_ring_over_four_hops(m, n, a1, 
     """Nothing contends: each inter step is port, uplink, downlink, port."""
     graph, _, _ = build_hier(m, 1, n)
     trace = simulate(graph, two_level(replicate(UNIT, m), 1, LinkSpec(a1, b1), LinkSpec(a2, b2)),
-                     Static())
+                     "static")
     ring_form = formulas.ring_allreduce_time(m, n, 2 * (a1 + a2), 1 / (2 / b1 + 2 / b2))
     expected = formulas.hierarchical_allreduce_time(m, 1, n, a1, b1, a2, b2)
     assert trace.makespan_s == pytest.approx(expected, rel=1e-9)
@@ -117,7 +117,7 @@ def test_hierarchical_equals_contended_closed_form_in_its_regime(m, g, n, a1, b1
     """Exact when g = 1, m = 1 or (g-1) beta <= delta (see the formula); else a lower bound."""
     graph, _, _ = build_hier(m, g, n)
     cluster = two_level(replicate(UNIT, m * g), g, LinkSpec(a1, b1), LinkSpec(a2, b2))
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     check_trace_invariants(graph, trace)
     expected = formulas.hierarchical_allreduce_time(m, g, n, a1, b1, a2, b2)
     beta, delta = a2 + n / g / m / b2, a1 + n / g / b1
@@ -163,7 +163,7 @@ def test_hierarchical_result_depends_on_every_input(m, g):
 def test_trace_invariants_and_textbook_volume(name, data, n, alpha, bw):
     p = data.draw(ranks_for(name))
     graph, _, _ = build(name, p, n)
-    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), Static())
+    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), "static")
     check_trace_invariants(graph, trace)
     sent = bytes_sent_per_unit(graph, trace, p)
     assert sent == pytest.approx(np.full(p, FLAT[name][2](p) * n), rel=1e-12)
@@ -174,7 +174,7 @@ def test_trace_invariants_and_textbook_volume(name, data, n, alpha, bw):
 def test_hierarchical_volume_per_rank(m, g, n):
     graph, _, _ = build_hier(m, g, n)
     cluster = two_level(replicate(UNIT, m * g), g, LinkSpec(1e-6, 1e10), LinkSpec(1e-5, 1e9))
-    sent = bytes_sent_per_unit(graph, simulate(graph, cluster, Static()), m * g)
+    sent = bytes_sent_per_unit(graph, simulate(graph, cluster, "static"), m * g)
     intra, inter = 2 * (g - 1) / g * n, 2 * (m - 1) / m * (n / g)
     assert sent == pytest.approx(np.full(m * g, intra + inter), rel=1e-12)
 
@@ -185,7 +185,7 @@ def test_no_rank_starts_before_its_input_is_ready(name, data, alpha, bw):
     p = data.draw(ranks_for(name))
     durations = data.draw(st.lists(st.floats(0, 1.0), min_size=p, max_size=p))
     graph, ready, _ = build(name, p, 1e6, durations)
-    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), Static())
+    trace = simulate(graph, fully_connected(replicate(UNIT, p), LinkSpec(alpha, bw)), "static")
     check_trace_invariants(graph, trace)
     end = dict(zip(trace.task.tolist(), trace.task_end.tolist(), strict=True))
     start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))

@@ -15,16 +15,16 @@ from leptonsim.errors import SimulationError
 from leptonsim.generators import TaskCost, chain, independent, layered
 from leptonsim.graph import TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, two_level
-from leptonsim.sim import Greedy, Heft, HeftContention, Static, simulate
+from leptonsim.sim import Heft, HeftContention, simulate
 from leptonsim.trace import Trace
 from tests.strategies import clusters, efficiencies, graphs, pin_randomly
 
-SCHEDULERS = [Heft(), HeftContention(), Greedy(), Static()]
+SCHEDULERS = ["heft", "heft_contention", "greedy", "static"]
 REL = 1e-9
 
 
 def run(graph, cluster, scheduler):
-    if scheduler.name == "static":
+    if scheduler == "static":
         pin_randomly(graph, cluster.size, seed=graph.size)
     times = Roofline().task_times(graph, cluster)
     trace = simulate(graph, cluster, scheduler)
@@ -42,14 +42,14 @@ def test_makespan_at_least_critical_path_and_work_over_capacity(graph, cluster, 
 @settings(max_examples=150, deadline=None)
 @given(graphs(edge_bytes=False), clusters(identical=True))
 def test_greedy_without_transfers_within_graham_bound(graph, cluster):
-    _, m = run(graph, cluster, Greedy())
+    _, m = run(graph, cluster, "greedy")
     bound = m.total_work_s / cluster.size + m.critical_path_s
     assert m.makespan_s <= bound * (1 + REL)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 200), st.integers(1, 16), st.floats(0.001, 100.0), efficiencies,
-       st.sampled_from([Heft(), HeftContention(), Greedy()]))
+       st.sampled_from(["heft", "heft_contention", "greedy"]))
 def test_equal_independent_tasks_take_ceil_n_over_c_rounds(n, c, t, eff, scheduler):
     unit = ComputeUnit("u", 1e12, 1e12, efficiency=eff)
     cluster = fully_connected(replicate(unit, c), LinkSpec(1e-6, 1e9))
@@ -64,7 +64,7 @@ def test_equal_independent_tasks_take_ceil_n_over_c_rounds(n, c, t, eff, schedul
 def test_chain_on_one_unit_takes_sum_over_efficiency(n, t, spread, eff, seed):
     graph = chain(n, TaskCost(duration_s=t, spread=spread), edge_bytes=1e6, seed=seed)
     cluster = fully_connected((ComputeUnit("u", 1e12, 1e12, efficiency=eff),), LinkSpec(0, 1))
-    trace = simulate(graph, cluster, Greedy())
+    trace = simulate(graph, cluster, "greedy")
     expected = 0.0
     for d in graph.duration_s.tolist():  # the engine adds durations in chain order
         expected += d / eff
@@ -142,7 +142,7 @@ def check_work_conserving(graph, trace: Trace) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Static()]))
+@given(graphs(), clusters(), st.sampled_from(["heft", "heft_contention", "static"]))
 def test_no_unit_idles_while_one_of_its_tasks_is_ready(graph, cluster, scheduler):
     """With a fixed placement every unit is work-conserving."""
     trace, _ = run(graph, cluster, scheduler)
@@ -159,7 +159,7 @@ def test_no_unit_idles_when_later_data_overtakes(n, width, degree, units, latenc
     graph.edge_bytes[:] *= np.random.default_rng(seed).uniform(0, 8, graph.num_edges)
     cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), units), LinkSpec(latency, 1.0))
     pin_randomly(graph, cluster.size, seed)
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     check_trace_invariants(graph, trace)
     check_work_conserving(graph, trace)
 
@@ -173,7 +173,7 @@ def test_sleeping_unit_wakes_for_data_that_overtakes(late_bytes, early_ready):
                       duration_s=np.array([1.0, 2.0, 1.0, 1.0]), pin=np.array([0, 1, 2, 2]),
                       edge_src=np.array([0, 1]), edge_dst=np.array([2, 3]),
                       edge_bytes=np.array([10.0, late_bytes]))
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
     assert start[3] == early_ready and start[2] == 11.0
 
@@ -195,7 +195,7 @@ def test_uncontended_transfer_takes_latency_plus_bytes_over_bandwidth_per_hop(
     graph = chain(2, TaskCost(duration_s=1.0), edge_bytes=nbytes)
     far = n // 2  # the hop count of the shortest way round the ring
     graph.pin[:] = [0, far]
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     assert len(trace.xfer_channel) == far
     hops = trace.xfer_end - trace.xfer_start
     assert hops == pytest.approx(np.full(far, latency + nbytes / bandwidth), rel=1e-12)
@@ -206,7 +206,7 @@ def test_transfer_to_same_unit_is_free():
     cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), 2), LinkSpec(1.0, 1.0))
     graph = chain(3, TaskCost(duration_s=1.0), edge_bytes=1e9)
     graph.pin[:] = 0
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     assert len(trace.xfer_channel) == 0 and trace.makespan_s == 3.0
 
 
@@ -217,7 +217,7 @@ def test_fifo_link_serialises_two_transfers():
                         duration_s=graph.duration_s, pin=np.array([0, 1, 1]),
                         edge_src=np.array([0, 0]), edge_dst=np.array([1, 2]),
                         edge_bytes=np.array([2.0, 3.0]))
-    trace = simulate(graph, cluster, Static())
+    trace = simulate(graph, cluster, "static")
     assert trace.xfer_start.tolist() == [1.0, 3.0]  # the second waits for the first
     assert trace.makespan_s == 7.0
 
@@ -232,11 +232,11 @@ def test_half_duplex_link_shares_one_channel():
 def test_static_scheduler_needs_pins():
     cluster = fully_connected(replicate(ComputeUnit("u", 1, 1), 2), LinkSpec(0, 1))
     with pytest.raises(SimulationError, match="not pinned"):
-        simulate(independent(2, TaskCost(duration_s=1.0)), cluster, Static())
+        simulate(independent(2, TaskCost(duration_s=1.0)), cluster, "static")
 
 
 @settings(max_examples=50, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Greedy()]), st.integers(0, 99))
+@given(graphs(), clusters(), st.sampled_from(["heft", "heft_contention", "greedy"]), st.integers(0, 99))
 def test_pinned_tasks_run_where_pinned(graph, cluster, scheduler, seed):
     rng = np.random.default_rng(seed)
     pinned = rng.random(graph.size) < 0.3
@@ -268,7 +268,7 @@ def test_contention_aware_heft_plans_around_a_loaded_uplink():
                       nbytes=np.zeros(k + 1), duration_s=np.ones(k + 1),
                       pin=np.array([0] + [-1] * k), edge_src=np.zeros(k, np.int64),
                       edge_dst=np.arange(1, k + 1), edge_bytes=np.full(k, 1e9))
-    heft, aware = (simulate(graph, cluster, s).makespan_s for s in (Heft(), HeftContention()))
+    heft, aware = (simulate(graph, cluster, s).makespan_s for s in ("heft", "heft_contention"))
     assert aware < heft - 0.1
 
 

@@ -11,7 +11,7 @@ from leptonsim.generators import TaskCost, chain, independent, layered
 from leptonsim.graph import TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, switch
 from leptonsim.metrics import covered
-from leptonsim.sim import Heft, HeftContention, Static, simulate
+from leptonsim.sim import simulate
 from leptonsim.sim.fair import max_min_rates
 from tests.strategies import clusters, graphs, pin_randomly
 from tests.test_engine import check_trace_invariants, check_work_conserving
@@ -64,10 +64,10 @@ def test_equal_transfers_into_one_port_share_it_and_end_together(k, nbytes, late
     graph = _incast([nbytes] * k, latency, bandwidth)
     cluster = switch(replicate(UNIT, k + 1), LinkSpec(latency, bandwidth))
     port = cluster.route(1, 0)[-1]
-    fair = simulate(graph, cluster, Static(), network="fair")
+    fair = simulate(graph, cluster, "static", network="fair")
     expected = 1.0 + 2 * latency + k * nbytes / bandwidth
     assert fair.xfer_end[fair.xfer_channel == port] == pytest.approx(np.full(k, expected), rel=1e-9)
-    fifo = simulate(graph, cluster, Static(), network="fifo")
+    fifo = simulate(graph, cluster, "static", network="fifo")
     hop = latency + nbytes / bandwidth
     ends = np.sort(fifo.xfer_end[fifo.xfer_channel == port])
     assert ends == pytest.approx(1.0 + hop + hop * np.arange(1, k + 1), rel=1e-9)
@@ -81,7 +81,7 @@ def test_one_bottleneck_is_work_conserving(sizes, latency, bandwidth):
     when the channel has carried all their bytes, Σn/B after the route's latency."""
     graph = _incast(sizes, latency, bandwidth)
     cluster = switch(replicate(UNIT, len(sizes) + 1), LinkSpec(latency, bandwidth))
-    trace = simulate(graph, cluster, Static(), network="fair")
+    trace = simulate(graph, cluster, "static", network="fair")
     assert trace.xfer_end.max() == pytest.approx(1.0 + 2 * latency + sum(sizes) / bandwidth,
                                                  rel=1e-9)
 
@@ -94,7 +94,7 @@ def test_lone_transfer_streams_over_its_route(nbytes, latency, bandwidth, n):
     graph = TaskGraph(names=graph.names, flops=graph.flops, nbytes=graph.nbytes,
                       duration_s=graph.duration_s, pin=np.array([0, n // 2]),
                       edge_src=np.array([0]), edge_dst=np.array([1]), edge_bytes=np.array([nbytes]))
-    trace = simulate(graph, cluster, Static(), network="fair")
+    trace = simulate(graph, cluster, "static", network="fair")
     hops = n // 2
     assert len(trace.xfer_channel) == hops
     assert trace.makespan_s == pytest.approx(2.0 + hops * latency + nbytes / bandwidth, rel=1e-12)
@@ -122,10 +122,10 @@ def check_capacity(graph, cluster, trace) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(graphs(), clusters(), st.sampled_from([Heft(), HeftContention(), Static()]))
+@given(graphs(), clusters(), st.sampled_from(["heft", "heft_contention", "static"]))
 def test_fair_schedules_respect_dependencies_capacity_and_stay_work_conserving(
         graph, cluster, scheduler):
-    if scheduler.name == "static":
+    if scheduler == "static":
         pin_randomly(graph, cluster.size, seed=graph.size)
     trace = simulate(graph, cluster, scheduler, network="fair")
     check_trace_invariants(graph, trace, exclusive_channels=False)
@@ -143,11 +143,11 @@ def test_fair_under_heavy_sharing(n, width, degree, units, seed):
     graph.edge_bytes[:] *= np.random.default_rng(seed).uniform(0, 8, graph.num_edges)
     cluster = switch(replicate(UNIT, units), LinkSpec(0.1, 1.0))
     pin_randomly(graph, units, seed)
-    trace = simulate(graph, cluster, Static(), network="fair")
+    trace = simulate(graph, cluster, "static", network="fair")
     check_trace_invariants(graph, trace, exclusive_channels=False)
     check_work_conserving(graph, trace)
     check_capacity(graph, cluster, trace)
-    again = simulate(graph, cluster, Static(), network="fair")
+    again = simulate(graph, cluster, "static", network="fair")
     assert np.array_equal(trace.task_start, again.task_start)
     assert np.array_equal(trace.xfer_end, again.xfer_end)
 
@@ -166,7 +166,7 @@ def test_fifo_and_fair_agree_when_nothing_shares(n, nbytes, latency, bandwidth):
     cluster = fully_connected(replicate(UNIT, 2), LinkSpec(latency, bandwidth))
     graph = chain(n, TaskCost(duration_s=1.0, spread=0.5), edge_bytes=nbytes, seed=n)
     graph.pin[:] = np.arange(n) % 2
-    fifo = simulate(graph, cluster, Static(), network="fifo")
-    fair = simulate(graph, cluster, Static(), network="fair")
+    fifo = simulate(graph, cluster, "static", network="fifo")
+    fair = simulate(graph, cluster, "static", network="fair")
     assert fair.task_start == pytest.approx(fifo.task_start, rel=1e-12)
     assert fair.makespan_s == pytest.approx(fifo.makespan_s, rel=1e-12)

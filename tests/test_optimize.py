@@ -20,7 +20,7 @@ from leptonsim.optimize.estimate import balanced_ranges
 from leptonsim.parallel.pipeline import partition
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import split_gcd
-from leptonsim.sim import Static, simulate
+from leptonsim.sim import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=80e9, efficiency=0.5,
@@ -101,7 +101,7 @@ def test_estimate_equals_simulation_for_an_uncontended_uniform_pipeline(pp, m):
                           & ~sp.recompute)
     est = Estimator(model, cluster, 8 * m)(sp.take(pick))
     step = build_step(model, sp.config(int(pick[0]), 8 * m), cluster)
-    assert est.step_s[0] == pytest.approx(simulate(step.graph, cluster, Static()).makespan_s,
+    assert est.step_s[0] == pytest.approx(simulate(step.graph, cluster, "static").makespan_s,
                                           rel=1e-6)
 
 

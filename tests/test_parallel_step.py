@@ -16,7 +16,7 @@ from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import TensorSplitError, layer_roles, split_gcd
-from leptonsim.sim import Static, simulate
+from leptonsim.sim import simulate
 from leptonsim.zoo import get_model
 from tests.test_engine import check_trace_invariants
 
@@ -48,7 +48,7 @@ def run(model: Model, cfg: ParallelConfig, link: LinkSpec = FREE, per_node: int 
     cluster = (fully_connected(units, link) if per_node is None
                else two_level(units, per_node, link, link))
     step = build_step(model, cfg, cluster)
-    trace = simulate(step.graph, cluster, Static())
+    trace = simulate(step.graph, cluster, "static")
     return step, cluster, trace
 
 

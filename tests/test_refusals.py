@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import importlib
 import json
 import os
 import resource
@@ -20,7 +21,6 @@ import pytest
 import leptonsim.measure.calibrate
 import leptonsim.optimize.cli
 import leptonsim.precision
-import leptonsim.run
 import leptonsim.study.runner
 import leptonsim.validate.cli
 import leptonsim.validate.run
@@ -30,6 +30,8 @@ from leptonsim.files import check_output, json_text
 from tests.test_outputs import FILES, _result
 from tests.test_validate import SCENARIO as TINY
 
+RUN = importlib.import_module("leptonsim.run")  # the module: leptonsim.run is ls.run, a function
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "scenarios" / "seed_case_study.toml"
 BERT = ROOT / "scenarios" / "optimize_bert_large.toml"
@@ -37,7 +39,7 @@ SWEEP = ROOT / "docs" / "tutorial" / "scaling.toml"
 
 # command line with {out} for the output path, the work it must not reach, the option
 WRITERS = {
-    "run": (["run", str(SEED), "--out", "{out}"], (leptonsim.run, "run"), "dir"),
+    "run": (["run", str(SEED), "--out", "{out}"], (RUN, "run"), "dir"),
     "sweep": (["sweep", str(SWEEP), "--out", "{out}", "--workers", "1"],
               (leptonsim.study.runner, "run_sweep"), "dir"),
     "calibrate": (["calibrate", "--quick", "--out", "{out}"], (leptonsim.measure.calibrate, "calibrate"),
@@ -198,7 +200,7 @@ def test_a_non_finite_number_is_never_written_as_json(tmp_path):
     bad = dataclasses.replace(result, cost_usd=float("inf"))
     with pytest.raises(ScenarioError, match=r"^summary\.json: cost_usd: expected a finite "
                                             r"number, found inf \(a number overflowed"):
-        leptonsim.run.write_outputs(bad, tmp_path / "out")
+        RUN.write_outputs(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     doc = {"a": [1.0, {"b": 2.0}, {"c": float("nan")}]}
     with pytest.raises(ScenarioError, match=r"^x\.json: a\[2\]\.c: expected a finite number"):

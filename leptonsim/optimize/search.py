@@ -19,7 +19,7 @@ from ..hardware import Cluster
 from ..models import Model
 from ..parallel.step import build_step
 from ..parallel.tensor import split_gcd
-from ..sim import Static, simulate
+from ..sim import simulate
 from .estimate import Estimate, Estimator
 from .space import Space, enumerate_space
 
@@ -94,7 +94,7 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
         step = build_step(model, cfg, cluster, cost)
     except (SimulationError, ValueError):
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
-    trace = simulate(step.graph, cluster, Static(), cost)
+    trace = simulate(step.graph, cluster, "static", cost)
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
                        step.collapsed_bytes).total_j
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))

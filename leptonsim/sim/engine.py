@@ -27,24 +27,27 @@ from ..hardware import Cluster
 from ..trace import Trace
 from .fair import FairNetwork
 from .network import Alarm, FifoNetwork, call_at
-from .schedulers import Heft, Plan, Scheduler
+from .schedulers import SCHEDULERS, Plan, by_name
 
 NETWORKS: dict[str, type[FifoNetwork | FairNetwork]] = {"fifo": FifoNetwork, "fair": FairNetwork}
 
 
-def simulate(graph: TaskGraph, cluster: Cluster, scheduler: Scheduler | None = None,
+def simulate(graph: TaskGraph, cluster: Cluster, scheduler: str = "heft",
              cost: CostModel | None = None, network: str = "fifo") -> Trace:
     """Run the graph on the cluster; return the trace of every task and transfer hop.
-    `network`: "fifo" (each channel one transfer at a time) or "fair" (max-min sharing)."""
+    Both are chosen by name: `scheduler` from SCHEDULERS (static, heft, heft_contention,
+    greedy) and `network` from NETWORKS: "fifo" (each channel one transfer at a time) or
+    "fair" (max-min sharing)."""
+    planner = by_name(SCHEDULERS, scheduler, "scheduler")()
+    by_name(NETWORKS, network, "network")  # refused before any work
     times = (cost or DEFAULT).task_times(graph, cluster)
-    plan = (scheduler or Heft()).plan(graph, cluster, times)
-    return run_plan(graph, cluster, plan, times, network)
+    return run_plan(graph, cluster, planner.plan(graph, cluster, times), times, network)
 
 
 def run_plan(graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,
              network: str = "fifo") -> Trace:
     """Execute an already computed plan with per-type task times (types x tasks)."""
-    return _Run(graph, cluster, plan, times, NETWORKS[network]).run()
+    return _Run(graph, cluster, plan, times, by_name(NETWORKS, network, "network")).run()
 
 
 class _Run:

@@ -7,8 +7,9 @@ first, ties broken by task id. Everything here is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -170,5 +171,17 @@ class _LinkPlan:
             self.free[c] = t
 
 
-SCHEDULERS: dict[str, type] = {"static": Static, "heft": Heft, "heft_contention": HeftContention,
-                               "greedy": Greedy}
+SCHEDULERS: dict[str, type[Scheduler]] = {"static": Static, "heft": Heft,
+                                           "heft_contention": HeftContention, "greedy": Greedy}
+
+T = TypeVar("T")
+
+
+def by_name(registry: Mapping[str, T], name: str, what: str) -> T:
+    """registry[name]; for an unknown name, a one-line ValueError naming the choices.
+    The schedulers and the networks are both chosen this way (SCHEDULERS, NETWORKS)."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable name, such as a list
+        choices = ", ".join(map(repr, registry))
+        raise ValueError(f"unknown {what} {name!r}: expected one of {choices}") from None

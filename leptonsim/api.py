@@ -1,0 +1,159 @@
+"""The notebook API: a cluster of presets, a step of a zoo model on it, a run.
+
+    import leptonsim as ls
+    cluster = ls.cluster("a100_80gb", 8, link="nvlink3")
+    step = ls.step("bert_large", cluster, batch=64, pp=2, tp=2)
+    result = ls.run(step)
+    print(result.report())
+
+Nothing here goes around the scenario pipeline. `cluster` writes the [hardware] table a
+scenario file would hold and `step` the document around it; leptonsim.scenario checks,
+normalises and builds them as it does a file, so a mistake is the same one-line
+ScenarioError (with "did you mean"), every default is the schema's, and `step` is what
+`loads` makes of the same TOML. Every call into leptonsim.scenario is in the last
+section of this module. docs/api.md shows the API at work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ScenarioError
+from .hardware import Cluster
+from .run import RunResult
+from .run import run as run_scenario
+from .scenario import Scenario
+from .scenario.build import build, build_cluster
+from .scenario.validate import check_structure, hint_for, normalize, schema_root
+from .zoo import ZOO
+
+Table = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """A cluster and the [hardware] table it was built from, as a scenario file would
+    hold it (presets named, not merged): `step` writes the table into its scenario.
+    Every attribute of the Cluster (`units`, `links`, `size`, `route`, ...) reads
+    through, so a Hardware is used as its cluster."""
+
+    table: Table
+    cluster: Cluster
+
+    def __getattr__(self, name: str) -> Any:  # only for names the dataclass lacks
+        if name.startswith("_"):  # copy and pickle ask for theirs before `cluster` is set
+            raise AttributeError(name)
+        return getattr(self.cluster, name)
+
+
+def cluster(device: str | Mapping[str, Any], count: int | None = None, *,
+            link: str | Mapping[str, Any] | None = None, topology: str | None = None,
+            **hardware: Any) -> Hardware:
+    """`count` units of a device preset (`ls.devices()`) joined by a link preset
+    (`ls.links()`) in `topology` (when not given, the schema's default).
+
+    `device` may instead be a [[hardware.units]] table and `link` a [hardware.link]
+    table, e.g. {"preset": "nvlink3", "bandwidth": "25 GB/s"} or {"latency": "2 us",
+    "bandwidth": "25 GB/s"}; other [hardware] keys (two_level, switches, links) pass
+    through as keyword arguments. Units of a preset are named after it (a100_80gb0, ...)."""
+    unit: Table = {"preset": device} if isinstance(device, str) else dict(device)
+    if "preset" in unit:
+        unit.setdefault("name", unit["preset"])
+    if count is not None:
+        unit["count"] = count
+    table: Table = {"units": [unit], **hardware}
+    if link is not None:
+        table["link"] = {"preset": link} if isinstance(link, str) else dict(link)
+    if topology is not None:
+        table["topology"] = topology
+    return Hardware(table, _cluster_of(table))
+
+
+def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
+         dp: int | None = None, pp: int | None = None, tp: int | None = None,
+         **options: Any) -> Scenario:
+    """The training step (or inference pass) of `model` on `hardware`, as a Scenario
+    that `run` simulates: the scenario file with this [workload.model] and [parallel].
+
+    `model` is a zoo name (`ls.zoo()`) or a [workload.model] table with layers. `batch`
+    is the global batch; `dp` defaults to the units left over, units // (pp x tp), as in
+    a scenario file, and pp, tp and the rest to the schema's defaults. `options` are the
+    other keys of [workload.model] (microbatches, training, recompute, optimizer,
+    precision) and of [parallel] (schedule, chunks, bucket, tp_mode, fuse, layout,
+    embeddings)."""
+    table = {"name": model} if isinstance(model, str) else dict(model)
+    parallel = {k: v for k, v in (("dp", dp), ("pp", pp), ("tp", tp)) if v is not None}
+    model_keys, parallel_keys = _keys("workload", "model"), _keys("parallel")
+    for key, value in options.items():
+        if key in model_keys:
+            table[key] = value
+        elif key in parallel_keys:
+            parallel[key] = value
+        else:
+            known = [*model_keys, *parallel_keys]
+            raise ScenarioError(key, f"a key of workload.model or parallel ({', '.join(known)})",
+                                f"<unknown key {key!r}>", file="ls.step",
+                                hint=hint_for(key, known))
+    doc: Table = {"scenario": {"name": table.get("name", "model")}, "hardware": hardware.table,
+                  "workload": {"model": {**table, "batch": batch}}}
+    if parallel:
+        doc["parallel"] = parallel
+    return _scenario_of(doc)
+
+
+def run(scenario: Scenario, *, scheduler: str | None = None,
+        network: str | None = None) -> RunResult:
+    """Simulate a scenario (of `step`, `load` or `loads`): its metrics, the formulas
+    beside them, energy, cost and `.report()`. `scheduler` and `network`, when given,
+    replace the scenario's, by name: a key of leptonsim.sim.SCHEDULERS (static, heft,
+    heft_contention, greedy) and of leptonsim.sim.NETWORKS (fifo, fair)."""
+    return run_scenario(dataclasses.replace(
+        scenario, scheduler=scenario.scheduler if scheduler is None else scheduler,
+        network=scenario.network if network is None else network))
+
+
+def zoo() -> list[str]:
+    """The names of the zoo's models, sorted (`ls.model(name)` builds one)."""
+    return sorted(ZOO)
+
+
+# -- the scenario pipeline: every call into leptonsim.scenario is here ------------------
+
+def _keys(*path: str) -> list[str]:
+    """The keys the schema allows in the table at a key path, e.g. ("parallel",)."""
+    node = schema_root()
+    for key in path:
+        node = node["properties"][key]
+    return list(node["properties"])
+
+
+def _cluster_of(table: Table) -> Cluster:
+    """The [hardware] table checked, normalised and built as it would be in a file.
+    check_structure reports the first mistake in file order, and a missing key sorts
+    after every present one: a mistake in the table comes before the sections a
+    document of the table alone lacks, so those are the only errors ignored."""
+    doc = {"hardware": table}
+    try:
+        check_structure(doc)
+    except ScenarioError as err:
+        if err.path == "hardware" or err.path.startswith(("hardware.", "hardware[")):
+            raise err.in_file("ls.cluster") from None
+    try:
+        return build_cluster(normalize(doc)["hardware"])
+    except ScenarioError as err:
+        raise err.in_file("ls.cluster") from None
+
+
+def _scenario_of(doc: Table) -> Scenario:
+    """A whole scenario document through the stages `loads` takes: structure, then
+    normalize (presets, quantities, defaults), then build. (build makes the cluster
+    again from doc["hardware"]: a stage that builds the workload on a given Cluster
+    would take Hardware.cluster instead.)"""
+    try:
+        check_structure(doc)
+        return build(normalize(doc), "", "ls.step")
+    except ScenarioError as err:
+        raise err.in_file("ls.step") from None
