@@ -20,6 +20,7 @@ from functools import cached_property
 from ..calibrate import Profile
 from ..errors import ScenarioError
 from ..execute import KernelSource, SyntheticKernels
+from ..formulas import relative_error
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..models import Model
@@ -28,7 +29,7 @@ from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
 from .calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
-from .compare import Case, Comparison, compare_all, predict, relative_error
+from .compare import Case, Comparison, compare_all, predict
 from .cost import TIERS, KernelCalibration, KindCost, profile_cluster
 from .kernels import DTYPES, ModelKernels
 from .quiet import QuietGate
