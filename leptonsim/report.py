@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .quantities import format_quantity
-from .run import RunResult
+from .result import RunResult
 
 CRITICAL_PATH_SHOWN = 50
 

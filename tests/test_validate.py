@@ -12,6 +12,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from leptonsim.calibrate import CalibratedCost, Profile, write_profile
+from leptonsim.cli import main
 from leptonsim.graph import GraphBuilder
 from leptonsim.kernels.registry import LOSSES
 from leptonsim.ops import Embedding
@@ -30,7 +31,6 @@ from leptonsim.validate.calibration import (
     measure_endpoints,
     neighbour_batches,
 )
-from leptonsim.validate.cli import main
 from leptonsim.validate.compare import compare
 from leptonsim.validate.cost import (
     Endpoints,

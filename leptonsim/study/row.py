@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..energy import cost_usd
-from ..run import RunResult
+from ..result import RunResult
 
 __all__ = ["FORMULA_COLUMNS", "METRIC_COLUMNS", "KEY_COLUMNS", "columns", "metrics_row"]
 

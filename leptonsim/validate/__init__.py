@@ -10,10 +10,9 @@ real with NumPy on this machine, compared task by task and end to end.
     cli.py          `leptonsim validate`;  quiet.py  waiting for a quiet machine
 
 Only the light modules are imported here: every worker process imports this package
-to unpickle its ModelKernels.
+to unpickle its ModelKernels. The command is leptonsim.validate.cli.add_validate_command.
 """
 
-from .cli import add_validate_command
 from .kernels import ModelKernels
 
-__all__ = ["ModelKernels", "add_validate_command"]
+__all__ = ["ModelKernels"]
