@@ -27,7 +27,7 @@ from leptonsim.errors import ScenarioError
 from leptonsim.execute.bench import fit_latency_bandwidth
 from leptonsim.graph import GraphBuilder
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected
-from tests.test_validate import SCENARIO as TINY
+from tests.helpers.scenarios import TINY
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=2e10, overhead_s=5e-6, link_latency_s=3e-5,
                   link_bandwidth=4e9,

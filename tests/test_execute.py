@@ -17,8 +17,8 @@ from leptonsim.generators import TaskCost, chain, fork_join, independent
 from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, switch
 from leptonsim.plots import gantt
-from tests.test_engine import check_trace_invariants
-from tests.test_execute_helpers import CallLimit, Failing, PatternKernels
+from tests.helpers.execute import CallLimit, Failing, PatternKernels
+from tests.helpers.traces import check_trace_invariants
 
 CORE = ComputeUnit("core", 1e11, 2e10)
 SHM = LinkSpec(2e-5, 4e9)

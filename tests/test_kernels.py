@@ -57,7 +57,7 @@ from leptonsim.ops import (
 from leptonsim.ops.base import Shape
 from leptonsim.ops.conv import PADDINGS, Padding
 from leptonsim.zoo import bert, dlrm, gpt, lstm_lm, resnet, seed_cnn
-from tests.test_kernels_helpers import cast, make_input, random_params, rel_err
+from tests.helpers.kernels import cast, make_input, random_params, rel_err
 
 FEW = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 EXACT = 1e-10  # float64 kernels vs float64 references: only rounding differs

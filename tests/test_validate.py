@@ -43,38 +43,13 @@ from leptonsim.validate.cost import (
 )
 from leptonsim.validate.figures import gantt_overlay
 from leptonsim.zoo import get_model, lstm_lm
+from tests.helpers.scenarios import TINY
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=1.5e10, overhead_s=5e-6,
                   link_latency_s=3e-5, link_bandwidth=4e9,
                   efficiency_curve=((1e3, 0.01), (6.5e4, 0.2), (5e5, 0.7), (3.4e7, 1.0)),
                   machine={"cpu": "test"})
 
-SCENARIO = """
-[scenario]
-name = "tiny"
-description = "seed_cnn, two pipeline stages"
-
-[hardware]
-topology = "full"
-
-[[hardware.units]]
-name = "gpu"
-count = 2
-preset = "v100"
-
-[hardware.link]
-preset = "pcie4_x16"
-
-[workload.model]
-name = "seed_cnn"
-batch = 4
-microbatches = 2
-precision = "fp32"
-optimizer = "sgd"
-
-[parallel]
-pp = 2
-"""
 
 GRAPH_SCENARIO = """
 [scenario]
@@ -222,7 +197,7 @@ def profile_file(tmp_path) -> Path:
 
 
 def test_validate_model_scenario_writes_its_files(tmp_path, profile_file, capsys):
-    (tmp_path / "tiny.toml").write_text(SCENARIO)
+    (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "out"
     assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "1", "--no-wait",
                  "--profile", str(profile_file), "--out", str(out)]) == 0
@@ -256,7 +231,7 @@ def test_validate_graph_scenario_uses_synthetic_kernels(tmp_path, profile_file):
     (["{tiny}", "--workers", "3"], "--workers"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, needle):
-    (tmp_path / "tiny.toml").write_text(SCENARIO)
+    (tmp_path / "tiny.toml").write_text(TINY)
     argv = [a.replace("{tiny}", str(tmp_path / "tiny.toml")) for a in args]
     code = main(["validate", *argv, "--profile", str(profile_file), "--no-wait",
                  "--out", str(tmp_path / "out")])
@@ -268,7 +243,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
 def test_variants_needing_more_cores_than_this_machine_are_skipped(
         tmp_path, profile_file, capsys, monkeypatch):
     monkeypatch.setattr("leptonsim.validate.run.machine_cores", lambda: 1)
-    (tmp_path / "tiny.toml").write_text(SCENARIO + '\n[variants.one]\n"parallel.pp" = 1\n'
+    (tmp_path / "tiny.toml").write_text(TINY + '\n[variants.one]\n"parallel.pp" = 1\n'
                                         '"hardware.units[0].count" = 1\n'
                                         '\n[variants.two]\n"parallel.pp" = 2\n')
     out = tmp_path / "out"
@@ -277,7 +252,7 @@ def test_variants_needing_more_cores_than_this_machine_are_skipped(
     assert _files(out / "one")["workers"] == 1 and not (out / "two").exists()
     assert "skipped tiny [two]: it needs 2 workers, one per core, and this machine has 1" \
         in capsys.readouterr().err
-    (tmp_path / "two.toml").write_text(SCENARIO)  # nothing fits: one line, exit 2
+    (tmp_path / "two.toml").write_text(TINY)  # nothing fits: one line, exit 2
     assert main(["validate", str(tmp_path / "two.toml"), "--no-wait", "--profile",
                  str(profile_file), "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
