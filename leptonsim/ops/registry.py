@@ -1,7 +1,7 @@
 """The one op registry: every op kind and its class.
 
 The scenario schema's layer kinds, the builder and the NumPy kernel table all derive
-from OPS, so adding an op means adding it here (and a kernel: tests/test_ops.py
+from OPS, so adding an op means adding it here (and a kernel: tests/test_kernels.py
 checks that every registered op has one).
 """
 
