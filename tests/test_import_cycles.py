@@ -80,3 +80,12 @@ def test_the_import_graph_sees_relative_and_lazy_imports() -> None:
 def test_leptonsim_has_no_import_cycles() -> None:
     known = modules()
     assert cycles({name: imported(name, path, known) for name, path in known.items()}) == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/helpers/ (or conftest.py), not in test modules."""
+    tests = ROOT.parent / "tests"
+    importers = {p.name for p in tests.rglob("*.py")
+                 for node in ast.walk(ast.parse(p.read_text()))
+                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_")}
+    assert importers == set()
