@@ -248,7 +248,7 @@ def plot(report: PrecisionReport, path: str | Path) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
-    from leptonsim.plots import save_figure
+    from leptonsim.figure_style import save_figure, series_colour
 
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
@@ -256,7 +256,7 @@ def plot(report: PrecisionReport, path: str | Path) -> Path:
     for ax, attr, what in ((axes[0], "train_s", "training step (fwd + bwd)"),
                            (axes[1], "infer_s", "inference (fwd)")):
         ms = [getattr(r, attr) * 1e3 for r in report.rows]
-        ax.scatter(ms, objective, s=40, color=[f"C{i}" for i in range(len(ms))])
+        ax.scatter(ms, objective, s=40, color=[series_colour(i) for i in range(len(ms))])
         for r, x, y in zip(report.rows, ms, objective, strict=True):
             ax.annotate(r.dtype, (x, y), textcoords="offset points", xytext=(6, 4))
         ax.set_xscale("log")

@@ -58,7 +58,8 @@ def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
     """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
     gantt.png as one set (files.publish): a reader sees the previous run's five files
     or this run's five, never a mix, whenever the writer fails or dies."""
-    from .plots import gantt, save_figure  # matplotlib only when files are written
+    from .figure_style import save_figure  # matplotlib only when files are written
+    from .plots import gantt
 
     text = json_text(summary(result), "summary.json")  # refused before anything is written
     s = result.scenario
