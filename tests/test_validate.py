@@ -196,21 +196,32 @@ def profile_file(tmp_path) -> Path:
     return write_profile(PROFILE, tmp_path / "profile.toml")
 
 
+# The end-to-end error this test may see. docs/validation.md records |error| <= 9.8 %
+# for the benchmark's steps (b32, b128) behind the disturbance gate, median of 5. This
+# test runs ungated (--no-wait), median of 3, on a small step (b4, tasks of 0.1-1 ms),
+# on a 2-core machine that other jobs share: calibration and execution are then each
+# slowed by whatever else runs. 21 such runs at load averages 4.4-6.0 gave -70 % to
+# +110 %. A factor of 4 either way holds that with margin and still catches a unit slip
+# or a prediction of another step (orders of magnitude); the accuracy itself is the
+# benchmark's to measure (benchmarks/validation.py).
+RATIO = 4.0
+
+
 def test_validate_model_scenario_writes_its_files(tmp_path, profile_file, capsys):
     (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "out"
-    assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "1", "--no-wait",
+    assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "3", "--no-wait",
                  "--profile", str(profile_file), "--out", str(out)]) == 0
     report = _files(out)
-    assert np.isfinite(report["error"]) and report["measured_makespan_s"] > 0
-    assert report["workers"] == 2 and len(report["measured_makespans_s"]) == 1
+    assert 1 / RATIO - 1 <= report["error"] <= RATIO - 1 and report["measured_makespan_s"] > 0
+    assert report["workers"] == 2 and len(report["measured_makespans_s"]) == 3
     assert {"conv2d", "conv2d.bwd", "optimizer"} <= set(report["by_kind"])
     assert all(np.isfinite(k["median_abs_error"]) for k in report["by_kind"].values())
     fits = report["calibration"]["fits"]
     assert "conv2d" in fits and 2 in report["calibration"]["batches"]["seed_cnn"]
     assert report["cost_tier"] == "profiled"
     assert set(report["other_tiers"]) == {"interpolated", "kind"}
-    assert all(np.isfinite(t["error"]) for t in report["other_tiers"].values())
+    assert all(1 / RATIO - 1 <= t["error"] <= RATIO - 1 for t in report["other_tiers"].values())
     link = report["calibration"]["link_to_idle_worker"]
     assert link["latency_s"] > 0 and link["bandwidth_Bps"] > 0
     assert "error" in capsys.readouterr().out
