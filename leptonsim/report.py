@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .quantities import format_quantity
-from .result import RunResult
+
+if TYPE_CHECKING:  # only read here, so RunResult.report() can import this module back
+    from .result import RunResult
 
 CRITICAL_PATH_SHOWN = 50
 
