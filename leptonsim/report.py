@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .formulas import relative_error
 from .quantities import format_quantity
 
 if TYPE_CHECKING:  # only read here, so RunResult.report() can import this module back
@@ -67,7 +68,7 @@ def _claims(result: RunResult) -> list[dict[str, Any]]:
     for key, claimed in sorted(s.claims.items()):
         simulated = measured.get(key)
         out.append({"key": key, "claimed": claimed, "simulated": simulated,
-                    "relative_error": None if not simulated else (claimed - simulated) / simulated,
+                    "relative_error": None if not simulated else relative_error(claimed, simulated),
                     "source": s.claim_source})
     return out
 
