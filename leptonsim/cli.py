@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .study.cli import add_sweep_command
-    from .validate import add_validate_command
+    from .validate.cli import add_validate_command
 
     add_sweep_command(sub)
     add_validate_command(sub)

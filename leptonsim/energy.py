@@ -17,17 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .hardware import Cluster
 from .trace import Trace, busy_seconds
 
-if TYPE_CHECKING:
-    from .run import RunResult
-
-__all__ = ["EnergyReport", "cost_usd", "energy", "energy_of", "hourly_price"]
+__all__ = ["EnergyReport", "cost_usd", "energy_of", "hourly_price"]
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -56,12 +52,6 @@ def energy_of(cluster: Cluster, trace: Trace, comm: np.ndarray | None = None,
     if collapsed is not None:
         network += float(collapsed @ per_byte)
     return EnergyReport(compute, idle, network, compute + idle + network)
-
-
-def energy(result: RunResult) -> EnergyReport:
-    """Energy per step of a simulated run, in joules (as `run` computed it, counting every
-    unit of a symmetric tensor-parallel group, not only the simulated ones)."""
-    return result.energy
 
 
 def cost_usd(makespan_s: float, units: int, price_per_unit_hour: float) -> float:

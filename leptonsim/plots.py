@@ -1,41 +1,35 @@
-"""Matplotlib figures drawn from a Trace only.
-
-Uses the object-oriented API (`matplotlib.figure.Figure`), never pyplot, so no
-display or backend selection is needed and figures are not kept alive globally.
-"""
+"""The run's Gantt chart, drawn from a Trace only, in the shared figure style
+(figure_style.py, which also saves it: save_figure is re-exported here)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from leptonsim.export import atomic_write, check_trace
+from leptonsim.export import check_trace
+from leptonsim.figure_style import (
+    BAR_HEIGHT,
+    FONT,
+    GRID_ALPHA,
+    LINK,
+    MAX_LEGEND_KINDS,
+    WIDTH,
+    kind_colours,
+    legend_outside,
+    save_figure,
+    time_scale,
+)
 from leptonsim.metrics import covered
 from leptonsim.trace import Trace
 
 __all__ = ["MAX_CHANNEL_ROWS", "gantt", "save_figure"]
 
 MAX_CHANNEL_ROWS = 40
-MAX_LEGEND_KINDS = 20
-_LINK_COLOUR = "#7f7f7f"
-_BAR_HEIGHT = 0.8
-
-
-def _time_scale(makespan_s: float) -> tuple[float, str]:
-    """Factor and unit name so the makespan reads as a number of convenient size."""
-    if makespan_s <= 0 or makespan_s >= 1.0:
-        return 1.0, "s"
-    if makespan_s >= 1e-3:
-        return 1e3, "ms"
-    return 1e6, "us"
 
 
 def _rows(key: np.ndarray, n_rows: int) -> list[np.ndarray]:
@@ -45,20 +39,14 @@ def _rows(key: np.ndarray, n_rows: int) -> list[np.ndarray]:
     return [order[cuts[r] : cuts[r + 1]] for r in range(n_rows)]
 
 
-def _kind_colours(kinds: list[str]) -> dict[str, Any]:
-    cmap = mpl.colormaps["tab10" if len(kinds) <= 10 else "tab20"]
-    n = cmap.N
-    return {k: cmap(i % n) for i, k in enumerate(kinds)}
-
-
 def _style_rows(ax: Axes, labels: list[str], heading: str) -> None:
     n = len(labels)
     step = max(1, -(-n // 60))  # label at most ~60 rows
     ticks = np.arange(0, n, step)
-    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=8 if n <= 30 else 6)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=FONT["legend"] if n <= 30 else FONT["tiny"])
     ax.set_ylim(n - 0.5, -0.5)  # first row on top
     ax.set_ylabel(heading)
-    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="x", alpha=GRID_ALPHA)
 
 
 def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
@@ -89,7 +77,7 @@ def gantt(trace: Trace, title: str) -> Figure:
     """
     check_trace(trace)
     makespan = trace.makespan_s
-    scale, unit = _time_scale(makespan)
+    scale, unit = time_scale(makespan)
 
     n_units = len(trace.unit_names)
     channels, n_used = _busiest_channels(trace)
@@ -99,7 +87,7 @@ def gantt(trace: Trace, title: str) -> Figure:
     rows_top = max(n_units, 1)
     rows_bottom = len(channels)
     height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
-    fig = Figure(figsize=(11.0, height), layout="constrained")
+    fig = Figure(figsize=(WIDTH, height), layout="constrained")
     if rows_bottom:
         ax_units, ax_links = fig.subplots(
             2, 1, sharex=True, gridspec_kw={"height_ratios": [rows_top, rows_bottom]}
@@ -116,7 +104,7 @@ def gantt(trace: Trace, title: str) -> Figure:
     width = np.asarray(trace.task_end, dtype=float) * scale - start
     kinds_of_rows = [trace.task_kinds[t] for t in np.unique(task_ids).tolist()]
     kinds = sorted(set(kinds_of_rows))
-    colours = _kind_colours(kinds)
+    colours = kind_colours(kinds)
     kind_index = {k: i for i, k in enumerate(kinds)}
     palette = np.array([colours[k] for k in kinds]).reshape(-1, 4)
     row_kind = np.array(
@@ -126,7 +114,7 @@ def gantt(trace: Trace, title: str) -> Figure:
         if len(idx):
             ax_units.broken_barh(
                 np.column_stack([start[idx], width[idx]]),
-                (r - _BAR_HEIGHT / 2, _BAR_HEIGHT),
+                (r - BAR_HEIGHT / 2, BAR_HEIGHT),
                 facecolors=palette[row_kind[idx]],
                 linewidth=0,
             )
@@ -144,8 +132,8 @@ def gantt(trace: Trace, title: str) -> Figure:
         for r, idx in enumerate(_rows(row_of_channel[chan], rows_bottom)):
             ax_links.broken_barh(
                 np.column_stack([xs[idx], xw[idx]]),
-                (r - _BAR_HEIGHT / 2, _BAR_HEIGHT),
-                facecolors=_LINK_COLOUR,
+                (r - BAR_HEIGHT / 2, BAR_HEIGHT),
+                facecolors=LINK,
                 alpha=0.35 if shared else 1.0,
                 linewidth=0,
             )
@@ -160,28 +148,12 @@ def gantt(trace: Trace, title: str) -> Figure:
     if len(kinds) > MAX_LEGEND_KINDS:
         handles.append(Patch(facecolor="none", label=f"... {len(kinds) - MAX_LEGEND_KINDS} more"))
     if rows_bottom:
-        handles.append(Patch(facecolor=_LINK_COLOUR, label="transfer (darker: links shared)"
+        handles.append(Patch(facecolor=LINK, label="transfer (darker: links shared)"
                              if shared else "transfer"))
     handles.append(
         Line2D(
             [], [], color="black", linestyle="--", label=f"makespan {makespan * scale:.4g} {unit}"
         )
     )
-    ax_units.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    legend_outside(ax_units, handles)
     return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Save `fig` as PNG (dpi 120) or SVG, chosen by the extension, atomically."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".png", ".svg"):
-        raise ValueError(f"cannot save a figure as {str(path)!r}: expected a .png or .svg path")
-    fmt = suffix[1:]
-    # No timestamps, fixed SVG ids: the same figure gives the same bytes.
-    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-
-    def writer(f: IO[bytes]) -> None:
-        with mpl.rc_context({"svg.hashsalt": "leptonsim"}):
-            fig.savefig(f, format=fmt, dpi=120, metadata=metadata)
-
-    return atomic_write(path, writer, binary=True)

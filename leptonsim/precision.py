@@ -44,11 +44,11 @@ from leptonsim.kernels import (
     run_backward,
     run_forward,
 )
+from leptonsim.kernels.blocks import gpt_block
+from leptonsim.kernels.norms import grad_arrays, normwise_error
 from leptonsim.limits import SIZES
 from leptonsim.models import Layer, Model
 from leptonsim.ops import Softmax
-from leptonsim.sharded.blocks import gpt_block
-from leptonsim.sharded.common import grad_arrays, rel_error
 from leptonsim.zoo import seed_cnn
 
 DTYPES = ("float16", "float32", "float64")
@@ -150,9 +150,9 @@ def measure_errors(work: Workload, dtype: str) -> tuple[float, float]:
     """(E_t, E_r) of `dtype` against float64 runs of the same workload."""
     ref_params, ref_x = _cast(work, "float64")
     params, x = _cast(work, dtype)
-    e_r = rel_error(_infer(work, params, x), _infer(work, ref_params, ref_x))
+    e_r = normwise_error(_infer(work, params, x), _infer(work, ref_params, ref_x))
     got, ref = _train(work, params, x), _train(work, ref_params, ref_x)
-    e_t = rel_error(grad_arrays(got, work.params), grad_arrays(ref, work.params))
+    e_t = normwise_error(grad_arrays(got, work.params), grad_arrays(ref, work.params))
     return e_t, e_r
 
 
@@ -248,7 +248,7 @@ def plot(report: PrecisionReport, path: str | Path) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
-    from leptonsim.plots import save_figure
+    from leptonsim.figure_style import save_figure, series_colour
 
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
@@ -256,7 +256,7 @@ def plot(report: PrecisionReport, path: str | Path) -> Path:
     for ax, attr, what in ((axes[0], "train_s", "training step (fwd + bwd)"),
                            (axes[1], "infer_s", "inference (fwd)")):
         ms = [getattr(r, attr) * 1e3 for r in report.rows]
-        ax.scatter(ms, objective, s=40, color=[f"C{i}" for i in range(len(ms))])
+        ax.scatter(ms, objective, s=40, color=[series_colour(i) for i in range(len(ms))])
         for r, x, y in zip(report.rows, ms, objective, strict=True):
             ax.annotate(r.dtype, (x, y), textcoords="offset points", xytext=(6, 4))
         ax.set_xscale("log")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .formulas import relative_error
 from .quantities import format_quantity
-from .run import RunResult
+
+if TYPE_CHECKING:  # only read here, so RunResult.report() can import this module back
+    from .result import RunResult
 
 CRITICAL_PATH_SHOWN = 50
 
@@ -65,7 +68,7 @@ def _claims(result: RunResult) -> list[dict[str, Any]]:
     for key, claimed in sorted(s.claims.items()):
         simulated = measured.get(key)
         out.append({"key": key, "claimed": claimed, "simulated": simulated,
-                    "relative_error": None if not simulated else (claimed - simulated) / simulated,
+                    "relative_error": None if not simulated else relative_error(claimed, simulated),
                     "source": s.claim_source})
     return out
 

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import evaluate, metrics
 from .cost import DEFAULT, CostModel
-from .energy import EnergyReport, cost_usd, energy_of
-from .evaluate import FormulaRow
+from .energy import cost_usd, energy_of
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
 from .files import json_text, publish
 from .metrics import Metrics
+from .report import summary
+from .result import RunResult
 from .scenario import Scenario
 from .sim import simulate
 from .trace import Trace
 
-
-@dataclass(frozen=True)
-class RunResult:
-    """A simulated scenario: its trace, metrics, the formulas beside them, energy, cost."""
-
-    scenario: Scenario
-    trace: Trace
-    metrics: Metrics
-    formulas: list[FormulaRow]
-    energy: EnergyReport
-    cost_usd: float             # the step at the units' price per hour (0 without prices)
-
-    def report(self) -> str:
-        """The terminal report `leptonsim run` prints for this result."""
-        from .report import render  # report.py imports this module
-
-        return render(self)
+__all__ = ["RunResult", "run", "write_outputs"]  # RunResult lives in result.py
 
 
 def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
@@ -73,8 +57,8 @@ def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
     """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
     gantt.png as one set (files.publish): a reader sees the previous run's five files
     or this run's five, never a mix, whenever the writer fails or dies."""
-    from .plots import gantt, save_figure  # matplotlib only when files are written
-    from .report import summary
+    from .figure_style import save_figure  # matplotlib only when files are written
+    from .plots import gantt
 
     text = json_text(summary(result), "summary.json")  # refused before anything is written
     s = result.scenario

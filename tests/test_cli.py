@@ -15,7 +15,8 @@ from leptonsim.cli import main
 from leptonsim.report import summary
 from leptonsim.run import run
 from leptonsim.scenario import loads
-from tests.test_scenario_errors import CASES
+from tests.helpers.scenario_cases import CASES
+from tests.helpers.scenarios import GENERATED
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "scenarios" / "seed_case_study.toml"
@@ -65,41 +66,13 @@ def test_check_lists_variants(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.count("ok: seed case study") == 3
 
 
-SCENARIO = """
-[scenario]
-name = "prop"
-seed = {seed}
-[hardware]
-topology = "{topology}"
-[[hardware.units]]
-name = "gpu"
-count = {units}
-peak = "10 TFLOP/s"
-memory_bandwidth = "1 TB/s"
-efficiency = {eff}
-[hardware.link]
-latency = "2 us"
-bandwidth = "25 GB/s"
-[workload.generator]
-kind = "{kind}"
-tasks = {tasks}
-width = 4
-stages = 2
-flops = "1 GFLOP"
-edge_bytes = "4 MB"
-spread = 0.5
-[schedule]
-scheduler = "{scheduler}"
-"""
-
-
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from(["full", "ring", "switch"]), st.integers(1, 6),
        st.floats(0.1, 1.0), st.sampled_from(["independent", "chain", "fork_join", "layered"]),
        st.integers(1, 40), st.sampled_from(["heft", "greedy"]))
 def test_same_scenario_and_seed_give_byte_identical_summary(seed, topology, units, eff, kind,
                                                             tasks, scheduler):
-    text = SCENARIO.format(seed=seed, topology=topology, units=units, eff=eff, kind=kind,
+    text = GENERATED.format(seed=seed, topology=topology, units=units, eff=eff, kind=kind,
                            tasks=tasks, scheduler=scheduler)
     first = json.dumps(summary(run(loads(text)[0])), indent=2)
     second = json.dumps(summary(run(loads(text)[0])), indent=2)
@@ -117,7 +90,7 @@ def test_summary_file_is_byte_identical_across_processes(tmp_path: Path) -> None
 
 
 def test_every_claim_key_is_compared_with_its_simulated_figure():
-    text = SCENARIO.format(seed=1, topology="full", units=2, eff=0.5, kind="chain", tasks=4,
+    text = GENERATED.format(seed=1, topology="full", units=2, eff=0.5, kind="chain", tasks=4,
                            scheduler="heft")
     text = text.replace("efficiency = 0.5", 'efficiency = 0.5\nbusy_power = "300 W"')
     text += '[claims]\nmakespan = "1 s"\nenergy = "1 J"\nspeedup = 2\nsource = "test"\n'

@@ -12,7 +12,7 @@ from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, two_level
 from leptonsim.parallel import collectives as col
 from leptonsim.sim import simulate
-from tests.test_engine import check_trace_invariants
+from tests.helpers.traces import check_trace_invariants
 
 UNIT = ComputeUnit("u", 1e12, 1e12)
 REL = 1e-12

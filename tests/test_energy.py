@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leptonsim.energy import EnergyReport, cost_usd, energy, energy_of, hourly_price
+from leptonsim.energy import EnergyReport, cost_usd, energy_of, hourly_price
 from leptonsim.hardware import Cluster, ComputeUnit, Link, LinkSpec
 from leptonsim.run import run
 from leptonsim.scenario import loads
@@ -100,7 +100,7 @@ tasks = [
 scheduler = "static"
 """
     result = run(loads(text)[0])
-    report = energy(result)
+    report = result.energy
     assert isinstance(report, EnergyReport)
     assert result.metrics.makespan_s == pytest.approx(3.0)  # 1 s, 1 s transfer, 1 s
     assert report.network_j == pytest.approx(1e9 * 5e-12)

@@ -11,14 +11,14 @@ import pytest
 
 from leptonsim import metrics
 from leptonsim.cost import Roofline
-from leptonsim.execute import ExecutionError, execute, run_workers
+from leptonsim.execute import ExecutionError, SyntheticKernels, execute, kernels, run_workers
 from leptonsim.export import write_chrome_trace
 from leptonsim.generators import TaskCost, chain, fork_join, independent
 from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, switch
 from leptonsim.plots import gantt
-from tests.test_engine import check_trace_invariants
-from tests.test_execute_helpers import CallLimit, Failing, PatternKernels
+from tests.helpers.execute import CallLimit, Failing, PatternKernels
+from tests.helpers.traces import check_trace_invariants
 
 CORE = ComputeUnit("core", 1e11, 2e10)
 SHM = LinkSpec(2e-5, 4e9)
@@ -143,14 +143,22 @@ def test_cluster_channels_are_the_routes_first_hops():
         assert r.channel == c.route(int(placement[r.src_task]), int(placement[r.dst_task]))[0]
 
 
-def test_fixed_duration_tasks_take_their_duration_and_comm_tasks_nothing():
+def test_fixed_duration_tasks_take_their_duration_and_comm_tasks_nothing(monkeypatch):
     b = GraphBuilder()
     b.task("wait", duration_s=0.02, pin=0)
     b.task("allreduce", duration_s=5.0, comm=True, pin=0)
-    trace = execute(b.build(), np.array([0, 0]), 1)
+    graph = b.build()
+    trace = execute(graph, np.array([0, 0]), 1)
     took = trace.task_end - trace.task_start
     assert took[trace.task == 0][0] >= 0.02
-    assert took[trace.task == 1][0] < 0.01
+    # that the stand-in computes nothing is a property of its kernel, not a timing
+    spins: list[float] = []
+    monkeypatch.setattr(kernels, "_spin", lambda d, out, inputs: spins.append(d) or out)
+    source = SyntheticKernels()
+    source.prepare(graph, 1)([])
+    assert spins == []
+    source.prepare(graph, 0)([])
+    assert spins == [0.02]
 
 
 def test_a_worker_runs_its_ready_tasks_in_priority_order():

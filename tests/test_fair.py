@@ -13,8 +13,8 @@ from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.metrics import covered
 from leptonsim.sim import simulate
 from leptonsim.sim.fair import max_min_rates
+from tests.helpers.traces import check_trace_invariants, check_work_conserving
 from tests.strategies import clusters, graphs, pin_randomly
-from tests.test_engine import check_trace_invariants, check_work_conserving
 
 REL = 1e-9
 UNIT = ComputeUnit("u", 1e12, 1e12)

@@ -30,7 +30,10 @@ from leptonsim.models import LayerStack
 from leptonsim.ops import (
     GELU,
     GRU,
+    LAYER_OPS,
     LSTM,
+    MULTI_INPUT,
+    OPS,
     Add,
     AvgPool2D,
     BatchNorm,
@@ -54,7 +57,7 @@ from leptonsim.ops import (
 from leptonsim.ops.base import Shape
 from leptonsim.ops.conv import PADDINGS, Padding
 from leptonsim.zoo import bert, dlrm, gpt, lstm_lm, resnet, seed_cnn
-from tests.test_kernels_helpers import cast, make_input, random_params, rel_err
+from tests.helpers.kernels import cast, make_input, random_params, rel_err
 
 FEW = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 EXACT = 1e-10  # float64 kernels vs float64 references: only rounding differs
@@ -373,6 +376,16 @@ OP_CASES: list[tuple[Op, Shape]] = [
 
 def test_every_op_type_has_a_kernel_and_a_case() -> None:
     assert {type(op) for op, _ in OP_CASES} == set(KERNELS)
+
+
+def test_every_registered_op_has_a_kernel_and_every_op_is_registered() -> None:
+    def kinds(cls: type[Op]) -> set[type[Op]]:  # the op classes that name a kind
+        subs = set().union(*(kinds(s) for s in cls.__subclasses__()))
+        return subs | {cls} if "kind" in vars(cls) else subs
+
+    assert set(KERNELS) == set(OPS.values()) == kinds(Op)
+    assert all(kind == cls.kind for kind, cls in OPS.items())
+    assert set(LAYER_OPS) == set(OPS) - MULTI_INPUT
 
 
 @pytest.mark.parametrize(("op", "shape"), OP_CASES, ids=lambda v: repr(v))

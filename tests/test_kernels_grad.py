@@ -6,7 +6,7 @@ Tolerance: with step h = 1e-6 in float64 the central difference has truncation e
 agrees to ~1e-9 normwise (observed 1e-11 .. 5e-9). We require < 1e-5: four orders
 of margin for unlucky draws, while a wrong term (missing factor, transposed index,
 dropped path through time) shows up as an error of order 0.1 to 1. Gradients under
-GRAD_FLOOR in norm are compared absolutely (see test_kernels_helpers).
+GRAD_FLOOR in norm are compared absolutely (see tests/helpers/kernels.py).
 Random inputs keep kinks (ReLU at 0, max-pool ties) further than h away almost surely.
 """
 
@@ -45,7 +45,7 @@ from leptonsim.ops import (
 )
 from leptonsim.ops.conv import PADDINGS, Padding
 from leptonsim.ops.embedding import Pooling
-from tests.test_kernels_helpers import (
+from tests.helpers.kernels import (
     GRAD_FLOOR,
     kernel_grad_errors,
     lstm_lm_small,

@@ -23,7 +23,7 @@ from leptonsim.kernels import (
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import GRU, Dense, Embedding, ReLU, SigmoidCrossEntropy, SoftmaxCrossEntropy, Tanh
 from leptonsim.zoo import seed_cnn
-from tests.test_kernels_helpers import lstm_lm_small, transformer_block
+from tests.helpers.kernels import lstm_lm_small, transformer_block
 
 
 def train(

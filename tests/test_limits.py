@@ -22,9 +22,9 @@ from leptonsim.report import summary
 from leptonsim.run import run
 from leptonsim.scenario import loads
 from leptonsim.scenario.build import _step_tasks_at_least
-from tests.test_scenario_errors import GEN
+from tests.helpers.scenario_cases import GEN
 
-HARDWARE = GEN.split("[workload.generator]")[0]  # GEN: test_scenario_errors' base case
+HARDWARE = GEN.split("[workload.generator]")[0]  # GEN: the bad-input cases' base
 
 MODEL = HARDWARE.replace("count = 4", "count = 1") + """
 [workload.model]

@@ -11,8 +11,6 @@ from hypothesis import strategies as st
 from leptonsim.models import Model
 from leptonsim.parallel.memory import (
     MemoryBreakdown,
-    Overflow,
-    check_fits,
     default_sharded,
     stage_memory,
     stage_params,
@@ -160,17 +158,6 @@ def test_gpt3_175b_on_tp8_pp16_holds_about_22_gb_of_model_state_per_gpu() -> Non
     embeddings = (51_200 + 2048) * 12_288 / tp * 16
     assert state[0] - state[1] == pytest.approx(embeddings, rel=1e-9)
     assert state[0] == pytest.approx(expected, rel=0.06)
-
-
-def test_check_fits_lists_the_overflows() -> None:
-    small = MemoryBreakdown(1e9, 1e9, 0.0, 1e9)
-    big = MemoryBreakdown(40e9, 40e9, 0.0, 1e9)
-    assert check_fits([("gpu0", small), ("gpu1", big), ("gpu2", small)], 80e9) == [
-        Overflow("gpu1", 81e9, 80e9, 1e9)
-    ]
-    assert check_fits([("gpu0", small)], 3e9) == []
-    with pytest.raises(ValueError, match="capacity must be positive"):
-        check_fits([], 0.0)
 
 
 def test_bad_settings() -> None:

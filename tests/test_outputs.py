@@ -20,23 +20,15 @@ from pathlib import Path
 import pytest
 
 from leptonsim.files import atomic_write, current_set, publish
-from leptonsim.run import RunResult, run, write_outputs
-from leptonsim.scenario import loads
-from tests.test_cli import SCENARIO
+from leptonsim.run import RunResult, write_outputs
+from tests.helpers.scenarios import FILES, run_result
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ["gantt.png", "summary.json", "tasks.csv", "trace.json", "transfers.csv"]
-
-
-def _result(tasks: int, seed: int) -> RunResult:
-    text = SCENARIO.format(seed=seed, topology="ring", units=3, eff=0.5, kind="layered",
-                           tasks=tasks, scheduler="heft")
-    return run(loads(text)[0])
 
 
 @pytest.fixture(scope="module")
 def two() -> tuple[RunResult, RunResult]:
-    return _result(6, 1), _result(17, 2)
+    return run_result(6, 1), run_result(17, 2)
 
 
 def read_set(d: Path) -> tuple[int, int]:

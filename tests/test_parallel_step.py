@@ -18,7 +18,7 @@ from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import TensorSplitError, layer_roles, split_gcd
 from leptonsim.sim import simulate
 from leptonsim.zoo import get_model
-from tests.test_engine import check_trace_invariants
+from tests.helpers.traces import check_trace_invariants
 
 UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
                    efficiency=0.5)

@@ -27,8 +27,7 @@ import leptonsim.validate.run
 from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.files import check_output, json_text
-from tests.test_outputs import FILES, _result
-from tests.test_validate import SCENARIO as TINY
+from tests.helpers.scenarios import FILES, TINY, run_result
 
 RUN = importlib.import_module("leptonsim.run")  # the module: leptonsim.run is ls.run, a function
 
@@ -196,7 +195,7 @@ def test_a_file_size_limit_is_one_line_in_a_real_process(tmp_path):
 
 def test_a_non_finite_number_is_never_written_as_json(tmp_path):
     """A value that overflowed is a one-line refusal naming its key, nothing written."""
-    result = _result(6, 1)
+    result = run_result(6, 1)
     bad = dataclasses.replace(result, cost_usd=float("inf"))
     with pytest.raises(ScenarioError, match=r"^summary\.json: cost_usd: expected a finite "
                                             r"number, found inf \(a number overflowed"):

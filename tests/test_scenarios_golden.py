@@ -15,7 +15,7 @@ import pytest
 
 from leptonsim.run import RunResult, run
 from leptonsim.scenario import load
-from tests.test_engine import check_trace_invariants
+from tests.helpers.traces import check_trace_invariants
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,8 +11,7 @@ from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.limits import MAGNITUDES, SIZES
 from leptonsim.study import loads_sweep
-from tests.test_study_run import rows_of
-from tests.test_study_spec import GRID, ROOT, study
+from tests.helpers.study import GRID, ROOT, rows_of, study
 
 MOST = SIZES["sweep_points"].maximum
 LHS = """[sweep]

@@ -19,9 +19,7 @@ import psutil
 import pytest
 
 from leptonsim.cli import main
-from tests.test_study_run import SLOW, _spawn, _wait_for_rows, rows_of
-from tests.test_study_spec import GRID, ROOT, study
-from tests.test_study_store import one_line_refusal
+from tests.helpers.study import GRID, ROOT, SLOW, one_line_refusal, rows_of, spawn_sweep, study, wait_for_rows
 
 LIVENESS_S = 60  # how long dead processes may take to be gone (a liveness bound only)
 
@@ -60,8 +58,8 @@ def test_a_signalled_sweep_takes_its_pool_down_and_resumes_exactly(
         tmp_path: Path, sig: signal.Signals) -> None:
     file, out = tmp_path / "slow.toml", tmp_path / "out"
     file.write_text(SLOW)
-    proc = _spawn(file, out, "--workers", "2")
-    _wait_for_rows(out / "results.csv", proc, 3)
+    proc = spawn_sweep(file, out, "--workers", "2")
+    wait_for_rows(out / "results.csv", proc, 3)
     pool = psutil.Process(proc.pid).children(recursive=True)
     assert len(pool) >= 2  # the workers (and forkserver, resource tracker)
     os.kill(proc.pid, sig)  # the sweep alone, not its process group
@@ -197,8 +195,8 @@ def test_a_scheduler_killed_mid_sweep_is_one_line_and_keeps_finished_rows(tmp_pa
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         address = (scheduler.stdout.readline() if scheduler.stdout else "").strip()
-        proc = _spawn(file, out, "--executor", "dask", "--scheduler", address)
-        _wait_for_rows(out / "results.csv", proc, 3)
+        proc = spawn_sweep(file, out, "--executor", "dask", "--scheduler", address)
+        wait_for_rows(out / "results.csv", proc, 3)
     finally:
         scheduler.kill()
         scheduler.wait()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,23 +24,9 @@ from leptonsim.study import (
     open_executor,
     run_sweep,
 )
-from tests.test_study_spec import BASE, GRID, ROOT, study
+from tests.helpers.study import BASE, GRID, ROOT, SLOW, rows_of, run_inline, spawn_sweep, study, wait_for_rows
 
 PRICED = BASE.replace('busy_power = "300 W"', 'busy_power = "300 W"\nprice_per_hour = 2.0')
-SLOW = study("""
-[sweep.parameters]
-"hardware.units[0].count" = { start = 1, stop = 8 }
-"hardware.link.bandwidth" = [1e9, 1e10, 1e11, 1e12, 1e13]
-""", BASE.replace('kind = "fork_join"\nwidth = 6', 'kind = "layered"\ntasks = 1000\nwidth = 20'))
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def run_inline(text: str, out: Path, **kw: object) -> None:
-    run_sweep(loads_sweep(text, "study.toml"), out, InlineExecutor(), **kw)  # type: ignore[arg-type]
 
 
 def test_rows_have_every_column_and_consistent_values(tmp_path: Path) -> None:
@@ -139,30 +123,14 @@ def test_a_combination_that_cannot_be_built_names_its_point(tmp_path: Path, work
         assert len(rows_of(tmp_path / "results.csv")) == 1
 
 
-def _spawn(file: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "leptonsim", "sweep", str(file),
-                             "--out", str(out), *extra], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def _wait_for_rows(path: Path, proc: subprocess.Popen[str], rows: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_text().count("\n") > rows:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"sweep ended or stalled before {rows} rows: {proc.poll()}")
-
-
 @pytest.mark.parametrize("how, workers", [("kill -9", "1"), ("Ctrl-C", "2")])
 def test_interrupted_sweep_resumes_without_redoing_or_losing_points(
         tmp_path: Path, how: str, workers: str) -> None:
     file = tmp_path / "slow.toml"
     file.write_text(SLOW)
     out = tmp_path / "out"
-    proc = _spawn(file, out, "--workers", workers)
-    _wait_for_rows(out / "results.csv", proc, 3)
+    proc = spawn_sweep(file, out, "--workers", workers)
+    wait_for_rows(out / "results.csv", proc, 3)
     os.killpg(proc.pid, signal.SIGKILL if how == "kill -9" else signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if how == "Ctrl-C":

@@ -16,49 +16,7 @@ from hypothesis import strategies as st
 from leptonsim.errors import ScenarioError
 from leptonsim.study import loads_sweep, parse_sweep, points
 from leptonsim.study.sampling import lhs_unit, point_id
-
-ROOT = Path(__file__).resolve().parents[1]
-
-BASE = """
-[scenario]
-name = "study base"
-
-[hardware]
-topology = "switch"
-
-[[hardware.units]]
-name = "gpu"
-count = 4
-peak = "100 TFLOP/s"
-memory_bandwidth = "2 TB/s"
-efficiency = 0.5
-idle_power = "50 W"
-busy_power = "300 W"
-
-[hardware.link]
-latency = "5 us"
-bandwidth = "10 GB/s"
-energy_per_byte = "10 pJ/B"
-
-[workload.generator]
-kind = "fork_join"
-width = 6
-stages = 2
-flops = "50 GFLOP"
-edge_bytes = "16 MB"
-"""
-
-
-def study(sweep: str, base: str = BASE) -> str:
-    """A scenario file: the base plus a [sweep] block."""
-    return base + "\n" + sweep
-
-
-GRID = """
-[sweep.parameters]
-"hardware.units[0].count" = [1, 2]
-"hardware.link.bandwidth" = ["10 GB/s", "20 GB/s", "30 GB/s"]
-"""
+from tests.helpers.study import GRID, ROOT, study
 
 
 def test_grid_is_the_cartesian_product_last_parameter_fastest() -> None:

@@ -15,17 +15,20 @@ import pytest
 from leptonsim.cli import main
 from leptonsim.study import StudyError, loads_sweep
 from leptonsim.study.runner import sweep_store
-from tests.test_study_run import SLOW, _spawn, _wait_for_rows, rows_of, run_inline
-from tests.test_study_spec import BASE, GRID, ROOT, study
+from tests.helpers.study import (
+    BASE,
+    GRID,
+    ROOT,
+    SLOW,
+    one_line_refusal,
+    rows_of,
+    run_inline,
+    spawn_sweep,
+    study,
+    wait_for_rows,
+)
 
 TEXT = study("[sweep]\n" + GRID)
-
-
-def one_line_refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def sweep_cli(file: Path, out: Path, *extra: str) -> list[str]:
@@ -123,8 +126,8 @@ def test_a_second_sweep_on_a_locked_directory_is_refused_at_once(
 def test_two_real_sweeps_on_one_out_never_duplicate_a_row(tmp_path: Path) -> None:
     file, out = tmp_path / "slow.toml", tmp_path / "out"
     file.write_text(SLOW)
-    first = _spawn(file, out, "--workers", "2")
-    _wait_for_rows(out / "results.csv", first, 2)
+    first = spawn_sweep(file, out, "--workers", "2")
+    wait_for_rows(out / "results.csv", first, 2)
     os.kill(first.pid, signal.SIGSTOP)  # stopped, it keeps its lock: no race with its finish
     try:
         second = subprocess.run([sys.executable, "-m", "leptonsim", "sweep", str(file), "--out",

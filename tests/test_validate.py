@@ -4,6 +4,7 @@ per-kind cost model, and `leptonsim validate` end to end on tiny scenarios."""
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
+from leptonsim.cli import main
 from leptonsim.cost.calibrated import CalibratedCost, Profile, profile_cluster
 from leptonsim.cost.kinds import Endpoints, KernelCalibration, KindCost, KindFit, endpoint_seconds
 from leptonsim.execute.model_kernels import ModelKernels
@@ -32,42 +34,16 @@ from leptonsim.parallel.step import build_step
 from leptonsim.sim import Static
 from leptonsim.sim.engine import run_plan
 from leptonsim.trace import Trace
-from leptonsim.validate.cli import main
 from leptonsim.validate.compare import compare
 from leptonsim.validate.figures import gantt_overlay
 from leptonsim.zoo import get_model, lstm_lm
+from tests.helpers.scenarios import TINY
 
 PROFILE = Profile(peak_flops=1e11, memory_bandwidth=1.5e10, overhead_s=5e-6,
                   link_latency_s=3e-5, link_bandwidth=4e9,
                   efficiency_curve=((1e3, 0.01), (6.5e4, 0.2), (5e5, 0.7), (3.4e7, 1.0)),
                   machine={"cpu": "test"})
 
-SCENARIO = """
-[scenario]
-name = "tiny"
-description = "seed_cnn, two pipeline stages"
-
-[hardware]
-topology = "full"
-
-[[hardware.units]]
-name = "gpu"
-count = 2
-preset = "v100"
-
-[hardware.link]
-preset = "pcie4_x16"
-
-[workload.model]
-name = "seed_cnn"
-batch = 4
-microbatches = 2
-precision = "fp32"
-optimizer = "sgd"
-
-[parallel]
-pp = 2
-"""
 
 GRAPH_SCENARIO = """
 [scenario]
@@ -214,21 +190,32 @@ def profile_file(tmp_path) -> Path:
     return write_profile(PROFILE, tmp_path / "profile.toml")
 
 
+# The end-to-end error this test may see. docs/validation.md records |error| <= 9.8 %
+# for the benchmark's steps (b32, b128) behind the disturbance gate, median of 5. This
+# test runs ungated (--no-wait), median of 3, on a small step (b4, tasks of 0.1-1 ms),
+# on a 2-core machine that other jobs share: calibration and execution are then each
+# slowed by whatever else runs. 21 such runs at load averages 4.4-6.0 gave -70 % to
+# +110 %. A factor of 4 either way holds that with margin and still catches a unit slip
+# or a prediction of another step (orders of magnitude); the accuracy itself is the
+# benchmark's to measure (benchmarks/validation.py).
+RATIO = 4.0
+
+
 def test_validate_model_scenario_writes_its_files(tmp_path, profile_file, capsys):
-    (tmp_path / "tiny.toml").write_text(SCENARIO)
+    (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "out"
-    assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "1", "--no-wait",
+    assert main(["validate", str(tmp_path / "tiny.toml"), "--repeats", "3", "--no-wait",
                  "--profile", str(profile_file), "--out", str(out)]) == 0
     report = _files(out)
-    assert np.isfinite(report["error"]) and report["measured_makespan_s"] > 0
-    assert report["workers"] == 2 and len(report["measured_makespans_s"]) == 1
+    assert 1 / RATIO - 1 <= report["error"] <= RATIO - 1 and report["measured_makespan_s"] > 0
+    assert report["workers"] == 2 and len(report["measured_makespans_s"]) == 3
     assert {"conv2d", "conv2d.bwd", "optimizer"} <= set(report["by_kind"])
     assert all(np.isfinite(k["median_abs_error"]) for k in report["by_kind"].values())
     fits = report["calibration"]["fits"]
     assert "conv2d" in fits and 2 in report["calibration"]["batches"]["seed_cnn"]
     assert report["cost_tier"] == "profiled"
     assert set(report["other_tiers"]) == {"interpolated", "kind"}
-    assert all(np.isfinite(t["error"]) for t in report["other_tiers"].values())
+    assert all(1 / RATIO - 1 <= t["error"] <= RATIO - 1 for t in report["other_tiers"].values())
     link = report["calibration"]["link_to_idle_worker"]
     assert link["latency_s"] > 0 and link["bandwidth_Bps"] > 0
     assert "error" in capsys.readouterr().out
@@ -249,7 +236,7 @@ def test_validate_graph_scenario_uses_synthetic_kernels(tmp_path, profile_file):
     (["{tiny}", "--workers", "3"], "--workers"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, needle):
-    (tmp_path / "tiny.toml").write_text(SCENARIO)
+    (tmp_path / "tiny.toml").write_text(TINY)
     argv = [a.replace("{tiny}", str(tmp_path / "tiny.toml")) for a in args]
     code = main(["validate", *argv, "--profile", str(profile_file), "--no-wait",
                  "--out", str(tmp_path / "out")])
@@ -261,7 +248,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, profile_file, capsys, args, 
 def test_variants_needing_more_cores_than_this_machine_are_skipped(
         tmp_path, profile_file, capsys, monkeypatch):
     monkeypatch.setattr("leptonsim.measure.machine.machine_cores", lambda: 1)
-    (tmp_path / "tiny.toml").write_text(SCENARIO + '\n[variants.one]\n"parallel.pp" = 1\n'
+    (tmp_path / "tiny.toml").write_text(TINY + '\n[variants.one]\n"parallel.pp" = 1\n'
                                         '"hardware.units[0].count" = 1\n'
                                         '\n[variants.two]\n"parallel.pp" = 2\n')
     out = tmp_path / "out"
@@ -270,7 +257,7 @@ def test_variants_needing_more_cores_than_this_machine_are_skipped(
     assert _files(out / "one")["workers"] == 1 and not (out / "two").exists()
     assert "skipped tiny [two]: it needs 2 workers, one per core, and this machine has 1" \
         in capsys.readouterr().err
-    (tmp_path / "two.toml").write_text(SCENARIO)  # nothing fits: one line, exit 2
+    (tmp_path / "two.toml").write_text(TINY)  # nothing fits: one line, exit 2
     assert main(["validate", str(tmp_path / "two.toml"), "--no-wait", "--profile",
                  str(profile_file), "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
@@ -365,7 +352,8 @@ def test_copy_costs_recover_the_send_and_receive_costs_from_the_gaps():
 def test_endpoint_calibration_measures_positive_costs():
     ends = measure_endpoints(sizes=(16_000, 256_000), messages=3, repeats=2, runs=1)
     assert ends.send_s > 0 and ends.recv_s > 0 and ends.latency_s >= 0
-    assert 0 < ends.send(256_000) < 0.01 and 0 < ends.recv(256_000) < 0.01
+    # positive and finite: how long 256 kB takes depends on the load, so no upper bound
+    assert 0 < ends.send(256_000) < math.inf and 0 < ends.recv(256_000) < math.inf
 
 
 def test_predicted_transfers_add_back_the_copies_the_slots_hold():

@@ -19,59 +19,38 @@ from leptonsim.kernels import (
     softmax,
 )
 from leptonsim.kernels.base import Kernel, Params, no_params
-from leptonsim.ops import (
-    GELU,
-    GRU,
-    LSTM,
-    Add,
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    DotInteraction,
-    Embedding,
-    Flatten,
-    GlobalAvgPool,
-    LayerNorm,
-    MaxPool2D,
-    MultiHeadSelfAttention,
-    Op,
-    ReLU,
-    Sigmoid,
-    SigmoidCrossEntropy,
-    Softmax,
-    SoftmaxCrossEntropy,
-    Tanh,
-)
+from leptonsim.ops import OPS, Op
 from leptonsim.ops.base import Shape
 
-KERNELS: dict[type[Op], Kernel] = {
-    Conv2D: Kernel(conv.forward, conv.backward, conv.init),
-    MaxPool2D: Kernel(pool.max_forward, pool.max_backward, no_params),
-    AvgPool2D: Kernel(pool.avg_forward, pool.avg_backward, no_params),
-    GlobalAvgPool: Kernel(pool.global_forward, pool.global_backward, no_params),
-    Dense: Kernel(dense.forward, dense.backward, dense.init),
-    Flatten: Kernel(dense.flatten_forward, dense.flatten_backward, no_params),
-    ReLU: Kernel(activation.relu_forward, activation.relu_backward, no_params),
-    GELU: Kernel(activation.gelu_forward, activation.gelu_backward, no_params),
-    Tanh: Kernel(activation.tanh_forward, activation.tanh_backward, no_params),
-    Sigmoid: Kernel(activation.sigmoid_forward, activation.sigmoid_backward, no_params),
-    BatchNorm: Kernel(norm.forward, norm.backward, norm.init),
-    LayerNorm: Kernel(norm.forward, norm.backward, norm.init),
-    Embedding: Kernel(embedding.forward, embedding.backward, embedding.init),
-    LSTM: Kernel(recurrent.lstm_forward, recurrent.lstm_backward, recurrent.init),
-    GRU: Kernel(recurrent.gru_forward, recurrent.gru_backward, recurrent.init),
-    MultiHeadSelfAttention: Kernel(attention.forward, attention.backward, attention.init),
-    Softmax: Kernel(softmax.forward, softmax.backward, no_params),
-    SoftmaxCrossEntropy: Kernel(softmax.xent_forward, softmax.xent_backward, no_params),
-    SigmoidCrossEntropy: Kernel(
-        softmax.sigmoid_xent_forward, softmax.sigmoid_xent_backward, no_params
-    ),
-    Add: Kernel(elementwise.forward, elementwise.backward, no_params),
-    DotInteraction: Kernel(interaction.forward, interaction.backward, no_params),
+# kind -> kernel; the op classes come from the one registry, leptonsim.ops.OPS.
+_BY_KIND: dict[str, Kernel] = {
+    "conv2d": Kernel(conv.forward, conv.backward, conv.init),
+    "maxpool2d": Kernel(pool.max_forward, pool.max_backward, no_params),
+    "avgpool2d": Kernel(pool.avg_forward, pool.avg_backward, no_params),
+    "globalavgpool": Kernel(pool.global_forward, pool.global_backward, no_params),
+    "dense": Kernel(dense.forward, dense.backward, dense.init),
+    "flatten": Kernel(dense.flatten_forward, dense.flatten_backward, no_params),
+    "relu": Kernel(activation.relu_forward, activation.relu_backward, no_params),
+    "gelu": Kernel(activation.gelu_forward, activation.gelu_backward, no_params),
+    "tanh": Kernel(activation.tanh_forward, activation.tanh_backward, no_params),
+    "sigmoid": Kernel(activation.sigmoid_forward, activation.sigmoid_backward, no_params),
+    "batchnorm": Kernel(norm.forward, norm.backward, norm.init),
+    "layernorm": Kernel(norm.forward, norm.backward, norm.init),
+    "embedding": Kernel(embedding.forward, embedding.backward, embedding.init),
+    "lstm": Kernel(recurrent.lstm_forward, recurrent.lstm_backward, recurrent.init),
+    "gru": Kernel(recurrent.gru_forward, recurrent.gru_backward, recurrent.init),
+    "attention": Kernel(attention.forward, attention.backward, attention.init),
+    "softmax": Kernel(softmax.forward, softmax.backward, no_params),
+    "softmax_xent": Kernel(softmax.xent_forward, softmax.xent_backward, no_params),
+    "sigmoid_xent": Kernel(softmax.sigmoid_xent_forward, softmax.sigmoid_xent_backward, no_params),
+    "add": Kernel(elementwise.forward, elementwise.backward, no_params),
+    "interaction": Kernel(interaction.forward, interaction.backward, no_params),
 }
 
-LOSSES: tuple[type[Op], ...] = (SoftmaxCrossEntropy, SigmoidCrossEntropy)
+KERNELS: dict[type[Op], Kernel] = {OPS[kind]: kernel for kind, kernel in _BY_KIND.items()}
+
+# The losses: their kernels also read the labels.
+LOSSES: tuple[type[Op], ...] = (OPS["softmax_xent"], OPS["sigmoid_xent"])
 
 
 def kernel_for(op: Op) -> Kernel:

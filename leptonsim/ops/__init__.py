@@ -13,12 +13,16 @@ from leptonsim.ops.interaction import DotInteraction
 from leptonsim.ops.norm import BatchNorm, LayerNorm
 from leptonsim.ops.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
 from leptonsim.ops.recurrent import GRU, LSTM
+from leptonsim.ops.registry import LAYER_OPS, MULTI_INPUT, OPS
 from leptonsim.ops.softmax import SigmoidCrossEntropy, Softmax, SoftmaxCrossEntropy
 
 __all__ = [
     "GELU",
     "GRU",
+    "LAYER_OPS",
     "LSTM",
+    "MULTI_INPUT",
+    "OPS",
     "PHASES",
     "ZERO",
     "Add",

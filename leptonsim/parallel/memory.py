@@ -60,16 +60,6 @@ class MemoryBreakdown:
         object.__setattr__(self, "total_bytes", total + self.activations_bytes)
 
 
-@dataclass(frozen=True)
-class Overflow:
-    """A unit whose memory need exceeds its capacity."""
-
-    unit: str
-    needed_bytes: float
-    capacity_bytes: float
-    excess_bytes: float
-
-
 def optimizer_state_bytes(optimizer: str, dtype_bytes: int) -> int:
     """Optimizer state per trainable parameter, plus the fp32 master copy that mixed
     precision keeps beside fp16/bf16 weights."""
@@ -137,18 +127,6 @@ def stage_memory(
         optimizer_bytes=trainable * state,
         activations_bytes=per_sample * microbatch_size,
     )
-
-
-def check_fits(breakdowns: Sequence[tuple[str, MemoryBreakdown]], capacity_bytes: float) -> list[Overflow]:
-    """The units, in the given order, whose total exceeds capacity_bytes; the caller
-    decides whether that is an error (and raises with its own context)."""
-    if not capacity_bytes > 0:
-        raise ValueError(f"memory capacity must be positive, got {capacity_bytes!r}")
-    return [
-        Overflow(unit, m.total_bytes, capacity_bytes, m.total_bytes - capacity_bytes)
-        for unit, m in breakdowns
-        if m.total_bytes > capacity_bytes
-    ]
 
 
 def _stage(

@@ -20,11 +20,12 @@ schedule() gives the order in which each pipeline device runs its ops. An op is
 simulate_order() is a reference list simulation (uniform op times, free
 communication) so schedules can be checked without the engine.
 
-bubble_fraction() is the idle fraction of a device's time, idle / (idle + busy), with
-busy = m (t_f + t_b). Narayanan et al. report the ratio idle / busy instead:
-(p - 1) / m for GPipe and 1F1B, (p - 1) / (v m) interleaved, from bubble time
-(p - 1)(t_f + t_b) / v. Ours is that ratio r turned into a fraction, r / (1 + r):
-(p - 1) / (m + p - 1) and (p - 1) / (v m + p - 1).
+The bubble, a device's idle fraction idle / (idle + busy) with busy = m (t_f + t_b),
+is formulas.gpipe_bubble_fraction, (p - 1) / (m + p - 1), for GPipe and 1F1B, and
+(p - 1) / (v m + p - 1) interleaved. Narayanan et al. report the ratio idle / busy
+instead: (p - 1) / m, and (p - 1) / (v m) from bubble time (p - 1)(t_f + t_b) / v;
+the fraction is that ratio r as r / (1 + r). tests/test_pipeline.py checks both
+against simulate_order.
 """
 
 from __future__ import annotations
@@ -206,24 +207,3 @@ def simulate_order(
             stuck = {s: order[s][position[s]] for s in range(stages) if position[s] < len(order[s])}
             raise DeadlockError(f"pipeline order deadlocks; devices wait at {stuck}")
     return max(clock)
-
-
-def dependencies_ok(order: Sequence[Sequence[Op]], stages: int, microbatches: int, chunks: int = 1) -> bool:
-    """True if every device runs each (F/B, microbatch, chunk) once and nothing deadlocks."""
-    expected = sorted((ph, k, c) for ph in "BF" for k in range(microbatches) for c in range(chunks))
-    if len(order) != stages or any(sorted(ops) != expected for ops in order):
-        return False
-    try:
-        simulate_order(order, 1.0, 1.0, stages, chunks)
-    except DeadlockError:
-        return False
-    return True
-
-
-def bubble_fraction(kind: str, stages: int, microbatches: int, chunks: int = 1) -> float:
-    """Idle fraction idle / (idle + busy) of a device (definition in the module docstring)."""
-    _check(kind, stages, microbatches, chunks)
-    p, m = stages, microbatches
-    if kind == "interleaved":
-        return (p - 1) / (chunks * m + p - 1)
-    return (p - 1) / (m + p - 1)

@@ -19,11 +19,7 @@ from ..zoo import ZOO, get_model
 Doc = dict[str, Any]
 Schema = dict[str, Any]
 
-OPS: dict[str, type[ops.Op]] = {cls.kind: cls for cls in (  # type: ignore[attr-defined]
-    ops.Conv2D, ops.MaxPool2D, ops.AvgPool2D, ops.GlobalAvgPool, ops.Dense, ops.Flatten,
-    ops.ReLU, ops.GELU, ops.Tanh, ops.Sigmoid, ops.BatchNorm, ops.LayerNorm, ops.Embedding,
-    ops.LSTM, ops.GRU, ops.MultiHeadSelfAttention, ops.Softmax, ops.SoftmaxCrossEntropy,
-    ops.SigmoidCrossEntropy)}
+OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
 PRECISION_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 
 

@@ -6,7 +6,7 @@
     heatmap    a metric over two swept parameters (one panel per variant)
     pareto     energy against time per step, with the Pareto front
 
-Object-oriented matplotlib (`Figure`), as in leptonsim.plots: no pyplot, no display.
+Drawn in the shared figure style (leptonsim.figure_style): no pyplot, no display.
 """
 
 from __future__ import annotations
@@ -22,7 +22,20 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..plots import save_figure
+from ..figure_style import (
+    BUBBLE,
+    COMMUNICATION,
+    COMPUTE,
+    FONT,
+    GREY,
+    GRID_ALPHA,
+    IDLE,
+    SEQUENTIAL,
+    WIDE,
+    WIDTH,
+    save_figure,
+    series_colour,
+)
 from .table import Table, read_table, short
 
 __all__ = ["breakdown", "heatmap", "pareto", "plot_study", "scaling"]
@@ -32,7 +45,6 @@ MAX_OVERLAID = 4        # lines whose formula curves are drawn (equal curves onc
 MAX_BARS = 40
 MAX_PANELS = 4
 MAX_HEATMAPS = 6
-GREY = "0.35"
 METRIC_LABELS = {"makespan_s": "makespan per step (s)", "energy_j": "energy per step (J)",
                  "parallel_efficiency": "parallel efficiency (fraction)",
                  "speedup": "speed-up (×)", "cost_usd": "cost per step (USD)"}
@@ -43,10 +55,6 @@ OVERLAYS: tuple[tuple[str, str, str, Any], ...] = (
     ("amdahl_speedup", "speedup", "Amdahl 1/(s + (1−s)/C), s = CP/W", "-."),
     ("seed_parallel_time_s", "time", "seed T_p = min(ΣT_i, T_m)", (0, (5, 2, 1, 2, 1, 2))),
 )
-
-
-def _colour(i: int) -> tuple[float, ...]:
-    return tuple(mpl.colormaps["tab10"](i % 10))
 
 
 def _speedups(t: Table, rows: list[int]) -> dict[str, np.ndarray]:
@@ -60,7 +68,7 @@ def _speedups(t: Table, rows: list[int]) -> dict[str, np.ndarray]:
 
 
 def scaling(t: Table) -> Figure:
-    fig = Figure(figsize=(12, 5), layout="constrained")
+    fig = Figure(figsize=(WIDE, 5), layout="constrained")
     ax_s, ax_e = fig.subplots(1, 2)
     within = t.unit_determining()
     groups = t.groups(within)
@@ -72,15 +80,15 @@ def scaling(t: Table) -> Figure:
         units = t.num("units", rows)
         label = t.label(rows[0], within) if g < MAX_GROUPS else None
         speedup, eff = t.num("speedup", rows), 100 * t.num("parallel_efficiency", rows)
-        ax_s.plot(units, speedup, "o-", color=_colour(g), label=label)
-        ax_e.plot(units, eff, "o-", color=_colour(g))
+        ax_s.plot(units, speedup, "o-", color=series_colour(g), label=label)
+        ax_e.plot(units, eff, "o-", color=series_colour(g))
         shown[ax_s].append(speedup)
         shown[ax_e].append(eff)
         if g < MAX_OVERLAID:
             _overlay(t, rows, ax_s, ax_e, drawn, shown, seed)
     for ax, unit in ((ax_s, "×"), (ax_e, "%")):
         ax.set_xlabel("compute units (count)")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=GRID_ALPHA)
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         _log2_if_wide(ax, t.num("units"))
         _clip(ax, shown[ax], seed[ax], unit)
@@ -92,9 +100,11 @@ def scaling(t: Table) -> Figure:
     styles += [Line2D([], [], color=GREY, linestyle=s, label=name) for _, _, name, s in OVERLAYS]
     styles.append(Line2D([], [], color=GREY, marker="x", linestyle="",
                          label="seed E_p = max(1/ΣE_i, E_m)"))
-    ax_e.legend(handles=styles, fontsize=7, loc="best", title="curves", title_fontsize=8)
+    ax_e.legend(handles=styles, fontsize=FONT["small"], loc="best", title="curves",
+                title_fontsize=FONT["legend"])
     if len(groups) > 1:
-        ax_s.legend(fontsize=7, loc="best", title="configuration", title_fontsize=8)
+        ax_s.legend(fontsize=FONT["small"], loc="best", title="configuration",
+                    title_fontsize=FONT["legend"])
     fig.suptitle("Scaling against compute units: simulated vs the seed's formulas and "
                  "the textbook bounds" + (f" (formulas for the first {MAX_OVERLAID} lines)"
                                            if len(groups) > MAX_OVERLAID else ""))
@@ -133,7 +143,7 @@ def _clip(ax: Axes, shown: list[np.ndarray], seed: list[np.ndarray], unit: str) 
     peak = max((float(np.nanmax(v[np.isfinite(v)], initial=0.0)) for v in seed), default=0.0)
     if peak > top:
         ax.text(0.02, 0.97, f"seed prediction off the chart: up to {peak:.3g} {unit}",
-                transform=ax.transAxes, fontsize=7, va="top", color="0.3")
+                transform=ax.transAxes, fontsize=FONT["small"], va="top", color=GREY)
 
 
 def _log2_if_wide(ax: Axes, values: np.ndarray) -> None:
@@ -146,7 +156,7 @@ def _log2_if_wide(ax: Axes, values: np.ndarray) -> None:
 def breakdown(t: Table) -> Figure:
     rows = list(range(min(len(t), MAX_BARS)))
     n = len(rows)
-    fig = Figure(figsize=(11, 1.2 + 0.35 * n), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 1.2 + 0.35 * n), layout="constrained")
     ax = fig.subplots()
     units = t.num("units", rows)
     compute, bubble = t.num("compute_s", rows) / units, t.num("bubble_s", rows) / units
@@ -154,19 +164,19 @@ def breakdown(t: Table) -> Figure:
     comm = t.num("communication_s", rows) / units
     y = np.arange(n)
     left = np.zeros(n)
-    for values, name, colour in ((compute, "compute (busy)", "#1f77b4"),
-                                 (bubble, "pipeline bubble", "#ff7f0e"),
-                                 (idle, "other idle", "#c7c7c7")):
+    for values, name, colour in ((compute, "compute (busy)", COMPUTE),
+                                 (bubble, "pipeline bubble", BUBBLE),
+                                 (idle, "other idle", IDLE)):
         ax.barh(y - 0.12, values, height=0.5, left=left, label=name, color=colour)
         left += np.nan_to_num(values)
-    ax.barh(y + 0.3, comm, height=0.2, color="#2ca02c", hatch="//",
+    ax.barh(y + 0.3, comm, height=0.2, color=COMMUNICATION, hatch="//",
             label="communication: link busy time (overlaps the above)")
-    ax.set_yticks(y, [t.label(i) for i in rows], fontsize=7)
+    ax.set_yticks(y, [t.label(i) for i in rows], fontsize=FONT["small"])
     ax.set_ylim(n - 0.4, -0.6)
     ax.set_xlabel("time per compute unit, averaged over units (s); compute + idle = makespan")
     ax.set_ylabel("configuration")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=GRID_ALPHA)
+    ax.legend(fontsize=FONT["legend"], loc="lower right")
     more = f" (first {MAX_BARS} of {len(t)})" if len(t) > MAX_BARS else ""
     ax.set_title(f"Where the time of a step goes, per configuration{more}")
     return fig
@@ -205,18 +215,18 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
     fig = Figure(figsize=(5.5 * len(variants), 4.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(variants)))
     for ax, variant, (xs, ys, grid) in zip(axes, variants, panels, strict=True):
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis", norm=scale)
-        ax.set_xticks(range(len(xs)), [t.show(x, v) for v in xs], rotation=45, fontsize=7)
-        ax.set_yticks(range(len(ys)), [t.show(y, v) for v in ys], fontsize=7)
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap=SEQUENTIAL, norm=scale)
+        ax.set_xticks(range(len(xs)), [t.show(x, v) for v in xs], rotation=45, fontsize=FONT["small"])
+        ax.set_yticks(range(len(ys)), [t.show(y, v) for v in ys], fontsize=FONT["small"])
         if grid.size <= 64:
             for (r, c), v in np.ndenumerate(grid):
                 if np.isfinite(v):
                     red, green, blue, _ = image.cmap(scale(v))
                     ink = "k" if 0.3 * red + 0.6 * green + 0.1 * blue > 0.5 else "w"
-                    ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=6, color=ink)
+                    ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=FONT["tiny"], color=ink)
         ax.set_xlabel(f"{x} ({t.unit(x)})")
         ax.set_ylabel(f"{y} ({t.unit(y)})")
-        ax.set_title(variant or "base", fontsize=9)
+        ax.set_title(variant or "base", fontsize=FONT["title"])
         fig.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
     others = " (mean over the other swept parameters)" if len(t.parameters) > 2 else ""
     fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} over {short(x)} × {short(y)}{others}")
@@ -241,19 +251,19 @@ def pareto(t: Table) -> Figure:
     variants = [r["variant"] for r in t.rows]
     for k, v in enumerate(dict.fromkeys(variants)):
         mask = np.array([w == v for w in variants])
-        ax.scatter(time[mask], joules[mask], s=18, color=_colour(k), alpha=0.6,
+        ax.scatter(time[mask], joules[mask], s=18, color=series_colour(k), alpha=0.6,
                    label=v or "all points")
     front = pareto_front(time, joules)
     ax.step(time[front], joules[front], where="post", color="k", lw=1.5,
             label="Pareto front (no point is both faster and cheaper)")
     ax.scatter(time[front], joules[front], s=40, facecolors="none", edgecolors="k")
     for i in front[:8]:
-        ax.annotate(t.label(i), (time[i], joules[i]), fontsize=6, xytext=(4, 4),
+        ax.annotate(t.label(i), (time[i], joules[i]), fontsize=FONT["tiny"], xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xlabel("makespan per step (s)")
     ax.set_ylabel("energy per step (J)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.grid(alpha=GRID_ALPHA)
+    ax.legend(fontsize=FONT["small"])
     note = " — no power given: all energies are 0 J" if not np.nanmax(joules, initial=0) else ""
     ax.set_title(f"Energy against time per step (lower left is better){note}")
     return fig

@@ -10,8 +10,5 @@ What it uses lives elsewhere: the kernels executed (execute.model_kernels.ModelK
 the cost model predicted with (cost.kinds.KindCost, cost.calibrated.profile_cluster),
 and every measurement of this machine: its profile, the kernel calibration, the quiet
 gate (leptonsim.measure). Only the light modules are imported here.
+The command is leptonsim.validate.cli.add_validate_command.
 """
-
-from .cli import add_validate_command
-
-__all__ = ["add_validate_command"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +97,3 @@ def load_or_calibrate(path: str) -> Any:
         write_profile(calibrate(progress=True, quick=False), path)
         print(f"validate: wrote {path}", file=sys.stderr, flush=True)
     return load_profile(path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leptonsim.validate` (argv: "validate", then its arguments): the same
-    command, refusals and exit codes as through cli.main."""
-    from ..cli import main as cli_main
-
-    return cli_main(argv)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cost.kinds import Endpoints, KindCost, pinned
 from ..execute import KernelSource, execute
+from ..formulas import relative_error
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..measure.quiet import QuietGate, Seen, foreign_fraction
@@ -104,10 +105,6 @@ class Comparison:
                              "median_error": float(np.median(err[idx])),
                              "measured_s": float(self.measured_task_s[idx].sum())}
         return out
-
-
-def relative_error(predicted: float, measured: float) -> float:
-    return predicted / measured - 1.0 if measured > 0 else float("nan")
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,29 @@
 """The two validation figures: predicted vs measured task times, and both Gantt charts
-in one figure. Object-oriented matplotlib only, as leptonsim.plots."""
+in one figure, in the shared figure style (leptonsim.figure_style)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..figure_style import (
+    FONT,
+    GRID_ALPHA,
+    LINK,
+    MAX_LEGEND_KINDS,
+    WIDE,
+    kind_colours,
+    legend_outside,
+    time_scale,
+)
 from ..trace import Trace
 
 _BAR = 0.38                      # each of a unit's two rows
-_SIM_EDGE, _LINK = "none", "#7f7f7f"
-
-
-def _time_scale(span_s: float) -> tuple[float, str]:
-    """Factor and unit name so `span_s` reads as a number of convenient size."""
-    if span_s <= 0 or span_s >= 1.0:
-        return 1.0, "s"
-    return (1e3, "ms") if span_s >= 1e-3 else (1e6, "us")
-
-
-def _kind_colours(kinds: list[str]) -> dict[str, Any]:
-    cmap = mpl.colormaps["tab10" if len(kinds) <= 10 else "tab20"]
-    return {k: cmap(i % cmap.N) for i, k in enumerate(kinds)}
 
 
 def scatter(predicted_s: np.ndarray, measured_s: np.ndarray, kinds: list[str],
@@ -35,11 +31,11 @@ def scatter(predicted_s: np.ndarray, measured_s: np.ndarray, kinds: list[str],
     """Predicted vs measured task durations, log-log, one colour per task kind, with the
     y = x line and a ±10 % band."""
     ok = (predicted_s > 0) & (measured_s > 0)
-    scale, unit = _time_scale(float(max(measured_s[ok].max(initial=0), predicted_s[ok].max(initial=0))))
+    scale, unit = time_scale(float(max(measured_s[ok].max(initial=0), predicted_s[ok].max(initial=0))))
     x, y = measured_s[ok] * scale, predicted_s[ok] * scale
     kind = np.array(kinds, dtype=object)[ok]
     names = sorted(set(kind.tolist()))
-    colours = _kind_colours(names)
+    colours = kind_colours(names)
     fig = Figure(figsize=(7.5, 6.5), layout="constrained")
     ax = fig.subplots()
     for k in names:
@@ -55,8 +51,8 @@ def scatter(predicted_s: np.ndarray, measured_s: np.ndarray, kinds: list[str],
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
            xlabel=f"measured task time ({unit}, median of repeats)",
            ylabel=f"predicted task time ({unit})", title=title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", ncols=2 if len(names) > 10 else 1)
+    ax.grid(alpha=GRID_ALPHA, which="both")
+    ax.legend(fontsize=FONT["small"], loc="upper left", ncols=2 if len(names) > 10 else 1)
     return fig
 
 
@@ -65,13 +61,13 @@ def gantt_overlay(simulated: Trace, measured: Trace, title: str) -> Figure:
     'measured' row (the same colours, hatched), then each busy link likewise; dashed
     and dotted vertical lines mark the two makespans."""
     span = max(simulated.makespan_s, measured.makespan_s)
-    scale, unit = _time_scale(span)
+    scale, unit = time_scale(span)
     kinds = sorted({simulated.task_kinds[t] for t in np.unique(simulated.task).tolist()}
                    | {measured.task_kinds[t] for t in np.unique(measured.task).tolist()})
-    colours = _kind_colours(kinds)
+    colours = kind_colours(kinds)
     links = sorted(set(simulated.xfer_channel.tolist()) | set(measured.xfer_channel.tolist()))
     rows = [(u, False) for u in range(len(simulated.unit_names))] + [(c, True) for c in links]
-    fig = Figure(figsize=(12.0, float(np.clip(1.8 + 0.55 * len(rows), 3.0, 30.0))),
+    fig = Figure(figsize=(WIDE, float(np.clip(1.8 + 0.55 * len(rows), 3.0, 30.0))),
                  layout="constrained")
     ax = fig.subplots()
     labels: list[str] = []
@@ -85,16 +81,15 @@ def gantt_overlay(simulated: Trace, measured: Trace, title: str) -> Figure:
                 _draw_tasks(ax, trace, index, y, scale, colours, hatch)
         labels.append(name)
     ax.set_yticks(np.arange(len(rows)), [f"{n}\nsimulated ▲ measured ▼" for n in labels],
-                  fontsize=8)
+                  fontsize=FONT["legend"])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.axvline(simulated.makespan_s * scale, color="black", linestyle="--", linewidth=1)
     ax.axvline(measured.makespan_s * scale, color="black", linestyle=":", linewidth=1.5)
     ax.set_xlim(0, span * scale * 1.02)
     ax.set_xlabel(f"time ({unit})")
     ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=_legend(kinds, colours, simulated, measured, scale, unit, bool(links)),
-              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.grid(axis="x", alpha=GRID_ALPHA)
+    legend_outside(ax, _legend(kinds, colours, simulated, measured, scale, unit, bool(links)))
     return fig
 
 
@@ -108,7 +103,7 @@ def _draw_tasks(ax: Axes, trace: Trace, unit: int, y: float, scale: float,
 def _draw_links(ax: Axes, trace: Trace, channel: int, y: float, scale: float,
                 hatch: str) -> None:
     idx = np.flatnonzero(trace.xfer_channel == channel)
-    _bars(ax, trace.xfer_start[idx] * scale, trace.xfer_end[idx] * scale, y, _LINK, hatch)
+    _bars(ax, trace.xfer_start[idx] * scale, trace.xfer_end[idx] * scale, y, LINK, hatch)
 
 
 def _bars(ax: Axes, start: np.ndarray, end: np.ndarray, y: float, faces: Any,
@@ -117,14 +112,14 @@ def _bars(ax: Axes, start: np.ndarray, end: np.ndarray, y: float, faces: Any,
     if start.size:
         bars = list(zip(start.tolist(), (end - start).tolist(), strict=True))
         ax.broken_barh(bars, (y - _BAR / 2, _BAR), facecolors=faces, hatch=hatch,
-                       edgecolor="white" if hatch else _SIM_EDGE, linewidth=0)
+                       edgecolor="white" if hatch else "none", linewidth=0)
 
 
 def _legend(kinds: list[str], colours: dict[str, Any], simulated: Trace, measured: Trace,
             scale: float, unit: str, links: bool) -> list[Any]:
-    handles: list[Any] = [Patch(facecolor=colours[k], label=k) for k in kinds[:20]]
+    handles: list[Any] = [Patch(facecolor=colours[k], label=k) for k in kinds[:MAX_LEGEND_KINDS]]
     if links:
-        handles.append(Patch(facecolor=_LINK, label="transfer"))
+        handles.append(Patch(facecolor=LINK, label="transfer"))
     handles += [Patch(facecolor="lightgrey", label="simulated (upper row)"),
                 Patch(facecolor="lightgrey", hatch="////", edgecolor="white",
                       label="measured (lower row)"),

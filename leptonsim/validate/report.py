@@ -120,7 +120,7 @@ def to_json(v: Validation) -> dict[str, Any]:
 
 def write_outputs(v: Validation, out_dir: Path, extra: dict[str, Any] | None = None) -> list[Path]:
     """validation.json, scatter.png and gantt_overlay.png, as one set (files.publish)."""
-    from ..plots import save_figure  # matplotlib only when files are written
+    from ..figure_style import save_figure  # matplotlib only when files are written
     from .figures import gantt_overlay, scatter
 
     text = json_text({**to_json(v), **(extra or {})}, "validation.json")

@@ -21,6 +21,7 @@ from ..cost.kinds import TIERS, KernelCalibration, KindCost
 from ..errors import ScenarioError
 from ..execute import KernelSource, SyntheticKernels
 from ..execute.model_kernels import DTYPES, ModelKernels
+from ..formulas import relative_error
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..measure.calibration import calibration_batches, fit, measure, measure_endpoints, measure_link
@@ -30,7 +31,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.step import build_step
 from ..scenario import Scenario
 from ..sim import SCHEDULERS, Plan, Static
-from .compare import Case, Comparison, compare_all, predict, relative_error
+from .compare import Case, Comparison, compare_all, predict
 
 
 @dataclass(frozen=True)

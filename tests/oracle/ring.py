@@ -117,7 +117,7 @@ def _anonymous_file() -> int:
         return os.dup(f.fileno())
 
 
-_BOOT = "import sys; from leptonsim.sharded.ring import worker_main; worker_main(sys.argv[1:])"
+_BOOT = "import sys; from tests.oracle.ring import worker_main; worker_main(sys.argv[1:])"
 
 
 def _run_ranks(fd: int, p: int, n: int, dtype: str, timeout_s: float) -> None:

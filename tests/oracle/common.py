@@ -8,12 +8,11 @@ back into the full shapes, so it compares directly with `unsplit_step`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from leptonsim.kernels import Array, ModelParams, Network, run_backward, run_forward
+from leptonsim.kernels.norms import normwise_error
 
 # A collective over one array per rank, returning one array per rank (simulated ranks).
 AllReduce = Callable[[list[Array]], list[Array]]
@@ -49,38 +48,16 @@ def unsplit_step(net: Network, params: ModelParams, x: Array, labels: Array | No
     return StepResult(tape.output, dx, grads)
 
 
-def flat(arrays: Iterable[Array]) -> Array:
-    """Arrays raveled and joined, in float64 (norms of float16 data overflow)."""
-    parts = [np.asarray(a, dtype=np.float64).ravel() for a in arrays]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def grad_arrays(grads: ModelParams, like: ModelParams) -> list[Array]:
-    """`grads` in the layer and parameter order of `like` (a fixed order to compare in)."""
-    return [grads[layer][name] for layer, p in like.items() for name in p if layer in grads]
-
-
-def rel_error(a: Array | Iterable[Array], b: Array | Iterable[Array]) -> float:
-    """Normwise relative error ||a - b|| / ||b|| in float64; 0 when both are 0."""
-    fa = flat([a] if isinstance(a, np.ndarray) else a)
-    fb = flat([b] if isinstance(b, np.ndarray) else b)
-    if fa.shape != fb.shape:
-        raise ValueError(f"cannot compare {fa.size} values with {fb.size}")
-    scale = float(np.linalg.norm(fb))
-    diff = float(np.linalg.norm(fa - fb))
-    return diff / scale if scale else diff
-
-
 def step_errors(got: StepResult, ref: StepResult) -> dict[str, float]:
     """Normwise relative error of the output, the input gradient and each weight gradient."""
-    errors = {"output": rel_error(got.output, ref.output)}
+    errors = {"output": normwise_error(got.output, ref.output)}
     if ref.input_grad is not None:
         if got.input_grad is None:
             raise ValueError("the sharded run lost the input gradient")
-        errors["input_grad"] = rel_error(got.input_grad, ref.input_grad)
+        errors["input_grad"] = normwise_error(got.input_grad, ref.input_grad)
     if set(got.grads) != set(ref.grads):
         raise ValueError(f"gradients of layers {sorted(got.grads)}, expected {sorted(ref.grads)}")
     for layer, grads in ref.grads.items():
         for name, g in grads.items():
-            errors[f"{layer}.{name}"] = rel_error(got.grads[layer][name], g)
+            errors[f"{layer}.{name}"] = normwise_error(got.grads[layer][name], g)
     return errors

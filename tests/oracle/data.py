@@ -6,7 +6,7 @@ seeding the backward with w_r = (its label rows) / (all label rows) instead of 1
 its gradient is its share of the full-batch mean-loss gradient; for equal shards
 w_r = 1/dp and the sum below is the usual average. The replicas' gradients, joined
 into one buffer each, are summed by a ring all-reduce on their chunks
-(`leptonsim.sharded.ring`), and each replica applies SGD or Adam with the result:
+(`tests.oracle.ring`), and each replica applies SGD or Adam with the result:
 every replica must end with the parameters of one large-batch step.
 """
 
@@ -26,8 +26,8 @@ from leptonsim.kernels import (
     train_step,
     update,
 )
-from leptonsim.sharded.common import AllReduce
-from leptonsim.sharded.ring import ring_allreduce
+from tests.oracle.common import AllReduce
+from tests.oracle.ring import ring_allreduce
 
 
 def copy_params(params: ModelParams) -> ModelParams:

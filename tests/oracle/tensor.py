@@ -30,7 +30,7 @@ from leptonsim.kernels import INPUT, LABELS, Array, ModelParams, Network, Params
 from leptonsim.models import Layer, Model
 from leptonsim.ops import Dense, MultiHeadSelfAttention, Op
 from leptonsim.parallel.tensor import LayerRole, layer_roles
-from leptonsim.sharded.common import AllReduce, StepResult, allreduce_sum
+from tests.oracle.common import AllReduce, StepResult, allreduce_sum
 
 Mode = Literal["replicated", "column", "row", "attention", "split"]
 BIAS_AFTER_REDUCE = {"row": "bias", "attention": "out_bias"}

@@ -26,7 +26,7 @@ from leptonsim.kernels import INPUT, LABELS, Array, ModelParams, Network, kernel
 from leptonsim.kernels.registry import LOSSES
 from leptonsim.models import Model
 from leptonsim.parallel.pipeline import DeadlockError, partition, schedule
-from leptonsim.sharded.common import StepResult
+from tests.oracle.common import StepResult
 
 Key = tuple[int, int]  # (micro-batch, stage)
 

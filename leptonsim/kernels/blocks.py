@@ -1,4 +1,4 @@
-"""Small wired networks the sharded runs and the precision study execute.
+"""Small wired networks the precision study and the tests' split oracle execute.
 
 gpt_block is one pre-LN GPT block (LayerNorm, attention, residual add, LayerNorm,
 Dense(ffn), GELU, Dense(hidden), residual add), optionally ending in a vocabulary
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from leptonsim.kernels import Network, network
+from leptonsim.kernels.network import Network, network
 from leptonsim.models import LayerStack
 from leptonsim.ops import GELU, Add, Dense, LayerNorm, MultiHeadSelfAttention, ReLU, SoftmaxCrossEntropy, Tanh
 

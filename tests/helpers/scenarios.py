@@ -1,0 +1,75 @@
+"""Small scenarios shared by several test modules.
+
+TINY: seed_cnn on two V100s in two pipeline stages (validate, calibrate, refusals).
+GENERATED: a generated workload, a template of seed, topology, units, eff, kind, tasks
+and scheduler (the CLI's and the output sets' tests).
+"""
+
+from __future__ import annotations
+
+from leptonsim.run import RunResult, run
+from leptonsim.scenario import loads
+
+TINY = """
+[scenario]
+name = "tiny"
+description = "seed_cnn, two pipeline stages"
+
+[hardware]
+topology = "full"
+
+[[hardware.units]]
+name = "gpu"
+count = 2
+preset = "v100"
+
+[hardware.link]
+preset = "pcie4_x16"
+
+[workload.model]
+name = "seed_cnn"
+batch = 4
+microbatches = 2
+precision = "fp32"
+optimizer = "sgd"
+
+[parallel]
+pp = 2
+"""
+
+
+GENERATED = """
+[scenario]
+name = "prop"
+seed = {seed}
+[hardware]
+topology = "{topology}"
+[[hardware.units]]
+name = "gpu"
+count = {units}
+peak = "10 TFLOP/s"
+memory_bandwidth = "1 TB/s"
+efficiency = {eff}
+[hardware.link]
+latency = "2 us"
+bandwidth = "25 GB/s"
+[workload.generator]
+kind = "{kind}"
+tasks = {tasks}
+width = 4
+stages = 2
+flops = "1 GFLOP"
+edge_bytes = "4 MB"
+spread = 0.5
+[schedule]
+scheduler = "{scheduler}"
+"""
+
+
+FILES = ["gantt.png", "summary.json", "tasks.csv", "trace.json", "transfers.csv"]
+
+
+def run_result(tasks: int, seed: int) -> RunResult:
+    text = GENERATED.format(seed=seed, topology="ring", units=3, eff=0.5, kind="layered",
+                           tasks=tasks, scheduler="heft")
+    return run(loads(text)[0])
