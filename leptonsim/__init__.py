@@ -9,14 +9,12 @@
 The names of `__all__` (docs/api.md) are loaded on first use (PEP 562), so that
 `import leptonsim` and `leptonsim --help` import nothing else. `ls.run` and `ls.zoo`
 are the API's functions, although modules of the same name exist: import those by
-their full name (`from leptonsim.run import write_outputs`).
+their full name (`from leptonsim.result import write_outputs`).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -24,30 +22,30 @@ __version__ = "0.1.0"
 # Each public name: the module that defines it, and its name there (None: the module).
 _HOME: dict[str, tuple[str, str | None]] = {
     "cluster": ("api", "cluster"), "step": ("api", "step"), "run": ("api", "run"),
-    "zoo": ("api", "zoo"), "Hardware": ("api", "Hardware"),
+    "model_names": ("api", "model_names"), "Hardware": ("api", "Hardware"),
     "load": ("scenario", "load"), "loads": ("scenario", "loads"),
     "Scenario": ("scenario", "Scenario"), "ScenarioError": ("errors", "ScenarioError"),
     "model": ("zoo", "get_model"), "Model": ("models", "Model"),
     "devices": ("presets", "device_presets"), "links": ("presets", "link_presets"),
     "Cluster": ("hardware", "Cluster"), "simulate": ("sim", "simulate"),
-    "Trace": ("trace", "Trace"), "RunResult": ("run", "RunResult"),
-    "write_outputs": ("run", "write_outputs"), "gantt": ("plots", "gantt"),
+    "Trace": ("trace", "Trace"), "RunResult": ("result", "RunResult"),
+    "write_outputs": ("result", "write_outputs"), "gantt": ("plots", "gantt"),
     "formulas": ("formulas", None),
 }
 __all__ = ["Cluster", "Hardware", "Model", "RunResult", "Scenario", "ScenarioError", "Trace",
-           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "model", "run",
-           "simulate", "step", "write_outputs", "zoo"]  # the keys of _HOME
+           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "model", "model_names",
+           "run", "simulate", "step", "write_outputs"]  # the keys of _HOME
 
 if TYPE_CHECKING:  # what __getattr__ returns, for mypy and editors
     from . import formulas
-    from .api import Hardware, cluster, run, step, zoo
+    from .api import Hardware, cluster, model_names, run, step
     from .errors import ScenarioError
     from .hardware import Cluster
     from .models import Model
     from .plots import gantt
     from .presets import device_presets as devices
     from .presets import link_presets as links
-    from .run import RunResult, write_outputs
+    from .result import RunResult, write_outputs
     from .scenario import Scenario, load, loads
     from .sim import simulate
     from .trace import Trace
@@ -66,17 +64,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it on its package: leptonsim.run (the module) would
-    replace ls.run (the function) whenever it is first imported. A submodule is bound
-    only where it is not a public name of something else."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and name in _HOME and _HOME[name][1] is not None:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

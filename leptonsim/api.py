@@ -23,8 +23,8 @@ from typing import Any
 
 from .errors import ScenarioError
 from .hardware import Cluster
-from .run import RunResult
-from .run import run as run_scenario
+from .result import RunResult
+from .result import run as run_scenario
 from .scenario import Scenario
 from .scenario.build import build, build_cluster
 from .scenario.validate import check_structure, hint_for, normalize, schema_root
@@ -78,7 +78,7 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
     """The training step (or inference pass) of `model` on `hardware`, as a Scenario
     that `run` simulates: the scenario file with this [workload.model] and [parallel].
 
-    `model` is a zoo name (`ls.zoo()`) or a [workload.model] table with layers. `batch`
+    `model` is a zoo name (`ls.model_names()`) or a [workload.model] table with layers. `batch`
     is the global batch; `dp` defaults to the units left over, units // (pp x tp), as in
     a scenario file, and pp, tp and the rest to the schema's defaults. `options` are the
     other keys of [workload.model] (microbatches, training, recompute, optimizer,
@@ -115,7 +115,7 @@ def run(scenario: Scenario, *, scheduler: str | None = None,
         network=scenario.network if network is None else network))
 
 
-def zoo() -> list[str]:
+def model_names() -> list[str]:
     """The names of the zoo's models, sorted (`ls.model(name)` builds one)."""
     return sorted(ZOO)
 

@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import scenario
     from .files import check_output
     from .report import render, render_comparison
-    from .run import run, write_outputs
+    from .result import run, write_outputs
 
     scenarios = scenario.load(args.file)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem

@@ -1,23 +1,93 @@
-"""RunResult: what one simulated scenario gives, read by the report, the study and
-the files. It imports no module that produces or renders it (run.py, report.py), so
-they all import it and none imports the other back."""
+"""One scenario in, one result out: `run` simulates it and compares the formulas,
+`RunResult` holds what it gives (read by the report, the study and the API), and
+`write_outputs` writes its five files as one set. report.py reads RunResult only for
+its types, so RunResult.report() can import it without a cycle."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from .energy import EnergyReport
+import numpy as np
+
+from . import evaluate, metrics
+from .cost import DEFAULT, CostModel
+from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
+from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
+from .files import json_text, publish
 from .metrics import Metrics
+from .report import render, summary
 from .scenario import Scenario
+from .sim import simulate
 from .trace import Trace
 
 
 @dataclass(frozen=True)
 class RunResult:
+    """A simulated scenario: its trace, metrics, the formulas beside them, energy, cost."""
+
     scenario: Scenario
     trace: Trace
     metrics: Metrics
     formulas: list[FormulaRow]
     energy: EnergyReport
     cost_usd: float             # the step at the units' price per hour (0 without prices)
+
+    def report(self) -> str:
+        """The terminal report `leptonsim run` prints for this result."""
+        return render(self)
+
+
+
+def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
+    cost = cost or DEFAULT
+    times = cost.task_times(scenario.graph, scenario.cluster)
+    trace = simulate(scenario.graph, scenario.cluster, scenario.scheduler, cost, scenario.network)
+    every_unit = _every_unit(scenario, trace)
+    m = _metrics(scenario, times, trace, every_unit)
+    graph = scenario.graph
+    work = metrics.work_times(graph, times)
+    obj = scenario.objective
+    rows = evaluate.compare(
+        m, scenario.cluster, work[int(np.argmin(work.sum(axis=1)))],
+        greedy=scenario.scheduler == "greedy",
+        communicated=len(trace.xfer_channel) > 0 or bool(graph.comm.any()),  # type: ignore[union-attr]
+        objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
+    price = sum(u.price_per_hour for u in scenario.cluster.units)
+    collapsed = None if scenario.step is None else scenario.step.collapsed_bytes
+    return RunResult(scenario, trace, m, rows,
+                     energy_of(scenario.cluster, every_unit, graph.comm, collapsed),
+                     cost_usd(m.makespan_s, 1, price))
+
+
+def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
+    """A symmetric run simulated one unit per tensor-parallel group: metrics and energy
+    count every unit of the group (the written trace keeps the simulated units only)."""
+    return trace if scenario.step is None else scenario.step.every_unit(trace)
+
+
+def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
+    copies = None if scenario.step is None else scenario.step.copies()
+    return metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+
+
+def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
+    gantt.png as one set (files.publish): a reader sees the previous run's five files
+    or this run's five, never a mix, whenever the writer fails or dies."""
+    from .figure_style import save_figure  # matplotlib only when files are written
+    from .plots import gantt
+
+    text = json_text(summary(result), "summary.json")  # refused before anything is written
+    s = result.scenario
+    title = f"{s.name}{f' [{s.variant}]' if s.variant else ''} — {s.scheduler}"
+
+    def build(staging: Path) -> None:
+        atomic_write(staging / "summary.json", lambda f: f.write(text))
+        write_chrome_trace(result.trace, staging / "trace.json")
+        write_tasks_csv(result.trace, staging / "tasks.csv")
+        write_transfers_csv(result.trace, staging / "transfers.csv")
+        save_figure(gantt(result.trace, title), staging / "gantt.png")
+
+    return publish(out_dir, "run", build)

@@ -82,7 +82,7 @@ def preload() -> None:
 
     from leptonsim import scenario
     from leptonsim.cli import parser
-    from leptonsim.run import run, write_outputs
+    from leptonsim.result import run, write_outputs
 
     parser()
     with tempfile.TemporaryDirectory() as out:

@@ -96,11 +96,14 @@ def test_import_leptonsim_imports_nothing_else():
     assert cli.stdout.strip() == "False"
 
 
-def test_ls_run_stays_the_function_whichever_module_is_imported_first():
-    """leptonsim.run and leptonsim.zoo are also modules; importing them (first, in a fresh
-    interpreter) must not replace the API's functions."""
-    code = ("import leptonsim.run, leptonsim.zoo, leptonsim as ls, types; "
-            "print(isinstance(ls.run, types.FunctionType), isinstance(ls.zoo, types.FunctionType),"
+def test_no_public_name_is_also_a_module():
+    """Importing a submodule binds it on the package, so a public function named like a
+    module (leptonsim.run, once) would be replaced by it. With every module imported
+    first, in a fresh interpreter, the API's functions are still functions."""
+    code = ("import importlib, pkgutil, types, leptonsim as ls; "
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(ls.__path__, 'leptonsim.')"
+            " if not m.name.endswith('__main__')]; "
+            "print(isinstance(ls.run, types.FunctionType), isinstance(ls.model_names, types.FunctionType),"
             " isinstance(ls.formulas, types.ModuleType))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})

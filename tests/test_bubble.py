@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leptonsim.formulas import gpipe_bubble_fraction
-from leptonsim.result import RunResult
-from leptonsim.run import run
+from leptonsim.result import RunResult, run
 from leptonsim.scenario import loads
 from leptonsim.study.row import bubble_s, metrics_row
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from leptonsim.cli import main
 from leptonsim.report import summary
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import loads
 from tests.helpers.scenario_cases import CASES
 from tests.helpers.scenarios import GENERATED

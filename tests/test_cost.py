@@ -23,7 +23,7 @@ from leptonsim.ops import Dense
 from leptonsim.optimize import Estimator, enumerate_space, search
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from leptonsim.cost import Roofline, fixed_times
 from leptonsim.graph import GraphBuilder
 from leptonsim.hardware import ComputeUnit
 from leptonsim.report import summary
-from leptonsim.run import RunResult, run
+from leptonsim.result import RunResult, run
 from leptonsim.scenario import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from leptonsim.energy import EnergyReport, cost_usd, energy_of, hourly_price
 from leptonsim.hardware import Cluster, ComputeUnit, Link, LinkSpec
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import loads
 from leptonsim.sim import simulate
 from leptonsim.trace import Trace

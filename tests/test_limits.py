@@ -19,7 +19,7 @@ from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.limits import MAGNITUDES, SIZES, Size
 from leptonsim.report import summary
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import loads
 from leptonsim.scenario.build import _step_tasks_at_least
 from tests.helpers.scenario_cases import GEN

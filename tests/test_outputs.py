@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from leptonsim.files import atomic_write, current_set, publish
-from leptonsim.run import RunResult, write_outputs
+from leptonsim.result import RunResult, write_outputs
 from tests.helpers.scenarios import FILES, run_result
 
 ROOT = Path(__file__).resolve().parents[1]

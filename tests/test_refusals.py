@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import importlib
 import json
 import os
 import resource
@@ -21,15 +20,15 @@ import pytest
 import leptonsim.measure.calibrate
 import leptonsim.optimize.cli
 import leptonsim.precision
+import leptonsim.result
 import leptonsim.study.runner
 import leptonsim.validate.cli
 import leptonsim.validate.run
 from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.files import check_output, json_text
+from leptonsim.result import write_outputs
 from tests.helpers.scenarios import FILES, TINY, run_result
-
-RUN = importlib.import_module("leptonsim.run")  # the module: leptonsim.run is ls.run, a function
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "scenarios" / "seed_case_study.toml"
@@ -38,7 +37,7 @@ SWEEP = ROOT / "docs" / "tutorial" / "scaling.toml"
 
 # command line with {out} for the output path, the work it must not reach, the option
 WRITERS = {
-    "run": (["run", str(SEED), "--out", "{out}"], (RUN, "run"), "dir"),
+    "run": (["run", str(SEED), "--out", "{out}"], (leptonsim.result, "run"), "dir"),
     "sweep": (["sweep", str(SWEEP), "--out", "{out}", "--workers", "1"],
               (leptonsim.study.runner, "run_sweep"), "dir"),
     "calibrate": (["calibrate", "--quick", "--out", "{out}"], (leptonsim.measure.calibrate, "calibrate"),
@@ -199,7 +198,7 @@ def test_a_non_finite_number_is_never_written_as_json(tmp_path):
     bad = dataclasses.replace(result, cost_usd=float("inf"))
     with pytest.raises(ScenarioError, match=r"^summary\.json: cost_usd: expected a finite "
                                             r"number, found inf \(a number overflowed"):
-        RUN.write_outputs(bad, tmp_path / "out")
+        write_outputs(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     doc = {"a": [1.0, {"b": 2.0}, {"c": float("nan")}]}
     with pytest.raises(ScenarioError, match=r"^x\.json: a\[2\]\.c: expected a finite number"):

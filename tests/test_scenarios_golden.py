@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from leptonsim.run import RunResult, run
+from leptonsim.result import RunResult, run
 from leptonsim.scenario import load
 from tests.helpers.traces import check_trace_invariants
 

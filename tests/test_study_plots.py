@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import loads
 from leptonsim.study import InlineExecutor, loads_sweep, plot_study, run_sweep
 from leptonsim.study.plots import figures, pareto_front

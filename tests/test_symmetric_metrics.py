@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leptonsim.run import run
+from leptonsim.result import run
 from leptonsim.scenario import loads
 
 REL = 1e-9

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..energy import hourly_price
 from ..errors import ScenarioError
-from ..run import run
+from ..result import run
 from .load import PointTask, scenario_of
 from .row import Cell, metrics_row
 

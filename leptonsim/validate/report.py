@@ -1,5 +1,5 @@
 """A Validation as text, as JSON, and as files (validation.json, scatter.png,
-gantt_overlay.png), published as one set as leptonsim.run does."""
+gantt_overlay.png), published as one set as leptonsim.result does."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ and scheduler (the CLI's and the output sets' tests).
 
 from __future__ import annotations
 
-from leptonsim.run import RunResult, run
+from leptonsim.result import RunResult, run
 from leptonsim.scenario import loads
 
 TINY = """
