@@ -1,7 +1,11 @@
-"""From a checked, normalised document (SI floats, defaults filled) to model objects.
+"""From a checked, normalised document (SI floats, defaults filled) to model objects:
+the last two stages of the scenario pipeline, `build_hardware` (a Cluster) and
+`build_workload` (its task graph, and the DNN step it came from), and `scenario`, which
+puts them together with the scheduler and claims.
 
 What JSON Schema cannot see is checked here: unique names, references to units, tasks
-and switches, what each topology needs, divisibility, cycles and reachability.
+and switches, what each topology needs, divisibility, cycles and reachability, and keys
+that would have no effect (a [parallel] table beside a task graph).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..cost import Roofline
-from ..errors import GraphError, ScenarioError, SimulationError, SizeError
+from ..errors import DoesNotFit, GraphError, ScenarioError, SizeError, did_you_mean
 from ..generators import TaskCost, chain, fork_join, independent, layered, split_tasks
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import (
@@ -34,7 +38,8 @@ from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import TensorSplitError
 from .model import build_model, build_parallel
-from .validate import format_path, hint_for, schema_root
+from .schema import AUTO
+from .validate import format_path, schema_root
 
 Doc = dict[str, Any]
 
@@ -76,20 +81,72 @@ class Scenario:
         return f"{self.name} [{self.variant}]" if self.variant else self.name
 
 
+@dataclass(frozen=True)
+class Unbuilt:
+    """A variant whose hardware or workload cannot be built, and why."""
+
+    name: str
+    variant: str
+    error: ScenarioError
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} [{self.variant}]" if self.variant else self.name
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a scenario runs: a task graph, and the DNN step it was built from, if any."""
+
+    graph: TaskGraph
+    step: StepGraph | None = None
+
+
 def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
-    meta = doc["scenario"]
-    seed = int(meta["seed"])
-    cluster = build_cluster(doc["hardware"])
-    step = _step(doc, cluster) if "model" in doc["workload"] else None
-    graph = step.graph if step else build_graph(doc["workload"], cluster, seed)
+    """Both build stages and the scenario of a normalised document."""
+    cluster = build_hardware(doc)
+    return scenario(doc, cluster, build_workload(doc, cluster), variant, file)
+
+
+def build_hardware(doc: Doc) -> Cluster:
+    """The cluster of a normalised document's [hardware]."""
+    return build_cluster(doc["hardware"])
+
+
+def build_workload(doc: Doc, cluster: Cluster) -> Workload:
+    """The task graph of a normalised document's [workload] on `cluster`: a DNN step of
+    [workload.model] split as [parallel] says, or the generated or explicit graph."""
+    if "model" in doc["workload"]:
+        step = _step(doc, cluster)
+        return Workload(step.graph, step)
+    if "parallel" in doc:
+        raise ScenarioError("parallel", "no [parallel] table beside a task graph ([parallel] "
+                            "splits a [workload.model])", "<a [parallel] table>",
+                            hint="remove it, or make the workload a model")
+    return Workload(build_graph(doc["workload"], cluster, int(doc["scenario"]["seed"])))
+
+
+def scheduler_for(name: str, workload: Workload) -> str:
+    """The scheduler `name` means for a workload: "auto" is static for a DNN step (every
+    task is pinned to its rank) and heft for a task graph."""
+    if name != AUTO:
+        return name
+    return "static" if workload.step is not None else "heft"
+
+
+def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
+             file: str = "<string>") -> Scenario:
+    """The Scenario of a normalised document, its cluster and its workload."""
+    meta, graph = doc["scenario"], workload.graph
     if not (Roofline().task_times(graph, cluster).sum(axis=1) > 0).all():
         raise ScenarioError("workload", "tasks that do some work on every kind of unit (speed-"
                             "up and efficiency divide by it)", "<every task taking 0 s>",
                             hint="give some task a duration, flops or bytes > 0, or the "
                                  "units an overhead")
-    scheduler = doc.get("schedule", {}).get("scheduler", "static" if step else "heft")
+    given = doc["schedule"]["scheduler"]
+    scheduler = scheduler_for(given, workload)
     if scheduler.startswith("heft"):  # HEFT tables are units x units and units x tasks
-        why = f"scheduler {scheduler!r}" + ("" if "schedule" in doc else " (the default)")
+        why = f"scheduler {scheduler!r}" + (" (the default)" if given == AUTO else "")
         check_size("heft_units", cluster.size, "schedule.scheduler", hint=why)
         check_size("heft_cells", cluster.size * graph.size, "schedule.scheduler",
                    hint=f"{why} for {cluster.size:,} units x {graph.size:,} tasks")
@@ -98,26 +155,26 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
         raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
                             "static scheduler", f"<task {first!r} unpinned>",
                             hint="pin every task, or use 'heft' or 'greedy'")
-    claims_doc = doc.get("claims", {})
+    claims_doc = doc["claims"]
     keys = schema_root()["properties"]["claims"]["properties"]
     claims = {keys[k]["x-claim-key"]: float(v) for k, v in claims_doc.items()
               if "x-claim-key" in keys[k]}
-    obj = doc.get("objective")
+    obj = doc.get("objective")  # optional, and without defaults
     objective = None if obj is None else Objective(
         float(obj["training_error"]), float(obj["inference_error"]), float(obj["lambda"]))
     return Scenario(
-        name=meta["name"], variant=variant, description=meta["description"], seed=seed,
-        cluster=cluster, graph=graph, scheduler=scheduler, claims=claims,
-        claim_source=claims_doc.get("source", ""), objective=objective, file=file, step=step,
-        network=doc.get("schedule", {}).get("network", "fifo"),
+        name=meta["name"], variant=variant, description=meta["description"],
+        seed=int(meta["seed"]), cluster=cluster, graph=graph, scheduler=scheduler,
+        claims=claims, claim_source=claims_doc["source"], objective=objective, file=file,
+        step=workload.step, network=doc["schedule"]["network"],
     )
 
 
 def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table)
-    cfg = build_parallel(table, doc.get("parallel", {}), cluster.size)
-    sharded = doc.get("parallel", {}).get("embeddings") == "sharded"
+    cfg = build_parallel(table, doc["parallel"], cluster.size)
+    sharded = doc["parallel"]["embeddings"] == "sharded"
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
@@ -132,10 +189,9 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise
-    except SimulationError as err:  # the memory plan: "does not fit: <need>; <advice>"
-        need, _, advice = str(err).removeprefix("does not fit: ").partition("; ")
+    except DoesNotFit as err:
         raise ScenarioError("parallel", f"a configuration of {model.name} that fits in "
-                            "each unit's memory", f"<{need}>", hint=advice) from None
+                            "each unit's memory", f"<{err.need}>", hint=err.advice) from None
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",
                             f"<{err}>") from None
@@ -255,7 +311,7 @@ def _explicit(units: list[ComputeUnit], hw: Doc) -> Cluster:
             if t[end] not in seen:
                 raise ScenarioError(format_path(["hardware", "links", i, end]),
                                     "the name of a unit or switch", t[end],
-                                    hint=hint_for(t[end], [*names, *switches]))
+                                    hint=did_you_mean(t[end], [*names, *switches]))
         if t["a"] == t["b"]:
             raise ScenarioError(f"hardware.links[{i}].b", "an endpoint other than a",
                                 t["b"], hint="a link from a node to itself carries nothing")
@@ -367,7 +423,7 @@ def _explicit_graph(tasks: list[Doc], cluster: Cluster) -> TaskGraph:
         if "unit" in t:
             if t["unit"] not in units:
                 raise ScenarioError(f"workload.tasks[{i}].unit", "the name of a compute unit",
-                                    t["unit"], hint=hint_for(t["unit"], units))
+                                    t["unit"], hint=did_you_mean(t["unit"], units))
             pin = units[t["unit"]]
         builder.task(t["name"], flops=t.get("flops", 0.0), nbytes=t["bytes"],
                      duration_s=t.get("duration"), pin=pin, kind=t["kind"])
@@ -378,7 +434,7 @@ def _explicit_graph(tasks: list[Doc], cluster: Cluster) -> TaskGraph:
         for where, src, nbytes in refs:
             if src not in first:
                 raise ScenarioError(f"workload.tasks[{i}].{where}", "the name of a task", src,
-                                    hint=hint_for(src, first))
+                                    hint=did_you_mean(src, first))
             builder.edge(src, t["name"], nbytes)
     try:
         return builder.build()

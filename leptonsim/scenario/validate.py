@@ -8,7 +8,6 @@ inside jsonschema.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import operator
@@ -20,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import QuantityError, ScenarioError
+from ..errors import QuantityError, ScenarioError, did_you_mean, found
 from ..limits import MAGNITUDES, SIZES, check_magnitude, check_size
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
@@ -48,38 +47,8 @@ def format_path(path: Iterable[Segment]) -> str:
     return out
 
 
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice most like `word` (difflib ratio >= 0.6, case ignored), the first
-    in order on a tie; None when nothing is close."""
-    best, best_score = None, 0.6
-    for choice in choices:
-        score = difflib.SequenceMatcher(None, word.lower(), choice.lower()).ratio()
-        if score > best_score or (best is None and score == best_score):
-            best, best_score = choice, score
-    return best
-
-
-def hint_for(word: object, choices: Iterable[str]) -> str:
-    """'did you mean 'x'?' for the closest choice, or ''."""
-    close = closest(word, choices) if isinstance(word, str) else None
-    return f"did you mean {close!r}?" if close else ""
-
-
 def one_of(choices: Sequence[str]) -> str:
     return "one of " + ", ".join(repr(c) for c in choices)
-
-
-def found(value: object) -> object:
-    """What to show after 'found': scalars as themselves, containers by their TOML type."""
-    if isinstance(value, bool):
-        return f"<{str(value).lower()}>"
-    if isinstance(value, dict):
-        return "<a table>"
-    if isinstance(value, list):
-        return f"<an array of {len(value)} entr{'y' if len(value) == 1 else 'ies'}>"
-    if isinstance(value, str | int | float):
-        return value
-    return f"<a {type(value).__name__} {value}>"
 
 
 _NOUNS = {
@@ -252,7 +221,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
         extra = next(k for k in value if k not in props)
         return path + [extra], ScenarioError(
             format_path(path + [extra]), f"a key of {format_path(path) or 'the top level'} "
-            f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=hint_for(extra, props))
+            f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=did_you_mean(extra, props))
     if kind == "required":
         missing = next(k for k in err.validator_value if k not in value)
         parent = _schema_at(path)
@@ -274,7 +243,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
                                    + " or ".join(map(repr, names)), f"<{what}>")
     if kind == "enum":
         return path, ScenarioError(format_path(path), one_of(err.validator_value),
-                                   found(value), hint=hint_for(value, err.validator_value))
+                                   found(value), hint=did_you_mean(value, err.validator_value))
     if kind in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
                 "minItems", "minLength"):
         return path, ScenarioError(format_path(path), describe(node), found(value))
@@ -311,10 +280,16 @@ def _catalogs() -> dict[str, dict[str, dict[str, Any]]]:
 _IDENTITY_KEYS = frozenset({"name", "count", "preset", "a", "b"})
 
 
-def normalize(doc: dict[str, Any]) -> dict[str, Any]:
+def normalize(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> dict[str, Any]:
     """The structurally valid document with presets merged, quantities parsed to SI
-    floats and defaults filled in. Raises ScenarioError for a value out of range."""
-    out = _normalize(schema_root(), doc, [])
+    floats and every default the schema gives filled in (a [workload.model] gets a
+    [parallel] table of defaults when it has none). With `at`, a key path such as
+    "hardware" or "workload.model", `doc` is the table there alone. Raises ScenarioError
+    for a value out of range. The input is not modified."""
+    path: Path = (at.split(".") if at else []) if isinstance(at, str) else list(at)
+    if not path and "model" in doc["workload"] and "parallel" not in doc:
+        doc = {**doc, "parallel": {}}
+    out = _normalize(_schema_at(path), doc, path)
     assert isinstance(out, dict)
     return out
 
@@ -363,7 +338,7 @@ def _merge_preset(catalog: str, props: Schema, table: dict[str, Any],
         kind = "device" if catalog == "devices" else "link"
         raise ScenarioError(format_path(path + ["preset"]),
                             f"a {kind} preset ({', '.join(presets)})", name,
-                            hint=hint_for(name, presets))
+                            hint=did_you_mean(name, presets))
     merged = {k: v for k, v in presets[name].items()
               if k in props and k not in _IDENTITY_KEYS and k not in table}
     return {**table, **merged}
