@@ -286,7 +286,7 @@ def normalize(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> dict[str
     [parallel] table of defaults when it has none). With `at`, a key path such as
     "hardware" or "workload.model", `doc` is the table there alone. Raises ScenarioError
     for a value out of range. The input is not modified."""
-    path: Path = (at.split(".") if at else []) if isinstance(at, str) else list(at)
+    path: Path = list(at.split(".") if at else []) if isinstance(at, str) else list(at)
     if not path and "model" in doc["workload"] and "parallel" not in doc:
         doc = {**doc, "parallel": {}}
     out = _normalize(_schema_at(path), doc, path)
