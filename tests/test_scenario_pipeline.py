@@ -21,6 +21,7 @@ from leptonsim.scenario import (
     Unbuilt,
     build_hardware,
     build_workload,
+    check_structure,
     loads,
     loads_each,
     normalize,
@@ -265,6 +266,29 @@ def test_normalize_at_a_key_path_is_the_same_table_as_in_the_whole_document() ->
     assert normalize(doc["hardware"], "hardware") == whole["hardware"]
     assert normalize(doc["workload"]["model"], "workload.model") == whole["workload"]["model"]
     assert normalize({}, ["parallel"]) == whole["parallel"]
+
+
+def test_one_table_is_checked_and_normalised_at_its_key_path() -> None:
+    with pytest.raises(ScenarioError) as info:
+        check_structure({"name": "seed_cnn", "batch": "eight"}, "workload.model")
+    assert info.value.path == "workload.model.batch" and "expected an integer" in str(info.value)
+    with pytest.raises(ScenarioError) as info:
+        check_structure({"units": [{"name": "gpu", "count": 2, "preset": "a100_80gb"}],
+                         "topology": "rign"}, ["hardware"])
+    assert info.value.path == "hardware.topology" and "did you mean 'ring'?" in str(info.value)
+
+
+def test_the_workload_stage_builds_from_its_tables_alone() -> None:
+    """What a caller without a file does: normalise the hardware, the model and the split
+    one table at a time, then build the workload for the cluster."""
+    hw = {"units": [{"name": "gpu", "count": 2, "preset": "a100_80gb"}],
+          "link": {"preset": "nvlink3"}}
+    cluster = build_hardware({"hardware": normalize(hw, "hardware")})
+    doc = {"workload": {"model": normalize({"name": "seed_cnn", "batch": 8}, "workload.model")},
+           "parallel": normalize({"tp": 1}, "parallel")}
+    workload = build_workload(doc, cluster)
+    (s,) = loads(CNN.format(units=2))
+    assert workload.graph.size == s.graph.size and workload.graph.num_edges == s.graph.num_edges
 
 
 def test_the_stages_compose_to_loads() -> None:

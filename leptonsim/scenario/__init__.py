@@ -1,6 +1,7 @@
 """Scenario files: TOML in, checked model objects out, in five stages, each a function:
 
     parse(text)                    TOML -> a document checked against the JSON Schema
+                                      (check_structure(table, at) checks one table alone)
     variants(doc)                  -> a Variant per [variants.*] table (the base with that
                                       table's overrides), or the base alone
     normalize(doc, at=())          -> presets merged, quantities in SI floats, every default
@@ -45,7 +46,8 @@ from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
 __all__ = ["Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
-           "Workload", "build_hardware", "build_workload", "check", "documents", "load",
+           "Workload", "build_hardware", "build_workload", "check", "check_structure",
+           "documents", "load",
            "load_documents", "load_each", "loads", "loads_each", "normalize", "overridden",
            "parse", "read_text", "scenario", "scheduler_for", "schema", "variants"]
 

@@ -170,18 +170,27 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
-def check_structure(doc: dict[str, Any]) -> None:
-    """Raise the first (in file order) JSON Schema violation as one ScenarioError.
-    Long arrays of like tables are checked once per shape (see bulk.py)."""
-    arrays = bulk_arrays(doc, schema_root())
-    validator = _validator()
-    errors = [_convert(e) for e in validator.iter_errors(thinned(doc, arrays))]
+def segments(at: str | Sequence[Segment]) -> Path:
+    """A key path as segments: "workload.model" or ["workload", "model"]; () is the top."""
+    return list(at.split(".") if at else []) if isinstance(at, str) else list(at)
+
+
+def check_structure(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> None:
+    """Raise the first (in file order) JSON Schema violation as one ScenarioError; with
+    `at` (a key path such as "workload.model"), `doc` is the table there alone. Long
+    arrays of like tables are checked once per shape (see bulk.py)."""
+    prefix = segments(at)
+    node = _schema_at(prefix)
+    arrays = bulk_arrays(doc, node)
+    validator = _validator().evolve(schema=node) if prefix else _validator()
+    errors = [_convert(e, prefix) for e in validator.iter_errors(thinned(doc, arrays))]
     for path, items, array in arrays:
         entries = validator.evolve(schema=items)
         for i, entry in unseen(array, entries.is_valid):
-            errors.extend(_convert(e, [*path, i]) for e in entries.iter_errors(entry))
+            errors.extend(_convert(e, [*prefix, *path, i]) for e in entries.iter_errors(entry))
     if errors:
-        errors.sort(key=lambda pe: (_position(doc, pe[0]), pe[1].path, pe[1].line()))
+        errors.sort(key=lambda pe: (_position(doc, pe[0][len(prefix):]), pe[1].path,
+                                    pe[1].line()))
         raise errors[0][1]
 
 
@@ -286,7 +295,7 @@ def normalize(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> dict[str
     [parallel] table of defaults when it has none). With `at`, a key path such as
     "hardware" or "workload.model", `doc` is the table there alone. Raises ScenarioError
     for a value out of range. The input is not modified."""
-    path: Path = list(at.split(".") if at else []) if isinstance(at, str) else list(at)
+    path = segments(at)
     if not path and "model" in doc["workload"] and "parallel" not in doc:
         doc = {**doc, "parallel": {}}
     out = _normalize(_schema_at(path), doc, path)
