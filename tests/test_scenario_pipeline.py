@@ -134,6 +134,32 @@ def test_optimize_never_builds_the_files_parallel(tmp_path: Path) -> None:
     assert main(["optimize", str(f), "--top", "1", "--out", str(tmp_path / "o")]) == 0
 
 
+def test_a_candidate_whose_step_cannot_be_built_is_ranked_with_null_figures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate and the memory plan may disagree near the limit (gpt3_175b on 64 A100,
+    `--top 5`): the candidate is simulated as infinite, and ranking.json, which never holds
+    Infinity, says null."""
+    from importlib import import_module
+
+    from leptonsim.errors import SimulationError
+
+    module = import_module("leptonsim.optimize.search")  # the package exports its function
+    real, calls = module.build_step, []
+
+    def first_does_not_fit(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SimulationError("does not fit: as the memory plan says")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_step", first_does_not_fit)
+    f = tmp_path / "cnn.toml"
+    f.write_text(CNN.format(units=2))
+    assert main(["optimize", str(f), "--top", "2", "--out", str(tmp_path / "o")]) == 0
+    ranked = json.loads((tmp_path / "o" / "ranking.json").read_text())["candidates"]
+    assert [c["simulated"] is None for c in ranked] == [False, True]
+
+
 def test_optimize_still_validates_the_file(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "bad.toml"
