@@ -21,13 +21,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ScenarioError
+from .errors import ScenarioError, did_you_mean
 from .hardware import Cluster
 from .result import RunResult
 from .result import run as run_scenario
-from .scenario import Scenario
-from .scenario.build import build, build_cluster
-from .scenario.validate import check_structure, hint_for, normalize, schema_root
+from .scenario import (
+    Scenario,
+    build_hardware,
+    build_workload,
+    check_structure,
+    normalize,
+    scenario,
+    schema,
+)
 from .zoo import ZOO
 
 Table = dict[str, Any]
@@ -96,12 +102,12 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
             known = [*model_keys, *parallel_keys]
             raise ScenarioError(key, f"a key of workload.model or parallel ({', '.join(known)})",
                                 f"<unknown key {key!r}>", file="ls.step",
-                                hint=hint_for(key, known))
+                                hint=did_you_mean(key, known))
     doc: Table = {"scenario": {"name": table.get("name", "model")}, "hardware": hardware.table,
                   "workload": {"model": {**table, "batch": batch}}}
     if parallel:
         doc["parallel"] = parallel
-    return _scenario_of(doc)
+    return _scenario_of(doc, hardware.cluster)
 
 
 def run(scenario: Scenario, *, scheduler: str | None = None,
@@ -124,36 +130,27 @@ def model_names() -> list[str]:
 
 def _keys(*path: str) -> list[str]:
     """The keys the schema allows in the table at a key path, e.g. ("parallel",)."""
-    node = schema_root()
+    node = schema()
     for key in path:
         node = node["properties"][key]
     return list(node["properties"])
 
 
 def _cluster_of(table: Table) -> Cluster:
-    """The [hardware] table checked, normalised and built as it would be in a file.
-    check_structure reports the first mistake in file order, and a missing key sorts
-    after every present one: a mistake in the table comes before the sections a
-    document of the table alone lacks, so those are the only errors ignored."""
-    doc = {"hardware": table}
+    """The [hardware] table checked, normalised and built as it would be in a file."""
     try:
-        check_structure(doc)
-    except ScenarioError as err:
-        if err.path == "hardware" or err.path.startswith(("hardware.", "hardware[")):
-            raise err.in_file("ls.cluster") from None
-    try:
-        return build_cluster(normalize(doc)["hardware"])
+        check_structure(table, at="hardware")
+        return build_hardware({"hardware": normalize(table, at="hardware")})
     except ScenarioError as err:
         raise err.in_file("ls.cluster") from None
 
 
-def _scenario_of(doc: Table) -> Scenario:
-    """A whole scenario document through the stages `loads` takes: structure, then
-    normalize (presets, quantities, defaults), then build. (build makes the cluster
-    again from doc["hardware"]: a stage that builds the workload on a given Cluster
-    would take Hardware.cluster instead.)"""
+def _scenario_of(doc: Table, cluster: Cluster) -> Scenario:
+    """A whole scenario document through the stages `loads` takes (structure, normalize,
+    build the workload), on the cluster `ls.cluster` already built from doc["hardware"]."""
     try:
         check_structure(doc)
-        return build(normalize(doc), "", "ls.step")
+        norm = normalize(doc)
+        return scenario(norm, cluster, build_workload(norm, cluster), "", "ls.step")
     except ScenarioError as err:
         raise err.in_file("ls.step") from None

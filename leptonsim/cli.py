@@ -12,9 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import LeptonError, ScenarioError
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 BAD_INPUT = 2
 FAILED = 1
@@ -28,13 +31,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(BAD_INPUT, f"error: {self.prog}: {message}\n")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _runnable(args: argparse.Namespace) -> list[Scenario]:
+    """The variants of args.file that can be built; each one that cannot is named on
+    stderr with why. None: the first one's error is the command's."""
     from . import scenario
+
+    each = scenario.load_each(args.file)
+    built = [s for s in each if isinstance(s, scenario.Scenario)]
+    unbuilt = [s for s in each if isinstance(s, scenario.Unbuilt)]
+    if not built:
+        raise unbuilt[0].error
+    for u in unbuilt:
+        print(f"{args.command}: skipped {u.label}: {u.error.line()}", file=sys.stderr)
+    return built
+
+
+def _run(args: argparse.Namespace) -> int:
     from .files import check_output
     from .report import render, render_comparison
     from .result import run, write_outputs
 
-    scenarios = scenario.load(args.file)
+    scenarios = _runnable(args)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
     check_output(base, directory=True)  # the directory named, then each variant's in it
     dirs = [check_output(base / s.variant, directory=True) if s.variant else base
@@ -50,9 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from . import scenario
-
-    for s in scenario.load(args.file):
+    for s in _runnable(args):
         label = f"{s.name} [{s.variant}]" if s.variant else s.name
         print(f"ok: {label}: {s.cluster.size} units, {len(s.cluster.links)} links, "
               f"{s.graph.size} tasks, {s.graph.num_edges} edges, scheduler {s.scheduler}")
@@ -92,12 +107,17 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="simulate a scenario; write summary.json, trace.json, gantt.png",
                        description="Simulate every variant of a scenario file, print a report, "
                                    "and write summary.json, trace.json (open in ui.perfetto.dev), "
-                                   "tasks.csv, transfers.csv and gantt.png.")
+                                   "tasks.csv, transfers.csv and gantt.png. A variant that "
+                                   "cannot be built (a split that does not fit in memory) is "
+                                   "named on stderr and skipped.")
     r.add_argument("file", help="scenario TOML file")
     r.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>; variants in subdirectories)")
     r.set_defaults(func=_run)
-    c = sub.add_parser("check", help="validate a scenario file without simulating it")
+    c = sub.add_parser("check", help="validate a scenario file without simulating it",
+                       description="Check every variant of a scenario file and build its "
+                                   "task graph; a variant that cannot be built is named on "
+                                   "stderr, and the exit code is 2 only when none can.")
     c.add_argument("file", help="scenario TOML file")
     c.set_defaults(func=_check)
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")

@@ -1,6 +1,10 @@
-"""Errors a user can cause, each rendered as exactly one line."""
+"""Errors a user can cause, each rendered as exactly one line, and the one "did you
+mean" every refusal of an unknown name offers."""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class LeptonError(Exception):
@@ -64,6 +68,46 @@ class SizeError(LeptonError):
 
 class SimulationError(LeptonError):
     """The model is valid but cannot run: e.g. no route between two units."""
+
+
+class DoesNotFit(SimulationError):
+    """A step configuration whose device memory exceeds a unit's: `need` says where and by
+    how much, `advice` what to change; the scenario turns both into a ScenarioError."""
+
+    def __init__(self, need: str, advice: str, need_bytes: float, capacity_bytes: float) -> None:
+        self.need, self.advice = need, advice
+        self.need_bytes, self.capacity_bytes = need_bytes, capacity_bytes
+        super().__init__(f"does not fit: {need}; {advice}")
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice most like `word` (difflib ratio >= 0.6, case ignored), the first
+    in order on a tie; None when nothing is close."""
+    best, best_score = None, 0.6
+    for choice in choices:
+        score = difflib.SequenceMatcher(None, word.lower(), choice.lower()).ratio()
+        if score > best_score or (best is None and score == best_score):
+            best, best_score = choice, score
+    return best
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """'did you mean 'x'?' for the choice closest to `word`, or '' when none is close."""
+    close = closest(word, choices) if isinstance(word, str) else None
+    return f"did you mean {close!r}?" if close else ""
+
+
+def found(value: object) -> object:
+    """What to show after 'found': scalars as themselves, containers by their TOML type."""
+    if isinstance(value, bool):
+        return f"<{str(value).lower()}>"
+    if isinstance(value, dict):
+        return "<a table>"
+    if isinstance(value, list):
+        return f"<an array of {len(value)} entr{'y' if len(value) == 1 else 'ies'}>"
+    if isinstance(value, str | int | float):
+        return value
+    return f"<a {type(value).__name__} {value}>"
 
 
 def _show(found: object) -> str:

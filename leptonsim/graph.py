@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import GraphError, did_you_mean
 from .limits import guard_size
 
 
@@ -281,7 +281,8 @@ class GraphBuilder:
         if isinstance(ref, int):
             return ref
         if ref not in self._index:
-            raise GraphError(f"unknown task {ref!r}{did_you_mean(ref, self._index)}", path=ref)
+            hint = did_you_mean(ref, self._index)
+            raise GraphError(f"unknown task {ref!r}" + (f" ({hint})" if hint else ""), path=ref)
         return self._index[ref]
 
     def build(self) -> TaskGraph:
@@ -299,10 +300,3 @@ class GraphBuilder:
             kinds=Labels(vocab, kind_ids), comm=np.array(self._comm, bool),
         )
 
-
-def did_you_mean(word: str, choices: Sequence[str] | dict[str, int]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -430,5 +430,5 @@ def test_schema_names_exactly_the_engines_schedulers_and_networks() -> None:
     from leptonsim import sim
     from leptonsim.scenario.schema import NETWORKS, SCHEDULERS
 
-    assert set(SCHEDULERS) == set(sim.SCHEDULERS)
+    assert set(SCHEDULERS) == {"auto", *sim.SCHEDULERS}
     assert set(NETWORKS) == set(sim.NETWORKS)

@@ -11,7 +11,6 @@ where a tensor feeds several layers.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
+from leptonsim.errors import did_you_mean
 from leptonsim.kernels.base import Array, Cache
 from leptonsim.kernels.optim import ModelParams, Optimizer, update
 from leptonsim.kernels.registry import LOSSES, init_params, kernel_for
@@ -51,8 +51,8 @@ def network(model: Model, sources: Mapping[str, Sequence[str]] | None = None) ->
     names = [layer.name for layer in model.layers]
     for name in sources:
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, names)
+            hint = f"; {hint}" if hint else ""
             raise ValueError(f"network {model.name!r}: sources name unknown layer {name!r}{hint}")
     shapes: dict[str, Shape] = {INPUT: model.input_shape}
     wiring = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +36,28 @@ def add_optimize_command(sub: Any) -> None:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
-    from ..scenario import load
+    from ..errors import ScenarioError
+    from ..scenario import build_hardware, load_documents
     from ..scenario.model import PRECISION_BYTES, build_model
-    from ..scenario.validate import parse_toml
 
-    scenario = load(args.file)[0]
+    # the pipeline up to the hardware: the file's own [parallel] is never built
+    variant, doc = load_documents(args.file)[0]  # the first variant, or the base
+    try:
+        cluster = build_hardware(doc)
+        if "model" not in doc["workload"]:
+            raise ScenarioError("workload.model", "a DNN model to split",
+                                "<no [workload.model]>")
+        table = doc["workload"]["model"]
+        model = build_model(table)
+    except ScenarioError as err:
+        raise variant.relocate(err).in_file(args.file) from None
     out = check_output(Path(args.out) if args.out else Path("out") / Path(args.file).stem
                        / "optimize", directory=True)
-    raw = parse_toml(Path(args.file).read_text(encoding="utf-8"))
-    table = raw.get("workload", {}).get("model")
-    if table is None:
-        from ..errors import ScenarioError
-        raise ScenarioError("workload.model", "a DNN model to split", "<no [workload.model]>",
-                            file=args.file)
-    model = build_model(table)
-    result = search(model, scenario.cluster, int(table["batch"]), objective=args.objective,
-                    top=args.top, dtype_bytes=PRECISION_BYTES[table.get("precision", "fp16")],
-                    optimizer=table.get("optimizer", "adam"), training=table.get("training", True),
-                    max_tp=scenario.cluster.units_per_node, max_microbatches=args.max_microbatches)
-    print(render(result, model.name, scenario.cluster.size))
+    result = search(model, cluster, int(table["batch"]), objective=args.objective,
+                    top=args.top, dtype_bytes=PRECISION_BYTES[table["precision"]],
+                    optimizer=table["optimizer"], training=table["training"],
+                    max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches)
+    print(render(result, model.name, cluster.size))
     out.mkdir(parents=True, exist_ok=True)
     text = json_text(ranking(result), "ranking.json")
     write_table(result, out / "configurations.csv")
@@ -97,6 +101,12 @@ def write_table(result: Search, path: Path) -> None:
 
 
 def ranking(result: Search) -> dict[str, Any]:
+    """The ranking as JSON; a candidate whose step could not be built (the estimate
+    thought it fitted, the memory plan found it does not) has null simulated figures."""
+    def figures(c: Any) -> dict[str, Any]:
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in c.__dict__.items()}
+
     return {"objective": result.objective,
-            "candidates": [c.__dict__ for c in result.candidates],
+            "candidates": [figures(c) for c in result.candidates],
             "why": explain(result)}

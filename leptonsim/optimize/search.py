@@ -14,9 +14,10 @@ import numpy as np
 
 from ..cost import DEFAULT, CostModel
 from ..energy import cost_usd, energy_of
-from ..errors import SimulationError
+from ..errors import SimulationError, SizeError
 from ..hardware import Cluster
 from ..models import Model
+from ..parallel.config import ParallelConfig
 from ..parallel.step import build_step
 from ..parallel.tensor import split_gcd
 from ..sim import simulate
@@ -87,12 +88,13 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
 
 def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, estimated: float,
              objective: str, fixed: dict, cost: CostModel) -> Candidate:
-    symmetric = cluster.size > SYMMETRIC_ABOVE and space.tp[i] > 1
-    cfg = space.config(i, batch, tp_mode="symmetric" if symmetric else "full",
-                       fuse=cluster.size > SYMMETRIC_ABOVE, **fixed)
+    big = cluster.size > SYMMETRIC_ABOVE
     try:
-        step = build_step(model, cfg, cluster, cost)
-    except (SimulationError, ValueError):
+        try:
+            step = build_step(model, _config(space, i, batch, big, fixed), cluster, cost)
+        except SizeError:  # every rank spelt out is too many tasks: one rank per group
+            step = build_step(model, _config(space, i, batch, True, fixed), cluster, cost)
+    except (SimulationError, SizeError, ValueError):
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
     trace = simulate(step.graph, cluster, "static", cost)
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
@@ -100,6 +102,13 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))
     value = {"time": trace.makespan_s, "energy": joules, "cost": usd}[objective]
     return Candidate(i, space.describe(i), estimated, value, trace.makespan_s, joules, usd)
+
+
+def _config(space: Space, i: int, batch: int, big: bool, fixed: dict) -> ParallelConfig:
+    """Configuration i as simulated: a big one with one rank per tensor-parallel group
+    (exact collective times, docs/model.md) and a task per run of layers."""
+    return space.config(i, batch, tp_mode="symmetric" if big and space.tp[i] > 1 else "full",
+                        fuse=big, **fixed)
 
 
 BREAKDOWN = (("compute_s", "compute"), ("bubble_s", "pipeline bubble"),

@@ -9,6 +9,7 @@ from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
+EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 
 

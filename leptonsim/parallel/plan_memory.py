@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import SimulationError
+from ..errors import DoesNotFit
 from ..hardware import Cluster
 from ..models import Model
 from ..quantities import format_quantity
@@ -46,20 +46,22 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
 
 def check_fits(rows: Sequence[tuple[str, MemoryBreakdown]], cluster: Cluster, units: list[int],
                cfg: ParallelConfig) -> None:
-    """Raise, naming the first row whose unit's memory is too small, and by how much."""
+    """Raise DoesNotFit for the first row whose unit's memory is too small, saying by how
+    much and what to change."""
     for (where, need), u in zip(rows, units, strict=True):
         capacity = cluster.units[u].memory_bytes
         if need.total_bytes > capacity:
-            raise SimulationError(_overflow(where, need, capacity, cfg))
+            raise _overflow(where, need, capacity, cfg)
 
 
-def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConfig) -> str:
+def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConfig) -> DoesNotFit:
     def gib(x: float) -> str:
         return format_quantity(x, "bytes")
 
-    return (f"does not fit: {where} needs {gib(m.total_bytes)} per unit, "
-            f"{gib(m.total_bytes - capacity)} more than its "
-            f"{gib(capacity)} (weights {gib(m.weights_bytes)}, gradients {gib(m.gradients_bytes)}, "
-            f"optimizer {gib(m.optimizer_bytes)}, activations {gib(m.activations_bytes)}); "
-            f"try more tp/pp, recompute, or fewer micro-batches in flight "
-            f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp})")
+    need = (f"{where} needs {gib(m.total_bytes)} per unit, {gib(m.total_bytes - capacity)} "
+            f"more than its {gib(capacity)} (weights {gib(m.weights_bytes)}, gradients "
+            f"{gib(m.gradients_bytes)}, optimizer {gib(m.optimizer_bytes)}, activations "
+            f"{gib(m.activations_bytes)})")
+    advice = (f"try more tp/pp, recompute, or fewer micro-batches in flight "
+              f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp})")
+    return DoesNotFit(need, advice, m.total_bytes, capacity)

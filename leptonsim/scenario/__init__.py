@@ -1,35 +1,129 @@
-"""Scenario files: TOML in, checked model objects out.
+"""Scenario files: TOML in, checked model objects out, in five stages, each a function:
 
-    [scenario] [hardware] [workload] [schedule] [claims] [objective] [variants.*]
+    parse(text)                    TOML -> a document checked against the JSON Schema
+                                      (check_structure(table, at) checks one table alone)
+    variants(doc)                  -> a Variant per [variants.*] table (the base with that
+                                      table's overrides), or the base alone
+    normalize(doc, at=())          -> presets merged, quantities in SI floats, every default
+                                      the schema gives filled in; `at` normalises one table
+                                      alone, e.g. normalize(table, "hardware")
+    build_hardware(doc)            -> Cluster
+    build_workload(doc, cluster)   -> Workload: the TaskGraph, and the DNN StepGraph it was
+                                      built from (split and memory-checked as [parallel] says)
 
-`load(path)` returns one Scenario per variant (sorted by name), or the base scenario
-alone when there are none. Every user mistake raises exactly one ScenarioError naming
+and `scenario(doc, cluster, workload, variant, file)` puts a Scenario together (scheduler
+"auto" resolved, claims, objective). `load(path)`/`loads(text)` are the composition: one
+Scenario per variant (sorted by name), or the base alone when there are none; the base of
+a file with variants is normalised but never built. `load_each` is the same, except that
+a variant whose hardware or workload cannot be built (a split that does not fit in
+memory) comes back as `Unbuilt`, naming it and why, in its place. `documents` and
+`load_documents` stop after normalize (`leptonsim optimize` searches splits itself: the
+file's [parallel] is never built). A user mistake raises exactly one ScenarioError naming
 the file, the key path, what was expected and what was found. The format is described
 by `schema()` (JSON Schema, draft 2020-12) and in docs/scenarios.md.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import stat
 from typing import Any
 
 from ..errors import ScenarioError
-from ..limits import SIZES, check_size
-from .build import Objective, Scenario, build
+from ..limits import SIZES
+from .build import (
+    Objective,
+    Scenario,
+    Unbuilt,
+    Workload,
+    build_hardware,
+    build_workload,
+    scenario,
+    scheduler_for,
+)
 from .schema import schema
 from .validate import check_structure, normalize, parse_toml
-from .variants import apply_override, parse_key_path, relocate, variant_path
+from .variants import Override, Variant, overridden, variants
 
-__all__ = ["Objective", "Scenario", "ScenarioError", "check", "load", "loads", "read_text",
-           "schema"]
+__all__ = ["Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
+           "Workload", "build_hardware", "build_workload", "check", "check_structure",
+           "documents", "load",
+           "load_documents", "load_each", "loads", "loads_each", "normalize", "overridden",
+           "parse", "read_text", "scenario", "scheduler_for", "schema", "variants"]
+
+Doc = dict[str, Any]
+
+
+def parse(text: str) -> Doc:
+    """Stage 1: the document of TOML text, checked against the JSON Schema."""
+    doc = parse_toml(text)
+    check_structure(doc)
+    return doc
+
+
+def documents(doc: Doc) -> list[tuple[Variant, Doc]]:
+    """Stages 2 and 3 of a parsed document: each variant (the base when there are none)
+    and its normalised document. The base of a file with variants is normalised on its
+    own too, so a mistake in it is reported even where every variant overrides it."""
+    if doc.get("variants"):  # optional, and without a default
+        normalize({k: v for k, v in doc.items() if k != "variants"})
+    out = []
+    for v in variants(doc):
+        try:
+            out.append((v, normalize(v.doc)))
+        except ScenarioError as err:
+            raise v.relocate(err) from None
+    return out
+
+
+def load_documents(path: str | os.PathLike[str]) -> list[tuple[Variant, Doc]]:
+    """Stages 1 to 3 of a file: what `leptonsim optimize` reads, building nothing."""
+    file = os.fspath(path)
+    try:
+        return documents(parse(read_text(file)))
+    except ScenarioError as err:
+        raise err.in_file(file) from None
+
+
+def loads_each(text: str, file: str = "<string>") -> list[Scenario | Unbuilt]:
+    """Every stage for each variant: its Scenario, or, when its hardware or workload
+    cannot be built, an Unbuilt saying why. Mistakes before that (TOML, schema, values,
+    overrides) raise."""
+    try:
+        docs = documents(parse(text))
+    except ScenarioError as err:
+        raise err.in_file(file) from None
+    out: list[Scenario | Unbuilt] = []
+    for v, doc in docs:
+        try:
+            cluster = build_hardware(doc)
+            out.append(scenario(doc, cluster, build_workload(doc, cluster), v.name, file))
+        except ScenarioError as err:
+            out.append(Unbuilt(doc["scenario"]["name"], v.name, v.relocate(err).in_file(file)))
+    return out
+
+
+def loads(text: str, file: str = "<string>") -> list[Scenario]:
+    """The scenarios of TOML text; `file` names it in error messages. The first variant
+    that cannot be built raises."""
+    out = []
+    for s in loads_each(text, file):
+        if isinstance(s, Unbuilt):
+            raise s.error
+        out.append(s)
+    return out
 
 
 def load(path: str | os.PathLike[str]) -> list[Scenario]:
     """The scenarios of a TOML file: one per variant, or the base alone."""
     file = os.fspath(path)
     return loads(read_text(file), file=file)
+
+
+def load_each(path: str | os.PathLike[str]) -> list[Scenario | Unbuilt]:
+    """The scenarios of a TOML file, a variant that cannot be built as an Unbuilt."""
+    file = os.fspath(path)
+    return loads_each(read_text(file), file=file)
 
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
@@ -84,34 +178,3 @@ def _read(fd: int, limit: int) -> bytes:
 def check(path: str | os.PathLike[str]) -> list[Scenario]:
     """Load and check a scenario file without running anything (the same as load)."""
     return load(path)
-
-
-def loads(text: str, file: str = "<string>") -> list[Scenario]:
-    """The scenarios of TOML text; `file` names it in error messages."""
-    try:
-        return _loads(text, file)
-    except ScenarioError as err:
-        raise err.in_file(file) from None
-
-
-def _loads(text: str, file: str) -> list[Scenario]:
-    raw = parse_toml(text)
-    check_structure(raw)
-    variants: dict[str, dict[str, Any]] = raw.pop("variants", {})
-    base = build(normalize(raw), "", file)
-    if not variants:
-        return [base]
-    out = []
-    for name in sorted(variants):
-        check_size("variant_name_chars", len(name), "variants")
-        overrides = {k: parse_key_path(name, k) for k in variants[name]}
-        doc = copy.deepcopy(raw)
-        for dotted, value in variants[name].items():
-            apply_override(doc, overrides[dotted], copy.deepcopy(value),
-                           variant_path(name, dotted))
-        try:
-            check_structure(doc)
-            out.append(build(normalize(doc), name, file))
-        except ScenarioError as err:
-            raise relocate(err, name, overrides) from None
-    return out

@@ -1,12 +1,15 @@
-"""From a checked, normalised document (SI floats, defaults filled) to model objects.
+"""From a checked, normalised document (SI floats, defaults filled) to model objects:
+the last two stages of the scenario pipeline, `build_hardware` (a Cluster, built in
+cluster.py) and `build_workload` (its task graph, and the DNN step it came from), and
+`scenario`, which puts them together with the scheduler and claims.
 
-What JSON Schema cannot see is checked here: unique names, references to units, tasks
-and switches, what each topology needs, divisibility, cycles and reachability.
+What JSON Schema cannot see about a workload is checked here: unique task names,
+references to units and tasks, cycles, a split that fits in memory, and keys that would
+have no effect (a [parallel] table beside a task graph).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,27 +17,19 @@ from typing import Any
 import numpy as np
 
 from ..cost import DEFAULT
-from ..errors import GraphError, ScenarioError, SimulationError, SizeError
+from ..errors import DoesNotFit, GraphError, ScenarioError, SizeError, did_you_mean
 from ..generators import TaskCost, chain, fork_join, independent, layered, split_tasks
 from ..graph import GraphBuilder, TaskGraph
-from ..hardware import (
-    Cluster,
-    ComputeUnit,
-    Link,
-    LinkSpec,
-    fully_connected,
-    replicate,
-    ring,
-    switch,
-    two_level,
-)
+from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import TensorSplitError
+from .cluster import build_cluster
 from .model import build_model, build_parallel
-from .validate import format_path, hint_for, schema_root
+from .schema import AUTO
+from .validate import schema_root
 
 Doc = dict[str, Any]
 
@@ -76,20 +71,72 @@ class Scenario:
         return f"{self.name} [{self.variant}]" if self.variant else self.name
 
 
+@dataclass(frozen=True)
+class Unbuilt:
+    """A variant whose hardware or workload cannot be built, and why."""
+
+    name: str
+    variant: str
+    error: ScenarioError
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} [{self.variant}]" if self.variant else self.name
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a scenario runs: a task graph, and the DNN step it was built from, if any."""
+
+    graph: TaskGraph
+    step: StepGraph | None = None
+
+
 def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
-    meta = doc["scenario"]
-    seed = int(meta["seed"])
-    cluster = build_cluster(doc["hardware"])
-    step = _step(doc, cluster) if "model" in doc["workload"] else None
-    graph = step.graph if step else build_graph(doc["workload"], cluster, seed)
+    """Both build stages and the scenario of a normalised document."""
+    cluster = build_hardware(doc)
+    return scenario(doc, cluster, build_workload(doc, cluster), variant, file)
+
+
+def build_hardware(doc: Doc) -> Cluster:
+    """The cluster of a normalised document's [hardware]."""
+    return build_cluster(doc["hardware"])
+
+
+def build_workload(doc: Doc, cluster: Cluster) -> Workload:
+    """The task graph of a normalised document's [workload] on `cluster`: a DNN step of
+    [workload.model] split as [parallel] says, or the generated or explicit graph."""
+    if "model" in doc["workload"]:
+        step = _step(doc, cluster)
+        return Workload(step.graph, step)
+    if "parallel" in doc:
+        raise ScenarioError("parallel", "no [parallel] table beside a task graph ([parallel] "
+                            "splits a [workload.model])", "<a [parallel] table>",
+                            hint="remove it, or make the workload a model")
+    return Workload(build_graph(doc["workload"], cluster, int(doc["scenario"]["seed"])))
+
+
+def scheduler_for(name: str, workload: Workload) -> str:
+    """The scheduler `name` means for a workload: "auto" is static for a DNN step (every
+    task is pinned to its rank) and heft for a task graph."""
+    if name != AUTO:
+        return name
+    return "static" if workload.step is not None else "heft"
+
+
+def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
+             file: str = "<string>") -> Scenario:
+    """The Scenario of a normalised document, its cluster and its workload."""
+    meta, graph = doc["scenario"], workload.graph
     if not (DEFAULT.task_times(graph, cluster).sum(axis=1) > 0).all():
         raise ScenarioError("workload", "tasks that do some work on every kind of unit (speed-"
                             "up and efficiency divide by it)", "<every task taking 0 s>",
                             hint="give some task a duration, flops or bytes > 0, or the "
                                  "units an overhead")
-    scheduler = doc.get("schedule", {}).get("scheduler", "static" if step else "heft")
+    given = doc["schedule"]["scheduler"]
+    scheduler = scheduler_for(given, workload)
     if scheduler.startswith("heft"):  # HEFT tables are units x units and units x tasks
-        why = f"scheduler {scheduler!r}" + ("" if "schedule" in doc else " (the default)")
+        why = f"scheduler {scheduler!r}" + (" (the default)" if given == AUTO else "")
         check_size("heft_units", cluster.size, "schedule.scheduler", hint=why)
         check_size("heft_cells", cluster.size * graph.size, "schedule.scheduler",
                    hint=f"{why} for {cluster.size:,} units x {graph.size:,} tasks")
@@ -98,26 +145,26 @@ def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
         raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
                             "static scheduler", f"<task {first!r} unpinned>",
                             hint="pin every task, or use 'heft' or 'greedy'")
-    claims_doc = doc.get("claims", {})
+    claims_doc = doc["claims"]
     keys = schema_root()["properties"]["claims"]["properties"]
     claims = {keys[k]["x-claim-key"]: float(v) for k, v in claims_doc.items()
               if "x-claim-key" in keys[k]}
-    obj = doc.get("objective")
+    obj = doc.get("objective")  # optional, and without defaults
     objective = None if obj is None else Objective(
         float(obj["training_error"]), float(obj["inference_error"]), float(obj["lambda"]))
     return Scenario(
-        name=meta["name"], variant=variant, description=meta["description"], seed=seed,
-        cluster=cluster, graph=graph, scheduler=scheduler, claims=claims,
-        claim_source=claims_doc.get("source", ""), objective=objective, file=file, step=step,
-        network=doc.get("schedule", {}).get("network", "fifo"),
+        name=meta["name"], variant=variant, description=meta["description"],
+        seed=int(meta["seed"]), cluster=cluster, graph=graph, scheduler=scheduler,
+        claims=claims, claim_source=claims_doc["source"], objective=objective, file=file,
+        step=workload.step, network=doc["schedule"]["network"],
     )
 
 
 def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table)
-    cfg = build_parallel(table, doc.get("parallel", {}), cluster.size)
-    sharded = doc.get("parallel", {}).get("embeddings") == "sharded"
+    cfg = build_parallel(table, doc["parallel"], cluster.size)
+    sharded = doc["parallel"]["embeddings"] == "sharded"
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
@@ -132,10 +179,9 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise
-    except SimulationError as err:  # the memory plan: "does not fit: <need>; <advice>"
-        need, _, advice = str(err).removeprefix("does not fit: ").partition("; ")
+    except DoesNotFit as err:
         raise ScenarioError("parallel", f"a configuration of {model.name} that fits in "
-                            "each unit's memory", f"<{need}>", hint=advice) from None
+                            "each unit's memory", f"<{err.need}>", hint=err.advice) from None
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",
                             f"<{err}>") from None
@@ -148,147 +194,6 @@ def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:
     passes = 2 if cfg.training else 1
     per_pass = cfg.virtual_stages if cfg.fuse else len(layers)
     return cfg.dp * len(cfg.simulated_tp_ranks()) * cfg.microbatches * passes * per_pass
-
-
-# -- hardware ---------------------------------------------------------------------------
-
-def _spec(link: Doc) -> LinkSpec:
-    return LinkSpec(latency_s=link["latency"], bandwidth=link["bandwidth"],
-                    duplex=bool(link["duplex"]), energy_per_byte_j=link["energy_per_byte"])
-
-
-def _check_counts(hw: Doc) -> None:
-    """Units and links are counted before one is built (limits.SIZES)."""
-    total = 0
-    for i, t in enumerate(hw["units"]):
-        total += int(t["count"])
-        check_size("units", total, format_path(["hardware", "units", i, "count"]),
-                   hint=f"the units up to here number {total:,}" if i else "")
-    topology = hw["topology"]
-    if topology == "explicit":
-        return
-    links = {"full": total * (total - 1) // 2, "ring": total if total > 2 else total - 1,
-             "switch": total}.get(topology)
-    if links is None:  # two_level: a port per unit, an uplink per node
-        links = total + total // int(hw["two_level"]["units_per_node"])
-    check_size("links", links, "hardware.topology",
-               hint=f"topology {topology!r} of {total:,} units"
-               + ("; 'switch' or 'two_level' need a link per unit" if topology == "full" else ""))
-
-
-def _units(tables: list[Doc]) -> tuple[list[ComputeUnit], dict[str, int]]:
-    """The units in order, and for each unit name the index of its table."""
-    units: list[ComputeUnit] = []
-    owner: dict[str, int] = {}
-    for i, t in enumerate(tables):
-        unit = ComputeUnit(
-            name=t["name"], peak_flops=t["peak"], memory_bandwidth=t["memory_bandwidth"],
-            memory_bytes=t.get("memory", math.inf), efficiency=t["efficiency"],
-            overhead_s=t["overhead"], idle_power_w=t["idle_power"], busy_power_w=t["busy_power"],
-            price_per_hour=float(t.get("price_per_hour", 0.0)),
-        )
-        for u in replicate(unit, int(t["count"])):
-            if u.name in owner:
-                raise ScenarioError(format_path(["hardware", "units", i, "name"]),
-                                    "unit names that are unique", f"<{u.name!r} again>",
-                                    hint=f"hardware.units[{owner[u.name]}] already names it")
-            owner[u.name] = i
-            units.append(u)
-    return units, owner
-
-
-def _reserve(owner: dict[str, int], switches: list[str], topology: str, shown: str) -> None:
-    """Generated switch names are not available to units."""
-    for name in switches:
-        if name in owner:
-            raise ScenarioError(format_path(["hardware", "units", owner[name], "name"]),
-                                f"a name other than the switches of topology {topology!r} "
-                                f"({shown})", name)
-
-
-def build_cluster(hw: Doc) -> Cluster:
-    _check_counts(hw)
-    units, owner = _units(hw["units"])
-    topology = hw["topology"]
-    try:
-        if topology == "two_level":
-            return _two_level(units, owner, hw["two_level"])
-        if topology == "explicit":
-            return _explicit(units, hw)
-        if "link" not in hw:
-            if len(units) > 1:
-                raise ScenarioError("hardware.link", f"a link table (topology {topology!r} "
-                                    f"with {len(units)} units needs one)", "<nothing>")
-            return Cluster(tuple(units))
-        if topology == "switch":
-            _reserve(owner, ["switch"], topology, "switch")
-        builder = {"full": fully_connected, "ring": ring, "switch": switch}[topology]
-        return builder(units, _spec(hw["link"]))
-    except ValueError as exc:  # e.g. a unit named like a generated switch
-        raise ScenarioError("hardware", "a cluster that can be built", f"<{exc}>") from None
-
-
-def _two_level(units: list[ComputeUnit], owner: dict[str, int], table: Doc) -> Cluster:
-    per_node = int(table["units_per_node"])
-    if len(units) % per_node:
-        raise ScenarioError("hardware.two_level.units_per_node",
-                            f"a divisor of the total unit count {len(units)}", per_node)
-    nodes = len(units) // per_node
-    _reserve(owner, [*(f"node{k}.switch" for k in range(nodes)), "spine"], "two_level",
-             "node0.switch ... spine")
-    return two_level(units, per_node, _spec(table["intra"]), _spec(table["inter"]))
-
-
-def _explicit(units: list[ComputeUnit], hw: Doc) -> Cluster:
-    names = [u.name for u in units]
-    switches: list[str] = list(hw.get("switches", []))
-    seen = set(names)
-    for j, s in enumerate(switches):
-        if s in seen:
-            raise ScenarioError(f"hardware.switches[{j}]", "a switch name used by no unit "
-                                "or other switch", s)
-        seen.add(s)
-    links: list[Link] = []
-    link_names: dict[str, int] = {}
-    for i, t in enumerate(hw["links"]):
-        for end in ("a", "b"):
-            if t[end] not in seen:
-                raise ScenarioError(format_path(["hardware", "links", i, end]),
-                                    "the name of a unit or switch", t[end],
-                                    hint=hint_for(t[end], [*names, *switches]))
-        if t["a"] == t["b"]:
-            raise ScenarioError(f"hardware.links[{i}].b", "an endpoint other than a",
-                                t["b"], hint="a link from a node to itself carries nothing")
-        name = t.get("name", f"link{i}")
-        if name in link_names:
-            raise ScenarioError(f"hardware.links[{i}].name", "link names that are unique",
-                                f"<{name!r} again>",
-                                hint=f"hardware.links[{link_names[name]}] already names it")
-        link_names[name] = i
-        links.append(Link(name, t["a"], t["b"], _spec(t)))
-    cluster = Cluster(tuple(units), tuple(links), tuple(switches))
-    _check_connected(cluster)
-    return cluster
-
-
-def _check_connected(cluster: Cluster) -> None:
-    """Every unit reachable from every other (links carry traffic both ways)."""
-    index = cluster.node_index
-    parent = list(range(len(index)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for link in cluster.links:
-        parent[root(index[link.a])] = root(index[link.b])
-    first = root(0)
-    for i, u in enumerate(cluster.units):
-        if root(i) != first:
-            raise ScenarioError("hardware.links", "every unit reachable from every other",
-                                f"<no route from {cluster.units[0].name} to {u.name}>")
 
 
 # -- workload -----------------------------------------------------------------------------
@@ -367,7 +272,7 @@ def _explicit_graph(tasks: list[Doc], cluster: Cluster) -> TaskGraph:
         if "unit" in t:
             if t["unit"] not in units:
                 raise ScenarioError(f"workload.tasks[{i}].unit", "the name of a compute unit",
-                                    t["unit"], hint=hint_for(t["unit"], units))
+                                    t["unit"], hint=did_you_mean(t["unit"], units))
             pin = units[t["unit"]]
         builder.task(t["name"], flops=t.get("flops", 0.0), nbytes=t["bytes"],
                      duration_s=t.get("duration"), pin=pin, kind=t["kind"])
@@ -378,7 +283,7 @@ def _explicit_graph(tasks: list[Doc], cluster: Cluster) -> TaskGraph:
         for where, src, nbytes in refs:
             if src not in first:
                 raise ScenarioError(f"workload.tasks[{i}].{where}", "the name of a task", src,
-                                    hint=hint_for(src, first))
+                                    hint=did_you_mean(src, first))
             builder.edge(src, t["name"], nbytes)
     try:
         return builder.build()

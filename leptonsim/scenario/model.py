@@ -10,9 +10,9 @@ import typing
 from typing import Any
 
 from .. import ops
-from ..errors import ScenarioError
+from ..errors import ScenarioError, did_you_mean, found
 from ..models import LayerStack, Model
-from ..parallel.config import LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
 
@@ -70,7 +70,7 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                      "layout": {"enum": list(LAYOUTS), "default": "dp,pp,tp",
                                 "description": "Order of the dimensions when numbering units, "
                                                "outermost first: the innermost shares a node"},
-                     "embeddings": {"enum": ["replicated", "sharded"], "default": "replicated",
+                     "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
                                                    "the units with all-to-alls (DLRM hybrid)"},
@@ -78,7 +78,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
 
 
 def build_model(table: Doc) -> Model:
+    """The Model of a [workload.model] table: from the zoo by name, or layer by layer."""
     if "name" in table:
+        if "input_shape" in table:  # a zoo model has its own; this one would be ignored
+            raise ScenarioError("workload.model.input_shape", "no input_shape for a zoo model "
+                                f"({table['name']!r} has its own)", found(table["input_shape"]),
+                                hint="remove it, or declare the model with layers")
         return get_model(table["name"])
     if "input_shape" not in table:
         raise ScenarioError("workload.model.input_shape", "the per-sample input shape, e.g. "
@@ -96,8 +101,6 @@ def build_model(table: Doc) -> Model:
 
 
 def _op(spec: Doc, path: str) -> ops.Op:
-    from .validate import hint_for  # validate imports the schema, which imports this module
-
     cls = OPS[spec["op"]]
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     args = {k: v for k, v in spec.items() if k not in ("op", "name")}
@@ -105,7 +108,7 @@ def _op(spec: Doc, path: str) -> ops.Op:
         if key not in fields:
             raise ScenarioError(f"{path}.{key}", f"an argument of {spec['op']} "
                                 f"({', '.join(sorted(fields)) or 'none'})", f"<unknown key {key!r}>",
-                                hint=hint_for(key, fields).strip(" ()"))
+                                hint=did_you_mean(key, fields))
     hints = typing.get_type_hints(cls)
     for key, value in args.items():
         if not _is(value, hints[key]):
@@ -152,25 +155,26 @@ def _describe(hint: Any) -> str:
 
 
 def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfig:
-    cfg = {k: parallel.get(k, d) for k, d in (("pp", 1), ("tp", 1),
-                                                ("schedule", "1f1b"), ("chunks", 1))}
+    """The split of normalised [workload.model] and [parallel] tables over `units`."""
+    pp, tp = int(parallel["pp"]), int(parallel["tp"])
     # data parallelism takes the units the other two leave, so a sweep over the unit
     # count scales the replicas without naming them
-    cfg["dp"] = parallel.get("dp", max(1, units // (cfg["pp"] * cfg["tp"])))
-    if cfg["dp"] * cfg["pp"] * cfg["tp"] != units:
+    dp = int(parallel["dp"]) if "dp" in parallel else max(1, units // (pp * tp))
+    if dp * pp * tp != units:
         raise ScenarioError("parallel", f"dp x pp x tp equal to the {units} units of the hardware",
-                            f"<{cfg['dp']} x {cfg['pp']} x {cfg['tp']} = "
-                            f"{cfg['dp'] * cfg['pp'] * cfg['tp']}>")
+                            f"<{dp} x {pp} x {tp} = {dp * pp * tp}>")
+    if parallel["chunks"] > 1 and parallel["schedule"] != "interleaved":
+        raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
+                            " (model chunks are the interleaved schedule's)", parallel["chunks"],
+                            hint="set schedule = 'interleaved', or remove chunks")
     try:
         return ParallelConfig(
-            **cfg, batch=int(model_table["batch"]),
-            microbatches=int(model_table.get("microbatches", 1)),
-            training=bool(model_table.get("training", True)),
-            recompute=bool(model_table.get("recompute", False)),
-            optimizer=model_table.get("optimizer", "adam"),
-            dtype_bytes=PRECISION_BYTES[model_table.get("precision", "fp16")],
-            bucket_bytes=float(parallel.get("bucket", 25e6)),
-            tp_mode=parallel.get("tp_mode", "full"), fuse=bool(parallel.get("fuse", False)),
-            layout=parallel.get("layout", "dp,pp,tp"))
+            dp=dp, pp=pp, tp=tp, schedule=parallel["schedule"], chunks=int(parallel["chunks"]),
+            batch=int(model_table["batch"]), microbatches=int(model_table["microbatches"]),
+            training=bool(model_table["training"]), recompute=bool(model_table["recompute"]),
+            optimizer=model_table["optimizer"],
+            dtype_bytes=PRECISION_BYTES[model_table["precision"]],
+            bucket_bytes=float(parallel["bucket"]), tp_mode=parallel["tp_mode"],
+            fuse=bool(parallel["fuse"]), layout=parallel["layout"])
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

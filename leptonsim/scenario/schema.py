@@ -23,14 +23,21 @@ from functools import cache
 from typing import Any
 
 from ..quantities import EXAMPLES
+from ..sim.engine import NETWORKS as _NETWORK_TYPES
+from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
 from .model import model_schema, parallel_schema
 
-__all__ = ["schema", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS", "SCHEDULERS"]
+__all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
+           "SCHEDULERS"]
 
+# The scenario format's own words, dispatched on in build.py
 TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
 GENERATOR_KINDS = ("independent", "chain", "fork_join", "layered")
-SCHEDULERS = ("heft", "heft_contention", "greedy", "static")
-NETWORKS = ("fifo", "fair")
+# "auto": static for a [workload.model] step (every task is pinned), heft for a task graph;
+# build.scheduler_for resolves it, and a Scenario reports the resolved name
+AUTO = "auto"
+SCHEDULERS = (AUTO, *_SCHEDULER_TYPES)
+NETWORKS = tuple(_NETWORK_TYPES)
 
 # The unit a bare number is read in, per quantity kind.
 SI_UNIT = {
@@ -268,8 +275,10 @@ def _schema() -> Schema:
         "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
                   "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
-            "scheduler": {"enum": list(SCHEDULERS), "default": "heft",
-                          "description": "heft (earliest finish time list scheduling), "
+            "scheduler": {"enum": list(SCHEDULERS), "default": AUTO,
+                          "description": "auto (static for a [workload.model], whose tasks "
+                                         "are all pinned; heft otherwise), "
+                                         "heft (earliest finish time list scheduling), "
                                          "heft_contention (the same, seeing the link queues "
                                          "it plans), greedy "
                                          "(first idle unit takes the next ready task) or "
@@ -278,7 +287,7 @@ def _schema() -> Schema:
                         "description": "fifo (each link direction carries one transfer at a "
                                        "time, store-and-forward per hop) or fair (transfers "
                                        "in flight share every link max-min fairly)"},
-        }),
+        }, default={}),
         "claims": _table("Figures a source claims, shown beside the simulated ones", {
             "makespan": {**_qty("time", "Claimed makespan", minimum=0),
                          "x-claim-key": "makespan_s"},
@@ -287,7 +296,7 @@ def _schema() -> Schema:
             "speedup": {**_qty("dimensionless", "Claimed speed-up", exclusiveMinimum=0),
                         "x-claim-key": "speedup"},
             "source": _str("Where the claims come from, e.g. 'seed §4.3'", default=""),
-        }),
+        }, default={}),
         "objective": _table("The seed's third formula E_t + lambda * E_r", {
             "training_error": {"type": "number", "minimum": 0, "x-magnitude": "objective",
                                "description": "Training error E_t"},

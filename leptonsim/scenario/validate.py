@@ -8,7 +8,6 @@ inside jsonschema.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import operator
@@ -20,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import QuantityError, ScenarioError
+from ..errors import QuantityError, ScenarioError, did_you_mean, found
 from ..limits import MAGNITUDES, SIZES, check_magnitude, check_size
 from ..presets import device_presets, link_presets
 from ..quantities import EXAMPLES, parse_quantity
@@ -48,38 +47,8 @@ def format_path(path: Iterable[Segment]) -> str:
     return out
 
 
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice most like `word` (difflib ratio >= 0.6, case ignored), the first
-    in order on a tie; None when nothing is close."""
-    best, best_score = None, 0.6
-    for choice in choices:
-        score = difflib.SequenceMatcher(None, word.lower(), choice.lower()).ratio()
-        if score > best_score or (best is None and score == best_score):
-            best, best_score = choice, score
-    return best
-
-
-def hint_for(word: object, choices: Iterable[str]) -> str:
-    """'did you mean 'x'?' for the closest choice, or ''."""
-    close = closest(word, choices) if isinstance(word, str) else None
-    return f"did you mean {close!r}?" if close else ""
-
-
 def one_of(choices: Sequence[str]) -> str:
     return "one of " + ", ".join(repr(c) for c in choices)
-
-
-def found(value: object) -> object:
-    """What to show after 'found': scalars as themselves, containers by their TOML type."""
-    if isinstance(value, bool):
-        return f"<{str(value).lower()}>"
-    if isinstance(value, dict):
-        return "<a table>"
-    if isinstance(value, list):
-        return f"<an array of {len(value)} entr{'y' if len(value) == 1 else 'ies'}>"
-    if isinstance(value, str | int | float):
-        return value
-    return f"<a {type(value).__name__} {value}>"
 
 
 _NOUNS = {
@@ -201,18 +170,27 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
-def check_structure(doc: dict[str, Any]) -> None:
-    """Raise the first (in file order) JSON Schema violation as one ScenarioError.
-    Long arrays of like tables are checked once per shape (see bulk.py)."""
-    arrays = bulk_arrays(doc, schema_root())
-    validator = _validator()
-    errors = [_convert(e) for e in validator.iter_errors(thinned(doc, arrays))]
+def segments(at: str | Sequence[Segment]) -> Path:
+    """A key path as segments: "workload.model" or ["workload", "model"]; () is the top."""
+    return list(at.split(".") if at else []) if isinstance(at, str) else list(at)
+
+
+def check_structure(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> None:
+    """Raise the first (in file order) JSON Schema violation as one ScenarioError; with
+    `at` (a key path such as "workload.model"), `doc` is the table there alone. Long
+    arrays of like tables are checked once per shape (see bulk.py)."""
+    prefix = segments(at)
+    node = _schema_at(prefix)
+    arrays = bulk_arrays(doc, node)
+    validator = _validator().evolve(schema=node) if prefix else _validator()
+    errors = [_convert(e, prefix) for e in validator.iter_errors(thinned(doc, arrays))]
     for path, items, array in arrays:
         entries = validator.evolve(schema=items)
         for i, entry in unseen(array, entries.is_valid):
-            errors.extend(_convert(e, [*path, i]) for e in entries.iter_errors(entry))
+            errors.extend(_convert(e, [*prefix, *path, i]) for e in entries.iter_errors(entry))
     if errors:
-        errors.sort(key=lambda pe: (_position(doc, pe[0]), pe[1].path, pe[1].line()))
+        errors.sort(key=lambda pe: (_position(doc, pe[0][len(prefix):]), pe[1].path,
+                                    pe[1].line()))
         raise errors[0][1]
 
 
@@ -252,7 +230,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
         extra = next(k for k in value if k not in props)
         return path + [extra], ScenarioError(
             format_path(path + [extra]), f"a key of {format_path(path) or 'the top level'} "
-            f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=hint_for(extra, props))
+            f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=did_you_mean(extra, props))
     if kind == "required":
         missing = next(k for k in err.validator_value if k not in value)
         parent = _schema_at(path)
@@ -274,7 +252,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
                                    + " or ".join(map(repr, names)), f"<{what}>")
     if kind == "enum":
         return path, ScenarioError(format_path(path), one_of(err.validator_value),
-                                   found(value), hint=hint_for(value, err.validator_value))
+                                   found(value), hint=did_you_mean(value, err.validator_value))
     if kind in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
                 "minItems", "minLength"):
         return path, ScenarioError(format_path(path), describe(node), found(value))
@@ -311,10 +289,16 @@ def _catalogs() -> dict[str, dict[str, dict[str, Any]]]:
 _IDENTITY_KEYS = frozenset({"name", "count", "preset", "a", "b"})
 
 
-def normalize(doc: dict[str, Any]) -> dict[str, Any]:
+def normalize(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> dict[str, Any]:
     """The structurally valid document with presets merged, quantities parsed to SI
-    floats and defaults filled in. Raises ScenarioError for a value out of range."""
-    out = _normalize(schema_root(), doc, [])
+    floats and every default the schema gives filled in (a [workload.model] gets a
+    [parallel] table of defaults when it has none). With `at`, a key path such as
+    "hardware" or "workload.model", `doc` is the table there alone. Raises ScenarioError
+    for a value out of range. The input is not modified."""
+    path = segments(at)
+    if not path and "model" in doc["workload"] and "parallel" not in doc:
+        doc = {**doc, "parallel": {}}
+    out = _normalize(_schema_at(path), doc, path)
     assert isinstance(out, dict)
     return out
 
@@ -363,7 +347,7 @@ def _merge_preset(catalog: str, props: Schema, table: dict[str, Any],
         kind = "device" if catalog == "devices" else "link"
         raise ScenarioError(format_path(path + ["preset"]),
                             f"a {kind} preset ({', '.join(presets)})", name,
-                            hint=hint_for(name, presets))
+                            hint=did_you_mean(name, presets))
     merged = {k: v for k, v in presets[name].items()
               if k in props and k not in _IDENTITY_KEYS and k not in table}
     return {**table, **merged}

@@ -1,14 +1,79 @@
-"""Variant and sweep overrides: dotted key paths checked against the schema, applied to
-a document, and errors found under an override pointed back at the override's key."""
+"""The pipeline's second stage, variants and overrides: dotted key paths checked against
+the schema, applied to a copy of a document (`overridden`, the one way both a variant and
+a sweep point change a document), and errors found under an override pointed back at
+the override's key."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ScenarioError
-from .validate import Path, closest, format_path, found, key, schema_root
+from ..errors import ScenarioError, closest, found
+from ..limits import check_size
+from .validate import Path, check_structure, format_path, key, schema_root
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Override:
+    """Set the document at `path` to `value`; `where` is the key that says so, for errors."""
+
+    path: Path
+    value: Any
+    where: str
+
+
+def overridden(doc: Doc, overrides: Iterable[Override]) -> Doc:
+    """A copy of `doc` with every override applied in order, checked against the schema."""
+    out = copy.deepcopy(doc)
+    for o in overrides:
+        apply_override(out, o.path, copy.deepcopy(o.value), o.where)
+    check_structure(out)
+    return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One document of a scenario file: a variant's, or the base's ("") when the file has
+    no variants, with the key paths its overrides set (to point errors back at them)."""
+
+    name: str
+    doc: Doc
+    overrides: dict[str, Path] = field(default_factory=dict)
+
+    def relocate(self, err: ScenarioError) -> ScenarioError:
+        """An error found in this document, at the variant's key when it lies under one
+        (an error at a key of the variant's table already names it)."""
+        if not self.name or err.path.startswith(f"variants.{key(self.name)}."):
+            return err
+        return relocate(err, self.name, self.overrides)
+
+
+def variants(doc: Doc) -> list[Variant]:
+    """Stage 2: the document of each [variants.*] table (by name), the base with that
+    variant's overrides applied; the base alone when there are none. `doc` has passed
+    check_structure."""
+    base = {k: v for k, v in doc.items() if k != "variants"}
+    tables: dict[str, Doc] = doc.get("variants", {})  # optional, and without a default
+    if not tables:
+        return [Variant("", base)]
+    out = []
+    for name in sorted(tables):
+        check_size("variant_name_chars", len(name), "variants")
+        paths = {k: parse_key_path(name, k) for k in tables[name]}
+        variant = Variant(name, {}, paths)
+        try:
+            changed = overridden(base, (Override(paths[k], v, variant_path(name, k))
+                                        for k, v in tables[name].items()))
+        except ScenarioError as err:
+            raise variant.relocate(err) from None
+        out.append(Variant(name, changed, paths))
+    return out
 
 _SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
 

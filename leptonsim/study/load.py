@@ -1,15 +1,16 @@
 """A sweep file in, checked points out; one point (× variant) in, one CSV row out.
 
-The `[sweep]` table is taken off the raw TOML before the rest goes through the scenario
-machinery (`check_structure`, `normalize`, `build`, `apply_override`), exactly as
-`leptonsim.scenario.loads` does for variants. Every swept value is checked against the
-base (and each variant) before anything runs; what only a combination of values can get
-wrong (a unit count that does not divide into nodes) is reported by the point itself.
+The `[sweep]` table is taken off the parsed document before the rest goes through the
+scenario pipeline's stages (variants, normalize; `leptonsim.scenario.documents`), as
+`leptonsim.scenario.loads` does. A point is its variant's document with the swept values
+applied by the same override stage as a variant's (`overridden`), then normalised and
+built. Every swept value is checked against the base (and each variant) before anything
+runs; what only a combination of values can get wrong (a unit count that does not divide
+into nodes) is reported by the point itself.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -18,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScenarioError
-from ..scenario import read_text
+from ..scenario import Override, documents, normalize, overridden, read_text
 from ..scenario.build import build
-from ..scenario.validate import check_structure, format_path, normalize, parse_toml
-from ..scenario.variants import apply_override, parse_key_path, relocate, variant_path
+from ..scenario.validate import check_structure, format_path, parse_toml
 from .sampling import Point, points
 from .spec import MAX_POINTS, Parameter, SweepSpec, param_where, parse_sweep
 
@@ -71,7 +71,7 @@ class Sweep:
         what its rows are computed from besides the point, however the file is written."""
         out = {}
         for name, doc in self.docs.items():
-            text = json.dumps(normalize(copy.deepcopy(doc)), sort_keys=True, default=str)
+            text = json.dumps(normalize(doc), sort_keys=True, default=str)
             out[name] = hashlib.sha256(text.encode()).hexdigest()
         return out
 
@@ -90,34 +90,20 @@ def loads_sweep(text: str, file: str = "<string>") -> Sweep:
 
 
 def _loads_sweep(text: str, file: str) -> Sweep:
-    raw = parse_toml(text)
+    raw = parse_toml(text)  # stage 1, with [sweep] taken off for its own checks
     table = raw.pop("sweep", None)
     check_structure(raw)
     spec = parse_sweep(table)
-    variants: dict[str, Doc] = raw.pop("variants", {})
-    rows = spec.size * max(len(variants), 1)
+    variants = len(raw.get("variants", {}))  # optional, and without a default
+    rows = spec.size * max(variants, 1)
     if rows > MAX_POINTS:  # before a variant is copied or a point drawn
         raise ScenarioError("sweep", f"at most {MAX_POINTS} rows (points x variants)",
-                            f"<{spec.size} points x {len(variants)} variants>")
-    normalize(raw)  # the base must be valid on its own, as for variants
-    docs = {name: _variant(raw, name, variants[name]) for name in sorted(variants)} or {"": raw}
+                            f"<{spec.size} points x {variants} variants>")
+    docs = {v.name: v.doc for v, _ in documents(raw)}
     for name, doc in docs.items():
         for p in spec.parameters:
             _check_values(doc, p, name)
     return Sweep(file, spec, docs, tuple(points(spec)))
-
-
-def _variant(raw: Doc, name: str, table: Doc) -> Doc:
-    overrides = {k: parse_key_path(name, k) for k in table}
-    doc = copy.deepcopy(raw)
-    for dotted, value in table.items():
-        apply_override(doc, overrides[dotted], copy.deepcopy(value), variant_path(name, dotted))
-    try:
-        check_structure(doc)
-        normalize(doc)
-    except ScenarioError as err:
-        raise relocate(err, name, overrides) from None
-    return doc
 
 
 def _probes(p: Parameter) -> list[tuple[tuple[str | int, ...], Any]]:
@@ -130,11 +116,8 @@ def _probes(p: Parameter) -> list[tuple[tuple[str | int, ...], Any]]:
 
 def _check_values(doc: Doc, p: Parameter, variant: str) -> None:
     for rest, value in _probes(p):
-        trial = copy.deepcopy(doc)
         try:
-            apply_override(trial, list(p.path), copy.deepcopy(value), param_where(p.dotted))
-            check_structure(trial)
-            normalize(trial)
+            normalize(overridden(doc, [Override(list(p.path), value, param_where(p.dotted))]))
         except ScenarioError as err:
             raise _point_error(err, {p.dotted: p.path}, variant, rest) from None
 
@@ -154,16 +137,13 @@ def _point_error(err: ScenarioError, paths: dict[str, tuple[str | int, ...]], va
 
 def scenario_of(task: PointTask) -> tuple[Any, Doc]:
     """The built Scenario of a point, and its normalised document."""
-    doc = copy.deepcopy(task.doc)
     paths = {p.dotted: p.path for p in task.parameters}
     overrides = task.point.overrides(task.parameters)
     label = ", ".join(f"{k} = {v!r}" for k, v in overrides.items())
     try:
-        for p in task.parameters:
-            apply_override(doc, list(p.path), copy.deepcopy(overrides[p.dotted]),
-                           param_where(p.dotted))
-        check_structure(doc)
-        norm = normalize(doc)
+        norm = normalize(overridden(task.doc, [
+            Override(list(p.path), overrides[p.dotted], param_where(p.dotted))
+            for p in task.parameters]))
         return build(norm, task.variant, task.file), norm
     except ScenarioError as err:
         raise _point_error(err, paths, task.variant, point=f"{task.point.point_id} ({label})"

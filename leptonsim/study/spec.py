@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import QuantityError, ScenarioError
+from ..errors import QuantityError, ScenarioError, did_you_mean, found
 from ..limits import SIZES
 from ..quantities import parse_quantity
 from ..scenario.schema import SI_UNIT
-from ..scenario.validate import Path, found, hint_for, one_of, schema_root
+from ..scenario.validate import Path, one_of, schema_root
 from ..scenario.variants import parse_key_path, variant_path
 
 __all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_kind",
@@ -110,10 +110,10 @@ def parse_sweep(table: Any) -> SweepSpec:
     for k in table:
         if k not in SWEEP_KEYS:
             raise ScenarioError(f"sweep.{k}", f"a key of sweep ({', '.join(SWEEP_KEYS)})",
-                                f"<unknown key {k!r}>", hint=hint_for(k, SWEEP_KEYS))
+                                f"<unknown key {k!r}>", hint=did_you_mean(k, SWEEP_KEYS))
     mode = table.get("mode", "grid")
     if mode not in MODES:
-        raise ScenarioError("sweep.mode", one_of(MODES), found(mode), hint=hint_for(mode, MODES))
+        raise ScenarioError("sweep.mode", one_of(MODES), found(mode), hint=did_you_mean(mode, MODES))
     seed = _integer(table, "seed", 0, 0)
     samples = _integer(table, "samples", None if mode != "grid" else 1, 1, MAX_POINTS)
     params = table.get("parameters")
@@ -206,7 +206,7 @@ def _parameter(dotted: str, value: Any, mode: str) -> Parameter:
         if k not in allowed:
             raise ScenarioError(param_where(dotted, k), f"a key of a range table "
                                 f"({', '.join(allowed)})", f"<unknown key {k!r}>",
-                                hint=hint_for(k, (*STEPPED, *CONTINUOUS)))
+                                hint=did_you_mean(k, (*STEPPED, *CONTINUOUS)))
     return _stepped(base, value) if stepped else _continuous(base, value, mode)
 
 

@@ -35,7 +35,7 @@ def unit_prices(doc: dict[str, Any]) -> list[float | None]:
     """USD per unit-hour of every unit, from `price_per_hour` of each units table."""
     out: list[float | None] = []
     for table in doc["hardware"]["units"]:
-        out += [table.get("price_per_hour")] * int(table.get("count", 1))
+        out += [table.get("price_per_hour")] * int(table["count"])  # price: None if not given
     return out
 
 

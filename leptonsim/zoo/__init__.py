@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
+from leptonsim.errors import did_you_mean
 from leptonsim.models import Model
 from leptonsim.zoo.cnn import resnet, resnet50, resnet101, resnet152, seed_cnn
 from leptonsim.zoo.recsys import dlrm
@@ -38,8 +38,7 @@ def get_model(name: str) -> Model:
     try:
         builder = ZOO[name]
     except KeyError:
-        close = difflib.get_close_matches(name, ZOO, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(ZOO)}"
+        hint = f"; {did_you_mean(name, ZOO) or 'known: ' + ', '.join(ZOO)}"
         raise KeyError(f"unknown model {name!r}{hint}") from None
     return builder()
 

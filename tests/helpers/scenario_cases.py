@@ -165,7 +165,7 @@ CASES = [
          "hardware.topology", "one of 'full', 'ring', 'switch', 'two_level', 'explicit'",
          "found 'fullmesh'", "did you mean 'full'?"),
     case("unknown scheduler", GEN, "", '\n[schedule]\nscheduler = "HEFT"\n',
-         "schedule.scheduler", "one of 'heft', 'heft_contention', 'greedy', 'static'",
+         "schedule.scheduler", "one of 'auto', 'static', 'heft', 'heft_contention', 'greedy'",
          "found 'HEFT'", "did you mean 'heft'?"),
     case("unknown network model", GEN, "", '\n[schedule]\nnetwork = "fiar"\n',
          "schedule.network", "one of 'fifo', 'fair'", "found 'fiar'", "did you mean 'fair'?"),
