@@ -82,7 +82,7 @@ def test_a_task_graph_is_scheduled_heft_by_default(schedule: str) -> None:
 
 
 def test_fifo_named_or_not_gives_the_same_run() -> None:
-    from leptonsim.run import run
+    from leptonsim.result import run
 
     plain, named = (run(loads(CNN.format(units=2) + extra)[0]).metrics.makespan_s
                     for extra in ("", '[schedule]\nnetwork = "fifo"\n'))
