@@ -3,8 +3,9 @@
 Each commit is unpacked with `git archive` into a temporary directory, and each of its
 measurements runs that commit's own `benchmarks/engine_throughput.py --child engine N`
 in a fresh process (so each side times its own code with its own benchmark). The two
-sides alternate, A B A B ..., so a machine that gets busier or quieter during the run
-disturbs both alike (the machines here are shared and noisy). Reported: the median
+sides alternate, A B B A A B ..., so a machine that gets busier or quieter during the
+run disturbs both alike (the machines here are shared and noisy), and neither side is
+always the one that runs first. Reported: the median
 wall time of each side, their ratio, and whether the two simulated the same schedule
 (makespan and per-task start digest equal).
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in a.sizes:
             runs: dict[str, list[dict]] = {"base": [], "head": []}
             for rep in range(a.repeats):
-                for side, tree in (("base", base), ("head", head)):
+                pair = (("base", base), ("head", head))
+                for side, tree in pair if rep % 2 == 0 else pair[::-1]:  # ABBA: no side always first
                     r = measure(tree, n)
                     runs[side].append(r)
                     print(f"  n={n:,} {side} repeat {rep + 1}: {r['wall_s']:.3f} s", flush=True)
