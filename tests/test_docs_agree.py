@@ -69,3 +69,15 @@ def test_overhead_is_added_to_roofline_tasks_only_as_documented():
     row = next(line for line in SCENARIOS.splitlines() if line.startswith("| `overhead` |"))
     assert "every roofline-costed task; not to a task with a fixed `duration`" in row
     assert "nor to communication" in row
+
+
+def test_architecture_md_has_a_row_for_every_module_and_package() -> None:
+    """docs/architecture.md's table names every top-level module (`x.py`) and package
+    (`x/`) of leptonsim, and nothing that does not exist."""
+    table = (ROOT / "docs" / "architecture.md").read_text().split("## Packages and modules")[1]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z_]+(?:\.py|/))`", row)}
+    package = ROOT / "leptonsim"
+    actual = {p.name for p in package.glob("*.py") if not p.name.startswith("__")}
+    actual |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert named == actual
