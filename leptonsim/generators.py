@@ -26,6 +26,10 @@ class TaskCost:
         return self.flops * scale, self.nbytes * scale, duration
 
 
+KINDS = ("independent", "chain", "fork_join", "layered")
+"""The generators, by the name a scenario's [workload.generator] kind gives them."""
+
+
 def _graph(n: int, cost: TaskCost, rng: np.random.Generator, src: np.ndarray,
            dst: np.ndarray, edge_bytes: float, prefix: str = "t") -> TaskGraph:
     flops, nbytes, duration = cost.columns(n, rng)

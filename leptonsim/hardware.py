@@ -237,6 +237,11 @@ def replicate(unit: ComputeUnit, count: int, prefix: str | None = None) -> tuple
     return tuple(replace(unit, name=f"{base}{i}") for i in range(count))
 
 
+TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
+"""The topologies a cluster can be built in: fully_connected, ring, switch, two_level,
+or explicit links (a Cluster of the given links and switches)."""
+
+
 def fully_connected(units: Sequence[ComputeUnit], spec: LinkSpec) -> Cluster:
     links = tuple(
         Link(f"link{i}-{j}", units[i].name, units[j].name, spec)

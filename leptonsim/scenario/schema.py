@@ -22,6 +22,8 @@ import copy
 from functools import cache
 from typing import Any
 
+from ..generators import KINDS as _GENERATOR_KINDS
+from ..hardware import TOPOLOGIES as _TOPOLOGIES
 from ..quantities import EXAMPLES
 from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
@@ -30,9 +32,9 @@ from .model import model_schema, parallel_schema
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
            "SCHEDULERS"]
 
-# The scenario format's own words, dispatched on in build.py
-TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
-GENERATOR_KINDS = ("independent", "chain", "fork_join", "layered")
+# Every enum comes from the module that owns the choices
+TOPOLOGIES = _TOPOLOGIES
+GENERATOR_KINDS = _GENERATOR_KINDS
 # "auto": static for a [workload.model] step (every task is pinned), heft for a task graph;
 # build.scheduler_for resolves it, and a Scenario reports the resolved name
 AUTO = "auto"
