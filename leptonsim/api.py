@@ -27,11 +27,14 @@ from .result import RunResult
 from .result import run as run_scenario
 from .scenario import (
     Scenario,
+    Workload,
     build_hardware,
     build_workload,
+    check_scheduler,
     check_structure,
     normalize,
     scenario,
+    scheduler_for,
     schema,
 )
 from .zoo import ZOO
@@ -115,10 +118,9 @@ def run(scenario: Scenario, *, scheduler: str | None = None,
     """Simulate a scenario (of `step`, `load` or `loads`): its metrics, the formulas
     beside them, energy, cost and `.report()`. `scheduler` and `network`, when given,
     replace the scenario's, by name: a key of leptonsim.sim.SCHEDULERS (static, heft,
-    heft_contention, greedy) and of leptonsim.sim.NETWORKS (fifo, fair)."""
-    return run_scenario(dataclasses.replace(
-        scenario, scheduler=scenario.scheduler if scheduler is None else scheduler,
-        network=scenario.network if network is None else network))
+    heft_contention, greedy) and of leptonsim.sim.NETWORKS (fifo, fair), checked as a
+    scenario file's [schedule] is."""
+    return run_scenario(_rescheduled(scenario, scheduler, network))
 
 
 def model_names() -> list[str]:
@@ -134,6 +136,23 @@ def _keys(*path: str) -> list[str]:
     for key in path:
         node = node["properties"][key]
     return list(node["properties"])
+
+
+def _rescheduled(s: Scenario, scheduler: str | None, network: str | None) -> Scenario:
+    """The scenario with another scheduler or network, checked as [schedule] would be."""
+    if scheduler is None and network is None:
+        return s
+    table = {k: v for k, v in (("scheduler", scheduler), ("network", network)) if v is not None}
+    try:
+        check_structure(table, at="schedule")
+    except ScenarioError as err:
+        raise err.in_file("ls.run") from None
+    chosen = scheduler_for(table.get("scheduler", s.scheduler), Workload(s.graph, s.step))
+    try:
+        check_scheduler(chosen, s.cluster, s.graph)
+    except ScenarioError as err:
+        raise err.in_file("ls.run") from None
+    return dataclasses.replace(s, scheduler=chosen, network=table.get("network", s.network))
 
 
 def _cluster_of(table: Table) -> Cluster:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import evaluate, metrics
-from .cost import DEFAULT, CostModel
+from .cost import CostModel
 from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
@@ -41,7 +41,9 @@ class RunResult:
 
 
 def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
-    cost = cost or DEFAULT
+    """Simulate the scenario with its cost model, or with `cost` (which times the tasks;
+    a DNN step keeps the stages its scenario balanced with scenario.cost)."""
+    cost = cost or scenario.cost
     times = cost.task_times(scenario.graph, scenario.cluster)
     trace = simulate(scenario.graph, scenario.cluster, scenario.scheduler, cost, scenario.network)
     every_unit = _every_unit(scenario, trace)

@@ -225,17 +225,40 @@ def test_simulate_takes_both_by_name_as_the_registries_name_them(scheduler, netw
     assert by_name.makespan_s == by_plan.makespan_s
 
 
-@pytest.mark.parametrize(("argument", "value", "line"), [
+@pytest.mark.parametrize(("argument", "value", "line", "scenario_line"), [
     ("scheduler", "hfet", "unknown scheduler 'hfet': expected one of 'static', 'heft', "
-                          "'heft_contention', 'greedy'"),
-    ("network", "fiffo", "unknown network 'fiffo': expected one of 'fifo', 'fair'"),
+                          "'heft_contention', 'greedy'",
+     "ls.run: schedule.scheduler: expected one of 'auto', 'static', 'heft', 'heft_contention', "
+     "'greedy', found 'hfet' (did you mean 'heft'?)"),
+    ("network", "fiffo", "unknown network 'fiffo': expected one of 'fifo', 'fair'",
+     "ls.run: schedule.network: expected one of 'fifo', 'fair', found 'fiffo' "
+     "(did you mean 'fifo'?)"),
 ])
-def test_an_unknown_scheduler_or_network_is_one_line_naming_the_choices(argument, value, line):
+def test_an_unknown_scheduler_or_network_is_one_line_naming_the_choices(argument, value, line,
+                                                                        scenario_line):
+    """The engine names the choices; ls.run checks them as a file's [schedule] is."""
     graph, cluster = _graph_and_cluster()
     with pytest.raises(ValueError) as err:
         ls.simulate(graph, cluster, **{argument: value})
     assert str(err.value) == line
     step = ls.step("seed_cnn", ls.cluster("a100_80gb", 2, link="nvlink3"), batch=16)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ls.ScenarioError) as scenario_err:
         ls.run(step, **{argument: value})
-    assert str(err.value) == line
+    assert str(scenario_err.value) == scenario_line
+
+
+def test_ls_run_checks_a_scheduler_as_a_scenario_file_does():
+    """The static scheduler needs every task pinned, in a file and in ls.run alike."""
+    graph = ls.loads("""
+[scenario]
+name = "two tasks"
+[hardware]
+units = [{ name = "u", preset = "a100_80gb", count = 2 }]
+link = { preset = "nvlink3" }
+[[workload.tasks]]
+name = "a"
+duration = "1 s"
+""")[0]
+    with pytest.raises(ls.ScenarioError, match="every task pinned"):
+        ls.run(graph, scheduler="static")
+    assert ls.run(graph, scheduler="greedy").metrics.makespan_s > 0

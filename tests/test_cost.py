@@ -191,3 +191,26 @@ def test_dependencies_point_one_way():
     assert "measure" not in _imports("cost")
     assert "measure" not in _imports("execute")
     assert "validate" not in _imports("measure")
+
+
+def test_a_scenarios_workload_is_partitioned_and_run_with_its_cost_model():
+    """build_workload balances the stages with the model it is given, and the Scenario
+    keeps it, so run() times the tasks with the same model that placed them."""
+    from leptonsim.scenario import build_hardware, build_workload, documents, parse, scenario
+
+    text = (ROOT / "scenarios" / "gpt3_ptdp.toml").read_text()
+    ((_, doc),) = documents(parse(text))
+    doc["hardware"]["units"][0]["count"] = 2
+    doc["hardware"]["two_level"]["units_per_node"] = 2
+    doc["parallel"].update(dp=1, pp=2, tp=1, tp_mode="full")
+    doc["workload"]["model"].update(name="gpt2_small", batch=4, microbatches=2)
+    cluster = build_hardware(doc)
+    by_roofline = build_workload(doc, cluster)
+    by_layer = build_workload(doc, cluster, PerLayer())
+    n = len(by_layer.step.model.layers)
+    assert by_layer.step.stages == ((0, n // 2), (n // 2, n))
+    assert by_roofline.step.stages != by_layer.step.stages
+    s = scenario(doc, cluster, by_layer)
+    assert s.cost is by_layer.cost
+    assert run(s).metrics.total_work_s == pytest.approx(
+        float(PerLayer().task_times(s.graph, cluster).min(axis=0).sum()), rel=1e-12)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cost import DEFAULT
+from ..cost import DEFAULT, CostModel
 from ..errors import DoesNotFit, GraphError, ScenarioError, SizeError, did_you_mean
 from ..generators import TaskCost, chain, fork_join, independent, layered, split_tasks
 from ..graph import GraphBuilder, TaskGraph
@@ -64,6 +64,7 @@ class Scenario:
     file: str
     step: StepGraph | None = None  # the DNN step the graph was built from, if any
     network: str = "fifo"          # how links are shared: "fifo" or "fair"
+    cost: CostModel = DEFAULT      # what tasks cost: the step was partitioned with it
 
     @property
     def label(self) -> str:
@@ -90,6 +91,7 @@ class Workload:
 
     graph: TaskGraph
     step: StepGraph | None = None
+    cost: CostModel = DEFAULT
 
 
 def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
@@ -103,17 +105,18 @@ def build_hardware(doc: Doc) -> Cluster:
     return build_cluster(doc["hardware"])
 
 
-def build_workload(doc: Doc, cluster: Cluster) -> Workload:
+def build_workload(doc: Doc, cluster: Cluster, cost: CostModel = DEFAULT) -> Workload:
     """The task graph of a normalised document's [workload] on `cluster`: a DNN step of
-    [workload.model] split as [parallel] says, or the generated or explicit graph."""
+    [workload.model] split as [parallel] says (its stages balanced with `cost`), or the
+    generated or explicit graph."""
     if "model" in doc["workload"]:
-        step = _step(doc, cluster)
-        return Workload(step.graph, step)
+        step = _step(doc, cluster, cost)
+        return Workload(step.graph, step, cost)
     if "parallel" in doc:
         raise ScenarioError("parallel", "no [parallel] table beside a task graph ([parallel] "
                             "splits a [workload.model])", "<a [parallel] table>",
                             hint="remove it, or make the workload a model")
-    return Workload(build_graph(doc["workload"], cluster, int(doc["scenario"]["seed"])))
+    return Workload(build_graph(doc["workload"], cluster, int(doc["scenario"]["seed"])), None, cost)
 
 
 def scheduler_for(name: str, workload: Workload) -> str:
@@ -128,23 +131,14 @@ def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
              file: str = "<string>") -> Scenario:
     """The Scenario of a normalised document, its cluster and its workload."""
     meta, graph = doc["scenario"], workload.graph
-    if not (DEFAULT.task_times(graph, cluster).sum(axis=1) > 0).all():
+    if not (workload.cost.task_times(graph, cluster).sum(axis=1) > 0).all():
         raise ScenarioError("workload", "tasks that do some work on every kind of unit (speed-"
                             "up and efficiency divide by it)", "<every task taking 0 s>",
                             hint="give some task a duration, flops or bytes > 0, or the "
                                  "units an overhead")
     given = doc["schedule"]["scheduler"]
     scheduler = scheduler_for(given, workload)
-    if scheduler.startswith("heft"):  # HEFT tables are units x units and units x tasks
-        why = f"scheduler {scheduler!r}" + (" (the default)" if given == AUTO else "")
-        check_size("heft_units", cluster.size, "schedule.scheduler", hint=why)
-        check_size("heft_cells", cluster.size * graph.size, "schedule.scheduler",
-                   hint=f"{why} for {cluster.size:,} units x {graph.size:,} tasks")
-    if scheduler == "static" and graph.size and (graph.pin < 0).any():
-        first = graph.names[int((graph.pin < 0).nonzero()[0][0])]
-        raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
-                            "static scheduler", f"<task {first!r} unpinned>",
-                            hint="pin every task, or use 'heft' or 'greedy'")
+    check_scheduler(scheduler, cluster, graph, default=given == AUTO)
     claims_doc = doc["claims"]
     keys = schema_root()["properties"]["claims"]["properties"]
     claims = {keys[k]["x-claim-key"]: float(v) for k, v in claims_doc.items()
@@ -156,11 +150,27 @@ def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
         name=meta["name"], variant=variant, description=meta["description"],
         seed=int(meta["seed"]), cluster=cluster, graph=graph, scheduler=scheduler,
         claims=claims, claim_source=claims_doc["source"], objective=objective, file=file,
-        step=workload.step, network=doc["schedule"]["network"],
+        step=workload.step, network=doc["schedule"]["network"], cost=workload.cost,
     )
 
 
-def _step(doc: Doc, cluster: Cluster) -> StepGraph:
+def check_scheduler(scheduler: str, cluster: Cluster, graph: TaskGraph,
+                    default: bool = False) -> None:
+    """What a scheduler needs of a workload: HEFT's tables (units x units, units x tasks)
+    within limits.SIZES; every task pinned for the static scheduler."""
+    if scheduler.startswith("heft"):
+        why = f"scheduler {scheduler!r}" + (" (the default)" if default else "")
+        check_size("heft_units", cluster.size, "schedule.scheduler", hint=why)
+        check_size("heft_cells", cluster.size * graph.size, "schedule.scheduler",
+                   hint=f"{why} for {cluster.size:,} units x {graph.size:,} tasks")
+    if scheduler == "static" and graph.size and (graph.pin < 0).any():
+        first = graph.names[int((graph.pin < 0).nonzero()[0][0])]
+        raise ScenarioError("schedule.scheduler", "every task pinned with unit = ... for the "
+                            "static scheduler", f"<task {first!r} unpinned>",
+                            hint="pin every task, or use 'heft' or 'greedy'")
+
+
+def _step(doc: Doc, cluster: Cluster, cost: CostModel) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
@@ -173,7 +183,7 @@ def _step(doc: Doc, cluster: Cluster) -> StepGraph:
             if not is_recommender(model):
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
             return build_recsys_step(model, cfg, cluster)
-        return build_step(model, cfg, cluster)
+        return build_step(model, cfg, cluster, cost)
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
