@@ -13,7 +13,9 @@ work/out`. Each command runs `leptonsim.cli.main(argv)` in a forked child (about
 
 The contract checked (issue 10): exit 0 or 2; exit 2 prints exactly one line, starting
 "error: ", and writes nothing; exit 0 of `run` writes the five outputs of every variant
-and summary.json and trace.json are strict JSON (no Infinity or NaN).
+it does not name on stderr as skipped (issue 11: a variant that cannot be built is
+skipped by name, and writes nothing), and summary.json and trace.json are strict JSON
+(no Infinity or NaN).
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ def _judge(cmd: Command, new: set[str], work: Path, mutant: Mutant) -> list[Fail
         return _judge_refusal(cmd, new, what)
     if cmd.code != 0:
         return failure("exit", f"exit {cmd.code}: {_shape(cmd.stderr)}")
-    return _judge_outputs(work, mutant, what) if what == "run" else []
+    return _judge_outputs(work, mutant, cmd.stderr) if what == "run" else []
 
 
 def _judge_refusal(cmd: Command, new: set[str], what: str) -> list[Failure]:
@@ -231,18 +233,28 @@ def _judge_refusal(cmd: Command, new: set[str], what: str) -> list[Failure]:
     return out
 
 
-def _judge_outputs(work: Path, mutant: Mutant, what: str) -> list[Failure]:
-    variants = mutant.doc.get("variants") or {}
-    dirs = [work / "out" / v for v in variants] if variants else [work / "out"]
-    for d in dirs:
+_SKIPPED = re.compile(r"^run: skipped .* \[(.*?)\]: ", re.MULTILINE)
+
+
+def _judge_outputs(work: Path, mutant: Mutant, stderr: str) -> list[Failure]:
+    variants = list(mutant.doc.get("variants") or {})
+    skipped = set(_SKIPPED.findall(stderr))
+    if variants and not set(variants) - skipped:
+        return [Failure("output", "exit 0 with every variant skipped", "run")]
+    for v in variants or [""]:
+        d = work / "out" / v
+        if v in skipped:
+            if d.exists():
+                return [Failure("output", "a skipped variant wrote its directory", "run")]
+            continue
         missing = [f for f in OUTPUTS if not (d / f).is_file()]
         if missing:
-            return [Failure("output", f"exit 0 without {', '.join(missing)}", what)]
+            return [Failure("output", f"exit 0 without {', '.join(missing)}", "run")]
         for name in STRICT_JSON:
             try:
                 json.loads((d / name).read_text(), parse_constant=_no_constant)
             except ValueError as exc:
-                return [Failure("output", f"{name} is not strict JSON: {exc}", what)]
+                return [Failure("output", f"{name} is not strict JSON: {exc}", "run")]
     return []
 
 

@@ -116,7 +116,30 @@ def _writes_infinity(argv: list[str]) -> int:
     return 0
 
 
+def _skips(*skipped: str, write_skipped: bool = False) -> Any:
+    """A run that names `skipped` on stderr as the CLI does and writes the others."""
+    def fake(argv: list[str]) -> int:
+        if argv[0] == "run":
+            for v in ("batch1", "batch32"):
+                if v in skipped:
+                    print(f"run: skipped s [{v}]: f: x: expected y, found z",
+                          file=__import__("sys").stderr)
+                if v not in skipped or write_skipped:
+                    (Path("out") / v).mkdir(parents=True)
+                    for f in ("summary.json", "trace.json", "tasks.csv", "transfers.csv",
+                              "gantt.png"):
+                        (Path("out") / v / f).write_text("{}")
+        return 0
+    return fake
+
+
+def test_a_variant_skipped_by_name_writes_nothing_and_the_others_write_theirs(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert _case(monkeypatch, tmp_path, _skips("batch1")).failures == []
+
+
 @pytest.mark.parametrize("fake, kind", [
+    (_skips("batch1", write_skipped=True), "output"), (_skips("batch1", "batch32"), "output"),
     (_raises, "traceback"), (lambda argv: 1, "exit"), (_refuses_in_two_lines, "refusal"),
     (_refuses_but_writes, "wrote"), (_writes_infinity, "output"), (lambda argv: 0, "output"),
     (lambda argv: len(bytearray(5 * 10**9)), "memory"),

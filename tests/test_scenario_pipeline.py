@@ -5,6 +5,7 @@ would have no effect, and the one "did you mean"."""
 from __future__ import annotations
 
 import ast
+import copy
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from leptonsim.cli import main
 from leptonsim.errors import DoesNotFit, ScenarioError, closest, did_you_mean
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
+from leptonsim.limits import SIZES
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.scenario import (
@@ -29,6 +31,7 @@ from leptonsim.scenario import (
     schema,
     variants,
 )
+from leptonsim.scenario.variants import Override, apply_override, overridden, parse_key_path
 from leptonsim.zoo import get_model
 
 HEAD = '''
@@ -243,6 +246,47 @@ def test_the_base_need_not_fit_when_it_has_variants() -> None:
 def test_the_base_must_still_be_a_valid_document() -> None:
     text = CNN.format(units=1).replace("batch = 8", 'batch = "eight"')
     _one_line_error(text + '\n[variants.b]\n"workload.model.batch" = 8\n', "workload.model.batch")
+
+
+_PATHS = ["scenario.name", "hardware.topology", "hardware.units[0].count", "hardware.link",
+          "workload.model.batch", "workload.model.name", "parallel.dp", "parallel.bucket",
+          "schedule.scheduler", "schedule.network", "objective", "workload"]
+_VALUES = st.one_of(st.integers(-2, 64), st.sampled_from(["", "x", "25 MB", "static", "ring"]),
+                    st.floats(allow_nan=False), st.booleans(), st.lists(st.integers(), max_size=2),
+                    st.dictionaries(st.sampled_from(["name", "count", "kind"]), st.integers(0, 3),
+                                    max_size=2))
+
+
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), _VALUES), min_size=1, max_size=3))
+def test_a_variant_is_refused_exactly_when_its_whole_document_is(
+        changes: list[tuple[str, object]]) -> None:
+    """Only the tables a variant touched are checked again: the verdict and the error
+    are those of a check of the whole overridden document."""
+    doc = parse(CNN.format(units=2))
+    overrides = [Override(parse_key_path("v", k), v, k) for k, v in changes]
+    try:
+        whole = copy.deepcopy(doc)
+        for o in overrides:
+            apply_override(whole, o.path, copy.deepcopy(o.value), o.where)
+        check_structure(whole)
+        expected = ""
+    except ScenarioError as err:
+        expected = err.line()
+    try:
+        overridden(doc, overrides)
+        got = ""
+    except ScenarioError as err:
+        got = err.line()
+    assert got == expected
+
+
+def test_more_unit_entries_than_the_unit_bound_are_refused_before_they_are_checked() -> None:
+    entry = '{ name = "gpu", preset = "a100_80gb" }, '
+    text = CNN.format(units=1).replace(
+        '[[hardware.units]]\nname = "gpu"\ncount = 1\npreset = "a100_80gb"\n',
+        f"[hardware]\nunits = [{entry * (SIZES['units'].maximum + 1)}]\n")
+    line = _one_line_error(text, "hardware.units")
+    assert f"{SIZES['units'].maximum + 1:,} entries, each at least one unit" in line
 
 
 # -- keys that would have no effect ------------------------------------------------------

@@ -82,6 +82,8 @@ def bulk_arrays(doc: dict[str, Any], root: Schema) -> list[tuple[list[Any], Sche
 def thinned(doc: dict[str, Any], arrays: list[tuple[list[Any], Schema, list[Any]]]
             ) -> dict[str, Any]:
     """The document with each bulk array cut to its first entry (copied along the way)."""
+    if not arrays:  # `doc` may be any value an override put there
+        return doc
     out = dict(doc)
     for path, _, array in arrays:
         node = out
