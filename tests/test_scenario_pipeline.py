@@ -137,11 +137,12 @@ def test_optimize_never_builds_the_files_parallel(tmp_path: Path) -> None:
     assert main(["optimize", str(f), "--top", "1", "--out", str(tmp_path / "o")]) == 0
 
 
-def test_a_candidate_whose_step_cannot_be_built_is_ranked_with_null_figures(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_candidate_whose_step_cannot_be_built_is_ranked_with_null_figures_and_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
     """The estimate and the memory plan may disagree near the limit (gpt3_175b on 64 A100,
-    `--top 5`): the candidate is simulated as infinite, and ranking.json, which never holds
-    Infinity, says null."""
+    `--top 5`): the candidate is simulated as infinite, ranking.json, which never holds
+    Infinity, says null, and both say why it was not built."""
     from importlib import import_module
 
     from leptonsim.errors import SimulationError
@@ -161,6 +162,10 @@ def test_a_candidate_whose_step_cannot_be_built_is_ranked_with_null_figures(
     assert main(["optimize", str(f), "--top", "2", "--out", str(tmp_path / "o")]) == 0
     ranked = json.loads((tmp_path / "o" / "ranking.json").read_text())["candidates"]
     assert [c["simulated"] is None for c in ranked] == [False, True]
+    assert [c["unbuilt"] for c in ranked] == ["", "does not fit: as the memory plan says"]
+    printed = capsys.readouterr().out
+    assert f"not built: {ranked[1]['label']}: does not fit: as the memory plan says" in printed
+    assert "inf" not in printed
 
 
 def test_optimize_still_validates_the_file(tmp_path: Path,

@@ -13,6 +13,7 @@ import numpy as np
 from ..export import atomic_write
 from ..files import check_output, json_text
 from ..parallel.config import LAYOUTS
+from ..quantities import format_quantity
 from ..study.cli import positive_int
 from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
 from .space import SCHEDULES
@@ -68,17 +69,23 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 def render(result: Search, model: str, units: int) -> str:
     fits = int(result.estimate.fits.sum())
-    show = {"time": lambda x: f"{x * 1e3:.4g} ms", "energy": lambda x: f"{x:.4g} J",
+    show = {"time": lambda x: format_quantity(x, "time"),
+            "energy": lambda x: format_quantity(x, "energy"),
             "cost": lambda x: f"${x:.3g}"}[result.objective]
+    wide = max(len("configuration"), *(len(c.label) for c in result.candidates)) + 2
     lines = [f"== {model} on {units} units: {len(result.space)} configurations, {fits} fit in memory; "
              f"objective {result.objective} ==",
-             f"{'rank':<5}{'configuration':<44}{'estimated':>12}{'simulated':>12}{'step':>10}"
-             f"{'energy':>11}"]
+             f"{'rank':<5}{'configuration':<{wide}}{'estimated':>12}{'simulated':>12}"
+             f"{'step':>13}{'energy':>13}"]
     for r, c in enumerate(result.candidates, 1):
-        lines.append(f"{r:<5}{c.label:<44}{show(c.estimated):>12}{show(c.simulated):>12}"
-                     f"{c.step_s * 1e3:>8.4g}ms{c.energy_j:>10.4g}J")
+        built = not c.unbuilt
+        lines.append(f"{r:<5}{c.label:<{wide}}{show(c.estimated):>12}"
+                     f"{show(c.simulated) if built else 'not built':>12}"
+                     f"{format_quantity(c.step_s, 'time') if built else '—':>13}"
+                     f"{format_quantity(c.energy_j, 'energy') if built else '—':>13}")
     lines.append(f"winner: {result.winner.label}")
     lines += ["  " + line for line in explain(result)]
+    lines += [f"not built: {c.label}: {c.unbuilt}" for c in result.candidates if c.unbuilt]
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ class Candidate:
     step_s: float
     energy_j: float
     cost_usd: float
+    unbuilt: str = ""            # why its step could not be built, if it could not
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
             step = build_step(model, _config(space, i, batch, big, fixed), cluster, cost)
         except SizeError:  # every rank spelt out is too many tasks: one rank per group
             step = build_step(model, _config(space, i, batch, True, fixed), cluster, cost)
-    except (SimulationError, SizeError, ValueError):
-        return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf)
+    except (SimulationError, SizeError, ValueError) as err:  # the estimate fits, the plan not
+        return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf,
+                         str(err).splitlines()[0])
     trace = simulate(step.graph, cluster, "static", cost)
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
                        step.collapsed_bytes).total_j
