@@ -19,6 +19,13 @@ from .errors import SimulationError
 
 @dataclass(frozen=True, slots=True)
 class ComputeUnit:
+    """A kind of compute unit. `peak_flops` is its default peak (the one a bare `peak`
+    gives); `peaks` are its dense peaks by precision ("fp64", "fp32", "tf32", "fp16",
+    "bf16", "fp8", "int8"), which `peak(precision)` reads. `efficiency` is the achievable
+    fraction of a peak on large GEMMs, `bandwidth_efficiency` that of memory bandwidth
+    on streaming kernels; `sms` is the count of streaming multiprocessors (compute
+    units, cores) work is spread over, 0 when unknown (no wave quantisation then)."""
+
     name: str
     peak_flops: float
     memory_bandwidth: float
@@ -28,19 +35,43 @@ class ComputeUnit:
     idle_power_w: float = 0.0
     busy_power_w: float = 0.0
     price_per_hour: float = 0.0  # USD per unit-hour, for cost reports
+    peaks: tuple[tuple[str, float], ...] = ()
+    bandwidth_efficiency: float = 1.0
+    sms: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.efficiency <= 1.0:
             raise ValueError(f"unit {self.name}: efficiency must be in (0, 1], got {self.efficiency}")
+        if not 0.0 < self.bandwidth_efficiency <= 1.0:
+            raise ValueError(f"unit {self.name}: bandwidth efficiency must be in (0, 1], "
+                             f"got {self.bandwidth_efficiency}")
         if self.peak_flops <= 0 or self.memory_bandwidth <= 0:
             raise ValueError(f"unit {self.name}: peak and memory bandwidth must be positive")
-        if self.overhead_s < 0:
-            raise ValueError(f"unit {self.name}: overhead must be >= 0")
+        if any(rate <= 0 for _, rate in self.peaks):
+            raise ValueError(f"unit {self.name}: every peak must be positive")
+        if self.overhead_s < 0 or self.sms < 0:
+            raise ValueError(f"unit {self.name}: overhead and sms must be >= 0")
 
-    def spec(self) -> tuple[float, ...]:
+    def peak(self, precision: str | None = None) -> float:
+        """The dense peak FLOP/s at `precision`; the default peak for None. A precision
+        the unit has no peak for raises PrecisionError (naming the unit)."""
+        if precision is None:
+            return self.peak_flops
+        for name, rate in self.peaks:
+            if name == precision:
+                return rate
+        known = ", ".join(name for name, _ in self.peaks) or "none"
+        raise PrecisionError(f"unit {self.name} has no {precision} peak (it has: {known})")
+
+    def spec(self) -> tuple[object, ...]:
         """Everything but the name: units with equal specs share cost columns."""
         return (self.peak_flops, self.memory_bandwidth, self.memory_bytes, self.efficiency,
-                self.overhead_s, self.idle_power_w, self.busy_power_w, self.price_per_hour)
+                self.overhead_s, self.idle_power_w, self.busy_power_w, self.price_per_hour,
+                self.peaks, self.bandwidth_efficiency, self.sms)
+
+
+class PrecisionError(SimulationError):
+    """A precision a unit has no peak for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +144,7 @@ class Cluster:
     @cached_property
     def unit_types(self) -> tuple[ComputeUnit, ...]:
         """One representative per distinct spec, in order of first appearance."""
-        seen: dict[tuple[float, ...], ComputeUnit] = {}
+        seen: dict[tuple[object, ...], ComputeUnit] = {}
         for u in self.units:
             seen.setdefault(u.spec(), u)
         return tuple(seen.values())
