@@ -34,12 +34,16 @@ def roofline_seconds(flops: np.ndarray, nbytes: np.ndarray, rate: np.ndarray | f
 
 
 class Roofline(TaskCost):
-    """The analytic model: rate = peak x E, the unit's sustained efficiency; the
-    default cost model everywhere (cost.DEFAULT)."""
+    """The analytic model: rate = peak x E, the unit's sustained efficiency, at the
+    peak of `precision` (the unit's default peak when None); the default cost model
+    everywhere (cost.DEFAULT)."""
 
     name = "roofline"
 
+    def __init__(self, precision: str | None = None) -> None:
+        self.precision = precision
+
     def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
                 kinds: Sequence[str] | None = None) -> np.ndarray:
-        return roofline_seconds(flops, nbytes, unit.peak_flops * unit.efficiency,
+        return roofline_seconds(flops, nbytes, unit.peak(self.precision) * unit.efficiency,
                                 unit.memory_bandwidth, unit.overhead_s)
