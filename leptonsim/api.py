@@ -28,12 +28,11 @@ from .result import run as run_scenario
 from .scenario import (
     Scenario,
     Workload,
+    build,
     build_hardware,
-    build_workload,
     check_scheduler,
     check_structure,
     normalize,
-    scenario,
     scheduler_for,
     schema,
 )
@@ -170,6 +169,6 @@ def _scenario_of(doc: Table, cluster: Cluster) -> Scenario:
     try:
         check_structure(doc)
         norm = normalize(doc)
-        return scenario(norm, cluster, build_workload(norm, cluster), "", "ls.step")
+        return build(norm, "", "ls.step", cluster)
     except ScenarioError as err:
         raise err.in_file("ls.step") from None

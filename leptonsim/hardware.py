@@ -53,9 +53,10 @@ class ComputeUnit:
             raise ValueError(f"unit {self.name}: overhead and sms must be >= 0")
 
     def peak(self, precision: str | None = None) -> float:
-        """The dense peak FLOP/s at `precision`; the default peak for None. A precision
-        the unit has no peak for raises PrecisionError (naming the unit)."""
-        if precision is None:
+        """The dense peak FLOP/s at `precision`; the default peak for None, and for every
+        precision of a unit described by one peak alone (no `peaks`). A precision the
+        unit's `peaks` leave out raises PrecisionError (naming the unit)."""
+        if precision is None or not self.peaks:
             return self.peak_flops
         for name, rate in self.peaks:
             if name == precision:

@@ -38,7 +38,7 @@ def add_optimize_command(sub: Any) -> None:
 
 def run_optimize(args: argparse.Namespace) -> int:
     from ..errors import ScenarioError
-    from ..scenario import build_hardware, load_documents
+    from ..scenario import build_cost, build_hardware, load_documents
     from ..scenario.model import PRECISION_BYTES, build_model
 
     # the pipeline up to the hardware: the file's own [parallel] is never built
@@ -57,7 +57,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     result = search(model, cluster, int(table["batch"]), objective=args.objective,
                     top=args.top, dtype_bytes=PRECISION_BYTES[table["precision"]],
                     optimizer=table["optimizer"], training=table["training"],
-                    max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches)
+                    max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches,
+                    cost=build_cost(doc))
     print(render(result, model.name, cluster.size))
     out.mkdir(parents=True, exist_ok=True)
     text = json_text(ranking(result), "ranking.json")

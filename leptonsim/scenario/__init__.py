@@ -1,4 +1,4 @@
-"""Scenario files: TOML in, checked model objects out, in five stages, each a function:
+"""Scenario files: TOML in, checked model objects out, in six stages, each a function:
 
     parse(text)                    TOML -> a document checked against the JSON Schema
                                       (check_structure(table, at) checks one table alone)
@@ -8,8 +8,10 @@
                                       the schema gives filled in; `at` normalises one table
                                       alone, e.g. normalize(table, "hardware")
     build_hardware(doc)            -> Cluster
-    build_workload(doc, cluster)   -> Workload: the TaskGraph, and the DNN StepGraph it was
-                                      built from (split and memory-checked as [parallel] says)
+    build_cost(doc)                -> CostModel: [cost] at the workload's precision
+    build_workload(doc, cluster, cost) -> Workload: the TaskGraph, and the DNN StepGraph it
+                                      was built from (split and memory-checked as [parallel]
+                                      says, its stages balanced with `cost`)
 
 and `scenario(doc, cluster, workload, variant, file)` puts a Scenario together (scheduler
 "auto" resolved, claims, objective). `load(path)`/`loads(text)` are the composition: one
@@ -36,19 +38,21 @@ from .build import (
     Scenario,
     Unbuilt,
     Workload,
+    build,
     build_hardware,
     build_workload,
     check_scheduler,
     scenario,
     scheduler_for,
 )
+from .cost import build_cost
 from .schema import schema
 from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
 __all__ = ["Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
-           "Workload", "build_hardware", "build_workload", "check", "check_scheduler", "check_structure",
-           "documents", "load",
+           "Workload", "build", "build_cost", "build_hardware", "build_workload", "check",
+           "check_scheduler", "check_structure", "documents", "load",
            "load_documents", "load_each", "loads", "loads_each", "normalize", "overridden",
            "parse", "read_text", "scenario", "scheduler_for", "schema", "variants"]
 
@@ -107,8 +111,7 @@ def loads_each(text: str, file: str = "<string>") -> list[Scenario | Unbuilt]:
     out: list[Scenario | Unbuilt] = []
     for v, doc in docs:
         try:
-            cluster = build_hardware(doc)
-            out.append(scenario(doc, cluster, build_workload(doc, cluster), v.name, file))
+            out.append(build(doc, v.name, file))
         except ScenarioError as err:
             out.append(Unbuilt(doc["scenario"]["name"], v.name, v.relocate(err).in_file(file)))
     return out

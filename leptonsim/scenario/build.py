@@ -27,6 +27,7 @@ from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import TensorSplitError
 from .cluster import build_cluster
+from .cost import build_cost
 from .model import build_model, build_parallel
 from .schema import AUTO
 from .validate import schema_root
@@ -94,10 +95,12 @@ class Workload:
     cost: CostModel = DEFAULT
 
 
-def build(doc: Doc, variant: str = "", file: str = "<string>") -> Scenario:
-    """Both build stages and the scenario of a normalised document."""
-    cluster = build_hardware(doc)
-    return scenario(doc, cluster, build_workload(doc, cluster), variant, file)
+def build(doc: Doc, variant: str = "", file: str = "<string>",
+          cluster: Cluster | None = None) -> Scenario:
+    """The build stages and the scenario of a normalised document: its hardware (unless
+    `cluster` is given, built from it already), its cost model, its workload."""
+    cluster = build_hardware(doc) if cluster is None else cluster
+    return scenario(doc, cluster, build_workload(doc, cluster, build_cost(doc)), variant, file)
 
 
 def build_hardware(doc: Doc) -> Cluster:

@@ -27,6 +27,7 @@ from ..hardware import TOPOLOGIES as _TOPOLOGIES
 from ..quantities import EXAMPLES
 from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
+from .cost import COST_MODELS
 from .model import model_schema, parallel_schema
 
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
@@ -289,6 +290,12 @@ def _schema() -> Schema:
                         "description": "fifo (each link direction carries one transfer at a "
                                        "time, store-and-forward per hop) or fair (transfers "
                                        "in flight share every link max-min fairly)"},
+        }, default={}),
+        "cost": _table("How long a task takes on a unit (docs/model.md)", {
+            "model": {"enum": list(COST_MODELS), "default": "roofline",
+                      "description": "roofline (max(FLOPs / (peak x efficiency), bytes / "
+                                     "bandwidth) + overhead per task, at the peak of the "
+                                     "workload's precision)"},
         }, default={}),
         "claims": _table("Figures a source claims, shown beside the simulated ones", {
             "makespan": {**_qty("time", "Claimed makespan", minimum=0),
