@@ -113,7 +113,7 @@ class TableCost(TaskCost):
 
     def _lookup(self, key: tuple[str, str, str], curve: Curve, size: np.ndarray,
                 kind: str) -> np.ndarray:
-        log_s, log_t = self._logs[key]
+        log_s, times, slope = self._logs[key]
         lo, hi = curve.sizes[0], curve.sizes[-1]
         below, above = size < lo, size > hi
         if not self.extrapolate and (below | above).any():
@@ -124,13 +124,19 @@ class TableCost(TaskCost):
                              f"{curve.axis} within the measured {lo:g}..{hi:g}",
                              f"<a task of {bad:g} {curve.axis}>", file=self.table.file,
                              hint="[cost] extrapolate = true extends the table: docs/model.md")
-        inside = np.exp(np.interp(np.log(np.clip(size, lo, hi)), log_s, log_t))
-        return np.where(above, np.exp(log_t[-1]) * (size / hi), inside)
+        x = np.log(np.clip(size, lo, hi))
+        i = np.searchsorted(log_s, x, side="right") - 1  # the segment [s_i, s_i+1) holding x
+        inside = times[i] * np.exp(slope[i] * (x - log_s[i]))  # t_i (s / s_i)^p_i: exact at s_i
+        return np.where(above, times[-1] * (size / hi), inside)
 
 
-def _log_curve(curve: Curve) -> tuple[np.ndarray, np.ndarray]:
-    """log sizes, and log times made non-decreasing (a running maximum)."""
-    return np.log(curve.sizes), np.log(np.maximum.accumulate(curve.seconds))
+def _log_curve(curve: Curve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log sizes, times made non-decreasing (a running maximum), and each segment's
+    log-log slope (0 after the last size)."""
+    log_s = np.log(curve.sizes)
+    times = np.maximum.accumulate(curve.seconds)
+    slope = np.append(np.diff(np.log(times)) / np.diff(log_s), 0.0)
+    return log_s, times, slope
 
 
 def _kind_ids(kinds: Sequence[str] | None, n: int) -> tuple[tuple[str, ...], np.ndarray]:

@@ -281,9 +281,9 @@ def _curve(key: tuple[str, str, str], group: list[tuple[int, Row]], file: str) -
 def table_text(rows: Iterable[Row], comments: Sequence[str] = ()) -> str:
     """The CSV text of `rows` (floats written exactly, by repr), after "#" comments."""
     def show(x: float | int) -> str:
-        if isinstance(x, int):
-            return str(x) if x else ""
-        return "" if math.isnan(x) else repr(x)
+        if isinstance(x, int | np.integer):
+            return str(int(x)) if x else ""
+        return "" if math.isnan(x) else repr(float(x))
 
     lines = [f"# {c}" for c in comments] + [",".join(COLUMNS)]
     for r in rows:

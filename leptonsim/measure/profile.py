@@ -74,8 +74,10 @@ SIZES_GPU = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 def profile(backend: Backend, sizes: Sequence[int], precisions: Sequence[str] | None = None,
             repeats: int = 5, device: str | None = None,
-            say: Callable[[str], None] = lambda line: None) -> list[Row]:
-    """The rows of every PROFILED op x precision x size on `backend` (entered already)."""
+            say: Callable[[str], None] = lambda line: None,
+            clock: Callable[[], float] = time.perf_counter) -> list[Row]:
+    """The rows of every PROFILED op x precision x size on `backend` (entered already),
+    timed by `clock`."""
     rows = []
     for precision in precisions or backend.precisions:
         word = WORD_BYTES[precision]
@@ -84,7 +86,7 @@ def profile(backend: Backend, sizes: Sequence[int], precisions: Sequence[str] | 
             for n in sizes:
                 tensors = [backend.tensor(s, precision) for s in op.operands(n)]
                 seconds = median_seconds(lambda k=kernel, t=tensors: k(*t),  # type: ignore[misc]
-                                         backend.synchronize, repeats)
+                                         backend.synchronize, repeats, clock=clock)
                 work = op.work(n, word)
                 gemm = op.kernel == "gemm"
                 rows.append(Row(op.kind, device or backend.device, precision,
