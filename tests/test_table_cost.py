@@ -322,3 +322,26 @@ def test_the_calibration_closes_the_loop():
     rows = table_rows(profile_)
     got, measured = _gemm_seconds(profile_, TableCost(_table(rows), precision="fp32"))
     assert got.tolist() == np.maximum.accumulate(measured).tolist()
+
+
+def test_a_bad_table_named_by_a_variant_is_still_named_by_its_own_file(tmp_path, capsys):
+    """The table's error keeps its file, row and column through the variant stage (which
+    relocates scenario errors) and the scenario file's naming."""
+    path = _write(tmp_path, _curve([1e6, 1e12], [1e-5, 1e-2], device="*", precision="fp32"),
+                  SCENARIO + '[variants.bad]\n"cost.table" = "bad.csv"\n'
+                  '[variants.good]\n"cost.extrapolate" = true\n')
+    (tmp_path / "bad.csv").write_text("kind,device,precision,flops,seconds\n*,*,fp32,1e9,-1\n")
+    assert main(["check", str(path)]) == 0  # 'good' builds; 'bad' is skipped, named
+    err = capsys.readouterr().err
+    assert err == (f"check: skipped table [bad]: {tmp_path / 'bad.csv'}: row 2, column seconds: "
+                   "expected a time > 0 (between 1e-12 s and 1e+08 s), found '-1' "
+                   "(in variant 'bad')\n")
+
+
+def test_profile_refuses_a_precision_the_device_does_not_run(tmp_path, capsys):
+    out = tmp_path / "ops.csv"
+    assert main(["profile", "--backend", "numpy", "--precision", "fp16", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "error: leptonsim profile: --precision: expected a precision numpy runs on cpu_core "
+        "(fp32, fp64), found 'fp16'\n")
+    assert not out.exists()
