@@ -128,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
     m.set_defaults(func=_model)
     from .measure.calibrate import add_calibrate_command
+    from .measure.profile import add_profile_command
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .study.cli import add_sweep_command
@@ -137,6 +138,7 @@ def parser() -> argparse.ArgumentParser:
     add_validate_command(sub)
     add_precision_command(sub)
     add_calibrate_command(sub)
+    add_profile_command(sub)
     add_optimize_command(sub)
     p.set_defaults(commands=sub.choices)
     return p

@@ -49,6 +49,15 @@ class ScenarioError(LeptonError):
         return ScenarioError(self.path, self.expected, self.found, file=file, hint=self.hint)
 
 
+class TableError(ScenarioError):
+    """A mistake in a file a scenario refers to (an op-time table, cost/optable.py), or
+    a task outside its range: it names that file (and row and column), whichever
+    scenario referred to it, so `in_file` keeps it."""
+
+    def in_file(self, file: str) -> ScenarioError:
+        return self
+
+
 class GraphError(LeptonError, ValueError):
     """A task graph that cannot be simulated: a cycle, an unknown task, a negative size."""
 

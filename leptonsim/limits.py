@@ -91,6 +91,8 @@ SIZES: dict[str, Size] = {
                        "HEFT keeps a units x tasks table of finish times; use greedy or static"),
     "profile_bytes": Size(1_000_000, "bytes of a hardware profile", "a profile is ~3 kB; "
                           "reading --profile /dev/zero must not exhaust memory"),
+    "table_rows": Size(2**18, "rows of an op-time table", "a profile's grid is ~10^3 rows; "
+                       "a row is ~300 bytes in memory while read: 2^18 rows stay under 100 MB"),
     "precision.batch": Size(2048, "samples in a precision batch", "seed_cnn needs about "
                             "1 MB a sample (1.1 GB measured at 1024): 2048 stays near 2 GB"),
     "sweep_points": Size(1_000_000, "sweep points", "a point is a task and a row in memory: 10^6 use < 1 GB"),

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from leptonsim.cost import DEFAULT, CostModel, Roofline, TaskCost
 from leptonsim.cost.calibrated import CalibratedCost, Profile
 from leptonsim.cost.kinds import KernelCalibration, KindCost, KindFit
+from leptonsim.cost.measured import TableCost
+from leptonsim.cost.optable import parse_table
 from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import Cluster, ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack
@@ -37,10 +39,21 @@ PROFILE = Profile(peak_flops=1e11, memory_bandwidth=1.5e10, overhead_s=5e-6,
 CALIBRATION = KernelCalibration({"dense": KindFit(1e-4, 1.3, 0.7, 2e-5, 3),
                                  "conv2d.bwd": KindFit(0.0, 2.0, 0.0, 1e-5, 3)})
 KINDS = ("dense", "conv2d.bwd", "relu")  # relu: not calibrated, the profile's roofline
+# every unit ("*"), a dip at 1e9 FLOPs; dense by its own rows, relu by bytes, the rest by "*"
+TABLE = parse_table("""kind,device,precision,flops,bytes,seconds
+*,*,fp32,1e3,,2e-6
+*,*,fp32,1e9,,1e-6
+*,*,fp32,1e12,,4e-3
+dense,*,fp32,1e6,,1e-5
+dense,*,fp32,1e10,,3e-3
+relu,*,fp32,,1e4,1e-6
+relu,*,fp32,,1e8,1e-3
+""".splitlines(keepends=True), "ops.csv")
 MODELS: dict[str, CostModel] = {
     "roofline": Roofline(),
     "calibrated": CalibratedCost(PROFILE),
     "kinds": KindCost(PROFILE, CALIBRATION, tier="kind"),
+    "table": TableCost(TABLE, extrapolate=True),
 }
 # exp/log interpolation of the efficiency can round a constant-time segment either way
 ROUNDING = 1e-12

@@ -8,6 +8,9 @@
                    `CalibratedCost`: rate = peak x eff(flops)
     kinds.py       `KindCost`: CalibratedCost refined per op kind, and per layer from
                    measured tables, by a `KernelCalibration` (validation)
+    optable.py     the op-time table CSV (kind, device, precision, flops/bytes, seconds):
+                   read_table, write_table, every mistake a one-line TableError
+    measured.py    `TableCost`: measured op times, interpolated log-log by size
 
 Transfers are costed by the network (per hop: latency + bytes / bandwidth), not here.
 Nothing here measures anything: leptonsim.measure times this machine and hands its

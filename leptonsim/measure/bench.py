@@ -3,11 +3,13 @@ executed tasks and transfers experience: the same worker processes (one BLAS
 thread), the same synthetic kernels, the same shared-memory lanes and clock.
 
 Each benchmark is a small TaskGraph; its measured Trace is the measurement.
+`median_seconds` is the one direct timing loop (`leptonsim profile`'s backends).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,3 +103,21 @@ def fit_latency_bandwidth(sizes: Sequence[int], seconds: Sequence[float]) -> tup
         gap = t[-1] / n[-1]
     alpha = float(alpha) if alpha > 0 else float(t.min())
     return alpha, float(1.0 / gap)
+
+
+def median_seconds(call: Callable[[], object], synchronize: Callable[[], None], repeats: int,
+                   warmup: int = 1, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median wall time of `call()` over `repeats` calls after `warmup` untimed ones, each
+    timed from a synchronised device to a synchronised device (an asynchronous backend,
+    CUDA, is waited for; the launch is part of the time, as in a training step). For
+    `leptonsim profile`, which times ops directly rather than through the executor."""
+    for _ in range(warmup):
+        call()
+    synchronize()
+    took = []
+    for _ in range(repeats):
+        start = clock()
+        call()
+        synchronize()
+        took.append(clock() - start)
+    return float(np.median(took))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cost.calibrated import Profile, monotone_curve
+from ..cost.optable import ANY, Row, write_table
 from ..errors import QuantityError, ScenarioError
 from ..export import atomic_write
 from ..files import check_output
@@ -223,6 +224,21 @@ def _gemm_row(row: dict[str, Any], i: int, file: str) -> tuple[str, int, float]:
     return dtype, n, _quantity(row, "rate", f"gemm[{i}]", "flop_rate", file, True, None)
 
 
+# -- the op-time table ----------------------------------------------------------------
+
+PRECISION_OF = {"float32": "fp32", "float64": "fp64"}
+WORD = {"float32": 4, "float64": 8}
+
+
+def table_rows(profile: Profile, device: str = "cpu_core") -> list[Row]:
+    """The profile's GEMM ladder as op-time table rows (cost/optable.py): kind "*" (the
+    synthetic kernels are square GEMMs, what the calibrated model prices every task
+    by), one row per dtype and n, seconds = 2 n^3 / the measured rate."""
+    return [Row(ANY, device, PRECISION_OF[dtype], 2.0 * n**3, 3.0 * n * n * WORD[dtype],
+                2.0 * n**3 / rate, n, n, n)
+            for dtype, n, rate in profile.gemm if dtype in PRECISION_OF]
+
+
 # -- command line ---------------------------------------------------------------------
 
 def add_calibrate_command(subparsers: Any) -> None:
@@ -235,11 +251,16 @@ def add_calibrate_command(subparsers: Any) -> None:
     c.add_argument("--out", metavar="FILE", default="profiles/this_machine.toml",
                    help="profile to write (default profiles/this_machine.toml)")
     c.add_argument("--quick", action="store_true", help="fewer, smaller measurements (~10 s)")
+    c.add_argument("--table", metavar="FILE",
+                   help="also write the GEMM ladder as an op-time table CSV, device cpu_core "
+                        "([cost] model = \"table\" reads it; docs/model.md)")
     c.set_defaults(func=_calibrate_command)
 
 
 def _calibrate_command(args: argparse.Namespace) -> int:
     check_output(args.out, directory=False)  # before minutes of measuring
+    if args.table:
+        check_output(args.table, directory=False)
     profile = calibrate(progress=True, quick=args.quick)
     path = write_profile(profile, args.out)
     print(f"peak {format_quantity(profile.peak_flops, 'flop_rate')} (float32, one core), "
@@ -248,4 +269,11 @@ def _calibrate_command(args: argparse.Namespace) -> int:
           f"link {format_quantity(profile.link_latency_s, 'time')} + n / "
           f"{format_quantity(profile.link_bandwidth, 'bandwidth')}")
     print(f"wrote {path}")
+    if args.table:
+        m = profile.machine
+        table = write_table(table_rows(profile), args.table, comments=(
+            "leptonsim op-time table, measured by `leptonsim calibrate` through the executor "
+            "(one worker, one BLAS thread)",
+            f"machine: {m.get('platform', '?')}; {m.get('cpu', '?')}; date {m.get('date', '?')}"))
+        print(f"wrote {table}")
     return 0

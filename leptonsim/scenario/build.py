@@ -100,7 +100,7 @@ def build(doc: Doc, variant: str = "", file: str = "<string>",
     """The build stages and the scenario of a normalised document: its hardware (unless
     `cluster` is given, built from it already), its cost model, its workload."""
     cluster = build_hardware(doc) if cluster is None else cluster
-    return scenario(doc, cluster, build_workload(doc, cluster, build_cost(doc)), variant, file)
+    return scenario(doc, cluster, build_workload(doc, cluster, build_cost(doc, file)), variant, file)
 
 
 def build_hardware(doc: Doc) -> Cluster:

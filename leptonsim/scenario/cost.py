@@ -4,18 +4,57 @@ step's stages are balanced with it, and the engine times the tasks with it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..cost import CostModel, Roofline
+from ..errors import ScenarioError
+from ..hardware import ComputeUnit, replicate
 
 Doc = dict[str, Any]
 
-COST_MODELS = ("roofline",)
+COST_MODELS = ("roofline", "table")
 """The choices of [cost] model (schema.py reads them from here)."""
 
 
-def build_cost(doc: Doc) -> CostModel:
-    """The cost model of a normalised document."""
+def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
+    """The cost model of a normalised document (of scenario `file`, which a table's
+    path is relative to)."""
     model = doc["workload"].get("model")
     precision = model["precision"] if model is not None else None
+    cost = doc["cost"]
+    if cost["model"] == "table":
+        return _table_cost(doc, file, precision)
+    for key in ("table", "extrapolate"):
+        if key in cost:
+            raise ScenarioError(f"cost.{key}", f"no {key} key beside model = "
+                                f"{cost['model']!r} (only model = \"table\" reads it)",
+                                cost[key])
     return Roofline(precision=precision)
+
+
+def _table_cost(doc: Doc, file: str, precision: str | None) -> CostModel:
+    """TableCost of the [cost] table's CSV, each unit matched to its rows by unit name,
+    then preset (a unit it has no rows for is an error naming the unit's table)."""
+    from ..cost.measured import TableCost
+    from ..cost.optable import ANY, read_table
+
+    cost = doc["cost"]
+    if "table" not in cost:
+        raise ScenarioError("cost.table", "the path of an op-time table CSV (model = "
+                            "\"table\" needs one; docs/scenarios.md)", "<nothing>")
+    base = Path(file).parent if not file.startswith("<") else Path()
+    table = read_table(base / cost["table"])
+    have = set(table.devices)
+    devices: dict[str, str] = {}
+    for i, t in enumerate(doc["hardware"]["units"]):
+        candidates = [t["name"], *([t["preset"]] if "preset" in t else []), ANY]
+        device = next((c for c in candidates if c in have), None)
+        if device is None:
+            raise ScenarioError(f"hardware.units[{i}]", f"a unit {table.file} has rows for "
+                                f"(device {' or '.join(map(repr, candidates[:-1]))}, or '*')",
+                                f"<unit {t['name']!r}>",
+                                hint=f"the table's devices: {', '.join(sorted(have))}")
+        probe = ComputeUnit(t["name"], 1.0, 1.0)  # named as the cluster names its units
+        devices.update((u.name, device) for u in replicate(probe, int(t["count"])))
+    return TableCost(table, precision, bool(cost.get("extrapolate", False)), devices)

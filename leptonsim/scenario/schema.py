@@ -295,7 +295,14 @@ def _schema() -> Schema:
             "model": {"enum": list(COST_MODELS), "default": "roofline",
                       "description": "roofline (max(FLOPs / (peak x efficiency), bytes / "
                                      "bandwidth) + overhead per task, at the peak of the "
-                                     "workload's precision)"},
+                                     "workload's precision) or table (measured op "
+                                     "times interpolated from the CSV `table`)"},
+            "table": _str("Path of an op-time table CSV (docs/model.md), relative to the "
+                          "scenario file; read by model = \"table\"", minLength=1),
+            "extrapolate": {"type": "boolean", "description": "model = \"table\": price a "
+                            "task outside the table's measured sizes (the smallest size's "
+                            "time below, the largest size's rate above) instead of refusing "
+                            "it"},
         }, default={}),
         "claims": _table("Figures a source claims, shown beside the simulated ones", {
             "makespan": {**_qty("time", "Claimed makespan", minimum=0),

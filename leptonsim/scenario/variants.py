@@ -153,8 +153,8 @@ def relocate(err: ScenarioError, variant: str, overrides: dict[str, Path]) -> Sc
     for dotted, path in overrides.items():
         base = format_path(path)
         if err.path == base or err.path.startswith((base + ".", base + "[")):
-            return ScenarioError(variant_path(variant, dotted) + err.path[len(base):],
-                                 err.expected, err.found, file=err.file, hint=err.hint)
+            return type(err)(variant_path(variant, dotted) + err.path[len(base):],
+                             err.expected, err.found, file=err.file, hint=err.hint)
     note = f"in variant {variant!r}"
     hint = f"{err.hint}; {note}" if err.hint else note
-    return ScenarioError(err.path, err.expected, err.found, file=err.file, hint=hint)
+    return type(err)(err.path, err.expected, err.found, file=err.file, hint=hint)
