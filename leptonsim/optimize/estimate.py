@@ -9,7 +9,7 @@ configuration is NumPy column arithmetic:
   t_f, t_b   slowest device's forward / backward per micro-batch: its chunks' compute
              (the cost model's seconds, Roofline by default) plus their tensor-parallel
              all-reduces (formulas.ring_allreduce_seconds, over the tp pair's route);
-             recompute adds the forward to the backward
+             recompute adds the forward, its all-reduces included, to the backward
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
   dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
              beyond the last micro-batch's backward, plus one bucket
@@ -63,7 +63,9 @@ class LayerTable:
     params: np.ndarray          # per device (split layers / tp)
     act: np.ndarray             # output bytes per sample (split layers / tp)
     ar_fwd: np.ndarray          # bytes per sample all-reduced after the layer, forward
-    ar_bwd: np.ndarray
+    ar_bwd: np.ndarray          # (an all-gather, half a ring all-reduce, counts half)
+    n_fwd: np.ndarray           # collectives after the layer (all-gathers count half):
+    n_bwd: np.ndarray           # each pays the ring's latency
     update_flops: np.ndarray    # per device
     update_bytes: np.ndarray
 
@@ -94,19 +96,21 @@ class Estimator:
             bf2, bb2 = sum(c.flops for c in b2), sum(c.bytes for c in b2)
             out = float(np.prod(layer.output_shape)) * self.dtype
             up = layer.cost(1, phase, self.dtype)  # type: ignore[arg-type]
-            ar_f = out if roles and roles[i].forward_after else 0.0
-            backward_ar = bool(roles and roles[i].backward_after)
-            ar_b = float(np.prod(layer.input_shape)) * self.dtype if backward_ar else 0.0
+            n_f = {"": 0.0, "allreduce": 1.0, "allgather": 0.5}[roles[i].forward_after if roles
+                                                                 else ""]
+            n_b = 1.0 if roles and roles[i].backward_after else 0.0
+            ar_f, ar_b = n_f * out, n_b * float(np.prod(layer.input_shape)) * self.dtype
             rows.append(((f2.flops - f1.flops) / share, (2 * f1.bytes - f2.bytes) / share,
                          (f2.bytes - f1.bytes) / share, (bf2 - bf1) / share,
                          (2 * bb1 - bb2) / share, (bb2 - bb1) / share, layer.params / share,
-                         out / share, ar_f, ar_b, up.flops / share, up.bytes / share))
+                         out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share))
         cols = np.array(rows).T
         return LayerTable(*cols)
 
     def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
-        params, activations per micro-batch, stage input bytes, boundary bytes, update s)."""
+        params, activations per micro-batch, stage input bytes, boundary bytes, update s,
+        collectives forward, backward)."""
         t = self._tables(tp)
         fwd = self.cost.seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit)
         bwd = self.cost.seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit)
@@ -118,7 +122,8 @@ class Estimator:
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
                 float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
                 float(np.prod(first.input_shape)) * self.dtype * mb,
-                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd))
+                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd),
+                float(t.n_fwd[a:z].sum()), float(t.n_bwd[a:z].sum()))
 
     def _partition(self, tp: int, vstages: int) -> list[tuple[int, int]]:
         """Stages balanced at one sample per micro-batch, reused for every size: the
@@ -147,13 +152,14 @@ class Estimator:
         stage = _lookup(keys, lambda k: self._stages(*k))
         paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                         lambda k: self._paths(*k))
-        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd = stage.T
+        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd, n_f, n_b = stage.T
         tp, pp, dp, m, v = (space.tp.astype(float), space.pp.astype(float), space.dp.astype(float),
                             space.microbatches.astype(float), space.chunks.astype(float))
-        tp_f = _ring(tp, ar_f, paths[:, 0], paths[:, 1])
-        tp_b = _ring(tp, ar_b, paths[:, 0], paths[:, 1])
+        tp_f = _ring(tp, ar_f, n_f * paths[:, 0], paths[:, 1])  # n rings: n latencies
+        tp_b = _ring(tp, ar_b, n_b * paths[:, 0], paths[:, 1])
         dev_f = v * (t_f + tp_f)
-        dev_b = v * (t_b + tp_b) + np.where(space.recompute, v * t_f, 0.0)
+        # full recompute runs the forward again, its tensor-parallel all-reduces too
+        dev_b = v * (t_b + tp_b) + np.where(space.recompute, dev_f, 0.0)
         per_mb = dev_f + dev_b
         bubble = (pp - 1) / v * per_mb
         hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
@@ -166,7 +172,8 @@ class Estimator:
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
         u, units = self.unit, float(self.cluster.size)
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
-        return Estimate(step, m * v * (t_f + t_b), bubble, m * v * (tp_f + tp_b), hops, dp_exposed,
+        tp_comm = m * v * (tp_f + tp_b + np.where(space.recompute, tp_f, 0.0))
+        return Estimate(step, m * v * (t_f + t_b), bubble, tp_comm, hops, dp_exposed,
                         opt, memory, memory <= u.memory_bytes, energy,
                         units * u.price_per_hour * step / 3600.0)
 

@@ -1,0 +1,103 @@
+"""Training-step details (issue 12): recompute's collectives, bucket-ordered data-parallel
+overlap, the input pipeline, the optimizer kernel, flash attention and fused kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
+from leptonsim.models import LayerStack, Model
+from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
+from leptonsim.optimize import Estimator, enumerate_space
+from leptonsim.parallel.config import ParallelConfig
+from leptonsim.parallel.step import build_step
+from leptonsim.sim import simulate
+from leptonsim.zoo.transformer import gpt
+
+UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
+                   efficiency=0.5)
+
+
+def blocks(n: int = 2, heads: int = 4, seq: int = 8, hidden: int = 32) -> Model:
+    """n transformer blocks without residual adds: ln, attention, ln, fc, proj."""
+    s = LayerStack("blocks", (seq, hidden))
+    for i in range(n):
+        s.add(f"ln{i}a", LayerNorm())
+        s.add(f"attn{i}", MultiHeadSelfAttention(heads))
+        s.add(f"ln{i}b", LayerNorm())
+        s.add(f"fc{i}", Dense(4 * hidden))
+        s.add(f"proj{i}", Dense(hidden))
+    return s.build()
+
+
+def cluster_of(units: int, link: LinkSpec = LinkSpec(1e-6, 100e9)):
+    return fully_connected(replicate(UNIT, units, "gpu"), link)
+
+
+def tp_collectives(model: Model, cfg: ParallelConfig, kind: str) -> int:
+    """Distinct tensor-parallel collectives of `kind` in the step graph."""
+    step = build_step(model, cfg, cluster_of(cfg.units))
+    names = step.graph.names
+    return len({names[i].split(".r")[0].split(".open")[0] for i in range(step.graph.size)
+                if names[i].startswith(f"tp.{kind}.")})
+
+
+# -- 1. full recompute runs the recomputed forward's collectives ----------------------------
+
+@pytest.mark.parametrize("tp_mode", ["full", "symmetric"])
+@pytest.mark.parametrize("fuse", [False, True])
+@pytest.mark.parametrize("m", [1, 3])
+def test_full_recompute_runs_six_tensor_parallel_all_reduces_per_layer(tp_mode, fuse, m):
+    """Megatron: 4 all-reduces per transformer layer and micro-batch, 6 with full recompute
+    (Korthikanti et al., MLSys 2023, Table 2)."""
+    layers = 3
+    model = blocks(layers)
+    for recompute, per_layer in ((False, 4), (True, 6)):
+        cfg = ParallelConfig(tp=2, batch=2 * m, microbatches=m, recompute=recompute,
+                             tp_mode=tp_mode, fuse=fuse, optimizer="sgd")
+        assert tp_collectives(model, cfg, "allreduce") == per_layer * layers * m
+
+
+def test_recompute_repeats_a_gpt_heads_all_gather_too():
+    """GPT: 2 all-reduces per layer each way, plus the vocabulary-parallel head's
+    all-gather (forward) and its opener's all-reduce (backward); recompute repeats the
+    forward's 2 l + 1 ... and the all-gather."""
+    layers = 2
+    model = gpt(layers, 32, 64, 8, 4)
+    for recompute in (False, True):
+        cfg = ParallelConfig(tp=2, batch=2, recompute=recompute, tp_mode="symmetric")
+        again = 2 if recompute else 1
+        assert tp_collectives(model, cfg, "allreduce") == 2 * layers * again + 2 * layers + 1
+        assert tp_collectives(model, cfg, "allgather") == again
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from([2, 4]), st.sampled_from([1, 2]), st.booleans(),
+       st.floats(1e-7, 1e-5), st.floats(1e9, 1e12))
+def test_estimate_equals_simulation_under_tensor_parallelism_with_recompute(tp, m, recompute,
+                                                                             alpha, bw):
+    """No data or pipeline parallelism, nothing contends: the optimizer's estimate and the
+    simulated step agree exactly, so both count the recomputed forward's all-reduces."""
+    model = blocks(2)
+    cluster = cluster_of(tp, LinkSpec(alpha, bw))
+    sp = enumerate_space(tp, 2 * m, len(model.layers))
+    pick = np.flatnonzero((sp.tp == tp) & (sp.microbatches == m) & (sp.recompute == recompute)
+                          & (sp.layout == 0))
+    est = Estimator(model, cluster, 2 * m)(sp.take(pick[:1]))
+    step = build_step(model, sp.config(int(pick[0]), 2 * m), cluster)
+    assert est.step_s[0] == pytest.approx(simulate(step.graph, cluster, "static").makespan_s,
+                                          rel=1e-9)
+
+
+def test_estimated_tensor_parallel_time_grows_by_half_with_recompute():
+    """Per layer the forward all-reduces move as many bytes as the backward's: 6/4."""
+    model = blocks(2)
+    sp = enumerate_space(2, 2, len(model.layers))
+    plain = np.flatnonzero((sp.tp == 2) & ~sp.recompute & (sp.layout == 0))[:1]
+    again = np.flatnonzero((sp.tp == 2) & sp.recompute & (sp.layout == 0))[:1]
+    est = Estimator(model, cluster_of(2), 2)
+    assert est(sp.take(again)).tp_comm_s[0] == pytest.approx(
+        1.5 * est(sp.take(plain)).tp_comm_s[0], rel=1e-12)
