@@ -101,3 +101,69 @@ def test_estimated_tensor_parallel_time_grows_by_half_with_recompute():
     est = Estimator(model, cluster_of(2), 2)
     assert est(sp.take(again)).tp_comm_s[0] == pytest.approx(
         1.5 * est(sp.take(plain)).tp_comm_s[0], rel=1e-12)
+
+
+# -- 2. data-parallel buckets in order, one after another ----------------------------------
+
+def dense_stack(layers: int, width: int = 128) -> Model:
+    s = LayerStack("stack", (width,))
+    for i in range(layers):
+        s.add(f"fc{i}", Dense(width))
+    return s.build()
+
+
+def bucket_spans(step, trace, prefix: str) -> list[tuple[int, float, float]]:
+    """Per bucket of `prefix` (dp.s{s}.t{t}), in the order the all-reduces ran: (its
+    first layer, first start, last end) over the bucket's tasks on every rank."""
+    spans: dict[int, list[float]] = {}
+    names = step.graph.names
+    for task, start, end in zip(trace.task.tolist(), trace.task_start, trace.task_end,
+                                strict=True):
+        if names[task].startswith(prefix + "."):
+            first = int(names[task][len(prefix) + 1:].split(".")[0])
+            span = spans.setdefault(first, [np.inf, -np.inf])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    return sorted(((k, a, z) for k, (a, z) in spans.items()), key=lambda r: r[1])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 4), st.integers(2, 5), st.integers(1, 3), st.floats(1e-7, 1e-4),
+       st.floats(1e9, 1e12))
+def test_buckets_all_reduce_in_reverse_layer_order_one_after_another(dp, layers, m, alpha, bw):
+    """Each layer its own bucket: the all-reduces run from the last layer to the first,
+    none before the previous one ended; the last ends exactly one ring all-reduce after
+    both its gradient (the step's last backward) and the previous bucket are done."""
+    from leptonsim import formulas
+    model = dense_stack(layers)
+    nbytes = model.layers[0].params * 4
+    cfg = ParallelConfig(dp=dp, batch=dp * m, microbatches=m, bucket_bytes=nbytes,
+                         optimizer="sgd", dtype_bytes=4)
+    cluster = cluster_of(dp, LinkSpec(alpha, bw))
+    step = build_step(model, cfg, cluster)
+    trace = simulate(step.graph, cluster, "static")
+    spans = bucket_spans(step, trace, "dp.s0.t0")
+    assert [k for k, _, _ in spans] == list(reversed(range(layers)))
+    for (_, _, end), (_, start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end
+    kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
+    backward_end = float(trace.task_end[kinds == "dense.bwd"].max())
+    ring = formulas.ring_allreduce_time(dp, nbytes, alpha, bw)
+    assert spans[-1][2] == pytest.approx(max(backward_end, spans[-2][2]) + ring, rel=1e-9)
+
+
+def test_one_bucket_for_everything_starts_after_the_whole_backward():
+    """bucket >= every gradient: a single all-reduce, after the last backward, nothing
+    overlapped: the exposed all-reduce is the whole ring."""
+    from leptonsim import formulas
+    model = dense_stack(4)
+    cfg = ParallelConfig(dp=2, batch=2, bucket_bytes=1e15, optimizer="sgd", dtype_bytes=4)
+    link = LinkSpec(1e-6, 10e9)
+    cluster = cluster_of(2, link)
+    step = build_step(model, cfg, cluster)
+    trace = simulate(step.graph, cluster, "static")
+    spans = bucket_spans(step, trace, "dp.s0.t0")
+    kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
+    backward_end = float(trace.task_end[kinds == "dense.bwd"].max())
+    assert len(spans) == 1 and spans[0][1] == backward_end
+    ring = formulas.ring_allreduce_time(2, model.params() * 4, 1e-6, 10e9)
+    assert spans[0][2] - backward_end == pytest.approx(ring, rel=1e-9)

@@ -286,25 +286,49 @@ class _StepBuilder:
         return float(ring(p, nbytes, latency, 1.0 / gap).max())
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
-        """Bucketed gradient all-reduce over replicas, then the optimizer step."""
+        """Bucketed gradient all-reduce over replicas, then the optimizer step.
+
+        As PyTorch DDP does it (Li et al., "PyTorch Distributed: Experiences on
+        Accelerating Data Parallel Training", VLDB 2020, sections 3.2.3 and 4.2):
+        buckets fill in reverse layer order as the last micro-batch's backward makes
+        the gradients, the later chunks' first (their backward ends earlier); a
+        bucket's all-reduce starts when its last gradient is ready, and the buckets
+        of one communicator (replicas of a stage and tp rank) run one after another,
+        in that order, as NCCL runs collectives issued on one stream."""
         cfg = self.cfg
         for t in cfg.simulated_tp_ranks():
+            ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
             ends: list[list[int]] = [[] for _ in range(cfg.dp)]
-            for chunk in range(cfg.chunks):
-                v = chunk * cfg.pp + s
-                for bucket, nbytes in self._buckets(v):
+            done: list[int] = []
+            for chunk in reversed(range(cfg.chunks)):
+                for bucket, nbytes in self._buckets(chunk * cfg.pp + s):
                     ready = [self.last_backward[(d, bucket[-1], t)] for d in range(cfg.dp)]
-                    ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
-                    done = (collectives.ring_allreduce(
-                        self.b, ranks, nbytes, ready, f"dp.s{s}.t{t}.{bucket[0]}")
-                        if cfg.dp > 1 else ready)
+                    if cfg.dp > 1:
+                        ready = self._after_both(ready, done, ranks, f"dp.s{s}.t{t}.{bucket[0]}.wait")
+                        done = collectives.ring_allreduce(self.b, ranks, nbytes, ready,
+                                                          f"dp.s{s}.t{t}.{bucket[0]}")
                     for d in range(cfg.dp):
-                        ends[d].append(done[d])
+                        ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             for d in range(cfg.dp):
                 self._optimizer(d, s, t, ends[d], order)
 
+    def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
+                    name: str) -> list[int]:
+        """Per rank, `ready` or, after a previous collective on the communicator, a zero
+        task that waits for both."""
+        if not previous:
+            return ready
+        out = []
+        for i, (r, p) in enumerate(zip(ready, previous, strict=True)):
+            task = self.b.task(f"{name}.r{i}", duration_s=0.0, pin=ranks[i], kind="ring_allreduce")
+            self.b.edge(r, task)
+            self.b.edge(p, task)
+            out.append(task)
+        return out
+
     def _buckets(self, v: int) -> list[tuple[list[int], float]]:
-        """Layers of virtual stage v in backward order, grouped until bucket_bytes."""
+        """Layers of virtual stage v with parameters, in backward order, grouped until a
+        bucket holds bucket_bytes of gradients (DDP closes a bucket at its cap)."""
         cfg = self.cfg
         out: list[tuple[list[int], float]] = []
         bucket: list[int] = []
@@ -312,6 +336,8 @@ class _StepBuilder:
         for seg in reversed(self.segments[v]):
             for i in reversed(seg.layers):
                 layer, role = self.model.layers[i], self.roles[i]
+                if not layer.params:  # no gradient: it neither fills nor delays a bucket
+                    continue
                 share = cfg.tp if role.sharded and cfg.tp_mode == "full" else 1
                 size += layer.params * cfg.dtype_bytes / share
                 bucket.append(i)
