@@ -33,8 +33,8 @@ def blocks(n: int = 2, heads: int = 4, seq: int = 8, hidden: int = 32) -> Model:
     return s.build()
 
 
-def cluster_of(units: int, link: LinkSpec = LinkSpec(1e-6, 100e9)):
-    return fully_connected(replicate(UNIT, units, "gpu"), link)
+def cluster_of(units: int, link: LinkSpec | None = None):
+    return fully_connected(replicate(UNIT, units, "gpu"), link or LinkSpec(1e-6, 100e9))
 
 
 def tp_collectives(model: Model, cfg: ParallelConfig, kind: str) -> int:
@@ -167,3 +167,221 @@ def test_one_bucket_for_everything_starts_after_the_whole_backward():
     assert len(spans) == 1 and spans[0][1] == backward_end
     ring = formulas.ring_allreduce_time(2, model.params() * 4, 1e-6, 10e9)
     assert spans[0][2] - backward_end == pytest.approx(ring, rel=1e-9)
+
+
+# -- 3. the input pipeline: a step lasts at least its host's samples x seconds each --------
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.floats(0.0, 1e-3))
+def test_a_step_lasts_max_of_the_simulated_step_and_the_input_pipeline(dp, m, per_sample):
+    """Each unit its own host (no nodes): the step is max(simulated, batch / dp x t)."""
+    model = dense_stack(3)
+    cluster = cluster_of(dp)
+    cfg = ParallelConfig(dp=dp, batch=4 * dp * m, microbatches=m, input_s_per_sample=per_sample)
+    step = build_step(model, cfg, cluster)
+    trace = simulate(step.graph, cluster, "static")
+    assert step.input_s == 4 * m * per_sample
+    assert step.with_input(trace).makespan_s == max(trace.makespan_s, 4 * m * per_sample)
+
+
+def test_the_units_of_a_node_share_its_host():
+    """dp 8 on two nodes of 4: each host loads its 4 replicas' samples."""
+    from leptonsim.hardware import two_level
+    units = replicate(UNIT, 8, "gpu")
+    cluster = two_level(units, 4, LinkSpec(1e-6, 100e9), LinkSpec(1e-6, 10e9))
+    cfg = ParallelConfig(dp=8, batch=64, input_s_per_sample=1e-3)
+    assert build_step(dense_stack(2), cfg, cluster).input_s == pytest.approx(4 * 8 * 1e-3)
+    tp = ParallelConfig(dp=4, tp=2, batch=64, input_s_per_sample=1e-3)  # 2 replicas a node
+    assert build_step(dense_stack(2), tp, cluster).input_s == pytest.approx(2 * 16 * 1e-3)
+
+
+def test_the_estimate_lasts_at_least_the_input_pipeline_too():
+    model = dense_stack(3)
+    cluster = cluster_of(2)
+    sp = enumerate_space(2, 8, len(model.layers))
+    plain = Estimator(model, cluster, 8)(sp)
+    fed = Estimator(model, cluster, 8, input_s_per_sample=1e-3)(sp)
+    assert np.array_equal(fed.step_s, np.maximum(plain.step_s, 8 / sp.dp * 1e-3))
+
+
+# -- 4. the optimizer: a memory-bound pass over weights, gradients and state ---------------
+
+@pytest.mark.parametrize("optimizer, dtype_bytes, per_param",
+                         [("adam", 2, 28), ("adam", 4, 28), ("sgd", 2, 12), ("sgd", 4, 12)])
+def test_the_optimizer_task_moves_the_master_copy_too(optimizer, dtype_bytes, per_param):
+    """Mixed-precision Adam: fp16 g read, fp32 w, m, v read and written, fp16 w written:
+    2 + 24 + 2 = 28 bytes per parameter, as fp32 Adam's 4 + 24 (main: 14 for fp16)."""
+    model = dense_stack(3)
+    cfg = ParallelConfig(batch=2, optimizer=optimizer, dtype_bytes=dtype_bytes)
+    step = build_step(model, cfg, cluster_of(1))
+    (task,) = [i for i in range(step.graph.size) if step.graph.kinds[i] == "optimizer"]
+    assert step.graph.nbytes[task] == per_param * model.params()
+
+
+def test_a_fused_optimizer_is_one_kernel_per_parameter_group():
+    from leptonsim.parallel.step import optimizer_cost
+    from leptonsim.parallel.tensor import LayerRole
+    model = blocks(2)
+    roles = [LayerRole(False, "", "")] * len(model.layers)
+    layers = tuple(range(len(model.layers)))
+    tensors = sum(layer.op.param_tensors(layer.input_shape) for layer in model.layers)
+    assert tensors == 2 * (2 + 8 + 2 + 2 + 2)  # per block: ln, attention, ln, fc, proj
+    plain = optimizer_cost(model, ParallelConfig(batch=1), roles, layers)
+    fused = optimizer_cost(model, ParallelConfig(batch=1, fused_optimizer=True), roles, layers)
+    assert (plain.kernels, fused.kernels) == (tensors, 1)
+    assert (plain.flops, plain.bytes) == (fused.flops, fused.bytes)
+
+
+# -- 5. flash attention: no S x S matrix in memory, the scores recomputed ------------------
+
+heads_dims = st.tuples(st.integers(1, 8), st.sampled_from([16, 32, 64, 128]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(heads_dims, st.integers(1, 16), st.integers(1, 4))
+def test_flash_traffic_beyond_the_linear_terms_is_theorem_2s(hd, tiles, batch):
+    """S a multiple of the tile: the forward's words past Q and O read and written once,
+    the projections, the log-sum-exp and the weights are K and V read T times, which is
+    Dao et al.'s Theorem 2 count 8 N^2 d^2 / M per head with M = 4 d FLASH_TILE words."""
+    from leptonsim.ops.attention import FLASH_TILE
+    heads, d = hd
+    s, h = tiles * FLASH_TILE, heads * d
+    op = MultiHeadSelfAttention(heads, implementation="flash")
+    words = op.cost((s, h), batch, "forward", 1).bytes
+    linear = 6 * batch * s * h + 2 * batch * s * h + batch * heads * s + op.params((s, h))
+    sram = 4 * d * FLASH_TILE
+    assert words - linear == batch * heads * 8 * s**2 * d**2 / sram
+
+
+@settings(max_examples=60, deadline=None)
+@given(heads_dims, st.integers(1, 4096), st.integers(1, 4), st.booleans())
+def test_flash_moves_fewer_bytes_than_unfused_attention(hd, s, batch, causal):
+    """Head sizes up to 128 (FlashAttention's): every pass moves fewer bytes, once the
+    sequence fills a tile."""
+    from leptonsim.ops.attention import FLASH_TILE
+    heads, d = hd
+    x = (s, heads * d)
+    flash = MultiHeadSelfAttention(heads, implementation="flash", causal=causal)
+    unfused = MultiHeadSelfAttention(heads, causal=causal)
+    for phase in ("forward", "backward_data"):
+        f, u = flash.cost(x, batch, phase, 2), unfused.cost(x, batch, phase, 2)
+        assert f.bytes < u.bytes or s < FLASH_TILE
+    assert flash.cost(x, batch, "backward_weights", 2) == unfused.cost(x, batch,
+                                                                       "backward_weights", 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(heads_dims, st.integers(1, 2048), st.integers(1, 4))
+def test_flash_recomputes_one_score_matmul_and_the_softmax_in_backward(hd, s, batch):
+    """Same forward FLOPs; the backward adds QK^T (2 S^2 d per head) and the softmax
+    (FlashAttention-2: 5 matmuls in backward, 2 in forward)."""
+    from leptonsim.ops.softmax import SOFTMAX_FORWARD_FLOPS
+    heads, d = hd
+    x = (s, heads * d)
+    flash = MultiHeadSelfAttention(heads, implementation="flash")
+    unfused = MultiHeadSelfAttention(heads)
+    assert flash.cost(x, batch, "forward").flops == unfused.cost(x, batch, "forward").flops
+    extra = batch * heads * s * s * (2 * d + SOFTMAX_FORWARD_FLOPS)
+    assert flash.cost(x, batch, "backward_data").flops == pytest.approx(
+        unfused.cost(x, batch, "backward_data").flops + extra, rel=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(heads_dims, st.integers(1, 16), st.integers(1, 4))
+def test_causal_flash_computes_the_tiles_on_and_below_the_diagonal(hd, tiles, batch):
+    """T tiles a side: T(T + 1)/2 of the T^2 score tiles, in forward and backward."""
+    from leptonsim.ops.attention import FLASH_TILE
+    heads, d = hd
+    s, h = tiles * FLASH_TILE, heads * d
+    sh = batch * s * h
+    full = MultiHeadSelfAttention(heads, implementation="flash")
+    causal = MultiHeadSelfAttention(heads, implementation="flash", causal=True)
+    projections = {"forward": full.cost((s, h), batch, "backward_weights").flops,
+                   "backward_data": 8 * sh * h + 2 * sh}
+    for phase, linear in projections.items():
+        f, c = (op.cost((s, h), batch, phase).flops - linear for op in (full, causal))
+        assert c == pytest.approx(f * (tiles + 1) / (2 * tiles), rel=1e-12)
+
+
+def test_the_zoos_transformers_use_flash_attention_and_gpts_is_causal():
+    from leptonsim.zoo import get_model
+    for name, causal in (("gpt2_small", True), ("bert_base", False)):
+        ops = [layer.op for layer in get_model(name).layers if layer.kind == "attention"]
+        assert ops and all(op.implementation == "flash" and op.causal == causal for op in ops)
+
+
+# -- 6. fused kernels -------------------------------------------------------------------
+
+def test_fusions_drop_a_kernel_and_a_read_of_the_intermediate():
+    """gpt2_small: each block's GELU follows its fc Dense; every LayerNorm follows an Add
+    (the embeddings' or a residual's). Fused, each runs in its producer's kernel and does
+    not read the producer's output back; backward is unchanged."""
+    from leptonsim.zoo import get_model
+    from leptonsim.zoo.transformer import with_kernels
+    model = get_model("gpt2_small")
+    fused = with_kernels(model, fused=["bias_gelu", "add_norm"])
+    changed = [(a, b) for a, b in zip(model.layers, fused.layers, strict=True) if a.op != b.op]
+    assert sorted({a.kind for a, _ in changed}) == ["gelu", "layernorm"]
+    assert len(changed) == 12 + 25  # 12 GELUs, 2 x 12 + 1 LayerNorms
+    for a, b in changed:
+        before, after = a.cost(8, "forward", 2), b.cost(8, "forward", 2)
+        assert (before.kernels, after.kernels) == (1, 0)
+        assert before.bytes - after.bytes == 8 * np.prod(a.input_shape) * 2
+        assert before.flops == after.flops
+        assert a.cost(8, "backward_data", 2) == b.cost(8, "backward_data", 2)
+    assert with_kernels(model) == model  # nothing asked, nothing changed
+
+
+def test_a_gelu_that_does_not_take_a_dense_output_is_not_fused():
+    from leptonsim.ops import GELU
+    from leptonsim.zoo.transformer import with_kernels
+    s = LayerStack("m", (8,))
+    s.add("ln", LayerNorm())
+    s.add("gelu", GELU())
+    assert with_kernels(s.build(), fused=["bias_gelu", "add_norm"]) == s.build()
+    with pytest.raises(ValueError, match="unknown fusion 'bias_relu'"):
+        with_kernels(s.build(), fused=["bias_relu"])
+
+
+HEAD = """
+[scenario]
+name = "m"
+[hardware]
+topology = "switch"
+[[hardware.units]]
+name = "gpu"
+count = 2
+preset = "a100_80gb"
+[hardware.link]
+preset = "nvlink3"
+[workload.model]
+name = "gpt2_small"
+batch = 4
+"""
+
+
+def test_the_scenario_keys_choose_attention_fusions_and_the_input_pipeline():
+    from leptonsim.scenario import loads
+    (default,) = loads(HEAD)
+    (chosen,) = loads(HEAD + 'attention = "unfused"\nfused = ["bias_gelu", "add_norm", '
+                              '"optimizer"]\ninput_pipeline = "2 ms"\n')
+    assert default.step is not None and chosen.step is not None
+    kinds = {layer.op.implementation for layer in chosen.step.model.layers
+             if layer.kind == "attention"}
+    assert kinds == {"unfused"}
+    assert {layer.op.implementation for layer in default.step.model.layers
+            if layer.kind == "attention"} == {"flash"}
+    assert chosen.step.config.fused_optimizer and not default.step.config.fused_optimizer
+    assert chosen.step.input_s == pytest.approx(2 * 2e-3)  # 2 samples per unit, own hosts
+    assert default.step.input_s == 0.0
+    assert chosen.graph.nbytes.sum() > default.graph.nbytes.sum()  # unfused: S^2 bytes
+
+
+def test_a_layer_may_not_choose_its_own_kernel(capsys):
+    from leptonsim.errors import ScenarioError
+    from leptonsim.scenario import loads
+    text = HEAD.replace('name = "gpt2_small"\n', "input_shape = [8, 32]\n") + (
+        '[[workload.model.layers]]\nop = "attention"\nheads = 4\nimplementation = "flash"\n')
+    with pytest.raises(ScenarioError, match=r"layers\[0\]\.implementation: expected no "
+                                            r"per-layer kernel choice.*workload.model\] attention"):
+        loads(text)

@@ -14,6 +14,8 @@ configuration is NumPy column arithmetic:
   dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
              beyond the last micro-batch's backward, plus one bucket
   optimizer  the device's update
+  input      the step lasts at least the busiest host's input pipeline
+             (parallel.step.input_seconds)
   memory     model state (16 B/param fp16 Adam) + activations x micro-batches in flight
 It is an estimate for pruning; the simulator confirms the best candidates.
 """
@@ -31,6 +33,7 @@ from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
 from ..parallel.memory import optimizer_state_bytes
+from ..parallel.step import input_seconds
 from ..parallel.tensor import layer_roles
 from .space import SCHEDULES, Space
 
@@ -73,14 +76,16 @@ class LayerTable:
 class Estimator:
     def __init__(self, model: Model, cluster: Cluster, batch: int, *, dtype_bytes: int = 2,
                  optimizer: str = "adam", training: bool = True,
-                 cost: CostModel = DEFAULT) -> None:
+                 cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0) -> None:
         self.model, self.cluster, self.batch, self.cost = model, cluster, batch, cost
         self.dtype, self.optimizer, self.training = dtype_bytes, optimizer, training
+        self.input_s_per_sample = input_s_per_sample
         self.unit: ComputeUnit = cluster.unit_types[int(cluster.unit_type[0])]
         self._tables = cache(self._table)
         self._stages = cache(self._stage)
         self._paths = cache(self._path)
         self._ranges = cache(self._partition)
+        self._inputs = cache(self._input)
 
     # -- per layer ----------------------------------------------------------------------
     def _table(self, tp: int) -> LayerTable:
@@ -145,6 +150,11 @@ class Estimator:
             out += [max((p[0] for p in pairs), default=0.0), max((p[1] for p in pairs), default=0.0)]
         return tuple(out)
 
+    def _input(self, layout: int, dp: int, pp: int, tp: int) -> float:
+        cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, batch=self.batch, layout=LAYOUTS[layout],
+                             input_s_per_sample=self.input_s_per_sample)
+        return input_seconds(cfg, self.cluster)
+
     # -- per configuration ---------------------------------------------------------------
     def __call__(self, space: Space) -> Estimate:
         mb = self.batch // (space.dp * space.microbatches)
@@ -168,6 +178,9 @@ class Estimator:
         dp_exposed = np.maximum(dp_ring - dev_b, 0.0) + dp_ring / np.maximum(1, grads / 25e6)
         opt = upd * v if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
+        if self.input_s_per_sample:
+            step = np.maximum(step, _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
+                                            lambda k: (self._inputs(*k),))[:, 0])
         memory = self._memory(space, params * v, act * v, stage_in * v, m, pp)
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
         u, units = self.unit, float(self.cluster.size)

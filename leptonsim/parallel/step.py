@@ -11,7 +11,8 @@ runs its pipeline ops strictly in schedule order (0-byte edges chain them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
+from ..ops.base import Cost
 from ..trace import Trace, mirror_units
 from . import collectives
 from .config import ParallelConfig
@@ -54,6 +56,13 @@ class StepGraph:
     collapsed_bytes: np.ndarray | None = None
     """Per channel of the cluster, the bytes the collectives collapsed into tasks
     (graph.comm, symmetric mode) move: their network energy (None: nothing collapsed)."""
+    input_s: float = 0.0
+    """Seconds the busiest host's input pipeline needs per step (input_seconds)."""
+
+    def with_input(self, trace: Trace) -> Trace:
+        """The simulated trace of this step, lasting at least input_s: the hosts prepare
+        the next step's samples while this one runs, so a step is never shorter."""
+        return replace(trace, wait_until_s=max(trace.wait_until_s, self.input_s))
 
     def every_unit(self, trace: Trace) -> Trace:
         """The trace with every unit of a symmetric group shown running what its
@@ -81,6 +90,40 @@ def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np
     return out
 
 
+def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
+                   layers: tuple[int, ...]) -> Cost:
+    """One device's optimizer step over `layers` (1/tp of the split ones): a memory-bound
+    pass over the weights, gradients and optimizer state (ops.base.update_cost), one
+    kernel per parameter tensor, or one for the device's whole group when fused."""
+    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
+    flops = nbytes = 0.0
+    kernels = 0
+    for i in layers:
+        c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
+        share = cfg.tp if roles[i].sharded else 1
+        flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
+    return Cost(flops, nbytes, min(kernels, 1) if cfg.fused_optimizer else kernels)
+
+
+def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
+    """The input pipeline's seconds per step on the busiest host: its replicas' samples
+    (batch / dp each) times cfg.input_s_per_sample. A replica's samples are loaded by
+    the host of its first-stage unit (tensor-parallel rank 0; Megatron's loader
+    broadcasts from it), and the units of a node share one host (a two-level cluster's
+    units_per_node; otherwise each unit is its own host).
+
+    The pipeline runs on the host CPUs beside the accelerators and prefetches (NVIDIA
+    DALI; PyTorch DataLoader workers): it overlaps the step, so it costs time only
+    when it is the slower of the two, and the step lasts max(the simulated step, this)
+    (StepGraph.with_input). NVIDIA's ResNet-50 v1.5 recipe (DeepLearningExamples,
+    PyTorch) decodes and augments with DALI for this reason."""
+    if cfg.input_s_per_sample == 0:
+        return 0.0
+    per_node = cluster.units_per_node or 1
+    hosts = Counter(cfg.rank(d, 0, 0) // per_node for d in range(cfg.dp))
+    return max(hosts.values()) * (cfg.batch // cfg.dp) * cfg.input_s_per_sample
+
+
 def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
     return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes
 
@@ -104,7 +147,8 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
-                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None)
+                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
+                     input_seconds(cfg, cluster))
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -350,17 +394,11 @@ class _StepBuilder:
 
     def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> None:
         cfg = self.cfg
-        phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
-        flops = nbytes = 0.0
-        for chunk in range(cfg.chunks):
-            for i in range(*self.stages[chunk * cfg.pp + s]):
-                c = self.model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-                share = cfg.tp if self.roles[i].sharded else 1
-                flops, nbytes = flops + c.flops / share, nbytes + c.bytes / share
-        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=flops, nbytes=nbytes,
+        layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
+        c = optimizer_cost(self.model, cfg, self.roles, layers)
+        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops, nbytes=c.bytes,
                            pin=cfg.rank(d, s, t), kind="optimizer")
-        self.work[task] = ("update", tuple(i for c in range(cfg.chunks)
-                                           for i in range(*self.stages[c * cfg.pp + s])))
+        self.work[task] = ("update", layers)
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
         for src in after:
