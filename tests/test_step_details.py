@@ -38,11 +38,12 @@ def cluster_of(units: int, link: LinkSpec | None = None):
 
 
 def tp_collectives(model: Model, cfg: ParallelConfig, kind: str) -> int:
-    """Distinct tensor-parallel collectives of `kind` in the step graph."""
+    """Tensor-parallel collectives of `kind` in the step graph: a ring's tasks share the
+    name before ".r"; a symmetric task names the collectives it stands for, "a+b"."""
     step = build_step(model, cfg, cluster_of(cfg.units))
-    names = step.graph.names
-    return len({names[i].split(".r")[0].split(".open")[0] for i in range(step.graph.size)
-                if names[i].startswith(f"tp.{kind}.")})
+    kinds = {name.split(".r")[0]: name.split(".")[1].split("+")
+             for name in step.graph.names if name.startswith("tp.")}
+    return sum(found.count(kind) for found in kinds.values())
 
 
 # -- 1. full recompute runs the recomputed forward's collectives ----------------------------

@@ -225,30 +225,32 @@ class _StepBuilder:
         for seg in self.segments[v]:
             self._compute(chains, d, s, seg, "F", k)
             if seg.forward_after:
-                self._tp_collective(chains, d, s, seg.forward_after,
-                                    activation_bytes(self.model.layers[seg.layers[-1]], self.cfg))
+                self._tp_collectives(chains, d, s, [self._forward_collective(seg)])
         return [(first, last) for first, last in chains]
 
     def _backward(self, d: int, v: int, k: int) -> Ends:
         """The backward of virtual stage v, in reverse. With full recompute each
         segment's backward task also recomputes its forward, and that forward's
-        tensor-parallel collective runs again, just before it: per transformer layer
-        and micro-batch 6 all-reduces instead of 4 (Korthikanti et al., "Reducing
-        Activation Recomputation in Large Transformer Models", MLSys 2023, section 4
-        and Table 2; Narayanan et al., SC'21, section 3.5)."""
+        tensor-parallel collective runs again, after it and before the backward's own:
+        per transformer layer and micro-batch 6 all-reduces instead of 4 (Korthikanti
+        et al., "Reducing Activation Recomputation in Large Transformer Models", MLSys
+        2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). On one
+        rank's chain the order inside a segment does not change its time."""
         s = v % self.cfg.pp
         chains = self._chains()
         for seg in reversed(self.segments[v]):
-            if self.cfg.recompute and seg.forward_after:
-                self._tp_collective(chains, d, s, seg.forward_after,
-                                    activation_bytes(self.model.layers[seg.layers[-1]], self.cfg))
             self._compute(chains, d, s, seg, "B", k)
+            todo = ([self._forward_collective(seg)]
+                    if self.cfg.recompute and seg.forward_after else [])
             if seg.backward_after:
                 first_layer = self.model.layers[seg.layers[0]]
-                self._tp_collective(chains, d, s, seg.backward_after,
-                                    float(np.prod(first_layer.input_shape))
-                                    * self.cfg.microbatch_size * self.cfg.dtype_bytes)
+                todo.append((seg.backward_after, float(np.prod(first_layer.input_shape))
+                             * self.cfg.microbatch_size * self.cfg.dtype_bytes))
+            self._tp_collectives(chains, d, s, todo)
         return [(first, last) for first, last in chains]
+
+    def _forward_collective(self, seg: Segment) -> tuple[str, float]:
+        return seg.forward_after, activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
 
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
@@ -291,27 +293,29 @@ class _StepBuilder:
         return activation_bytes(self.model.layers[end], self.cfg)
 
     # -- collectives -------------------------------------------------------------------
-    def _tp_collective(self, chains: list[list[int]], d: int, s: int, kind: str,
-                       nbytes: float) -> None:
+    def _tp_collectives(self, chains: list[list[int]], d: int, s: int,
+                        todo: list[tuple[str, float]]) -> None:
+        """The tensor-parallel collectives `todo` ((kind, bytes) each), one after another
+        on the group; in symmetric mode one task of their summed exact durations."""
         cfg = self.cfg
-        if cfg.tp == 1:
+        if cfg.tp == 1 or not todo:
             return
         ranks = [cfg.rank(d, s, t) for t in range(cfg.tp)]
-        self.collectives += 1
-        name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
         if cfg.tp_mode == "symmetric":
-            task = self.b.task(name, duration_s=self._collapse(kind, ranks, nbytes),
-                               pin=ranks[0], kind=f"tp_{kind}", comm=True)
+            self.collectives += 1
+            kinds = "+".join(kind for kind, _ in todo)
+            seconds = sum(self._collapse(kind, ranks, nbytes) for kind, nbytes in todo)
+            task = self.b.task(f"tp.{kinds}.d{d}.s{s}.{self.collectives}", duration_s=seconds,
+                               pin=ranks[0], kind=f"tp_{kinds}", comm=True)
             self._append(chains[0], task)
             return
-        build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
-        for t, chain in enumerate(chains):
-            if chain[1] < 0:  # the op opens with this collective: a zero task to link to
-                self._append(chain, self.b.task(f"{name}.open.t{t}", duration_s=0.0,
-                                                pin=ranks[t], kind=f"ring_{kind}"))
-        done = build(self.b, ranks, nbytes, [c[1] for c in chains], name)
-        for chain, task in zip(chains, done, strict=True):
-            chain[1] = task
+        for kind, nbytes in todo:
+            self.collectives += 1
+            build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
+            done = build(self.b, ranks, nbytes, [c[1] for c in chains],
+                         f"tp.{kind}.d{d}.s{s}.{self.collectives}")
+            for chain, task in zip(chains, done, strict=True):
+                chain[1] = task
 
     def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
         """The ring collective `collectives` would spell out, as one duration: uncontended
