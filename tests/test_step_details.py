@@ -152,6 +152,22 @@ def test_buckets_all_reduce_in_reverse_layer_order_one_after_another(dp, layers,
     assert spans[-1][2] == pytest.approx(max(backward_end, spans[-2][2]) + ring, rel=1e-9)
 
 
+@settings(max_examples=12, deadline=None)
+@given(st.integers(2, 4), st.sampled_from([1, 2]), st.floats(1e-7, 1e-5), st.floats(1e9, 1e12))
+def test_estimate_equals_simulation_for_data_parallelism_in_one_bucket(dp, m, alpha, bw):
+    """One bucket: nothing overlaps, the ring is exposed whole, in both."""
+    model = dense_stack(3)
+    cluster = cluster_of(dp, LinkSpec(alpha, bw))
+    batch = 4 * dp * m
+    sp = enumerate_space(dp, batch, len(model.layers))
+    pick = np.flatnonzero((sp.dp == dp) & (sp.microbatches == m) & ~sp.recompute)[:1]
+    est = Estimator(model, cluster, batch, bucket_bytes=1e15)(sp.take(pick))
+    cfg = sp.config(int(pick[0]), batch, bucket_bytes=1e15)
+    step = build_step(model, cfg, cluster)
+    assert est.step_s[0] == pytest.approx(simulate(step.graph, cluster, "static").makespan_s,
+                                          rel=1e-9)
+
+
 def test_one_bucket_for_everything_starts_after_the_whole_backward():
     """bucket >= every gradient: a single all-reduce, after the last backward, nothing
     overlapped: the exposed all-reduce is the whole ring."""

@@ -11,8 +11,9 @@ configuration is NumPy column arithmetic:
              all-reduces (formulas.ring_allreduce_seconds, over the tp pair's route);
              recompute adds the forward, its all-reduces included, to the backward
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
-  dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
-             beyond the last micro-batch's backward, plus one bucket
+  dp sync    ring all-reduce of the device's gradients over the dp pair's route in n
+             buckets run one after another, their gradients ready evenly over the last
+             micro-batch's backward T: exposed max(R/n, R - T (n-1)/n)
   optimizer  the device's update
   input      the step lasts at least the busiest host's input pipeline
              (parallel.step.input_seconds)
@@ -76,10 +77,11 @@ class LayerTable:
 class Estimator:
     def __init__(self, model: Model, cluster: Cluster, batch: int, *, dtype_bytes: int = 2,
                  optimizer: str = "adam", training: bool = True,
-                 cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0) -> None:
+                 cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0,
+                 bucket_bytes: float = 25e6) -> None:
         self.model, self.cluster, self.batch, self.cost = model, cluster, batch, cost
         self.dtype, self.optimizer, self.training = dtype_bytes, optimizer, training
-        self.input_s_per_sample = input_s_per_sample
+        self.input_s_per_sample, self.bucket_bytes = input_s_per_sample, bucket_bytes
         self.unit: ComputeUnit = cluster.unit_types[int(cluster.unit_type[0])]
         self._tables = cache(self._table)
         self._stages = cache(self._stage)
@@ -175,7 +177,8 @@ class Estimator:
         hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
         grads = params * v * self.dtype
         dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else np.zeros_like(dp)
-        dp_exposed = np.maximum(dp_ring - dev_b, 0.0) + dp_ring / np.maximum(1, grads / 25e6)
+        buckets = np.maximum(1.0, np.ceil(grads / self.bucket_bytes))
+        dp_exposed = np.maximum(dp_ring / buckets, dp_ring - dev_b * (buckets - 1) / buckets)
         opt = upd * v if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
         if self.input_s_per_sample:
