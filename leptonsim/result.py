@@ -46,6 +46,8 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     cost = cost or scenario.cost
     times = cost.task_times(scenario.graph, scenario.cluster)
     trace = simulate(scenario.graph, scenario.cluster, scenario.scheduler, cost, scenario.network)
+    if scenario.step is not None:  # a step lasts at least as long as its input pipeline
+        trace = scenario.step.with_input(trace)
     every_unit = _every_unit(scenario, trace)
     m = _metrics(scenario, times, trace, every_unit)
     graph = scenario.graph

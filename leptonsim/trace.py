@@ -38,7 +38,9 @@ class Trace:
 
     `task_*` columns have one entry per executed task; `xfer_*` columns one entry per
     hop of every transfer (a transfer over a two-hop route appears twice, once per
-    link direction it occupied).
+    link direction it occupied). `wait_until_s`: the run lasts at least this long
+    even if every task ended sooner (a training step waiting for its input pipeline,
+    which runs on the hosts beside it: StepGraph.with_input).
     """
 
     task_names: Sequence[str]
@@ -55,10 +57,11 @@ class Trace:
     xfer_bytes: np.ndarray
     xfer_start: np.ndarray
     xfer_end: np.ndarray
+    wait_until_s: float = 0.0
 
     @property
     def makespan_s(self) -> float:
-        ends = [self.task_end.max(initial=0.0), self.xfer_end.max(initial=0.0)]
+        ends = [self.task_end.max(initial=0.0), self.xfer_end.max(initial=0.0), self.wait_until_s]
         return float(max(ends))
 
     def task_rows(self) -> Iterator[TaskRow]:

@@ -132,7 +132,7 @@ def test_tied_dense_owns_no_matrix_but_still_computes() -> None:
     assert head.params(x) == 0
     assert head.cost(x, 1, "forward").flops == 2 * 4 * 8 * 50
     assert head.cost(x, 1, "backward_weights").flops == 2 * 4 * 8 * 50
-    assert head.cost(x, 1, "update_adam") == Cost()
+    assert head.cost(x, 1, "update_adam") == Cost(kernels=0)  # nothing to update
 
 
 def test_interaction_shape_and_flops() -> None:
@@ -142,10 +142,12 @@ def test_interaction_shape_and_flops() -> None:
 
 
 def test_update_costs_by_hand() -> None:
-    dense, x = Dense(10), (128,)  # 1290 parameters
-    assert dense.cost(x, 32, "update_sgd") == Cost(2 * 1290, 3 * 1290 * 4)
-    assert dense.cost(x, 32, "update_adam") == Cost(12 * 1290, 7 * 1290 * 4)
-    assert dense.cost(x, 32, "update_adam", dtype_bytes=2) == Cost(12 * 1290, 7 * 1290 * 2)
+    dense, x = Dense(10), (128,)  # 1290 parameters in 2 tensors: one kernel each
+    assert dense.cost(x, 32, "update_sgd") == Cost(2 * 1290, 3 * 1290 * 4, 2)
+    assert dense.cost(x, 32, "update_adam") == Cost(12 * 1290, 7 * 1290 * 4, 2)
+    # mixed precision: fp16 g read, fp32 master w, m, v read and written, fp16 w written
+    assert dense.cost(x, 32, "update_adam", dtype_bytes=2) == Cost(12 * 1290, 28 * 1290, 2)
+    assert dense.cost(x, 32, "update_sgd", dtype_bytes=2) == Cost(2 * 1290, 12 * 1290, 2)
 
 
 # --- shape inference --------------------------------------------------------------
@@ -293,8 +295,9 @@ WEIGHTED: list[tuple[Op, Shape]] = [
 def test_ops_without_weights_cost_nothing_to_train(case: tuple[Op, Shape], batch: int) -> None:
     op, x = case
     assert op.params(x) == 0
-    for phase in ("backward_weights", "update_sgd", "update_adam"):
-        assert op.cost(x, batch, phase) == Cost()
+    assert op.cost(x, batch, "backward_weights") == Cost()
+    for phase in ("update_sgd", "update_adam"):
+        assert op.cost(x, batch, phase) == Cost(kernels=0)  # no tensor, no kernel
 
 
 @given(st.sampled_from(WEIGHTED), batches, st.sampled_from([1, 2, 4, 8]))
@@ -304,8 +307,18 @@ def test_updates_follow_the_optimizer_convention(
     op, x = case
     p = op.params(x)
     assert p > 0
-    assert op.cost(x, batch, "update_sgd", dtype_bytes) == Cost(2 * p, 3 * p * dtype_bytes)
-    assert op.cost(x, batch, "update_adam", dtype_bytes) == Cost(12 * p, 7 * p * dtype_bytes)
+    # g read at the dtype; w (Adam: w, m, v) read and written at fp32 or the dtype if
+    # wider; a dtype narrower than fp32 has its copy of w written too
+    state = max(dtype_bytes, 4)
+    copy = dtype_bytes if dtype_bytes < 4 else 0
+    k = op.param_tensors(x)
+    assert k >= 1
+    sgd, adam = (Cost(f * p, (dtype_bytes + 2 * w * state + copy) * p, k)
+                 for f, w in ((2, 1), (12, 3)))
+    assert op.cost(x, batch, "update_sgd", dtype_bytes) == sgd
+    assert op.cost(x, batch, "update_adam", dtype_bytes) == adam
+    if dtype_bytes == 4:  # fp32: 3 and 7 words, the textbook count
+        assert (sgd.bytes, adam.bytes) == (3 * p * 4, 7 * p * 4)
     assert op.cost(x, batch, "backward_weights").flops > 0
 
 

@@ -9,11 +9,17 @@ Sigmoid) and writes dx. Per-element FLOPs, with T = TRANSCENDENTAL_FLOPS:
     GELU    tanh approximation
             0.5x(1 + tanh(c(x + 0.044715x^3))): T + 8
                                             backward: recompute tanh, chain: T + 12
+
+`fused = True`: the activation runs in the epilogue of the GEMM that produced its
+input (bias + GeLU after a Dense: cuBLASLt's GELU_AUX_BIAS epilogue, which
+Transformer Engine's fused MLP uses): no kernel of its own, and its input is never
+read back from memory (the GEMM still writes it, for the backward); only the output
+is written. The backward is unchanged: it reads dy and the saved input, writes dx.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from leptonsim.ops.base import (
@@ -33,6 +39,8 @@ TANH_FLOPS = T
 
 @dataclass(frozen=True)
 class _Activation(Op):
+    fused: bool = False
+
     forward_flops: ClassVar[int]
     backward_flops: ClassVar[int]
 
@@ -41,6 +49,9 @@ class _Activation(Op):
         return input_shape
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        if self.fused:  # the producer's epilogue: the output written, nothing read back
+            return replace(elementwise(batch * numel(x), self.forward_flops, 1, dtype_bytes),
+                           kernels=0)
         return elementwise(batch * numel(x), self.forward_flops, 2, dtype_bytes)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:

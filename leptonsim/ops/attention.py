@@ -12,30 +12,58 @@ backward_weights. A causal mask (GPT) skips no work here, as in unfused kernels.
 
 Bytes are for the unfused form, where Q, K, V, scores, probabilities and context each
 go through memory: per sample 10 SH + 4 heads S^2 words in forward, 13 SH +
-6 heads S^2 in backward_data, 6 SH in backward_weights, plus weights. A fused
-(flash) kernel moves far less; the S^2 terms are the difference.
+6 heads S^2 in backward_data, 6 SH in backward_weights, plus weights.
+
+`implementation = "flash"` is FlashAttention-2's IO-aware kernel (Dao et al.,
+"FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness",
+NeurIPS 2022, Theorem 2: Theta(N^2 d^2 / M) HBM accesses for SRAM of M words; Dao,
+"FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning",
+ICLR 2024, Algorithms 1 and 2): the S x S scores never reach HBM. Its tiles are
+FLASH_TILE rows of Q (and of K, V), so with T = ceil(S / FLASH_TILE) the forward
+reads Q once, K and V T times, and writes the context and one log-sum-exp per row:
+6 SH (projections) + (2 + 2T) SH + heads S words. The backward computes
+D = rowsum(dO * O) (2 SH read, heads S written), then per K, V tile reads K, V and
+writes dK, dV once (4 SH) while re-reading Q, dO, L, D and reading and writing dQ
+T times (T (4 SH + 2 heads S)); with the projections' 6 SH: (12 + 4T) SH +
+(1 + 2T) heads S words. It recomputes the scores and probabilities from Q, K and L:
+5 S x S matmuls instead of 4, 2.5 times the forward's (FlashAttention-2, section 3.2).
+T(M) is Theorem 2's bound with M = 4 d FLASH_TILE words of SRAM. With `causal` (GPT)
+the flash kernel skips the tiles above the diagonal: (T + 1) / 2T of the score
+FLOPs and of the K, V re-reads remain; the unfused form masks but skips nothing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 from leptonsim.ops.base import Cost, Op, Shape, ShapeError, check_positive, check_rank
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
+Implementation = Literal["unfused", "flash"]
+IMPLEMENTATIONS: tuple[Implementation, ...] = get_args(Implementation)
+FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for head sizes
+#                   up to 128 on A100/H100 (Dao 2023, section 3.3: blocks of {64, 128})
+
 
 @dataclass(frozen=True)
 class MultiHeadSelfAttention(Op):
-    """MultiHeadSelfAttention(heads, use_bias); head size is H / heads."""
+    """MultiHeadSelfAttention(heads, use_bias, implementation, causal); head size is
+    H / heads."""
 
     heads: int
     use_bias: bool = True
+    implementation: Implementation = "unfused"
+    causal: bool = False
 
     kind: ClassVar[str] = "attention"
 
     def __post_init__(self) -> None:
         check_positive("MultiHeadSelfAttention", heads=self.heads)
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"MultiHeadSelfAttention: implementation must be unfused or "
+                             f"flash, got {self.implementation!r}")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         check_rank("MultiHeadSelfAttention", input_shape, 2, "(sequence, hidden)")
@@ -50,6 +78,9 @@ class MultiHeadSelfAttention(Op):
         _, h = self.output_shape(input_shape)
         return 4 * h * h + (4 * h if self.use_bias else 0)
 
+    def param_tensors(self, input_shape: Shape) -> int:
+        return 4 * (2 if self.use_bias else 1)  # Q, K, V and output: matrix and bias
+
     def _sizes(self, x: Shape, batch: int) -> tuple[int, int, int]:
         """Per batch: S*H activations, heads*S^2 scores, 4*H^2 projection weights."""
         s, h = x
@@ -58,21 +89,39 @@ class MultiHeadSelfAttention(Op):
     def _bias(self, x: Shape, batch: int) -> int:
         return 4 * batch * x[0] * x[1] if self.use_bias else 0
 
+    def _tiles(self, x: Shape) -> tuple[int, float]:
+        """Flash: tiles per sequence T, and the fraction of score tiles computed."""
+        tiles = math.ceil(x[0] / FLASH_TILE)
+        return tiles, (tiles + 1) / (2 * tiles) if self.causal else 1.0
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, scores, _ = self._sizes(x, batch)
         h = x[1]
         projections = 2 * sh * 4 * h + self._bias(x, batch)
         attention = 2 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_FORWARD_FLOPS)
-        words = 10 * sh + 4 * scores + self.params(x)
-        return Cost(projections + attention, float(words * dtype_bytes))
+        if self.implementation == "unfused":
+            words = 10 * sh + 4 * scores + self.params(x)
+            return Cost(projections + attention, float(words * dtype_bytes))
+        tiles, visited = self._tiles(x)
+        rows = batch * self.heads * x[0]  # one log-sum-exp per row of each head
+        io = 6 * sh + (2 + 2 * tiles * visited) * sh + rows + self.params(x)
+        return Cost(projections + attention * visited, float(io * dtype_bytes))
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, scores, w = self._sizes(x, batch)
         h = x[1]
         projections = 2 * sh * 4 * h + 2 * sh  # dx sums the Q, K, V paths
-        attention = 4 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_BACKWARD_FLOPS)
-        words = 13 * sh + 6 * scores + w
-        return Cost(projections + attention, float(words * dtype_bytes))
+        if self.implementation == "unfused":
+            attention = 4 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_BACKWARD_FLOPS)
+            words = 13 * sh + 6 * scores + w
+            return Cost(projections + attention, float(words * dtype_bytes))
+        tiles, visited = self._tiles(x)
+        # the scores and probabilities recomputed, then the four gradient matmuls
+        per_score = 1 + SOFTMAX_FORWARD_FLOPS + SOFTMAX_BACKWARD_FLOPS
+        flash = (5 * 2 * scores * (h // self.heads) + scores * per_score) * visited
+        rows = batch * self.heads * x[0]
+        io = (12 + 4 * tiles * visited) * sh + (1 + 2 * tiles * visited) * rows + w
+        return Cost(projections + flash, float(io * dtype_bytes))
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, _, _ = self._sizes(x, batch)

@@ -16,6 +16,16 @@ Counting conventions (a roofline model needs totals, not cycle accuracy):
 - update_adam: m and v moving averages (3 + 4 FLOPs), w -= lr * m / (sqrt(v) + eps)
   with bias corrections folded into lr (5 FLOPs): 12 FLOPs/param; reads w, g, m, v,
   writes w, m, v.
+- the optimizer is a memory-bound pass over its state, kept at MASTER_BYTES or more:
+  in mixed precision (2-byte dtype) it reads the low-precision gradient, reads and
+  writes the fp32 master weights (and Adam's fp32 m and v), and writes the
+  low-precision copy of the weights (Micikevicius et al., "Mixed Precision Training",
+  ICLR 2018, section 3.1; apex FusedAdam): Adam 2 + 24 + 2 = 28 bytes/param, as in
+  fp32 (4 + 24); SGD 2 + 8 + 2 = 12, as in fp32 (4 + 8). Unfused, it is one kernel
+  per parameter tensor (`Op.param_tensors`); a fused optimizer (apex FusedAdam,
+  torch's fused=True) is one per parameter group, which the step graph counts.
+- `Cost.kernels` counts the kernels an op phase launches (1 unless an op says
+  otherwise; 0 for one fused into its producer's kernel).
 Ops without weights cost nothing in backward_weights and the updates.
 
 Each op module holds the cost side of one op family; NumPy kernels belong beside it.
@@ -36,9 +46,10 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 
 TRANSCENDENTAL_FLOPS = 4  # polynomial + range reduction, amortised over SIMD lanes
 SGD_FLOPS_PER_PARAM = 2
-SGD_WORDS_PER_PARAM = 3  # read w, g; write w
+SGD_STATE_WORDS = 1  # w, read and written (g read once, at the dtype)
 ADAM_FLOPS_PER_PARAM = 12
-ADAM_WORDS_PER_PARAM = 7  # read w, g, m, v; write w, m, v
+ADAM_STATE_WORDS = 3  # w, m, v, read and written
+MASTER_BYTES = 4  # fp32 master weights and optimizer state beside 2-byte weights
 
 
 class ShapeError(LeptonError, ValueError):
@@ -51,6 +62,7 @@ class Cost:
 
     flops: float = 0.0
     bytes: float = 0.0
+    kernels: int = 1
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.flops + other.flops, self.bytes + other.bytes)
@@ -119,11 +131,16 @@ def elementwise(elements: int, flops_per_element: float, tensors: int, dtype_byt
     return Cost(elements * flops_per_element, float(elements * tensors * dtype_bytes))
 
 
-def update_cost(params: int, phase: Phase, dtype_bytes: int) -> Cost:
-    """Optimizer step over `params` parameters (conventions in the module docstring)."""
-    if phase == "update_sgd":
-        return Cost(params * SGD_FLOPS_PER_PARAM, params * SGD_WORDS_PER_PARAM * dtype_bytes)
-    return Cost(params * ADAM_FLOPS_PER_PARAM, params * ADAM_WORDS_PER_PARAM * dtype_bytes)
+def update_cost(params: int, phase: Phase, dtype_bytes: int, tensors: int = 1) -> Cost:
+    """Optimizer step over `params` parameters in `tensors` tensors, one kernel each
+    (conventions in the module docstring)."""
+    sgd = phase == "update_sgd"
+    flops, words = ((SGD_FLOPS_PER_PARAM, SGD_STATE_WORDS) if sgd
+                    else (ADAM_FLOPS_PER_PARAM, ADAM_STATE_WORDS))
+    state = max(dtype_bytes, MASTER_BYTES)
+    copy = dtype_bytes if dtype_bytes < state else 0  # the low-precision weights written
+    per_param = dtype_bytes + 2 * words * state + copy
+    return Cost(params * flops, float(params * per_param), tensors if params else 0)
 
 
 class Op(ABC):
@@ -153,6 +170,11 @@ class Op(ABC):
         """Parameters the optimizer touches per step (all, unless sparse or tied)."""
         return self.params(input_shape)
 
+    def param_tensors(self, input_shape: Shape) -> int:
+        """Trainable tensors (a weight matrix, a bias, ...): an unfused optimizer runs a
+        kernel per tensor. One, for an op with parameters, unless it says more."""
+        return 1 if self.params(input_shape) else 0
+
     def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
         """FLOPs and bytes of this op for a batch in one phase of a training step."""
         self.output_shape(input_shape)
@@ -164,7 +186,8 @@ class Op(ABC):
         if phase == "backward_weights":
             return self._backward_weights(input_shape, batch, dtype_bytes)
         if phase in ("update_sgd", "update_adam"):
-            return update_cost(self.updated_params(input_shape, batch), phase, dtype_bytes)
+            return update_cost(self.updated_params(input_shape, batch), phase, dtype_bytes,
+                               self.param_tensors(input_shape))
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
 
     @abstractmethod

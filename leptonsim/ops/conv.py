@@ -68,6 +68,9 @@ class Conv2D(Op):
         kh, kw = self.kernel_hw
         return kh * kw * x[2] * self.filters
 
+    def param_tensors(self, input_shape: Shape) -> int:
+        return 2 if self.use_bias else 1
+
     def params(self, input_shape: Shape) -> int:
         self.output_shape(input_shape)
         return self._weights(input_shape) + (self.filters if self.use_bias else 0)

@@ -48,6 +48,9 @@ class Dense(Op):
         self.output_shape(input_shape)
         return self._own(input_shape)
 
+    def param_tensors(self, input_shape: Shape) -> int:
+        return (0 if self.tied else 1) + (1 if self.use_bias else 0)
+
     def _rows(self, x: Shape, batch: int) -> int:
         return batch * numel(x[:-1])
 

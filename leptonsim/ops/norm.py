@@ -11,12 +11,18 @@ tensor once (one-pass Welford statistics). The saved mean and 1/std per statisti
 written in forward and read in both backward passes. BatchNorm also reads and writes
 its moving mean and variance: 2 * C values stored but not trained, which Keras counts
 in "total params" and torchvision does not count at all.
+
+LayerNorm(fused=True) runs in one kernel with the residual add before it (fused
+add + LayerNorm: Apex's and Transformer Engine's, FlashAttention's
+dropout_add_layer_norm): the forward has no kernel of its own and does not read its
+input back (the add still writes it: it is the residual stream). The backward is
+unchanged.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from leptonsim.ops.base import (
@@ -43,6 +49,9 @@ class _Norm(Op):
     def params(self, input_shape: Shape) -> int:
         self.output_shape(input_shape)
         return 2 * input_shape[-1]
+
+    def param_tensors(self, input_shape: Shape) -> int:
+        return 2  # gamma and beta
 
     @abstractmethod
     def _statistics(self, x: Shape, batch: int) -> int:
@@ -90,7 +99,14 @@ class BatchNorm(_Norm):
 class LayerNorm(_Norm):
     """Layer normalisation over the last axis: gamma and beta, 2 * features."""
 
+    fused: bool = False
+
     kind: ClassVar[str] = "layernorm"
 
     def _statistics(self, x: Shape, batch: int) -> int:
         return batch * numel(x[:-1])
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        if not self.fused:
+            return super()._forward(x, batch, dtype_bytes)
+        return replace(self._pass(x, batch, dtype_bytes, FORWARD_FLOPS, 1), kernels=0)  # y out

@@ -58,7 +58,8 @@ def run_optimize(args: argparse.Namespace) -> int:
                     top=args.top, dtype_bytes=PRECISION_BYTES[table["precision"]],
                     optimizer=table["optimizer"], training=table["training"],
                     max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches,
-                    cost=build_cost(doc, args.file))
+                    cost=build_cost(doc, args.file), input_s_per_sample=float(table["input_pipeline"]),
+                    fused_optimizer="optimizer" in table["fused"])
     print(render(result, model.name, cluster.size))
     out.mkdir(parents=True, exist_ok=True)
     text = json_text(ranking(result), "ranking.json")

@@ -9,11 +9,14 @@ configuration is NumPy column arithmetic:
   t_f, t_b   slowest device's forward / backward per micro-batch: its chunks' compute
              (the cost model's seconds, Roofline by default) plus their tensor-parallel
              all-reduces (formulas.ring_allreduce_seconds, over the tp pair's route);
-             recompute adds the forward to the backward
+             recompute adds the forward, its all-reduces included, to the backward
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
-  dp sync    ring all-reduce of the device's gradients over the dp pair's route, exposed
-             beyond the last micro-batch's backward, plus one bucket
+  dp sync    ring all-reduce of the device's gradients over the dp pair's route in n
+             buckets run one after another, their gradients ready evenly over the last
+             micro-batch's backward T: exposed max(R/n, R - T (n-1)/n)
   optimizer  the device's update
+  input      the step lasts at least the busiest host's input pipeline
+             (parallel.step.input_seconds)
   memory     model state (16 B/param fp16 Adam) + activations x micro-batches in flight
 It is an estimate for pruning; the simulator confirms the best candidates.
 """
@@ -31,6 +34,7 @@ from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
 from ..parallel.memory import optimizer_state_bytes
+from ..parallel.step import input_seconds
 from ..parallel.tensor import layer_roles
 from .space import SCHEDULES, Space
 
@@ -63,7 +67,9 @@ class LayerTable:
     params: np.ndarray          # per device (split layers / tp)
     act: np.ndarray             # output bytes per sample (split layers / tp)
     ar_fwd: np.ndarray          # bytes per sample all-reduced after the layer, forward
-    ar_bwd: np.ndarray
+    ar_bwd: np.ndarray          # (an all-gather, half a ring all-reduce, counts half)
+    n_fwd: np.ndarray           # collectives after the layer (all-gathers count half):
+    n_bwd: np.ndarray           # each pays the ring's latency
     update_flops: np.ndarray    # per device
     update_bytes: np.ndarray
 
@@ -71,14 +77,17 @@ class LayerTable:
 class Estimator:
     def __init__(self, model: Model, cluster: Cluster, batch: int, *, dtype_bytes: int = 2,
                  optimizer: str = "adam", training: bool = True,
-                 cost: CostModel = DEFAULT) -> None:
+                 cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0,
+                 bucket_bytes: float = 25e6) -> None:
         self.model, self.cluster, self.batch, self.cost = model, cluster, batch, cost
         self.dtype, self.optimizer, self.training = dtype_bytes, optimizer, training
+        self.input_s_per_sample, self.bucket_bytes = input_s_per_sample, bucket_bytes
         self.unit: ComputeUnit = cluster.unit_types[int(cluster.unit_type[0])]
         self._tables = cache(self._table)
         self._stages = cache(self._stage)
         self._paths = cache(self._path)
         self._ranges = cache(self._partition)
+        self._inputs = cache(self._input)
 
     # -- per layer ----------------------------------------------------------------------
     def _table(self, tp: int) -> LayerTable:
@@ -94,19 +103,21 @@ class Estimator:
             bf2, bb2 = sum(c.flops for c in b2), sum(c.bytes for c in b2)
             out = float(np.prod(layer.output_shape)) * self.dtype
             up = layer.cost(1, phase, self.dtype)  # type: ignore[arg-type]
-            ar_f = out if roles and roles[i].forward_after else 0.0
-            backward_ar = bool(roles and roles[i].backward_after)
-            ar_b = float(np.prod(layer.input_shape)) * self.dtype if backward_ar else 0.0
+            n_f = {"": 0.0, "allreduce": 1.0, "allgather": 0.5}[roles[i].forward_after if roles
+                                                                 else ""]
+            n_b = 1.0 if roles and roles[i].backward_after else 0.0
+            ar_f, ar_b = n_f * out, n_b * float(np.prod(layer.input_shape)) * self.dtype
             rows.append(((f2.flops - f1.flops) / share, (2 * f1.bytes - f2.bytes) / share,
                          (f2.bytes - f1.bytes) / share, (bf2 - bf1) / share,
                          (2 * bb1 - bb2) / share, (bb2 - bb1) / share, layer.params / share,
-                         out / share, ar_f, ar_b, up.flops / share, up.bytes / share))
+                         out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share))
         cols = np.array(rows).T
         return LayerTable(*cols)
 
     def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
-        params, activations per micro-batch, stage input bytes, boundary bytes, update s)."""
+        params, activations per micro-batch, stage input bytes, boundary bytes, update s,
+        collectives forward, backward)."""
         t = self._tables(tp)
         fwd = self.cost.seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit)
         bwd = self.cost.seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit)
@@ -118,7 +129,8 @@ class Estimator:
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
                 float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
                 float(np.prod(first.input_shape)) * self.dtype * mb,
-                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd))
+                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd),
+                float(t.n_fwd[a:z].sum()), float(t.n_bwd[a:z].sum()))
 
     def _partition(self, tp: int, vstages: int) -> list[tuple[int, int]]:
         """Stages balanced at one sample per micro-batch, reused for every size: the
@@ -140,6 +152,11 @@ class Estimator:
             out += [max((p[0] for p in pairs), default=0.0), max((p[1] for p in pairs), default=0.0)]
         return tuple(out)
 
+    def _input(self, layout: int, dp: int, pp: int, tp: int) -> float:
+        cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, batch=self.batch, layout=LAYOUTS[layout],
+                             input_s_per_sample=self.input_s_per_sample)
+        return input_seconds(cfg, self.cluster)
+
     # -- per configuration ---------------------------------------------------------------
     def __call__(self, space: Space) -> Estimate:
         mb = self.batch // (space.dp * space.microbatches)
@@ -147,26 +164,32 @@ class Estimator:
         stage = _lookup(keys, lambda k: self._stages(*k))
         paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                         lambda k: self._paths(*k))
-        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd = stage.T
+        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd, n_f, n_b = stage.T
         tp, pp, dp, m, v = (space.tp.astype(float), space.pp.astype(float), space.dp.astype(float),
                             space.microbatches.astype(float), space.chunks.astype(float))
-        tp_f = _ring(tp, ar_f, paths[:, 0], paths[:, 1])
-        tp_b = _ring(tp, ar_b, paths[:, 0], paths[:, 1])
+        tp_f = _ring(tp, ar_f, n_f * paths[:, 0], paths[:, 1])  # n rings: n latencies
+        tp_b = _ring(tp, ar_b, n_b * paths[:, 0], paths[:, 1])
         dev_f = v * (t_f + tp_f)
-        dev_b = v * (t_b + tp_b) + np.where(space.recompute, v * t_f, 0.0)
+        # full recompute runs the forward again, its tensor-parallel all-reduces too
+        dev_b = v * (t_b + tp_b) + np.where(space.recompute, dev_f, 0.0)
         per_mb = dev_f + dev_b
         bubble = (pp - 1) / v * per_mb
         hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
         grads = params * v * self.dtype
         dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else np.zeros_like(dp)
-        dp_exposed = np.maximum(dp_ring - dev_b, 0.0) + dp_ring / np.maximum(1, grads / 25e6)
+        buckets = np.maximum(1.0, np.ceil(grads / self.bucket_bytes))
+        dp_exposed = np.maximum(dp_ring / buckets, dp_ring - dev_b * (buckets - 1) / buckets)
         opt = upd * v if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
+        if self.input_s_per_sample:
+            step = np.maximum(step, _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
+                                            lambda k: (self._inputs(*k),))[:, 0])
         memory = self._memory(space, params * v, act * v, stage_in * v, m, pp)
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
         u, units = self.unit, float(self.cluster.size)
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
-        return Estimate(step, m * v * (t_f + t_b), bubble, m * v * (tp_f + tp_b), hops, dp_exposed,
+        tp_comm = m * v * (tp_f + tp_b + np.where(space.recompute, tp_f, 0.0))
+        return Estimate(step, m * v * (t_f + t_b), bubble, tp_comm, hops, dp_exposed,
                         opt, memory, memory <= u.memory_bytes, energy,
                         units * u.price_per_hour * step / 3600.0)
 

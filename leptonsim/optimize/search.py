@@ -61,7 +61,8 @@ def objective_values(est: Estimate, objective: str) -> np.ndarray:
 def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time", top: int = 5,
            dtype_bytes: int = 2, optimizer: str = "adam", training: bool = True,
            max_tp: int | None = None, max_microbatches: int = 64,
-           cost: CostModel = DEFAULT) -> Search:
+           cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0,
+           fused_optimizer: bool = False) -> Search:
     """Rank every configuration by the estimate, simulate the `top` few; `cost` prices
     tasks in the estimate, the step partitions and the simulations."""
     if objective not in OBJECTIVES:
@@ -72,13 +73,14 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     if not len(space):
         raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
     est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
-                    training=training, cost=cost)(space)
+                    training=training, cost=cost, input_s_per_sample=input_s_per_sample)(space)
     score = objective_values(est, objective)
     if not np.isfinite(score).any():
         raise SimulationError(f"no configuration of {model.name} fits in "
                               f"{cluster.units[0].memory_bytes / 1e9:.3g} GB per unit")
     order = np.argsort(score, kind="stable")[:top]
-    fixed = {"dtype_bytes": dtype_bytes, "optimizer": optimizer, "training": training}
+    fixed = {"dtype_bytes": dtype_bytes, "optimizer": optimizer, "training": training,
+             "input_s_per_sample": input_s_per_sample, "fused_optimizer": fused_optimizer}
     confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed,
                           cost) for i in order if np.isfinite(score[i])]
     confirmed.sort(key=lambda c: (c.simulated, c.index))
@@ -98,7 +100,7 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
     except (SimulationError, SizeError, ValueError) as err:  # the estimate fits, the plan not
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf,
                          str(err).splitlines()[0])
-    trace = simulate(step.graph, cluster, "static", cost)
+    trace = step.with_input(simulate(step.graph, cluster, "static", cost))
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
                        step.collapsed_bytes).total_j
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))

@@ -44,6 +44,8 @@ class ParallelConfig:
     tp_mode: str = "full"
     fuse: bool = False
     layout: str = "dp,pp,tp"
+    fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
+    input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
@@ -62,6 +64,8 @@ class ParallelConfig:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.bucket_bytes <= 0:
             raise ValueError("bucket_bytes must be > 0")
+        if not self.input_s_per_sample >= 0:
+            raise ValueError(f"input_s_per_sample must be >= 0, got {self.input_s_per_sample}")
 
     @property
     def units(self) -> int:

@@ -11,7 +11,8 @@ runs its pipeline ops strictly in schedule order (0-byte edges chain them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
+from ..ops.base import Cost
 from ..trace import Trace, mirror_units
 from . import collectives
 from .config import ParallelConfig
@@ -54,6 +56,13 @@ class StepGraph:
     collapsed_bytes: np.ndarray | None = None
     """Per channel of the cluster, the bytes the collectives collapsed into tasks
     (graph.comm, symmetric mode) move: their network energy (None: nothing collapsed)."""
+    input_s: float = 0.0
+    """Seconds the busiest host's input pipeline needs per step (input_seconds)."""
+
+    def with_input(self, trace: Trace) -> Trace:
+        """The simulated trace of this step, lasting at least input_s: the hosts prepare
+        the next step's samples while this one runs, so a step is never shorter."""
+        return replace(trace, wait_until_s=max(trace.wait_until_s, self.input_s))
 
     def every_unit(self, trace: Trace) -> Trace:
         """The trace with every unit of a symmetric group shown running what its
@@ -81,6 +90,40 @@ def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np
     return out
 
 
+def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
+                   layers: tuple[int, ...]) -> Cost:
+    """One device's optimizer step over `layers` (1/tp of the split ones): a memory-bound
+    pass over the weights, gradients and optimizer state (ops.base.update_cost), one
+    kernel per parameter tensor, or one for the device's whole group when fused."""
+    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
+    flops = nbytes = 0.0
+    kernels = 0
+    for i in layers:
+        c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
+        share = cfg.tp if roles[i].sharded else 1
+        flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
+    return Cost(flops, nbytes, min(kernels, 1) if cfg.fused_optimizer else kernels)
+
+
+def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
+    """The input pipeline's seconds per step on the busiest host: its replicas' samples
+    (batch / dp each) times cfg.input_s_per_sample. A replica's samples are loaded by
+    the host of its first-stage unit (tensor-parallel rank 0; Megatron's loader
+    broadcasts from it), and the units of a node share one host (a two-level cluster's
+    units_per_node; otherwise each unit is its own host).
+
+    The pipeline runs on the host CPUs beside the accelerators and prefetches (NVIDIA
+    DALI; PyTorch DataLoader workers): it overlaps the step, so it costs time only
+    when it is the slower of the two, and the step lasts max(the simulated step, this)
+    (StepGraph.with_input). NVIDIA's ResNet-50 v1.5 recipe (DeepLearningExamples,
+    PyTorch) decodes and augments with DALI for this reason."""
+    if cfg.input_s_per_sample == 0:
+        return 0.0
+    per_node = cluster.units_per_node or 1
+    hosts = Counter(cfg.rank(d, 0, 0) // per_node for d in range(cfg.dp))
+    return max(hosts.values()) * (cfg.batch // cfg.dp) * cfg.input_s_per_sample
+
+
 def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
     return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes
 
@@ -104,7 +147,8 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
-                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None)
+                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
+                     input_seconds(cfg, cluster))
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -181,21 +225,32 @@ class _StepBuilder:
         for seg in self.segments[v]:
             self._compute(chains, d, s, seg, "F", k)
             if seg.forward_after:
-                self._tp_collective(chains, d, s, seg.forward_after,
-                                    activation_bytes(self.model.layers[seg.layers[-1]], self.cfg))
+                self._tp_collectives(chains, d, s, [self._forward_collective(seg)])
         return [(first, last) for first, last in chains]
 
     def _backward(self, d: int, v: int, k: int) -> Ends:
+        """The backward of virtual stage v, in reverse. With full recompute each
+        segment's backward task also recomputes its forward, and that forward's
+        tensor-parallel collective runs again, after it and before the backward's own:
+        per transformer layer and micro-batch 6 all-reduces instead of 4 (Korthikanti
+        et al., "Reducing Activation Recomputation in Large Transformer Models", MLSys
+        2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). On one
+        rank's chain the order inside a segment does not change its time."""
         s = v % self.cfg.pp
         chains = self._chains()
         for seg in reversed(self.segments[v]):
             self._compute(chains, d, s, seg, "B", k)
+            todo = ([self._forward_collective(seg)]
+                    if self.cfg.recompute and seg.forward_after else [])
             if seg.backward_after:
                 first_layer = self.model.layers[seg.layers[0]]
-                self._tp_collective(chains, d, s, seg.backward_after,
-                                    float(np.prod(first_layer.input_shape))
-                                    * self.cfg.microbatch_size * self.cfg.dtype_bytes)
+                todo.append((seg.backward_after, float(np.prod(first_layer.input_shape))
+                             * self.cfg.microbatch_size * self.cfg.dtype_bytes))
+            self._tp_collectives(chains, d, s, todo)
         return [(first, last) for first, last in chains]
+
+    def _forward_collective(self, seg: Segment) -> tuple[str, float]:
+        return seg.forward_after, activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
 
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
@@ -238,23 +293,29 @@ class _StepBuilder:
         return activation_bytes(self.model.layers[end], self.cfg)
 
     # -- collectives -------------------------------------------------------------------
-    def _tp_collective(self, chains: list[list[int]], d: int, s: int, kind: str,
-                       nbytes: float) -> None:
+    def _tp_collectives(self, chains: list[list[int]], d: int, s: int,
+                        todo: list[tuple[str, float]]) -> None:
+        """The tensor-parallel collectives `todo` ((kind, bytes) each), one after another
+        on the group; in symmetric mode one task of their summed exact durations."""
         cfg = self.cfg
-        if cfg.tp == 1:
+        if cfg.tp == 1 or not todo:
             return
         ranks = [cfg.rank(d, s, t) for t in range(cfg.tp)]
-        self.collectives += 1
-        name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
         if cfg.tp_mode == "symmetric":
-            task = self.b.task(name, duration_s=self._collapse(kind, ranks, nbytes),
-                               pin=ranks[0], kind=f"tp_{kind}", comm=True)
+            self.collectives += 1
+            kinds = "+".join(kind for kind, _ in todo)
+            seconds = sum(self._collapse(kind, ranks, nbytes) for kind, nbytes in todo)
+            task = self.b.task(f"tp.{kinds}.d{d}.s{s}.{self.collectives}", duration_s=seconds,
+                               pin=ranks[0], kind=f"tp_{kinds}", comm=True)
             self._append(chains[0], task)
             return
-        build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
-        done = build(self.b, ranks, nbytes, [c[1] for c in chains], name)
-        for chain, task in zip(chains, done, strict=True):
-            chain[1] = task
+        for kind, nbytes in todo:
+            self.collectives += 1
+            build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
+            done = build(self.b, ranks, nbytes, [c[1] for c in chains],
+                         f"tp.{kind}.d{d}.s{s}.{self.collectives}")
+            for chain, task in zip(chains, done, strict=True):
+                chain[1] = task
 
     def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
         """The ring collective `collectives` would spell out, as one duration: uncontended
@@ -273,25 +334,49 @@ class _StepBuilder:
         return float(ring(p, nbytes, latency, 1.0 / gap).max())
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
-        """Bucketed gradient all-reduce over replicas, then the optimizer step."""
+        """Bucketed gradient all-reduce over replicas, then the optimizer step.
+
+        As PyTorch DDP does it (Li et al., "PyTorch Distributed: Experiences on
+        Accelerating Data Parallel Training", VLDB 2020, sections 3.2.3 and 4.2):
+        buckets fill in reverse layer order as the last micro-batch's backward makes
+        the gradients, the later chunks' first (their backward ends earlier); a
+        bucket's all-reduce starts when its last gradient is ready, and the buckets
+        of one communicator (replicas of a stage and tp rank) run one after another,
+        in that order, as NCCL runs collectives issued on one stream."""
         cfg = self.cfg
         for t in cfg.simulated_tp_ranks():
+            ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
             ends: list[list[int]] = [[] for _ in range(cfg.dp)]
-            for chunk in range(cfg.chunks):
-                v = chunk * cfg.pp + s
-                for bucket, nbytes in self._buckets(v):
+            done: list[int] = []
+            for chunk in reversed(range(cfg.chunks)):
+                for bucket, nbytes in self._buckets(chunk * cfg.pp + s):
                     ready = [self.last_backward[(d, bucket[-1], t)] for d in range(cfg.dp)]
-                    ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
-                    done = (collectives.ring_allreduce(
-                        self.b, ranks, nbytes, ready, f"dp.s{s}.t{t}.{bucket[0]}")
-                        if cfg.dp > 1 else ready)
+                    if cfg.dp > 1:
+                        ready = self._after_both(ready, done, ranks, f"dp.s{s}.t{t}.{bucket[0]}.wait")
+                        done = collectives.ring_allreduce(self.b, ranks, nbytes, ready,
+                                                          f"dp.s{s}.t{t}.{bucket[0]}")
                     for d in range(cfg.dp):
-                        ends[d].append(done[d])
+                        ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             for d in range(cfg.dp):
                 self._optimizer(d, s, t, ends[d], order)
 
+    def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
+                    name: str) -> list[int]:
+        """Per rank, `ready` or, after a previous collective on the communicator, a zero
+        task that waits for both."""
+        if not previous:
+            return ready
+        out = []
+        for i, (r, p) in enumerate(zip(ready, previous, strict=True)):
+            task = self.b.task(f"{name}.r{i}", duration_s=0.0, pin=ranks[i], kind="ring_allreduce")
+            self.b.edge(r, task)
+            self.b.edge(p, task)
+            out.append(task)
+        return out
+
     def _buckets(self, v: int) -> list[tuple[list[int], float]]:
-        """Layers of virtual stage v in backward order, grouped until bucket_bytes."""
+        """Layers of virtual stage v with parameters, in backward order, grouped until a
+        bucket holds bucket_bytes of gradients (DDP closes a bucket at its cap)."""
         cfg = self.cfg
         out: list[tuple[list[int], float]] = []
         bucket: list[int] = []
@@ -299,6 +384,8 @@ class _StepBuilder:
         for seg in reversed(self.segments[v]):
             for i in reversed(seg.layers):
                 layer, role = self.model.layers[i], self.roles[i]
+                if not layer.params:  # no gradient: it neither fills nor delays a bucket
+                    continue
                 share = cfg.tp if role.sharded and cfg.tp_mode == "full" else 1
                 size += layer.params * cfg.dtype_bytes / share
                 bucket.append(i)
@@ -311,17 +398,11 @@ class _StepBuilder:
 
     def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> None:
         cfg = self.cfg
-        phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
-        flops = nbytes = 0.0
-        for chunk in range(cfg.chunks):
-            for i in range(*self.stages[chunk * cfg.pp + s]):
-                c = self.model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-                share = cfg.tp if self.roles[i].sharded else 1
-                flops, nbytes = flops + c.flops / share, nbytes + c.bytes / share
-        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=flops, nbytes=nbytes,
+        layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
+        c = optimizer_cost(self.model, cfg, self.roles, layers)
+        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops, nbytes=c.bytes,
                            pin=cfg.rank(d, s, t), kind="optimizer")
-        self.work[task] = ("update", tuple(i for c in range(cfg.chunks)
-                                           for i in range(*self.stages[c * cfg.pp + s])))
+        self.work[task] = ("update", layers)
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
         for src in after:

@@ -12,14 +12,17 @@ from typing import Any
 from .. import ops
 from ..errors import ScenarioError, did_you_mean, found
 from ..models import LayerStack, Model
+from ..ops.attention import IMPLEMENTATIONS
 from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
+from ..zoo.transformer import FUSIONS, with_kernels
 
 Doc = dict[str, Any]
 Schema = dict[str, Any]
 
 OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
+MODEL_WIDE = {"implementation": "attention", "fused": "fused"}  # layer args set model-wide
 PRECISION_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 
 
@@ -47,6 +50,22 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                       "description": "The optimizer update: sgd or adam"},
         "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
                       "description": "Numeric format of weights, activations and gradients"},
+        "attention": {"enum": list(reversed(IMPLEMENTATIONS)), "default": "flash",
+                      "description": "Attention kernel of every attention layer: flash "
+                                     "(FlashAttention-2's IO-aware cost, no S x S scores in "
+                                     "memory) or unfused (scores and probabilities through "
+                                     "memory)"},
+        "fused": {"type": "array", "items": {"enum": [*FUSIONS, "optimizer"]}, "uniqueItems": True,
+                  "default": [],
+                  "description": "Fused kernels: bias_gelu (a GELU in its Dense's GEMM "
+                                 "epilogue), add_norm (a residual add and the LayerNorm after "
+                                 "it in one kernel), optimizer (the update one kernel per "
+                                 "parameter group, as apex FusedAdam, not one per tensor)"},
+        "input_pipeline": quantity("time", "Host time per sample of the input pipeline (data "
+                                   "loading, decoding, augmentation), overlapped with the step: "
+                                   "a node's units share its host, so a step lasts at least "
+                                   "the node's samples per step x this; 0: none", 0.0,
+                                   minimum=0),
     }, ("batch",), oneOf=[{"required": ["name"]}, {"required": ["layers"]}])
 
 
@@ -78,7 +97,13 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
 
 
 def build_model(table: Doc) -> Model:
-    """The Model of a [workload.model] table: from the zoo by name, or layer by layer."""
+    """The Model of a [workload.model] table, from the zoo by name or layer by layer,
+    with the table's attention implementation and fused kernels."""
+    fused = [f for f in table.get("fused", ()) if f in FUSIONS]
+    return with_kernels(_model(table), table.get("attention"), fused)
+
+
+def _model(table: Doc) -> Model:
     if "name" in table:
         if "input_shape" in table:  # a zoo model has its own; this one would be ignored
             raise ScenarioError("workload.model.input_shape", "no input_shape for a zoo model "
@@ -105,6 +130,10 @@ def _op(spec: Doc, path: str) -> ops.Op:
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     args = {k: v for k, v in spec.items() if k not in ("op", "name")}
     for key in args:
+        if key in MODEL_WIDE:
+            raise ScenarioError(f"{path}.{key}", "no per-layer kernel choice",
+                                f"<{key} = {args[key]!r}>",
+                                hint=f"set [workload.model] {MODEL_WIDE[key]} for every layer")
         if key not in fields:
             raise ScenarioError(f"{path}.{key}", f"an argument of {spec['op']} "
                                 f"({', '.join(sorted(fields)) or 'none'})", f"<unknown key {key!r}>",
@@ -175,6 +204,8 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             optimizer=model_table["optimizer"],
             dtype_bytes=PRECISION_BYTES[model_table["precision"]],
             bucket_bytes=float(parallel["bucket"]), tp_mode=parallel["tp_mode"],
-            fuse=bool(parallel["fuse"]), layout=parallel["layout"])
+            fuse=bool(parallel["fuse"]), layout=parallel["layout"],
+            fused_optimizer="optimizer" in model_table.get("fused", ()),
+            input_s_per_sample=float(model_table.get("input_pipeline", 0.0)))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

@@ -2,12 +2,16 @@
 
 A layer has attention (4h^2 + 4h), a 4h-wide feed-forward block (8h^2 + 5h) and two
 LayerNorms (4h): 12h^2 + 13h parameters. Dropout moves no FLOPs we model and is left
-out.
+out. Attention is FlashAttention's by default (`attention = "unfused"` for the
+S x S form; GPT's is causal), and `with_kernels` sets a model's kernel choices.
 """
 
 from __future__ import annotations
 
-from leptonsim.models import LayerStack, Model
+from collections.abc import Iterable
+from dataclasses import replace
+
+from leptonsim.models import Layer, LayerStack, Model
 from leptonsim.ops import (
     GELU,
     Add,
@@ -18,6 +22,34 @@ from leptonsim.ops import (
     SoftmaxCrossEntropy,
     Tanh,
 )
+from leptonsim.ops.attention import Implementation
+
+FUSIONS = ("bias_gelu", "add_norm")
+
+
+def with_kernels(model: Model, attention: Implementation | None = None,
+                 fused: Iterable[str] = ()) -> Model:
+    """`model` with every attention layer's implementation set to `attention` (None:
+    as built) and the fusions of `fused`: "bias_gelu" makes each GELU that takes a
+    Dense's output run in that GEMM's epilogue, "add_norm" each LayerNorm that takes
+    an Add's output run in the add's kernel (ops/activation.py, ops/norm.py)."""
+    fused = set(fused)
+    unknown = fused - set(FUSIONS)
+    if unknown:
+        raise ValueError(f"unknown fusion {sorted(unknown)[0]!r}; expected {', '.join(FUSIONS)}")
+    out: list[Layer] = []
+    into = {GELU: ("bias_gelu", "dense"), LayerNorm: ("add_norm", "add")}  # fusion, producer
+    for layer in model.layers:
+        op = layer.op
+        fusion, producer = into.get(type(op), ("", ""))
+        before = out[-1] if out else None
+        if attention is not None and isinstance(op, MultiHeadSelfAttention):
+            op = replace(op, implementation=attention)
+        elif (fusion in fused and before is not None and before.kind == producer
+              and before.output_shape == layer.input_shape):
+            op = replace(op, fused=True)  # type: ignore[type-var]
+        out.append(Layer(layer.name, op, layer.input_shape))
+    return Model(model.name, model.input_shape, tuple(out))
 
 
 def _feed_forward(s: LayerStack, name: str, hidden: int, ffn: int) -> None:
@@ -38,6 +70,7 @@ def bert(
     type_vocab: int = 2,
     seq_len: int = 128,
     pooler: bool = True,
+    attention: Implementation = "flash",
 ) -> Model:
     """A BERT encoder as HuggingFace's BertModel counts it, ending at the pooler.
 
@@ -55,7 +88,7 @@ def bert(
     s.add("embeddings.add", Add(3))
     s.add("embeddings.ln", LayerNorm())
     for i in range(layers):
-        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(heads))
+        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(heads, implementation=attention))
         s.add(f"layer.{i}.attention.add", Add())
         s.add(f"layer.{i}.attention.ln", LayerNorm())
         _feed_forward(s, f"layer.{i}.ffn", hidden, ffn)
@@ -86,6 +119,7 @@ def gpt(
     *,
     name: str = "",
     final_layernorm: bool = True,
+    attention: Implementation = "flash",
 ) -> Model:
     """A GPT decoder of `layers` pre-LN blocks over seq_len tokens, LM head tied.
 
@@ -100,7 +134,7 @@ def gpt(
     s.add("embed.add", Add())
     for i in range(layers):
         s.add(f"h.{i}.ln_1", LayerNorm())
-        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads))
+        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads, implementation=attention, causal=True))
         s.add(f"h.{i}.attn.add", Add())
         s.add(f"h.{i}.ln_2", LayerNorm())
         _feed_forward(s, f"h.{i}.mlp", hidden, 4 * hidden)
