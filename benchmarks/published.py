@@ -45,10 +45,11 @@ RESULT = ROOT / "benchmarks" / "results" / "published.json"
 FIDELITY = ROOT / "docs" / "fidelity.md"
 TABLE_BEGIN, TABLE_END = "<!-- published table: begin -->", "<!-- published table: end -->"
 PARTS = ("compute", "exposed_comm", "bubble", "other")
+STEP_TIME = "s per iteration"
 RECORDED = ("id", "source", "table", "row", "family", "platform", "gpus", "precision",
             "published", "unit")  # the row's own keys every record repeats
 SUBSETS = {"all": lambda r: True,
-           "large LLM (GPT, >= 32 GPUs)": lambda r: r["family"] == "gpt",
+           "dense LLM (GPT)": lambda r: r["family"] == "gpt",
            "CNN (ResNet-50)": lambda r: r["family"] == "resnet50"}
 
 Row = dict[str, Any]
@@ -123,32 +124,45 @@ def model_of(row: Row) -> str | dict[str, Any]:
                          "(its tables and MLP widths cannot be stated in [workload.model])")
 
 
-def split(row: Row) -> dict[str, Any]:
-    """The [workload.model] and [parallel] keys of a row: the row's own, else defaults.
-    A large cluster is simulated as leptonsim optimize simulates one (search._config):
-    one rank per tensor-parallel group, a task per run of layers between collectives."""
+def split(row: Row, big: bool) -> dict[str, Any]:
+    """The [workload.model] and [parallel] keys of a row: the row's own, passed as they
+    are (so a value the format cannot take yet is refused, not rounded), else defaults.
+    `big`: simulated as leptonsim optimize simulates a large cluster (search._config),
+    one rank per tensor-parallel group and a task per run of layers between collectives."""
     tp, pp = int(row.get("tp", 1)), int(row.get("pp", 1))
     gpus = int(row["gpus"])
     dp = gpus // (tp * pp)
     batch = int(row["batch"]) if "batch" in row else int(row["batch_per_gpu"]) * gpus
     micro = int(row.get("microbatch", batch // dp))
-    big = gpus > SYMMETRIC_ABOVE
     keys: dict[str, Any] = {
         "batch": batch, "dp": dp, "pp": pp, "tp": tp, "microbatches": batch // (dp * micro),
-        "precision": row["precision"], "recompute": bool(row.get("recompute", False)),
+        "precision": row["precision"], "recompute": row.get("recompute", False),
         "optimizer": row.get("optimizer", "adam"),
-        "tp_mode": "symmetric" if big and tp > 1 else "full", "fuse": big}
+        "tp_mode": "symmetric" if big and tp > 1 else "full", "fuse": big,
+        **row.get("options", {})}
     if row.get("chunks", 1) > 1:
         keys |= {"schedule": "interleaved", "chunks": int(row["chunks"])}
     return keys
 
 
+def _too_many(err: ls.ScenarioError) -> bool:
+    """A step refused for its task or edge count (limits.SIZES), not for its content."""
+    return err.expected.startswith("at most") and ("tasks" in err.expected or "edges" in err.expected)
+
+
 def scenario_of(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> tuple[Any, list[str]]:
-    """The scenario of a row (and the presets it needed that the catalog lacks)."""
+    """The scenario of a row (and the presets it needed that the catalog lacks). A cluster
+    above SYMMETRIC_ABOVE units is simulated big; a smaller one too when every rank
+    spelt out is more tasks than the engine takes (as search.evaluate falls back)."""
     hw, needs = hardware(row, platforms[row["platform"]], stand_ins)
-    keys = split(row)
-    batch = keys.pop("batch")
-    return ls.step(model_of(row), hw, batch=batch, **keys), needs
+    model = model_of(row)
+    keys = split(row, big=row["gpus"] > SYMMETRIC_ABOVE)
+    try:
+        return ls.step(model, hw, **keys), needs
+    except ls.ScenarioError as err:
+        if keys["fuse"] or not _too_many(err):
+            raise
+    return ls.step(model, hw, **split(row, big=True)), needs
 
 
 # -- the published unit ----------------------------------------------------------------
@@ -167,12 +181,24 @@ def step_flops(row: Row) -> float:
 
 
 def figure(row: Row, step_s: float) -> float:
-    """A step time in the row's unit (and, given the published figure, back: the
-    published step time is figure(row, 1) / published)."""
+    """A step time in the row's unit."""
     if row["unit"] == "TFLOP/s per GPU":
         return step_flops(row) / (step_s * row["gpus"]) / 1e12
+    if row["unit"] == STEP_TIME:
+        return step_s
     samples = row["batch"] if "batch" in row else row["batch_per_gpu"] * row["gpus"]
     return samples / step_s
+
+
+def published_step_s(row: Row) -> float:
+    """The step time the published figure stands for."""
+    return row["published"] if row["unit"] == STEP_TIME else figure(row, 1.0) / row["published"]
+
+
+def error(row: Row, step_s: float) -> float:
+    """The signed error of the prediction as a speed: predicted / published throughput
+    - 1, so positive is too fast whatever the row's unit."""
+    return published_step_s(row) / step_s - 1
 
 
 # -- where the predicted step goes -----------------------------------------------------
@@ -188,18 +214,20 @@ def _union(starts: np.ndarray, ends: np.ndarray) -> float:
 
 def breakdown(result: Any) -> dict[str, float]:
     """The mean unit's step in seconds: compute (its tasks), exposed communication (moving
-    data while computing nothing), the pipeline bubble (study.row.bubble_s) and the rest
-    (waiting outside the pipeline's window). A symmetric group's unit counts for all."""
+    data, or running a symmetric group's collective task, while computing nothing), the
+    pipeline bubble (study.row.bubble_s) and the rest (waiting outside the pipeline's
+    window). A symmetric group's unit counts for all its units."""
     trace, step = result.trace, result.scenario.step
     makespan, size = result.metrics.makespan_s, result.scenario.cluster.size
     unit_of = np.empty(step.graph.size, np.int64)
     unit_of[trace.task] = trace.task_unit
+    comm = np.asarray(step.graph.comm, bool)[trace.task]  # a symmetric group's collectives
     compute = exposed = 0.0
     for u in np.unique(trace.task_unit).tolist():
         weight = len(step.groups.get(u, (u,)))
         mine = trace.task_unit == u
         moving = (unit_of[trace.xfer_src_task] == u) | (unit_of[trace.xfer_dst_task] == u)
-        busy = _union(trace.task_start[mine], trace.task_end[mine])
+        busy = _union(trace.task_start[mine & ~comm], trace.task_end[mine & ~comm])
         both = _union(np.concatenate([trace.task_start[mine], trace.xfer_start[moving]]),
                       np.concatenate([trace.task_end[mine], trace.xfer_end[moving]]))
         compute += weight * busy
@@ -221,12 +249,11 @@ def predict(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> d
         return record | {"status": "not expressible", "reason": str(err)}
     result = ls.run(scenario)
     step_s = result.metrics.makespan_s
-    published_s = figure(row, 1.0) / row["published"]
-    predicted = figure(row, step_s)
+    published_s = published_step_s(row)
     parts = breakdown(result)
     return record | {
-        "status": "predicted", "needs": needs, "predicted": predicted,
-        "error": predicted / row["published"] - 1, "step_s": step_s, "published_step_s": published_s,
+        "status": "predicted", "needs": needs, "predicted": figure(row, step_s),
+        "error": error(row, step_s), "step_s": step_s, "published_step_s": published_s,
         "parts_of_published": {k: v / published_s for k, v in parts.items()},
         "tasks": scenario.graph.size, "tp_mode": scenario.step.config.tp_mode,
         "fuse": scenario.step.config.fuse, "wall_s": time.perf_counter() - t0}

@@ -109,10 +109,25 @@ def test_the_layer_list_is_megatrons_gpt_less_the_position_embedding() -> None:
 
 
 def test_figures_and_step_times_are_inverse() -> None:
-    """The published step time, put back through the row's unit, is the published figure."""
+    """The published step time, put back through the row's unit, is the published figure,
+    and predicting it exactly is no error."""
     for r in ROWS:
-        published_s = bench.figure(r, 1.0) / r["published"]
+        published_s = bench.published_step_s(r)
         assert math.isclose(bench.figure(r, published_s), r["published"], rel_tol=1e-12)
+        assert abs(bench.error(r, published_s)) < 1e-12
+
+
+def test_the_error_is_positive_when_too_fast_in_every_unit() -> None:
+    for r in ROWS:
+        assert bench.error(r, 0.5 * bench.published_step_s(r)) > 0
+
+
+def test_a_value_the_format_cannot_take_is_refused_not_rounded() -> None:
+    """Selective recompute is not a value of `recompute` yet: the row is listed as not
+    expressible (it is not run as full recompute)."""
+    row = BY_ID["korthikanti-t5-22b-seqsel"] | {"options": {}}
+    out = bench.predict(row, PLATFORMS, STAND_INS)
+    assert out["status"] == "not expressible" and "recompute" in out["reason"]
 
 
 @pytest.mark.parametrize("row_id", GUARD[:3])
@@ -137,4 +152,4 @@ def test_the_summary_counts_only_predicted_rows() -> None:
     s = bench.summary(records)
     assert s["all"]["rows"] == 2 and math.isclose(s["all"]["mean_abs_error"], 0.2)
     assert s["all"]["max_abs_error"] == 0.3
-    assert s["large LLM (GPT, >= 32 GPUs)"]["rows"] == 1
+    assert s["dense LLM (GPT)"]["rows"] == 1
