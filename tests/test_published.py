@@ -1,0 +1,155 @@
+"""The published-results benchmark (benchmarks/published.py, docs/fidelity.md).
+
+The regression guard re-predicts a few cheap rows and fails if any moved by more than
+1 % from the figure recorded in benchmarks/results/published.json. It is a guard, not a
+tolerance: when a change to the model moves them on purpose, regenerate the record by
+running the whole benchmark,
+
+    python benchmarks/published.py --render
+
+and commit benchmarks/results/published.json and docs/fidelity.md with the change.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import leptonsim as ls
+from leptonsim.scenario.model import build_model
+from leptonsim.zoo import gpt_params
+
+ROOT = Path(__file__).resolve().parents[1]
+GUARD = ("dle-pyt-rn50-v100-16g-amp-1", "dle-pyt-rn50-v100-16g-fp32-8",
+         "dle-pyt-bert-v100-squad-fp16-1", "dle-pyt-bert-a100-squad-fp16-8",
+         "narayanan-t1-1.7b")
+REGENERATE = "regenerate on purpose with: python benchmarks/published.py --render"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("published", ROOT / "benchmarks" / "published.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["published"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+ROWS, PLATFORMS, STAND_INS = bench.load()
+BY_ID = {r["id"]: r for r in ROWS}
+RECORD = json.loads(bench.RESULT.read_text())
+RECORDED = {r["id"]: r for r in RECORD["rows"]}
+
+
+@pytest.mark.parametrize("row_id", GUARD)
+def test_guard_rows_have_not_moved(row_id: str) -> None:
+    """The regression guard: within 1 % of the recorded prediction, same status."""
+    now = bench.predict(BY_ID[row_id], PLATFORMS, STAND_INS)
+    was = RECORDED[row_id]
+    assert now["status"] == was["status"] == "predicted", REGENERATE
+    moved = now["predicted"] / was["predicted"] - 1
+    assert abs(moved) <= 0.01, (f"{row_id}: {was['predicted']:.4g} -> {now['predicted']:.4g} "
+                                f"({moved:+.2%}); {REGENERATE}")
+
+
+def test_the_guard_rows_are_cheap() -> None:
+    """Small GPU counts only, so the guard costs seconds."""
+    assert all(BY_ID[i]["gpus"] <= 32 for i in GUARD)
+
+
+def test_the_record_covers_every_row_of_the_data() -> None:
+    """Rows added or removed in published.toml without rerunning the benchmark fail."""
+    assert list(RECORDED) == [r["id"] for r in ROWS], REGENERATE
+
+
+def test_the_set_covers_what_issue_12_asks() -> None:
+    """At least 25 rows from 5 sources; V100, A100 and H100; dense LLMs on up to
+    3,000 GPUs; CNNs; BERT; a recommender."""
+    assert len(ROWS) >= 25
+    assert len({r["source"] for r in ROWS}) >= 5
+    devices = {PLATFORMS[r["platform"]]["device"][:4] for r in ROWS}
+    assert {"v100", "a100", "h100"} <= devices
+    assert max(r["gpus"] for r in ROWS if r["family"] == "gpt") >= 3000
+    assert {"gpt", "bert", "resnet50"} <= {r["family"] for r in ROWS}
+    assert any(r["unit"] == "records/s" for r in ROWS)
+
+
+def test_every_row_is_cited_and_its_presets_exist() -> None:
+    for r in ROWS:
+        assert r["source"] and r["table"] and r["row"] and r["published"] > 0, r["id"]
+        plat = PLATFORMS[r["platform"]]
+        for name, catalog in ((plat["device"], ls.devices()), (plat["node_link"], ls.links()),
+                              (plat["nic"], ls.links())):
+            assert name in catalog or STAND_INS[name] in catalog, (r["id"], name)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["source"].startswith("Narayanan")],
+                         ids=lambda r: r["id"])
+def test_narayanan_rows_give_table_1s_parameter_count(row: dict) -> None:
+    """Eq. (2) on the transcribed l, h, V, s gives the table's 'Number of parameters
+    (billion)', which names the row: a check of the transcription."""
+    p = gpt_params(row["layers"], row["hidden"], row["vocab"], row["seq"])
+    assert f"{p / 1e9:.1f}B" == row["row"]
+
+
+def test_the_layer_list_is_megatrons_gpt_less_the_position_embedding() -> None:
+    """12lh^2 + 13lh + Vh parameters, plus 2h for the final LayerNorm: Megatron's count
+    without its s*h position embedding, which a layer list cannot hold."""
+    row = {"family": "gpt", "layers": 3, "hidden": 64, "heads": 4, "seq": 32, "vocab": 1000}
+    model = build_model(bench.transformer(row))
+    layers, h, v, s = 3, 64, 1000, 32
+    assert model.params() == gpt_params(layers, h, v, s) - s * h + 2 * h
+
+
+def test_figures_and_step_times_are_inverse() -> None:
+    """The published step time, put back through the row's unit, is the published figure,
+    and predicting it exactly is no error."""
+    for r in ROWS:
+        published_s = bench.published_step_s(r)
+        assert math.isclose(bench.figure(r, published_s), r["published"], rel_tol=1e-12)
+        assert abs(bench.error(r, published_s)) < 1e-12
+
+
+def test_the_error_is_positive_when_too_fast_in_every_unit() -> None:
+    for r in ROWS:
+        assert bench.error(r, 0.5 * bench.published_step_s(r)) > 0
+
+
+def test_a_value_the_format_cannot_take_is_refused_not_rounded() -> None:
+    """Selective recompute is not a value of `recompute` yet: the row is listed as not
+    expressible (it is not run as full recompute)."""
+    row = BY_ID["korthikanti-t5-22b-seqsel"] | {"options": {}}
+    out = bench.predict(row, PLATFORMS, STAND_INS)
+    assert out["status"] == "not expressible" and "recompute" in out["reason"]
+
+
+@pytest.mark.parametrize("row_id", GUARD[:3])
+def test_the_parts_add_up_to_the_predicted_step(row_id: str) -> None:
+    """compute + exposed communication + bubble + other = the predicted step time."""
+    r = bench.predict(BY_ID[row_id], PLATFORMS, STAND_INS)
+    total = sum(r["parts_of_published"].values()) * r["published_step_s"]
+    assert math.isclose(total, r["step_s"], rel_tol=1e-9)
+    assert all(v >= 0 for v in r["parts_of_published"].values())
+
+
+def test_a_row_the_format_cannot_state_is_listed_with_its_reason() -> None:
+    dlrm = next(r for r in ROWS if r["family"] == "dlrm_criteo_1tb")
+    out = bench.predict(dlrm, PLATFORMS, STAND_INS)
+    assert out["status"] == "not expressible" and "dlrm_criteo_1tb" in out["reason"]
+
+
+def test_the_summary_counts_only_predicted_rows() -> None:
+    records = [{"status": "predicted", "family": "gpt", "error": 0.1},
+               {"status": "predicted", "family": "resnet50", "error": -0.3},
+               {"status": "not expressible", "family": "gpt", "reason": "x"}]
+    s = bench.summary(records)
+    assert s["all"]["rows"] == 2 and math.isclose(s["all"]["mean_abs_error"], 0.2)
+    assert s["all"]["max_abs_error"] == 0.3
+    assert s["dense LLM (GPT)"]["rows"] == 1
