@@ -20,7 +20,10 @@ Doc = dict[str, Any]
 Schema = dict[str, Any]
 
 OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
-PRECISION_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
+# Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
+# peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
+# and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
+PRECISION_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 
 def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
@@ -46,7 +49,8 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "optimizer": {"enum": list(OPTIMIZERS), "default": "adam",
                       "description": "The optimizer update: sgd or adam"},
         "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
-                      "description": "Numeric format of weights, activations and gradients"},
+                      "description": "Numeric format of weights, activations and gradients; "
+                                     "GEMMs run at the units' peak for it"},
     }, ("batch",), oneOf=[{"required": ["name"]}, {"required": ["layers"]}])
 
 
