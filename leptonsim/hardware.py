@@ -16,6 +16,9 @@ import numpy as np
 
 from .errors import SimulationError
 
+PRECISIONS = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+"""The arithmetic precisions a unit may have a dense peak for (ComputeUnit.peaks)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ComputeUnit:

@@ -129,12 +129,12 @@ class Slower(TaskCost):
 
     name = "slower"
 
-    def __init__(self, factor: float) -> None:
-        self.factor = factor
+    def __init__(self, factor: float, precision: str | None = None) -> None:
+        self.factor, self.roofline = factor, Roofline(precision)
 
     def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
                 kinds: Sequence[str] | None = None) -> np.ndarray:
-        return self.factor * Roofline().seconds(flops, nbytes, unit, kinds)
+        return self.factor * self.roofline.seconds(flops, nbytes, unit, kinds)
 
 
 class PerLayer(TaskCost):
@@ -180,7 +180,8 @@ def test_the_estimator_and_the_search_cost_with_the_model_they_are_given():
 
 def test_run_simulates_with_the_cost_model_it_is_given():
     scenario = load(ROOT / "scenarios" / "seed_cnn_data_parallel.toml")[0]
-    base, slow = run(scenario), run(scenario, cost=Slower(3.0))
+    slower = Slower(3.0, scenario.cost.precision)  # type: ignore[attr-defined]
+    base, slow = run(scenario), run(scenario, cost=slower)
     assert slow.metrics.total_work_s == pytest.approx(3 * base.metrics.total_work_s, rel=1e-12)
     assert slow.metrics.makespan_s > base.metrics.makespan_s
 

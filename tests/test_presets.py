@@ -9,12 +9,16 @@ import pytest
 
 from leptonsim.presets import device_presets, link_presets, preset_names
 
-DEVICE_NAMES = {"v100", "a100_80gb", "h100_sxm", "tpu_v4", "cpu_core", "cpu_socket", "jetson_orin"}
+DEVICE_NAMES = {"v100", "v100_16gb", "v100_32gb", "a100_40gb", "a100_80gb", "h100_sxm",
+                "h100_pcie", "h200", "b200", "mi300x", "tpu_v4", "tpu_v5e", "l4", "cpu_core",
+                "cpu_socket", "jetson_orin"}
 LINK_NAMES = {"nvlink3", "nvlink4", "pcie4_x16", "pcie5_x16", "infiniband_hdr", "infiniband_ndr",
               "ethernet_100g", "ethernet_25g"}
 
 DEVICE_KEYS = {"description", "peak", "peak_fp32", "memory_bandwidth", "memory", "efficiency",
-               "overhead", "idle_power", "busy_power", "price_per_hour"}
+               "overhead", "idle_power", "busy_power", "price_per_hour", "sms",
+               "bandwidth_efficiency"}
+PEAK_KEYS = {f"peak_{p}" for p in ("fp64", "tf32", "fp16", "bf16", "fp8", "int8")}
 LINK_KEYS = {"description", "bandwidth", "latency", "duplex", "energy_per_byte"}
 
 _NUM = r"\d+(?:\.\d+)?"
@@ -58,9 +62,13 @@ def test_returns_fresh_dicts() -> None:
 @pytest.mark.parametrize("name", sorted(DEVICE_NAMES))
 def test_device_keys_and_units(name: str) -> None:
     preset = device_presets()[name]
-    assert set(preset) == DEVICE_KEYS
+    assert DEVICE_KEYS <= set(preset) <= DEVICE_KEYS | PEAK_KEYS
+    assert 0.0 < preset["bandwidth_efficiency"] <= 1.0
+    assert isinstance(preset["sms"], int) and preset["sms"] >= 0
+    # the default peak is one of the device's precisions' peaks
+    assert preset["peak"] in {preset[k] for k in PEAK_KEYS | {"peak_fp32"} if k in preset}
     assert isinstance(preset["description"], str) and preset["description"]
-    for key, kind in DEVICE_KINDS.items():
+    for key, kind in {**DEVICE_KINDS, **{k: "flops" for k in PEAK_KEYS & set(preset)}}.items():
         assert isinstance(preset[key], str), (name, key)
         assert PATTERNS[kind].match(preset[key]), f"{name}.{key} = {preset[key]!r} is not {kind}"
     assert 0.0 < preset["efficiency"] <= 1.0
@@ -94,7 +102,7 @@ def test_every_value_has_a_source_comment(resource: str) -> None:
             in_table = True
             continue
         m = _KEY_VALUE.match(line)
-        if not (in_table and m) or m.group(1) == "description":
+        if not (in_table and m) or m.group(1) in ("description", "like"):
             continue
         previous = lines[i - 1].strip() if i > 0 else ""
         assert "#" in line or previous.startswith("#"), (

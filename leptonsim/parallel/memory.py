@@ -62,8 +62,8 @@ class MemoryBreakdown:
 
 def optimizer_state_bytes(optimizer: str, dtype_bytes: int) -> int:
     """Optimizer state per trainable parameter, plus the fp32 master copy that mixed
-    precision keeps beside fp16/bf16 weights."""
-    return OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes == 2 else 0)
+    precision keeps beside fp16/bf16/fp8 weights (Micikevicius et al. 2018 and 2022)."""
+    return OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes < 4 else 0)
 
 
 def default_sharded(model: Model) -> tuple[bool, ...]:

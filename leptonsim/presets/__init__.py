@@ -14,8 +14,14 @@ __all__ = ["device_presets", "link_presets", "preset_names"]
 
 
 def _load(resource: str) -> dict[str, dict[str, Any]]:
+    """The presets of a catalog, each one that names another with `like` resolved: it
+    starts from that preset's values (an earlier entry's), and states only what differs."""
     text = files(__name__).joinpath(resource).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in tomllib.loads(text).items():
+        base = values.pop("like", None)
+        out[name] = {**out[base], **values} if base is not None else values
+    return out
 
 
 def device_presets() -> dict[str, dict[str, Any]]:

@@ -27,7 +27,7 @@ from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import TensorSplitError
 from .cluster import build_cluster
-from .cost import build_cost
+from .cost import build_cost, check_precision
 from .model import build_model, build_parallel
 from .schema import AUTO
 from .validate import schema_root
@@ -100,6 +100,7 @@ def build(doc: Doc, variant: str = "", file: str = "<string>",
     """The build stages and the scenario of a normalised document: its hardware (unless
     `cluster` is given, built from it already), its cost model, its workload."""
     cluster = build_hardware(doc) if cluster is None else cluster
+    check_precision(doc, cluster)
     return scenario(doc, cluster, build_workload(doc, cluster, build_cost(doc, file)), variant, file)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ScenarioError, did_you_mean
 from ..hardware import (
+    PRECISIONS,
     Cluster,
     ComputeUnit,
     Link,
@@ -59,6 +60,8 @@ def _units(tables: list[Doc]) -> tuple[list[ComputeUnit], dict[str, int]]:
             memory_bytes=t.get("memory", math.inf), efficiency=t["efficiency"],
             overhead_s=t["overhead"], idle_power_w=t["idle_power"], busy_power_w=t["busy_power"],
             price_per_hour=float(t.get("price_per_hour", 0.0)),
+            peaks=tuple((p, t[f"peak_{p}"]) for p in PRECISIONS if f"peak_{p}" in t),
+            bandwidth_efficiency=t["bandwidth_efficiency"], sms=int(t["sms"]),
         )
         for u in replicate(unit, int(t["count"])):
             if u.name in owner:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..cost import CostModel, Roofline
 from ..errors import ScenarioError
-from ..hardware import ComputeUnit, replicate
+from ..hardware import Cluster, ComputeUnit, PrecisionError, replicate
 
 Doc = dict[str, Any]
 
@@ -31,6 +31,28 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
                                 f"{cost['model']!r} (only model = \"table\" reads it)",
                                 cost[key])
     return Roofline(precision=precision)
+
+
+def check_precision(doc: Doc, cluster: Cluster) -> None:
+    """Every unit type has a peak for the workload's precision, or the one line that says
+    which has not, and what it has (before anything is built or simulated)."""
+    model = doc["workload"].get("model")
+    if model is None:
+        return
+    precision = model["precision"]
+    for unit in cluster.unit_types:
+        try:
+            unit.peak(precision)
+        except PrecisionError:
+            i = next(i for i, t in enumerate(doc["hardware"]["units"]) if unit.name in
+                     {u.name for u in replicate(ComputeUnit(t["name"], 1.0, 1.0), int(t["count"]))})
+            table = doc["hardware"]["units"][i]
+            what = f"preset {table['preset']}" if "preset" in table else f"unit {table['name']}"
+            has = ", ".join(name for name, _ in unit.peaks)
+            raise ScenarioError("workload.model.precision", "a precision every unit has a "
+                                f"peak for ({table['name']}: {what} has {has})", precision,
+                                hint=f"give hardware.units[{i}].peak_{precision} to add one"
+                                ) from None
 
 
 def _table_cost(doc: Doc, file: str, precision: str | None) -> CostModel:

@@ -23,7 +23,10 @@ Schema = dict[str, Any]
 
 OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
 MODEL_WIDE = {"implementation": "attention", "fused": "fused"}  # layer args set model-wide
-PRECISION_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
+# Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
+# peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
+# and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
+PRECISION_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 
 def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
@@ -49,7 +52,8 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "optimizer": {"enum": list(OPTIMIZERS), "default": "adam",
                       "description": "The optimizer update: sgd or adam"},
         "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
-                      "description": "Numeric format of weights, activations and gradients"},
+                      "description": "Numeric format of weights, activations and gradients; "
+                                     "GEMMs run at the units' peak for it"},
         "attention": {"enum": list(reversed(IMPLEMENTATIONS)), "default": "flash",
                       "description": "Attention kernel of every attention layer: flash "
                                      "(FlashAttention-2's IO-aware cost, no S x S scores in "

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 from ..generators import KINDS as _GENERATOR_KINDS
+from ..hardware import PRECISIONS
 from ..hardware import TOPOLOGIES as _TOPOLOGIES
 from ..quantities import EXAMPLES
 from ..sim.engine import NETWORKS as _NETWORK_TYPES
@@ -149,9 +150,17 @@ def _unit() -> Schema:
                      exclusiveMinimum=0),
         "memory_bandwidth": _qty("bandwidth", "Memory bandwidth, for the roofline; required "
                                  "unless a preset gives it", exclusiveMinimum=0),
+        **{f"peak_{p}": _qty("flop_rate", f"Dense {p} peak; the workload's precision runs "
+                             f"at its peak (a unit with none of these runs every precision at "
+                             f"`peak`)", exclusiveMinimum=0) for p in PRECISIONS},
         "memory": _qty("bytes", "Memory capacity; default unlimited", exclusiveMinimum=0),
         "efficiency": _qty("dimensionless", "Fraction of peak achieved, in (0, 1]", 1,
                            exclusiveMinimum=0, maximum=1),
+        "bandwidth_efficiency": _qty("dimensionless", "Fraction of memory bandwidth achieved "
+                                     "on streaming kernels, in (0, 1]", 1,
+                                     exclusiveMinimum=0, maximum=1),
+        "sms": _int("Streaming multiprocessors (compute units, cores) GEMM tiles spread "
+                    "over; 0 = unknown", 0, default=0),
         "overhead": _qty("time", "Fixed cost added to every task", 0, minimum=0),
         "idle_power": _qty("power", "Power drawn while idle", 0, minimum=0),
         "busy_power": _qty("power", "Power drawn while computing", 0, minimum=0),
