@@ -223,39 +223,37 @@ class Cluster:
                     queue.append(nxt)
         return parent
 
-    @cached_property
-    def comm_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+    def comm_tables(self, cut_through: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(L, G): an uncontended transfer of n bytes from i to j takes L[i,j] + n*G[i,j].
 
-        Store-and-forward per hop: sum of latencies plus n times the sum of 1/bandwidth.
+        L is the route's summed latency. Cut-through, G is 1 / the route's bottleneck
+        bandwidth; store-and-forward, the sum of 1 / bandwidth over its hops.
         Unreachable pairs are inf.
         """
         n = self.size
         lat = np.zeros((n, n))
         gap = np.zeros((n, n))
-        chans = self.channels
         for i in range(n):
             for j in range(n):
                 if i == j:
                     continue
                 try:
-                    path = self.route(i, j)
+                    lat[i, j], gap[i, j] = self.path_cost(i, j, cut_through)
                 except SimulationError:
                     lat[i, j] = gap[i, j] = np.inf
-                    continue
-                lat[i, j] = sum(chans[c].latency_s for c in path)
-                gap[i, j] = sum(1.0 / chans[c].bandwidth for c in path)
         return lat, gap
 
-    def path_cost(self, src: int, dst: int) -> tuple[float, float]:
-        """(L, G) of one pair, as in comm_matrices, without computing all pairs."""
+    def path_cost(self, src: int, dst: int, cut_through: bool = True) -> tuple[float, float]:
+        """(L, G) of one pair, as in comm_tables, without computing all pairs."""
         chans = self.channels
         path = self.route(src, dst)
-        return (sum(chans[c].latency_s for c in path), sum(1.0 / chans[c].bandwidth for c in path))
+        inverse = [1.0 / chans[c].bandwidth for c in path]
+        return (sum(chans[c].latency_s for c in path),
+                (max(inverse) if cut_through else sum(inverse)) if path else 0.0)
 
-    def transfer_time(self, nbytes: float, src: int, dst: int) -> float:
+    def transfer_time(self, nbytes: float, src: int, dst: int, cut_through: bool = True) -> float:
         """Uncontended time to move nbytes from unit src to unit dst."""
-        lat, gap = self.path_cost(src, dst)
+        lat, gap = self.path_cost(src, dst, cut_through)
         return lat + nbytes * gap
 
 

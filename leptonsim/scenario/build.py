@@ -64,7 +64,7 @@ class Scenario:
     objective: Objective | None
     file: str
     step: StepGraph | None = None  # the DNN step the graph was built from, if any
-    network: str = "fifo"          # how links are shared: "fifo" or "fair"
+    network: str = "fifo"          # how links are shared: sim.NETWORKS
     cost: CostModel = DEFAULT      # what tasks cost: the step was partitioned with it
 
     @property

@@ -288,8 +288,11 @@ def _schema() -> Schema:
                                          "static (every task pinned with unit = ...)"},
             "network": {"enum": list(NETWORKS), "default": "fifo",
                         "description": "fifo (each link direction carries one transfer at a "
-                                       "time, store-and-forward per hop) or fair (transfers "
-                                       "in flight share every link max-min fairly)"},
+                                       "time; switches cut through: a route costs its "
+                                       "latencies plus bytes over its slowest link), fair "
+                                       "(transfers in flight share every link max-min "
+                                       "fairly, also cut-through) or store_and_forward "
+                                       "(fifo, but each hop pays latency + bytes / bandwidth)"},
         }, default={}),
         "cost": _table("How long a task takes on a unit (docs/model.md)", {
             "model": {"enum": list(COST_MODELS), "default": "roofline",
