@@ -77,16 +77,28 @@ class PrecisionError(SimulationError):
 
 @dataclass(frozen=True, slots=True)
 class LinkSpec:
-    """A link's physics without its endpoints: a template for generated topologies."""
+    """A link's physics without its endpoints: a template for generated topologies.
+    `bus_efficiency` is the fraction of `bandwidth` communication libraries achieve
+    over it (nccl-tests' bus bandwidth / link rate): its channels carry bandwidth x
+    bus_efficiency. `in_network_reduction`: the switch it leads to reduces data
+    itself (NVLink SHARP, InfiniBand SHARP), which the NVLS all-reduce needs."""
 
     latency_s: float
     bandwidth: float
     duplex: bool = True
     energy_per_byte_j: float = 0.0
+    bus_efficiency: float = 1.0
+    in_network_reduction: bool = False
 
     def __post_init__(self) -> None:
         if self.bandwidth <= 0 or self.latency_s < 0:
             raise ValueError("a link needs bandwidth > 0 and latency >= 0")
+        if not 0.0 < self.bus_efficiency <= 1.0:
+            raise ValueError(f"a link's bus efficiency must be in (0, 1], got {self.bus_efficiency}")
+
+    @property
+    def achievable_bandwidth(self) -> float:
+        return self.bandwidth * self.bus_efficiency
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +111,8 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One direction of a link (or both, for a half-duplex link): the contended resource."""
+    """One direction of a link (or both, for a half-duplex link): the contended resource,
+    at the link's achievable bandwidth (LinkSpec.achievable_bandwidth)."""
 
     name: str
     link: int
@@ -163,14 +176,15 @@ class Cluster:
         for i, link in enumerate(self.links):
             a, b = self.node_index[link.a], self.node_index[link.b]
             s = link.spec
+            rate = s.achievable_bandwidth
             if s.duplex:
                 by_hop[(a, b)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.a}→{link.b}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.a}→{link.b}", i, s.latency_s, rate))
                 by_hop[(b, a)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.b}→{link.a}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.b}→{link.a}", i, s.latency_s, rate))
             else:
                 by_hop[(a, b)] = by_hop[(b, a)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.a}↔{link.b}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.a}↔{link.b}", i, s.latency_s, rate))
         return tuple(channels), by_hop
 
     @property

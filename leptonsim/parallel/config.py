@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .nccl import ALGORITHMS, SPELLED_OUT
 from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -26,7 +27,9 @@ class ParallelConfig:
     group only (the others do the same work at the same time) and replaces the
     group's collectives by tasks of their exact uncontended duration: how a 1,024-unit
     GPT-3 step fits in seconds. `fuse` makes one task of each run of layers between
-    collectives instead of one task per layer.
+    collectives instead of one task per layer. `collective` is the algorithm of the
+    tensor-parallel all-reduces (parallel.nccl.ALGORITHMS; auto: NCCL's choice, by
+    message size and topology, in symmetric mode, and the ring in full mode).
     """
 
     dp: int = 1
@@ -44,6 +47,7 @@ class ParallelConfig:
     tp_mode: str = "full"
     fuse: bool = False
     layout: str = "dp,pp,tp"
+    collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
@@ -62,6 +66,12 @@ class ParallelConfig:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.bucket_bytes <= 0:
             raise ValueError("bucket_bytes must be > 0")
+        if self.collective not in ALGORITHMS:
+            raise ValueError(f"collective must be one of {', '.join(ALGORITHMS)}, "
+                             f"got {self.collective!r}")
+        if self.tp_mode == "full" and self.collective not in SPELLED_OUT:
+            raise ValueError(f"collective {self.collective!r} needs tp_mode = 'symmetric' "
+                             f"(tp_mode 'full' spells out {', '.join(SPELLED_OUT[1:])})")
 
     @property
     def units(self) -> int:
