@@ -153,8 +153,9 @@ def test_uncontended_transfer_takes_latency_plus_bytes_over_bandwidth_per_hop(
                                      min_size=1, max_size=5))
 def test_uncontended_cut_through_takes_latencies_plus_bytes_over_the_bottleneck(nbytes, hops):
     """fifo (cut-through): a chain of links costs the sum of its latencies plus one
-    serialisation at the slowest link, and each hop is held from its head's arrival
-    for that long; with one link it is store-and-forward's time."""
+    serialisation at the slowest link; hop i starts when the head is in and is held
+    for its latency plus the bytes at the slowest link up to it (it cannot pass on
+    bytes not yet in); with one link it is store-and-forward's time."""
     units = replicate(ComputeUnit("u", 1e12, 1e12), len(hops) + 1)
     links = tuple(Link(f"l{i}", units[i].name, units[i + 1].name, LinkSpec(a, b))
                   for i, (a, b) in enumerate(hops))
@@ -167,8 +168,9 @@ def test_uncontended_cut_through_takes_latencies_plus_bytes_over_the_bottleneck(
     assert trace.makespan_s == pytest.approx(2.0 + latency + stream, rel=1e-12)
     heads = 1.0 + np.cumsum([0.0] + [a for a, _ in hops[:-1]])
     assert trace.xfer_start == pytest.approx(heads, rel=1e-12)
+    slowest = np.minimum.accumulate([b for _, b in hops])
     assert trace.xfer_end - trace.xfer_start == pytest.approx(
-        [a + stream for a, _ in hops], rel=1e-9, abs=1e-15)
+        [a + nbytes / b for (a, _), b in zip(hops, slowest, strict=True)], rel=1e-9, abs=1e-15)
     if len(hops) == 1:
         sf = simulate(graph, cluster, "static", network="store_and_forward")
         assert sf.makespan_s == trace.makespan_s

@@ -1,21 +1,22 @@
 """The FIFO networks: one channel per link direction, a transfer at a time on each.
 
-A FIFO channel needs no simpy process of its own. By Lindley's recursion a transfer
-that reaches channel c at time s starts there at max(s, free_c), so its whole timeline
-is known the moment it is sent, provided transfers are sent in time order, which the
-event loop guarantees. Two switching disciplines share that rule:
+A FIFO channel needs no simpy process of its own. By Lindley's recursion a hop that
+reaches channel c at time s starts at max(s, free_c), so its timeline is known the
+moment it is sent, provided hops are sent in time order, which the event loop
+guarantees. A single-hop transfer therefore schedules nothing; the network reports its
+arrival time and the engine folds it into the consumer's release. A hop onward from a
+switch is sent by one event when the data reaches the switch, so it joins the next
+channel's queue in arrival order. Two switching disciplines differ in that moment:
 
-- `FifoNetwork`, cut-through (the default): the data streams through the switches, as
-  NVSwitch and InfiniBand switches forward a packet once its header is in. A transfer
-  of n bytes over the route c_1 ... c_k costs Σ α_i + n / min B_i. It reserves its
-  whole route at once: its head enters hop i at s + A_i (A_i = α_1 + ... + α_{i-1}),
-  the earliest s at which every hop is free by then, and holds hop i until
-  s + A_i + α_i + n / min B_i. So the network schedules nothing at all; it reports the
-  arrival time and the engine folds it into the consumer's release.
-- `StoreAndForward` (the previous model): each hop takes α_i + n / B_i and a switch
-  forwards only what it has wholly received, Σ (α_i + n / B_i) alone. A hop onward
-  from a switch is sent by one event at the previous hop's end, so it joins the next
-  channel's queue in arrival order.
+- `FifoNetwork`, cut-through (the default), as NVSwitch and InfiniBand switches forward
+  a packet once its header is in (virtual cut-through: Kermani & Kleinrock, "Virtual
+  cut-through: a new computer communication switching technique", Computer Networks
+  3(4), 1979). The head reaches the next hop α_i after hop i started; hop i ends at
+  max(start + α_i + n / B_i, the previous hop's end + α_i): it cannot pass on bytes
+  that have not come in yet. Alone, a transfer over c_1 ... c_k takes
+  Σ α_i + n / min B_i; a busy link holds it back at the switch before that link only.
+- `StoreAndForward` (the previous model): a switch forwards only what it has wholly
+  received, each hop taking α_i + n / B_i after the last: Σ (α_i + n / B_i) alone.
 
 On one hop the two are the same. A network must call `arrived(edge, time)` no later
 than `time`, and record every hop; `cut_through` says which closed form a planner
@@ -59,7 +60,7 @@ def call_at(env: simpy.Environment, when: float, callback: Callable[[simpy.Event
 
 
 class FifoNetwork:
-    """Cut-through FIFO channels: Σ α_i + n / min B_i per transfer, contention per link."""
+    """Cut-through FIFO channels: Σ α_i + n / min B_i alone, contention per link."""
 
     cut_through = True
 
@@ -73,42 +74,33 @@ class FifoNetwork:
 
     def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
                 ) -> Callable[..., None]:
-        """send(edge, nbytes, path, now, hop=0): edge's data leaves for the end of `path`
-        at `now` (`hop` is store-and-forward's). A closure over plain lists, as it runs
-        for every transfer."""
+        """send(edge, nbytes, path, now, hop=0, tail=0.0): edge's data reaches hop `hop`
+        of `path` at `now` (its head, cut-through; all of it, store-and-forward), its
+        tail having reached the hop's start at `tail`. A closure over plain lists, as it
+        runs for every hop."""
         latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
-        free = [0.0] * len(latency)   # when each channel finishes its last reserved transfer
+        free = [0.0] * len(latency)   # when each channel finishes its last queued hop
         record_hop, record_start, record_end = self._hop.append, self._start.append, self._end.append
-        channels = len(latency)
+        channels, cut_through = len(latency), self.cut_through
 
-        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
-            if len(path) == 1:  # the common case, and the same in both disciplines
-                c = path[0]
-                start = free[c]
-                if now > start:
-                    start = now
-                end = free[c] = start + (latency[c] + nbytes * inv_bw[c])
-                record_hop(edge * channels + c)
-                record_start(start)
-                record_end(end)
+        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
+                 tail: float = 0.0) -> None:
+            c = path[hop]
+            start = free[c]
+            if now > start:
+                start = now
+            end = start + (latency[c] + nbytes * inv_bw[c])
+            if tail + latency[c] > end:  # a faster hop waits for the bytes to come in
+                end = tail + latency[c]
+            free[c] = end
+            record_hop(edge * channels + c)
+            record_start(start)
+            record_end(end)
+            if hop + 1 < len(path):
+                at = start + latency[c] if cut_through else end
+                call_at(env, at, lambda _: send(edge, nbytes, path, at, hop + 1, end))
+            else:
                 arrived(edge, end)
-                return
-            start, lead, slowest = now, 0.0, 0.0
-            for c in path:  # the earliest start at which each hop is free when the head is in
-                if free[c] - lead > start:
-                    start = free[c] - lead
-                lead += latency[c]
-                if inv_bw[c] > slowest:
-                    slowest = inv_bw[c]
-            stream, lead, end = nbytes * slowest, 0.0, now
-            for c in path:
-                head = start + lead
-                lead += latency[c]
-                end = free[c] = head + (latency[c] + stream)
-                record_hop(edge * channels + c)
-                record_start(head)
-                record_end(end)
-            arrived(edge, end)
         return send
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,38 +115,3 @@ class StoreAndForward(FifoNetwork):
     forwards only what it has wholly received (the model before issue 12)."""
 
     cut_through = False
-
-    def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
-                 arrived: Callable[[int, float], None]) -> None:
-        super().__init__(env, channels, arrived)
-        self._end = array("d")  # unused: an end is start + (latency + bytes / bandwidth)
-
-    def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
-                ) -> Callable[..., None]:
-        """send(edge, nbytes, path, now, hop=0): edge's data reaches hop `hop` of `path`
-        at `now`. A closure over plain lists, as it runs for every hop."""
-        latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
-        free = [0.0] * len(latency)   # when each channel finishes its last queued hop
-        record_hop, record_start, channels = self._hop.append, self._start.append, len(latency)
-
-        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
-            c = path[hop]
-            start = free[c]
-            if now > start:
-                start = now
-            end = start + (latency[c] + nbytes * inv_bw[c])
-            free[c] = end
-            record_hop(edge * channels + c)
-            record_start(start)
-            if hop + 1 < len(path):
-                call_at(env, end, lambda _: send(edge, nbytes, path, end, hop + 1))
-            else:
-                arrived(edge, end)
-        return send
-
-    def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every hop carried so far: edge ids, channels, starts and ends (the end as
-        `send` computed it: start + (latency + bytes / bandwidth))."""
-        edge, channel = np.divmod(np.array(self._hop, np.int64), len(self.latency))
-        start = np.array(self._start, np.float64)
-        return edge, channel, start, start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])

@@ -160,37 +160,22 @@ class _LinkPlan:
         return sorted((self.finish[self.src[e]], e) for e in self.eids[self.ptr[v]:self.ptr[v + 1]].tolist())
 
     def arrival(self, inputs: list[tuple[float, int]], u: int) -> tuple[float, dict[int, float]]:
-        """When all those inputs would be on unit u, and the channel bookings for it."""
-        src, nbytes = self.src, self.nbytes
+        """When all those inputs would be on unit u, and the channel bookings for it: each
+        hop queued as network.FifoNetwork (cut-through) or StoreAndForward queue it."""
+        src, nbytes, hop, cut_through = self.src, self.nbytes, self.hop, self.cut_through
         ready, booked = 0.0, dict[int, float]()
         for t, e in inputs:
             at = int(self.unit[src[e]])
             if at != u and nbytes[e] > 0:
-                route = self.cluster.route(at, u)
-                book = self._cut_through if self.cut_through and len(route) > 1 else self._per_hop
-                t = book(route, t, nbytes[e], booked)
+                tail = 0.0
+                for c in self.cluster.route(at, u):
+                    start = max(t, booked.get(c, self.free[c]))
+                    tail = booked[c] = max(start + (hop[c][0] + nbytes[e] * hop[c][1]),
+                                           tail + hop[c][0])
+                    t = start + hop[c][0] if cut_through else tail
+                t = tail
             ready = max(ready, t)
         return ready, booked
-
-    def _per_hop(self, route: tuple[int, ...], t: float, n: float, booked: dict[int, float]) -> float:
-        """Store-and-forward (and any one hop): each hop queues once the last is done."""
-        for c in route:
-            t = booked[c] = max(t, booked.get(c, self.free[c])) + self.hop[c][0] + n * self.hop[c][1]
-        return t
-
-    def _cut_through(self, route: tuple[int, ...], t: float, n: float,
-                     booked: dict[int, float]) -> float:
-        """The whole route reserved at once, as network.FifoNetwork reserves it."""
-        hop, lead, start = self.hop, 0.0, t
-        for c in route:
-            start = max(start, booked.get(c, self.free[c]) - lead)
-            lead += hop[c][0]
-        stream, lead = n * max(hop[c][1] for c in route), 0.0
-        for c in route:
-            head = start + lead
-            lead += hop[c][0]
-            t = booked[c] = head + (hop[c][0] + stream)
-        return t
 
     def commit(self, v: int, u: int, finish: float, booked: dict[int, float]) -> None:
         self.unit[v], self.finish[v] = u, finish
