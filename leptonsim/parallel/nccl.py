@@ -119,6 +119,8 @@ def allreduce_seconds(g: Group, algorithm: str, nbytes: float) -> float:
 
 def ring_seconds(g: Group, nbytes: float) -> float:
     """A ring all-gather or reduce-scatter: the slowest neighbour pair sets the pace."""
+    if g.p == 1:
+        return 0.0
     return float(formulas.ring_allgather_seconds(g.p, nbytes, g.ring_latency,
                                                  1.0 / g.ring_gap).max())
 
