@@ -68,8 +68,11 @@ class FifoNetwork:
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
-        # one record per hop: edge * channels + channel, its start and its end
-        self._hop, self._start, self._end = array("q"), array("d"), array("d")
+        # one record per hop: edge * channels + channel, and its start; its end is
+        # start + (latency + bytes / bandwidth) but for the hops that waited for their
+        # bytes to come in (record index -> end)
+        self._hop, self._start = array("q"), array("d")
+        self._late: dict[int, float] = {}
         self.send = self._sender(env, arrived)
 
     def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
@@ -80,8 +83,8 @@ class FifoNetwork:
         runs for every hop."""
         latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
         free = [0.0] * len(latency)   # when each channel finishes its last queued hop
-        record_hop, record_start, record_end = self._hop.append, self._start.append, self._end.append
-        channels, cut_through = len(latency), self.cut_through
+        record_hop, record_start, late = self._hop.append, self._start.append, self._late
+        channels, cut_through, records = len(latency), self.cut_through, self._start
 
         def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
                  tail: float = 0.0) -> None:
@@ -90,12 +93,11 @@ class FifoNetwork:
             if now > start:
                 start = now
             end = start + (latency[c] + nbytes * inv_bw[c])
-            if tail + latency[c] > end:  # a faster hop waits for the bytes to come in
-                end = tail + latency[c]
+            if hop and tail + latency[c] > end:  # a faster hop waits for the bytes to come in
+                end = late[len(records)] = tail + latency[c]
             free[c] = end
             record_hop(edge * channels + c)
             record_start(start)
-            record_end(end)
             if hop + 1 < len(path):
                 at = start + latency[c] if cut_through else end
                 call_at(env, at, lambda _: send(edge, nbytes, path, at, hop + 1, end))
@@ -105,9 +107,14 @@ class FifoNetwork:
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every hop carried so far: edge ids, channels, starts and ends (as `send`
-        computed them)."""
+        computed them: start + (latency + bytes / bandwidth), or when later, the bytes'
+        arrival + latency)."""
         edge, channel = np.divmod(np.array(self._hop, np.int64), len(self.latency))
-        return edge, channel, np.array(self._start, np.float64), np.array(self._end, np.float64)
+        start = np.array(self._start, np.float64)
+        end = start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])
+        if self._late:
+            end[np.fromiter(self._late, np.int64)] = np.fromiter(self._late.values(), np.float64)
+        return edge, channel, start, end
 
 
 class StoreAndForward(FifoNetwork):
