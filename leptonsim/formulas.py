@@ -384,11 +384,11 @@ def hierarchical_allreduce_cut_through_seconds(nodes: Num, per_node: Num, nbytes
     ring all-gather.
 
     The latencies and bandwidths are a route's (cut-through: summed latency, bottleneck
-    bandwidth); B2 is what each of the g shards' rings gets, which share each node's
-    uplink (parallel.nccl gives min(route bottleneck, uplink / g)). The inter all-reduce is a ring, or with `in_network` reduced in the
-    switches (SHARP on InfiniBand: nvls_allreduce_seconds over the m nodes). Exact where
-    nothing contends (g = 1 or m = 1, a ring then); otherwise the uplink sharing is
-    the fluid estimate. Sources: Thakur et al. 2005; NCCL's CollNet (SHARP) algorithm."""
+    bandwidth); B2 is what each of the g shards' rings gets where they share a node's
+    uplink (parallel.nccl splits each channel among the messages crossing it). The
+    inter all-reduce is a ring, or with `in_network` reduced in the switches (SHARP on
+    InfiniBand: nvls_allreduce_seconds over the m nodes). Exact where nothing contends
+    (g = 1 or m = 1, a ring then); otherwise the uplink sharing is a fluid estimate. Sources: Thakur et al. 2005; NCCL's CollNet (SHARP) algorithm."""
     m, g = nodes, per_node
     intra = 2.0 * ring_reduce_scatter_seconds(g, nbytes, intra_latency_s, intra_bandwidth)
     shard = nbytes / g

@@ -168,7 +168,8 @@ CASES = [
          "schedule.scheduler", "one of 'auto', 'static', 'heft', 'heft_contention', 'greedy'",
          "found 'HEFT'", "did you mean 'heft'?"),
     case("unknown network model", GEN, "", '\n[schedule]\nnetwork = "fiar"\n',
-         "schedule.network", "one of 'fifo', 'fair', 'store_and_forward'", "found 'fiar'", "did you mean 'fair'?"),
+         "schedule.network", "one of 'fifo', 'fair', 'store_and_forward'", "found 'fiar'",
+         "did you mean 'fair'?"),
     case("unknown generator kind", GEN, 'kind = "layered"', 'kind = "layerd"',
          "workload.generator.kind", "found 'layerd'", "did you mean 'layered'?"),
     # -- topologies ------------------------------------------------------------------------
