@@ -116,10 +116,10 @@ def _link_properties() -> dict[str, Schema]:
                                   "directions share one"},
         "energy_per_byte": _qty("energy_per_byte", "Energy to move one byte over one hop",
                                 0, minimum=0),
-        "bus_efficiency": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0,
-                           "description": "Fraction of the bandwidth communication achieves "
-                                          "(nccl-tests bus bandwidth / link rate); transfers "
-                                          "run at bandwidth x bus_efficiency"},
+        "bus_efficiency": _qty("dimensionless", "Fraction of the bandwidth communication "
+                               "achieves (nccl-tests bus bandwidth / link rate), in (0, 1]; "
+                               "transfers run at bandwidth x bus_efficiency", 1,
+                               exclusiveMinimum=0, maximum=1),
         "in_network_reduction": {"type": "boolean", "default": False,
                                  "description": "The switch these links lead to reduces data "
                                                 "itself (NVLink SHARP, InfiniBand SHARP): "
