@@ -186,8 +186,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel) -> StepGraph:
             if not is_recommender(model):
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
             return build_recsys_step(model, cfg, cluster)
-        return build_step(model, cfg, cluster, cost,
-                          cut_through=doc["schedule"]["network"] != "store_and_forward")
+        network = doc.get("schedule", {}).get("network", "fifo")  # the stage alone has none
+        return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward")
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
