@@ -222,3 +222,44 @@ def test_bus_efficiency_is_checked_and_scales_the_channels():
         2 * (1e-6 + 1e6 / 0.5e9), rel=REL)
     assert math.isinf(nccl.group(cluster, [0]).intra[1])
     assert np.all(nccl.group(cluster, [0, 1]).ring_gap > 0)
+
+
+def _two_nodes(tp_mode: str, collective: str, per_node: int) -> str:
+    return f"""
+[scenario]
+name = "h"
+[hardware]
+topology = "two_level"
+[[hardware.units]]
+name = "gpu"
+count = 4
+preset = "a100_80gb"
+[hardware.two_level]
+units_per_node = {per_node}
+intra = {{ preset = "nvlink3" }}
+inter = {{ preset = "infiniband_hdr" }}
+[workload.model]
+name = "bert_base"
+batch = 8
+[parallel]
+tp = 4
+tp_mode = "{tp_mode}"
+collective = "{collective}"
+"""
+
+
+def test_a_hierarchical_tensor_parallel_all_reduce_is_spelled_out_across_nodes():
+    """tp 4 over two nodes of two: full mode spells the hierarchical all-reduce out as
+    transfers (its kind in the graph), symmetric mode collapses it; on one node it is
+    refused, there being no inter-node phase."""
+    from leptonsim.result import run
+    (full,) = loads(_two_nodes("full", "hierarchical", 2))
+    kinds = set(full.graph.kinds)
+    assert "hierarchical_allreduce" in kinds and "ring_allreduce" not in kinds
+    check_trace_invariants(full.graph, run(full).trace)
+    (ring,) = loads(_two_nodes("full", "ring", 2))
+    assert "hierarchical_allreduce" not in set(ring.graph.kinds)
+    (sym,) = loads(_two_nodes("symmetric", "hierarchical", 2))
+    assert run(sym).metrics.makespan_s > 0
+    with pytest.raises(ScenarioError, match="does not apply"):
+        loads(_two_nodes("full", "hierarchical", 4))
