@@ -344,3 +344,55 @@ def hierarchical_allreduce_seconds(nodes: Num, per_node: Num, nbytes: Num,
     beta = inter_latency_s + chunk / inter_bandwidth
     return np.where(m == 1, total, total + 2 * gamma + (g + 1) * beta
                     + (2 * m - 3) * np.maximum(2 * gamma + 2 * beta, g * beta))
+
+
+# --- NCCL's algorithms (leptonsim.parallel.nccl chooses among them) -------------------
+
+
+def tree_allreduce_seconds(nodes: Num, per_node: Num, nbytes: Num, intra_latency_s: Num,
+                           inter_latency_s: Num, bandwidth: Num) -> Num:
+    """2((g-1) a1 + floor(log2 m) a2) + 2 n/B: NCCL's double binary tree all-reduce, m
+    nodes of g ranks (a chain inside a node, two complementary binary trees across nodes).
+
+    Sources: Sanders, Speck & Träff, "Two-tree algorithms for full bandwidth broadcast,
+    reduction and scan", Parallel Computing 35(12), 2009; Jeaugey, "Massively scale your
+    deep learning training with NCCL 2.4", NVIDIA blog, 2019; NVIDIA/nccl
+    src/graph/tuning.cc (tree latency 2((ppn-1) intraLat + log2i(nNodes) interLat), and
+    algorithm bandwidth = bus bandwidth x 0.5 for every algorithm but the ring).
+    Pipelined reduce up and broadcast down, B the per-direction bus bandwidth."""
+    depth = np.floor(np.log2(nodes))
+    return (2.0 * ((per_node - 1) * intra_latency_s + depth * inter_latency_s)
+            + 2.0 * (nbytes / bandwidth))
+
+
+def nvls_allreduce_seconds(p: Num, nbytes: Num, latency_s: Num, bandwidth: Num) -> Num:
+    """2 alpha + (1 + 1/p) n/B: all-reduce reduced inside the switch (NVLink SHARP, NVLS).
+
+    Source: NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022 ("NVLink SHARP"):
+    rank i loads its reduced n/p shard with a multimem reduce (the switch reads that shard
+    from every rank: n bytes leave each rank in all) and stores it with a multimem
+    multicast (n bytes reach each rank). Each port direction carries n + n/p bytes once,
+    against the ring's 2(p-1)/p n; one round trip through the switch. p = 1 costs 0."""
+    return np.where(p == 1, 0.0, 2 * latency_s + (1.0 + 1.0 / p) * (nbytes / bandwidth))
+
+
+def hierarchical_allreduce_cut_through_seconds(nodes: Num, per_node: Num, nbytes: Num,
+                                               intra_latency_s: Num, intra_bandwidth: Num,
+                                               inter_latency_s: Num, inter_bandwidth: Num,
+                                               in_network: Num = False) -> Num:
+    """Intra-node ring reduce-scatter, inter-node all-reduce of each n/g shard, intra-node
+    ring all-gather.
+
+    The latencies and bandwidths are a route's (cut-through: summed latency, bottleneck
+    bandwidth); B2 is what each of the g shards' rings gets where they share a node's
+    uplink (parallel.nccl splits each channel among the messages crossing it). The
+    inter all-reduce is a ring, or with `in_network` reduced in the switches (SHARP on
+    InfiniBand: nvls_allreduce_seconds over the m nodes). Exact where nothing contends
+    (g = 1 or m = 1, a ring then); otherwise the uplink sharing is a fluid estimate.
+    Sources: Thakur et al. 2005; NCCL's CollNet (SHARP) algorithm."""
+    m, g = nodes, per_node
+    intra = 2.0 * ring_reduce_scatter_seconds(g, nbytes, intra_latency_s, intra_bandwidth)
+    shard = nbytes / g
+    inter = np.where(in_network, nvls_allreduce_seconds(m, shard, inter_latency_s, inter_bandwidth),
+                     ring_allreduce_seconds(m, shard, inter_latency_s, inter_bandwidth))
+    return intra + inter

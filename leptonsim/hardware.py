@@ -80,16 +80,28 @@ class PrecisionError(SimulationError):
 
 @dataclass(frozen=True, slots=True)
 class LinkSpec:
-    """A link's physics without its endpoints: a template for generated topologies."""
+    """A link's physics without its endpoints: a template for generated topologies.
+    `bus_efficiency` is the fraction of `bandwidth` communication libraries achieve
+    over it (nccl-tests' bus bandwidth / link rate): its channels carry bandwidth x
+    bus_efficiency. `in_network_reduction`: the switch it leads to reduces data
+    itself (NVLink SHARP, InfiniBand SHARP), which the NVLS all-reduce needs."""
 
     latency_s: float
     bandwidth: float
     duplex: bool = True
     energy_per_byte_j: float = 0.0
+    bus_efficiency: float = 1.0
+    in_network_reduction: bool = False
 
     def __post_init__(self) -> None:
         if self.bandwidth <= 0 or self.latency_s < 0:
             raise ValueError("a link needs bandwidth > 0 and latency >= 0")
+        if not 0.0 < self.bus_efficiency <= 1.0:
+            raise ValueError(f"a link's bus efficiency must be in (0, 1], got {self.bus_efficiency}")
+
+    @property
+    def achievable_bandwidth(self) -> float:
+        return self.bandwidth * self.bus_efficiency
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +114,8 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One direction of a link (or both, for a half-duplex link): the contended resource."""
+    """One direction of a link (or both, for a half-duplex link): the contended resource,
+    at the link's achievable bandwidth (LinkSpec.achievable_bandwidth)."""
 
     name: str
     link: int
@@ -166,14 +179,15 @@ class Cluster:
         for i, link in enumerate(self.links):
             a, b = self.node_index[link.a], self.node_index[link.b]
             s = link.spec
+            rate = s.achievable_bandwidth
             if s.duplex:
                 by_hop[(a, b)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.a}→{link.b}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.a}→{link.b}", i, s.latency_s, rate))
                 by_hop[(b, a)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.b}→{link.a}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.b}→{link.a}", i, s.latency_s, rate))
             else:
                 by_hop[(a, b)] = by_hop[(b, a)] = len(channels)
-                channels.append(Channel(f"{link.name} {link.a}↔{link.b}", i, s.latency_s, s.bandwidth))
+                channels.append(Channel(f"{link.name} {link.a}↔{link.b}", i, s.latency_s, rate))
         return tuple(channels), by_hop
 
     @property
@@ -226,39 +240,37 @@ class Cluster:
                     queue.append(nxt)
         return parent
 
-    @cached_property
-    def comm_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+    def comm_tables(self, cut_through: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(L, G): an uncontended transfer of n bytes from i to j takes L[i,j] + n*G[i,j].
 
-        Store-and-forward per hop: sum of latencies plus n times the sum of 1/bandwidth.
+        L is the route's summed latency. Cut-through, G is 1 / the route's bottleneck
+        bandwidth; store-and-forward, the sum of 1 / bandwidth over its hops.
         Unreachable pairs are inf.
         """
         n = self.size
         lat = np.zeros((n, n))
         gap = np.zeros((n, n))
-        chans = self.channels
         for i in range(n):
             for j in range(n):
                 if i == j:
                     continue
                 try:
-                    path = self.route(i, j)
+                    lat[i, j], gap[i, j] = self.path_cost(i, j, cut_through)
                 except SimulationError:
                     lat[i, j] = gap[i, j] = np.inf
-                    continue
-                lat[i, j] = sum(chans[c].latency_s for c in path)
-                gap[i, j] = sum(1.0 / chans[c].bandwidth for c in path)
         return lat, gap
 
-    def path_cost(self, src: int, dst: int) -> tuple[float, float]:
-        """(L, G) of one pair, as in comm_matrices, without computing all pairs."""
+    def path_cost(self, src: int, dst: int, cut_through: bool = True) -> tuple[float, float]:
+        """(L, G) of one pair, as in comm_tables, without computing all pairs."""
         chans = self.channels
         path = self.route(src, dst)
-        return (sum(chans[c].latency_s for c in path), sum(1.0 / chans[c].bandwidth for c in path))
+        inverse = [1.0 / chans[c].bandwidth for c in path]
+        return (sum(chans[c].latency_s for c in path),
+                (max(inverse) if cut_through else sum(inverse)) if path else 0.0)
 
-    def transfer_time(self, nbytes: float, src: int, dst: int) -> float:
+    def transfer_time(self, nbytes: float, src: int, dst: int, cut_through: bool = True) -> float:
         """Uncontended time to move nbytes from unit src to unit dst."""
-        lat, gap = self.path_cost(src, dst)
+        lat, gap = self.path_cost(src, dst, cut_through)
         return lat + nbytes * gap
 
 

@@ -230,8 +230,9 @@ def test_simulate_takes_both_by_name_as_the_registries_name_them(scheduler, netw
                           "'heft_contention', 'greedy'",
      "ls.run: schedule.scheduler: expected one of 'auto', 'static', 'heft', 'heft_contention', "
      "'greedy', found 'hfet' (did you mean 'heft'?)"),
-    ("network", "fiffo", "unknown network 'fiffo': expected one of 'fifo', 'fair'",
-     "ls.run: schedule.network: expected one of 'fifo', 'fair', found 'fiffo' "
+    ("network", "fiffo", "unknown network 'fiffo': expected one of 'fifo', 'fair', "
+     "'store_and_forward'",
+     "ls.run: schedule.network: expected one of 'fifo', 'fair', 'store_and_forward', found 'fiffo' "
      "(did you mean 'fifo'?)"),
 ])
 def test_an_unknown_scheduler_or_network_is_one_line_naming_the_choices(argument, value, line,

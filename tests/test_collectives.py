@@ -101,10 +101,11 @@ def test_direct_collectives_equal_closed_form_on_fully_connected(name, data, n, 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 6), sizes, latencies, bandwidths, latencies, bandwidths)
 def test_hierarchical_with_one_unit_per_node_is_a_ring_over_four_hops(m, n, a1, b1, a2, b2):
-    """Nothing contends: each inter step is port, uplink, downlink, port."""
+    """Nothing contends: each inter step is port, uplink, downlink, port (the formula
+    is store-and-forward's)."""
     graph, _, _ = build_hier(m, 1, n)
     trace = simulate(graph, two_level(replicate(UNIT, m), 1, LinkSpec(a1, b1), LinkSpec(a2, b2)),
-                     "static")
+                     "static", network="store_and_forward")
     ring_form = formulas.ring_allreduce_time(m, n, 2 * (a1 + a2), 1 / (2 / b1 + 2 / b2))
     expected = formulas.hierarchical_allreduce_time(m, 1, n, a1, b1, a2, b2)
     assert trace.makespan_s == pytest.approx(expected, rel=1e-9)
@@ -114,10 +115,11 @@ def test_hierarchical_with_one_unit_per_node_is_a_ring_over_four_hops(m, n, a1, 
 @settings(max_examples=80, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 4), sizes, latencies, bandwidths, latencies, bandwidths)
 def test_hierarchical_equals_contended_closed_form_in_its_regime(m, g, n, a1, b1, a2, b2):
-    """Exact when g = 1, m = 1 or (g-1) beta <= delta (see the formula); else a lower bound."""
+    """Exact when g = 1, m = 1 or (g-1) beta <= delta (see the formula); else a lower
+    bound. The formula is store-and-forward's, and so is the network here."""
     graph, _, _ = build_hier(m, g, n)
     cluster = two_level(replicate(UNIT, m * g), g, LinkSpec(a1, b1), LinkSpec(a2, b2))
-    trace = simulate(graph, cluster, "static")
+    trace = simulate(graph, cluster, "static", network="store_and_forward")
     check_trace_invariants(graph, trace)
     expected = formulas.hierarchical_allreduce_time(m, g, n, a1, b1, a2, b2)
     beta, delta = a2 + n / g / m / b2, a1 + n / g / b1

@@ -13,8 +13,18 @@ from leptonsim import metrics
 from leptonsim.cost import Roofline
 from leptonsim.errors import SimulationError
 from leptonsim.generators import TaskCost, chain, independent, layered
-from leptonsim.graph import TaskGraph
-from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, ring, two_level
+from leptonsim.graph import GraphBuilder, TaskGraph
+from leptonsim.hardware import (
+    Cluster,
+    ComputeUnit,
+    Link,
+    LinkSpec,
+    fully_connected,
+    replicate,
+    ring,
+    switch,
+    two_level,
+)
 from leptonsim.sim import Heft, HeftContention, simulate
 from tests.helpers.traces import REL, check_trace_invariants, check_work_conserving
 from tests.strategies import clusters, efficiencies, graphs, pin_randomly
@@ -126,16 +136,61 @@ def test_same_input_same_trace(graph, cluster, scheduler):
 @given(st.floats(1.0, 1e9), st.floats(0, 1e-3), st.floats(1e6, 1e11), st.integers(3, 9))
 def test_uncontended_transfer_takes_latency_plus_bytes_over_bandwidth_per_hop(
         nbytes, latency, bandwidth, n):
+    """store_and_forward: every hop pays latency + bytes / bandwidth, one after another."""
     unit = ComputeUnit("u", 1e12, 1e12)
     cluster = ring(replicate(unit, n), LinkSpec(latency, bandwidth))
     graph = chain(2, TaskCost(duration_s=1.0), edge_bytes=nbytes)
     far = n // 2  # the hop count of the shortest way round the ring
     graph.pin[:] = [0, far]
-    trace = simulate(graph, cluster, "static")
+    trace = simulate(graph, cluster, "static", network="store_and_forward")
     assert len(trace.xfer_channel) == far
     hops = trace.xfer_end - trace.xfer_start
     assert hops == pytest.approx(np.full(far, latency + nbytes / bandwidth), rel=1e-12)
     assert trace.makespan_s == pytest.approx(2.0 + far * (latency + nbytes / bandwidth))
+
+
+@given(st.floats(1.0, 1e9), st.lists(st.tuples(st.floats(0, 1e-3), st.floats(1e6, 1e11)),
+                                     min_size=1, max_size=5))
+def test_uncontended_cut_through_takes_latencies_plus_bytes_over_the_bottleneck(nbytes, hops):
+    """fifo (cut-through): a chain of links costs the sum of its latencies plus one
+    serialisation at the slowest link; hop i starts when the head is in and is held
+    for its latency plus the bytes at the slowest link up to it (it cannot pass on
+    bytes not yet in); with one link it is store-and-forward's time."""
+    units = replicate(ComputeUnit("u", 1e12, 1e12), len(hops) + 1)
+    links = tuple(Link(f"l{i}", units[i].name, units[i + 1].name, LinkSpec(a, b))
+                  for i, (a, b) in enumerate(hops))
+    cluster = Cluster(units, links)
+    graph = chain(2, TaskCost(duration_s=1.0), edge_bytes=nbytes)
+    graph.pin[:] = [0, len(hops)]
+    trace = simulate(graph, cluster, "static")
+    latency = sum(a for a, _ in hops)
+    stream = nbytes / min(b for _, b in hops)
+    assert trace.makespan_s == pytest.approx(2.0 + latency + stream, rel=1e-12)
+    heads = 1.0 + np.cumsum([0.0] + [a for a, _ in hops[:-1]])
+    assert trace.xfer_start == pytest.approx(heads, rel=1e-12)
+    slowest = np.minimum.accumulate([b for _, b in hops])
+    assert trace.xfer_end - trace.xfer_start == pytest.approx(
+        [a + nbytes / b for (a, _), b in zip(hops, slowest, strict=True)], rel=1e-9, abs=1e-15)
+    if len(hops) == 1:
+        sf = simulate(graph, cluster, "static", network="store_and_forward")
+        assert sf.makespan_s == trace.makespan_s
+
+
+def test_cut_through_queues_fifo_per_link_on_a_shared_hop():
+    """Two transfers into one switch port: the second waits for the first on the
+    shared link direction and only there (contention per link, in send order)."""
+    units = replicate(ComputeUnit("u", 1e12, 1e12), 3)
+    cluster = switch(units, LinkSpec(1e-6, 1e9))
+    b = GraphBuilder()
+    a0, a1 = b.task("a0", duration_s=1.0, pin=0), b.task("a1", duration_s=1.0, pin=1)
+    z = b.task("z", duration_s=0.0, pin=2)
+    b.edge(a0, z, 1e6)
+    b.edge(a1, z, 1e6)
+    trace = simulate(b.build(), cluster, "static")
+    one = 2e-6 + 1e-3   # two hops' latency, one serialisation
+    assert trace.makespan_s == pytest.approx(1.0 + one + 1e-6 + 1e-3, rel=1e-12)
+    sf = simulate(b.build(), cluster, "static", network="store_and_forward")
+    assert sf.makespan_s == pytest.approx(1.0 + 3 * (1e-6 + 1e-3), rel=1e-12)
 
 
 def test_transfer_to_same_unit_is_free():
@@ -196,7 +251,8 @@ def test_contention_aware_heft_plans_around_a_loaded_uplink():
     """One producer feeds ten 1 s consumers with 1 GB each; the other node is behind a
     1.5 GB/s uplink. HEFT counts every transfer as if it had the uplink alone, so it
     sends more over it than it can carry in time; the contention-aware plan sees the
-    queue it builds, and the simulated step is shorter."""
+    queue it builds, and the simulated step is shorter. Store-and-forward, where the
+    four-hop route holds the uplink longest (cut-through, both plans tie here)."""
     k = 10
     units = replicate(ComputeUnit("u", 1e12, 1e12), 4)
     cluster = two_level(units, 2, LinkSpec(0.0, 1e12), LinkSpec(0.0, 1.5e9))
@@ -204,7 +260,8 @@ def test_contention_aware_heft_plans_around_a_loaded_uplink():
                       nbytes=np.zeros(k + 1), duration_s=np.ones(k + 1),
                       pin=np.array([0] + [-1] * k), edge_src=np.zeros(k, np.int64),
                       edge_dst=np.arange(1, k + 1), edge_bytes=np.full(k, 1e9))
-    heft, aware = (simulate(graph, cluster, s).makespan_s for s in ("heft", "heft_contention"))
+    heft, aware = (simulate(graph, cluster, s, network="store_and_forward").makespan_s
+                   for s in ("heft", "heft_contention"))
     assert aware < heft - 0.1
 
 

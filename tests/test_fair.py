@@ -59,18 +59,22 @@ def _incast(sizes: list[float], latency: float, bandwidth: float) -> TaskGraph:
 @given(st.integers(2, 8), st.floats(1.0, 1e9), st.floats(0, 1e-3), st.floats(1e6, 1e11))
 def test_equal_transfers_into_one_port_share_it_and_end_together(k, nbytes, latency, bandwidth):
     """k equal transfers into one unit of a star, sent at t = 1: fair sharing ends them
-    all at 1 + 2α + k·n/B; FIFO (store-and-forward) queues them at the switch and ends
-    them one hop-time apart, the last at 1 + (k+1)(α + n/B)."""
+    all at 1 + 2α + k·n/B; FIFO store-and-forward queues them at the switch and ends
+    them one hop-time apart, the last at 1 + (k+1)(α + n/B); FIFO cut-through reserves
+    the shared port in turn, the i-th ending at 1 + α + i(α + n/B)."""
     graph = _incast([nbytes] * k, latency, bandwidth)
     cluster = switch(replicate(UNIT, k + 1), LinkSpec(latency, bandwidth))
     port = cluster.route(1, 0)[-1]
     fair = simulate(graph, cluster, "static", network="fair")
     expected = 1.0 + 2 * latency + k * nbytes / bandwidth
     assert fair.xfer_end[fair.xfer_channel == port] == pytest.approx(np.full(k, expected), rel=1e-9)
-    fifo = simulate(graph, cluster, "static", network="fifo")
     hop = latency + nbytes / bandwidth
+    fifo = simulate(graph, cluster, "static", network="store_and_forward")
     ends = np.sort(fifo.xfer_end[fifo.xfer_channel == port])
     assert ends == pytest.approx(1.0 + hop + hop * np.arange(1, k + 1), rel=1e-9)
+    cut = simulate(graph, cluster, "static", network="fifo")
+    ends = np.sort(cut.xfer_end[cut.xfer_channel == port])
+    assert ends == pytest.approx(1.0 + latency + hop * np.arange(1, k + 1), rel=1e-9)
 
 
 @settings(deadline=None)

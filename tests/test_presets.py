@@ -12,14 +12,16 @@ from leptonsim.presets import device_presets, link_presets, preset_names
 DEVICE_NAMES = {"v100", "v100_16gb", "v100_32gb", "a100_40gb", "a100_80gb", "h100_sxm",
                 "h100_pcie", "h200", "b200", "mi300x", "tpu_v4", "tpu_v5e", "l4", "cpu_core",
                 "cpu_socket", "jetson_orin"}
-LINK_NAMES = {"nvlink3", "nvlink4", "pcie4_x16", "pcie5_x16", "infiniband_hdr", "infiniband_ndr",
+LINK_NAMES = {"nvlink2", "nvlink3", "nvlink4", "nvlink5", "pcie4_x16", "pcie5_x16", "infiniband_hdr",
+              "infiniband_ndr", "roce_400g",
               "ethernet_100g", "ethernet_25g"}
 
 DEVICE_KEYS = {"description", "peak", "peak_fp32", "memory_bandwidth", "memory", "efficiency",
                "overhead", "idle_power", "busy_power", "price_per_hour", "sms",
                "bandwidth_efficiency"}
 PEAK_KEYS = {f"peak_{p}" for p in ("fp64", "tf32", "fp16", "bf16", "fp8", "int8")}
-LINK_KEYS = {"description", "bandwidth", "latency", "duplex", "energy_per_byte"}
+LINK_KEYS = {"description", "bandwidth", "latency", "duplex", "energy_per_byte", "bus_efficiency",
+             "in_network_reduction"}
 
 _NUM = r"\d+(?:\.\d+)?"
 _PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
@@ -86,6 +88,8 @@ def test_link_keys_and_units(name: str) -> None:
         assert isinstance(preset[key], str), (name, key)
         assert PATTERNS[kind].match(preset[key]), f"{name}.{key} = {preset[key]!r} is not {kind}"
     assert preset["duplex"] is True
+    assert isinstance(preset["bus_efficiency"], float) and 0.0 < preset["bus_efficiency"] <= 1.0
+    assert isinstance(preset["in_network_reduction"], bool)
 
 
 _TABLE = re.compile(r"^\s*\[[^\]]+\]\s*(#.*)?$")
@@ -114,6 +118,11 @@ def test_every_value_has_a_source_comment(resource: str) -> None:
 def test_sanity_relations() -> None:
     d, k = device_presets(), link_presets()
     assert si(d["h100_sxm"]["peak"]) > si(d["a100_80gb"]["peak"]) > si(d["v100"]["peak"])
+    assert (si(k["nvlink5"]["bandwidth"]) > si(k["nvlink4"]["bandwidth"])
+            > si(k["nvlink3"]["bandwidth"]) > si(k["nvlink2"]["bandwidth"]))
+    # in-switch reduction: NVLink SHARP from third-generation NVSwitch (Hopper) on, SHARP on IB
+    assert [n for n in k if k[n]["in_network_reduction"]] == [
+        "nvlink4", "nvlink5", "infiniband_hdr", "infiniband_ndr"]
     assert (si(k["nvlink4"]["bandwidth"]) > si(k["nvlink3"]["bandwidth"])
             > si(k["pcie5_x16"]["bandwidth"]) > si(k["pcie4_x16"]["bandwidth"]))
     assert si(k["infiniband_ndr"]["bandwidth"]) > si(k["infiniband_hdr"]["bandwidth"])

@@ -111,7 +111,9 @@ def test_a_collapsed_collective_is_no_work_and_keeps_no_unit_busy():
     assert comm_s > 0
     assert sym.metrics.total_work_s == pytest.approx(_run(_bert(4), "full").metrics.total_work_s,
                                                      rel=REL)
-    assert all(u.busy_s < sym.metrics.makespan_s - comm_s for u in sym.metrics.units)
+    # busy while computing only: at most the step's time outside its collectives
+    assert all(u.busy_s <= (sym.metrics.makespan_s - comm_s) * (1 + REL) for u in sym.metrics.units)
+    assert all(u.busy_s < sym.metrics.makespan_s for u in sym.metrics.units)
     assert sym.energy.network_j > 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .nccl import ALGORITHMS, SPELLED_OUT
 from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -26,7 +27,9 @@ class ParallelConfig:
     group only (the others do the same work at the same time) and replaces the
     group's collectives by tasks of their exact uncontended duration: how a 1,024-unit
     GPT-3 step fits in seconds. `fuse` makes one task of each run of layers between
-    collectives instead of one task per layer.
+    collectives instead of one task per layer. `collective` is the algorithm of the
+    tensor-parallel all-reduces (parallel.nccl.ALGORITHMS; auto: NCCL's choice, by
+    message size and topology, in symmetric mode, and the ring in full mode).
     """
 
     dp: int = 1
@@ -46,6 +49,7 @@ class ParallelConfig:
     layout: str = "dp,pp,tp"
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
+    collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
@@ -66,6 +70,12 @@ class ParallelConfig:
             raise ValueError("bucket_bytes must be > 0")
         if not self.input_s_per_sample >= 0:
             raise ValueError(f"input_s_per_sample must be >= 0, got {self.input_s_per_sample}")
+        if self.collective not in ALGORITHMS:
+            raise ValueError(f"collective must be one of {', '.join(ALGORITHMS)}, "
+                             f"got {self.collective!r}")
+        if self.tp_mode == "full" and self.collective not in SPELLED_OUT:
+            raise ValueError(f"collective {self.collective!r} needs tp_mode = 'symmetric' "
+                             f"(tp_mode 'full' spells out {', '.join(SPELLED_OUT[1:])})")
 
     @property
     def units(self) -> int:

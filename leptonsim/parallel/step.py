@@ -16,14 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import formulas
 from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives
+from . import collectives, nccl
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -129,8 +128,10 @@ def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
 
 
 def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
-               cost: CostModel = DEFAULT) -> StepGraph:
-    """The step graph; `cost` prices the layers the pipeline partition balances."""
+               cost: CostModel = DEFAULT, cut_through: bool = True) -> StepGraph:
+    """The step graph; `cost` prices the layers the pipeline partition balances, and
+    collapsed collectives (symmetric mode) are timed for a cut-through or a
+    store-and-forward network."""
     from .plan_memory import plan_memory  # the memory plan raises before any graph is built
 
     if cluster.size != cfg.units:
@@ -144,7 +145,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
-    builder = _StepBuilder(model, cfg, cluster, roles, costs, stages)
+    builder = _StepBuilder(model, cfg, cluster, roles, costs, stages, cut_through)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
                      builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
@@ -160,8 +161,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
 
 class _StepBuilder:
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
-                 roles: list[LayerRole], costs: np.ndarray, stages: list[tuple[int, int]]) -> None:
+                 roles: list[LayerRole], costs: np.ndarray, stages: list[tuple[int, int]],
+                 cut_through: bool = True) -> None:
         self.model, self.cfg, self.cluster, self.roles, self.costs = model, cfg, cluster, roles, costs
+        self.cut_through = cut_through
         self.b = GraphBuilder()
         self.stages = stages
         self.segments = [self._segments(a, z) for a, z in stages]
@@ -311,27 +314,46 @@ class _StepBuilder:
             return
         for kind, nbytes in todo:
             self.collectives += 1
+            name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
+            self._spelled_out(chains, ranks, kind, nbytes, name)
+
+    def _spelled_out(self, chains: list[list[int]], ranks: list[int], kind: str,
+                     nbytes: float, name: str) -> None:
+        """One tensor-parallel collective as transfers, by the configured algorithm."""
+        ready = [c[1] for c in chains]
+        if kind == "allreduce" and self.cfg.collective == "hierarchical":
+            group = nccl.group(self.cluster, ranks, self.cut_through)
+            nccl.allreduce_seconds(group, "hierarchical", nbytes)  # refused where it does not apply
+            nodes = nccl.nodes_of(self.cluster, ranks)
+            at = {r: i for i, r in enumerate(ranks)}
+            out = collectives.hierarchical_allreduce(
+                self.b, nodes, nbytes, [[ready[at[r]] for r in node] for node in nodes], name)
+            by_rank = {r: t for node, ends in zip(nodes, out, strict=True)
+                       for r, t in zip(node, ends, strict=True)}
+            done = [by_rank[r] for r in ranks]
+        else:
             build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
-            done = build(self.b, ranks, nbytes, [c[1] for c in chains],
-                         f"tp.{kind}.d{d}.s{s}.{self.collectives}")
-            for chain, task in zip(chains, done, strict=True):
-                chain[1] = task
+            done = build(self.b, ranks, nbytes, ready, name)
+        for chain, task in zip(chains, done, strict=True):
+            chain[1] = task
 
     def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
-        """The ring collective `collectives` would spell out, as one duration: uncontended
-        ring time over the group's own links (formulas.ring_allreduce_time or
-        ring_allgather_time), the slowest neighbour pair setting the pace of each step.
-        Its messages' bytes are added to `collapsed`, per channel of each message's
-        route, as the full ring sends them."""
+        """The collective as one duration: its uncontended closed form over the group's
+        own routes (parallel.nccl; an all-reduce by the configured algorithm, auto: the
+        fastest, as NCCL picks). Its bytes are added to `collapsed`, per channel of each
+        message's route, as the ring would send them (the network's energy)."""
         p = len(ranks)
         steps = 2 * (p - 1) if kind == "allreduce" else p - 1
         pairs = list(zip(ranks, ranks[1:] + ranks[:1], strict=True))
         for a, b in pairs:
             self.collapsed[list(self.cluster.route(a, b))] += steps * (nbytes / p)
-        latency, gap = np.array([self.cluster.path_cost(a, b) for a, b in pairs]).T
-        ring = (formulas.ring_allreduce_seconds if kind == "allreduce"
-                else formulas.ring_allgather_seconds)
-        return float(ring(p, nbytes, latency, 1.0 / gap).max())
+        group = nccl.group(self.cluster, ranks, self.cut_through)
+        if kind != "allreduce":
+            return nccl.ring_seconds(group, nbytes)
+        algorithm = self.cfg.collective
+        if algorithm == "auto":
+            algorithm = nccl.choose(group, nbytes)
+        return nccl.allreduce_seconds(group, algorithm, nbytes)
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
         """Bucketed gradient all-reduce over replicas, then the optimizer step.

@@ -64,7 +64,7 @@ class Scenario:
     objective: Objective | None
     file: str
     step: StepGraph | None = None  # the DNN step the graph was built from, if any
-    network: str = "fifo"          # how links are shared: "fifo" or "fair"
+    network: str = "fifo"          # how links are shared: sim.NETWORKS
     cost: CostModel = DEFAULT      # what tasks cost: the step was partitioned with it
 
     @property
@@ -187,7 +187,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel) -> StepGraph:
             if not is_recommender(model):
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
             return build_recsys_step(model, cfg, cluster)
-        return build_step(model, cfg, cluster, cost)
+        network = doc.get("schedule", {}).get("network", "fifo")  # the stage alone has none
+        return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward")
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound

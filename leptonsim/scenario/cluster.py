@@ -28,7 +28,9 @@ Doc = dict[str, Any]
 
 def _spec(link: Doc) -> LinkSpec:
     return LinkSpec(latency_s=link["latency"], bandwidth=link["bandwidth"],
-                    duplex=bool(link["duplex"]), energy_per_byte_j=link["energy_per_byte"])
+                    duplex=bool(link["duplex"]), energy_per_byte_j=link["energy_per_byte"],
+                    bus_efficiency=float(link["bus_efficiency"]),
+                    in_network_reduction=bool(link["in_network_reduction"]))
 
 
 def _check_counts(hw: Doc) -> None:

@@ -14,6 +14,7 @@ from ..errors import ScenarioError, did_you_mean, found
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
 from ..zoo.transformer import FUSIONS, with_kernels
@@ -93,6 +94,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                      "layout": {"enum": list(LAYOUTS), "default": "dp,pp,tp",
                                 "description": "Order of the dimensions when numbering units, "
                                                "outermost first: the innermost shares a node"},
+                     "collective": {"enum": list(ALGORITHMS), "default": "auto",
+                                    "description": "The tensor-parallel all-reduce's algorithm, "
+                                                   "as NCCL runs it: auto (NCCL's choice by "
+                                                   "message size and topology), ring, tree, "
+                                                   "nvls (in-switch reduction) or hierarchical; "
+                                                   "tree and nvls need tp_mode = 'symmetric'"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -210,6 +217,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             bucket_bytes=float(parallel["bucket"]), tp_mode=parallel["tp_mode"],
             fuse=bool(parallel["fuse"]), layout=parallel["layout"],
             fused_optimizer="optimizer" in model_table.get("fused", ()),
-            input_s_per_sample=float(model_table.get("input_pipeline", 0.0)))
+            input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
+            collective=parallel["collective"])
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

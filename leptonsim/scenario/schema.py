@@ -117,6 +117,14 @@ def _link_properties() -> dict[str, Schema]:
                                   "directions share one"},
         "energy_per_byte": _qty("energy_per_byte", "Energy to move one byte over one hop",
                                 0, minimum=0),
+        "bus_efficiency": _qty("dimensionless", "Fraction of the bandwidth communication "
+                               "achieves (nccl-tests bus bandwidth / link rate), in (0, 1]; "
+                               "transfers run at bandwidth x bus_efficiency", 1,
+                               exclusiveMinimum=0, maximum=1),
+        "in_network_reduction": {"type": "boolean", "default": False,
+                                 "description": "The switch these links lead to reduces data "
+                                                "itself (NVLink SHARP, InfiniBand SHARP): "
+                                                "the nvls all-reduce needs it"},
     }
 
 
@@ -297,8 +305,11 @@ def _schema() -> Schema:
                                          "static (every task pinned with unit = ...)"},
             "network": {"enum": list(NETWORKS), "default": "fifo",
                         "description": "fifo (each link direction carries one transfer at a "
-                                       "time, store-and-forward per hop) or fair (transfers "
-                                       "in flight share every link max-min fairly)"},
+                                       "time; switches cut through: a route costs its "
+                                       "latencies plus bytes over its slowest link), fair "
+                                       "(transfers in flight share every link max-min "
+                                       "fairly, also cut-through) or store_and_forward "
+                                       "(fifo, but each hop pays latency + bytes / bandwidth)"},
         }, default={}),
         "cost": _table("How long a task takes on a unit (docs/model.md)", {
             "model": {"enum": list(COST_MODELS), "default": "roofline",

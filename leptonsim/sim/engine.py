@@ -1,4 +1,5 @@
-"""The discrete-event engine: one simpy process per unit; channels are analytic FIFOs.
+"""The discrete-event engine: one simpy process per unit; channels are analytic FIFOs
+(cut-through by default, store-and-forward on request) or max-min fair.
 
 Per-task state is kept in flat Python lists indexed by task id (fast to touch from
 simpy processes); a task is never an object or a process of its own.
@@ -26,22 +27,26 @@ from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
 from .fair import FairNetwork
-from .network import Alarm, FifoNetwork, call_at
+from .network import Alarm, FifoNetwork, StoreAndForward, call_at
 from .schedulers import SCHEDULERS, Plan, by_name
 
-NETWORKS: dict[str, type[FifoNetwork | FairNetwork]] = {"fifo": FifoNetwork, "fair": FairNetwork}
+NETWORKS: dict[str, type[FifoNetwork | FairNetwork]] = {
+    "fifo": FifoNetwork, "fair": FairNetwork, "store_and_forward": StoreAndForward}
+"""fifo: each link direction one transfer at a time, cut-through switches (the default);
+fair: max-min fair sharing (also cut-through); store_and_forward: FIFO, per-hop."""
 
 
 def simulate(graph: TaskGraph, cluster: Cluster, scheduler: str = "heft",
              cost: CostModel | None = None, network: str = "fifo") -> Trace:
     """Run the graph on the cluster; return the trace of every task and transfer hop.
     Both are chosen by name: `scheduler` from SCHEDULERS (static, heft, heft_contention,
-    greedy) and `network` from NETWORKS: "fifo" (each channel one transfer at a time) or
-    "fair" (max-min sharing)."""
+    greedy) and `network` from NETWORKS: "fifo" (each channel one transfer at a time,
+    cut-through), "fair" (max-min sharing) or "store_and_forward" (FIFO, per hop)."""
     planner = by_name(SCHEDULERS, scheduler, "scheduler")()
-    by_name(NETWORKS, network, "network")  # refused before any work
+    carrier = by_name(NETWORKS, network, "network")  # refused before any work
     times = (cost or DEFAULT).task_times(graph, cluster)
-    return run_plan(graph, cluster, planner.plan(graph, cluster, times), times, network)
+    plan = planner.plan(graph, cluster, times, carrier.cut_through)
+    return run_plan(graph, cluster, plan, times, network)
 
 
 def run_plan(graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,

@@ -4,8 +4,9 @@ A flow-level model, as in SimGrid: a transfer of n bytes over the route c_1 ... 
 first waits the route's latency Σ α_i, then streams over all k channels at once at a
 rate that changes whenever a transfer starts or ends streaming. The rates are max-min
 fair (progressive filling, `max_min_rates`): no transfer can go faster without slowing
-one that is no faster than it. Alone, a transfer takes Σ α_i + n / min B_i; the FIFO
-network's store-and-forward takes Σ (α_i + n / B_i), the same on a single hop.
+one that is no faster than it. Alone, a transfer takes Σ α_i + n / min B_i, as on the
+cut-through FIFO network (network.FifoNetwork); store-and-forward takes
+Σ (α_i + n / B_i), the same on a single hop.
 
 Each start or end re-solves the shares of the transfers in flight, O(transfers x
 hops): a model for contention studies, not for million-task graphs (use "fifo").
@@ -60,6 +61,8 @@ class _Flow:
 
 
 class FairNetwork:
+    cut_through = True  # a flow streams over its whole route at once
+
     def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         self.env, self.arrived = env, arrived

@@ -1,16 +1,26 @@
-"""The network: FIFO channels (one per link direction), store-and-forward per hop.
+"""The FIFO networks: one channel per link direction, a transfer at a time on each.
 
 A FIFO channel needs no simpy process of its own. By Lindley's recursion a hop that
-reaches channel c at time s starts at max(s, free_c) and ends latency + bytes /
-bandwidth later, so its whole timeline is known the moment it is sent, provided hops
-are sent in time order, which the event loop guarantees. The network therefore
-schedules nothing for a single-hop transfer; it reports the arrival time and the
-engine folds it into the consumer's release. A hop onward from a switch is sent by
-one event at the previous hop's end, so it joins the next channel's queue in
-arrival order.
+reaches channel c at time s starts at max(s, free_c), so its timeline is known the
+moment it is sent, provided hops are sent in time order, which the event loop
+guarantees. A single-hop transfer therefore schedules nothing; the network reports its
+arrival time and the engine folds it into the consumer's release. A hop onward from a
+switch is sent by one event when the data reaches the switch, so it joins the next
+channel's queue in arrival order. Two switching disciplines differ in that moment:
 
-`FifoNetwork` is the seam where a max-min fair-sharing network can be slotted in: it
-must call `arrived(edge, time)` no later than `time`, and record every hop.
+- `FifoNetwork`, cut-through (the default), as NVSwitch and InfiniBand switches forward
+  a packet once its header is in (virtual cut-through: Kermani & Kleinrock, "Virtual
+  cut-through: a new computer communication switching technique", Computer Networks
+  3(4), 1979). The head reaches the next hop α_i after hop i started; hop i ends at
+  max(start + α_i + n / B_i, the previous hop's end + α_i): it cannot pass on bytes
+  that have not come in yet. Alone, a transfer over c_1 ... c_k takes
+  Σ α_i + n / min B_i; a busy link holds it back at the switch before that link only.
+- `StoreAndForward` (the previous model): a switch forwards only what it has wholly
+  received, each hop taking α_i + n / B_i after the last: Σ (α_i + n / B_i) alone.
+
+On one hop the two are the same. A network must call `arrived(edge, time)` no later
+than `time`, and record every hop; `cut_through` says which closed form a planner
+should price a route with (Cluster.path_cost).
 """
 
 from __future__ import annotations
@@ -50,40 +60,65 @@ def call_at(env: simpy.Environment, when: float, callback: Callable[[simpy.Event
 
 
 class FifoNetwork:
+    """Cut-through FIFO channels: Σ α_i + n / min B_i alone, contention per link."""
+
+    cut_through = True
+
     def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
-        # one record per hop: edge * channels + channel, and its start (end = start + hop time)
+        # one record per hop: edge * channels + channel, and its start; its end is
+        # start + (latency + bytes / bandwidth) but for the hops that waited for their
+        # bytes to come in (record index -> end)
         self._hop, self._start = array("q"), array("d")
+        self._late: dict[int, float] = {}
         self.send = self._sender(env, arrived)
 
     def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
                 ) -> Callable[..., None]:
-        """send(edge, nbytes, path, now, hop=0): edge's data reaches hop `hop` of `path`
-        at `now`. A closure over plain lists, as it runs for every hop."""
+        """send(edge, nbytes, path, now, hop=0, tail=0.0): edge's data reaches hop `hop`
+        of `path` at `now` (its head, cut-through; all of it, store-and-forward), its
+        tail having reached the hop's start at `tail`. A closure over plain lists, as it
+        runs for every hop."""
         latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
         free = [0.0] * len(latency)   # when each channel finishes its last queued hop
-        record_hop, record_start, channels = self._hop.append, self._start.append, len(latency)
+        record_hop, record_start, late = self._hop.append, self._start.append, self._late
+        channels, cut_through, records = len(latency), self.cut_through, self._start
 
-        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
+        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
+                 tail: float = 0.0) -> None:
             c = path[hop]
             start = free[c]
             if now > start:
                 start = now
             end = start + (latency[c] + nbytes * inv_bw[c])
+            if hop and tail + latency[c] > end:  # a faster hop waits for the bytes to come in
+                end = late[len(records)] = tail + latency[c]
             free[c] = end
             record_hop(edge * channels + c)
             record_start(start)
             if hop + 1 < len(path):
-                call_at(env, end, lambda _: send(edge, nbytes, path, end, hop + 1))
+                at = start + latency[c] if cut_through else end
+                call_at(env, at, lambda _: send(edge, nbytes, path, at, hop + 1, end))
             else:
                 arrived(edge, end)
         return send
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every hop carried so far: edge ids, channels, starts and ends (the end as
-        `send` computed it: start + (latency + bytes / bandwidth))."""
+        """Every hop carried so far: edge ids, channels, starts and ends (as `send`
+        computed them: start + (latency + bytes / bandwidth), or when later, the bytes'
+        arrival + latency)."""
         edge, channel = np.divmod(np.array(self._hop, np.int64), len(self.latency))
         start = np.array(self._start, np.float64)
-        return edge, channel, start, start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])
+        end = start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])
+        if self._late:
+            end[np.fromiter(self._late, np.int64)] = np.fromiter(self._late.values(), np.float64)
+        return edge, channel, start, end
+
+
+class StoreAndForward(FifoNetwork):
+    """Store-and-forward FIFO channels: Σ (α_i + n / B_i) per transfer; a switch
+    forwards only what it has wholly received (the model before issue 12)."""
+
+    cut_through = False

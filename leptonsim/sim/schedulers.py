@@ -28,7 +28,10 @@ class Plan:
 class Scheduler(Protocol):
     name: str
 
-    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan: ...
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray,
+             cut_through: bool = True) -> Plan:
+        """`cut_through`: whether the network the plan runs on cuts through switches
+        (the planners that price transfers price them as it will carry them)."""
 
 
 def _check_pins(graph: TaskGraph, cluster: Cluster) -> None:
@@ -44,7 +47,8 @@ class Static:
 
     name = "static"
 
-    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray,
+             cut_through: bool = True) -> Plan:
         _check_pins(graph, cluster)
         free = np.flatnonzero(graph.pin < 0)
         if free.size:
@@ -59,7 +63,8 @@ class Greedy:
 
     name = "greedy"
 
-    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray,
+             cut_through: bool = True) -> Plan:
         _check_pins(graph, cluster)
         return Plan(None, np.arange(graph.size), self.name)
 
@@ -71,24 +76,25 @@ class Heft:
 
     name = "heft"
 
-    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray) -> Plan:
+    def plan(self, graph: TaskGraph, cluster: Cluster, times: np.ndarray,
+             cut_through: bool = True) -> Plan:
         _check_pins(graph, cluster)
         per_unit = times[cluster.unit_type]  # (units, tasks)
-        lat, gap = cluster.comm_matrices
+        lat, gap = cluster.comm_tables(cut_through)
         off = ~np.eye(cluster.size, dtype=bool)
         mean_lat = float(lat[off].mean()) if cluster.size > 1 else 0.0
         mean_gap = float(gap[off].mean()) if cluster.size > 1 else 0.0
         edge_cost = np.where(graph.edge_bytes > 0, mean_lat + graph.edge_bytes * mean_gap, 0.0)
         rank = graph.upward_rank(per_unit.mean(axis=0), edge_cost)
         order = np.lexsort((np.arange(graph.size), graph.level_of, -rank))
-        unit = self._place(graph, cluster, per_unit, order, lat, gap)
+        unit = self._place(graph, cluster, per_unit, order, lat, gap, cut_through)
         priority = np.empty(graph.size, np.int64)
         priority[order] = np.arange(graph.size)
         return Plan(unit, priority, self.name)
 
     @staticmethod
     def _place(graph: TaskGraph, cluster: Cluster, per_unit: np.ndarray, order: np.ndarray,
-               lat: np.ndarray, gap: np.ndarray) -> np.ndarray:
+               lat: np.ndarray, gap: np.ndarray, cut_through: bool) -> np.ndarray:
         unit = np.full(graph.size, -1, np.int64)
         finish = np.zeros(graph.size)
         avail = np.zeros(cluster.size)
@@ -113,14 +119,15 @@ class HeftContention(Heft):
     reaches a candidate unit as the engine's FIFO channels would carry it, behind the
     transfers already planned on each channel of the route (contention-aware list
     scheduling, Sinnen and Sousa, IEEE TPDS 16(1), 2005). Like the units, the channels
-    are planned without insertion: a transfer queues behind everything planned on them."""
+    are planned without insertion: a transfer queues behind everything planned on them,
+    cut-through or store-and-forward as the network will carry it."""
 
     name = "heft_contention"
 
     @staticmethod
     def _place(graph: TaskGraph, cluster: Cluster, per_unit: np.ndarray, order: np.ndarray,
-               lat: np.ndarray, gap: np.ndarray) -> np.ndarray:
-        plan = _LinkPlan(graph, cluster)
+               lat: np.ndarray, gap: np.ndarray, cut_through: bool) -> np.ndarray:
+        plan = _LinkPlan(graph, cluster, cut_through)
         cost = per_unit.T.tolist()
         avail = [0.0] * cluster.size
         for v in order.tolist():
@@ -138,8 +145,8 @@ class HeftContention(Heft):
 class _LinkPlan:
     """The placement so far and each channel's planned transfers (when they end)."""
 
-    def __init__(self, graph: TaskGraph, cluster: Cluster) -> None:
-        self.cluster = cluster
+    def __init__(self, graph: TaskGraph, cluster: Cluster, cut_through: bool) -> None:
+        self.cluster, self.cut_through = cluster, cut_through
         self.unit = np.full(graph.size, -1, np.int64)
         self.finish = [0.0] * graph.size
         self.free = [0.0] * len(cluster.channels)
@@ -153,15 +160,20 @@ class _LinkPlan:
         return sorted((self.finish[self.src[e]], e) for e in self.eids[self.ptr[v]:self.ptr[v + 1]].tolist())
 
     def arrival(self, inputs: list[tuple[float, int]], u: int) -> tuple[float, dict[int, float]]:
-        """When all those inputs would be on unit u, and the channel bookings for it."""
-        src, nbytes, hop = self.src, self.nbytes, self.hop
+        """When all those inputs would be on unit u, and the channel bookings for it: each
+        hop queued as network.FifoNetwork (cut-through) or StoreAndForward queue it."""
+        src, nbytes, hop, cut_through = self.src, self.nbytes, self.hop, self.cut_through
         ready, booked = 0.0, dict[int, float]()
         for t, e in inputs:
             at = int(self.unit[src[e]])
             if at != u and nbytes[e] > 0:
+                tail = 0.0
                 for c in self.cluster.route(at, u):
-                    t = max(t, booked.get(c, self.free[c])) + hop[c][0] + nbytes[e] * hop[c][1]
-                    booked[c] = t
+                    start = max(t, booked.get(c, self.free[c]))
+                    tail = booked[c] = max(start + (hop[c][0] + nbytes[e] * hop[c][1]),
+                                           tail + hop[c][0])
+                    t = start + hop[c][0] if cut_through else tail
+                t = tail
             ready = max(ready, t)
         return ready, booked
 

@@ -159,7 +159,7 @@ CASES = [
     case("unknown device preset", GEN, "efficiency = 0.8", 'preset = "a100_80"',
          "hardware.units[0].preset", "a device preset", "found 'a100_80'",
          "did you mean 'a100_80gb'?"),
-    case("unknown link preset", GEN, 'latency = "2 us"', 'preset = "nvlink"',
+    case("unknown link preset", GEN, 'latency = "2 us"', 'preset = "nvlnk3"',
          "hardware.link.preset", "a link preset", "did you mean 'nvlink3'?"),
     case("unknown topology", GEN, 'topology = "full"', 'topology = "fullmesh"',
          "hardware.topology", "one of 'full', 'ring', 'switch', 'two_level', 'explicit'",
@@ -168,7 +168,8 @@ CASES = [
          "schedule.scheduler", "one of 'auto', 'static', 'heft', 'heft_contention', 'greedy'",
          "found 'HEFT'", "did you mean 'heft'?"),
     case("unknown network model", GEN, "", '\n[schedule]\nnetwork = "fiar"\n',
-         "schedule.network", "one of 'fifo', 'fair'", "found 'fiar'", "did you mean 'fair'?"),
+         "schedule.network", "one of 'fifo', 'fair', 'store_and_forward'", "found 'fiar'",
+         "did you mean 'fair'?"),
     case("unknown generator kind", GEN, 'kind = "layered"', 'kind = "layerd"',
          "workload.generator.kind", "found 'layerd'", "did you mean 'layered'?"),
     # -- topologies ------------------------------------------------------------------------
