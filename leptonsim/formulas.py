@@ -388,7 +388,8 @@ def hierarchical_allreduce_cut_through_seconds(nodes: Num, per_node: Num, nbytes
     uplink (parallel.nccl splits each channel among the messages crossing it). The
     inter all-reduce is a ring, or with `in_network` reduced in the switches (SHARP on
     InfiniBand: nvls_allreduce_seconds over the m nodes). Exact where nothing contends
-    (g = 1 or m = 1, a ring then); otherwise the uplink sharing is a fluid estimate. Sources: Thakur et al. 2005; NCCL's CollNet (SHARP) algorithm."""
+    (g = 1 or m = 1, a ring then); otherwise the uplink sharing is a fluid estimate.
+    Sources: Thakur et al. 2005; NCCL's CollNet (SHARP) algorithm."""
     m, g = nodes, per_node
     intra = 2.0 * ring_reduce_scatter_seconds(g, nbytes, intra_latency_s, intra_bandwidth)
     shard = nbytes / g
