@@ -26,7 +26,9 @@ from leptonsim.scenario.model import build_model
 from leptonsim.zoo import gpt_params
 
 ROOT = Path(__file__).resolve().parents[1]
-GUARD = ("dle-pyt-rn50-v100-16g-amp-1", "dle-pyt-rn50-v100-16g-fp32-8",
+# (the V100 16 GB AMP row left the guard when the preset gained its 16 GiB: at batch 256
+# it no longer fits in the memory model, which issue 13 redoes)
+GUARD = ("dle-pyt-rn50-v100-32g-amp-1", "dle-pyt-rn50-v100-16g-fp32-8",
          "dle-pyt-bert-v100-squad-fp16-1", "dle-pyt-bert-a100-squad-fp16-8",
          "narayanan-t1-1.7b")
 REGENERATE = "regenerate on purpose with: python benchmarks/published.py --render"
