@@ -44,10 +44,8 @@ import numpy as np
 
 from ..errors import TableError, did_you_mean
 from ..files import atomic_write
+from ..hardware import PRECISIONS  # the precisions a row may name: a unit's peaks' names
 from ..limits import MAGNITUDES, SIZES, Magnitude
-
-PRECISIONS = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8")
-"""The precisions a row may name: those ComputeUnit.peaks name (hardware.py)."""
 
 ANY = "*"
 COLUMNS = ("kind", "device", "precision", "flops", "bytes", "m", "n", "k", "seconds")

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import ops
 from ..errors import ScenarioError, did_you_mean, found
+from ..hardware import PRECISIONS
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
@@ -27,7 +28,7 @@ MODEL_WIDE = {"implementation": "attention", "fused": "fused"}  # layer args set
 # Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
 # peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
 # and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
-PRECISION_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+PRECISION_BYTES = dict(zip(PRECISIONS, (8, 4, 4, 2, 2, 1, 1), strict=True))
 
 
 def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
