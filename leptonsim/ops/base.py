@@ -18,6 +18,12 @@ Counting conventions (a roofline model needs totals, not cycle accuracy):
   writes w, m, v.
 Ops without weights cost nothing in backward_weights and the updates.
 
+A Cost also lists the GEMMs its FLOPs contain (`Gemm`: shape, batch, count), which a
+GPU cost model prices by shape (cost/gpu.py), and how many kernels the phase launches
+(`kernels`: 1 per op phase unless an op says otherwise; 0 for a phase with no work).
+Each Gemm names the dimension a tensor-parallel split divides (`split`, and
+`row_split` for a row-parallel Dense), so a shard's GEMMs follow from the op's.
+
 Each op module holds the cost side of one op family; NumPy kernels belong beside it.
 """
 
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, get_args
 
 from leptonsim.errors import LeptonError
@@ -45,15 +51,50 @@ class ShapeError(LeptonError, ValueError):
     """An input shape an op cannot take, e.g. an image smaller than the kernel."""
 
 
+GemmDim = Literal["", "m", "n", "k", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """C (m x n) = A (m x k) B (k x n): `batch` such products in one launch (a strided
+    batched GEMM, whose tiles share the SMs), launched `count` times one after another
+    (a recurrent layer's time steps). `split` is the dimension a tensor-parallel split
+    of the op divides (column-parallel Dense, attention heads), `row_split` the one a
+    row-parallel Dense divides; "" for none."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+    count: int = 1
+    split: GemmDim = ""
+    row_split: GemmDim = ""
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k * self.batch * self.count
+
+    def shard(self, tp: int, row: bool = False) -> Gemm:
+        """This GEMM on one of `tp` ranks (tensor.check_split made every split even)."""
+        dim = self.row_split if row else self.split
+        if tp == 1 or not dim:
+            return self
+        return replace(self, **{dim: getattr(self, dim) // tp})
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """Work of one op in one phase: floating-point operations and memory traffic."""
+    """Work of one op in one phase: floating-point operations and memory traffic, the
+    GEMMs among those FLOPs and the kernels the phase launches."""
 
     flops: float = 0.0
     bytes: float = 0.0
+    gemms: tuple[Gemm, ...] = ()
+    kernels: int = 1
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.flops + other.flops, self.bytes + other.bytes)
+        return Cost(self.flops + other.flops, self.bytes + other.bytes,
+                    self.gemms + other.gemms, self.kernels + other.kernels)
 
     @property
     def intensity(self) -> float:
@@ -61,7 +102,8 @@ class Cost:
         return self.flops / self.bytes if self.bytes else math.inf
 
 
-ZERO = Cost()
+ZERO = Cost(kernels=0)
+"""No work at all: no FLOPs, no bytes, no kernel launched."""
 
 
 def numel(shape: Shape) -> int:
@@ -121,6 +163,8 @@ def elementwise(elements: int, flops_per_element: float, tensors: int, dtype_byt
 
 def update_cost(params: int, phase: Phase, dtype_bytes: int) -> Cost:
     """Optimizer step over `params` parameters (conventions in the module docstring)."""
+    if params == 0:
+        return ZERO
     if phase == "update_sgd":
         return Cost(params * SGD_FLOPS_PER_PARAM, params * SGD_WORDS_PER_PARAM * dtype_bytes)
     return Cost(params * ADAM_FLOPS_PER_PARAM, params * ADAM_WORDS_PER_PARAM * dtype_bytes)
