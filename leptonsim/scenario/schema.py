@@ -292,10 +292,18 @@ def _schema() -> Schema:
                                        "in flight share every link max-min fairly)"},
         }, default={}),
         "cost": _table("How long a task takes on a unit (docs/model.md)", {
-            "model": {"enum": list(COST_MODELS), "default": "roofline",
-                      "description": "roofline (max(FLOPs / (peak x efficiency), bytes / "
-                                     "bandwidth) + overhead per task, at the peak of the "
-                                     "workload's precision)"},
+            "model": {"enum": list(COST_MODELS), "default": "auto",
+                      "description": "auto (gpu for a [workload.model], roofline for a task "
+                                     "graph), roofline (max(FLOPs / (peak x efficiency), "
+                                     "bytes / bandwidth) + overhead per task, at the peak of "
+                                     "the workload's precision) or gpu (GEMMs by shape with "
+                                     "tile and wave quantisation over the unit's SMs, the "
+                                     "rest at achievable bandwidth, the overlap rule, "
+                                     "overhead per kernel)"},
+            "overlap": {"default": "sum",
+                        "description": "gpu: how compute C and memory time M combine, t = "
+                                       "max(C, M) + a min(C, M): max (a = 0, the roofline), "
+                                       "sum (a = 1, no overlap) or a number a in [0, 1]"},
         }, default={}),
         "claims": _table("Figures a source claims, shown beside the simulated ones", {
             "makespan": {**_qty("time", "Claimed makespan", minimum=0),
