@@ -141,16 +141,16 @@ class TaskGraph:
                 f"bytes must be >= 0, found {self.edge_bytes[e]}")
 
     def _check_gemms(self, n: int) -> None:
+        if np.any(np.asarray(self.kernels) < 0):
+            raise GraphError("kernels per task must be >= 0")
         if self.gemms is None:
             return
         rows = self.gemms
-        if ((rows.task < 0) | (rows.task >= n)).any():
+        if np.any((rows.task < 0) | (rows.task >= n)):
             raise GraphError(f"a GEMM row refers to a task outside 0..{n - 1}")
         for f in GEMM_FIELDS:
-            if (getattr(rows, f) < 1).any():
+            if np.any(getattr(rows, f) < 1):
                 raise GraphError(f"every GEMM's {f} must be >= 1")
-        if (self.kernels < 0).any():
-            raise GraphError("kernels per task must be >= 0")
 
     def _check_edges(self, n: int) -> None:
         for col in (self.edge_src, self.edge_dst):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import leptonsim as ls
 from leptonsim.cli import main
 from leptonsim.cost import GpuCost, Roofline
 from leptonsim.cost.gpu import K_FILL, gemm_efficiency, gemm_seconds
@@ -231,6 +232,7 @@ def test_gpu_is_the_default_for_a_model_and_roofline_stays_reachable():
     chain = SCENARIO.replace('[workload.model]\nname = "seed_cnn"\nbatch = 8',
                              '[workload.generator]\nkind = "chain"\ntasks = 3\nflops = "1 GFLOP"')
     assert loads(chain)[0].cost.name == "roofline"
+    assert ls.step("seed_cnn", ls.cluster("a100_80gb", 1), batch=8).cost.name == "gpu"
 
 
 def test_a_bad_overlap_is_one_line_and_exit_2(tmp_path, capsys):
