@@ -5,6 +5,8 @@ GEMMs are 1/tp of the layer's, and the estimator prices layers as the step graph
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -243,3 +245,23 @@ def test_a_bad_overlap_is_one_line_and_exit_2(tmp_path, capsys):
     assert err == [f"error: {path}: cost.overlap: expected 'max', 'sum' or a number in "
                    "[0, 1], found 'mix' (t = max(C, M) + a min(C, M): 'max' is a = 0, "
                    "'sum' a = 1)"]
+
+
+def test_shape_blind_models_ignore_the_gemm_columns():
+    """The step graph's GEMM rows and kernel counts change nothing for the roofline
+    (`model = "roofline"` keeps the previous figures): its times are those of the
+    same FLOPs and bytes with no rows at all."""
+    model = gpt(2, 64, 96, 16, 4)
+    unit = _unit(108)
+    cluster = fully_connected([unit, replace(unit, name="g1")], LinkSpec(1e-6, 1e11))
+    step = build_step(model, ParallelConfig(tp=2, batch=4, microbatches=2), cluster, Roofline())
+    g = step.graph
+    assert g.gemms is not None and int(g.kernels.sum()) > g.size
+    b = GraphBuilder()
+    for i in range(g.size):
+        b.task(g.names[i], flops=float(g.flops[i]), nbytes=float(g.nbytes[i]),
+               duration_s=None if np.isnan(g.duration_s[i]) else float(g.duration_s[i]),
+               pin=int(g.pin[i]), comm=bool(g.comm[i]))
+    bare = b.build()
+    assert bare.gemms is None
+    assert Roofline().task_times(g, cluster).tolist() == Roofline().task_times(bare, cluster).tolist()

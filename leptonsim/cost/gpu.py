@@ -92,11 +92,11 @@ def gemm_seconds(rows: GemmRows, unit: ComputeUnit, precision: str | None = None
     k, batch, count = rows.k + K_FILL, rows.batch.astype(float), rows.count.astype(float)
     if unit.sms == 0:
         return count * batch * 2.0 * m * n * k / rate
-    tm, tn = TILES[:, 0], TILES[:, 1]
-    tiles = batch[:, None] * np.ceil(m[:, None] / tm) * np.ceil(n[:, None] / tn)
-    waves = np.ceil(tiles / unit.sms)
-    per_tile = 2.0 * tm * tn * k[:, None] * unit.sms / (rate * TILE_EFFICIENCY)
-    return count * (waves * per_tile).min(axis=1)
+    best = np.full(len(rows), np.inf)
+    for (tm, tn), eta in zip(TILES, TILE_EFFICIENCY, strict=True):  # 8 shapes, O(rows) memory
+        waves = np.ceil(batch * np.ceil(m / tm) * np.ceil(n / tn) / unit.sms)
+        np.minimum(best, waves * (2.0 * tm * tn * unit.sms / (rate * eta)) * k, out=best)
+    return count * best
 
 
 def gemm_efficiency(rows: GemmRows, unit: ComputeUnit, precision: str | None = None
