@@ -52,13 +52,49 @@ class Labels(Sequence[str]):
         return self.vocabulary[int(self.ids[i])]
 
 
+GEMM_FIELDS = ("m", "n", "k", "batch", "count")
+
+
+@dataclass(frozen=True, eq=False)
+class GemmRows:
+    """The GEMMs inside tasks (or layer columns), one row per GEMM as flat int64
+    columns: `task` (the row's owner), m, n, k, batch (products per launch) and count
+    (launches in sequence). A ragged table, not an object per task: a graph of 10^6
+    tasks carries its GEMMs in six arrays (ops.base.Gemm says what a row means)."""
+
+    task: np.ndarray
+    m: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    batch: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def of(per_task: Sequence[Sequence[object]]) -> GemmRows:
+        """Rows from, per task in order, its GEMMs (objects with m, n, k, batch, count)."""
+        owner = np.repeat(np.arange(len(per_task), dtype=np.int64),
+                          [len(g) for g in per_task])
+        cols = [np.array([getattr(g, f) for gs in per_task for g in gs], np.int64)
+                for f in GEMM_FIELDS]
+        return GemmRows(owner, *cols)
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def flops(self) -> np.ndarray:
+        """Per row, 2 m n k batch count, as floats."""
+        return 2.0 * self.m * self.n * self.k * self.batch * self.count
+
+
 @dataclass(frozen=True, eq=False)
 class TaskGraph:
     """Tasks 0..n-1 and edges 0..m-1. A task is either roofline-costed (flops, nbytes)
     or fixed (duration_s not NaN). pin[i] is a unit index or -1 for "anywhere".
     comm[i] marks a fixed task that stands for communication the graph does not
     spell out as transfers (a collapsed collective): its duration is not divided by
-    the unit's efficiency."""
+    the unit's efficiency. `gemms` are the GEMMs among the tasks' FLOPs (None: none
+    known, a generated or listed graph), `kernels[i]` the kernels task i launches (1
+    each when None)."""
 
     names: Sequence[str]
     flops: np.ndarray
@@ -70,16 +106,21 @@ class TaskGraph:
     edge_bytes: np.ndarray
     kinds: Sequence[str] | None = None
     comm: np.ndarray | None = None
+    gemms: GemmRows | None = None
+    kernels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
         if self.comm is None:
             object.__setattr__(self, "comm", np.zeros(n, bool))
-        for col in ("flops", "nbytes", "duration_s", "pin", "comm"):
+        if self.kernels is None:
+            object.__setattr__(self, "kernels", np.ones(n, np.int64))
+        for col in ("flops", "nbytes", "duration_s", "pin", "comm", "kernels"):
             if len(getattr(self, col)) != n:
                 raise GraphError(f"column {col} has {len(getattr(self, col))} entries for {n} tasks")
         self._check_sizes()
         self._check_edges(n)
+        self._check_gemms(n)
         if self.kinds is None:
             object.__setattr__(self, "kinds", Labels(("task",), np.zeros(n, np.int8)))
         _ = self.levels  # raises on a cycle
@@ -98,6 +139,18 @@ class TaskGraph:
             raise GraphError(
                 f"edge {self.names[self.edge_src[e]]}→{self.names[self.edge_dst[e]]}: "
                 f"bytes must be >= 0, found {self.edge_bytes[e]}")
+
+    def _check_gemms(self, n: int) -> None:
+        if np.any(np.asarray(self.kernels) < 0):
+            raise GraphError("kernels per task must be >= 0")
+        if self.gemms is None:
+            return
+        rows = self.gemms
+        if np.any((rows.task < 0) | (rows.task >= n)):
+            raise GraphError(f"a GEMM row refers to a task outside 0..{n - 1}")
+        for f in GEMM_FIELDS:
+            if np.any(getattr(rows, f) < 1):
+                raise GraphError(f"every GEMM's {f} must be >= 1")
 
     def _check_edges(self, n: int) -> None:
         for col in (self.edge_src, self.edge_dst):
@@ -254,11 +307,15 @@ class GraphBuilder:
         self._kinds: list[str] = []
         self._cols: tuple[list[float], ...] = ([], [], [], [])
         self._comm: list[bool] = []
+        self._gemms: list[Sequence[object]] = []
+        self._kernels: list[int] = []
         self._edges: tuple[list[int], list[int], list[float]] = ([], [], [])
 
     def task(self, name: str, *, flops: float = 0.0, nbytes: float = 0.0,
              duration_s: float | None = None, pin: int = -1, kind: str = "task",
-             comm: bool = False) -> int:
+             comm: bool = False, gemms: Sequence[object] = (), kernels: int = 1) -> int:
+        """A task; `gemms` are the GEMMs among its FLOPs (ops.base.Gemm), `kernels` the
+        kernels it launches."""
         if name in self._index:
             raise GraphError(f"duplicate task name {name!r}", path=name)
         guard_size("tasks", len(self._names) + 1)
@@ -266,6 +323,8 @@ class GraphBuilder:
         self._names.append(name)
         self._kinds.append(kind)
         self._comm.append(comm)
+        self._gemms.append(gemms)
+        self._kernels.append(kernels)
         for col, value in zip(self._cols, (flops, nbytes, np.nan if duration_s is None
                                            else duration_s, pin), strict=True):
             col.append(value)
@@ -298,5 +357,7 @@ class GraphBuilder:
             edge_dst=np.array(self._edges[1], np.int64),
             edge_bytes=np.array(self._edges[2], float),
             kinds=Labels(vocab, kind_ids), comm=np.array(self._comm, bool),
+            gemms=GemmRows.of(self._gemms) if any(self._gemms) else None,
+            kernels=np.array(self._kernels, np.int64),
         )
 

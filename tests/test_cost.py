@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leptonsim.cost import DEFAULT, CostModel, Roofline, TaskCost
+from leptonsim.cost import DEFAULT, CostModel, GpuCost, Roofline, TaskCost
 from leptonsim.cost.calibrated import CalibratedCost, Profile
 from leptonsim.cost.kinds import KernelCalibration, KindCost, KindFit
 from leptonsim.cost.measured import TableCost
@@ -54,6 +54,8 @@ MODELS: dict[str, CostModel] = {
     "calibrated": CalibratedCost(PROFILE),
     "kinds": KindCost(PROFILE, CALIBRATION, tier="kind"),
     "table": TableCost(TABLE, extrapolate=True),
+    "gpu": GpuCost(),
+    "gpu-blend": GpuCost(overlap=0.25),
 }
 # exp/log interpolation of the efficiency can round a constant-time segment either way
 ROUNDING = 1e-12
@@ -180,8 +182,9 @@ def test_the_estimator_and_the_search_cost_with_the_model_they_are_given():
 
 def test_run_simulates_with_the_cost_model_it_is_given():
     scenario = load(ROOT / "scenarios" / "seed_cnn_data_parallel.toml")[0]
-    slower = Slower(3.0, scenario.cost.precision)  # type: ignore[attr-defined]
-    base, slow = run(scenario), run(scenario, cost=slower)
+    precision = scenario.cost.precision  # type: ignore[attr-defined]
+    base = run(scenario, cost=Roofline(precision))
+    slow = run(scenario, cost=Slower(3.0, precision))
     assert slow.metrics.total_work_s == pytest.approx(3 * base.metrics.total_work_s, rel=1e-12)
     assert slow.metrics.makespan_s > base.metrics.makespan_s
 

@@ -1,8 +1,11 @@
 """The cost-model interface, and the rules every model shares.
 
 A model answers two questions. `seconds(flops, nbytes, unit, kinds)`: the compute time
-of FLOP/byte columns on one unit type, what code that has layer columns rather than a
-graph needs (step partitioning, the optimizer's estimate). `task_times(graph,
+of FLOP/byte columns on one unit type; `work_seconds(..., gemms, kernels)` the same
+columns with the GEMM shapes and kernel counts they hold (graph.GemmRows), what code
+that has layer columns rather than a graph calls (step partitioning, the optimizer's
+estimate): a model that reads shapes (cost/gpu.py) prices them, the others ignore
+them and answer `seconds`. `task_times(graph,
 cluster)`: every task's time on every unit type, what the schedulers and the engine
 need. `TaskCost` derives the second from the first, and applies the two rules of a
 task whose duration d is given instead of its work, here and nowhere else:
@@ -19,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..graph import TaskGraph
+from ..graph import GemmRows, TaskGraph
 from ..hardware import Cluster, ComputeUnit
 
 
@@ -29,6 +32,13 @@ class CostModel(Protocol):
     def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
                 kinds: Sequence[str] | None = None) -> np.ndarray:
         """Compute seconds of FLOP/byte columns (of op kinds `kinds`) on `unit`."""
+        ...
+
+    def work_seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
+                     kinds: Sequence[str] | None = None, gemms: GemmRows | None = None,
+                     kernels: np.ndarray | None = None) -> np.ndarray:
+        """`seconds` of columns holding the GEMMs `gemms` (rows' task = column index)
+        and launching `kernels` kernels each."""
         ...
 
     def task_times(self, graph: TaskGraph, cluster: Cluster) -> np.ndarray:
@@ -58,6 +68,12 @@ class TaskCost:
     def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
                 kinds: Sequence[str] | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def work_seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
+                     kinds: Sequence[str] | None = None, gemms: GemmRows | None = None,
+                     kernels: np.ndarray | None = None) -> np.ndarray:
+        """A model blind to shapes: `seconds` of the FLOP/byte columns."""
+        return self.seconds(flops, nbytes, unit, kinds)
 
     def compute_times(self, graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
         """Per task, its work's seconds on `unit` (fixed tasks are overwritten)."""

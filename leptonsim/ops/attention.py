@@ -30,15 +30,27 @@ T times (T (4 SH + 2 heads S)); with the projections' 6 SH: (12 + 4T) SH +
 T(M) is Theorem 2's bound with M = 4 d FLASH_TILE words of SRAM. With `causal` (GPT)
 the flash kernel skips the tiles above the diagonal: (T + 1) / 2T of the score
 FLOPs and of the K, V re-reads remain; the unfused form masks but skips nothing.
+
+As GEMMs, with T = batch * S tokens, a heads, d = H / a and a * batch per-head products
+in one batched launch:
+    forward           QKV (T, 3H, H); scores (S, S, d); context (S, d, S); out (T, H, H)
+    backward_data     out dX (T, H, H); dP (S, S, d); dV, dQ, dK (S, d, S); QKV dX (T, H, 3H)
+    backward_weights  out dW (H, H, T); QKV dW (H, 3H, T)
+and a head split divides the dimension that carries the heads (3H, H as heads x d, or
+the batch of per-head products). Flash adds the recomputed scores (S, S, d) to the
+backward, and with `causal` each query row meets (T + 1) / 2T of the keys on average,
+so the per-head products run over that many keys. Kernels: unfused, those GEMMs plus
+the softmax and its backward (5 forward, 7 backward); flash, the projections around one
+attention kernel (3 forward; 4 backward, with D's preprocessing kernel).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, get_args
 
-from leptonsim.ops.base import Cost, Op, Shape, ShapeError, check_positive, check_rank
+from leptonsim.ops.base import Cost, Gemm, Op, Shape, ShapeError, check_positive, check_rank
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
 Implementation = Literal["unfused", "flash"]
@@ -94,36 +106,56 @@ class MultiHeadSelfAttention(Op):
         tiles = math.ceil(x[0] / FLASH_TILE)
         return tiles, (tiles + 1) / (2 * tiles) if self.causal else 1.0
 
+    def _per_head(self, x: Shape, batch: int, visited: float = 1.0) -> tuple[Gemm, Gemm]:
+        """The batched per-head products (S, S', d) and (S, d, S'), split by head, over
+        the S' = visited S keys each query row meets."""
+        s, d, n = x[0], x[1] // self.heads, batch * self.heads
+        keys = math.ceil(s * visited)
+        return Gemm(s, keys, d, n, split="batch"), Gemm(s, d, keys, n, split="batch")
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, scores, _ = self._sizes(x, batch)
-        h = x[1]
+        h, t = x[1], batch * x[0]
         projections = 2 * sh * 4 * h + self._bias(x, batch)
         attention = 2 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_FORWARD_FLOPS)
+        projection_gemms = (Gemm(t, 3 * h, h, split="n"), Gemm(t, h, h, split="k"))
         if self.implementation == "unfused":
             words = 10 * sh + 4 * scores + self.params(x)
-            return Cost(projections + attention, float(words * dtype_bytes))
+            gemms = (projection_gemms[0], *self._per_head(x, batch), projection_gemms[1])
+            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms, kernels=5)
         tiles, visited = self._tiles(x)
         rows = batch * self.heads * x[0]  # one log-sum-exp per row of each head
         io = 6 * sh + (2 + 2 * tiles * visited) * sh + rows + self.params(x)
-        return Cost(projections + attention * visited, float(io * dtype_bytes))
+        gemms = (projection_gemms[0], *self._per_head(x, batch, visited), projection_gemms[1])
+        return Cost(projections + attention * visited, float(io * dtype_bytes), gemms=gemms, kernels=3)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, scores, w = self._sizes(x, batch)
-        h = x[1]
+        h, t = x[1], batch * x[0]
         projections = 2 * sh * 4 * h + 2 * sh  # dx sums the Q, K, V paths
+        projection_gemms = (Gemm(t, h, h, split="n"), Gemm(t, h, 3 * h, split="k"))
         if self.implementation == "unfused":
             attention = 4 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_BACKWARD_FLOPS)
             words = 13 * sh + 6 * scores + w
-            return Cost(projections + attention, float(words * dtype_bytes))
+            scores_gemm, context_gemm = self._per_head(x, batch)
+            gemms = (projection_gemms[0], scores_gemm, replace(context_gemm, count=3),
+                     projection_gemms[1])
+            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms, kernels=7)
         tiles, visited = self._tiles(x)
         # the scores and probabilities recomputed, then the four gradient matmuls
         per_score = 1 + SOFTMAX_FORWARD_FLOPS + SOFTMAX_BACKWARD_FLOPS
         flash = (5 * 2 * scores * (h // self.heads) + scores * per_score) * visited
         rows = batch * self.heads * x[0]
         io = (12 + 4 * tiles * visited) * sh + (1 + 2 * tiles * visited) * rows + w
-        return Cost(projections + flash, float(io * dtype_bytes))
+        scores_gemm, context_gemm = self._per_head(x, batch, visited)
+        gemms = (projection_gemms[0], replace(scores_gemm, count=2),
+                 replace(context_gemm, count=3), projection_gemms[1])
+        return Cost(projections + flash, float(io * dtype_bytes), gemms=gemms, kernels=4)
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         sh, _, _ = self._sizes(x, batch)
+        h, t = x[1], batch * x[0]
         flops = 2 * sh * 4 * x[1] + self._bias(x, batch)
-        return Cost(flops, float((6 * sh + self.params(x)) * dtype_bytes))
+        gemms = (Gemm(h, h, t, split="m"), Gemm(h, 3 * h, t, split="n"))
+        return Cost(flops, float((6 * sh + self.params(x)) * dtype_bytes), gemms=gemms,
+                    kernels=2 + 2 * self.use_bias)

@@ -24,9 +24,14 @@ Counting conventions (a roofline model needs totals, not cycle accuracy):
   fp32 (4 + 24); SGD 2 + 8 + 2 = 12, as in fp32 (4 + 8). Unfused, it is one kernel
   per parameter tensor (`Op.param_tensors`); a fused optimizer (apex FusedAdam,
   torch's fused=True) is one per parameter group, which the step graph counts.
-- `Cost.kernels` counts the kernels an op phase launches (1 unless an op says
-  otherwise; 0 for one fused into its producer's kernel).
 Ops without weights cost nothing in backward_weights and the updates.
+
+A Cost also lists the GEMMs its FLOPs contain (`Gemm`: shape, batch, count), which a
+GPU cost model prices by shape (cost/gpu.py), and how many kernels the phase launches
+(`kernels`: 1 per op phase unless an op says otherwise; 0 for a phase with no work, or
+one fused into its producer's kernel).
+Each Gemm names the dimension a tensor-parallel split divides (`split`, and
+`row_split` for a row-parallel Dense), so a shard's GEMMs follow from the op's.
 
 Each op module holds the cost side of one op family; NumPy kernels belong beside it.
 """
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import ClassVar, Literal, get_args
 
 from leptonsim.errors import LeptonError
@@ -56,16 +61,51 @@ class ShapeError(LeptonError, ValueError):
     """An input shape an op cannot take, e.g. an image smaller than the kernel."""
 
 
+GemmDim = Literal["", "m", "n", "k", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """C (m x n) = A (m x k) B (k x n): `batch` such products in one launch (a strided
+    batched GEMM, whose tiles share the SMs), launched `count` times one after another
+    (a recurrent layer's time steps). `split` is the dimension a tensor-parallel split
+    of the op divides (column-parallel Dense, attention heads), `row_split` the one a
+    row-parallel Dense divides; "" for none."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+    count: int = 1
+    split: GemmDim = ""
+    row_split: GemmDim = ""
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k * self.batch * self.count
+
+    def shard(self, tp: int, row: bool = False) -> Gemm:
+        """This GEMM on one of `tp` ranks (tensor.check_split made every split even)."""
+        dim = self.row_split if row else self.split
+        if tp == 1 or not dim:
+            return self
+        return replace(self, **{dim: getattr(self, dim) // tp})
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """Work of one op in one phase: floating-point operations and memory traffic."""
+    """Work of one op in one phase: floating-point operations and memory traffic, the
+    GEMMs among those FLOPs and the kernels the phase launches."""
 
     flops: float = 0.0
     bytes: float = 0.0
+    _: KW_ONLY  # named, so a kernel count is never read as a GEMM list or back
+    gemms: tuple[Gemm, ...] = ()
     kernels: int = 1
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.flops + other.flops, self.bytes + other.bytes)
+        return Cost(self.flops + other.flops, self.bytes + other.bytes,
+                    gemms=self.gemms + other.gemms, kernels=self.kernels + other.kernels)
 
     @property
     def intensity(self) -> float:
@@ -73,7 +113,8 @@ class Cost:
         return self.flops / self.bytes if self.bytes else math.inf
 
 
-ZERO = Cost()
+ZERO = Cost(kernels=0)
+"""No work at all: no FLOPs, no bytes, no kernel launched."""
 
 
 def numel(shape: Shape) -> int:
@@ -140,7 +181,7 @@ def update_cost(params: int, phase: Phase, dtype_bytes: int, tensors: int = 1) -
     state = max(dtype_bytes, MASTER_BYTES)
     copy = dtype_bytes if dtype_bytes < state else 0  # the low-precision weights written
     per_param = dtype_bytes + 2 * words * state + copy
-    return Cost(params * flops, float(params * per_param), tensors if params else 0)
+    return Cost(params * flops, float(params * per_param), kernels=tensors if params else 0)
 
 
 class Op(ABC):

@@ -5,6 +5,12 @@ for the bias). 'same' padding counts multiply-adds against the zero border too, 
 im2col / implicit-GEMM kernels do. backward_data (a transposed convolution) and
 backward_weights (a correlation of input and output gradient) each repeat the
 forward multiply-adds; the bias gradient adds one reduction over the output.
+
+As implicit GEMMs (im2col, NHWC; Chetlur et al., "cuDNN: Efficient Primitives for Deep
+Learning", arXiv:1410.0759, 2014, Section 3), with P = N * H_out * W_out output
+positions and K = Kh * Kw * C_in: forward (P, filters, K); backward_data
+dcol = dy W^T, (P, K, filters), then col2im; backward_weights dW = col^T dy,
+(K, filters, P). Convolutions are replicated under tensor parallelism (no split).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import ClassVar, Literal
 
 from leptonsim.ops.base import (
     Cost,
+    Gemm,
     Op,
     Shape,
     check_positive,
@@ -89,16 +96,27 @@ class Conv2D(Op):
         h, w, f = self.output_shape(x)
         return float(batch * (x[0] * x[1] * x[2] + h * w * f) * dtype_bytes)
 
+    def _gemm_sizes(self, x: Shape, batch: int) -> tuple[int, int]:
+        """(output positions P, reduction length K) of the implicit GEMM."""
+        h, w, _ = self.output_shape(x)
+        return batch * h * w, self._weights(x) // self.filters
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes)
+        p, k = self._gemm_sizes(x, batch)
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
+                    gemms=(Gemm(p, self.filters, k),))
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and the kernel (not the bias), writes dx
         flops = batch * 2 * self._macs(x)
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes)
+        p, k = self._gemm_sizes(x, batch)
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes,
+                    gemms=(Gemm(p, k, self.filters),))
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        # reads saved x and dy, writes dW and db
+        # reads saved x and dy, writes dW and db (a second kernel, the bias reduction)
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes)
+        p, k = self._gemm_sizes(x, batch)
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
+                    gemms=(Gemm(k, self.filters, p),), kernels=1 + self.use_bias)

@@ -3,7 +3,9 @@
 Dense maps (..., in) -> (..., units); the leading axes are rows that share weights
 (tokens of a sequence, time steps). Per row: forward 2 * in * units FLOPs + units for
 the bias; backward_data dx = dy W^T repeats the 2 * in * units; backward_weights
-dW = x^T dy repeats it again and db = sum(dy) adds units.
+dW = x^T dy repeats it again and db = sum(dy) adds units. As GEMMs, with R rows:
+forward (R, units, in), backward_data (R, in, units), backward_weights (in, units, R);
+a column-parallel split divides units, a row-parallel one in.
 
 A `tied` Dense reuses another layer's matrix (GPT's output projection is the token
 embedding transposed): it owns no parameters and the optimizer updates the matrix
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from leptonsim.ops.base import Cost, Op, Shape, check_min_rank, check_positive, numel
+from leptonsim.ops.base import ZERO, Cost, Gemm, Op, Shape, check_min_rank, check_positive, numel
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,23 @@ class Dense(Op):
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         flops = self._matmul_flops(x, batch) + self._bias_flops(x, batch)
-        return Cost(
-            flops, self._act_bytes(x, batch, dtype_bytes) + self._weight_bytes(x, dtype_bytes)
-        )
+        gemm = Gemm(self._rows(x, batch), self.units, x[-1], split="n", row_split="k")
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes)
+                    + self._weight_bytes(x, dtype_bytes), gemms=(gemm,))
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and W, writes dx
         weights = self._matrix(x) * dtype_bytes
-        return Cost(self._matmul_flops(x, batch), self._act_bytes(x, batch, dtype_bytes) + weights)
+        gemm = Gemm(self._rows(x, batch), x[-1], self.units, split="k", row_split="n")
+        return Cost(self._matmul_flops(x, batch), self._act_bytes(x, batch, dtype_bytes) + weights,
+                    gemms=(gemm,))
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        # reads saved x and dy, writes dW and db
+        # reads saved x and dy, writes dW and db (a second kernel, the bias reduction)
         flops = self._matmul_flops(x, batch) + self._bias_flops(x, batch)
-        return Cost(
-            flops, self._act_bytes(x, batch, dtype_bytes) + self._weight_bytes(x, dtype_bytes)
-        )
+        gemm = Gemm(x[-1], self.units, self._rows(x, batch), split="n", row_split="m")
+        return Cost(flops, self._act_bytes(x, batch, dtype_bytes)
+                    + self._weight_bytes(x, dtype_bytes), gemms=(gemm,), kernels=1 + self.use_bias)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class Flatten(Op):
         return (numel(input_shape),)
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        return Cost()
+        return ZERO
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        return Cost()
+        return ZERO

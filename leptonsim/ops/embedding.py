@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from leptonsim.ops.base import Cost, Op, Shape, check_positive, check_rank, numel
+from leptonsim.ops.base import ZERO, Cost, Op, Shape, check_positive, check_rank, numel
 
 Pooling = Literal["sum", "mean"]
 
@@ -67,7 +67,7 @@ class Embedding(Op):
         return Cost(flops, float(words * dtype_bytes + batch * x[0] * self.index_bytes))
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        return Cost()
+        return ZERO
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and the indices; reads and writes each touched row

@@ -4,7 +4,9 @@ Input (n, d): the bottom-MLP output and n - 1 embedding vectors, stacked. Output
 (d + n(n - 1)/2,): the dense vector concatenated with the strictly-lower triangle of
 Z Z^T. Like DLRM's reference code we count the full batched matmul Z Z^T (2 n^2 d
 FLOPs) and then gather the triangle. Backward: dZ = (dS + dS^T) Z, 2 n^2 d + n^2
-FLOPs, plus d adds to merge the dense vector's pass-through gradient.
+FLOPs, plus d adds to merge the dense vector's pass-through gradient. As GEMMs: a
+batched (n, n, d) per sample forward, (n, d, n) backward; the gather (forward) and the
+dS + dS^T pass (backward) are a second kernel each.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from leptonsim.ops.base import Cost, Op, Shape, check_rank
+from leptonsim.ops.base import Cost, Gemm, Op, Shape, check_rank
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class DotInteraction(Op):
         (out,) = self.output_shape(x)
         # reads Z, writes and re-reads Z Z^T, writes the output
         words = batch * (n * d + 2 * n * n + out)
-        return Cost(batch * 2 * n * n * d, float(words * dtype_bytes))
+        return Cost(batch * 2 * n * n * d, float(words * dtype_bytes),
+                    gemms=(Gemm(n, n, d, batch),), kernels=2)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         n, d = x
@@ -39,4 +42,4 @@ class DotInteraction(Op):
         flops = batch * (2 * n * n * d + n * n + d)
         # reads dy, writes and re-reads dS, reads Z, writes dZ
         words = batch * (out + 2 * n * n + 2 * n * d)
-        return Cost(flops, float(words * dtype_bytes))
+        return Cost(flops, float(words * dtype_bytes), gemms=(Gemm(n, d, n, batch),), kernels=2)

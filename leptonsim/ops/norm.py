@@ -69,7 +69,7 @@ class _Norm(Op):
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         cost = self._pass(x, batch, dtype_bytes, FORWARD_FLOPS, 2)  # x in, y out
-        return cost + Cost(0.0, float(self._state_words(x) * dtype_bytes))
+        return cost + Cost(0.0, float(self._state_words(x) * dtype_bytes), kernels=0)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         return self._pass(x, batch, dtype_bytes, BACKWARD_DATA_FLOPS, 3)  # dy, x in; dx out

@@ -14,6 +14,14 @@ with sigmoid = 6 and tanh = 4 FLOPs (see activation.py):
          backward about 14
 Forward saves what backward needs: the hidden sequence, gate activations and (LSTM)
 cells; backward_data writes the gate gradients that backward_weights then reads.
+
+As GEMMs (the cuDNN scheme: Appleyard, Kocisky & Blunsom, "Optimizing Performance of
+Recurrent Neural Networks on GPUs", arXiv:1604.01946, 2016, Section 3), with b samples,
+T steps and G gates: forward projects every step's input at once, (bT, Gh, i), then
+runs T dependent (b, Gh, h) products, one launch per step followed by its pointwise
+gate kernel; backward_data runs T (b, h, Gh) products for dh (with their pointwise
+kernels) and one (bT, i, Gh) for dx; backward_weights is one (i + h, Gh, bT) product.
+Recurrent layers are replicated under tensor parallelism (no split).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from leptonsim.ops.activation import SIGMOID_FLOPS, TANH_FLOPS
-from leptonsim.ops.base import Cost, Op, Shape, check_positive, check_rank
+from leptonsim.ops.base import Cost, Gemm, Op, Shape, check_positive, check_rank
 
 
 @dataclass(frozen=True)
@@ -59,21 +67,26 @@ class _Recurrent(Op):
         flops = steps * (2 * self._matrices(x) + bias + h * self.forward_pointwise)
         # reads x; writes the hidden sequence and the saved gate state
         words = steps * (x[1] + h + h * self.saved_per_unit) + self.params(x)
-        return Cost(flops, float(words * dtype_bytes))
+        gates, t = self.gates * h, x[0]
+        gemms = (Gemm(steps, gates, x[1]), Gemm(batch, gates, h, count=t))
+        return Cost(flops, float(words * dtype_bytes), gemms=gemms, kernels=1 + 2 * t)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         steps, h = self._steps(x, batch), self.units
         flops = steps * (2 * self._matrices(x) + h * self.backward_pointwise)
         # reads dy and saved state; writes dx and the gate gradients
         words = steps * (h + h * self.saved_per_unit + x[1] + self.gates * h)
-        return Cost(flops, float((words + self._matrices(x)) * dtype_bytes))
+        gates, t = self.gates * h, x[0]
+        gemms = (Gemm(batch, h, gates, count=t), Gemm(steps, x[1], gates))
+        return Cost(flops, float((words + self._matrices(x)) * dtype_bytes), gemms=gemms, kernels=1 + 2 * t)
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         steps, h = self._steps(x, batch), self.units
         flops = steps * (2 * self._matrices(x) + self.gates * h)
         # reads x, the hidden sequence and the gate gradients; writes dW
         words = steps * (x[1] + h + self.gates * h) + self.params(x)
-        return Cost(flops, float(words * dtype_bytes))
+        gemm = Gemm(x[1] + h, self.gates * h, steps)
+        return Cost(flops, float(words * dtype_bytes), gemms=(gemm,), kernels=2)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ stages, micro-batch size) with the exact cost-balanced partition; everything per
 configuration is NumPy column arithmetic:
 
   t_f, t_b   slowest device's forward / backward per micro-batch: its chunks' compute
-             (the cost model's seconds, Roofline by default) plus their tensor-parallel
+             (the cost model's work_seconds, with the layers' GEMMs at that micro-batch
+             size and tp, parallel/work.py, as the step graph's tasks hold them;
+             Roofline by default) plus their tensor-parallel
              all-reduces (formulas.ring_allreduce_seconds, over the tp pair's route);
              recompute adds the forward, its all-reduces included, to the backward
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
@@ -35,7 +37,8 @@ from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
 from ..parallel.memory import optimizer_state_bytes
 from ..parallel.step import input_seconds
-from ..parallel.tensor import layer_roles
+from ..parallel.tensor import LayerRole, layer_roles
+from ..parallel.work import BACKWARD, FORWARD, LayerWork, layer_work
 from .space import SCHEDULES, Space
 
 
@@ -72,6 +75,7 @@ class LayerTable:
     n_bwd: np.ndarray           # each pays the ring's latency
     update_flops: np.ndarray    # per device
     update_bytes: np.ndarray
+    update_kernels: np.ndarray
 
 
 class Estimator:
@@ -88,6 +92,7 @@ class Estimator:
         self._paths = cache(self._path)
         self._ranges = cache(self._partition)
         self._inputs = cache(self._input)
+        self._works = cache(self._work)
 
     # -- per layer ----------------------------------------------------------------------
     def _table(self, tp: int) -> LayerTable:
@@ -110,22 +115,32 @@ class Estimator:
             rows.append(((f2.flops - f1.flops) / share, (2 * f1.bytes - f2.bytes) / share,
                          (f2.bytes - f1.bytes) / share, (bf2 - bf1) / share,
                          (2 * bb1 - bb2) / share, (bb2 - bb1) / share, layer.params / share,
-                         out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share))
+                         out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share,
+                         up.kernels))
         cols = np.array(rows).T
         return LayerTable(*cols)
+
+    def _work(self, tp: int, mb: int) -> LayerWork:
+        """The layers' GEMMs and kernels at micro-batch mb on one of tp ranks."""
+        roles = layer_roles(self.model) if tp > 1 else [LayerRole(False, "", "")] * len(
+            self.model.layers)
+        return layer_work(self.model, mb, self.dtype, tp, roles)
 
     def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
         params, activations per micro-batch, stage input bytes, boundary bytes, update s,
         collectives forward, backward)."""
-        t = self._tables(tp)
-        fwd = self.cost.seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit)
-        bwd = self.cost.seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit)
+        t, w = self._tables(tp), self._works(tp, mb)
+        fwd = self.cost.work_seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit,
+                                     gemms=w.rows((FORWARD,)), kernels=w.kernels[:, FORWARD])
+        bwd = self.cost.work_seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit,
+                                     gemms=w.rows((BACKWARD,)), kernels=w.kernels[:, BACKWARD])
         ranges = self._ranges(tp, vstages)
         sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
         f, b, a, z = max(sums, key=lambda r: r[0] + r[1])
         first = self.model.layers[a]
-        upd = self.cost.seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(), self.unit)
+        upd = self.cost.work_seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(),
+                                     self.unit, kernels=t.update_kernels[a:z].sum())
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
                 float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
                 float(np.prod(first.input_shape)) * self.dtype * mb,
@@ -135,8 +150,9 @@ class Estimator:
     def _partition(self, tp: int, vstages: int) -> list[tuple[int, int]]:
         """Stages balanced at one sample per micro-batch, reused for every size: the
         balance barely moves with it, and it saves a partition per table."""
-        t = self._tables(tp)
-        per_layer = self.cost.seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1, self.unit)
+        t, w = self._tables(tp), self._works(tp, 1)
+        per_layer = self.cost.work_seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1, self.unit,
+                                           gemms=w.rows(), kernels=w.kernels.sum(axis=1))
         return balanced_ranges(per_layer, vstages)
 
     def _path(self, layout: int, dp: int, pp: int, tp: int) -> tuple[float, ...]:

@@ -49,7 +49,9 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
         phases = ("backward_data", "backward_weights") if phase == "backward" else (phase,)
         costs = [model.layers[i].cost(batch, ph, dt) for i in layers for ph in phases]  # type: ignore[arg-type]
         return b.task(f"{name}.u{u}", flops=sum(c.flops for c in costs),
-                      nbytes=sum(c.bytes for c in costs), pin=u, kind=name.split(".")[0])
+                      nbytes=sum(c.bytes for c in costs), pin=u, kind=name.split(".")[0],
+                      gemms=[g for c in costs for g in c.gemms],
+                      kernels=sum(c.kernels for c in costs))
 
     row_bytes = model.layers[tables[0]].output_shape[-1] * dt * len(own[0])
     lookups = [task("embedding.fwd", u, own[u], "forward", cfg.batch) for u in range(p)]

@@ -27,6 +27,7 @@ from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
 from .tensor import LayerRole, check_split, layer_roles
+from .work import BACKWARD, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
 
@@ -78,15 +79,11 @@ class StepGraph:
 
 def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np.ndarray:
     """(layers, 4) FLOPs/bytes of forward and backward per micro-batch on one tp rank."""
-    out = np.zeros((len(model.layers), 4))
-    mb, dt = cfg.microbatch_size, cfg.dtype_bytes
-    for i, (layer, role) in enumerate(zip(model.layers, roles, strict=True)):
-        f = layer.cost(mb, "forward", dt)
-        bd, bw = layer.cost(mb, "backward_data", dt), layer.cost(mb, "backward_weights", dt)
-        share = cfg.tp if role.sharded else 1
-        out[i] = (f.flops / share, f.bytes / share, (bd.flops + bw.flops) / share,
-                  (bd.bytes + bw.bytes) / share)
-    return out
+    return _work(model, cfg, roles).costs
+
+
+def _work(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> LayerWork:
+    return layer_work(model, cfg.microbatch_size, cfg.dtype_bytes, cfg.tp, roles)
 
 
 def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
@@ -101,7 +98,7 @@ def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
         c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
         share = cfg.tp if roles[i].sharded else 1
         flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
-    return Cost(flops, nbytes, min(kernels, 1) if cfg.fused_optimizer else kernels)
+    return Cost(flops, nbytes, kernels=min(kernels, 1) if cfg.fused_optimizer else kernels)
 
 
 def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
@@ -138,14 +135,16 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
     check_split(model, cfg.tp)
     roles = layer_roles(model) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(model.layers)
-    costs = layer_costs(model, cfg, roles)
+    work = _work(model, cfg, roles)
+    costs = work.costs
     unit = cluster.unit_types[int(cluster.unit_type[0])]
     # a layer's forward and backward as one column (no single op kind: kinds None)
-    per_layer = cost.seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit)
+    per_layer = cost.work_seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit,
+                                  gemms=work.rows(), kernels=work.kernels.sum(axis=1))
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
-    builder = _StepBuilder(model, cfg, cluster, roles, costs, stages, cut_through)
+    builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
                      builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
@@ -161,9 +160,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
 
 class _StepBuilder:
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
-                 roles: list[LayerRole], costs: np.ndarray, stages: list[tuple[int, int]],
+                 roles: list[LayerRole], work: LayerWork, stages: list[tuple[int, int]],
                  cut_through: bool = True) -> None:
-        self.model, self.cfg, self.cluster, self.roles, self.costs = model, cfg, cluster, roles, costs
+        self.model, self.cfg, self.cluster, self.roles = model, cfg, cluster, roles
+        self.work_of, self.costs = work, work.costs
         self.cut_through = cut_through
         self.b = GraphBuilder()
         self.stages = stages
@@ -271,14 +271,18 @@ class _StepBuilder:
         cols = (0, 1) if kind == "F" else (2, 3)
         rows = self.costs[list(seg.layers)]
         flops, nbytes = rows[:, cols[0]].sum(), rows[:, cols[1]].sum()
+        phases = [FORWARD] if kind == "F" else [BACKWARD]
         if kind == "B" and self.cfg.recompute:
             flops, nbytes = flops + rows[:, 0].sum(), nbytes + rows[:, 1].sum()
+            phases.append(FORWARD)
+        gemms, kernels = self.work_of.segment(seg.layers, phases)
         layer = self.model.layers[seg.layers[0]]
         label = layer.kind if len(seg.layers) == 1 else "segment"
         for t, chain in zip(self.cfg.simulated_tp_ranks(), chains, strict=True):
             task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}", flops=float(flops),
                                nbytes=float(nbytes), pin=self.cfg.rank(d, s, t),
-                               kind=label if kind == "F" else f"{label}.bwd")
+                               kind=label if kind == "F" else f"{label}.bwd",
+                               gemms=gemms, kernels=kernels)
             self.work[task] = (kind, seg.layers)
             self._append(chain, task)
             if kind == "B" and k == self.cfg.microbatches - 1:
@@ -423,7 +427,7 @@ class _StepBuilder:
         layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
         c = optimizer_cost(self.model, cfg, self.roles, layers)
         task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops, nbytes=c.bytes,
-                           pin=cfg.rank(d, s, t), kind="optimizer")
+                           pin=cfg.rank(d, s, t), kind="optimizer", kernels=c.kernels)
         self.work[task] = ("update", layers)
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)

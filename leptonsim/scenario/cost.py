@@ -7,30 +7,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..cost import CostModel, Roofline
-from ..errors import ScenarioError
+from ..cost import CostModel, GpuCost, Roofline
+from ..cost.gpu import OVERLAPS
+from ..errors import ScenarioError, found
 from ..hardware import Cluster, ComputeUnit, PrecisionError, replicate
 
 Doc = dict[str, Any]
 
-COST_MODELS = ("roofline", "table")
+COST_MODELS = ("auto", "roofline", "gpu", "table")
 """The choices of [cost] model (schema.py reads them from here)."""
 
 
 def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
     """The cost model of a normalised document (of scenario `file`, which a table's
-    path is relative to)."""
+    path is relative to): "auto" is "gpu" for a [workload.model] (its tasks carry GEMM
+    shapes) and "roofline" for a task graph (they carry none)."""
     model = doc["workload"].get("model")
     precision = model["precision"] if model is not None else None
     cost = doc["cost"]
-    if cost["model"] == "table":
+    name = cost["model"]
+    if name == "table":
         return _table_cost(doc, file, precision)
     for key in ("table", "extrapolate"):
         if key in cost:
             raise ScenarioError(f"cost.{key}", f"no {key} key beside model = "
-                                f"{cost['model']!r} (only model = \"table\" reads it)",
-                                cost[key])
-    return Roofline(precision=precision)
+                                f"{name!r} (only model = \"table\" reads it)", cost[key])
+    if name == "auto":
+        name = "gpu" if model is not None else "roofline"
+    if name == "roofline":
+        return Roofline(precision=precision)
+    return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]))
 
 
 def check_precision(doc: Doc, cluster: Cluster) -> None:
@@ -80,3 +86,13 @@ def _table_cost(doc: Doc, file: str, precision: str | None) -> CostModel:
         probe = ComputeUnit(t["name"], 1.0, 1.0)  # named as the cluster names its units
         devices.update((u.name, device) for u in replicate(probe, int(t["count"])))
     return TableCost(table, precision, bool(cost.get("extrapolate", False)), devices)
+
+
+def _overlap(value: object) -> str | float:
+    """[cost] overlap: "max", "sum" or a blend a in [0, 1]."""
+    if isinstance(value, str) and value in OVERLAPS:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise ScenarioError("cost.overlap", "'max', 'sum' or a number in [0, 1]", found(value),
+                        hint="t = max(C, M) + a min(C, M): 'max' is a = 0, 'sum' a = 1")

@@ -312,11 +312,19 @@ def _schema() -> Schema:
                                        "(fifo, but each hop pays latency + bytes / bandwidth)"},
         }, default={}),
         "cost": _table("How long a task takes on a unit (docs/model.md)", {
-            "model": {"enum": list(COST_MODELS), "default": "roofline",
-                      "description": "roofline (max(FLOPs / (peak x efficiency), bytes / "
-                                     "bandwidth) + overhead per task, at the peak of the "
-                                     "workload's precision) or table (measured op "
-                                     "times interpolated from the CSV `table`)"},
+            "model": {"enum": list(COST_MODELS), "default": "auto",
+                      "description": "auto (gpu for a [workload.model], roofline for a task "
+                                     "graph), roofline (max(FLOPs / (peak x efficiency), "
+                                     "bytes / bandwidth) + overhead per task, at the peak of "
+                                     "the workload's precision), gpu (GEMMs by shape with "
+                                     "tile and wave quantisation over the unit's SMs, the "
+                                     "rest at achievable bandwidth, the overlap rule, "
+                                     "overhead per kernel) or table (measured op times "
+                                     "interpolated from the CSV `table`)"},
+            "overlap": {"default": "sum",
+                        "description": "gpu: how compute C and memory time M combine, t = "
+                                       "max(C, M) + a min(C, M): max (a = 0, the roofline), "
+                                       "sum (a = 1, no overlap) or a number a in [0, 1]"},
             "table": _str("Path of an op-time table CSV (docs/model.md), relative to the "
                           "scenario file; read by model = \"table\"", minLength=1),
             "extrapolate": {"type": "boolean", "description": "model = \"table\": price a "
