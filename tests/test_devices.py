@@ -29,9 +29,17 @@ precision = "{precision}"
 '''
 
 
-def _unit(preset: str, precision: str = "fp16"):  # type: ignore[no-untyped-def]
-    (s,) = loads(TEXT.format(preset=preset, precision=precision))
+def _unit(preset: str, precision: str = "fp16", extra: str = ""):  # type: ignore[no-untyped-def]
+    text = TEXT.format(preset=preset, precision=precision)
+    (s,) = loads(text.replace('preset = "', f'{extra}\npreset = "', 1))
     return s, s.cluster.units[0]
+
+
+def test_a_peak_given_beside_a_preset_replaces_its_per_precision_peaks() -> None:
+    _, unit = _unit("a100_80gb", "fp8", 'peak = "100 TFLOP/s"')  # A100 has no fp8 peak
+    assert unit.peaks == () and unit.peak("fp8") == unit.peak("fp16") == 100e12
+    _, unit = _unit("a100_80gb", "fp32", 'peak = "100 TFLOP/s"\npeak_fp32 = "10 TFLOP/s"')
+    assert unit.peaks == (("fp32", 10e12),)
 
 
 @given(st.sampled_from(GPUS), st.floats(1e9, 1e15))

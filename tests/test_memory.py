@@ -169,8 +169,8 @@ def test_bad_settings() -> None:
         stage_memory(m, whole, tp=0)
     with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam', got 'lamb'"):
         stage_memory(m, whole, optimizer="lamb")
-    with pytest.raises(ValueError, match="dtype_bytes must be 2 or 4, got 8"):
-        stage_memory(m, whole, dtype_bytes=8)
+    with pytest.raises(ValueError, match="dtype_bytes must be 1, 2, 4 or 8, got 3"):
+        stage_memory(m, whole, dtype_bytes=3)
     with pytest.raises(ValueError, match="in_flight must be a positive integer"):
         stage_memory(m, whole, in_flight=0)
     with pytest.raises(ValueError, match=r"one flag per model layer \(11\), got 2"):

@@ -6,7 +6,7 @@ Models", SC'20, section 3.1: mixed-precision Adam needs 2 + 2 + 12 = 16 bytes/pa
 - weights: dtype_bytes (non-trainable parameters such as BatchNorm statistics too);
 - gradients: dtype_bytes, training only;
 - optimizer: Adam keeps m and v in fp32 (8 bytes); plain SGD (no momentum, as
-  leptonsim.ops.base models it) keeps nothing; with dtype_bytes == 2 (mixed precision)
+  leptonsim.ops.base models it) keeps nothing; with dtype_bytes < 4 (mixed precision)
   either also keeps an fp32 master copy (4 bytes). fp16 Adam: 2 + 2 + 12 = 16 bytes.
 Parameters are counted as the model owns them: a tied layer (GPT's LM head) owns none,
 so the copy of the word embedding Megatron keeps on the last stage is not counted.
@@ -151,8 +151,8 @@ def _check_settings(microbatch_size: int, in_flight: int, optimizer: str, dtype_
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if optimizer not in OPTIMIZER_STATE_BYTES:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    if dtype_bytes not in (2, 4):
-        raise ValueError(f"dtype_bytes must be 2 or 4, got {dtype_bytes!r}")
+    if dtype_bytes not in (1, 2, 4, 8):  # fp8/int8, fp16/bf16, fp32/tf32, fp64
+        raise ValueError(f"dtype_bytes must be 1, 2, 4 or 8, got {dtype_bytes!r}")
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -10,6 +10,8 @@ string: custom keywords
     x-magnitude  on a plain number: its range in limits.MAGNITUDES (x-quantity kinds
                  have theirs too), so no product the engine forms leaves the float range
     x-preset     on a unit or link table: which preset catalog `preset` names
+    x-shadows    on a key of such a table: the preset keys a value given in the table
+                 replaces (a unit's own `peak` replaces the preset's peak_<precision>s)
     x-why        on the `then` of an if/then: why the keys it requires are needed
     x-claim-key  on a claims field: its key in Scenario.claims, with units
 
@@ -154,8 +156,11 @@ def _unit() -> Schema:
         "count": _int("How many identical units", 1, default=1),
         "preset": _str("Name of a device preset (see docs/presets.md); the other keys of "
                        "this table override its values"),
-        "peak": _qty("flop_rate", "Peak compute rate; required unless a preset gives it",
-                     exclusiveMinimum=0),
+        "peak": {**_qty("flop_rate", "Peak compute rate of every precision, unless "
+                        "peak_<precision> keys are given; required unless a preset gives "
+                        "it. Given beside a preset, it replaces the preset's per-precision "
+                        "peaks", exclusiveMinimum=0),
+                 "x-shadows": [f"peak_{p}" for p in PRECISIONS]},
         "memory_bandwidth": _qty("bandwidth", "Memory bandwidth, for the roofline; required "
                                  "unless a preset gives it", exclusiveMinimum=0),
         **{f"peak_{p}": _qty("flop_rate", f"Dense {p} peak; the workload's precision runs "

@@ -348,8 +348,9 @@ def _merge_preset(catalog: str, props: Schema, table: dict[str, Any],
         raise ScenarioError(format_path(path + ["preset"]),
                             f"a {kind} preset ({', '.join(presets)})", name,
                             hint=did_you_mean(name, presets))
+    shadowed = {s for k in table if k in props for s in props[k].get("x-shadows", ())}
     merged = {k: v for k, v in presets[name].items()
-              if k in props and k not in _IDENTITY_KEYS and k not in table}
+              if k in props and k not in _IDENTITY_KEYS | table.keys() | shadowed}
     return {**table, **merged}
 
 
