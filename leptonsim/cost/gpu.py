@@ -19,6 +19,17 @@ for a whole last wave however few tiles it holds):
     waves  = ceil(tiles / s)
     t_g    = count min_T  waves 2 Tm Tn (k + K0) / (P E eta_T / s)
 
+A GEMM of few output tiles and a long k (a weight gradient: m x n filters, k the
+batch's pixels) would leave most SMs idle; cuBLAS and CUTLASS split k over several
+tiles' worth of SMs and reduce the partial sums (CUTLASS "split-K"; Osama et al.,
+"Stream-K: Work-centric Parallel Decomposition for Dense Matrix-Matrix Multiplication on
+the GPU", PPoPP 2023, which balances the k iterations evenly over the SMs). So t_g is
+the fastest over j = 1, 2, 4, ... <= s slices of k / j (each its own K0):
+
+    t_g    = count min_{T, j}  ceil(tiles j / s) 2 Tm Tn (k / j + K0) / (P E eta_T / s)
+
+ASSUMPTION: the reduction of the j partial tiles is not priced (its m n j words are
+small beside the operands exactly where a split pays: k much longer than m and n).
 cuBLAS picks among tile shapes (the guide's Section 2.3: 256x128 and 128x256 the most
 efficient, down to 64x64 the least); t_g takes the fastest of them, each at its
 relative efficiency eta_T. With s = 0 (SM count unknown) there are no tiles and no
@@ -93,9 +104,13 @@ def gemm_seconds(rows: GemmRows, unit: ComputeUnit, precision: str | None = None
     if unit.sms == 0:
         return count * batch * 2.0 * m * n * k / rate
     best = np.full(len(rows), np.inf)
+    splits = 2.0 ** np.arange(int(np.log2(unit.sms)) + 1)  # 1, 2, 4, ... <= sms
     for (tm, tn), eta in zip(TILES, TILE_EFFICIENCY, strict=True):  # 8 shapes, O(rows) memory
-        waves = np.ceil(batch * np.ceil(m / tm) * np.ceil(n / tn) / unit.sms)
-        np.minimum(best, waves * (2.0 * tm * tn * unit.sms / (rate * eta)) * k, out=best)
+        tiles = batch * np.ceil(m / tm) * np.ceil(n / tn)
+        per_tile = 2.0 * tm * tn * unit.sms / (rate * eta)
+        for s in splits:  # split-K: s slices of k / s each, each with its own fill
+            waves = np.ceil(tiles * s / unit.sms)
+            np.minimum(best, waves * per_tile * (rows.k / s + K_FILL), out=best)
     return count * best
 
 
