@@ -24,8 +24,8 @@ arrival); on a shared channel they overlap, which is the point.
 from __future__ import annotations
 
 from array import array
-from heapq import heappop, heappush
 from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
 
 import numpy as np
 import simpy
