@@ -8,8 +8,15 @@ one that is no faster than it. Alone, a transfer takes Σ α_i + n / min B_i, as
 cut-through FIFO network (network.FifoNetwork); store-and-forward takes
 Σ (α_i + n / B_i), the same on a single hop.
 
-Each start or end re-solves the shares of the transfers in flight, O(transfers x
-hops): a model for contention studies, not for million-task graphs (use "fifo").
+Incremental, as SimGrid's lazy lmm solver (Casanova, Giersch, Legrand, Quinson &
+Suter, "Versatile, scalable, and accurate simulation of distributed applications and
+platforms", JPDC 74(10), 2014, section 4): max-min fair rates separate over the
+connected components of the flow-channel graph, so a start or end re-solves only the
+flows that share a channel with a changed one, transitively. Changes at one timestamp
+are solved once, after them all. A flow's bytes left are brought up to date only when
+its rate changes, and the next end comes from a heap. One event costs
+O(component flows x hops + log transfers), the whole network in the worst case (one
+shared bottleneck); `_FullFairNetwork` keeps the full re-solve as a reference.
 A transfer's trace rows, one per channel of its route, span its whole life (send to
 arrival); on a shared channel they overlap, which is the point.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
 
 import numpy as np
 import simpy
@@ -54,13 +62,17 @@ def max_min_rates(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> 
 
 
 class _Flow:
-    __slots__ = ("record", "edge", "path", "left", "rate")
+    __slots__ = ("record", "edge", "path", "left", "rate", "since", "version")
 
     def __init__(self, record: int, edge: int, path: tuple[int, ...], nbytes: float) -> None:
         self.record, self.edge, self.path, self.left, self.rate = record, edge, path, nbytes, 0.0
+        self.since, self.version = 0.0, 0  # when `left` was taken; bumped at each new rate
 
 
-class FairNetwork:
+class _FullFairNetwork:
+    """The full re-solve at every start or end, O(transfers x hops) per event: the
+    reference the incremental FairNetwork is tested against."""
+
     cut_through = True  # a flow streams over its whole route at once
 
     def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
@@ -137,3 +149,77 @@ class FairNetwork:
         edge = np.repeat(np.array(self._edge, np.int64), hops)
         start = np.repeat(np.array(self._start, np.float64), hops)
         return edge, channel, start, np.repeat(np.array(self._end, np.float64), hops)
+
+
+class FairNetwork(_FullFairNetwork):
+    """Max-min fair sharing, re-solving only the flows a start or end touches."""
+
+    def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
+                 arrived: Callable[[int, float], None]) -> None:
+        super().__init__(env, channels, arrived)
+        self._users: list[set[_Flow]] = [set() for _ in channels]  # streaming flows per channel
+        self._touched: list[_Flow] = []   # flows started or ended since the last solve
+        self._ends: list[tuple[float, int, int, _Flow]] = []  # (end, record, version, flow)
+        self._wake: float | None = None   # the earliest end an alarm is set for
+
+    def _stream(self, flow: _Flow) -> None:
+        for c in flow.path:
+            self._users[c].add(flow)
+        self._touch(flow)
+
+    def _touch(self, flow: _Flow) -> None:
+        """Solve once after every change at this timestamp (an alarm at now runs after
+        the events already due now, so zero-delay sends join the batch)."""
+        if not self._touched:
+            call_at(self.env, self.env.now, lambda _: self._solve())
+        self._touched.append(flow)
+
+    def _component(self) -> list[_Flow]:
+        """The streaming flows connected to a touched one through shared channels."""
+        seen: set[_Flow] = set()
+        todo = [c for f in self._touched for c in f.path]
+        done: set[int] = set()
+        while todo:
+            c = todo.pop()
+            if c in done:
+                continue
+            done.add(c)
+            for f in self._users[c] - seen:
+                seen.add(f)
+                todo.extend(f.path)
+        return sorted(seen, key=lambda f: f.record)
+
+    def _solve(self) -> None:
+        now = self.env.now
+        flows = self._component()
+        self._touched = []
+        for f, r in zip(flows, max_min_rates([f.path for f in flows], self._capacity), strict=True):
+            f.left = max(f.left - f.rate * (now - f.since), 0.0)
+            f.since, f.rate, f.version = now, r, f.version + 1
+            heappush(self._ends, (now + f.left / r, f.record, f.version, f))
+        self._alarm()
+
+    def _alarm(self) -> None:
+        ends = self._ends
+        while ends and ends[0][2] != ends[0][3].version:  # superseded by a later rate
+            heappop(ends)
+        if ends and (self._wake is None or ends[0][0] < self._wake):
+            self._wake = first = ends[0][0]
+            call_at(self.env, first, lambda _: self._end_due(first))
+
+    def _end_due(self, when: float) -> None:
+        if when != self._wake:  # an earlier alarm took over
+            return
+        self._wake = None
+        ends, now = self._ends, self.env.now
+        while ends and ends[0][0] <= now:
+            _, _, version, f = heappop(ends)
+            if version != f.version:
+                continue
+            f.version += 1  # ended: no later entry of it counts
+            for c in f.path:
+                self._users[c].discard(f)
+            self._touch(f)
+            self._end[f.record] = now
+            self.arrived(f.edge, now)
+        self._alarm()
