@@ -157,3 +157,22 @@ def _check_settings(microbatch_size: int, in_flight: int, optimizer: str, dtype_
 
 def _numel(shape: tuple[int, ...]) -> int:
     return prod(shape)  # a scalar output (a loss) has shape () and one element
+
+
+def published_layer_bytes(s: int, b: int, h: int, a: int, t: int = 1, *, sp: bool = False,
+                          recompute: str = "none") -> float:
+    """Activation bytes one transformer layer keeps per device, as Korthikanti et al.,
+    "Reducing Activation Recomputation in Large Transformer Models", MLSys 2023, Table 2
+    states them (fp16 activations, 1-byte dropout masks): sbh (10 + 24/t + 5as/(ht))
+    with tensor parallelism t, sbh/t (34 + 5as/h) with sequence parallelism too;
+    "selective" drops the 5as/h term (the attention core is rebuilt), "full" keeps the
+    layer's input alone, 2sbh. t = 1 gives the unsplit sbh (34 + 5as/h).
+    The reference the per-op memory model is to be checked against."""
+    if recompute == "full":
+        return 2.0 * s * b * h
+    if recompute not in ("none", "selective"):
+        raise ValueError(f"recompute must be none, selective or full, got {recompute!r}")
+    core = 0 if recompute == "selective" else 5 * a * s * s * b  # scores, probabilities, masks
+    sbh = s * b * h
+    replicated = 0 if sp else 10 * sbh  # LayerNorm and dropout regions, unless sp splits them
+    return replicated + ((34 * sbh if sp else 24 * sbh) + core) / t
