@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from leptonsim.ops.base import (
     TRANSCENDENTAL_FLOPS,
@@ -50,7 +50,7 @@ class MoE(Op):
     experts: int
     top_k: int
     expert_ffn: int
-    activation: str = "swiglu"
+    activation: Literal["swiglu", "gelu"] = "swiglu"
     shared_experts: int = 0
     capacity_factor: float = 0.0
     imbalance: float = 1.0
