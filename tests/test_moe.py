@@ -38,3 +38,15 @@ def test_capacity_caps_the_busiest_expert():
 
 def test_dispatch_bytes():
     assert MoE(8, 2, 48).dispatch_bytes((64, 32), 3, 2) == 3 * 64 * 2 * 32 * 2
+
+
+def test_tp_must_divide_the_expert_ffn():
+    import pytest
+
+    from leptonsim.models import Layer, Model
+    from leptonsim.parallel.tensor import TensorSplitError, check_split
+
+    model = Model("m", (16, 32), (Layer("moe", MoE(4, 2, 48), (16, 32)),))
+    check_split(model, 8)  # 48 / 8
+    with pytest.raises(TensorSplitError, match="48 expert_ffn do not split into 5"):
+        check_split(model, 5)
