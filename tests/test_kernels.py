@@ -48,14 +48,17 @@ from leptonsim.ops import (
     MultiHeadSelfAttention,
     Op,
     ReLU,
+    RMSNorm,
     Sigmoid,
     SigmoidCrossEntropy,
+    SiLU,
     Softmax,
     SoftmaxCrossEntropy,
     Tanh,
 )
 from leptonsim.ops.base import Shape
 from leptonsim.ops.conv import PADDINGS, Padding
+from leptonsim.ops.moe import MoE
 from leptonsim.zoo import bert, dlrm, gpt, lstm_lm, resnet, seed_cnn
 from tests.helpers.kernels import cast, make_input, random_params, rel_err
 
@@ -358,6 +361,10 @@ OP_CASES: list[tuple[Op, Shape]] = [
     (Sigmoid(), (4,)),
     (BatchNorm(), (3, 3, 4)),
     (LayerNorm(), (3, 6)),
+    (RMSNorm(), (3, 6)),
+    (SiLU(), (2, 3)),
+    (MoE(4, 2, 5), (3, 4)),
+    (MoE(3, 1, 5, activation="gelu", shared_experts=1), (3, 4)),
     (Embedding(11, 4), (5,)),
     (Embedding(11, 4, "sum"), (5,)),
     (LSTM(5), (4, 3)),

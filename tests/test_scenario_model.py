@@ -116,12 +116,16 @@ ARGS = [  # every boolean, integer, choice and pair argument of the ops is type-
      "an integer or an array of 2 integers", r"\[1, 2, 3\]"),
     ('{ op = "lstm", units = 4, return_sequences = "false" }', "return_sequences",
      "true or false", "'false'"),
+    ('{ op = "moe", experts = 4, top_k = 2, expert_ffn = 8, imbalance = "x" }', "imbalance",
+     "a number", "'x'"),
+    ('{ op = "moe", experts = 4, top_k = 2, expert_ffn = 8, activation = "relu" }',
+     "activation", "one of 'swiglu', 'gelu'", "'relu'"),
 ]
 
 
 @pytest.mark.parametrize("layer, key, expected, found", ARGS)
 def test_an_op_argument_of_the_wrong_type_is_refused(layer: str, key: str, expected: str, found: str):
-    shape = "[8, 8]" if "lstm" in layer or "attention" in layer else "[8, 8, 3]"
+    shape = "[8, 8]" if any(op in layer for op in ("lstm", "attention", "moe")) else "[8, 8, 3]"
     text = HEAD.format(units=1) + (f'[workload.model]\ninput_shape = {shape}\nbatch = 4\n'
                                    f'layers = [{layer}]\n')
     with pytest.raises(ScenarioError, match=rf"layers\[0\]\.{key}: expected {expected}, "

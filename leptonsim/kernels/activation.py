@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from leptonsim.kernels.base import Array, InputGrad, Params
-from leptonsim.ops.activation import GELU, ReLU, Sigmoid, Tanh
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
 
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_A = 0.044715
@@ -60,3 +60,12 @@ def sigmoid_forward(op: Sigmoid, params: Params, x: Array) -> tuple[Array, Any]:
 
 def sigmoid_backward(op: Sigmoid, params: Params, cache: Any, dy: Array) -> tuple[InputGrad, Params]:
     return dy * cache * (1 - cache), {}
+
+
+def silu_forward(op: SiLU, params: Params, x: Array) -> tuple[Array, Any]:
+    return x * sigmoid(x), x
+
+
+def silu_backward(op: SiLU, params: Params, cache: Any, dy: Array) -> tuple[InputGrad, Params]:
+    s = sigmoid(cache)  # recomputed, as the cost side assumes
+    return dy * s * (1 + cache * (1 - s)), {}

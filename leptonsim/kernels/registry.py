@@ -13,6 +13,7 @@ from leptonsim.kernels import (
     elementwise,
     embedding,
     interaction,
+    moe,
     norm,
     pool,
     recurrent,
@@ -45,6 +46,9 @@ _BY_KIND: dict[str, Kernel] = {
     "sigmoid_xent": Kernel(softmax.sigmoid_xent_forward, softmax.sigmoid_xent_backward, no_params),
     "add": Kernel(elementwise.forward, elementwise.backward, no_params),
     "interaction": Kernel(interaction.forward, interaction.backward, no_params),
+    "silu": Kernel(activation.silu_forward, activation.silu_backward, no_params),
+    "rmsnorm": Kernel(norm.forward, norm.backward, norm.init),
+    "moe": Kernel(moe.forward, moe.backward, moe.init),
 }
 
 KERNELS: dict[type[Op], Kernel] = {OPS[kind]: kernel for kind, kernel in _BY_KIND.items()}

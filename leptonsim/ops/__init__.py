@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leptonsim.ops.activation import GELU, ReLU, Sigmoid, Tanh
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
 from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import PHASES, ZERO, Cost, Op, Phase, Shape, ShapeError
 from leptonsim.ops.conv import Conv2D
@@ -10,7 +10,7 @@ from leptonsim.ops.dense import Dense, Flatten
 from leptonsim.ops.elementwise import Add
 from leptonsim.ops.embedding import Embedding
 from leptonsim.ops.interaction import DotInteraction
-from leptonsim.ops.norm import BatchNorm, LayerNorm
+from leptonsim.ops.norm import BatchNorm, LayerNorm, RMSNorm
 from leptonsim.ops.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
 from leptonsim.ops.recurrent import GRU, LSTM
 from leptonsim.ops.registry import LAYER_OPS, MULTI_INPUT, OPS
@@ -40,9 +40,11 @@ __all__ = [
     "MultiHeadSelfAttention",
     "Op",
     "Phase",
+    "RMSNorm",
     "ReLU",
     "Shape",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
     "SigmoidCrossEntropy",
     "Softmax",

@@ -1,4 +1,4 @@
-"""Elementwise activations: ReLU, GELU, Tanh, Sigmoid.
+"""Elementwise activations: ReLU, GELU, Tanh, Sigmoid, SiLU.
 
 Each reads one tensor and writes one of the same shape. Backward reads dy and the
 tensor the derivative needs (x for ReLU and GELU, the saved output for Tanh and
@@ -9,6 +9,9 @@ Sigmoid) and writes dx. Per-element FLOPs, with T = TRANSCENDENTAL_FLOPS:
     GELU    tanh approximation
             0.5x(1 + tanh(c(x + 0.044715x^3))): T + 8
                                             backward: recompute tanh, chain: T + 12
+    SiLU    x * sigmoid(x): T + 3           backward: recompute s, dy * s(1 + x(1 - s)): T + 6
+            (Elfwing et al., "Sigmoid-Weighted Linear Units", Neural Networks 2018; the
+            gate of SwiGLU, Shazeer 2020)
 
 `fused = True`: the activation runs in the epilogue of the GEMM that produced its
 input (bias + GeLU after a Dense: cuBLASLt's GELU_AUX_BIAS epilogue, which
@@ -84,3 +87,10 @@ class GELU(_Activation):
     kind: ClassVar[str] = "gelu"
     forward_flops: ClassVar[int] = T + 8
     backward_flops: ClassVar[int] = T + 12
+
+
+@dataclass(frozen=True)
+class SiLU(_Activation):
+    kind: ClassVar[str] = "silu"
+    forward_flops: ClassVar[int] = SIGMOID_FLOPS + 1
+    backward_flops: ClassVar[int] = SIGMOID_FLOPS + 4

@@ -1,4 +1,4 @@
-"""Normalisation over the last axis' features: BatchNorm and LayerNorm.
+"""Normalisation over the last axis' features: BatchNorm, LayerNorm and RMSNorm.
 
 BatchNorm (training mode) normalises each channel over batch and spatial positions;
 LayerNorm normalises each row (token) over its features. Both learn a scale gamma and
@@ -17,6 +17,12 @@ add + LayerNorm: Apex's and Transformer Engine's, FlashAttention's
 dropout_add_layer_norm): the forward has no kernel of its own and does not read its
 input back (the add still writes it: it is the residual stream). The backward is
 unchanged.
+
+RMSNorm (Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019)
+divides each row by its root mean square, with no mean and no shift: gamma only,
+`features` parameters in one tensor. Per element: forward square-sum 2 + normalise 1 +
+scale 1 = 4; backward_data recompute x_hat 1 + one reduction 2 + dx 4 = 7;
+backward_weights recompute x_hat 1 + dgamma 2 = 3. It saves 1/rms per row.
 """
 
 from __future__ import annotations
@@ -110,3 +116,23 @@ class LayerNorm(_Norm):
         if not self.fused:
             return super()._forward(x, batch, dtype_bytes)
         return replace(self._pass(x, batch, dtype_bytes, FORWARD_FLOPS, 1), kernels=0)  # y out
+
+
+@dataclass(frozen=True)
+class RMSNorm(LayerNorm):
+    """Root-mean-square normalisation over the last axis: gamma only, `features`."""
+
+    kind: ClassVar[str] = "rmsnorm"
+
+    def params(self, input_shape: Shape) -> int:
+        self.output_shape(input_shape)
+        return input_shape[-1]
+
+    def param_tensors(self, input_shape: Shape) -> int:
+        return 1
+
+    def _pass(self, x: Shape, batch: int, dtype_bytes: int, flops: int, tensors: int) -> Cost:
+        rms = {FORWARD_FLOPS: 4, BACKWARD_DATA_FLOPS: 7, BACKWARD_WEIGHTS_FLOPS: 3}[flops]
+        elements, rows = batch * numel(x), self._statistics(x, batch)
+        words = elements * tensors + rows + self.params(x)  # 1/rms only, no mean
+        return Cost(elements * rms + rows * PER_STATISTIC_FLOPS, float(words * dtype_bytes))

@@ -38,7 +38,7 @@ def layer_roles(model: Model) -> list[LayerRole]:
     bwd = [""] * len(kinds)
     opener = -1  # index of the Dense that opened the current column-parallel region
     for i, kind in enumerate(kinds):
-        if kind == "attention":
+        if kind in ("attention", "moe"):  # a region by itself; moe splits each expert's ffn
             _close_open(opener, i - 1, sharded, fwd, bwd)
             opener = -1
             sharded[i], fwd[i], bwd[i] = True, "allreduce", "allreduce"
@@ -84,6 +84,8 @@ def splits(model: Model) -> list[Split]:
             continue
         if layer.kind == "attention":
             out.append(Split(layer.name, "heads", layer.op.heads))  # type: ignore[attr-defined]
+        elif layer.kind == "moe":
+            out.append(Split(layer.name, "expert_ffn", layer.op.expert_ffn))  # type: ignore[attr-defined]
         elif layer.kind == "dense" and role.forward_after == "allreduce":  # row-parallel
             out.append(Split(layer.name, "input features", layer.input_shape[-1]))
         elif layer.kind == "dense":                                          # column-parallel

@@ -168,6 +168,8 @@ def _is(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
     if hint is type(None):
         return value is None
     if origin is typing.Literal:
@@ -186,6 +188,8 @@ def _describe(hint: Any) -> str:
         return "true or false"
     if hint is int:
         return "an integer"
+    if hint is float:
+        return "a number"
     if origin is typing.Literal:
         return f"one of {', '.join(repr(a) for a in args)}"
     if origin in (typing.Union, types.UnionType):

@@ -1,0 +1,151 @@
+"""Mixture of experts (kind "moe"): a router and `experts` expert MLPs, `top_k` per token.
+
+Shazeer et al., "Outrageously Large Neural Networks: The Sparsely-Gated
+Mixture-of-Experts Layer", ICLR 2017 (router, top-k gating); Fedus et al., "Switch
+Transformers", JMLR 2022, section 2.2 (capacity factor); Jiang et al., "Mixtral of
+Experts", arXiv 2401.04088, 2024 (8 SwiGLU experts, top 2); Dai et al., "DeepSeekMoE",
+ACL 2024 (shared experts, always on).
+
+Input (S, H), R = batch * S tokens. Router: a (R, E, H) GEMM and a softmax + top-k pass
+over R x E logits. Each token's copy goes to `top_k` experts: R * top_k expert rows on
+average R * top_k / E per expert. `imbalance` >= 1 is the busiest expert's rows over
+that mean (ASSUMPTION default 1: a perfectly balanced router); `capacity_factor` > 0
+caps an expert at capacity_factor * mean rows (tokens over it are dropped), 0 is
+dropless. The experts run as one grouped GEMM whose groups are the busiest expert's
+rows (the critical rank's time), so FLOPs are the active rows' scaled by
+min(imbalance, capacity_factor). Parameters count ALL experts; FLOPs and activation
+bytes count the active rows. An expert MLP is gelu (H->F, F->H) or swiglu (gate and up
+H->F, down F->H: Shazeer, "GLU Variants Improve Transformer", 2020). Under tensor
+parallelism the first matrices split their output (n), the down matrix its input (k),
+as Megatron's column/row-parallel MLP; the router is replicated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from leptonsim.ops.base import (
+    TRANSCENDENTAL_FLOPS,
+    Cost,
+    Gemm,
+    Op,
+    Shape,
+    check_min_rank,
+    check_positive,
+    numel,
+)
+
+MLP_MATRICES = {"gelu": 2, "swiglu": 3}
+ROUTER_FLOPS = TRANSCENDENTAL_FLOPS + 3  # exp, sum, divide, one compare for the top-k
+ACT_FLOPS = {"gelu": TRANSCENDENTAL_FLOPS + 8, "swiglu": TRANSCENDENTAL_FLOPS + 3}
+
+
+@dataclass(frozen=True)
+class MoE(Op):
+    """MoE(experts, top_k, expert_ffn, activation, shared_experts, capacity_factor,
+    imbalance) on the last axis; output shape = input shape."""
+
+    experts: int
+    top_k: int
+    expert_ffn: int
+    activation: Literal["swiglu", "gelu"] = "swiglu"
+    shared_experts: int = 0
+    capacity_factor: float = 0.0
+    imbalance: float = 1.0
+
+    kind: ClassVar[str] = "moe"
+
+    def __post_init__(self) -> None:
+        check_positive("MoE", experts=self.experts, top_k=self.top_k, expert_ffn=self.expert_ffn)
+        if self.top_k > self.experts:
+            raise ValueError(f"MoE: top_k must be <= experts ({self.experts}), got {self.top_k}")
+        if self.activation not in MLP_MATRICES:
+            raise ValueError(f"MoE: activation must be gelu or swiglu, got {self.activation!r}")
+        if self.shared_experts < 0 or self.capacity_factor < 0 or self.imbalance < 1:
+            raise ValueError("MoE: shared_experts >= 0, capacity_factor >= 0, imbalance >= 1")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_min_rank("MoE", input_shape, 1, "(..., hidden)")
+        return input_shape
+
+    @property
+    def _mats(self) -> int:
+        return MLP_MATRICES[self.activation]
+
+    def _expert_params(self, hidden: int) -> int:
+        return self._mats * hidden * self.expert_ffn
+
+    def params(self, input_shape: Shape) -> int:
+        self.output_shape(input_shape)
+        h = input_shape[-1]
+        return h * self.experts + (self.experts + self.shared_experts) * self._expert_params(h)
+
+    def param_tensors(self, input_shape: Shape) -> int:
+        return 1 + (self.experts + self.shared_experts) * self._mats
+
+    def _tokens(self, x: Shape, batch: int) -> int:
+        return batch * numel(x[:-1])
+
+    def dispatch_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> int:
+        """Bytes of the token copies a rank sends to the experts in one all-to-all."""
+        return self._tokens(input_shape, batch) * self.top_k * input_shape[-1] * dtype_bytes
+
+    def busiest_rows(self, x: Shape, batch: int) -> int:
+        """Rows of the busiest expert: the mean scaled by imbalance, capped by capacity."""
+        scale = self.imbalance if not self.capacity_factor else min(
+            self.imbalance, self.capacity_factor)
+        return math.ceil(self._tokens(x, batch) * self.top_k * scale / self.experts)
+
+    def _gemms(self, x: Shape, batch: int, phase: str) -> tuple[Gemm, ...]:
+        """The router's and experts' GEMMs of a phase (rows m, as Dense does)."""
+        h, f, r = x[-1], self.expert_ffn, self._tokens(x, batch)
+        up = self._mats - 1
+        groups = [(self.busiest_rows(x, batch), self.experts)]
+        if self.shared_experts:
+            groups.append((r, self.shared_experts))
+        out: list[Gemm] = []
+        for m, n_exp in groups:
+            if phase == "forward":
+                out += [Gemm(m, f, h, batch=n_exp, count=up, split="n"),
+                        Gemm(m, h, f, batch=n_exp, split="k")]
+            elif phase == "backward_data":
+                out += [Gemm(m, h, f, batch=n_exp, count=up, split="k"),
+                        Gemm(m, f, h, batch=n_exp, split="n")]
+            else:
+                out += [Gemm(h, f, m, batch=n_exp, count=up, split="n"),
+                        Gemm(f, h, m, batch=n_exp, split="m")]
+        router = {"forward": Gemm(r, self.experts, h), "backward_data": Gemm(r, h, self.experts),
+                  "backward_weights": Gemm(h, self.experts, r)}[phase]
+        return (router, *out)
+
+    def _act_bytes(self, x: Shape, batch: int, dtype_bytes: int) -> float:
+        h, f, r = x[-1], self.expert_ffn, self._tokens(x, batch)
+        rows = self.busiest_rows(x, batch) * self.experts + r * self.shared_experts
+        router = r * (h + self.experts)
+        experts = rows * (2 * h + self._mats * f)  # in, out, the intermediates
+        return float((router + experts + r * h) * dtype_bytes)  # + the combined output
+
+    def _cost(self, x: Shape, batch: int, dtype_bytes: int, phase: str, extra: float) -> Cost:
+        gemms = self._gemms(x, batch, phase)
+        weights = self.params(x) * dtype_bytes
+        return Cost(sum(g.flops for g in gemms) + extra,
+                    self._act_bytes(x, batch, dtype_bytes) + weights,
+                    gemms=gemms, kernels=len(gemms) + 2)  # + route/dispatch, combine
+
+    def _elementwise_flops(self, x: Shape, batch: int) -> float:
+        r = self._tokens(x, batch)
+        rows = self.busiest_rows(x, batch) * self.experts + r * self.shared_experts
+        return r * self.experts * ROUTER_FLOPS + rows * self.expert_ffn * ACT_FLOPS[
+            self.activation] + r * self.top_k * x[-1] * 2  # weighted combine
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._cost(x, batch, dtype_bytes, "forward", self._elementwise_flops(x, batch))
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._cost(x, batch, dtype_bytes, "backward_data",
+                          self._elementwise_flops(x, batch))
+
+    def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._cost(x, batch, dtype_bytes, "backward_weights", 0.0)
