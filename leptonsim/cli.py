@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .errors import LeptonError, ScenarioError
+from .errors import LeptonError, ScenarioError, did_you_mean
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -82,19 +82,24 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> int:
-    from .models import format_layer_table
-    from .zoo import ZOO, get_model
+    from .models import format_layer_table, format_totals
+    from .zoo import ZOO, get_model, transformer
+    from .zoo.hf import read_config
 
     if args.name is None:
         print("models: " + ", ".join(sorted(ZOO)))
         return 0
-    try:
-        model = get_model(args.name)
-    except KeyError as err:
-        print(f"error: model: expected one of {', '.join(sorted(ZOO))}, found {err.args[0]}",
-              file=sys.stderr)
-        return BAD_INPUT
-    print(format_layer_table(model))
+    if args.name.endswith(".json"):  # a Hugging Face config.json; ConfigError names it
+        model = transformer(read_config(args.name))
+    else:
+        try:
+            model = get_model(args.name)
+        except KeyError:
+            hint = did_you_mean(args.name.lower(), ZOO) or "leptonsim model lists the zoo"
+            print(f"error: model: expected a zoo model or a config.json, found {args.name!r} "
+                  f"({hint})", file=sys.stderr)
+            return BAD_INPUT
+    print(format_totals(model) if args.totals else format_layer_table(model))
     return 0
 
 
@@ -123,9 +128,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     s.set_defaults(func=_schema)
     m = sub.add_parser("model", help="print a zoo model's layers: shapes, parameters, FLOPs",
-                       description="Print a Keras-summary-like table of a zoo model; without a "
-                                   "name, list the zoo.")
-    m.add_argument("name", nargs="?", help="model name, e.g. seed_cnn, resnet50, gpt3_175b")
+                       description="Print a Keras-summary-like table of a zoo model, or of the "
+                                   "transformer a Hugging Face config.json describes (read "
+                                   "locally, never downloaded); without a name, list the zoo.")
+    m.add_argument("name", nargs="?", help="model name (case-insensitive), e.g. seed_cnn, "
+                                           "resnet50, llama3_70b; or a path to a config.json")
+    m.add_argument("--totals", action="store_true",
+                   help="print only the parameter and FLOP totals, not every layer")
     m.set_defaults(func=_model)
     from .measure.calibrate import add_calibrate_command
     from .measure.profile import add_profile_command

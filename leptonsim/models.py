@@ -175,18 +175,18 @@ def format_layer_table(model: Model) -> str:
         return "  ".join(parts).rstrip()
 
     rule = "-" * len(line(header))
+    title, *totals = format_totals(model).splitlines()
+    return "\n".join([title, rule, line(header), rule, *(line(row) for row in rows), rule,
+                      *totals])
+
+
+def format_totals(model: Model) -> str:
+    """The table's title and closing lines: parameters and forward FLOPs per sample."""
     forward = model.total_cost(1, "forward").flops
-    return "\n".join(
-        [
-            f'Model: "{model.name}"  input {_shape(model.input_shape)}',
-            rule,
-            line(header),
-            rule,
-            *(line(row) for row in rows),
-            rule,
-            f"Total params: {model.total_params():,}",
-            f"Trainable params: {model.params():,}",
-            f"Non-trainable params: {model.non_trainable_params():,}",
-            f"Forward GFLOPs/sample: {forward / 1e9:.6f}",
-        ]
-    )
+    return "\n".join([
+        f'Model: "{model.name}"  input {_shape(model.input_shape)}',
+        f"Total params: {model.total_params():,}",
+        f"Trainable params: {model.params():,}",
+        f"Non-trainable params: {model.non_trainable_params():,}",
+        f"Forward GFLOPs/sample: {forward / 1e9:.6f}",
+    ])

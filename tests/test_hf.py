@@ -1,8 +1,6 @@
 """Hugging Face config.json import (zoo/hf.py): the bundled published configs, the
 round trip of any spec through a llama-type config, and one-line errors naming file and key.
-
-Coordinator, at merge: beside `_decoder_params` add `transformer(spec).params() == count`
-for every fixture (the llm stream's builder)."""
+Every fixture built (zoo/transformer.py) has its checkpoint's published parameter count."""
 
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from hypothesis import strategies as st
 from leptonsim.errors import ScenarioError
 from leptonsim.zoo.hf import ConfigError, read_config, spec_from_config
 from leptonsim.zoo.spec import TransformerSpec
+from leptonsim.zoo.transformer import transformer
 
 DATA = Path(__file__).parent / "data" / "hf"
 
@@ -38,6 +37,18 @@ PUBLISHED = {"llama2_7b": 6_738_415_616, "llama3_8b": 8_030_261_248,
 @pytest.mark.parametrize("model", sorted(PUBLISHED))
 def test_decoder_fixture_has_the_published_parameter_count(model: str) -> None:
     assert _decoder_params(read_config(DATA / model / "config.json")) == PUBLISHED[model]
+
+
+# Hugging Face `num_parameters()` of each fixture's model class (the model cards' totals):
+# Qwen2-7B 7.62B, pythia-160m 162,322,944 (embed_out untied), GPT2Model and BertModel
+# (with the pooler) as transformers counts them.
+BUILT = {**PUBLISHED, "qwen2_7b": 7_615_616_512, "pythia": 162_322_944,
+         "gpt2": 124_439_808, "bert_base_uncased": 109_482_240}
+
+
+@pytest.mark.parametrize("model", sorted(BUILT))
+def test_every_fixture_builds_to_its_published_parameter_count(model: str) -> None:
+    assert transformer(read_config(DATA / model / "config.json")).params() == BUILT[model]
 
 
 EXPECTED = {

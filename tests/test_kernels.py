@@ -54,6 +54,7 @@ from leptonsim.ops import (
     SiLU,
     Softmax,
     SoftmaxCrossEntropy,
+    SwiGLU,
     Tanh,
 )
 from leptonsim.ops.base import Shape
@@ -363,6 +364,7 @@ OP_CASES: list[tuple[Op, Shape]] = [
     (LayerNorm(), (3, 6)),
     (RMSNorm(), (3, 6)),
     (SiLU(), (2, 3)),
+    (SwiGLU(), (2, 6)),
     (MoE(4, 2, 5), (3, 4)),
     (MoE(3, 1, 5, activation="gelu", shared_experts=1), (3, 4)),
     (Embedding(11, 4), (5,)),
@@ -372,6 +374,7 @@ OP_CASES: list[tuple[Op, Shape]] = [
     (GRU(5), (4, 3)),
     (MultiHeadSelfAttention(2), (3, 4)),
     (MultiHeadSelfAttention(2, use_bias=False), (3, 4)),
+    (MultiHeadSelfAttention(4, False, kv_heads=2, head_dim=6, rope=True, qkv_bias=True), (3, 4)),
     (Softmax(), (2, 5)),
     (SoftmaxCrossEntropy(), (3, 5)),
     (SigmoidCrossEntropy(), (4,)),

@@ -37,10 +37,13 @@ from leptonsim.ops import (
     MultiHeadSelfAttention,
     Op,
     ReLU,
+    RMSNorm,
     Sigmoid,
     SigmoidCrossEntropy,
+    SiLU,
     Softmax,
     SoftmaxCrossEntropy,
+    SwiGLU,
     Tanh,
 )
 from leptonsim.ops.conv import PADDINGS, Padding
@@ -105,12 +108,18 @@ def test_global_avg_pool_and_flatten(h: int, w: int, c: int, seed: int) -> None:
 
 
 @FEW
+@given(st.lists(small, min_size=0, max_size=2), small, seeds)
+def test_swiglu(lead: list[int], width: int, seed: int) -> None:
+    assert_grads(kernel_grad_errors(SwiGLU(), (*lead, 2 * width), seed))
+
+
+@FEW
 @given(st.lists(small, min_size=1, max_size=3), small, st.booleans(), seeds)
 def test_dense(shape: list[int], units: int, bias: bool, seed: int) -> None:
     assert_grads(kernel_grad_errors(Dense(units, bias), tuple(shape), seed))
 
 
-ELEMENTWISE: list[Op] = [ReLU(), GELU(), Tanh(), Sigmoid(), Softmax()]
+ELEMENTWISE: list[Op] = [ReLU(), GELU(), Tanh(), Sigmoid(), SiLU(), Softmax()]
 
 
 @FEW
@@ -119,7 +128,7 @@ def test_activations_and_softmax(op: Op, shape: list[int], seed: int) -> None:
     assert_grads(kernel_grad_errors(op, tuple(shape), seed))
 
 
-NORMS: list[Op] = [BatchNorm(), LayerNorm()]
+NORMS: list[Op] = [BatchNorm(), LayerNorm(), RMSNorm()]
 
 
 @FEW
@@ -148,6 +157,20 @@ def test_attention(seq: int, heads: int, head_dim: int, bias: bool, causal: bool
     op = MultiHeadSelfAttention(heads, bias)
     forward = functools.partial(attention.forward, causal=causal)
     assert_grads(kernel_grad_errors(op, (seq, heads * head_dim), seed, forward=forward))
+
+
+@FEW
+@given(small, st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 5),
+       st.booleans(), st.booleans(), st.booleans(), seeds)
+def test_grouped_query_attention_with_rotary_positions(
+        seq: int, kv_heads: int, group: int, half_dim: int, hidden: int, rope: bool,
+        qkv_bias: bool, causal: bool, seed: int) -> None:
+    """GQA with a head size apart from hidden / heads, RoPE and Q, K, V biases alone:
+    the backward sums each shared K, V head's gradients and rotates back."""
+    op = MultiHeadSelfAttention(kv_heads * group, False, kv_heads=kv_heads,
+                                head_dim=2 * half_dim, rope=rope, qkv_bias=qkv_bias)
+    forward = functools.partial(attention.forward, causal=causal)
+    assert_grads(kernel_grad_errors(op, (seq, hidden), seed, forward=forward))
 
 
 LOSSES: list[Op] = [SoftmaxCrossEntropy(), SigmoidCrossEntropy()]

@@ -70,7 +70,7 @@ def test_unknown_layer_argument_suggests_the_right_one():
 
 SPLITS = [  # model, tp, the refusal: gpt2_small's head has 50,257 (unpadded) vocabulary units
     ('name = "bert_base"', 8, r"parallel\.tp: expected a tp that divides the attention heads "
-     r"\(12\) and every split dense width \(768, 3072\), found 8 \(layer layer\.0\.attention: "
+     r"\(12\) and every split dense width \(768, 3072\), found 8 \(layer layer\.0\.attn: "
      r"12 heads do not split into 8 equal parts\)$"),
     ('name = "gpt2_small"', 2, r"parallel\.tp: .*found 2 \(layer lm_head: 50257 units"),
     ('input_shape = [16]\nlayers = [{ op = "dense", units = 6 }, { op = "relu" }, '

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from leptonsim.kernels.base import Array, InputGrad, Params
-from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, SwiGLU, Tanh
 
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_A = 0.044715
@@ -69,3 +69,14 @@ def silu_forward(op: SiLU, params: Params, x: Array) -> tuple[Array, Any]:
 def silu_backward(op: SiLU, params: Params, cache: Any, dy: Array) -> tuple[InputGrad, Params]:
     s = sigmoid(cache)  # recomputed, as the cost side assumes
     return dy * s * (1 + cache * (1 - s)), {}
+
+
+def swiglu_forward(op: SwiGLU, params: Params, x: Array) -> tuple[Array, Any]:
+    a, b = np.split(x, 2, axis=-1)
+    return a * sigmoid(a) * b, (a, b)
+
+
+def swiglu_backward(op: SwiGLU, params: Params, cache: Any, dy: Array) -> tuple[InputGrad, Params]:
+    a, b = cache
+    s = sigmoid(a)  # recomputed, as the cost side assumes
+    return np.concatenate([dy * b * s * (1 + a * (1 - s)), dy * a * s], axis=-1), {}

@@ -1,9 +1,14 @@
 """Multi-head self-attention kernels, input (N, S, H) -> (N, S, H).
 
-Weights: qkv_kernel (H, 3H) projecting to Q, K and V at once, qkv_bias (3H,),
-out_kernel (H, H) and out_bias (H,): 4H^2 + 4H, as the cost side counts. Scores are
-Q K^T / sqrt(d) per head (d = H / heads); softmax is the stable form. The unfused
-form: scores and probabilities are materialised, (N, heads, S, S) each.
+Weights: qkv_kernel (H, q + 2 kv) projecting to Q, K and V at once, qkv_bias
+(q + 2 kv,), out_kernel (q, H) and out_bias (H,), with q = heads * d and kv = kv_heads * d
+(4H^2 + 4H for multi-head attention with d = H / heads), as the cost side counts.
+Grouped-query attention shares each K, V head among heads / kv_heads query heads, so
+their gradients sum over the group. Rotary embeddings (RoFormer, Su et al. 2021) rotate
+each pair (x_i, x_{i + d/2}) of Q and K by position * theta^(-2i/d), theta = 10,000,
+the "rotate half" layout of GPT-NeoX and Llama; the backward rotates back. Scores are
+Q K^T / sqrt(d) per head; softmax is the stable form. The unfused form: scores and
+probabilities are materialised, (N, heads, S, S) each.
 """
 
 from __future__ import annotations
@@ -23,16 +28,38 @@ from leptonsim.ops.base import Shape
 def init(
     op: MultiHeadSelfAttention, input_shape: Shape, rng: np.random.Generator, dtype: DTypeLike
 ) -> Params:
-    h = input_shape[1]
+    h, q, kv = op.widths(input_shape)
     params = {
-        # Q, K and V each Glorot-initialised as an (H, H) matrix
-        "qkv_kernel": np.concatenate([glorot(rng, (h, h), h, h, dtype) for _ in range(3)], axis=1),
-        "out_kernel": glorot(rng, (h, h), h, h, dtype),
+        # Q, K and V each Glorot-initialised as a matrix of their own
+        "qkv_kernel": np.concatenate([glorot(rng, (h, w), h, w, dtype) for w in (q, kv, kv)],
+                                     axis=1),
+        "out_kernel": glorot(rng, (q, h), q, h, dtype),
     }
-    if op.use_bias:
-        params["qkv_bias"] = zeros((3 * h,), dtype)
+    qkv_bias, out_bias = op._biases()
+    if qkv_bias:
+        params["qkv_bias"] = zeros((q + 2 * kv,), dtype)
+    if out_bias:
         params["out_bias"] = zeros((h,), dtype)
     return params
+
+
+ROPE_THETA = 10_000.0  # Su et al. 2021, eq. 15; Llama 3 uses 500,000 (same cost)
+
+
+def _rotation(s: int, d: int, dtype: DTypeLike) -> tuple[Array, Array]:
+    """cos and sin of each position's angles, (S, d), for the rotate-half layout."""
+    freq = ROPE_THETA ** (-np.arange(0, d, 2) / d)
+    angles = np.outer(np.arange(s), freq)
+    angles = np.concatenate([angles, angles], axis=-1)
+    return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+
+
+def _rotate(t: Array, cos: Array, sin: Array, sign: int = 1) -> Array:
+    """Rotate (N, heads, S, d) by the angles (sign -1: by their negatives, the
+    transpose, which is the backward)."""
+    half = t.shape[-1] // 2
+    turned = np.concatenate([-t[..., half:], t[..., :half]], axis=-1)
+    return t * cos + sign * turned * sin
 
 
 def _split_heads(t: Array, heads: int) -> Array:
@@ -57,8 +84,14 @@ def forward(
     op: MultiHeadSelfAttention, params: Params, x: Array, causal: bool = False
 ) -> tuple[Array, Any]:
     """Self-attention; causal=True masks each position's view of later ones (GPT)."""
-    op.output_shape(x.shape[1:])
-    q, k, v = (_split_heads(t, op.heads) for t in np.split(_affine(x, params, "qkv"), 3, axis=-1))
+    _, qw, kvw = op.widths(x.shape[1:])
+    qkv = _affine(x, params, "qkv")
+    q = _split_heads(qkv[..., :qw], op.heads)
+    k, v = (_split_heads(t, op.groups) for t in np.split(qkv[..., qw:], 2, axis=-1))
+    if op.rope:
+        cos, sin = _rotation(x.shape[1], q.shape[-1], q.dtype)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    k, v = (np.repeat(t, op.heads // op.groups, axis=1) for t in (k, v))
     scale = 1 / math.sqrt(q.shape[-1])  # a Python float: it takes the tensors' dtype
     scores = (q @ k.swapaxes(-1, -2)) * scale
     if causal:
@@ -73,15 +106,26 @@ def backward(
     op: MultiHeadSelfAttention, params: Params, cache: Any, dy: Array
 ) -> tuple[InputGrad, Params]:
     x, q, k, v, p, context, scale = cache
-    grads = _affine_grads(context, dy, op.use_bias, "out")
+    qkv_bias, out_bias = op._biases()
+    grads = _affine_grads(context, dy, out_bias, "out")
     dcontext = _split_heads(dy @ params["out_kernel"].T, op.heads)
     dv = p.swapaxes(-1, -2) @ dcontext
     # masked scores have p = 0, so they receive no gradient without another mask
     dscores = softmax_backward_rows(p, dcontext @ v.swapaxes(-1, -2)) * scale
     dq, dk = dscores @ k, dscores.swapaxes(-1, -2) @ q
+    dk, dv = (_group_sum(t, op.groups) for t in (dk, dv))  # shared K, V heads
+    if op.rope:
+        cos, sin = _rotation(x.shape[1], q.shape[-1], q.dtype)
+        dq, dk = _rotate(dq, cos, sin, -1), _rotate(dk, cos, sin, -1)
     dqkv = np.concatenate([_merge_heads(dq), _merge_heads(dk), _merge_heads(dv)], axis=-1)
-    grads.update(_affine_grads(x, dqkv, op.use_bias, "qkv"))
+    grads.update(_affine_grads(x, dqkv, qkv_bias, "qkv"))
     return dqkv @ params["qkv_kernel"].T, grads
+
+
+def _group_sum(t: Array, groups: int) -> Array:
+    """(N, heads, S, d) -> (N, groups, S, d): the sum over each group's query heads."""
+    n, heads, s, d = t.shape
+    return t.reshape(n, groups, heads // groups, s, d).sum(axis=2)
 
 
 def _affine_grads(x: Array, dy: Array, use_bias: bool, name: str) -> Params:

@@ -47,6 +47,7 @@ _BY_KIND: dict[str, Kernel] = {
     "add": Kernel(elementwise.forward, elementwise.backward, no_params),
     "interaction": Kernel(interaction.forward, interaction.backward, no_params),
     "silu": Kernel(activation.silu_forward, activation.silu_backward, no_params),
+    "swiglu": Kernel(activation.swiglu_forward, activation.swiglu_backward, no_params),
     "rmsnorm": Kernel(norm.forward, norm.backward, norm.init),
     "moe": Kernel(moe.forward, moe.backward, moe.init),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, SwiGLU, Tanh
 from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import PHASES, ZERO, Cost, Op, Phase, Shape, ShapeError
 from leptonsim.ops.conv import Conv2D
@@ -10,6 +10,7 @@ from leptonsim.ops.dense import Dense, Flatten
 from leptonsim.ops.elementwise import Add
 from leptonsim.ops.embedding import Embedding
 from leptonsim.ops.interaction import DotInteraction
+from leptonsim.ops.moe import MoE
 from leptonsim.ops.norm import BatchNorm, LayerNorm, RMSNorm
 from leptonsim.ops.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
 from leptonsim.ops.recurrent import GRU, LSTM
@@ -37,6 +38,7 @@ __all__ = [
     "GlobalAvgPool",
     "LayerNorm",
     "MaxPool2D",
+    "MoE",
     "MultiHeadSelfAttention",
     "Op",
     "Phase",
@@ -48,6 +50,7 @@ __all__ = [
     "Sigmoid",
     "SigmoidCrossEntropy",
     "Softmax",
+    "SwiGLU",
     "SoftmaxCrossEntropy",
     "Tanh",
 ]

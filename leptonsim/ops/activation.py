@@ -1,4 +1,4 @@
-"""Elementwise activations: ReLU, GELU, Tanh, Sigmoid, SiLU.
+"""Elementwise activations: ReLU, GELU, Tanh, Sigmoid, SiLU; and the gated SwiGLU.
 
 Each reads one tensor and writes one of the same shape. Backward reads dy and the
 tensor the derivative needs (x for ReLU and GELU, the saved output for Tanh and
@@ -12,6 +12,11 @@ Sigmoid) and writes dx. Per-element FLOPs, with T = TRANSCENDENTAL_FLOPS:
     SiLU    x * sigmoid(x): T + 3           backward: recompute s, dy * s(1 + x(1 - s)): T + 6
             (Elfwing et al., "Sigmoid-Weighted Linear Units", Neural Networks 2018; the
             gate of SwiGLU, Shazeer 2020)
+    SwiGLU  silu(a) * b over the two halves [a | b] of its input (Shazeer, "GLU
+            Variants Improve Transformer", 2020; Llama's MLP, whose gate and up
+            projections are one GEMM, as Megatron-LM fuses them): per output element
+            T + 4, reading 2 and writing 1; backward recomputes silu(a) and writes
+            da = dy b silu'(a), db = dy silu(a): T + 9, reading 3 and writing 2.
 
 `fused = True`: the activation runs in the epilogue of the GEMM that produced its
 input (bias + GeLU after a Dense: cuBLASLt's GELU_AUX_BIAS epilogue, which
@@ -30,6 +35,7 @@ from leptonsim.ops.base import (
     Cost,
     Op,
     Shape,
+    ShapeError,
     check_min_rank,
     elementwise,
     numel,
@@ -94,3 +100,23 @@ class SiLU(_Activation):
     kind: ClassVar[str] = "silu"
     forward_flops: ClassVar[int] = SIGMOID_FLOPS + 1
     backward_flops: ClassVar[int] = SIGMOID_FLOPS + 4
+
+
+@dataclass(frozen=True)
+class SwiGLU(Op):
+    """SwiGLU: (..., 2F) -> (..., F), silu of the first half times the second."""
+
+    kind: ClassVar[str] = "swiglu"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        check_min_rank("SwiGLU", input_shape, 1, "(..., 2 x width)")
+        if input_shape[-1] % 2:
+            raise ShapeError(f"SwiGLU: last axis {input_shape[-1]} is odd; it must hold the "
+                             "gate and the up projection, halves of one width")
+        return (*input_shape[:-1], input_shape[-1] // 2)
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return elementwise(batch * numel(self.output_shape(x)), SIGMOID_FLOPS + 2, 3, dtype_bytes)
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return elementwise(batch * numel(self.output_shape(x)), SIGMOID_FLOPS + 7, 5, dtype_bytes)

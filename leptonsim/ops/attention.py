@@ -42,6 +42,19 @@ backward, and with `causal` each query row meets (T + 1) / 2T of the keys on ave
 so the per-head products run over that many keys. Kernels: unfused, those GEMMs plus
 the softmax and its backward (5 forward, 7 backward); flash, the projections around one
 attention kernel (3 forward; 4 backward, with D's preprocessing kernel).
+
+Grouped-query attention (Ainslie et al., "GQA: Training Generalized Multi-Query
+Transformer Models from Multi-Head Checkpoints", EMNLP 2023; Shazeer 2019 for
+multi-query): `kv_heads` key/value heads shared by groups of the query heads, and a
+`head_dim` d that need not be H / heads. With q = heads * d and kv = kv_heads * d the
+projections are Q (H -> q), K and V (H -> kv each) and the output (q -> H), so every
+"SH" term above splits by the width it belongs to: the formulas are written with
+x = H, q and kv, and reduce to the ones above when q = kv = H. The per-head products
+are unchanged (each query head still meets every key); K and V move kv/q of Q's bytes.
+`rope` (Su et al., "RoFormer: Enhanced Transformer with Rotary Position Embedding",
+2021) rotates Q and K in place: 3 FLOPs per element (two multiplies, an add; the
+cos/sin table is cached), one read and one write of Q and K, one kernel, in forward
+and again (the transposed rotation) in backward_data.
 """
 
 from __future__ import annotations
@@ -50,7 +63,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, get_args
 
-from leptonsim.ops.base import Cost, Gemm, Op, Shape, ShapeError, check_positive, check_rank
+from leptonsim.ops.base import (
+    ZERO,
+    Cost,
+    Gemm,
+    Op,
+    Shape,
+    ShapeError,
+    check_positive,
+    check_rank,
+)
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
 Implementation = Literal["unfused", "flash"]
@@ -61,13 +83,19 @@ FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for 
 
 @dataclass(frozen=True)
 class MultiHeadSelfAttention(Op):
-    """MultiHeadSelfAttention(heads, use_bias, implementation, causal); head size is
-    H / heads."""
+    """MultiHeadSelfAttention(heads, use_bias, implementation, causal, kv_heads,
+    head_dim, rope, qkv_bias); head size H / heads unless head_dim is given, kv_heads
+    heads (0: heads) for K and V, and qkv_bias (None: use_bias) for Q, K, V's biases
+    apart from the output's (Qwen2 has the first and not the second)."""
 
     heads: int
     use_bias: bool = True
     implementation: Implementation = "unfused"
     causal: bool = False
+    kv_heads: int = 0
+    head_dim: int = 0
+    rope: bool = False
+    qkv_bias: bool | None = None
 
     kind: ClassVar[str] = "attention"
 
@@ -76,30 +104,48 @@ class MultiHeadSelfAttention(Op):
         if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(f"MultiHeadSelfAttention: implementation must be unfused or "
                              f"flash, got {self.implementation!r}")
+        if self.kv_heads < 0 or self.head_dim < 0:
+            raise ValueError("MultiHeadSelfAttention: kv_heads and head_dim must be >= 0")
+        if self.heads % self.groups:
+            raise ValueError(f"MultiHeadSelfAttention: {self.heads} heads do not split into "
+                             f"{self.groups} key/value heads")
+
+    @property
+    def groups(self) -> int:
+        """Key/value heads (heads when kv_heads is 0)."""
+        return self.kv_heads or self.heads
 
     def output_shape(self, input_shape: Shape) -> Shape:
         check_rank("MultiHeadSelfAttention", input_shape, 2, "(sequence, hidden)")
-        if input_shape[1] % self.heads:
+        if not self.head_dim and input_shape[1] % self.heads:
             raise ShapeError(
                 f"MultiHeadSelfAttention: hidden size {input_shape[1]} "
                 f"is not divisible by {self.heads} heads"
             )
         return input_shape
 
+    def widths(self, input_shape: Shape) -> tuple[int, int, int]:
+        """(H, q, kv): the hidden size, and the widths of Q and of each of K and V."""
+        h = self.output_shape(input_shape)[1]
+        d = self.head_dim or h // self.heads
+        return h, self.heads * d, self.groups * d
+
+    def _biases(self) -> tuple[bool, bool]:
+        """(Q, K, V biases, output bias)."""
+        return (self.use_bias if self.qkv_bias is None else self.qkv_bias), self.use_bias
+
     def params(self, input_shape: Shape) -> int:
-        _, h = self.output_shape(input_shape)
-        return 4 * h * h + (4 * h if self.use_bias else 0)
+        h, q, kv = self.widths(input_shape)
+        qkv_bias, out_bias = self._biases()
+        return 2 * h * q + 2 * h * kv + qkv_bias * (q + 2 * kv) + out_bias * h
 
     def param_tensors(self, input_shape: Shape) -> int:
-        return 4 * (2 if self.use_bias else 1)  # Q, K, V and output: matrix and bias
-
-    def _sizes(self, x: Shape, batch: int) -> tuple[int, int, int]:
-        """Per batch: S*H activations, heads*S^2 scores, 4*H^2 projection weights."""
-        s, h = x
-        return batch * s * h, batch * self.heads * s * s, 4 * h * h
+        return 4 + 3 * self._biases()[0] + self._biases()[1]  # Q, K, V, output; biases
 
     def _bias(self, x: Shape, batch: int) -> int:
-        return 4 * batch * x[0] * x[1] if self.use_bias else 0
+        h, q, kv = self.widths(x)
+        qkv_bias, out_bias = self._biases()
+        return batch * x[0] * (qkv_bias * (q + 2 * kv) + out_bias * h)
 
     def _tiles(self, x: Shape) -> tuple[int, float]:
         """Flash: tiles per sequence T, and the fraction of score tiles computed."""
@@ -109,53 +155,81 @@ class MultiHeadSelfAttention(Op):
     def _per_head(self, x: Shape, batch: int, visited: float = 1.0) -> tuple[Gemm, Gemm]:
         """The batched per-head products (S, S', d) and (S, d, S'), split by head, over
         the S' = visited S keys each query row meets."""
-        s, d, n = x[0], x[1] // self.heads, batch * self.heads
+        s, n = x[0], batch * self.heads
+        d = self.widths(x)[1] // self.heads
         keys = math.ceil(s * visited)
         return Gemm(s, keys, d, n, split="batch"), Gemm(s, d, keys, n, split="batch")
 
+    def _core_flops(self, x: Shape, batch: int, matmuls: int, per_score: float) -> float:
+        """The per-head products (`matmuls` of them per score) and per-score work."""
+        scores = batch * self.heads * x[0] ** 2
+        return matmuls * 2 * scores * (self.widths(x)[1] // self.heads) + scores * per_score
+
+    def _rope(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """Rotating Q and K (forward), or their gradients (backward_data)."""
+        if not self.rope:
+            return ZERO
+        _, q, kv = self.widths(x)
+        elements = batch * x[0] * (q + kv)
+        return Cost(3.0 * elements, 2.0 * elements * dtype_bytes, kernels=1)
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        sh, scores, _ = self._sizes(x, batch)
-        h, t = x[1], batch * x[0]
-        projections = 2 * sh * 4 * h + self._bias(x, batch)
-        attention = 2 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_FORWARD_FLOPS)
-        projection_gemms = (Gemm(t, 3 * h, h, split="n"), Gemm(t, h, h, split="k"))
+        h, q, kv = self.widths(x)
+        t, scores = batch * x[0], batch * self.heads * x[0] ** 2
+        projections = 2 * t * h * (2 * q + 2 * kv) + self._bias(x, batch)
+        attention = self._core_flops(x, batch, 2, 1 + SOFTMAX_FORWARD_FLOPS)
+        projection_gemms = (Gemm(t, q + 2 * kv, h, split="n"), Gemm(t, h, q, split="k"))
+        rope = self._rope(x, batch, dtype_bytes)
         if self.implementation == "unfused":
-            words = 10 * sh + 4 * scores + self.params(x)
+            # X read; Q, K, V written, read by the products; context written, read; Y written
+            words = t * (2 * h + 4 * q + 4 * kv) + 4 * scores + self.params(x)
             gemms = (projection_gemms[0], *self._per_head(x, batch), projection_gemms[1])
-            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms, kernels=5)
+            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms,
+                        kernels=5) + rope
         tiles, visited = self._tiles(x)
         rows = batch * self.heads * x[0]  # one log-sum-exp per row of each head
-        io = 6 * sh + (2 + 2 * tiles * visited) * sh + rows + self.params(x)
+        # projections as above; Q read and O written once, K and V once per Q tile
+        io = t * (2 * h + 2 * q + 2 * kv) + t * (2 * q + 2 * tiles * visited * kv) + rows
         gemms = (projection_gemms[0], *self._per_head(x, batch, visited), projection_gemms[1])
-        return Cost(projections + attention * visited, float(io * dtype_bytes), gemms=gemms, kernels=3)
+        return Cost(projections + attention * visited, float((io + self.params(x)) * dtype_bytes),
+                    gemms=gemms, kernels=3) + rope
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        sh, scores, w = self._sizes(x, batch)
-        h, t = x[1], batch * x[0]
-        projections = 2 * sh * 4 * h + 2 * sh  # dx sums the Q, K, V paths
-        projection_gemms = (Gemm(t, h, h, split="n"), Gemm(t, h, 3 * h, split="k"))
+        h, q, kv = self.widths(x)
+        t, scores = batch * x[0], batch * self.heads * x[0] ** 2
+        w = self.params(x) - self._biases()[0] * (q + 2 * kv) - self._biases()[1] * h
+        projections = 2 * t * h * (2 * q + 2 * kv) + 2 * t * h  # dx sums the Q, K, V paths
+        projection_gemms = (Gemm(t, q, h, split="n"), Gemm(t, h, q + 2 * kv, split="k"))
+        rope = self._rope(x, batch, dtype_bytes)
+        proj_words = t * (2 * h + 2 * q + 2 * kv)  # dY, dX and the head-side gradients
         if self.implementation == "unfused":
-            attention = 4 * 2 * scores * (h // self.heads) + scores * (1 + SOFTMAX_BACKWARD_FLOPS)
-            words = 13 * sh + 6 * scores + w
+            attention = self._core_flops(x, batch, 4, 1 + SOFTMAX_BACKWARD_FLOPS)
+            # dcontext, Q read and dQ written; V, K read and dV, dK written
+            words = proj_words + t * (3 * q + 4 * kv) + 6 * scores + w
             scores_gemm, context_gemm = self._per_head(x, batch)
             gemms = (projection_gemms[0], scores_gemm, replace(context_gemm, count=3),
                      projection_gemms[1])
-            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms, kernels=7)
+            return Cost(projections + attention, float(words * dtype_bytes), gemms=gemms,
+                        kernels=7) + rope
         tiles, visited = self._tiles(x)
         # the scores and probabilities recomputed, then the four gradient matmuls
         per_score = 1 + SOFTMAX_FORWARD_FLOPS + SOFTMAX_BACKWARD_FLOPS
-        flash = (5 * 2 * scores * (h // self.heads) + scores * per_score) * visited
+        flash = self._core_flops(x, batch, 5, per_score) * visited
         rows = batch * self.heads * x[0]
-        io = (12 + 4 * tiles * visited) * sh + (1 + 2 * tiles * visited) * rows + w
+        # D = rowsum(dO * O) reads dO and O; per K, V tile K, V read and dK, dV written
+        # once; Q, dO re-read and dQ read and written once per tile
+        io = (proj_words + t * (2 * q + 4 * kv) + 4 * tiles * visited * t * q
+              + (1 + 2 * tiles * visited) * rows + w)
         scores_gemm, context_gemm = self._per_head(x, batch, visited)
         gemms = (projection_gemms[0], replace(scores_gemm, count=2),
                  replace(context_gemm, count=3), projection_gemms[1])
-        return Cost(projections + flash, float(io * dtype_bytes), gemms=gemms, kernels=4)
+        return Cost(projections + flash, float(io * dtype_bytes), gemms=gemms, kernels=4) + rope
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        sh, _, _ = self._sizes(x, batch)
-        h, t = x[1], batch * x[0]
-        flops = 2 * sh * 4 * x[1] + self._bias(x, batch)
-        gemms = (Gemm(h, h, t, split="m"), Gemm(h, 3 * h, t, split="n"))
-        return Cost(flops, float((6 * sh + self.params(x)) * dtype_bytes), gemms=gemms,
-                    kernels=2 + 2 * self.use_bias)
+        h, q, kv = self.widths(x)
+        t = batch * x[0]
+        flops = 2 * t * h * (2 * q + 2 * kv) + self._bias(x, batch)
+        gemms = (Gemm(q, h, t, split="m"), Gemm(h, q + 2 * kv, t, split="n"))
+        words = t * (2 * h + 2 * q + 2 * kv) + self.params(x)  # X, dY, context, dQKV
+        return Cost(flops, float(words * dtype_bytes), gemms=gemms,
+                    kernels=2 + self._biases()[0] + self._biases()[1])

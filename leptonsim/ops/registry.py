@@ -7,7 +7,7 @@ checks that every registered op has one).
 
 from __future__ import annotations
 
-from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, Tanh
+from leptonsim.ops.activation import GELU, ReLU, Sigmoid, SiLU, SwiGLU, Tanh
 from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import Op
 from leptonsim.ops.conv import Conv2D
@@ -24,7 +24,7 @@ from leptonsim.ops.softmax import SigmoidCrossEntropy, Softmax, SoftmaxCrossEntr
 OPS: dict[str, type[Op]] = {cls.kind: cls for cls in (
     Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Dense, Flatten, ReLU, GELU, Tanh, Sigmoid,
     BatchNorm, LayerNorm, Embedding, LSTM, GRU, MultiHeadSelfAttention, Softmax,
-    SoftmaxCrossEntropy, SigmoidCrossEntropy, Add, DotInteraction, SiLU, RMSNorm, MoE)}
+    SoftmaxCrossEntropy, SigmoidCrossEntropy, Add, DotInteraction, SiLU, RMSNorm, MoE, SwiGLU)}
 
 # Ops that join several tensors: a graph (zoo) model wires them, a scenario's layer
 # list, being a chain of one input each, cannot.

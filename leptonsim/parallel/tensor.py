@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..models import Model
 
-ELEMENTWISE = {"relu", "gelu", "tanh", "sigmoid", "activation"}
+ELEMENTWISE = {"relu", "gelu", "tanh", "sigmoid", "silu", "swiglu", "activation"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,10 @@ def splits(model: Model) -> list[Split]:
         if not role.sharded:
             continue
         if layer.kind == "attention":
-            out.append(Split(layer.name, "heads", layer.op.heads))  # type: ignore[attr-defined]
+            op = layer.op
+            out.append(Split(layer.name, "heads", op.heads))  # type: ignore[attr-defined]
+            if op.groups != op.heads:  # type: ignore[attr-defined]
+                out.append(Split(layer.name, "key/value heads", op.groups))  # type: ignore[attr-defined]
         elif layer.kind == "moe":
             out.append(Split(layer.name, "expert_ffn", layer.op.expert_ffn))  # type: ignore[attr-defined]
         elif layer.kind == "dense" and role.forward_after == "allreduce":  # row-parallel
@@ -104,8 +107,8 @@ class TensorSplitError(ValueError):
 
     def __init__(self, model: Model, tp: int) -> None:
         found = splits(model)
-        heads = sorted({s.count for s in found if s.what == "heads"})
-        widths = sorted({s.count for s in found if s.what != "heads"})
+        heads = sorted({s.count for s in found if s.what.endswith("heads")})
+        widths = sorted({s.count for s in found if not s.what.endswith("heads")})
         parts = ([f"the attention heads ({', '.join(map(str, heads))})"] if heads else []) + (
             [f"every split dense width ({', '.join(map(str, widths))})"] if widths else [])
         self.tp = tp

@@ -1,9 +1,18 @@
-"""Transformers: BERT encoders (post-LN) and GPT decoders (pre-LN, tied embeddings).
+"""Transformers built from their sizes: one builder, `transformer(spec)`, for every
+decoder (GPT, Llama, Mistral, Mixtral, Qwen) and encoder (BERT) of leptonsim.
 
-A layer has attention (4h^2 + 4h), a 4h-wide feed-forward block (8h^2 + 5h) and two
-LayerNorms (4h): 12h^2 + 13h parameters. Dropout moves no FLOPs we model and is left
-out. Attention is FlashAttention's by default (`attention = "unfused"` for the
-S x S form; GPT's is causal), and `with_kernels` sets a model's kernel choices.
+A pre-norm block (GPT-2, Llama) is norm -> attention -> add, norm -> MLP -> add; a
+post-norm block (BERT) is attention -> add -> norm, MLP -> add -> norm. The MLP is
+fc -> GELU -> proj, or for SwiGLU one GEMM to the gate and up halves (2 ffn wide, as
+Megatron-LM fuses them) -> SwiGLU -> down; a mixture-of-experts block's MLP is one MoE
+op. Parameter counts follow (Hugging Face's counts, which tests assert):
+  attention   H (q + 2 kv) + q H (+ q + 2 kv, + H biases), q = heads d, kv = kv_heads d
+  MLP         GELU: 2 H F (+ F + H); SwiGLU: 3 H F (+ 2F + H)
+  norms       LayerNorm 2H, RMSNorm H
+  embeddings  V H (+ positions H, + types H); an untied LM head V H more.
+GPT-2's layer: 12h^2 + 13h. Dropout moves no FLOPs we model and is left out.
+Attention is FlashAttention's by default (`attention = "unfused"` for the S x S form),
+and `with_kernels` sets a model's kernel choices.
 """
 
 from __future__ import annotations
@@ -18,11 +27,15 @@ from leptonsim.ops import (
     Dense,
     Embedding,
     LayerNorm,
+    MoE,
     MultiHeadSelfAttention,
+    RMSNorm,
     SoftmaxCrossEntropy,
+    SwiGLU,
     Tanh,
 )
 from leptonsim.ops.attention import Implementation
+from leptonsim.zoo.spec import TransformerSpec
 
 FUSIONS = ("bias_gelu", "add_norm")
 
@@ -38,7 +51,8 @@ def with_kernels(model: Model, attention: Implementation | None = None,
     if unknown:
         raise ValueError(f"unknown fusion {sorted(unknown)[0]!r}; expected {', '.join(FUSIONS)}")
     out: list[Layer] = []
-    into = {GELU: ("bias_gelu", "dense"), LayerNorm: ("add_norm", "add")}  # fusion, producer
+    into = {GELU: ("bias_gelu", "dense"), LayerNorm: ("add_norm", "add"),
+            RMSNorm: ("add_norm", "add")}  # fusion, producer
     for layer in model.layers:
         op = layer.op
         fusion, producer = into.get(type(op), ("", ""))
@@ -52,10 +66,74 @@ def with_kernels(model: Model, attention: Implementation | None = None,
     return Model(model.name, model.input_shape, tuple(out))
 
 
-def _feed_forward(s: LayerStack, name: str, hidden: int, ffn: int) -> None:
-    s.add(f"{name}.fc", Dense(ffn))
-    s.add(f"{name}.gelu", GELU())
-    s.add(f"{name}.proj", Dense(hidden))
+def transformer(spec: TransformerSpec) -> Model:
+    """The layer list of `spec` (zoo/spec.py), from token ids (seq,) to the loss (a
+    decoder's LM head and cross-entropy) or, for an encoder, its last hidden states (and
+    pooler)."""
+    s = LayerStack(spec.name, (spec.seq,))
+    tokens = (spec.seq,)
+    _embeddings(s, spec, tokens)
+    for i in range(spec.layers):
+        _block(s, spec, i)
+    if spec.final_norm:
+        s.add("final_norm", _norm(spec))
+    if spec.pooler:
+        s.add("pooler.dense", Dense(spec.hidden), (spec.hidden,))
+        s.add("pooler.tanh", Tanh())
+    if spec.causal:
+        s.add("lm_head", Dense(spec.vocab, use_bias=False, tied=spec.tied_embeddings))
+        s.add("loss", SoftmaxCrossEntropy())
+    return s.build()
+
+
+def _embeddings(s: LayerStack, spec: TransformerSpec, tokens: tuple[int, ...]) -> None:
+    lookups = [("word", spec.vocab), ("position", spec.positions), ("type", spec.type_vocab)]
+    used = [(name, rows) for name, rows in lookups if rows]
+    for name, rows in used:
+        s.add(f"embed.{name}", Embedding(rows, spec.hidden), tokens)
+    if len(used) > 1:
+        s.add("embed.add", Add(len(used)))
+    if spec.embedding_norm:
+        s.add("embed.norm", _norm(spec))
+
+
+def _block(s: LayerStack, spec: TransformerSpec, i: int) -> None:
+    name = f"layer.{i}"
+    post = spec.post_norm
+    for part, add_part in (("attn", _attention), ("mlp", _mlp)):
+        if not post:
+            s.add(f"{name}.{part}_norm", _norm(spec))
+        add_part(s, spec, f"{name}.{part}", i)
+        s.add(f"{name}.{part}.add", Add())
+        if post:
+            s.add(f"{name}.{part}_norm", _norm(spec))
+
+
+def _attention(s: LayerStack, spec: TransformerSpec, name: str, i: int) -> None:
+    s.add(name, MultiHeadSelfAttention(
+        spec.heads, use_bias=spec.bias, implementation=spec.attention, causal=spec.causal,
+        kv_heads=spec.kv_heads if spec.kv_group_count != spec.heads else 0,
+        head_dim=spec.head_dim if spec.head_size * spec.heads != spec.hidden else 0,
+        rope=spec.position == "rope",
+        qkv_bias=None if spec.qkv_bias is None or spec.qkv_bias == spec.bias else spec.qkv_bias))
+
+
+def _mlp(s: LayerStack, spec: TransformerSpec, name: str, i: int) -> None:
+    if spec.is_moe_layer(i):
+        s.add(name, MoE(spec.experts, spec.top_k, spec.expert_ffn_size, spec.activation,
+                        spec.shared_experts, spec.capacity_factor))
+    elif spec.activation == "swiglu":
+        s.add(f"{name}.gate_up", Dense(2 * spec.ffn_size, use_bias=spec.bias))
+        s.add(f"{name}.act", SwiGLU())
+        s.add(f"{name}.down", Dense(spec.hidden, use_bias=spec.bias))
+    else:
+        s.add(f"{name}.fc", Dense(spec.ffn_size, use_bias=spec.bias))
+        s.add(f"{name}.act", GELU())
+        s.add(f"{name}.proj", Dense(spec.hidden, use_bias=spec.bias))
+
+
+def _norm(spec: TransformerSpec) -> LayerNorm:
+    return RMSNorm() if spec.norm == "rmsnorm" else LayerNorm()
 
 
 def bert(
@@ -80,24 +158,10 @@ def bert(
     """
     if seq_len > max_positions:
         raise ValueError(f"bert: seq_len {seq_len} exceeds max_positions {max_positions}")
-    s = LayerStack(name, (seq_len,))
-    tokens = (seq_len,)
-    s.add("embeddings.word", Embedding(vocab, hidden), tokens)
-    s.add("embeddings.position", Embedding(max_positions, hidden), tokens)
-    s.add("embeddings.token_type", Embedding(type_vocab, hidden), tokens)
-    s.add("embeddings.add", Add(3))
-    s.add("embeddings.ln", LayerNorm())
-    for i in range(layers):
-        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(heads, implementation=attention))
-        s.add(f"layer.{i}.attention.add", Add())
-        s.add(f"layer.{i}.attention.ln", LayerNorm())
-        _feed_forward(s, f"layer.{i}.ffn", hidden, ffn)
-        s.add(f"layer.{i}.ffn.add", Add())
-        s.add(f"layer.{i}.ffn.ln", LayerNorm())
-    if pooler:
-        s.add("pooler.dense", Dense(hidden), (hidden,))
-        s.add("pooler.tanh", Tanh())
-    return s.build()
+    return transformer(TransformerSpec(
+        name, layers, hidden, heads, vocab, seq_len, ffn=ffn, max_positions=max_positions,
+        type_vocab=type_vocab, pooler=pooler, attention=attention, causal=False,
+        post_norm=True, embedding_norm=True, final_norm=False))
 
 
 def bert_base() -> Model:
@@ -127,23 +191,9 @@ def gpt(
     12 l h^2 (1 + 13/(12h) + (V + s)/(12 l h)) - plus 2h for the final LayerNorm,
     which that formula leaves out; pass final_layernorm=False to match it exactly.
     """
-    s = LayerStack(name or f"gpt_l{layers}_h{hidden}", (seq_len,))
-    tokens = (seq_len,)
-    s.add("wte", Embedding(vocab, hidden), tokens)
-    s.add("wpe", Embedding(seq_len, hidden), tokens)
-    s.add("embed.add", Add())
-    for i in range(layers):
-        s.add(f"h.{i}.ln_1", LayerNorm())
-        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads, implementation=attention, causal=True))
-        s.add(f"h.{i}.attn.add", Add())
-        s.add(f"h.{i}.ln_2", LayerNorm())
-        _feed_forward(s, f"h.{i}.mlp", hidden, 4 * hidden)
-        s.add(f"h.{i}.mlp.add", Add())
-    if final_layernorm:
-        s.add("ln_f", LayerNorm())
-    s.add("lm_head", Dense(vocab, use_bias=False, tied=True))
-    s.add("loss", SoftmaxCrossEntropy())
-    return s.build()
+    return transformer(TransformerSpec(
+        name or f"gpt_l{layers}_h{hidden}", layers, hidden, heads, vocab, seq_len,
+        attention=attention, final_norm=final_layernorm))
 
 
 def gpt_params(layers: int, hidden: int, vocab: int, seq_len: int) -> int:
