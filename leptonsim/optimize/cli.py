@@ -49,7 +49,7 @@ def run_optimize(args: argparse.Namespace) -> int:
             raise ScenarioError("workload.model", "a DNN model to split",
                                 "<no [workload.model]>")
         table = doc["workload"]["model"]
-        model = build_model(table)
+        model = build_model(table, args.file)
     except ScenarioError as err:
         raise variant.relocate(err).in_file(args.file) from None
     out = check_output(Path(args.out) if args.out else Path("out") / Path(args.file).stem

@@ -101,7 +101,8 @@ def build(doc: Doc, variant: str = "", file: str = "<string>",
     `cluster` is given, built from it already), its cost model, its workload."""
     cluster = build_hardware(doc) if cluster is None else cluster
     check_precision(doc, cluster)
-    return scenario(doc, cluster, build_workload(doc, cluster, build_cost(doc, file)), variant, file)
+    workload = build_workload(doc, cluster, build_cost(doc, file), file)
+    return scenario(doc, cluster, workload, variant, file)
 
 
 def build_hardware(doc: Doc) -> Cluster:
@@ -109,12 +110,13 @@ def build_hardware(doc: Doc) -> Cluster:
     return build_cluster(doc["hardware"])
 
 
-def build_workload(doc: Doc, cluster: Cluster, cost: CostModel = DEFAULT) -> Workload:
+def build_workload(doc: Doc, cluster: Cluster, cost: CostModel = DEFAULT,
+                   file: str = "<string>") -> Workload:
     """The task graph of a normalised document's [workload] on `cluster`: a DNN step of
     [workload.model] split as [parallel] says (its stages balanced with `cost`), or the
-    generated or explicit graph."""
+    generated or explicit graph. `file` is the scenario's, which paths are relative to."""
     if "model" in doc["workload"]:
-        step = _step(doc, cluster, cost)
+        step = _step(doc, cluster, cost, file)
         return Workload(step.graph, step, cost)
     if "parallel" in doc:
         raise ScenarioError("parallel", "no [parallel] table beside a task graph ([parallel] "
@@ -174,9 +176,9 @@ def check_scheduler(scheduler: str, cluster: Cluster, graph: TaskGraph,
                             hint="pin every task, or use 'heft' or 'greedy'")
 
 
-def _step(doc: Doc, cluster: Cluster, cost: CostModel) -> StepGraph:
+def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     table = doc["workload"]["model"]
-    model = build_model(table)
+    model = build_model(table, file)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
     sharded = doc["parallel"]["embeddings"] == "sharded"
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "

@@ -18,7 +18,8 @@ from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, Paralle
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
-from ..zoo.transformer import FUSIONS, with_kernels
+from ..zoo.transformer import FUSIONS, transformer, with_kernels
+from .transformer import build_spec, transformer_schema
 
 Doc = dict[str, Any]
 Schema = dict[str, Any]
@@ -44,6 +45,7 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                         "minItems": 1, "description": "Per-sample input shape, needed with layers"},
         "layers": {"type": "array", "minItems": 1, "items": layer,
                    "description": "The model declared layer by layer, in execution order"},
+        "transformer": transformer_schema(table),
         "batch": integer("Global batch: samples per step, over all replicas", 1),
         "microbatches": integer("Micro-batches per replica per step", 1, 1),
         "training": {"type": "boolean", "default": True,
@@ -72,7 +74,7 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                    "a node's units share its host, so a step lasts at least "
                                    "the node's samples per step x this; 0: none", 0.0,
                                    minimum=0),
-    }, ("batch",), oneOf=[{"required": ["name"]}, {"required": ["layers"]}])
+    }, ("batch",), oneOf=[{"required": [k]} for k in ("name", "layers", "transformer")])
 
 
 def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
@@ -108,14 +110,17 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                  })
 
 
-def build_model(table: Doc) -> Model:
-    """The Model of a [workload.model] table, from the zoo by name or layer by layer,
-    with the table's attention implementation and fused kernels."""
+def build_model(table: Doc, file: str = "<string>") -> Model:
+    """The Model of a [workload.model] table, from the zoo by name, by its transformer
+    sizes or layer by layer, with the table's attention implementation and fused kernels.
+    `file` is the scenario's, which a config.json path is relative to."""
     fused = [f for f in table.get("fused", ()) if f in FUSIONS]
-    return with_kernels(_model(table), table.get("attention"), fused)
+    return with_kernels(_model(table, file), table.get("attention"), fused)
 
 
-def _model(table: Doc) -> Model:
+def _model(table: Doc, file: str) -> Model:
+    if "transformer" in table:
+        return transformer(build_spec(table["transformer"], file))
     if "name" in table:
         if "input_shape" in table:  # a zoo model has its own; this one would be ignored
             raise ScenarioError("workload.model.input_shape", "no input_shape for a zoo model "
