@@ -85,6 +85,9 @@ SIZES: dict[str, Size] = {
     "links": Size(1_048_576, "links", f"each link is two channels; {_MEMORY}"),
     "tasks": Size(1_048_576, "tasks", f"each task is a trace row and a queue entry; {_MEMORY}"),
     "edges": Size(1_048_576, "edges", f"each edge is a transfer in flight; {_MEMORY}"),
+    "model_layers": Size(65_536, "layers", "a layer is an object built before the step's "
+                         "tasks are counted (a 126-block transformer has about 1,000); repeated blocks are "
+                         "counted before they expand, so nesting cannot exhaust memory"),
     "blocks": Size(65_536, "transformer blocks", "a block is ~10 layer objects built before "
                    "the step's task count is known (the largest published model has 126)"),
     "heft_units": Size(2_048, "compute units for a HEFT scheduler",

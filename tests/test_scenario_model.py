@@ -159,3 +159,46 @@ def test_model_command_prints_the_layer_table(capsys: pytest.CaptureFixture[str]
     assert "Total params: 225,034" in capsys.readouterr().out
     assert main(["model", "resnet5"]) == 2
     assert "did you mean 'resnet50'" in capsys.readouterr().err
+
+
+RESIDUAL_BLOCKS = """[workload.model]
+batch = 4
+input_shape = [16, 32]
+layers = [
+  { repeat = 3, layers = [
+      { op = "layernorm", name = "ln" }, { op = "attention", heads = 4, name = "attn" },
+      { op = "add", residual = "block" },
+      { op = "dense", units = 64, name = "fc" }, { op = "gelu" }, { op = "dense", units = 32 },
+      { op = "add", residual = "attn" } ] },
+  { op = "dense", units = 10 }, { op = "softmax_xent" } ]
+"""
+
+
+def test_a_repeated_block_with_residual_adds_is_its_layers_copied():
+    (s,) = loads(HEAD.format(units=1) + RESIDUAL_BLOCKS)
+    assert s.step is not None
+    names = [layer.name for layer in s.step.model.layers]
+    assert names[:8] == ["ln.0", "attn.0", "add2", "fc.0", "gelu4", "dense5", "add6", "ln.1"]
+    assert len(names) == 3 * 7 + 2
+    per_block = 4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32)
+    assert s.step.model.params() == 3 * per_block + 32 * 10 + 10
+
+
+@pytest.mark.parametrize(("layer", "line"), [
+    ('{ op = "add", residual = "input" }', r"layers\[1\]\.residual: expected a layer whose "
+     r"output is \(16, 64\), as the previous layer's, found 'input' outputs \(16, 32\)"),
+    ('{ op = "add", residual = "nope" }', r"layers\[1\]\.residual: expected the name of an "
+     r"earlier layer"),
+    ('{ repeat = 2, layers = [{ op = "rleu" }] }', r"layers\[1\]\.layers\[0\]\.op: expected one "
+     r"of .*found 'rleu' \(did you mean 'relu'\?\)"),
+    ('{ repeat = 65536, layers = [{ repeat = 65536, layers = [{ op = "relu" }] }] }',
+     r"workload\.model\.layers: expected at most 65,536 layers, found 4,294,967,297 "),
+])
+def test_bad_blocks_and_residuals_are_one_line(layer: str, line: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]):
+    f = tmp_path / "b.toml"
+    f.write_text(HEAD.format(units=1) + '[workload.model]\nbatch = 4\ninput_shape = [16, 32]\n'
+                 f'layers = [{{ op = "dense", units = 64, name = "fc" }}, {layer}]\n')
+    assert main(["run", str(f), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(line, err[0]), err

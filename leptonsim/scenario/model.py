@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any
 
 from .. import ops
 from ..errors import ScenarioError, did_you_mean, found
 from ..hardware import PRECISIONS
+from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
@@ -25,6 +27,8 @@ Doc = dict[str, Any]
 Schema = dict[str, Any]
 
 OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
+RESIDUAL = "add"     # and the residual add, which names the earlier layer it adds back
+REPEAT_MAX = 65_536  # copies of a repeated block (the tasks bound stops a big model later)
 MODEL_WIDE = {"implementation": "attention", "fused": "fused"}  # layer args set model-wide
 # Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
 # peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
@@ -34,10 +38,20 @@ PRECISION_BYTES = dict(zip(PRECISIONS, (8, 4, 4, 2, 2, 1, 1), strict=True))
 
 def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
     layer = table("One layer: `op` names the op kind; the other keys are its arguments "
-                  "(e.g. filters, kernel, stride, padding, units, heads, vocab, dim)", {
+                  "(e.g. filters, kernel, stride, padding, units, heads, vocab, dim); or a "
+                  "block of layers repeated: `repeat` copies of `layers`", {
                       "name": {"type": "string", "description": "Layer name, unique"},
-                      "op": {"enum": sorted(OPS), "description": "The op kind"},
-                  }, ("op",), additionalProperties=True)
+                      "op": {"enum": sorted([*OPS, RESIDUAL]), "description": "The op kind"},
+                      "residual": {"type": "string",
+                                   "description": "With op = 'add': the earlier layer whose "
+                                                  "output is added back: a layer name, "
+                                                  "'input' (the model's), or 'block' (the "
+                                                  "input of this copy of a repeated block)"},
+                      "repeat": {"type": "integer", "minimum": 1, "maximum": REPEAT_MAX,
+                                 "description": "Copies of the block `layers` (layer names "
+                                                "get the suffix .0, .1, ...)"},
+                  }, (), additionalProperties=True,
+                  oneOf=[{"required": ["op"]}, {"required": ["repeat"]}])
     return table("A DNN whose training step or inference pass becomes the task graph", {
         "name": {"enum": sorted(ZOO), "description": "A model of the zoo (leptonsim model NAME "
                                                      "prints its layers)"},
@@ -130,16 +144,97 @@ def _model(table: Doc, file: str) -> Model:
     if "input_shape" not in table:
         raise ScenarioError("workload.model.input_shape", "the per-sample input shape, e.g. "
                             "[28, 28, 1], for a model declared with layers", "<nothing>")
+    check_size("model_layers", _count(table["layers"]), "workload.model.layers",
+               hint="repeated blocks counted in full")
     stack = LayerStack("declared", tuple(table["input_shape"]))
-    for i, spec in enumerate(table["layers"]):
-        path = f"workload.model.layers[{i}]"
-        op = _op(spec, path)
+    shapes = {"input": stack.shape}  # each layer's output, for residual adds
+    for path, suffix, spec in _expand(table["layers"], "workload.model.layers"):
+        if spec is None:  # a copy of a block starts: its input is the residual "block"
+            shapes["block" + suffix] = stack.shape
+            continue
+        name = spec["name"] + suffix if "name" in spec else f"{spec['op']}{len(stack.layers)}"
+        op = (_residual(spec, path, shapes, stack.shape, suffix) if spec["op"] == RESIDUAL
+              else _op(spec, path))
         try:
-            stack.add(spec.get("name", f"{spec['op']}{i}"), op)
+            shapes[name] = stack.add(name, op)
         except ValueError as err:
             raise ScenarioError(path, "a layer that fits the previous layer's output",
                                 f"<{err}>") from None
     return stack.build()
+
+
+def _expand(layers: list[Doc], path: str,
+            suffix: str = "") -> Iterator[tuple[str, str, Doc | None]]:
+    """(key path, name suffix, layer table) of each layer in order, blocks repeated: a
+    named layer of copy c of a block is named name.c. Each copy starts with a None
+    layer table, marking where its input is."""
+    for i, spec in enumerate(layers):
+        here = f"{path}[{i}]"
+        if "repeat" not in spec:
+            _check_kind(spec, here)
+            yield here, suffix, spec
+            continue
+        if not isinstance(spec["repeat"], int) or isinstance(spec["repeat"], bool) or not (
+                1 <= spec["repeat"] <= REPEAT_MAX):
+            raise ScenarioError(f"{here}.repeat", f"an integer in 1..{REPEAT_MAX:,}",
+                                found(spec["repeat"]))
+        block = spec.get("layers")
+        if not isinstance(block, list) or not block or not all(isinstance(b, dict) for b in block):
+            raise ScenarioError(f"{here}.layers", "an array of layer tables to repeat",
+                                found(block) if block is not None else "<nothing>")
+        extra = set(spec) - {"repeat", "layers"}
+        if extra:
+            raise ScenarioError(f"{here}.{sorted(extra)[0]}", "repeat and layers alone in a "
+                                "repeated block", "<unknown key>")
+        for copy in range(spec["repeat"]):
+            yield here, f"{suffix}.{copy}", None
+            yield from _expand(block, f"{here}.layers", f"{suffix}.{copy}")
+
+
+def _count(layers: object) -> int:
+    """Layers after repeats (what _expand would yield; malformed blocks count 0 here and
+    are refused there)."""
+    if not isinstance(layers, list):
+        return 0
+    total = 0
+    for spec in layers:
+        if isinstance(spec, dict) and isinstance(spec.get("repeat"), int):
+            total += spec["repeat"] * _count(spec.get("layers"))
+        else:
+            total += 1
+    return total
+
+
+def _check_kind(spec: Doc, path: str) -> None:
+    """A layer inside a repeated block, which the schema does not reach, names its op."""
+    kinds = sorted([*OPS, RESIDUAL])
+    if "op" not in spec:
+        raise ScenarioError(f"{path}.op", "the op kind of the layer", "<nothing>")
+    if spec["op"] not in kinds:
+        raise ScenarioError(f"{path}.op", f"one of {', '.join(kinds)}", found(spec["op"]),
+                            hint=did_you_mean(spec["op"], kinds))
+
+
+def _residual(spec: Doc, path: str, shapes: dict[str, tuple[int, ...]],
+              shape: tuple[int, ...], suffix: str) -> ops.Op:
+    """A residual add: the current output plus an earlier layer's, of the same shape (in
+    a repeated block, a name of the block means its layer of the same copy)."""
+    source = spec.get("residual")
+    if isinstance(source, str) and source + suffix in shapes:
+        source += suffix
+    extra = set(spec) - {"op", "name", "residual"}
+    if extra:
+        key = sorted(extra)[0]
+        raise ScenarioError(f"{path}.{key}", "an argument of add (residual)",
+                            f"<unknown key {key!r}>")
+    if not isinstance(source, str) or source not in shapes:
+        raise ScenarioError(f"{path}.residual", "the name of an earlier layer or 'input'",
+                            found(source) if source is not None else "<nothing>",
+                            hint=did_you_mean(source, shapes) if source else "")
+    if shapes[source] != shape:
+        raise ScenarioError(f"{path}.residual", f"a layer whose output is {shape}, as the "
+                            "previous layer's", f"<{source!r} outputs {shapes[source]}>")
+    return ops.Add(2)
 
 
 def _op(spec: Doc, path: str) -> ops.Op:
