@@ -44,6 +44,10 @@ DESCRIPTIONS = {
     "bias": "Biases on every projection and MLP matrix",
     "qkv_bias": "Biases on Q, K and V alone (Qwen2), whatever bias says",
     "final_norm": "A norm after the last block",
+    "dropout": "Dropout probability on the embeddings, attention probabilities and after "
+               "attention and MLP (GPT-2, BERT, Megatron-LM: 0.1); 0: none (Llama)",
+    "span_head": "An encoder's SQuAD head: start and end logits over every token (a "
+                 "dense layer of 2) and their cross-entropy",
     "post_norm": "Post-norm blocks (BERT): the norm after each residual add",
     "embedding_norm": "A norm on the embeddings (BERT)",
     "type_vocab": "Token-type embedding rows (BERT: 2); 0: none",

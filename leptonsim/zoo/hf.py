@@ -94,7 +94,7 @@ def spec_from_config(config: dict, name: str) -> TransformerSpec:
         head_dim=_size(config, "head_dim", 0),
         tied_embeddings=_flag(config, "tie_word_embeddings", a["tied"]),
         type_vocab=_size(config, "type_vocab_size", a.get("type_vocab", 0)),
-        experts=experts, **a["style"])
+        experts=experts, dropout=_dropout(config, arch), **a["style"])
     if experts:
         fields["top_k"] = _size(config, "num_experts_per_tok", a.get("top_k", 2))
     _check_activation(config, arch)
@@ -128,6 +128,19 @@ def _size(config: dict, key: str, default: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(key, "an integer", value, file="<config>")
     return value
+
+
+# The config key of the residual (hidden) dropout, and the HF class's default for it.
+_DROPOUT = {"gpt2": ("resid_pdrop", 0.1), "bert": ("hidden_dropout_prob", 0.1),
+            "gpt_neox": ("hidden_dropout", 0.0)}
+
+
+def _dropout(config: dict, arch: str) -> float:
+    key, default = _DROPOUT.get(arch, ("attention_dropout", 0.0))
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, "a probability", value, file="<config>")
+    return float(value)
 
 
 def _flag(config: dict, key: str, default: bool) -> bool:

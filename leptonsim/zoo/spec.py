@@ -69,11 +69,13 @@ class TransformerSpec:
     bias: bool = True           # biases of every projection and MLP matrix
     qkv_bias: bool | None = None  # Q, K, V biases alone (Qwen2); None: as `bias`
     final_norm: bool = True
+    dropout: float = 0.0        # p of every dropout (GPT-2, BERT, Megatron: 0.1; Llama: 0)
     # encoders (BERT): post-LN blocks, a LayerNorm on the embeddings, token types, pooler
     post_norm: bool = False
     embedding_norm: bool = False
     type_vocab: int = 0
     pooler: bool = False
+    span_head: bool = False     # SQuAD's start/end logits over every token (HF BertForQA)
     # mixture of experts
     experts: int = 0
     top_k: int = 2
@@ -93,6 +95,8 @@ class TransformerSpec:
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("position", self.position, POSITIONS)
         _choice("attention", self.attention, IMPLEMENTATIONS)
+        if not 0 <= self.dropout < 1:
+            raise SpecError("dropout", "a probability in [0, 1)", self.dropout)
         if self.heads % self.kv_group_count:
             raise SpecError("kv_heads", f"a divisor of heads ({self.heads})", self.kv_heads)
         if not self.head_dim and self.hidden % self.heads:

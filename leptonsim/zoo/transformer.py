@@ -80,6 +80,9 @@ def transformer(spec: TransformerSpec) -> Model:
     if spec.pooler:
         s.add("pooler.dense", Dense(spec.hidden), (spec.hidden,))
         s.add("pooler.tanh", Tanh())
+    if spec.span_head:  # start and end logits per token (HF BertForQuestionAnswering)
+        s.add("span_head", Dense(2), (spec.seq, spec.hidden))
+        s.add("loss", SoftmaxCrossEntropy())
     if spec.causal:
         s.add("lm_head", Dense(spec.vocab, use_bias=False, tied=spec.tied_embeddings))
         s.add("loss", SoftmaxCrossEntropy())
