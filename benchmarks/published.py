@@ -60,9 +60,11 @@ class NotExpressible(Exception):
 
 
 def load(path: Path = DATA) -> tuple[list[Row], dict[str, Row], dict[str, str]]:
-    """The rows, the platforms they name, and the stand-in presets."""
+    """The rows (each with its source's [software] keys), the platforms they name, and
+    the stand-in presets."""
     doc = tomllib.loads(path.read_text())
-    return doc["row"], doc["platform"], doc["stand_ins"]
+    rows = [{**doc["software"].get(row["source"], {}), **row} for row in doc["row"]]
+    return rows, doc["platform"], doc["stand_ins"]
 
 
 # -- the one rule: a row's configuration to a scenario ----------------------------------
@@ -93,26 +95,16 @@ def hardware(row: Row, plat: Row, stand_ins: dict[str, str]) -> tuple[ls.Hardwar
 
 
 def transformer(row: Row) -> dict[str, Any]:
-    """GPT (pre-LN, tied LM head, loss) or BERT (post-LN; SQuAD span head or none) as a
-    layer list. A list chains one input per layer, so the residual adds and the position
-    embedding (Megatron's and BERT's) are left out: known, small omissions."""
-    h, ffn = row["hidden"], row.get("ffn", 4 * row["hidden"])
-    attn = {"op": "attention", "heads": row["heads"]}
-    mlp = [{"op": "dense", "units": ffn}, {"op": "gelu"}, {"op": "dense", "units": h}]
-    layers: list[dict[str, Any]] = [{"op": "embedding", "vocab": row["vocab"], "dim": h}]
-    if row["family"] == "gpt":
-        for _ in range(row["layers"]):
-            layers += [{"op": "layernorm"}, attn, {"op": "layernorm"}, *mlp]
-        layers += [{"op": "layernorm"},
-                   {"op": "dense", "units": row["vocab"], "use_bias": False, "tied": True},
-                   {"op": "softmax_xent"}]
-    else:
-        layers.append({"op": "layernorm"})
-        for _ in range(row["layers"]):
-            layers += [attn, {"op": "layernorm"}, *mlp, {"op": "layernorm"}]
-        if row["head"] == "squad":
-            layers += [{"op": "dense", "units": 2}, {"op": "softmax_xent"}]
-    return {"input_shape": [row["seq"]], "layers": layers}
+    """GPT (Megatron's: pre-LN, learned positions, tied LM head) or BERT (post-LN, token
+    types; SQuAD's span head or none) by its sizes, with the attention kernel and
+    dropout of the row's software ([software] in published.toml)."""
+    sizes = {k: row[k] for k in ("layers", "hidden", "heads", "vocab", "seq", "ffn") if k in row}
+    spec: dict[str, Any] = {"name": row["id"], **sizes, "dropout": row["dropout"]}
+    if row["family"] == "bert":
+        spec |= {"causal": False, "post_norm": True, "embedding_norm": True,
+                 "final_norm": False, "type_vocab": 2, "max_positions": 512,
+                 "span_head": row["head"] == "squad"}
+    return {"transformer": spec, "attention": row["attention"]}
 
 
 def model_of(row: Row) -> str | dict[str, Any]:

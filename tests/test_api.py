@@ -171,8 +171,7 @@ def test_a_bad_preset_name_is_one_scenario_error_with_a_hint():
      "ls.cluster: hardware.link.bandwidth: expected a bandwidth > 0 such as '25 GB/s', "
      "found '-1 GB/s'"),
     (lambda: ls.step("bert_lage", CLUSTER, batch=8),
-     "ls.step: workload.model.name: expected one of 'bert_base', 'bert_large', 'dlrm', "
-     "'gpt2_small', 'gpt3_175b', 'lstm_lm', 'resnet101', 'resnet152', 'resnet50', 'seed_cnn', "
+     f"ls.step: workload.model.name: expected one of {', '.join(map(repr, ls.model_names()))}, "
      "found 'bert_lage' (did you mean 'bert_large'?)"),
     (lambda: ls.step("bert_large", CLUSTER, batch=0),
      "ls.step: workload.model.batch: expected an integer >= 1, found 0"),

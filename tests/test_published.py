@@ -101,13 +101,12 @@ def test_narayanan_rows_give_table_1s_parameter_count(row: dict) -> None:
     assert f"{p / 1e9:.1f}B" == row["row"]
 
 
-def test_the_layer_list_is_megatrons_gpt_less_the_position_embedding() -> None:
-    """12lh^2 + 13lh + Vh parameters, plus 2h for the final LayerNorm: Megatron's count
-    without its s*h position embedding, which a layer list cannot hold."""
-    row = {"family": "gpt", "layers": 3, "hidden": 64, "heads": 4, "seq": 32, "vocab": 1000}
+def test_the_gpt_of_a_row_is_megatrons() -> None:
+    """12lh^2 + 13lh + (V + s)h parameters, plus 2h for the final LayerNorm."""
+    row = {"id": "t", "family": "gpt", "layers": 3, "hidden": 64, "heads": 4, "seq": 32,
+           "vocab": 1000, "attention": "unfused", "dropout": 0.1}
     model = build_model(bench.transformer(row))
-    layers, h, v, s = 3, 64, 1000, 32
-    assert model.params() == gpt_params(layers, h, v, s) - s * h + 2 * h
+    assert model.params() == gpt_params(3, 64, 1000, 32) + 2 * 64
 
 
 def test_figures_and_step_times_are_inverse() -> None:
