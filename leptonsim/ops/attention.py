@@ -42,6 +42,23 @@ backward, and with `causal` each query row meets (T + 1) / 2T of the keys on ave
 so the per-head products run over that many keys. Kernels: unfused, those GEMMs plus
 the softmax and its backward (5 forward, 7 backward); flash, the projections around one
 attention kernel (3 forward; 4 backward, with D's preprocessing kernel).
+
+`dropout` p > 0 drops attention probabilities, as GPT and BERT train (Vaswani et al.
+2017, section 5.4; Megatron-LM's attention_dropout). Unfused, it is one more
+elementwise kernel each way over the S x S probabilities (ops/dropout.py: a 1-byte
+mask); flash draws it inside its kernel from a seed, with no HBM traffic: only its
+FLOPs, forward and (regenerated, then applied to P and dP) backward.
+
+Kept for the backward (Korthikanti et al., "Reducing Activation Recomputation in
+Large Transformer Models", MLSys 2023, section 4.1; `saved_bytes`): the input of the
+QKV projection, Q, K, V and the context (the output projection's input), 5 SH
+values; unfused also the softmax output, and with dropout its mask (1 byte) and the
+dropped probabilities, heads S^2 (1 or 2.5 values): at fp16 with dropout
+11 sbh + 5 a s^2 b bytes with the output dropout's mask, the paper's attention block.
+That S x S part is the core selective recompute rebuilds: `recompute_cost` is the
+scores, softmax, dropout and context forward again. Flash keeps no S x S term but
+one fp32 log-sum-exp per row and head (FlashAttention-2, Algorithm 1), and
+recomputes its core anyway: selective recompute adds nothing to it.
 """
 
 from __future__ import annotations
@@ -50,24 +67,43 @@ import math
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, get_args
 
-from leptonsim.ops.base import Cost, Gemm, Op, Shape, ShapeError, check_positive, check_rank
+from leptonsim.ops.base import (
+    ZERO,
+    Cost,
+    Gemm,
+    Op,
+    Phase,
+    Saved,
+    Shape,
+    ShapeError,
+    check_positive,
+    check_rank,
+)
+from leptonsim.ops.dropout import (
+    DROPOUT_BACKWARD_FLOPS,
+    DROPOUT_FORWARD_FLOPS,
+    MASK_BYTES,
+    dropout_bytes,
+)
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
 Implementation = Literal["unfused", "flash"]
 IMPLEMENTATIONS: tuple[Implementation, ...] = get_args(Implementation)
+LSE_BYTES = 4  # flash keeps its log-sum-exp in fp32 (FlashAttention-2, Algorithm 1)
 FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for head sizes
 #                   up to 128 on A100/H100 (Dao 2023, section 3.3: blocks of {64, 128})
 
 
 @dataclass(frozen=True)
 class MultiHeadSelfAttention(Op):
-    """MultiHeadSelfAttention(heads, use_bias, implementation, causal); head size is
-    H / heads."""
+    """MultiHeadSelfAttention(heads, use_bias, implementation, causal, dropout); head
+    size is H / heads; dropout is the attention probabilities' (0: none)."""
 
     heads: int
     use_bias: bool = True
     implementation: Implementation = "unfused"
     causal: bool = False
+    dropout: float = 0.0
 
     kind: ClassVar[str] = "attention"
 
@@ -76,6 +112,9 @@ class MultiHeadSelfAttention(Op):
         if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(f"MultiHeadSelfAttention: implementation must be unfused or "
                              f"flash, got {self.implementation!r}")
+        if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise ValueError(f"MultiHeadSelfAttention: dropout must be in [0, 1), "
+                             f"got {self.dropout!r}")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         check_rank("MultiHeadSelfAttention", input_shape, 2, "(sequence, hidden)")
@@ -159,3 +198,42 @@ class MultiHeadSelfAttention(Op):
         gemms = (Gemm(h, h, t, split="m"), Gemm(h, 3 * h, t, split="n"))
         return Cost(flops, float((6 * sh + self.params(x)) * dtype_bytes), gemms=gemms,
                     kernels=2 + 2 * self.use_bias)
+
+    # -- attention dropout, and what the backward keeps (module docstring) -------------
+    def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
+        base = super().cost(input_shape, batch, phase, dtype_bytes)
+        if not self.dropout or phase not in ("forward", "backward_data"):
+            return base
+        return base + self._dropout_cost(input_shape, batch, phase, dtype_bytes)
+
+    def _dropout_cost(self, x: Shape, batch: int, phase: Phase, dtype_bytes: int) -> Cost:
+        scores = self._sizes(x, batch)[1]
+        if self.implementation == "unfused":
+            flops = DROPOUT_FORWARD_FLOPS if phase == "forward" else DROPOUT_BACKWARD_FLOPS
+            return Cost(float(scores * flops), dropout_bytes(scores, dtype_bytes))
+        per_score = DROPOUT_FORWARD_FLOPS + (phase != "forward") * DROPOUT_BACKWARD_FLOPS
+        return Cost(scores * self._tiles(x)[1] * per_score, kernels=0)  # inside the kernel
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        sh, scores, _ = self._sizes(input_shape, batch)
+        made = 4 * sh * dtype_bytes  # Q, K, V and the context
+        if self.implementation == "flash":
+            return Saved(sh * dtype_bytes, made + batch * self.heads * input_shape[0] * LSE_BYTES)
+        dropped = scores * (MASK_BYTES + dtype_bytes) if self.dropout else 0
+        return Saved(sh * dtype_bytes, made, float(scores * dtype_bytes + dropped))
+
+    def recompute_cost(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """Unfused: the scores, softmax, dropout and context forward again, from the
+        kept Q, K, V: 3 kernels (4 with dropout) reading Q, K, V and writing the
+        context, with the scores and probabilities through memory."""
+        self.output_shape(input_shape)
+        if self.implementation == "flash":
+            return ZERO
+        sh, scores, _ = self._sizes(input_shape, batch)
+        d = input_shape[1] // self.heads
+        flops = 2 * 2 * scores * d + scores * (1 + SOFTMAX_FORWARD_FLOPS)
+        core = Cost(flops, float((4 * sh + 4 * scores) * dtype_bytes),
+                    gemms=self._per_head(input_shape, batch), kernels=3)
+        if self.dropout:
+            core += self._dropout_cost(input_shape, batch, "forward", dtype_bytes)
+        return core

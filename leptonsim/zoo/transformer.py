@@ -1,8 +1,11 @@
 """Transformers: BERT encoders (post-LN) and GPT decoders (pre-LN, tied embeddings).
 
 A layer has attention (4h^2 + 4h), a 4h-wide feed-forward block (8h^2 + 5h) and two
-LayerNorms (4h): 12h^2 + 13h parameters. Dropout moves no FLOPs we model and is left
-out. Attention is FlashAttention's by default (`attention = "unfused"` for the
+LayerNorms (4h): 12h^2 + 13h parameters. Dropout (p = `dropout`, 0.1 as both papers train)
+sits where GPT-2 and Megatron-LM (and BERT) put it: on the embeddings, on the attention
+probabilities inside unfused attention, after attention's output projection and after
+the MLP, before their residual adds (add_dropout); its 1-byte masks are part of the
+activation memory Korthikanti et al. (MLSys 2023, section 4.1) count. Attention is FlashAttention's by default (`attention = "unfused"` for the
 S x S form; GPT's is causal), and `with_kernels` sets a model's kernel choices.
 """
 
@@ -16,6 +19,7 @@ from leptonsim.ops import (
     GELU,
     Add,
     Dense,
+    Dropout,
     Embedding,
     LayerNorm,
     MultiHeadSelfAttention,
@@ -52,10 +56,19 @@ def with_kernels(model: Model, attention: Implementation | None = None,
     return Model(model.name, model.input_shape, tuple(out))
 
 
-def _feed_forward(s: LayerStack, name: str, hidden: int, ffn: int) -> None:
+def add_dropout(s: LayerStack, name: str, p: float) -> None:
+    """A Dropout(p) layer named `name` next on the stack, or nothing when p is 0. The
+    builders call it after the embeddings, after attention and after the MLP; the
+    attention probabilities' dropout is the attention op's own (its `dropout`)."""
+    if p:
+        s.add(name, Dropout(p))
+
+
+def _feed_forward(s: LayerStack, name: str, hidden: int, ffn: int, dropout: float) -> None:
     s.add(f"{name}.fc", Dense(ffn))
     s.add(f"{name}.gelu", GELU())
     s.add(f"{name}.proj", Dense(hidden))
+    add_dropout(s, f"{name}.dropout", dropout)
 
 
 def bert(
@@ -71,6 +84,7 @@ def bert(
     seq_len: int = 128,
     pooler: bool = True,
     attention: Implementation = "flash",
+    dropout: float = 0.1,
 ) -> Model:
     """A BERT encoder as HuggingFace's BertModel counts it, ending at the pooler.
 
@@ -87,11 +101,14 @@ def bert(
     s.add("embeddings.token_type", Embedding(type_vocab, hidden), tokens)
     s.add("embeddings.add", Add(3))
     s.add("embeddings.ln", LayerNorm())
+    add_dropout(s, "embeddings.dropout", dropout)
     for i in range(layers):
-        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(heads, implementation=attention))
+        s.add(f"layer.{i}.attention", MultiHeadSelfAttention(
+            heads, implementation=attention, dropout=dropout))
+        add_dropout(s, f"layer.{i}.attention.dropout", dropout)
         s.add(f"layer.{i}.attention.add", Add())
         s.add(f"layer.{i}.attention.ln", LayerNorm())
-        _feed_forward(s, f"layer.{i}.ffn", hidden, ffn)
+        _feed_forward(s, f"layer.{i}.ffn", hidden, ffn, dropout)
         s.add(f"layer.{i}.ffn.add", Add())
         s.add(f"layer.{i}.ffn.ln", LayerNorm())
     if pooler:
@@ -120,6 +137,7 @@ def gpt(
     name: str = "",
     final_layernorm: bool = True,
     attention: Implementation = "flash",
+    dropout: float = 0.1,
 ) -> Model:
     """A GPT decoder of `layers` pre-LN blocks over seq_len tokens, LM head tied.
 
@@ -132,12 +150,15 @@ def gpt(
     s.add("wte", Embedding(vocab, hidden), tokens)
     s.add("wpe", Embedding(seq_len, hidden), tokens)
     s.add("embed.add", Add())
+    add_dropout(s, "embed.dropout", dropout)
     for i in range(layers):
         s.add(f"h.{i}.ln_1", LayerNorm())
-        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads, implementation=attention, causal=True))
+        s.add(f"h.{i}.attn", MultiHeadSelfAttention(heads, implementation=attention, causal=True,
+                                                    dropout=dropout))
+        add_dropout(s, f"h.{i}.attn.dropout", dropout)
         s.add(f"h.{i}.attn.add", Add())
         s.add(f"h.{i}.ln_2", LayerNorm())
-        _feed_forward(s, f"h.{i}.mlp", hidden, 4 * hidden)
+        _feed_forward(s, f"h.{i}.mlp", hidden, 4 * hidden, dropout)
         s.add(f"h.{i}.mlp.add", Add())
     if final_layernorm:
         s.add("ln_f", LayerNorm())
