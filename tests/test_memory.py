@@ -125,8 +125,12 @@ def test_recompute_never_increases_activations(name: str, mb: int, in_flight: in
     assert selective.activations_bytes <= plain.activations_bytes
     assert full.weights_bytes + full.optimizer_bytes == plain.weights_bytes + plain.optimizer_bytes
     assert stage_memory(m, whole, recompute=True, **kw) == full  # true still means full
-    if in_flight > 1:  # every model here keeps more than its layers' inputs
+    # dlrm's blocks (Dense, ReLU) keep only their input: the ReLU's output is the next
+    # block's input, so checkpoints are all they keep and full recompute saves nothing
+    if in_flight > 1 and name != "dlrm":
         assert full.activations_bytes < plain.activations_bytes
+    if name == "dlrm":
+        assert full.activations_bytes == plain.activations_bytes
 
 
 def _stage_case(case: tuple) -> tuple[Model, tuple[int, int], int]:

@@ -112,3 +112,20 @@ def test_recompute_booleans_and_bad_values() -> None:
         ParallelConfig(recompute="some")
     with pytest.raises(ValueError, match=r"Dropout: p must be a probability in \(0, 1\), got 1"):
         Dropout(1)
+
+
+def test_a_tensor_two_ops_keep_is_counted_once() -> None:
+    """A ReLU keeps its output, which the next Dense keeps as its input: one tensor.
+    Followed by an Add (which keeps nothing), the ReLU's output is its own to count."""
+    from leptonsim.models import LayerStack
+    from leptonsim.ops import Add, Dense, ReLU
+
+    s = LayerStack("mlp", (8,))
+    s.add("fc1", Dense(16))
+    s.add("relu", ReLU())
+    s.add("fc2", Dense(8))
+    s.add("relu2", ReLU())
+    s.add("add", Add())
+    m = s.build()
+    mem = stage_memory(m, (0, 5), dtype_bytes=FP16, microbatch_size=3)
+    assert mem.activations_bytes == 3 * FP16 * (8 + 16 + 8)  # fc1 in, fc2 in, relu2 out

@@ -38,8 +38,9 @@ backward, per batch, in the accounting of Korthikanti et al., "Reducing Activati
 Recomputation in Large Transformer Models", MLSys 2023, section 4.1: every tensor a
 backward reads, at the dtype (dropout masks 1 byte), counted at the op that needs it.
 By default an op keeps its input (what a generic backward needs: Dense, GELU,
-LayerNorm, convolutions); an Add keeps nothing, a Dropout its mask, attention its
-projections and the S x S core (ops/attention.py). `Saved` splits it in three: the op's
+LayerNorm, convolutions); ReLU, Tanh and Sigmoid their output (PyTorch's in-place
+ReLU; the derivative follows from it), an Add nothing, a Dropout its mask, attention its
+projections and the S x S core (ops/attention.py). `Saved` splits it in four: the op's
 input (replicated under tensor parallelism when the op opens a split region), the
 tensors it makes, and the `core` of those that selective recompute rebuilds in the
 backward instead (the attention scores, probabilities and dropout: `recompute_cost`).
@@ -131,15 +132,18 @@ ZERO = Cost(kernels=0)
 @dataclass(frozen=True, slots=True)
 class Saved:
     """Bytes an op keeps for its backward (module docstring): its input, the tensors it
-    makes, and `core`, the part of those that selective recompute rebuilds instead."""
+    makes, `core`, the part of those that selective recompute rebuilds instead, and
+    `output`, its output when that is what it keeps (ReLU, Tanh, Sigmoid): the next op
+    may keep that very tensor as its input, and memory counts it once."""
 
     inputs: float = 0.0
     made: float = 0.0
     core: float = 0.0
+    output: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.inputs + self.made + self.core
+        return self.inputs + self.made + self.core + self.output
 
 
 def numel(shape: Shape) -> int:

@@ -21,7 +21,8 @@ Activations kept for the backward pass, per microbatch sample, as Korthikanti et
 "Reducing Activation Recomputation in Large Transformer Models", MLSys 2023, section 4
 count them: every op keeps what its backward reads (ops.base `Op.saved_bytes`: a
 Dense, GELU or LayerNorm its input, attention its projections and S x S core, a
-Dropout its 1-byte mask, an Add nothing), so a GPT layer keeps sbh (34 + 5as/h) bytes
+Dropout its 1-byte mask, an Add nothing, a ReLU its output, counted once when the next
+op keeps it as its input), so a GPT layer keeps sbh (34 + 5as/h) bytes
 at fp16 (unfused attention, dropout 0.1), and FlashAttention drops the 5as/h term.
 A stage holds `in_flight` microbatches of them (GPipe: all m; 1F1B: at most
 stages - s on stage s; Narayanan et al. SC'21).
@@ -170,10 +171,13 @@ def _shares(model: Model, layer_range: tuple[int, int], tp: int, dtype_bytes: in
     _, flags = _stage(model, layer_range, tp, _activation_flags(model, sharded))
     start, end = layer_range
     split_input = _splits_its_input(model)[start:end]
+    saved: list[Saved] = [layer.op.saved_bytes(layer.input_shape, 1, dtype_bytes)
+                          for layer in model.layers[start:end]]
     out = []
-    for layer, flag, split_in in zip(model.layers[start:end], flags, split_input, strict=True):
-        kept: Saved = layer.op.saved_bytes(layer.input_shape, 1, dtype_bytes)
-        made = kept.made + (0.0 if selective else kept.core)
+    for i, (flag, split_in) in enumerate(zip(flags, split_input, strict=True)):
+        kept = saved[i]
+        shared = i + 1 < len(saved) and saved[i + 1].inputs > 0  # the next op keeps it
+        made = kept.made + (0.0 if selective else kept.core) + (0.0 if shared else kept.output)
         share = tp if flag or sp else 1
         input_share = share if split_in or sp else 1
         out.append((kept.inputs / input_share, made / share, input_share))
