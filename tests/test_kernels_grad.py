@@ -29,6 +29,7 @@ from leptonsim.ops import (
     Conv2D,
     Dense,
     DotInteraction,
+    Dropout,
     Embedding,
     Flatten,
     GlobalAvgPool,
@@ -119,7 +120,7 @@ def test_dense(shape: list[int], units: int, bias: bool, seed: int) -> None:
     assert_grads(kernel_grad_errors(Dense(units, bias), tuple(shape), seed))
 
 
-ELEMENTWISE: list[Op] = [ReLU(), GELU(), Tanh(), Sigmoid(), SiLU(), Softmax()]
+ELEMENTWISE: list[Op] = [ReLU(), GELU(), Tanh(), Sigmoid(), SiLU(), Softmax(), Dropout(0.3)]
 
 
 @FEW
@@ -152,9 +153,11 @@ def test_recurrent(kind: type, steps: int, features: int, units: int, seq: bool,
 
 
 @FEW
-@given(small, st.integers(1, 2), st.integers(1, 3), st.booleans(), st.booleans(), seeds)
-def test_attention(seq: int, heads: int, head_dim: int, bias: bool, causal: bool, seed: int) -> None:
-    op = MultiHeadSelfAttention(heads, bias)
+@given(small, st.integers(1, 2), st.integers(1, 3), st.booleans(), st.booleans(), seeds,
+       st.sampled_from([0.0, 0.4]))
+def test_attention(seq: int, heads: int, head_dim: int, bias: bool, causal: bool, seed: int,
+                   dropout: float) -> None:
+    op = MultiHeadSelfAttention(heads, bias, dropout=dropout)
     forward = functools.partial(attention.forward, causal=causal)
     assert_grads(kernel_grad_errors(op, (seq, heads * head_dim), seed, forward=forward))
 

@@ -130,6 +130,35 @@ def test_recompute_costs_time_and_saves_activation_memory():
     assert again[0].memory[0][1].activations_bytes < plain[0].memory[0][1].activations_bytes
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from([1, 2]), st.integers(1, 3), st.sampled_from([0.0, 0.1]))
+def test_selective_recompute_adds_the_attention_core_to_the_backward(tp, m, dropout):
+    """Selective recompute (Korthikanti et al., MLSys 2023, section 5): each backward
+    task also runs its attention core's forward (Op.recompute_cost, 1/tp per rank),
+    exactly, and no collective more; flash recomputes in its own kernel, so selective
+    changes nothing there. The S x S tensors leave the memory."""
+    s = LayerStack("attn", (32, 64))
+    s.add("ln", LayerNorm())
+    s.add("attn", MultiHeadSelfAttention(4, dropout=dropout))
+    model = s.build()
+    kw = {"tp": tp, "batch": 2 * m, "microbatches": m, "optimizer": "sgd"}
+    plain, sel = (run(model, ParallelConfig(recompute=r, **kw))[0] for r in ("none", "selective"))
+    core = model.layers[1].op.recompute_cost(model.layers[1].input_shape, 2, 2)
+    for step in (plain, sel):
+        assert step.graph.size == plain.graph.size
+    bwd = np.array([k.endswith(".bwd") for k in plain.graph.kinds])
+    extra = sel.graph.flops[bwd] - plain.graph.flops[bwd]
+    assert extra.sum() == pytest.approx(m * tp * core.flops / tp, rel=1e-12)
+    assert (sel.graph.kernels[bwd] - plain.graph.kernels[bwd]).sum() == m * tp * core.kernels
+    assert sel.memory[0][1].activations_bytes < plain.memory[0][1].activations_bytes
+    flash = LayerStack("flash", (32, 64))
+    flash.add("attn", MultiHeadSelfAttention(4, implementation="flash", dropout=dropout))
+    f_plain, f_sel = (run(flash.build(), ParallelConfig(recompute=r, **kw))[0]
+                      for r in ("none", "selective"))
+    assert np.array_equal(f_sel.graph.flops, f_plain.graph.flops)
+    assert f_sel.memory == f_plain.memory
+
+
 def test_1f1b_holds_fewer_microbatches_than_gpipe():
     model = dense_stack(8)
     gpipe = run(model, ParallelConfig(pp=4, batch=64, microbatches=8, schedule="gpipe"))

@@ -9,6 +9,8 @@ each pair (x_i, x_{i + d/2}) of Q and K by position * theta^(-2i/d), theta = 10,
 the "rotate half" layout of GPT-NeoX and Llama; the backward rotates back. Scores are
 Q K^T / sqrt(d) per head; softmax is the stable form. The unfused form: scores and
 probabilities are materialised, (N, heads, S, S) each.
+With op.dropout the probabilities are dropped (kernels/dropout.py's fixed-seed mask)
+before they weight V, and the backward applies the same mask to their gradient.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from leptonsim.kernels.base import Array, InputGrad, Params, glorot, zeros
+from leptonsim.kernels.dropout import mask
 from leptonsim.kernels.softmax import softmax, softmax_backward_rows
 from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import Shape
@@ -98,20 +101,29 @@ def forward(
         s = x.shape[1]
         scores = np.where(np.triu(np.ones((s, s), dtype=bool), 1), -np.inf, scores)
     p = softmax(scores)
-    context = _merge_heads(p @ v)
-    return _affine(context, params, "out"), (x, q, k, v, p, context, scale)
+    keep = _keep(op, p)
+    context = _merge_heads((p if keep is None else p * keep) @ v)
+    return _affine(context, params, "out"), (x, q, k, v, p, keep, context, scale)
+
+
+def _keep(op: MultiHeadSelfAttention, p: Array) -> Array | None:
+    """The dropout's kept probabilities, scaled by 1 / (1 - dropout); None without."""
+    if not op.dropout:
+        return None
+    return mask(p.shape, op.dropout).astype(p.dtype) * (1 / (1 - op.dropout))  # keeps the dtype
 
 
 def backward(
     op: MultiHeadSelfAttention, params: Params, cache: Any, dy: Array
 ) -> tuple[InputGrad, Params]:
-    x, q, k, v, p, context, scale = cache
+    x, q, k, v, p, keep, context, scale = cache
     qkv_bias, out_bias = op._biases()
     grads = _affine_grads(context, dy, out_bias, "out")
     dcontext = _split_heads(dy @ params["out_kernel"].T, op.heads)
-    dv = p.swapaxes(-1, -2) @ dcontext
+    dv = (p if keep is None else p * keep).swapaxes(-1, -2) @ dcontext
+    dp = dcontext @ v.swapaxes(-1, -2)
     # masked scores have p = 0, so they receive no gradient without another mask
-    dscores = softmax_backward_rows(p, dcontext @ v.swapaxes(-1, -2)) * scale
+    dscores = softmax_backward_rows(p, dp if keep is None else dp * keep) * scale
     dq, dk = dscores @ k, dscores.swapaxes(-1, -2) @ q
     dk, dv = (_group_sum(t, op.groups) for t in (dk, dv))  # shared K, V heads
     if op.rope:

@@ -10,6 +10,7 @@ from leptonsim.kernels import (
     attention,
     conv,
     dense,
+    dropout,
     elementwise,
     embedding,
     interaction,
@@ -50,6 +51,7 @@ _BY_KIND: dict[str, Kernel] = {
     "swiglu": Kernel(activation.swiglu_forward, activation.swiglu_backward, no_params),
     "rmsnorm": Kernel(norm.forward, norm.backward, norm.init),
     "moe": Kernel(moe.forward, moe.backward, moe.init),
+    "dropout": Kernel(dropout.forward, dropout.backward, no_params),
 }
 
 KERNELS: dict[type[Op], Kernel] = {OPS[kind]: kernel for kind, kernel in _BY_KIND.items()}

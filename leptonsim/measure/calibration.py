@@ -76,7 +76,8 @@ def measure(profile: Profile, model: Model, batches: Sequence[int], repeats: int
         c = ParallelConfig(batch=b, dtype_bytes=cfg.dtype_bytes, optimizer=cfg.optimizer,
                            recompute=cfg.recompute)
         graph, work = calibration_graph(model, c, repeats, workers)
-        kernels = ModelKernels(model, work, b, c.dtype_bytes, c.optimizer, c.recompute)
+        kernels = ModelKernels(model, work, b, c.dtype_bytes, c.optimizer,
+                               c.recompute == "full")
         trace = _run(partial(execute, graph, graph.pin, workers, kernels=kernels), gate)
         points += _points(profile, model.name, b, graph, trace, kernels.keys(graph.size))
         if progress:
@@ -250,7 +251,7 @@ def _chain(model: Model, cfg: ParallelConfig, repeats: int) -> list[Link]:
         for i, layer in enumerate(model.layers):
             out.append((f"F.{layer.name}.k{r}", costs[i, 0], costs[i, 1], layer.kind, ("F", (i,))))
         for i, layer in reversed(list(enumerate(model.layers))):
-            extra = costs[i, :2] if cfg.recompute else (0.0, 0.0)
+            extra = costs[i, :2] if cfg.recompute == "full" else (0.0, 0.0)
             out.append((f"B.{layer.name}.k{r}", costs[i, 2] + extra[0], costs[i, 3] + extra[1],
                         f"{layer.kind}.bwd", ("B", (i,))))
         out += [(f"optimizer.{name}.k{r}", flops, nbytes, "optimizer", ("update", layers))

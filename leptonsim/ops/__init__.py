@@ -7,6 +7,7 @@ from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import PHASES, ZERO, Cost, Op, Phase, Shape, ShapeError
 from leptonsim.ops.conv import Conv2D
 from leptonsim.ops.dense import Dense, Flatten
+from leptonsim.ops.dropout import Dropout
 from leptonsim.ops.elementwise import Add
 from leptonsim.ops.embedding import Embedding
 from leptonsim.ops.interaction import DotInteraction
@@ -33,6 +34,7 @@ __all__ = [
     "Cost",
     "Dense",
     "DotInteraction",
+    "Dropout",
     "Embedding",
     "Flatten",
     "GlobalAvgPool",

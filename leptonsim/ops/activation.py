@@ -23,6 +23,11 @@ input (bias + GeLU after a Dense: cuBLASLt's GELU_AUX_BIAS epilogue, which
 Transformer Engine's fused MLP uses): no kernel of its own, and its input is never
 read back from memory (the GEMM still writes it, for the backward); only the output
 is written. The backward is unchanged: it reads dy and the saved input, writes dx.
+
+For the backward (Op.saved_bytes) GELU and SiLU keep their input; ReLU, Tanh and
+Sigmoid their output, from which the derivative follows (PyTorch's threshold_backward
+reads a ReLU's result, which lets torchvision's ReLU(inplace=True) overwrite its
+input): a tensor the next op (a convolution, a Dense) keeps as its input anyway.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from leptonsim.ops.base import (
     TRANSCENDENTAL_FLOPS,
     Cost,
     Op,
+    Saved,
     Shape,
     ShapeError,
     check_min_rank,
@@ -68,21 +74,28 @@ class _Activation(Op):
 
 
 @dataclass(frozen=True)
-class ReLU(_Activation):
+class _KeepsOutput(_Activation):
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        self.output_shape(input_shape)
+        return Saved(output=float(batch * numel(input_shape) * dtype_bytes))
+
+
+@dataclass(frozen=True)
+class ReLU(_KeepsOutput):
     kind: ClassVar[str] = "relu"
     forward_flops: ClassVar[int] = 1
     backward_flops: ClassVar[int] = 1
 
 
 @dataclass(frozen=True)
-class Sigmoid(_Activation):
+class Sigmoid(_KeepsOutput):
     kind: ClassVar[str] = "sigmoid"
     forward_flops: ClassVar[int] = SIGMOID_FLOPS
     backward_flops: ClassVar[int] = 3
 
 
 @dataclass(frozen=True)
-class Tanh(_Activation):
+class Tanh(_KeepsOutput):
     kind: ClassVar[str] = "tanh"
     forward_flops: ClassVar[int] = TANH_FLOPS
     backward_flops: ClassVar[int] = 3

@@ -55,6 +55,23 @@ are unchanged (each query head still meets every key); K and V move kv/q of Q's 
 2021) rotates Q and K in place: 3 FLOPs per element (two multiplies, an add; the
 cos/sin table is cached), one read and one write of Q and K, one kernel, in forward
 and again (the transposed rotation) in backward_data.
+
+`dropout` p > 0 drops attention probabilities, as GPT and BERT train (Vaswani et al.
+2017, section 5.4; Megatron-LM's attention_dropout). Unfused, it is one more
+elementwise kernel each way over the S x S probabilities (ops/dropout.py: a 1-byte
+mask); flash draws it inside its kernel from a seed, with no HBM traffic: only its
+FLOPs, forward and (regenerated, then applied to P and dP) backward.
+
+Kept for the backward (Korthikanti et al., "Reducing Activation Recomputation in
+Large Transformer Models", MLSys 2023, section 4.1; `saved_bytes`): the input of the
+QKV projection, Q, K, V and the context (the output projection's input), 5 SH
+values; unfused also the softmax output, and with dropout its mask (1 byte) and the
+dropped probabilities, heads S^2 (1 or 2.5 values): at fp16 with dropout
+11 sbh + 5 a s^2 b bytes with the output dropout's mask, the paper's attention block.
+That S x S part is the core selective recompute rebuilds: `recompute_cost` is the
+scores, softmax, dropout and context forward again. Flash keeps no S x S term but
+one fp32 log-sum-exp per row and head (FlashAttention-2, Algorithm 1), and
+recomputes its core anyway: selective recompute adds nothing to it.
 """
 
 from __future__ import annotations
@@ -68,15 +85,24 @@ from leptonsim.ops.base import (
     Cost,
     Gemm,
     Op,
+    Phase,
+    Saved,
     Shape,
     ShapeError,
     check_positive,
     check_rank,
 )
+from leptonsim.ops.dropout import (
+    DROPOUT_BACKWARD_FLOPS,
+    DROPOUT_FORWARD_FLOPS,
+    MASK_BYTES,
+    dropout_bytes,
+)
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
 Implementation = Literal["unfused", "flash"]
 IMPLEMENTATIONS: tuple[Implementation, ...] = get_args(Implementation)
+LSE_BYTES = 4  # flash keeps its log-sum-exp in fp32 (FlashAttention-2, Algorithm 1)
 FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for head sizes
 #                   up to 128 on A100/H100 (Dao 2023, section 3.3: blocks of {64, 128})
 
@@ -84,9 +110,10 @@ FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for 
 @dataclass(frozen=True)
 class MultiHeadSelfAttention(Op):
     """MultiHeadSelfAttention(heads, use_bias, implementation, causal, kv_heads,
-    head_dim, rope, qkv_bias); head size H / heads unless head_dim is given, kv_heads
-    heads (0: heads) for K and V, and qkv_bias (None: use_bias) for Q, K, V's biases
-    apart from the output's (Qwen2 has the first and not the second)."""
+    head_dim, rope, qkv_bias, dropout); head size H / heads unless head_dim is given,
+    kv_heads heads (0: heads) for K and V, qkv_bias (None: use_bias) for Q, K, V's biases
+    apart from the output's (Qwen2 has the first and not the second), and dropout the
+    attention probabilities' (0: none)."""
 
     heads: int
     use_bias: bool = True
@@ -96,6 +123,7 @@ class MultiHeadSelfAttention(Op):
     head_dim: int = 0
     rope: bool = False
     qkv_bias: bool | None = None
+    dropout: float = 0.0
 
     kind: ClassVar[str] = "attention"
 
@@ -109,6 +137,9 @@ class MultiHeadSelfAttention(Op):
         if self.heads % self.groups:
             raise ValueError(f"MultiHeadSelfAttention: {self.heads} heads do not split into "
                              f"{self.groups} key/value heads")
+        if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise ValueError(f"MultiHeadSelfAttention: dropout must be in [0, 1), "
+                             f"got {self.dropout!r}")
 
     @property
     def groups(self) -> int:
@@ -233,3 +264,43 @@ class MultiHeadSelfAttention(Op):
         words = t * (2 * h + 2 * q + 2 * kv) + self.params(x)  # X, dY, context, dQKV
         return Cost(flops, float(words * dtype_bytes), gemms=gemms,
                     kernels=2 + self._biases()[0] + self._biases()[1])
+
+    # -- attention dropout, and what the backward keeps (module docstring) -------------
+    def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
+        base = super().cost(input_shape, batch, phase, dtype_bytes)
+        if not self.dropout or phase not in ("forward", "backward_data"):
+            return base
+        return base + self._dropout_cost(input_shape, batch, phase, dtype_bytes)
+
+    def _dropout_cost(self, x: Shape, batch: int, phase: Phase, dtype_bytes: int) -> Cost:
+        scores = batch * self.heads * x[0] ** 2
+        if self.implementation == "unfused":
+            flops = DROPOUT_FORWARD_FLOPS if phase == "forward" else DROPOUT_BACKWARD_FLOPS
+            return Cost(float(scores * flops), dropout_bytes(scores, dtype_bytes))
+        per_score = DROPOUT_FORWARD_FLOPS + (phase != "forward") * DROPOUT_BACKWARD_FLOPS
+        return Cost(scores * self._tiles(x)[1] * per_score, kernels=0)  # inside the kernel
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        h, q, kv = self.widths(input_shape)
+        t, scores = batch * input_shape[0], batch * self.heads * input_shape[0] ** 2
+        made = t * (2 * q + 2 * kv) * dtype_bytes  # Q, K, V and the context
+        if self.implementation == "flash":
+            return Saved(t * h * dtype_bytes, made + batch * self.heads * input_shape[0] * LSE_BYTES)
+        dropped = scores * (MASK_BYTES + dtype_bytes) if self.dropout else 0
+        return Saved(t * h * dtype_bytes, made, float(scores * dtype_bytes + dropped))
+
+    def recompute_cost(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """Unfused: the scores, softmax, dropout and context forward again, from the
+        kept Q, K, V: 3 kernels (4 with dropout) reading Q, K, V and writing the
+        context, with the scores and probabilities through memory."""
+        self.output_shape(input_shape)
+        if self.implementation == "flash":
+            return ZERO
+        _, q, kv = self.widths(input_shape)
+        t, scores = batch * input_shape[0], batch * self.heads * input_shape[0] ** 2
+        flops = self._core_flops(input_shape, batch, 2, 1 + SOFTMAX_FORWARD_FLOPS)
+        core = Cost(flops, float((t * (2 * q + 2 * kv) + 4 * scores) * dtype_bytes),
+                    gemms=self._per_head(input_shape, batch), kernels=3)
+        if self.dropout:
+            core += self._dropout_cost(input_shape, batch, "forward", dtype_bytes)
+        return core

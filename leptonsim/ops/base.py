@@ -33,6 +33,18 @@ one fused into its producer's kernel).
 Each Gemm names the dimension a tensor-parallel split divides (`split`, and
 `row_split` for a row-parallel Dense), so a shard's GEMMs follow from the op's.
 
+Activation memory: `saved_bytes` is what an op keeps from its forward for its
+backward, per batch, in the accounting of Korthikanti et al., "Reducing Activation
+Recomputation in Large Transformer Models", MLSys 2023, section 4.1: every tensor a
+backward reads, at the dtype (dropout masks 1 byte), counted at the op that needs it.
+By default an op keeps its input (what a generic backward needs: Dense, GELU,
+LayerNorm, convolutions); ReLU, Tanh and Sigmoid their output (PyTorch's in-place
+ReLU; the derivative follows from it), an Add nothing, a Dropout its mask, attention its
+projections and the S x S core (ops/attention.py). `Saved` splits it in four: the op's
+input (replicated under tensor parallelism when the op opens a split region), the
+tensors it makes, and the `core` of those that selective recompute rebuilds in the
+backward instead (the attention scores, probabilities and dropout: `recompute_cost`).
+
 Each op module holds the cost side of one op family; NumPy kernels belong beside it.
 """
 
@@ -115,6 +127,23 @@ class Cost:
 
 ZERO = Cost(kernels=0)
 """No work at all: no FLOPs, no bytes, no kernel launched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """Bytes an op keeps for its backward (module docstring): its input, the tensors it
+    makes, `core`, the part of those that selective recompute rebuilds instead, and
+    `output`, its output when that is what it keeps (ReLU, Tanh, Sigmoid): the next op
+    may keep that very tensor as its input, and memory counts it once."""
+
+    inputs: float = 0.0
+    made: float = 0.0
+    core: float = 0.0
+    output: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.inputs + self.made + self.core + self.output
 
 
 def numel(shape: Shape) -> int:
@@ -230,6 +259,18 @@ class Op(ABC):
             return update_cost(self.updated_params(input_shape, batch), phase, dtype_bytes,
                                self.param_tensors(input_shape))
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        """What the forward keeps for the backward, for a batch (module docstring): by
+        default the input, as a generic op's backward needs it."""
+        self.output_shape(input_shape)
+        return Saved(inputs=float(batch * numel(input_shape) * dtype_bytes))
+
+    def recompute_cost(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """The forward work selective recompute repeats in the backward to rebuild
+        `Saved.core` (none unless the op keeps a core)."""
+        self.output_shape(input_shape)
+        return ZERO
 
     @abstractmethod
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost: ...

@@ -18,7 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from leptonsim.ops.base import ZERO, Cost, Gemm, Op, Shape, check_min_rank, check_positive, numel
+from leptonsim.ops.base import (
+    ZERO,
+    Cost,
+    Gemm,
+    Op,
+    Saved,
+    Shape,
+    check_min_rank,
+    check_positive,
+    numel,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,10 @@ class Flatten(Op):
     def output_shape(self, input_shape: Shape) -> Shape:
         check_min_rank("Flatten", input_shape, 1, "(d1, ...)")
         return (numel(input_shape),)
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        self.output_shape(input_shape)
+        return Saved()  # a reshape's backward needs only the shape
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         return ZERO

@@ -4,6 +4,7 @@ The input shape is that of each operand. Forward reads `arity` tensors and write
 one: (arity - 1) adds per element. In a layer list the add also stands for its
 mirror in backward: the fork whose output fed both branches must sum their
 gradients, the same elementwise work, so backward_data costs what forward does.
+It keeps nothing for the backward.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from leptonsim.ops.base import Cost, Op, Shape, check_min_rank, elementwise, numel
+from leptonsim.ops.base import Cost, Op, Saved, Shape, check_min_rank, elementwise, numel
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Add(Op):
     def output_shape(self, input_shape: Shape) -> Shape:
         check_min_rank("Add", input_shape, 1, "(...)")
         return input_shape
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        self.output_shape(input_shape)
+        return Saved()  # the gradient passes through unchanged: nothing to keep
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         return elementwise(batch * numel(x), self.arity - 1, self.arity + 1, dtype_bytes)

@@ -12,6 +12,7 @@ from leptonsim.ops.attention import MultiHeadSelfAttention
 from leptonsim.ops.base import Op
 from leptonsim.ops.conv import Conv2D
 from leptonsim.ops.dense import Dense, Flatten
+from leptonsim.ops.dropout import Dropout
 from leptonsim.ops.elementwise import Add
 from leptonsim.ops.embedding import Embedding
 from leptonsim.ops.interaction import DotInteraction
@@ -24,7 +25,7 @@ from leptonsim.ops.softmax import SigmoidCrossEntropy, Softmax, SoftmaxCrossEntr
 OPS: dict[str, type[Op]] = {cls.kind: cls for cls in (
     Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Dense, Flatten, ReLU, GELU, Tanh, Sigmoid,
     BatchNorm, LayerNorm, Embedding, LSTM, GRU, MultiHeadSelfAttention, Softmax,
-    SoftmaxCrossEntropy, SigmoidCrossEntropy, Add, DotInteraction, SiLU, RMSNorm, MoE, SwiGLU)}
+    SoftmaxCrossEntropy, SigmoidCrossEntropy, Add, DotInteraction, SiLU, RMSNorm, MoE, SwiGLU, Dropout)}
 
 # Ops that join several tensors: a graph (zoo) model wires them, a scenario's layer
 # list, being a chain of one input each, cannot.

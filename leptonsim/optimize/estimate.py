@@ -38,7 +38,7 @@ from ..parallel.config import LAYOUTS, ParallelConfig
 from ..parallel.memory import optimizer_state_bytes
 from ..parallel.step import input_seconds
 from ..parallel.tensor import LayerRole, layer_roles
-from ..parallel.work import BACKWARD, FORWARD, LayerWork, layer_work
+from ..parallel.work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 from .space import SCHEDULES, Space
 
 
@@ -152,7 +152,7 @@ class Estimator:
         balance barely moves with it, and it saves a partition per table."""
         t, w = self._tables(tp), self._works(tp, 1)
         per_layer = self.cost.work_seconds(t.ff + t.bf, t.fb0 + t.fb1 + t.bb0 + t.bb1, self.unit,
-                                           gemms=w.rows(), kernels=w.kernels.sum(axis=1))
+                                           gemms=w.rows(), kernels=w.kernels[:, :CORE].sum(axis=1))
         return balanced_ranges(per_layer, vstages)
 
     def _path(self, layout: int, dp: int, pp: int, tp: int) -> tuple[float, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .memory import recompute_mode
 from .nccl import ALGORITHMS, SPELLED_OUT
 from .pipeline import KINDS as SCHEDULES
 
@@ -30,6 +31,9 @@ class ParallelConfig:
     collectives instead of one task per layer. `collective` is the algorithm of the
     tensor-parallel all-reduces (parallel.nccl.ALGORITHMS; auto: NCCL's choice, by
     message size and topology, in symmetric mode, and the ring in full mode).
+    `recompute` is "none", "selective" (the attention core rebuilt in the backward) or
+    "full" (every layer's forward rebuilt from its input; parallel/memory.py); True and
+    False are read as "full" and "none".
     """
 
     dp: int = 1
@@ -40,7 +44,7 @@ class ParallelConfig:
     schedule: str = "1f1b"
     chunks: int = 1
     training: bool = True
-    recompute: bool = False
+    recompute: str = "none"   # "none" | "selective" | "full" (True: "full", False: "none")
     optimizer: str = "adam"
     dtype_bytes: int = 2
     bucket_bytes: float = 25e6
@@ -52,6 +56,7 @@ class ParallelConfig:
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "recompute", recompute_mode(self.recompute))
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -17,17 +17,30 @@ LayerNorms, adds and the like. A layer flagged sharded has its parameters and it
 output activation divided by tp; by default (default_sharded) layers of kind
 attention, dense and embedding are sharded, everything else replicated.
 
-Activations kept for the backward pass, per microbatch sample: the stage's input (the
-first layer's input, replicated across tp) plus every layer's output, numel(shape) *
-dtype_bytes each. This counts one tensor per op; Korthikanti et al. 2022 ("Reducing
-Activation Recomputation in Large Transformer Models") count more per transformer
-layer (34 sbh + 5 as^2 b bytes, fp16, masks and softmax inputs included), so ours is a
-lower bound for transformers. A stage holds `in_flight` microbatches of them (GPipe:
-all m; 1F1B: at most stages - s on stage s; Narayanan et al. SC'21).
-- recompute (full activation checkpointing, Chen et al. 2016; Megatron's "full"
-  recompute): each in-flight microbatch keeps only its stage input, plus one
-  microbatch's layer outputs rebuilt for its backward. Never more than without
-  recompute; equal when in_flight == 1 (that microbatch is rebuilt in full anyway).
+Activations kept for the backward pass, per microbatch sample, as Korthikanti et al.,
+"Reducing Activation Recomputation in Large Transformer Models", MLSys 2023, section 4
+count them: every op keeps what its backward reads (ops.base `Op.saved_bytes`: a
+Dense, GELU or LayerNorm its input, attention its projections and S x S core, a
+Dropout its 1-byte mask, an Add nothing, a ReLU its output, counted once when the next
+op keeps it as its input), so a GPT layer keeps sbh (34 + 5as/h) bytes
+at fp16 (unfused attention, dropout 0.1), and FlashAttention drops the 5as/h term.
+A stage holds `in_flight` microbatches of them (GPipe: all m; 1F1B: at most
+stages - s on stage s; Narayanan et al. SC'21).
+- tensor parallelism (their section 4.2.1, Table 2: sbh (10 + 24/t + 5as/(ht))):
+  the tensors a split layer makes divide by t; its input does too unless the layer
+  opens a split region (attention, a column-parallel Dense), whose input every rank
+  holds whole, as it holds the LayerNorms', dropouts' and adds' tensors.
+- sequence parallelism (`sp`, section 4.2.2): those replicated regions are split
+  along the sequence, so every tensor divides by t: sbh/t (34 + 5as/h).
+- recompute "selective" (section 5): the attention core (`Saved.core`: scores,
+  softmax, dropout mask and output) is rebuilt in the backward, not kept: 34 sbh.
+- recompute "full" (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+  Cost"; Megatron's uniform checkpointing of every transformer layer): each
+  in-flight microbatch keeps only each layer's input (2 sbh; / t with sp), plus one
+  microbatch's largest layer rebuilt for its backward. A layer is a run of ops
+  sharing a block name (`block_of`: "h.3.attn" is block "h.3"); ops outside blocks
+  (no numbered name) form one segment per run, so a model with no blocks checkpoints
+  its stage input alone, as before. `True`/`False` mean "full"/"none".
 - inference: only the largest layer output, twice (its input and output buffers live
   at once), for one microbatch; in_flight is ignored.
 """
@@ -39,10 +52,14 @@ from dataclasses import dataclass, field
 from math import prod
 
 from leptonsim.models import Layer, Model
+from leptonsim.ops.base import Saved
+
+from .tensor import layer_roles
 
 SHARDED_KINDS = frozenset({"attention", "dense", "embedding"})
 OPTIMIZER_STATE_BYTES = {"sgd": 0, "adam": 8}  # per trainable parameter
 MASTER_COPY_BYTES = 4  # fp32 weights kept beside fp16 ones in mixed precision
+RECOMPUTE = ("none", "selective", "full")
 
 
 @dataclass(frozen=True)
@@ -94,39 +111,128 @@ def stage_memory(
     in_flight: int = 1,
     optimizer: str = "adam",
     dtype_bytes: int = 4,
-    recompute: bool = False,
+    recompute: str | bool = "none",
     training: bool = True,
     sharded: Sequence[bool] | None = None,
+    sp: bool = False,
 ) -> MemoryBreakdown:
     """Memory of one device holding model.layers[start:end], split tp ways.
 
     `sharded` flags every layer of the model (not just this stage's); None means
-    default_sharded(model). Conventions and sources are in the module docstring.
+    default_sharded(model) for the parameters and tensor.layer_roles' split for the
+    activations. Conventions and sources are in the module docstring.
     """
     _check_settings(microbatch_size, in_flight, optimizer, dtype_bytes)
     layers, flags = _stage(model, layer_range, tp, sharded)
     trainable = stage_params(model, layer_range, tp=tp, sharded=sharded)
     frozen = stage_params(model, layer_range, tp=tp, sharded=sharded, trainable=False)
-    outputs = [
-        _numel(layer.output_shape) * dtype_bytes / (tp if f else 1)
-        for layer, f in zip(layers, flags, strict=True)
-    ]
     if not training:
+        outputs = [_numel(layer.output_shape) * dtype_bytes / (tp if f else 1)
+                   for layer, f in zip(layers, flags, strict=True)]
         return MemoryBreakdown(
             (trainable + frozen) * dtype_bytes, 0.0, 0.0, 2 * max(outputs) * microbatch_size
         )
     state = optimizer_state_bytes(optimizer, dtype_bytes)
-    stage_input = _numel(layers[0].input_shape) * dtype_bytes
-    if recompute:
-        per_sample = in_flight * stage_input + sum(outputs)
-    else:
-        per_sample = in_flight * (stage_input + sum(outputs))
+    per_sample = kept_activations(model, layer_range, tp=tp, in_flight=in_flight,
+                                  dtype_bytes=dtype_bytes, recompute=recompute,
+                                  sharded=sharded, sp=sp)
     return MemoryBreakdown(
         weights_bytes=(trainable + frozen) * dtype_bytes,
         gradients_bytes=trainable * dtype_bytes,
         optimizer_bytes=trainable * state,
         activations_bytes=per_sample * microbatch_size,
     )
+
+
+def recompute_mode(recompute: str | bool) -> str:
+    """"none", "selective" or "full"; the booleans of old mean "full" and "none"."""
+    if isinstance(recompute, bool):
+        return "full" if recompute else "none"
+    if recompute not in RECOMPUTE:
+        raise ValueError(f"recompute must be none, selective or full, got {recompute!r}")
+    return recompute
+
+
+def layer_saved(model: Model, layer_range: tuple[int, int], *, tp: int = 1, dtype_bytes: int = 2,
+                selective: bool = False, sharded: Sequence[bool] | None = None,
+                sp: bool = False) -> list[float]:
+    """Per layer of the stage, the bytes one device keeps for its backward per sample
+    (module docstring: tensor and sequence parallel shares; `selective` drops the
+    attention core)."""
+    shares = _shares(model, layer_range, tp, dtype_bytes, selective, sharded, sp)
+    return [i + m for i, m, _ in shares]
+
+
+def _shares(model: Model, layer_range: tuple[int, int], tp: int, dtype_bytes: int,
+            selective: bool, sharded: Sequence[bool] | None, sp: bool
+            ) -> list[tuple[float, float, int]]:
+    """Per layer of the stage: (its kept input, the tensors it keeps that it made, the
+    share of its input one device holds, 1/n), per sample on one device."""
+    _, flags = _stage(model, layer_range, tp, _activation_flags(model, sharded))
+    start, end = layer_range
+    split_input = _splits_its_input(model)[start:end]
+    saved: list[Saved] = [layer.op.saved_bytes(layer.input_shape, 1, dtype_bytes)
+                          for layer in model.layers[start:end]]
+    out = []
+    for i, (flag, split_in) in enumerate(zip(flags, split_input, strict=True)):
+        kept = saved[i]
+        shared = i + 1 < len(saved) and saved[i + 1].inputs > 0  # the next op keeps it
+        made = kept.made + (0.0 if selective else kept.core) + (0.0 if shared else kept.output)
+        share = tp if flag or sp else 1
+        input_share = share if split_in or sp else 1
+        out.append((kept.inputs / input_share, made / share, input_share))
+    return out
+
+
+def kept_activations(model: Model, layer_range: tuple[int, int], *, tp: int = 1,
+                     in_flight: int = 1, dtype_bytes: int = 2, recompute: str | bool = "none",
+                     sharded: Sequence[bool] | None = None, sp: bool = False) -> float:
+    """Activation bytes per sample one device of the stage holds at its peak, for
+    `in_flight` microbatches (module docstring)."""
+    mode = recompute_mode(recompute)
+    shares = _shares(model, layer_range, tp, dtype_bytes, mode == "selective", sharded, sp)
+    if mode != "full":
+        return in_flight * sum(i + m for i, m, _ in shares)
+    start = layer_range[0]
+    checkpoints, rebuilt = 0.0, 0.0
+    for first, end in _segments(model, layer_range):
+        segment = shares[first - start:end - start]
+        checkpoint = _numel(model.layers[first].input_shape) * dtype_bytes / segment[0][2]
+        # the rebuilt first layer's kept input is the checkpoint itself, not a copy
+        again = sum(i + m for i, m, _ in segment) - min(segment[0][0], checkpoint)
+        checkpoints, rebuilt = checkpoints + checkpoint, max(rebuilt, again)
+    return in_flight * checkpoints + rebuilt
+
+
+def block_of(name: str) -> str:
+    """The block a layer belongs to: its name up to its first numbered part ("h.3.attn"
+    -> "h.3", "layer.0.ffn.fc" -> "layer.0"); "" for a layer outside blocks."""
+    parts = name.split(".")
+    numbered = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+    return "" if numbered is None else ".".join(parts[:numbered + 1])
+
+
+def _segments(model: Model, layer_range: tuple[int, int]) -> list[tuple[int, int]]:
+    """The stage's full-recompute segments: runs of layers of one block, [first, end)."""
+    start, end = layer_range
+    cuts = [i for i in range(start + 1, end)
+            if block_of(model.layers[i].name) != block_of(model.layers[i - 1].name)]
+    bounds = [start, *cuts, end]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def _activation_flags(model: Model, sharded: Sequence[bool] | None) -> tuple[bool, ...]:
+    """Which layers' activations tensor parallelism splits: as given, or Megatron's."""
+    return tuple(sharded) if sharded is not None else tuple(r.sharded for r in layer_roles(model))
+
+
+def _splits_its_input(model: Model) -> list[bool]:
+    """Per layer: is its input split too when the layer is? Not for the openers of a
+    split region (attention, MoE, a column-parallel Dense), whose input is whole."""
+    roles = layer_roles(model)
+    return [not (layer.kind in ("attention", "moe")
+                 or (layer.kind == "dense" and role.forward_after != "allreduce"))
+            for layer, role in zip(model.layers, roles, strict=True)]
 
 
 def _stage(
@@ -168,10 +274,8 @@ def published_layer_bytes(s: int, b: int, h: int, a: int, t: int = 1, *, sp: boo
     "selective" drops the 5as/h term (the attention core is rebuilt), "full" keeps the
     layer's input alone, 2sbh. t = 1 gives the unsplit sbh (34 + 5as/h).
     The reference the per-op memory model is to be checked against."""
-    if recompute == "full":
+    if recompute_mode(recompute) == "full":
         return 2.0 * s * b * h
-    if recompute not in ("none", "selective"):
-        raise ValueError(f"recompute must be none, selective or full, got {recompute!r}")
     core = 0 if recompute == "selective" else 5 * a * s * s * b  # scores, probabilities, masks
     sbh = s * b * h
     replicated = 0 if sp else 10 * sbh  # LayerNorm and dropout regions, unless sp splits them

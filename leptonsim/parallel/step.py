@@ -27,7 +27,7 @@ from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
 from .tensor import LayerRole, check_split, layer_roles
-from .work import BACKWARD, FORWARD, LayerWork, layer_work
+from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
 
@@ -140,7 +140,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     unit = cluster.unit_types[int(cluster.unit_type[0])]
     # a layer's forward and backward as one column (no single op kind: kinds None)
     per_layer = cost.work_seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit,
-                                  gemms=work.rows(), kernels=work.kernels.sum(axis=1))
+                                  gemms=work.rows(), kernels=work.kernels[:, :CORE].sum(axis=1))
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
@@ -237,14 +237,17 @@ class _StepBuilder:
         tensor-parallel collective runs again, after it and before the backward's own:
         per transformer layer and micro-batch 6 all-reduces instead of 4 (Korthikanti
         et al., "Reducing Activation Recomputation in Large Transformer Models", MLSys
-        2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). On one
-        rank's chain the order inside a segment does not change its time."""
+        2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). With
+        selective recompute (ibid., section 5) it rebuilds only each attention layer's
+        core (scores, softmax, dropout, context: Op.recompute_cost), within the
+        tensor-parallel region, so no collective runs again. On one rank's chain the
+        order inside a segment does not change its time."""
         s = v % self.cfg.pp
         chains = self._chains()
         for seg in reversed(self.segments[v]):
             self._compute(chains, d, s, seg, "B", k)
             todo = ([self._forward_collective(seg)]
-                    if self.cfg.recompute and seg.forward_after else [])
+                    if self.cfg.recompute == "full" and seg.forward_after else [])
             if seg.backward_after:
                 first_layer = self.model.layers[seg.layers[0]]
                 todo.append((seg.backward_after, float(np.prod(first_layer.input_shape))
@@ -272,9 +275,13 @@ class _StepBuilder:
         rows = self.costs[list(seg.layers)]
         flops, nbytes = rows[:, cols[0]].sum(), rows[:, cols[1]].sum()
         phases = [FORWARD] if kind == "F" else [BACKWARD]
-        if kind == "B" and self.cfg.recompute:
+        if kind == "B" and self.cfg.recompute == "full":
             flops, nbytes = flops + rows[:, 0].sum(), nbytes + rows[:, 1].sum()
             phases.append(FORWARD)
+        if kind == "B" and self.cfg.recompute == "selective":  # the attention core again
+            core = self.work_of.core[list(seg.layers)].sum(axis=0)
+            flops, nbytes = flops + core[0], nbytes + core[1]
+            phases.append(CORE)
         gemms, kernels = self.work_of.segment(seg.layers, phases)
         layer = self.model.layers[seg.layers[0]]
         label = layer.kind if len(seg.layers) == 1 else "segment"

@@ -21,14 +21,15 @@ from ..models import Layer, Model
 from ..ops.base import Cost, Gemm
 from .tensor import LayerRole
 
-FORWARD, BACKWARD = 0, 1
+FORWARD, BACKWARD, CORE = 0, 1, 2  # CORE: what selective recompute rebuilds (Op.recompute_cost)
 
 
 @dataclass(frozen=True)
 class LayerWork:
     costs: np.ndarray    # (layers, 4): forward FLOPs, forward bytes, backward FLOPs, bytes
-    kernels: np.ndarray  # (layers, 2): kernels of the forward, of the backward
-    gemms: tuple[tuple[tuple[Gemm, ...], tuple[Gemm, ...]], ...]  # per layer: (fwd, bwd)
+    kernels: np.ndarray  # (layers, 3): kernels of the forward, the backward, the core
+    gemms: tuple[tuple[tuple[Gemm, ...], ...], ...]  # per layer: (fwd, bwd, core)
+    core: np.ndarray     # (layers, 2): FLOPs and bytes selective recompute adds
 
     def rows(self, phases: Sequence[int] = (FORWARD, BACKWARD),
              layers: Sequence[int] | None = None) -> GemmRows:
@@ -51,18 +52,21 @@ def row_parallel(layer: Layer, role: LayerRole) -> bool:
 def layer_work(model: Model, microbatch: int, dtype_bytes: int, tp: int,
                roles: Sequence[LayerRole]) -> LayerWork:
     costs = np.zeros((len(model.layers), 4))
-    kernels = np.zeros((len(model.layers), 2), np.int64)
+    core = np.zeros((len(model.layers), 2))
+    kernels = np.zeros((len(model.layers), 3), np.int64)
     gemms = []
     for i, (layer, role) in enumerate(zip(model.layers, roles, strict=True)):
         f = layer.cost(microbatch, "forward", dtype_bytes)
         b = (layer.cost(microbatch, "backward_data", dtype_bytes)
              + layer.cost(microbatch, "backward_weights", dtype_bytes))
+        c = layer.op.recompute_cost(layer.input_shape, microbatch, dtype_bytes)
         share = tp if role.sharded else 1
         costs[i] = (f.flops / share, f.bytes / share, b.flops / share, b.bytes / share)
-        kernels[i] = (f.kernels, b.kernels)
-        gemms.append((_shard(f, share, row_parallel(layer, role)),
-                      _shard(b, share, row_parallel(layer, role))))
-    return LayerWork(costs, kernels, tuple(gemms))
+        core[i] = (c.flops / share, c.bytes / share)
+        kernels[i] = (f.kernels, b.kernels, c.kernels)
+        row = row_parallel(layer, role)
+        gemms.append(tuple(_shard(x, share, row) for x in (f, b, c)))
+    return LayerWork(costs, kernels, tuple(gemms), core)
 
 
 def _shard(cost: Cost, tp: int, row: bool) -> tuple[Gemm, ...]:

@@ -65,8 +65,11 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "training": {"type": "boolean", "default": True,
                      "description": "A training step (forward, backward, gradient sync, "
                                     "optimizer) or, if false, an inference pass"},
-        "recompute": {"type": "boolean", "default": False,
-                      "description": "Recompute activations in the backward pass"},
+        "recompute": {"enum": ["none", "selective", "full", True, False], "default": "none",
+                      "description": "Activations rebuilt in the backward pass instead of "
+                                     "kept: none, selective (the attention core: scores, "
+                                     "softmax, dropout) or full (every layer from its input "
+                                     "checkpoint); true means full, false none"},
         "optimizer": {"enum": list(OPTIMIZERS), "default": "adam",
                       "description": "The optimizer update: sgd or adam"},
         "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
@@ -316,7 +319,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         return ParallelConfig(
             dp=dp, pp=pp, tp=tp, schedule=parallel["schedule"], chunks=int(parallel["chunks"]),
             batch=int(model_table["batch"]), microbatches=int(model_table["microbatches"]),
-            training=bool(model_table["training"]), recompute=bool(model_table["recompute"]),
+            training=bool(model_table["training"]), recompute=model_table["recompute"],
             optimizer=model_table["optimizer"],
             dtype_bytes=PRECISION_BYTES[model_table["precision"]],
             bucket_bytes=float(parallel["bucket"]), tp_mode=parallel["tp_mode"],

@@ -87,7 +87,7 @@ def model_setup(model: Model, cfg: ParallelConfig, profile: Profile,
     cluster = profile_cluster(profile, cfg.units, calibration.simulated_link)
     step = build_step(model, cfg, cluster)
     kernels = ModelKernels(model, step.work or {}, cfg.microbatch_size, cfg.dtype_bytes,
-                           cfg.optimizer, cfg.recompute)
+                           cfg.optimizer, cfg.recompute == "full")
     cost = KindCost(profile, calibration, kernels.keys(step.graph.size), cfg.microbatch_size)
     plan = Static().plan(step.graph, cluster, cost.task_times(step.graph, cluster))
     detail = (f"{model.name}, {DTYPES[cfg.dtype_bytes].__name__}, dp {cfg.dp} x pp {cfg.pp}, "

@@ -10,7 +10,11 @@ op. Parameter counts follow (Hugging Face's counts, which tests assert):
   MLP         GELU: 2 H F (+ F + H); SwiGLU: 3 H F (+ 2F + H)
   norms       LayerNorm 2H, RMSNorm H
   embeddings  V H (+ positions H, + types H); an untied LM head V H more.
-GPT-2's layer: 12h^2 + 13h. Dropout moves no FLOPs we model and is left out.
+GPT-2's layer: 12h^2 + 13h. Dropout (p = spec.dropout; GPT-2, BERT and Megatron-LM
+train with 0.1, Llama with none) sits where they put it: on the embeddings, on the
+attention probabilities (the attention op's own), and after attention's output
+projection and after the MLP, before their residual adds; its 1-byte masks are part of
+the activation memory Korthikanti et al. (MLSys 2023, section 4.1) count.
 Attention is FlashAttention's by default (`attention = "unfused"` for the S x S form),
 and `with_kernels` sets a model's kernel choices.
 """
@@ -25,6 +29,7 @@ from leptonsim.ops import (
     GELU,
     Add,
     Dense,
+    Dropout,
     Embedding,
     LayerNorm,
     MoE,
@@ -98,6 +103,7 @@ def _embeddings(s: LayerStack, spec: TransformerSpec, tokens: tuple[int, ...]) -
         s.add("embed.add", Add(len(used)))
     if spec.embedding_norm:
         s.add("embed.norm", _norm(spec))
+    _dropout(s, "embed.dropout", spec)
 
 
 def _block(s: LayerStack, spec: TransformerSpec, i: int) -> None:
@@ -107,6 +113,7 @@ def _block(s: LayerStack, spec: TransformerSpec, i: int) -> None:
         if not post:
             s.add(f"{name}.{part}_norm", _norm(spec))
         add_part(s, spec, f"{name}.{part}", i)
+        _dropout(s, f"{name}.{part}.dropout", spec)
         s.add(f"{name}.{part}.add", Add())
         if post:
             s.add(f"{name}.{part}_norm", _norm(spec))
@@ -118,7 +125,8 @@ def _attention(s: LayerStack, spec: TransformerSpec, name: str, i: int) -> None:
         kv_heads=spec.kv_heads if spec.kv_group_count != spec.heads else 0,
         head_dim=spec.head_dim if spec.head_size * spec.heads != spec.hidden else 0,
         rope=spec.position == "rope",
-        qkv_bias=None if spec.qkv_bias is None or spec.qkv_bias == spec.bias else spec.qkv_bias))
+        qkv_bias=None if spec.qkv_bias is None or spec.qkv_bias == spec.bias else spec.qkv_bias,
+        dropout=spec.dropout))
 
 
 def _mlp(s: LayerStack, spec: TransformerSpec, name: str, i: int) -> None:
@@ -133,6 +141,11 @@ def _mlp(s: LayerStack, spec: TransformerSpec, name: str, i: int) -> None:
         s.add(f"{name}.fc", Dense(spec.ffn_size, use_bias=spec.bias))
         s.add(f"{name}.act", GELU())
         s.add(f"{name}.proj", Dense(spec.hidden, use_bias=spec.bias))
+
+
+def _dropout(s: LayerStack, name: str, spec: TransformerSpec) -> None:
+    if spec.dropout:
+        s.add(name, Dropout(spec.dropout))
 
 
 def _norm(spec: TransformerSpec) -> LayerNorm:
@@ -152,6 +165,7 @@ def bert(
     seq_len: int = 128,
     pooler: bool = True,
     attention: Implementation = "flash",
+    dropout: float = 0.1,
 ) -> Model:
     """A BERT encoder as HuggingFace's BertModel counts it, ending at the pooler.
 
@@ -163,7 +177,7 @@ def bert(
         raise ValueError(f"bert: seq_len {seq_len} exceeds max_positions {max_positions}")
     return transformer(TransformerSpec(
         name, layers, hidden, heads, vocab, seq_len, ffn=ffn, max_positions=max_positions,
-        type_vocab=type_vocab, pooler=pooler, attention=attention, causal=False,
+        type_vocab=type_vocab, pooler=pooler, attention=attention, causal=False, dropout=dropout,
         post_norm=True, embedding_norm=True, final_norm=False))
 
 
@@ -187,6 +201,7 @@ def gpt(
     name: str = "",
     final_layernorm: bool = True,
     attention: Implementation = "flash",
+    dropout: float = 0.1,
 ) -> Model:
     """A GPT decoder of `layers` pre-LN blocks over seq_len tokens, LM head tied.
 
@@ -196,7 +211,7 @@ def gpt(
     """
     return transformer(TransformerSpec(
         name or f"gpt_l{layers}_h{hidden}", layers, hidden, heads, vocab, seq_len,
-        attention=attention, final_norm=final_layernorm))
+        attention=attention, final_norm=final_layernorm, dropout=dropout))
 
 
 def gpt_params(layers: int, hidden: int, vocab: int, seq_len: int) -> int:
