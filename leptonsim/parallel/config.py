@@ -29,7 +29,10 @@ class ParallelConfig:
     GPT-3 step fits in seconds. `fuse` makes one task of each run of layers between
     collectives instead of one task per layer. `collective` is the algorithm of the
     tensor-parallel all-reduces (parallel.nccl.ALGORITHMS; auto: NCCL's choice, by
-    message size and topology, in symmetric mode, and the ring in full mode).
+    message size and topology, in symmetric mode, and the ring in full mode). `sp` is
+    Megatron's sequence parallelism: reduce-scatters and all-gathers in place of the
+    tensor-parallel all-reduces, per-token layers on s/tp tokens (a no-op at tp = 1,
+    as Megatron-LM turns it off there).
     """
 
     dp: int = 1
@@ -50,6 +53,7 @@ class ParallelConfig:
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
+    sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):

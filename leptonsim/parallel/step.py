@@ -30,16 +30,22 @@ from .tensor import LayerRole, check_split, layer_roles
 from .work import BACKWARD, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
+RINGS = {"allreduce": collectives.ring_allreduce, "allgather": collectives.ring_allgather,
+         "reducescatter": collectives.ring_reduce_scatter}
+"""The tensor-parallel collectives as tp_mode 'full' spells them out (auto, ring)."""
 
 
 @dataclass(frozen=True)
 class Segment:
     """Consecutive layers of one virtual stage run as one unit of work, and the
-    tensor-parallel collective that follows each of them (forward, backward)."""
+    tensor-parallel collectives that follow each of them (forward, backward) and,
+    with sequence parallelism, precede them."""
 
     layers: tuple[int, ...]
     forward_after: str
     backward_after: str
+    forward_before: str = ""
+    backward_before: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,8 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
     check_split(model, cfg.tp)
-    roles = layer_roles(model) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(model.layers)
+    roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
+        model.layers)
     work = _work(model, cfg, roles)
     costs = work.costs
     unit = cluster.unit_types[int(cluster.unit_type[0])]
@@ -176,15 +183,15 @@ class _StepBuilder:
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
-        collectives: a forward collective ends a run after its layer, a backward
-        collective (which follows the layer's backward) starts a run at its layer."""
+        collectives: a collective after a layer's forward or before its backward ends a
+        run at the layer, one before its forward or after its backward starts one."""
         roles, out, run = self.roles, [], []  # type: list[LayerRole], list[Segment], list[int]
         for i in range(start, end):
-            if run and roles[i].backward_after:
+            if run and (roles[i].backward_after or roles[i].forward_before):
                 out.append(self._segment(run))
                 run = []
             run.append(i)
-            if roles[i].forward_after or not self.cfg.fuse:
+            if roles[i].forward_after or roles[i].backward_before or not self.cfg.fuse:
                 out.append(self._segment(run))
                 run = []
         if run:
@@ -192,8 +199,9 @@ class _StepBuilder:
         return out
 
     def _segment(self, run: list[int]) -> Segment:
-        return Segment(tuple(run), self.roles[run[-1]].forward_after,
-                       self.roles[run[0]].backward_after)
+        first, last = self.roles[run[0]], self.roles[run[-1]]
+        return Segment(tuple(run), last.forward_after, first.backward_after,
+                       first.forward_before, last.backward_before)
 
     # -- the whole step ------------------------------------------------------------
     def build(self, orders: list[list[Op]]) -> None:
@@ -226,6 +234,7 @@ class _StepBuilder:
         s = v % self.cfg.pp
         chains = self._chains()
         for seg in self.segments[v]:
+            self._tp_collectives(chains, d, s, self._input_gather(seg))
             self._compute(chains, d, s, seg, "F", k)
             if seg.forward_after:
                 self._tp_collectives(chains, d, s, [self._forward_collective(seg)])
@@ -238,22 +247,37 @@ class _StepBuilder:
         per transformer layer and micro-batch 6 all-reduces instead of 4 (Korthikanti
         et al., "Reducing Activation Recomputation in Large Transformer Models", MLSys
         2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). On one
-        rank's chain the order inside a segment does not change its time."""
+        rank's chain the order inside a segment does not change its time. With sequence
+        parallelism a closer's output gradient is all-gathered before its backward."""
         s = v % self.cfg.pp
         chains = self._chains()
         for seg in reversed(self.segments[v]):
+            if seg.backward_before:
+                self._tp_collectives(chains, d, s, [(seg.backward_before, self._output_bytes(seg))])
             self._compute(chains, d, s, seg, "B", k)
-            todo = ([self._forward_collective(seg)]
-                    if self.cfg.recompute and seg.forward_after else [])
+            todo: list[tuple[str, float]] = []
+            if self.cfg.recompute:  # the recomputed forward's collectives
+                todo += self._input_gather(seg)
+                todo += [self._forward_collective(seg)] if seg.forward_after else []
             if seg.backward_after:
-                first_layer = self.model.layers[seg.layers[0]]
-                todo.append((seg.backward_after, float(np.prod(first_layer.input_shape))
-                             * self.cfg.microbatch_size * self.cfg.dtype_bytes))
+                todo.append((seg.backward_after, self._input_bytes(seg)))
             self._tp_collectives(chains, d, s, todo)
         return [(first, last) for first, last in chains]
 
     def _forward_collective(self, seg: Segment) -> tuple[str, float]:
-        return seg.forward_after, activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
+        return seg.forward_after, self._output_bytes(seg)
+
+    def _input_gather(self, seg: Segment) -> list[tuple[str, float]]:
+        """Sequence parallelism's all-gather of an opener's input, or nothing."""
+        return [(seg.forward_before, self._input_bytes(seg))] if seg.forward_before else []
+
+    def _output_bytes(self, seg: Segment) -> float:
+        return activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
+
+    def _input_bytes(self, seg: Segment) -> float:
+        first_layer = self.model.layers[seg.layers[0]]
+        return (float(np.prod(first_layer.input_shape)) * self.cfg.microbatch_size
+                * self.cfg.dtype_bytes)
 
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
@@ -336,8 +360,7 @@ class _StepBuilder:
                        for r, t in zip(node, ends, strict=True)}
             done = [by_rank[r] for r in ranks]
         else:
-            build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
-            done = build(self.b, ranks, nbytes, ready, name)
+            done = RINGS[kind](self.b, ranks, nbytes, ready, name)
         for chain, task in zip(chains, done, strict=True):
             chain[1] = task
 

@@ -101,6 +101,11 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                    "message size and topology), ring, tree, "
                                                    "nvls (in-switch reduction) or hierarchical; "
                                                    "tree and nvls need tp_mode = 'symmetric'"},
+                     "sp": {"type": "boolean", "default": False,
+                            "description": "Megatron sequence parallelism: with tp > 1, a "
+                                           "reduce-scatter and an all-gather in place of each "
+                                           "tensor-parallel all-reduce, norms and residual "
+                                           "adds on 1/tp of the tokens"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -223,6 +228,6 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fuse=bool(parallel["fuse"]), layout=parallel["layout"],
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
-            collective=parallel["collective"])
+            collective=parallel["collective"], sp=bool(parallel["sp"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
