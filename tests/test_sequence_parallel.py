@@ -13,7 +13,7 @@ from leptonsim.hardware import LinkSpec
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.tensor import layer_roles
 from leptonsim.zoo import get_model
-from tests.test_parallel_step import run, transformer_block
+from tests.helpers.steps import run, transformer_block
 
 
 def _wire_bytes(step) -> float:

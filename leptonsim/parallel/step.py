@@ -22,7 +22,7 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, nccl
+from . import collectives, experts, nccl
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -46,6 +46,7 @@ class Segment:
     backward_after: str
     forward_before: str = ""
     backward_before: str = ""
+    exchange: bool = False  # a MoE layer whose tokens expert parallelism all-to-alls
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
     check_split(model, cfg.tp)
+    experts.check_experts(model, cfg.ep)
     roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
         model.layers)
     work = _work(model, cfg, roles)
@@ -174,6 +176,7 @@ class _StepBuilder:
         self.cut_through = cut_through
         self.b = GraphBuilder()
         self.stages = stages
+        self.exchanges = experts.exchanged_layers(model, cfg)
         self.segments = [self._segments(a, z) for a, z in stages]
         self.done: dict[tuple[str, int, int, int], Ends] = {}   # (F|B, d, v, k) -> ends
         self.collectives = 0
@@ -187,11 +190,12 @@ class _StepBuilder:
         run at the layer, one before its forward or after its backward starts one."""
         roles, out, run = self.roles, [], []  # type: list[LayerRole], list[Segment], list[int]
         for i in range(start, end):
-            if run and (roles[i].backward_after or roles[i].forward_before):
+            alone = i in self.exchanges
+            if run and (roles[i].backward_after or roles[i].forward_before or alone):
                 out.append(self._segment(run))
                 run = []
             run.append(i)
-            if roles[i].forward_after or roles[i].backward_before or not self.cfg.fuse:
+            if roles[i].forward_after or roles[i].backward_before or alone or not self.cfg.fuse:
                 out.append(self._segment(run))
                 run = []
         if run:
@@ -201,18 +205,19 @@ class _StepBuilder:
     def _segment(self, run: list[int]) -> Segment:
         first, last = self.roles[run[0]], self.roles[run[-1]]
         return Segment(tuple(run), last.forward_after, first.backward_after,
-                       first.forward_before, last.backward_before)
+                       first.forward_before, last.backward_before, run[0] in self.exchanges)
 
     # -- the whole step ------------------------------------------------------------
     def build(self, orders: list[list[Op]]) -> None:
         """Every op's tasks first, then the edges between ops, then synchronisation."""
         cfg = self.cfg
-        for d in range(cfg.dp):
+        for group in experts.ep_groups(cfg):  # replicas that exchange tokens: in lockstep
             for s, order in enumerate(orders):
                 for kind, k, chunk in order:
                     v = chunk * cfg.pp + s
                     build = self._forward if kind == "F" else self._backward
-                    self.done[(kind, d, v, k)] = build(d, v, k)
+                    for d, ends in build(group, v, k).items():
+                        self.done[(kind, d, v, k)] = ends
         for (kind, d, v, k), ends in self.done.items():
             if kind == "F" and v > 0:  # activations from the previous virtual stage
                 self._link(self.done[("F", d, v - 1, k)], ends, self._boundary_bytes(v - 1))
@@ -230,17 +235,24 @@ class _StepBuilder:
                 self._synchronise(s, orders[s])
 
     # -- forward and backward of one virtual stage for one micro-batch -------------
-    def _forward(self, d: int, v: int, k: int) -> Ends:
+    def _forward(self, ds: tuple[int, ...], v: int, k: int) -> dict[int, Ends]:
+        """The forward of virtual stage v for micro-batch k on replicas ds (one expert-
+        parallel group, which exchanges tokens around each MoE layer)."""
         s = v % self.cfg.pp
-        chains = self._chains()
+        chains = {d: self._chains() for d in ds}
         for seg in self.segments[v]:
-            self._tp_collectives(chains, d, s, self._input_gather(seg))
-            self._compute(chains, d, s, seg, "F", k)
-            if seg.forward_after:
-                self._tp_collectives(chains, d, s, [self._forward_collective(seg)])
-        return [(first, last) for first, last in chains]
+            for d in ds:
+                self._tp_collectives(chains[d], d, s, self._input_gather(seg))
+            self._exchange(chains, s, seg, f"F.k{k}.dispatch")
+            for d in ds:
+                self._compute(chains[d], d, s, seg, "F", k)
+            self._exchange(chains, s, seg, f"F.k{k}.combine")
+            for d in ds:
+                if seg.forward_after:
+                    self._tp_collectives(chains[d], d, s, [self._forward_collective(seg)])
+        return {d: [(first, last) for first, last in c] for d, c in chains.items()}
 
-    def _backward(self, d: int, v: int, k: int) -> Ends:
+    def _backward(self, ds: tuple[int, ...], v: int, k: int) -> dict[int, Ends]:
         """The backward of virtual stage v, in reverse. With full recompute each
         segment's backward task also recomputes its forward, and that forward's
         tensor-parallel collective runs again, after it and before the backward's own:
@@ -248,21 +260,56 @@ class _StepBuilder:
         et al., "Reducing Activation Recomputation in Large Transformer Models", MLSys
         2023, section 4 and Table 2; Narayanan et al., SC'21, section 3.5). On one
         rank's chain the order inside a segment does not change its time. With sequence
-        parallelism a closer's output gradient is all-gathered before its backward."""
+        parallelism a closer's output gradient is all-gathered before its backward. A
+        MoE layer's backward all-to-alls the output gradients back to the experts
+        (combine's backward) and the input gradients to their tokens (dispatch's);
+        recomputing its forward repeats both forward all-to-alls."""
         s = v % self.cfg.pp
-        chains = self._chains()
+        chains = {d: self._chains() for d in ds}
         for seg in reversed(self.segments[v]):
-            if seg.backward_before:
-                self._tp_collectives(chains, d, s, [(seg.backward_before, self._output_bytes(seg))])
-            self._compute(chains, d, s, seg, "B", k)
-            todo: list[tuple[str, float]] = []
-            if self.cfg.recompute:  # the recomputed forward's collectives
-                todo += self._input_gather(seg)
-                todo += [self._forward_collective(seg)] if seg.forward_after else []
-            if seg.backward_after:
-                todo.append((seg.backward_after, self._input_bytes(seg)))
-            self._tp_collectives(chains, d, s, todo)
-        return [(first, last) for first, last in chains]
+            for d in ds:
+                if seg.backward_before:
+                    self._tp_collectives(chains[d], d, s,
+                                         [(seg.backward_before, self._output_bytes(seg))])
+            again = ("dispatch", "combine") if self.cfg.recompute else ()
+            for name in (*again, "combine.grad"):
+                self._exchange(chains, s, seg, f"B.k{k}.{name}")
+            for d in ds:
+                self._compute(chains[d], d, s, seg, "B", k)
+            self._exchange(chains, s, seg, f"B.k{k}.dispatch.grad")
+            for d in ds:
+                todo: list[tuple[str, float]] = []
+                if self.cfg.recompute:  # the recomputed forward's collectives
+                    todo += self._input_gather(seg)
+                    todo += [self._forward_collective(seg)] if seg.forward_after else []
+                if seg.backward_after:
+                    todo.append((seg.backward_after, self._input_bytes(seg)))
+                self._tp_collectives(chains[d], d, s, todo)
+        return {d: [(first, last) for first, last in c] for d, c in chains.items()}
+
+    def _exchange(self, chains: dict[int, list[list[int]]], s: int, seg: Segment,
+                  name: str) -> None:
+        """Expert parallelism's all-to-all among the replicas of `chains` (one expert-
+        parallel group), per simulated tp rank, where the segment is a MoE layer."""
+        if not seg.exchange:
+            return
+        ds = list(chains)
+        layer = self.model.layers[seg.layers[0]]
+        nbytes = experts.exchange_bytes(layer, self.cfg)
+        for ti, t in enumerate(self.cfg.simulated_tp_ranks()):
+            ranks = [self.cfg.rank(d, s, t) for d in ds]
+            ready = [self._started(chains[d][ti], r, name) for d, r in zip(ds, ranks, strict=True)]
+            done = collectives.all_to_all(self.b, ranks, nbytes, ready,
+                                          f"ep.{layer.name}.d{ds[0]}.t{t}.{name}")
+            for d, task in zip(ds, done, strict=True):
+                chains[d][ti][1] = task
+
+    def _started(self, chain: list[int], unit: int, name: str) -> int:
+        """The chain's last task, or a zero task that starts an empty chain."""
+        if chain[1] < 0:
+            self._append(chain, self.b.task(f"start.{name}.u{unit}", duration_s=0.0, pin=unit,
+                                            kind="start"))
+        return chain[1]
 
     def _forward_collective(self, seg: Segment) -> tuple[str, float]:
         return seg.forward_after, self._output_bytes(seg)
@@ -348,7 +395,7 @@ class _StepBuilder:
     def _spelled_out(self, chains: list[list[int]], ranks: list[int], kind: str,
                      nbytes: float, name: str) -> None:
         """One tensor-parallel collective as transfers, by the configured algorithm."""
-        ready = [c[1] for c in chains]
+        ready = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=True)]
         if kind == "allreduce" and self.cfg.collective == "hierarchical":
             group = nccl.group(self.cluster, ranks, self.cut_through)
             nccl.allreduce_seconds(group, "hierarchical", nbytes)  # refused where it does not apply

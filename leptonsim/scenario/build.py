@@ -25,6 +25,7 @@ from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
+from ..parallel.experts import ExpertSplitError
 from ..parallel.tensor import TensorSplitError
 from .cluster import build_cluster
 from .cost import build_cost, check_precision
@@ -191,6 +192,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel) -> StepGraph:
         return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward")
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
+    except ExpertSplitError as err:
+        raise ScenarioError("parallel.ep", err.expected, err.ep, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise
