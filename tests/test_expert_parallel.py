@@ -3,6 +3,7 @@ and combine around each MoE layer (parallel.experts)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -105,3 +106,86 @@ def test_expert_parallel_traces_are_valid(tp, sp, fuse):
     cfg = ParallelConfig(dp=4, tp=tp, ep=2, batch=8, microbatches=2, sp=sp, fuse=fuse)
     step, _, trace = run(moe_block(layers=2), cfg, LinkSpec(1e-6, 5e10), per_node=2)
     check_trace_invariants(step.graph, trace)
+
+
+def test_expert_gradients_all_reduce_over_dp_over_ep_replicas():
+    """dp 4, ep 2: per MoE layer, replicas {0, 2} and {1, 3} all-reduce the experts they
+    hold (ring: 2 (p-1) = 2 steps, n/p each); the dense buckets leave the routed experts
+    out; the optimizer updates 1/ep of them."""
+    model = moe_block()
+    cfg = ParallelConfig(dp=4, ep=2, batch=8, microbatches=2, bucket_bytes=1e12)
+    step = run(model, cfg)[0]
+    g = step.graph
+    moe = model.layers[2]
+    routed = moe.op.routed_params(moe.input_shape)
+    names = [n for n in g.names if n.startswith("edp.")]
+    assert {n.split(".")[4] for n in names} == {"e0", "e1"}
+    held = routed / 2 * cfg.dtype_bytes
+    cross = g.pin[g.edge_src] != g.pin[g.edge_dst]
+    edp = np.array([g.names[int(src)].startswith("edp.") for src in g.edge_src])
+    assert g.edge_bytes[cross & edp].sum() == pytest.approx(2 * 2 * 2 * held / 2)
+    dense = np.array([g.names[int(src)].startswith("dp.") for src in g.edge_src])
+    replicated = (model.params() - routed) * cfg.dtype_bytes
+    assert g.edge_bytes[cross & dense].sum() == pytest.approx(4 * 2 * 3 / 4 * replicated)
+    plain = run(model, ParallelConfig(dp=4, batch=8, microbatches=2))[0].graph
+    opt = np.array(list(g.kinds)) == "optimizer"
+    opt_plain = np.array(list(plain.kinds)) == "optimizer"
+    assert g.nbytes[opt].sum() < plain.nbytes[opt_plain].sum()
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from([2, 4]), st.booleans())
+def test_a_rank_holds_one_ep_th_of_the_routed_experts(ep, training):
+    model = moe_block()
+    moe = model.layers[2]
+    routed = moe.op.routed_params(moe.input_shape)
+    mem = {}
+    for e in (1, ep):
+        cfg = ParallelConfig(dp=4, ep=e, batch=8, microbatches=2, training=training)
+        mem[e] = run(model, cfg)[0].memory[0][1]
+    saved = routed * (1 - 1 / ep) * 2  # fp16 weights
+    assert mem[1].weights_bytes - mem[ep].weights_bytes == pytest.approx(saved, rel=1e-9)
+    if training:
+        assert mem[1].gradients_bytes - mem[ep].gradients_bytes == pytest.approx(saved, rel=1e-9)
+        assert mem[ep].optimizer_bytes < mem[1].optimizer_bytes
+    assert mem[ep].activations_bytes == mem[1].activations_bytes
+
+
+BAD = """
+[scenario]
+name = "m"
+[hardware]
+topology = "switch"
+[[hardware.units]]
+name = "gpu"
+count = 4
+preset = "a100_80gb"
+[hardware.link]
+preset = "nvlink3"
+[workload.model]
+input_shape = [{seq}, 64]
+batch = 8
+layers = [{{ op = "layernorm" }}, {{ op = "attention", heads = 4 }}, {{ op = "layernorm" }},
+          {{ op = "moe", experts = 6, top_k = 2, expert_ffn = 32 }}]
+[parallel]
+"""
+
+
+@pytest.mark.parametrize("seq, parallel, key, words", [
+    (16, "ep = 4", "parallel.ep", r"expected an ep that divides every MoE layer's experts "
+     r"\(6\), found 4 \(6 experts do not split into 4 equal parts\)"),
+    (16, "ep = 3", "parallel", r"ep 3 does not divide dp 4"),
+    (15, "tp = 2\nsp = true", "parallel.sp", r"expected a tp that divides the sequence \(15 "
+     r"tokens\) with sp = true, found 2"),
+])
+def test_bad_splits_are_one_line_exit_2(tmp_path, capsys, seq, parallel, key, words):
+    from leptonsim.cli import main
+    f = tmp_path / "bad.toml"
+    text = BAD.format(seq=seq) + parallel + "\n"
+    f.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
+    assert re.search(words, err[0]), err
+    assert not out.exists()

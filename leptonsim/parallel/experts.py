@@ -46,6 +46,31 @@ def exchange_bytes(layer: Layer, cfg: ParallelConfig) -> float:
                                          cfg.dtype_bytes))
 
 
+def routed_params(layer: Layer) -> int:
+    """Parameters of a MoE layer's routed experts (0 for any other layer)."""
+    if layer.kind != "moe":
+        return 0
+    return layer.op.routed_params(layer.input_shape)  # type: ignore[attr-defined]
+
+
+def held_expert_params(layer: Layer, ep: int) -> float:
+    """Routed-expert parameters one rank of an expert-parallel group holds."""
+    return routed_params(layer) / ep
+
+
+def replicated_params(layer: Layer, ep: int) -> float:
+    """Parameters every replica holds and data parallelism all-reduces: all of them
+    with ep = 1, else all but the routed experts (the router, the shared experts)."""
+    return layer.params - (routed_params(layer) if ep > 1 else 0)
+
+
+def held_fraction(layer: Layer, ep: int) -> float:
+    """The fraction of a layer's parameters one rank holds (its optimizer's share)."""
+    if not layer.params or ep == 1:
+        return 1.0
+    return (replicated_params(layer, ep) + held_expert_params(layer, ep)) / layer.params
+
+
 def experts_gcd(model: Model) -> int:
     """The greatest common divisor of every MoE layer's expert count (0: no MoE layer,
     which every ep divides)."""

@@ -26,7 +26,7 @@ from . import collectives, experts, nccl
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
-from .tensor import LayerRole, check_split, layer_roles
+from .tensor import LayerRole, check_sequence, check_split, layer_roles
 from .work import BACKWARD, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
@@ -103,7 +103,8 @@ def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
     kernels = 0
     for i in layers:
         c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-        share = cfg.tp if roles[i].sharded else 1
+        share = (cfg.tp if roles[i].sharded else 1) / experts.held_fraction(
+            model.layers[i], cfg.ep)
         flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
     return Cost(flops, nbytes, kernels=min(kernels, 1) if cfg.fused_optimizer else kernels)
 
@@ -144,6 +145,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     experts.check_experts(model, cfg.ep)
     roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
         model.layers)
+    check_sequence(model, roles, cfg.tp)
     work = _work(model, cfg, roles)
     costs = work.costs
     unit = cluster.unit_types[int(cluster.unit_type[0])]
@@ -453,8 +455,31 @@ class _StepBuilder:
                                                           f"dp.s{s}.t{t}.{bucket[0]}")
                     for d in range(cfg.dp):
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
+            self._expert_gradients(s, t, ends)
             for d in range(cfg.dp):
                 self._optimizer(d, s, t, ends[d], order)
+
+    def _expert_gradients(self, s: int, t: int, ends: list[list[int]]) -> None:
+        """With expert parallelism, each MoE layer's routed-expert gradients are
+        all-reduced (ring) over the dp / ep replicas that hold the same experts (the
+        same position in their expert-parallel groups), on a communicator of their own,
+        as Megatron-Core's expert data-parallel group; the optimizer waits for them."""
+        cfg = self.cfg
+        if cfg.ep == 1 or cfg.dp == cfg.ep:
+            return
+        layers = [i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s])
+                  if i in self.exchanges]
+        share = cfg.tp if cfg.tp_mode == "full" else 1
+        for i in layers:
+            nbytes = experts.held_expert_params(self.model.layers[i], cfg.ep) * cfg.dtype_bytes
+            for j in range(cfg.ep):
+                ds = list(range(j, cfg.dp, cfg.ep))
+                ranks = [cfg.rank(d, s, t) for d in ds]
+                ready = [self.last_backward[(d, i, t)] for d in ds]
+                done = collectives.ring_allreduce(self.b, ranks, nbytes / share, ready,
+                                                  f"edp.s{s}.t{t}.{i}.e{j}")
+                for d, task in zip(ds, done, strict=True):
+                    ends[d].append(task)
 
     def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
                     name: str) -> list[int]:
@@ -483,7 +508,7 @@ class _StepBuilder:
                 if not layer.params:  # no gradient: it neither fills nor delays a bucket
                     continue
                 share = cfg.tp if role.sharded and cfg.tp_mode == "full" else 1
-                size += layer.params * cfg.dtype_bytes / share
+                size += experts.replicated_params(layer, cfg.ep) * cfg.dtype_bytes / share
                 bucket.append(i)
                 if size >= cfg.bucket_bytes:
                     out.append((bucket, size))

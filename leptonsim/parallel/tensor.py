@@ -163,3 +163,22 @@ def check_split(model: Model, tp: int) -> None:
     """Raise TensorSplitError unless tp divides every count tensor parallelism splits."""
     if split_gcd(model) % tp:
         raise TensorSplitError(model, tp)
+
+
+class SequenceSplitError(ValueError):
+    """Sequence parallelism with a tp that splits the tokens unevenly."""
+
+    def __init__(self, layer: str, tokens: int, tp: int) -> None:
+        self.tp = tp
+        self.expected = f"a tp that divides the sequence ({tokens} tokens) with sp = true"
+        self.hint = f"layer {layer}: {tokens} tokens do not split into {tp} equal parts"
+        super().__init__(f"tp {tp}: expected {self.expected} ({self.hint})")
+
+
+def check_sequence(model: Model, roles: list[LayerRole], tp: int) -> None:
+    """Raise SequenceSplitError unless tp divides the tokens of every layer sequence
+    parallelism splits (Megatron-LM asserts seq_length % tp == 0 likewise)."""
+    for layer, role in zip(model.layers, roles, strict=True):
+        tokens = layer.input_shape[0]
+        if role.sequence and tokens % tp:
+            raise SequenceSplitError(layer.name, tokens, tp)
