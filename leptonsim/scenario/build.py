@@ -23,9 +23,9 @@ from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
+from ..parallel.experts import ExpertSplitError
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
-from ..parallel.experts import ExpertSplitError
 from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from .cluster import build_cluster
 from .cost import build_cost, check_precision
