@@ -189,3 +189,18 @@ def test_bad_splits_are_one_line_exit_2(tmp_path, capsys, seq, parallel, key, wo
     assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
     assert re.search(words, err[0]), err
     assert not out.exists()
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from([(2, 2), (4, 2)]), st.booleans(), st.floats(1e-7, 1e-5),
+       st.floats(1e9, 1e12))
+def test_symmetric_equals_full_with_expert_parallelism(shape, sp, alpha, bw):
+    """Fully connected links: each tp index's exchange runs on its own ranks and links,
+    so simulating tp rank 0 alone gives the same step (training=False: no DP buckets)."""
+    dp, ep = shape
+    model = moe_block(layers=2)
+    link = LinkSpec(alpha, bw)
+    time = {mode: run(model, ParallelConfig(dp=dp, tp=2, ep=ep, batch=2 * dp, microbatches=2,
+                                            sp=sp, tp_mode=mode, training=False), link)[2]
+            .makespan_s for mode in ("full", "symmetric")}
+    assert time["symmetric"] == pytest.approx(time["full"], rel=1e-9)
