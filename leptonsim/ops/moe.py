@@ -82,6 +82,10 @@ class MoE(Op):
         h = input_shape[-1]
         return h * self.experts + (self.experts + self.shared_experts) * self._expert_params(h)
 
+    def routed_params(self, input_shape: Shape) -> int:
+        """Parameters of the routed experts: what expert parallelism divides."""
+        return self.experts * self._expert_params(input_shape[-1])
+
     def param_tensors(self, input_shape: Shape) -> int:
         return 1 + (self.experts + self.shared_experts) * self._mats
 

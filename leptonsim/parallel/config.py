@@ -33,7 +33,11 @@ class ParallelConfig:
     message size and topology, in symmetric mode, and the ring in full mode).
     `recompute` is "none", "selective" (the attention core rebuilt in the backward) or
     "full" (every layer's forward rebuilt from its input; parallel/memory.py); True and
-    False are read as "full" and "none".
+    False are read as "full" and "none". `sp` is Megatron's sequence parallelism:
+    reduce-scatters and all-gathers in place of the tensor-parallel all-reduces,
+    per-token layers on s/tp tokens (a no-op at tp = 1, as Megatron-LM turns it off
+    there). `ep` spreads each MoE layer's experts over ep
+    of the dp replicas, which all-to-all their tokens around it (parallel.experts).
     """
 
     dp: int = 1
@@ -54,15 +58,20 @@ class ParallelConfig:
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
+    sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
+    ep: int = 1       # expert parallelism: MoE experts over ep replicas (parallel.experts)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
-        for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
+        for name in ("dp", "pp", "tp", "ep", "batch", "microbatches", "chunks", "dtype_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch % (self.dp * self.microbatches):
             raise ValueError(f"batch {self.batch} does not split into dp {self.dp} x "
                              f"microbatches {self.microbatches}")
+        if self.dp % self.ep:
+            raise ValueError(f"ep {self.ep} does not divide dp {self.dp} (expert-parallel "
+                             f"ranks are data-parallel replicas)")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:

@@ -4,11 +4,13 @@ a configuration that does not fit is reported, not simulated as if it fitted."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..errors import DoesNotFit
 from ..hardware import Cluster
 from ..models import Model
 from ..quantities import format_quantity
+from . import experts
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, stage_memory
 from .pipeline import Op
@@ -35,13 +37,33 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                               microbatch_size=cfg.microbatch_size,
                               in_flight=in_flight(order, c), optimizer=cfg.optimizer,
                               dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
-                              training=cfg.training, sharded=sharded)
+                              training=cfg.training, sharded=sharded, sp=cfg.sp and cfg.tp > 1)
                  for c in range(cfg.chunks)]
+        parts = [_held_experts(p, model, stages[c * cfg.pp + s], sharded, cfg)
+                 for c, p in enumerate(parts)]
         total = MemoryBreakdown(*(sum(getattr(p, f) for p in parts) for f in (
             "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
         rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})", total))
     check_fits(rows, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
     return tuple(rows)
+
+
+def _held_experts(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
+                  sharded: list[bool], cfg: ParallelConfig) -> MemoryBreakdown:
+    """The stage's parameter terms with expert parallelism: a rank holds 1/ep of each
+    MoE layer's routed experts (parallel.experts), so its weights, gradients and
+    optimizer state shrink by the parameters it does not hold."""
+    if cfg.ep == 1:
+        return m
+    whole = held = 0.0
+    for i in range(*layers):
+        layer, share = model.layers[i], cfg.tp if sharded[i] else 1
+        whole += layer.params / share
+        held += (experts.replicated_params(layer, cfg.ep)
+                 + experts.held_expert_params(layer, cfg.ep)) / share
+    f = held / whole if whole else 1.0
+    return replace(m, weights_bytes=m.weights_bytes * f, gradients_bytes=m.gradients_bytes * f,
+                   optimizer_bytes=m.optimizer_bytes * f)
 
 
 def check_fits(rows: Sequence[tuple[str, MemoryBreakdown]], cluster: Cluster, units: list[int],

@@ -22,24 +22,31 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, nccl
+from . import collectives, experts, nccl
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
-from .tensor import LayerRole, check_split, layer_roles
+from .tensor import LayerRole, check_sequence, check_split, layer_roles
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
+RINGS = {"allreduce": collectives.ring_allreduce, "allgather": collectives.ring_allgather,
+         "reducescatter": collectives.ring_reduce_scatter}
+"""The tensor-parallel collectives as tp_mode 'full' spells them out (auto, ring)."""
 
 
 @dataclass(frozen=True)
 class Segment:
     """Consecutive layers of one virtual stage run as one unit of work, and the
-    tensor-parallel collective that follows each of them (forward, backward)."""
+    tensor-parallel collectives that follow each of them (forward, backward) and,
+    with sequence parallelism, precede them."""
 
     layers: tuple[int, ...]
     forward_after: str
     backward_after: str
+    forward_before: str = ""
+    backward_before: str = ""
+    exchange: bool = False  # a MoE layer whose tokens expert parallelism all-to-alls
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,8 @@ def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
     kernels = 0
     for i in layers:
         c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-        share = cfg.tp if roles[i].sharded else 1
+        share = (cfg.tp if roles[i].sharded else 1) / experts.held_fraction(
+            model.layers[i], cfg.ep)
         flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
     return Cost(flops, nbytes, kernels=min(kernels, 1) if cfg.fused_optimizer else kernels)
 
@@ -134,7 +142,10 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
     check_split(model, cfg.tp)
-    roles = layer_roles(model) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(model.layers)
+    experts.check_experts(model, cfg.ep)
+    roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
+        model.layers)
+    check_sequence(model, roles, cfg.tp)
     work = _work(model, cfg, roles)
     costs = work.costs
     unit = cluster.unit_types[int(cluster.unit_type[0])]
@@ -167,6 +178,7 @@ class _StepBuilder:
         self.cut_through = cut_through
         self.b = GraphBuilder()
         self.stages = stages
+        self.exchanges = experts.exchanged_layers(model, cfg)
         self.segments = [self._segments(a, z) for a, z in stages]
         self.done: dict[tuple[str, int, int, int], Ends] = {}   # (F|B, d, v, k) -> ends
         self.collectives = 0
@@ -176,15 +188,16 @@ class _StepBuilder:
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
-        collectives: a forward collective ends a run after its layer, a backward
-        collective (which follows the layer's backward) starts a run at its layer."""
+        collectives: a collective after a layer's forward or before its backward ends a
+        run at the layer, one before its forward or after its backward starts one."""
         roles, out, run = self.roles, [], []  # type: list[LayerRole], list[Segment], list[int]
         for i in range(start, end):
-            if run and roles[i].backward_after:
+            alone = i in self.exchanges
+            if run and (roles[i].backward_after or roles[i].forward_before or alone):
                 out.append(self._segment(run))
                 run = []
             run.append(i)
-            if roles[i].forward_after or not self.cfg.fuse:
+            if roles[i].forward_after or roles[i].backward_before or alone or not self.cfg.fuse:
                 out.append(self._segment(run))
                 run = []
         if run:
@@ -192,19 +205,21 @@ class _StepBuilder:
         return out
 
     def _segment(self, run: list[int]) -> Segment:
-        return Segment(tuple(run), self.roles[run[-1]].forward_after,
-                       self.roles[run[0]].backward_after)
+        first, last = self.roles[run[0]], self.roles[run[-1]]
+        return Segment(tuple(run), last.forward_after, first.backward_after,
+                       first.forward_before, last.backward_before, run[0] in self.exchanges)
 
     # -- the whole step ------------------------------------------------------------
     def build(self, orders: list[list[Op]]) -> None:
         """Every op's tasks first, then the edges between ops, then synchronisation."""
         cfg = self.cfg
-        for d in range(cfg.dp):
+        for group in experts.ep_groups(cfg):  # replicas that exchange tokens: in lockstep
             for s, order in enumerate(orders):
                 for kind, k, chunk in order:
                     v = chunk * cfg.pp + s
                     build = self._forward if kind == "F" else self._backward
-                    self.done[(kind, d, v, k)] = build(d, v, k)
+                    for d, ends in build(group, v, k).items():
+                        self.done[(kind, d, v, k)] = ends
         for (kind, d, v, k), ends in self.done.items():
             if kind == "F" and v > 0:  # activations from the previous virtual stage
                 self._link(self.done[("F", d, v - 1, k)], ends, self._boundary_bytes(v - 1))
@@ -222,16 +237,24 @@ class _StepBuilder:
                 self._synchronise(s, orders[s])
 
     # -- forward and backward of one virtual stage for one micro-batch -------------
-    def _forward(self, d: int, v: int, k: int) -> Ends:
+    def _forward(self, ds: tuple[int, ...], v: int, k: int) -> dict[int, Ends]:
+        """The forward of virtual stage v for micro-batch k on replicas ds (one expert-
+        parallel group, which exchanges tokens around each MoE layer)."""
         s = v % self.cfg.pp
-        chains = self._chains()
+        chains = {d: self._chains() for d in ds}
         for seg in self.segments[v]:
-            self._compute(chains, d, s, seg, "F", k)
-            if seg.forward_after:
-                self._tp_collectives(chains, d, s, [self._forward_collective(seg)])
-        return [(first, last) for first, last in chains]
+            for d in ds:
+                self._tp_collectives(chains[d], d, s, self._input_gather(seg))
+            self._exchange(chains, s, seg, f"F.k{k}.dispatch")
+            for d in ds:
+                self._compute(chains[d], d, s, seg, "F", k)
+            self._exchange(chains, s, seg, f"F.k{k}.combine")
+            for d in ds:
+                if seg.forward_after:
+                    self._tp_collectives(chains[d], d, s, [self._forward_collective(seg)])
+        return {d: [(first, last) for first, last in c] for d, c in chains.items()}
 
-    def _backward(self, d: int, v: int, k: int) -> Ends:
+    def _backward(self, ds: tuple[int, ...], v: int, k: int) -> dict[int, Ends]:
         """The backward of virtual stage v, in reverse. With full recompute each
         segment's backward task also recomputes its forward, and that forward's
         tensor-parallel collective runs again, after it and before the backward's own:
@@ -241,22 +264,72 @@ class _StepBuilder:
         selective recompute (ibid., section 5) it rebuilds only each attention layer's
         core (scores, softmax, dropout, context: Op.recompute_cost), within the
         tensor-parallel region, so no collective runs again. On one rank's chain the
-        order inside a segment does not change its time."""
+        order inside a segment does not change its time. With sequence
+        parallelism a closer's output gradient is all-gathered before its backward. A
+        MoE layer's backward all-to-alls the output gradients back to the experts
+        (combine's backward) and the input gradients to their tokens (dispatch's);
+        recomputing its forward repeats both forward all-to-alls."""
         s = v % self.cfg.pp
-        chains = self._chains()
+        chains = {d: self._chains() for d in ds}
         for seg in reversed(self.segments[v]):
-            self._compute(chains, d, s, seg, "B", k)
-            todo = ([self._forward_collective(seg)]
-                    if self.cfg.recompute == "full" and seg.forward_after else [])
-            if seg.backward_after:
-                first_layer = self.model.layers[seg.layers[0]]
-                todo.append((seg.backward_after, float(np.prod(first_layer.input_shape))
-                             * self.cfg.microbatch_size * self.cfg.dtype_bytes))
-            self._tp_collectives(chains, d, s, todo)
-        return [(first, last) for first, last in chains]
+            for d in ds:
+                if seg.backward_before:
+                    self._tp_collectives(chains[d], d, s,
+                                         [(seg.backward_before, self._output_bytes(seg))])
+            again = ("dispatch", "combine") if self.cfg.recompute == "full" else ()
+            for name in (*again, "combine.grad"):
+                self._exchange(chains, s, seg, f"B.k{k}.{name}")
+            for d in ds:
+                self._compute(chains[d], d, s, seg, "B", k)
+            self._exchange(chains, s, seg, f"B.k{k}.dispatch.grad")
+            for d in ds:
+                todo: list[tuple[str, float]] = []
+                if self.cfg.recompute == "full":  # the recomputed forward's collectives
+                    todo += self._input_gather(seg)
+                    todo += [self._forward_collective(seg)] if seg.forward_after else []
+                if seg.backward_after:
+                    todo.append((seg.backward_after, self._input_bytes(seg)))
+                self._tp_collectives(chains[d], d, s, todo)
+        return {d: [(first, last) for first, last in c] for d, c in chains.items()}
+
+    def _exchange(self, chains: dict[int, list[list[int]]], s: int, seg: Segment,
+                  name: str) -> None:
+        """Expert parallelism's all-to-all among the replicas of `chains` (one expert-
+        parallel group), per simulated tp rank, where the segment is a MoE layer."""
+        if not seg.exchange:
+            return
+        ds = list(chains)
+        layer = self.model.layers[seg.layers[0]]
+        nbytes = experts.exchange_bytes(layer, self.cfg)
+        for ti, t in enumerate(self.cfg.simulated_tp_ranks()):
+            ranks = [self.cfg.rank(d, s, t) for d in ds]
+            ready = [self._started(chains[d][ti], r, name) for d, r in zip(ds, ranks, strict=True)]
+            done = collectives.all_to_all(self.b, ranks, nbytes, ready,
+                                          f"ep.{layer.name}.d{ds[0]}.t{t}.{name}")
+            for d, task in zip(ds, done, strict=True):
+                chains[d][ti][1] = task
+
+    def _started(self, chain: list[int], unit: int, name: str) -> int:
+        """The chain's last task, or a zero task that starts an empty chain."""
+        if chain[1] < 0:
+            self._append(chain, self.b.task(f"start.{name}.u{unit}", duration_s=0.0, pin=unit,
+                                            kind="start"))
+        return chain[1]
 
     def _forward_collective(self, seg: Segment) -> tuple[str, float]:
-        return seg.forward_after, activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
+        return seg.forward_after, self._output_bytes(seg)
+
+    def _input_gather(self, seg: Segment) -> list[tuple[str, float]]:
+        """Sequence parallelism's all-gather of an opener's input, or nothing."""
+        return [(seg.forward_before, self._input_bytes(seg))] if seg.forward_before else []
+
+    def _output_bytes(self, seg: Segment) -> float:
+        return activation_bytes(self.model.layers[seg.layers[-1]], self.cfg)
+
+    def _input_bytes(self, seg: Segment) -> float:
+        first_layer = self.model.layers[seg.layers[0]]
+        return (float(np.prod(first_layer.input_shape)) * self.cfg.microbatch_size
+                * self.cfg.dtype_bytes)
 
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
@@ -331,7 +404,7 @@ class _StepBuilder:
     def _spelled_out(self, chains: list[list[int]], ranks: list[int], kind: str,
                      nbytes: float, name: str) -> None:
         """One tensor-parallel collective as transfers, by the configured algorithm."""
-        ready = [c[1] for c in chains]
+        ready = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=True)]
         if kind == "allreduce" and self.cfg.collective == "hierarchical":
             group = nccl.group(self.cluster, ranks, self.cut_through)
             nccl.allreduce_seconds(group, "hierarchical", nbytes)  # refused where it does not apply
@@ -343,8 +416,7 @@ class _StepBuilder:
                        for r, t in zip(node, ends, strict=True)}
             done = [by_rank[r] for r in ranks]
         else:
-            build = collectives.ring_allreduce if kind == "allreduce" else collectives.ring_allgather
-            done = build(self.b, ranks, nbytes, ready, name)
+            done = RINGS[kind](self.b, ranks, nbytes, ready, name)
         for chain, task in zip(chains, done, strict=True):
             chain[1] = task
 
@@ -390,8 +462,31 @@ class _StepBuilder:
                                                           f"dp.s{s}.t{t}.{bucket[0]}")
                     for d in range(cfg.dp):
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
+            self._expert_gradients(s, t, ends)
             for d in range(cfg.dp):
                 self._optimizer(d, s, t, ends[d], order)
+
+    def _expert_gradients(self, s: int, t: int, ends: list[list[int]]) -> None:
+        """With expert parallelism, each MoE layer's routed-expert gradients are
+        all-reduced (ring) over the dp / ep replicas that hold the same experts (the
+        same position in their expert-parallel groups), on a communicator of their own,
+        as Megatron-Core's expert data-parallel group; the optimizer waits for them."""
+        cfg = self.cfg
+        if cfg.ep == 1 or cfg.dp == cfg.ep:
+            return
+        layers = [i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s])
+                  if i in self.exchanges]
+        share = cfg.tp if cfg.tp_mode == "full" else 1
+        for i in layers:
+            nbytes = experts.held_expert_params(self.model.layers[i], cfg.ep) * cfg.dtype_bytes
+            for j in range(cfg.ep):
+                ds = list(range(j, cfg.dp, cfg.ep))
+                ranks = [cfg.rank(d, s, t) for d in ds]
+                ready = [self.last_backward[(d, i, t)] for d in ds]
+                done = collectives.ring_allreduce(self.b, ranks, nbytes / share, ready,
+                                                  f"edp.s{s}.t{t}.{i}.e{j}")
+                for d, task in zip(ds, done, strict=True):
+                    ends[d].append(task)
 
     def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
                     name: str) -> list[int]:
@@ -420,7 +515,7 @@ class _StepBuilder:
                 if not layer.params:  # no gradient: it neither fills nor delays a bucket
                     continue
                 share = cfg.tp if role.sharded and cfg.tp_mode == "full" else 1
-                size += layer.params * cfg.dtype_bytes / share
+                size += experts.replicated_params(layer, cfg.ep) * cfg.dtype_bytes / share
                 bucket.append(i)
                 if size >= cfg.bucket_bytes:
                     out.append((bucket, size))

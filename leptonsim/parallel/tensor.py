@@ -12,26 +12,50 @@ Norms, residual adds, convolutions, pooling, embeddings and losses are replicate
 every rank of the group computes them whole. A split must be even: tp divides every
 attention layer's heads and every split Dense width (Megatron asserts the same, and
 pads a vocabulary-parallel head's vocabulary to a multiple of tp), or it is refused.
+
+With sequence parallelism (Korthikanti et al., "Reducing Activation Recomputation in
+Large Transformer Models", MLSys 2023, section 4.2.2, Figure 5) the per-token layers
+between a region's closer and the next region's opener (norms, residual adds,
+dropouts, activations) run on s/tp of the tokens each: the closer's all-reduce becomes
+a reduce-scatter along the sequence, the next opener's input is all-gathered first
+(g), and in the backward the two swap (the all-gather's gradient is a reduce-scatter,
+the reduce-scatter's an all-gather). A ring all-reduce is exactly a reduce-scatter and
+an all-gather, so the bytes on the wire do not change. A gap holding any other layer
+(an embedding, a loss, a convolution) keeps its all-reduce: the replicated layer
+needs every token. The first norm, before any region has closed, stays replicated
+(Megatron scatters the embedding's output; here it is whole on every rank).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models import Model
 
 ELEMENTWISE = {"relu", "gelu", "tanh", "sigmoid", "silu", "swiglu", "activation"}
+PER_TOKEN = ELEMENTWISE | {"layernorm", "rmsnorm", "add", "dropout"}
+"""Layers that treat each token alone, so sequence parallelism can split them."""
 
 
 @dataclass(frozen=True, slots=True)
 class LayerRole:
     sharded: bool            # its FLOPs, bytes and parameters divide by tp
     forward_after: str       # collective after its forward: "", "allreduce", "allgather"
-    backward_after: str      # collective after its backward: "", "allreduce"
+    backward_after: str      # collective after its backward: "", "allreduce", "reducescatter"
+    forward_before: str = ""   # collective before its forward (sequence parallel: "allgather")
+    backward_before: str = ""  # collective before its backward (sequence parallel: "allgather")
+    sequence: bool = False     # sequence parallel: it runs on 1/tp of the tokens
 
 
-def layer_roles(model: Model) -> list[LayerRole]:
+def layer_roles(model: Model, sp: bool = False) -> list[LayerRole]:
+    """Each layer's role under tensor parallelism; with `sp`, Megatron's sequence
+    parallelism in every gap of per-token layers between two regions."""
+    roles = _tensor_roles(model)
+    return _sequence_parallel(model, roles) if sp else roles
+
+
+def _tensor_roles(model: Model) -> list[LayerRole]:
     kinds = [layer.kind for layer in model.layers]
     sharded = [False] * len(kinds)
     fwd = [""] * len(kinds)
@@ -54,6 +78,26 @@ def layer_roles(model: Model) -> list[LayerRole]:
             opener = -1
     _close_open(opener, len(kinds) - 1, sharded, fwd, bwd)
     return [LayerRole(*r) for r in zip(sharded, fwd, bwd, strict=True)]
+
+
+def _sequence_parallel(model: Model, roles: list[LayerRole]) -> list[LayerRole]:
+    """Replace each closer's all-reduce by a reduce-scatter and the next opener's by an
+    all-gather before it, where every layer between them is per-token."""
+    out = list(roles)
+    closer = -1  # the last layer whose forward all-reduce closed a region
+    for i, (layer, role) in enumerate(zip(model.layers, roles, strict=True)):
+        opens = role.sharded and role.backward_after == "allreduce"  # attention, moe, column
+        if closer >= 0 and opens:
+            out[closer] = replace(out[closer], forward_after="reducescatter",
+                                  backward_before="allgather")
+            out[i] = replace(out[i], forward_before="allgather", backward_after="reducescatter")
+            for j in range(closer + 1, i):
+                out[j] = replace(out[j], sequence=True)
+        if role.forward_after == "allreduce":
+            closer = i
+        elif closer >= 0 and (role.sharded or layer.kind not in PER_TOKEN):
+            closer = -1  # a whole-sequence layer or an unclosed region: no gap
+    return out
 
 
 def _close_open(opener: int, last: int, sharded: list[bool], fwd: list[str], bwd: list[str]) -> None:
@@ -122,3 +166,22 @@ def check_split(model: Model, tp: int) -> None:
     """Raise TensorSplitError unless tp divides every count tensor parallelism splits."""
     if split_gcd(model) % tp:
         raise TensorSplitError(model, tp)
+
+
+class SequenceSplitError(ValueError):
+    """Sequence parallelism with a tp that splits the tokens unevenly."""
+
+    def __init__(self, layer: str, tokens: int, tp: int) -> None:
+        self.tp = tp
+        self.expected = f"a tp that divides the sequence ({tokens} tokens) with sp = true"
+        self.hint = f"layer {layer}: {tokens} tokens do not split into {tp} equal parts"
+        super().__init__(f"tp {tp}: expected {self.expected} ({self.hint})")
+
+
+def check_sequence(model: Model, roles: list[LayerRole], tp: int) -> None:
+    """Raise SequenceSplitError unless tp divides the tokens of every layer sequence
+    parallelism splits (Megatron-LM asserts seq_length % tp == 0 likewise)."""
+    for layer, role in zip(model.layers, roles, strict=True):
+        tokens = layer.input_shape[0]
+        if role.sequence and tokens % tp:
+            raise SequenceSplitError(layer.name, tokens, tp)

@@ -6,7 +6,9 @@ estimate (optimize/estimate.py) all read it, so one cost model prices them alike
 A layer tensor parallelism shards (tensor.layer_roles) does 1/tp of its FLOPs and
 bytes on each rank, and each of its GEMMs loses 1/tp of the dimension the split
 divides: a column-parallel Dense its output features, a row-parallel Dense its input
-features, attention its heads (ops.base.Gemm.shard).
+features, attention its heads (ops.base.Gemm.shard). A layer sequence parallelism
+splits (role.sequence: norms, adds) runs on 1/tp of the tokens, so it too does 1/tp of
+its FLOPs and bytes (such layers have no GEMMs).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def layer_work(model: Model, microbatch: int, dtype_bytes: int, tp: int,
         b = (layer.cost(microbatch, "backward_data", dtype_bytes)
              + layer.cost(microbatch, "backward_weights", dtype_bytes))
         c = layer.op.recompute_cost(layer.input_shape, microbatch, dtype_bytes)
-        share = tp if role.sharded else 1
+        share = tp if role.sharded or role.sequence else 1
         costs[i] = (f.flops / share, f.bytes / share, b.flops / share, b.bytes / share)
         core[i] = (c.flops / share, c.bytes / share)
         kernels[i] = (f.kernels, b.kernels, c.kernels)

@@ -23,9 +23,10 @@ from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
+from ..parallel.experts import ExpertSplitError
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
-from ..parallel.tensor import TensorSplitError
+from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from .cluster import build_cluster
 from .cost import build_cost, check_precision
 from .model import build_model, build_parallel
@@ -193,6 +194,10 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward")
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
+    except SequenceSplitError as err:
+        raise ScenarioError("parallel.sp", err.expected, err.tp, hint=err.hint) from None
+    except ExpertSplitError as err:
+        raise ScenarioError("parallel.ep", err.expected, err.ep, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise

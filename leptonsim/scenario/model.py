@@ -120,6 +120,15 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                    "message size and topology), ring, tree, "
                                                    "nvls (in-switch reduction) or hierarchical; "
                                                    "tree and nvls need tp_mode = 'symmetric'"},
+                     "sp": {"type": "boolean", "default": False,
+                            "description": "Megatron sequence parallelism: with tp > 1, a "
+                                           "reduce-scatter and an all-gather in place of each "
+                                           "tensor-parallel all-reduce, norms and residual "
+                                           "adds on 1/tp of the tokens"},
+                     "ep": integer("Expert parallelism: each MoE layer's experts spread "
+                                   "over ep of the dp replicas, which all-to-all their tokens "
+                                   "before and after it; divides dp and every MoE layer's "
+                                   "experts", 1, 1),
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -326,6 +335,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fuse=bool(parallel["fuse"]), layout=parallel["layout"],
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
-            collective=parallel["collective"])
+            collective=parallel["collective"], sp=bool(parallel["sp"]),
+            ep=int(parallel["ep"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
