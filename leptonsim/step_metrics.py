@@ -17,11 +17,13 @@ import numpy as np
 from .graph import TaskGraph
 from .hardware import Cluster
 from .models import Layer, Model
+from .ops.base import Phase
 from .parallel.step import StepGraph
 from .trace import Trace
 
 SEQUENCE_KINDS = ("attention", "lstm", "gru")  # ops whose input's first axis is the sequence
-PHASES = {True: ("forward", "backward_data", "backward_weights"), False: ("forward",)}
+PHASES: dict[bool, tuple[Phase, ...]] = {True: ("forward", "backward_data", "backward_weights"),
+                                         False: ("forward",)}
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def _as_algorithm(layer: Layer) -> Layer:
     al., "FlashAttention", NeurIPS 2022), neither of which model FLOPs count."""
     if getattr(layer.op, "implementation", "unfused") == "unfused":
         return layer
-    return replace(layer, op=replace(layer.op, implementation="unfused"))  # type: ignore[call-arg]
+    return replace(layer, op=replace(layer.op, implementation="unfused"))  # type: ignore[type-var]
 
 
 def model_flops(model: Model, batch: int, training: bool) -> float:
@@ -160,7 +162,7 @@ def model_flops(model: Model, batch: int, training: bool) -> float:
     this is PaLM's 6 N + 12 L s h per token (Chowdhery et al., "PaLM", JMLR 2023,
     appendix B; palm_flops_per_token); the ops add their elementwise work. FLOPs do
     not depend on the element size (the 2 bytes passed)."""
-    return float(sum(_as_algorithm(layer).cost(batch, phase, 2).flops  # type: ignore[arg-type]
+    return float(sum(_as_algorithm(layer).cost(batch, phase, 2).flops
                      for layer in model.layers for phase in PHASES[training]))
 
 
