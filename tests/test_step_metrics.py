@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,8 +23,8 @@ from leptonsim.result import RunResult, run
 from leptonsim.scenario import load, loads
 from leptonsim.step_metrics import model_flops, palm_flops_per_token
 from leptonsim.study.row import metrics_row
-from tests.test_scenarios_golden import ROOT
 
+ROOT = Path(__file__).resolve().parents[1]
 SEQ, HIDDEN, HEADS, VOCAB = 64, 128, 4, 512
 PEAK = 10e12
 
