@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 import leptonsim as ls  # noqa: E402
 from leptonsim.optimize.search import SYMMETRIC_ABOVE  # noqa: E402
 from leptonsim.quantities import parse_quantity  # noqa: E402
-from leptonsim.study.row import bubble_s  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "published.toml"
 RESULT = ROOT / "benchmarks" / "results" / "published.json"
@@ -195,39 +194,12 @@ def error(row: Row, step_s: float) -> float:
 
 # -- where the predicted step goes -----------------------------------------------------
 
-def _union(starts: np.ndarray, ends: np.ndarray) -> float:
-    if not len(starts):
-        return 0.0
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
-    reached = np.concatenate([[s[0]], np.maximum.accumulate(e)[:-1]])
-    return float(np.maximum(e - np.maximum(s, reached), 0.0).sum())
-
-
 def breakdown(result: Any) -> dict[str, float]:
-    """The mean unit's step in seconds: compute (its tasks), exposed communication (moving
-    data, or running a symmetric group's collective task, while computing nothing), the
-    pipeline bubble (study.row.bubble_s) and the rest (waiting outside the pipeline's
-    window). A symmetric group's unit counts for all its units."""
-    trace, step = result.trace, result.scenario.step
-    makespan, size = result.metrics.makespan_s, result.scenario.cluster.size
-    unit_of = np.empty(step.graph.size, np.int64)
-    unit_of[trace.task] = trace.task_unit
-    comm = np.asarray(step.graph.comm, bool)[trace.task]  # a symmetric group's collectives
-    compute = exposed = 0.0
-    for u in np.unique(trace.task_unit).tolist():
-        weight = len(step.groups.get(u, (u,)))
-        mine = trace.task_unit == u
-        moving = (unit_of[trace.xfer_src_task] == u) | (unit_of[trace.xfer_dst_task] == u)
-        busy = _union(trace.task_start[mine & ~comm], trace.task_end[mine & ~comm])
-        both = _union(np.concatenate([trace.task_start[mine], trace.xfer_start[moving]]),
-                      np.concatenate([trace.task_end[mine], trace.xfer_end[moving]]))
-        compute += weight * busy
-        exposed += weight * (both - busy)
-    parts = {"compute": compute / size, "exposed_comm": exposed / size,
-             "bubble": bubble_s(result) / size}
-    parts["other"] = max(makespan - sum(parts.values()), 0.0)
-    return parts
+    """The mean unit's step in seconds, as the library splits it (RunResult.breakdown,
+    leptonsim/step_metrics.py): compute, exposed communication, bubble and other."""
+    b = result.breakdown
+    return {"compute": b.compute_s, "exposed_comm": b.exposed_comm_s, "bubble": b.bubble_s,
+            "other": b.other_s}
 
 
 # -- one row, the set -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .formulas import relative_error
@@ -48,6 +49,8 @@ def summary(result: RunResult) -> dict[str, Any]:
                       "proven": r.proven, "note": r.note} for r in result.formulas],
         "claims": _claims(result),
         "memory": _memory(result),
+        "breakdown": asdict(result.breakdown),
+        "step": None if result.step_metrics is None else asdict(result.step_metrics),
     }
 
 
@@ -107,7 +110,7 @@ def render(result: RunResult) -> str:
         lines.append(f"{'claim: ' + c['source']:<26}{c['key']:<22}"
                      f"{_fmt(c['claimed'], c['key']):>12}{_fmt(c['simulated'], c['key']):>12}"
                      f"{err:>9}")
-    lines += _memory_lines(result)
+    lines += _memory_lines(result) + _step_lines(result)
     busiest = sorted(m.units, key=lambda u: -u.utilization)[:4]
     lines += ["", "busiest units: " + ", ".join(f"{u.name} {u.utilization:.0%}" for u in busiest)]
     links = sorted((c for c in m.channels if c.transfers), key=lambda c: -c.utilization)[:3]
@@ -133,6 +136,25 @@ def _memory_lines(result: RunResult) -> list[str]:
                      f" + activations {b(mem.activations_bytes)}")
     if len(step.memory) > 8:
         lines.append(f"  ... {len(step.memory) - 8} more stages in summary.json")
+    return lines
+
+
+def _step_lines(result: RunResult) -> list[str]:
+    """Where the mean unit's step goes and, for a DNN step, throughput and utilisation."""
+    b, sm = result.breakdown, result.step_metrics
+
+    def t(x: float) -> str:
+        return _fmt(x, "_s")
+
+    lines = ["", f"step per unit    compute {t(b.compute_s)} + exposed comm {t(b.exposed_comm_s)}"
+             f" + bubble {t(b.bubble_s)} + other {t(b.other_s)} (mean unit)"]
+    if sm is None:
+        return lines
+    tokens = "" if sm.tokens_per_s is None else f", {sm.tokens_per_s:.4g} tokens/s"
+    lines += [f"throughput       {sm.samples_per_s:.4g} samples/s{tokens}",
+              f"utilisation      MFU {sm.mfu:.1%}, HFU {sm.hfu:.1%} of "
+              f"{format_quantity(sm.peak_flop_rate, 'flop_rate')} peak; most exposed comm "
+              f"{t(sm.exposed_comm_max_s)} on {sm.exposed_comm_unit or '—'}"]
     return lines
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate, metrics
+from . import evaluate, metrics, step_metrics
 from .cost import CostModel
 from .energy import EnergyReport, cost_usd, energy_of
 from .evaluate import FormulaRow
@@ -20,6 +20,7 @@ from .metrics import Metrics
 from .report import render, summary
 from .scenario import Scenario
 from .sim import simulate
+from .step_metrics import Breakdown, StepMetrics
 from .trace import Trace
 
 
@@ -33,6 +34,8 @@ class RunResult:
     formulas: list[FormulaRow]
     energy: EnergyReport
     cost_usd: float             # the step at the units' price per hour (0 without prices)
+    breakdown: Breakdown        # the mean unit's step: compute, exposed comm, bubble, other
+    step_metrics: StepMetrics | None  # throughput, MFU, HFU (a DNN step only)
 
     def report(self) -> str:
         """The terminal report `leptonsim run` prints for this result."""
@@ -60,9 +63,14 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
         objective=None if obj is None else (obj.training_error, obj.inference_error, obj.lam))
     price = sum(u.price_per_hour for u in scenario.cluster.units)
     collapsed = None if scenario.step is None else scenario.step.collapsed_bytes
+    step = scenario.step
     return RunResult(scenario, trace, m, rows,
                      energy_of(scenario.cluster, every_unit, graph.comm, collapsed),
-                     cost_usd(m.makespan_s, 1, price))
+                     cost_usd(m.makespan_s, 1, price),
+                     step_metrics.breakdown(trace, graph, scenario.cluster, step, m.makespan_s),
+                     None if step is None else step_metrics.step_metrics(
+                         step, scenario.cluster, trace, m.makespan_s,
+                         getattr(scenario.cost, "precision", None)))  # the workload's
 
 
 def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
