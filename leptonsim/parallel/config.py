@@ -11,6 +11,7 @@ from .pipeline import KINDS as SCHEDULES
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
 EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
+ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 
 
@@ -30,6 +31,11 @@ class ParallelConfig:
     collectives instead of one task per layer. `collective` is the algorithm of the
     tensor-parallel all-reduces (parallel.nccl.ALGORITHMS; auto: NCCL's choice, by
     message size and topology, in symmetric mode, and the ring in full mode).
+
+    `zero` is the ZeRO stage over the data-parallel replicas (Rajbhandari et al., "ZeRO:
+    Memory Optimizations Toward Training Trillion Parameter Models", SC'20, section 5):
+    0 replicates the model state (DDP), 1 shards the optimizer state (Megatron's
+    distributed optimizer), 2 the gradients too, 3 the parameters too (FSDP's FULL_SHARD).
     """
 
     dp: int = 1
@@ -50,6 +56,7 @@ class ParallelConfig:
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
+    zero: int = 0              # ZeRO stage, ZERO_STAGES
 
     def __post_init__(self) -> None:
         for name in ("dp", "pp", "tp", "batch", "microbatches", "chunks", "dtype_bytes"):
@@ -73,6 +80,10 @@ class ParallelConfig:
         if self.collective not in ALGORITHMS:
             raise ValueError(f"collective must be one of {', '.join(ALGORITHMS)}, "
                              f"got {self.collective!r}")
+        if self.zero not in ZERO_STAGES:
+            raise ValueError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.zero and not self.training:
+            raise ValueError(f"zero {self.zero} shards training state: it needs training")
         if self.tp_mode == "full" and self.collective not in SPELLED_OUT:
             raise ValueError(f"collective {self.collective!r} needs tp_mode = 'symmetric' "
                              f"(tp_mode 'full' spells out {', '.join(SPELLED_OUT[1:])})")

@@ -11,6 +11,16 @@ Models", SC'20, section 3.1: mixed-precision Adam needs 2 + 2 + 12 = 16 bytes/pa
 Parameters are counted as the model owns them: a tied layer (GPT's LM head) owns none,
 so the copy of the word embedding Megatron keeps on the last stage is not counted.
 
+ZeRO (the same paper, section 5 and Figure 1) shards that model state over the dp
+data-parallel replicas: stage 1 the optimizer state (with the fp32 master copy),
+stage 2 the gradients too, stage 3 the trainable weights too (FSDP's FULL_SHARD:
+Zhao et al., "PyTorch FSDP", VLDB 2023); non-trainable buffers stay replicated, as
+FSDP keeps them. Figure 1's 7.5B-parameter model at dp 64 needs 120, 31.4, 16.6 and
+1.9 GB at stages 0 to 3. ASSUMPTION: the transient buffers are not counted (stage 3's
+gathered layers, at most two buckets as FSDP limits them, and a bucket of full
+gradients before its reduce-scatter): a few bucket sizes, 25 MB each by default,
+against gigabytes of state.
+
 Tensor parallelism (Megatron-LM: Shoeybi et al. 2019, section 3) splits the attention
 and MLP matrices and the vocabulary embedding across tp devices and replicates
 LayerNorms, adds and the like. A layer flagged sharded has its parameters and its
@@ -66,6 +76,23 @@ def optimizer_state_bytes(optimizer: str, dtype_bytes: int) -> int:
     return OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes < 4 else 0)
 
 
+def model_state_bytes(trainable: float, frozen: float, *, optimizer: str, dtype_bytes: int,
+                      dp: int = 1, zero: int = 0) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer state) bytes of one device holding `trainable` and
+    `frozen` parameters, with ZeRO stage `zero` sharding them over `dp` replicas."""
+    if zero not in (0, 1, 2, 3):
+        raise ValueError(f"zero must be 0, 1, 2 or 3, got {zero!r}")
+    if not isinstance(dp, int) or isinstance(dp, bool) or dp < 1:
+        raise ValueError(f"dp must be a positive integer, got {dp!r}")
+
+    def share(stage: int) -> int:  # replicas the term is divided over, from `stage` on
+        return dp if zero >= stage else 1
+
+    weights = trainable * dtype_bytes / share(3) + frozen * dtype_bytes
+    gradients = trainable * dtype_bytes / share(2)
+    return weights, gradients, trainable * optimizer_state_bytes(optimizer, dtype_bytes) / share(1)
+
+
 def default_sharded(model: Model) -> tuple[bool, ...]:
     """Per layer of the model: does Megatron-style tensor parallelism split it?"""
     return tuple(layer.kind in SHARDED_KINDS for layer in model.layers)
@@ -97,8 +124,11 @@ def stage_memory(
     recompute: bool = False,
     training: bool = True,
     sharded: Sequence[bool] | None = None,
+    dp: int = 1,
+    zero: int = 0,
 ) -> MemoryBreakdown:
-    """Memory of one device holding model.layers[start:end], split tp ways.
+    """Memory of one device holding model.layers[start:end], split tp ways, its model
+    state sharded over dp replicas by ZeRO stage `zero`.
 
     `sharded` flags every layer of the model (not just this stage's); None means
     default_sharded(model). Conventions and sources are in the module docstring.
@@ -115,16 +145,17 @@ def stage_memory(
         return MemoryBreakdown(
             (trainable + frozen) * dtype_bytes, 0.0, 0.0, 2 * max(outputs) * microbatch_size
         )
-    state = optimizer_state_bytes(optimizer, dtype_bytes)
+    weights, gradients, state = model_state_bytes(trainable, frozen, optimizer=optimizer,
+                                                  dtype_bytes=dtype_bytes, dp=dp, zero=zero)
     stage_input = _numel(layers[0].input_shape) * dtype_bytes
     if recompute:
         per_sample = in_flight * stage_input + sum(outputs)
     else:
         per_sample = in_flight * (stage_input + sum(outputs))
     return MemoryBreakdown(
-        weights_bytes=(trainable + frozen) * dtype_bytes,
-        gradients_bytes=trainable * dtype_bytes,
-        optimizer_bytes=trainable * state,
+        weights_bytes=weights,
+        gradients_bytes=gradients,
+        optimizer_bytes=state,
         activations_bytes=per_sample * microbatch_size,
     )
 

@@ -14,7 +14,8 @@ from ..errors import ScenarioError, did_you_mean, found
 from ..hardware import PRECISIONS
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
-from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.config import (EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES,
+                               ParallelConfig)
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
@@ -101,6 +102,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                    "message size and topology), ring, tree, "
                                                    "nvls (in-switch reduction) or hierarchical; "
                                                    "tree and nvls need tp_mode = 'symmetric'"},
+                     "zero": {"type": "integer", "minimum": ZERO_STAGES[0], "maximum": ZERO_STAGES[-1], "default": 0,
+                              "description": "ZeRO stage over the data-parallel replicas: 0 "
+                                             "replicated (DDP), 1 optimizer state sharded "
+                                             "(distributed optimizer), 2 gradients too, 3 "
+                                             "parameters too (FSDP), with their reduce-"
+                                             "scatters and all-gathers"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -223,6 +230,6 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fuse=bool(parallel["fuse"]), layout=parallel["layout"],
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
-            collective=parallel["collective"])
+            collective=parallel["collective"], zero=int(parallel["zero"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
