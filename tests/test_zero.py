@@ -7,13 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leptonsim import formulas
+from leptonsim.cost import Roofline
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
+from leptonsim.models import LayerStack, Model
+from leptonsim.ops import Dense
+from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.memory import model_state_bytes
+from leptonsim.parallel.step import build_step, optimizer_cost
+from leptonsim.parallel.tensor import LayerRole
+from leptonsim.sim import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
+FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)
 
 
 @pytest.mark.parametrize("zero, gb", [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)])
@@ -76,3 +87,120 @@ def test_bad_zero_is_one_line_exit_2(extra: str, model_extra: str, words: str,
     assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith(f"error: {scenario}: ") and words in lines[0]
+
+
+# -- the step graph: ZeRO's collectives ------------------------------------------------
+
+UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
+                   efficiency=0.5)
+
+
+def dense_stack(layers: int, width: int = 64) -> Model:
+    s = LayerStack("stack", (width,))
+    for i in range(layers):
+        s.add(f"fc{i}", Dense(width))
+    return s.build()
+
+
+def simulated(model: Model, cfg: ParallelConfig, link: LinkSpec):
+    cluster = fully_connected(replicate(UNIT, cfg.units, "gpu"), link)
+    step = build_step(model, cfg, cluster)
+    return step, simulate(step.graph, cluster, "static")
+
+
+def dp_bytes(step) -> float:
+    """Bytes the data-parallel collectives send between units (every rank's)."""
+    g = step.graph
+    dp = np.array([g.names[t].startswith(("dp.", "fsdp.")) for t in g.edge_dst.tolist()])
+    cross = g.pin[g.edge_src] != g.pin[g.edge_dst]
+    return float(g.edge_bytes[dp & cross].sum())
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 4), st.sampled_from(["full", "symmetric"]))
+def test_communication_volume_by_stage(dp: int, layers: int, mode: str) -> None:
+    """ZeRO section 7 and FSDP section 3.3, one micro-batch: stages 1 and 2 move
+    exactly what the all-reduce moves (a reduce-scatter and an all-gather); stage 3
+    moves 1.5 times it (two all-gathers and a reduce-scatter)."""
+    model = dense_stack(layers)
+    volume = [dp_bytes(simulated(model, ParallelConfig(dp=dp, batch=dp, zero=z, tp_mode=mode,
+                                                       bucket_bytes=1e4), FREE)[0])
+              for z in range(4)]
+    n = model.params() * 2
+    assert volume[0] == pytest.approx(2 * (dp - 1) * n, rel=1e-12)  # p ranks x 2(p-1)/p n
+    assert volume[1] == pytest.approx(volume[0], rel=1e-12)
+    assert volume[2] == pytest.approx(volume[0], rel=1e-12)
+    assert volume[3] == pytest.approx(1.5 * volume[0], rel=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 4))
+def test_stage_2_and_3_reduce_every_microbatch(m: int, dp: int) -> None:
+    """A rank keeps only its gradient shard from stage 2 on, so each micro-batch's
+    gradients are reduce-scattered (DeepSpeed issue 2252); stage 3 also gathers the
+    parameters before each micro-batch's forward and backward."""
+    model = dense_stack(2)
+    volume = [dp_bytes(simulated(model, ParallelConfig(dp=dp, batch=dp * m, microbatches=m,
+                                                       zero=z, bucket_bytes=1e15), FREE)[0])
+              for z in range(4)]
+    pass_bytes = (dp - 1) * model.params() * 2  # one ring pass over every rank
+    assert volume == pytest.approx([2 * pass_bytes, 2 * pass_bytes, (m + 1) * pass_bytes,
+                                    3 * m * pass_bytes], rel=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 5), st.integers(1, 4), st.floats(1e-7, 1e-4), st.floats(1e9, 1e12),
+       st.sampled_from([1, 2]))
+def test_uncontended_zero_sync_is_reduce_scatter_update_allgather(dp, layers, alpha, bw,
+                                                                  stage):
+    """Theorem, one bucket, nothing contending: the update starts one ring reduce-scatter
+    after the last backward, costs 1/dp of the replicated update, and the step ends one
+    ring all-gather after it (the closed forms of formulas.py, exactly)."""
+    model = dense_stack(layers)
+    n = model.params() * 2
+    cfg = ParallelConfig(dp=dp, batch=dp, zero=stage, bucket_bytes=1e15)
+    step, trace = simulated(model, cfg, LinkSpec(alpha, bw))
+    kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
+    backward_end = float(trace.task_end[kinds == "dense.bwd"].max())
+    update = kinds == "optimizer"
+    assert trace.task_start[update].max() == pytest.approx(
+        backward_end + formulas.ring_reduce_scatter_time(dp, n, alpha, bw), rel=1e-9)
+    opt = optimizer_cost(model, cfg, [LayerRole(False, "", "")] * layers,
+                         tuple(range(layers)))
+    sharded = Roofline().seconds(np.array([opt.flops / dp]), np.array([opt.bytes / dp]), UNIT)[0]
+    spent = trace.task_end[update] - trace.task_start[update]
+    assert spent == pytest.approx(np.full(dp, sharded), rel=1e-9)
+    assert trace.makespan_s == pytest.approx(
+        trace.task_end[update].max() + formulas.ring_allgather_time(dp, n, alpha, bw), rel=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 4), st.integers(2, 6), st.integers(1, 3), st.floats(1e-7, 1e-5),
+       st.floats(1e8, 1e11))
+def test_fsdp_gathers_each_bucket_before_it_runs_prefetching_one(dp, layers, m, alpha, bw):
+    """Stage 3, each layer its own bucket: a layer's forward or backward starts only
+    after its parameters' all-gather ended, and bucket j's all-gather never starts
+    before bucket j-2's compute ended (one bucket ahead) nor before bucket j-1's
+    all-gather ended (one stream)."""
+    model = dense_stack(layers)
+    cfg = ParallelConfig(dp=dp, batch=dp * m, microbatches=m, zero=3,
+                         bucket_bytes=model.layers[0].params * 2)
+    step, trace = simulated(model, cfg, LinkSpec(alpha, bw))
+    names = step.graph.names
+    start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
+    end = dict(zip(trace.task.tolist(), trace.task_end.tolist(), strict=True))
+    on0 = sorted((t for t in start if step.graph.pin[t] == 0
+                  and step.graph.kinds[t] in ("dense", "dense.bwd")), key=start.get)
+    assert len(on0) == 2 * m * layers
+    gathers: dict[int, list[float]] = {}
+    for t in start:
+        if names[t].startswith("fsdp.s0.t0.b") and ".wait" not in names[t]:
+            span = gathers.setdefault(int(names[t].split(".")[3][1:]), [np.inf, -np.inf])
+            span[0], span[1] = min(span[0], start[t]), max(span[1], end[t])
+    assert sorted(gathers) == list(range(len(on0)))
+    for j, task in enumerate(on0):
+        assert start[task] >= gathers[j][1]
+        if j >= 1:
+            assert gathers[j][0] >= gathers[j - 1][1]
+        if j >= 2:
+            assert gathers[j][0] >= end[on0[j - 2]]
