@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leptonsim import formulas
+from leptonsim.api import cluster
 from leptonsim.cost import Roofline
+from leptonsim.errors import DoesNotFit
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import Dense
@@ -22,6 +24,7 @@ from leptonsim.parallel.memory import model_state_bytes
 from leptonsim.parallel.step import build_step, optimizer_cost
 from leptonsim.parallel.tensor import LayerRole
 from leptonsim.sim import simulate
+from leptonsim.zoo.transformer import gpt
 
 ROOT = Path(__file__).resolve().parents[1]
 FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)
@@ -204,3 +207,20 @@ def test_fsdp_gathers_each_bucket_before_it_runs_prefetching_one(dp, layers, m, 
             assert gathers[j][0] >= gathers[j - 1][1]
         if j >= 2:
             assert gathers[j][0] >= end[on0[j - 2]]
+
+
+def test_a_7b_gpt_fits_80_gb_only_with_zero() -> None:
+    """GPT-3 6.7B (Brown et al. 2020, Table 2.1: 32 layers, d_model 4096, 32 heads,
+    2048 tokens) on 8 A100 80 GB, plain data parallelism, fp16 Adam: 16 bytes/param
+    replicated is 107 GB and does not fit; each ZeRO stage needs less, and stage 3's
+    parameter all-gathers make its step longer than stage 1's, whose sync moves the
+    volume of an all-reduce."""
+    model = gpt(32, 4096, 51200, 2048, 32, name="gpt3_6.7b")
+    hw = cluster("a100_80gb", 8, link="nvlink3", topology="switch").cluster
+    with pytest.raises(DoesNotFit, match="a zero stage above 0"):
+        build_step(model, ParallelConfig(dp=8, batch=8), hw)
+    steps = {z: build_step(model, ParallelConfig(dp=8, batch=8, zero=z), hw) for z in (1, 2, 3)}
+    need = [steps[z].memory[0][1].total_bytes for z in (1, 2, 3)]
+    assert need[0] > need[1] > need[2] and need[0] < hw.units[0].memory_bytes
+    times = {z: simulate(steps[z].graph, hw, "static").makespan_s for z in (1, 3)}
+    assert times[3] > times[1]
