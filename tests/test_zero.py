@@ -19,6 +19,9 @@ from leptonsim.errors import DoesNotFit
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import Dense
+from leptonsim.optimize.estimate import Estimator
+from leptonsim.optimize.search import search
+from leptonsim.optimize.space import enumerate_space
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.memory import model_state_bytes
 from leptonsim.parallel.step import build_step, optimizer_cost
@@ -224,3 +227,42 @@ def test_a_7b_gpt_fits_80_gb_only_with_zero() -> None:
     assert need[0] > need[1] > need[2] and need[0] < hw.units[0].memory_bytes
     times = {z: simulate(steps[z].graph, hw, "static").makespan_s for z in (1, 3)}
     assert times[3] > times[1]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(2, 4), st.sampled_from([1, 2]), st.floats(1e-7, 1e-5), st.floats(1e9, 1e12),
+       st.sampled_from([1, 2]))
+def test_estimate_equals_simulation_for_zero_in_one_bucket(dp, m, alpha, bw, stage):
+    """One bucket, stage 1 (one micro-batch at stage 2): the reduce-scatter, the
+    sharded update and the all-gather are exposed whole, in both."""
+    m = m if stage == 1 else 1
+    model = dense_stack(3)
+    link = LinkSpec(alpha, bw)
+    cl = fully_connected(replicate(UNIT, dp, "gpu"), link)
+    batch = 4 * dp * m
+    sp = enumerate_space(dp, batch, len(model.layers))
+    pick = np.flatnonzero((sp.dp == dp) & (sp.microbatches == m) & ~sp.recompute
+                          & (sp.zero == stage))
+    assert len(pick) == 1
+    est = Estimator(model, cl, batch, bucket_bytes=1e15)(sp.take(pick))
+    cfg = sp.config(int(pick[0]), batch, bucket_bytes=1e15)
+    assert cfg.zero == stage
+    step = build_step(model, cfg, cl)
+    assert est.step_s[0] == pytest.approx(simulate(step.graph, cl, "static").makespan_s,
+                                          rel=1e-9)
+
+
+def test_optimize_finds_a_7b_gpt_split_only_zero_fits() -> None:
+    """Plain data parallelism of GPT-3 6.7B on 8 A100 80 GB does not fit: in the
+    search space its data-parallel configurations fit only with ZeRO (every stage
+    does at dp 8), so the plain-DP baseline is absent, and the ones the search
+    simulates were built and ran."""
+    model = gpt(32, 4096, 51200, 2048, 32, name="gpt3_6.7b")
+    hw = cluster("a100_80gb", 8, link="nvlink3", topology="switch").cluster
+    result = search(model, hw, 8, max_tp=1, top=2)
+    sp, fits = result.space, result.estimate.fits
+    plain_dp = sp.dp == 8
+    assert not fits[plain_dp & (sp.zero == 0)].any()
+    assert set(sp.zero[plain_dp & fits].tolist()) == {1, 2, 3}
+    assert result.baseline is None
+    assert all(np.isfinite(c.simulated) for c in result.candidates)

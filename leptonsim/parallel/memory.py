@@ -53,6 +53,7 @@ from leptonsim.models import Layer, Model
 SHARDED_KINDS = frozenset({"attention", "dense", "embedding"})
 OPTIMIZER_STATE_BYTES = {"sgd": 0, "adam": 8}  # per trainable parameter
 MASTER_COPY_BYTES = 4  # fp32 weights kept beside fp16 ones in mixed precision
+SHARDED_FROM = (3, 2, 1)  # the ZeRO stage that shards weights, gradients, optimizer state
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,10 @@ def model_state_bytes(trainable: float, frozen: float, *, optimizer: str, dtype_
     if not isinstance(dp, int) or isinstance(dp, bool) or dp < 1:
         raise ValueError(f"dp must be a positive integer, got {dp!r}")
 
-    def share(stage: int) -> int:  # replicas the term is divided over, from `stage` on
-        return dp if zero >= stage else 1
-
-    weights = trainable * dtype_bytes / share(3) + frozen * dtype_bytes
-    gradients = trainable * dtype_bytes / share(2)
-    return weights, gradients, trainable * optimizer_state_bytes(optimizer, dtype_bytes) / share(1)
+    w, g, o = (dp if zero >= stage else 1 for stage in SHARDED_FROM)
+    weights = trainable * dtype_bytes / w + frozen * dtype_bytes
+    return weights, trainable * dtype_bytes / g, trainable * optimizer_state_bytes(
+        optimizer, dtype_bytes) / o
 
 
 def default_sharded(model: Model) -> tuple[bool, ...]:
