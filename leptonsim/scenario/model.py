@@ -14,8 +14,7 @@ from ..errors import ScenarioError, did_you_mean, found
 from ..hardware import PRECISIONS
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
-from ..parallel.config import (EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES,
-                               ParallelConfig)
+from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
@@ -102,7 +101,8 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                                    "message size and topology), ring, tree, "
                                                    "nvls (in-switch reduction) or hierarchical; "
                                                    "tree and nvls need tp_mode = 'symmetric'"},
-                     "zero": {"type": "integer", "minimum": ZERO_STAGES[0], "maximum": ZERO_STAGES[-1], "default": 0,
+                     "zero": {"type": "integer", "minimum": ZERO_STAGES[0],
+                              "maximum": ZERO_STAGES[-1], "default": 0,
                               "description": "ZeRO stage over the data-parallel replicas: 0 "
                                              "replicated (DDP), 1 optimizer state sharded "
                                              "(distributed optimizer), 2 gradients too, 3 "
