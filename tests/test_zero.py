@@ -266,3 +266,20 @@ def test_optimize_finds_a_7b_gpt_split_only_zero_fits() -> None:
     assert set(sp.zero[plain_dp & fits].tolist()) == {1, 2, 3}
     assert result.baseline is None
     assert all(np.isfinite(c.simulated) for c in result.candidates)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(2, 3), st.sampled_from([1, 2, 3]), st.integers(1, 2))
+def test_symmetric_mode_moves_the_groups_bytes_from_rank_0(dp: int, stage: int, m: int) -> None:
+    """tp = 2 over split Dense layers only: in full mode each tp rank runs its own ZeRO
+    collectives over 1/tp of the parameters; in symmetric mode rank 0 moves the whole
+    group's, so the data-parallel bytes agree, stage by stage, and both steps run."""
+    model = dense_stack(2)
+    volume = {}
+    for mode in ("full", "symmetric"):
+        cfg = ParallelConfig(dp=dp, tp=2, batch=dp * m, microbatches=m, zero=stage,
+                             tp_mode=mode, bucket_bytes=1e3)
+        step, trace = simulated(model, cfg, LinkSpec(1e-6, 1e10))
+        assert np.isfinite(trace.makespan_s) and trace.makespan_s > 0
+        volume[mode] = dp_bytes(step)
+    assert volume["symmetric"] == pytest.approx(volume["full"], rel=1e-12) and volume["full"] > 0
