@@ -81,11 +81,14 @@ def _bert(extra: str, model_extra: str = "") -> str:
     ("zero = -1\n", "", "parallel.zero: expected an integer in [0, 3], found -1"),
     ('zero = "3"\n', "", "parallel.zero: expected an integer in [0, 3], found '3'"),
     ("zero = 2\n", "training = false\n", "zero 2 shards training state"),
+    ("", "", "parallel.zero: expected 0 with embeddings = 'sharded'"),
 ])
 def test_bad_zero_is_one_line_exit_2(extra: str, model_extra: str, words: str,
                                      tmp_path: Path) -> None:
+    dlrm = (ROOT / "scenarios" / "dlrm_hybrid.toml").read_text().split("[variants")[0]
+    text = _bert(extra, model_extra) if extra else dlrm.replace("dp = 8\n", "dp = 8\nzero = 1\n")
     scenario = tmp_path / "zero.toml"
-    scenario.write_text(_bert(extra, model_extra))
+    scenario.write_text(text)
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "leptonsim", "run", str(scenario), "--out",
                            str(out)], capture_output=True, text=True, cwd=ROOT)

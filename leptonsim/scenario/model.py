@@ -219,6 +219,10 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
                             " (model chunks are the interleaved schedule's)", parallel["chunks"],
                             hint="set schedule = 'interleaved', or remove chunks")
+    if parallel["zero"] and parallel["embeddings"] == "sharded":
+        raise ScenarioError("parallel.zero", "0 with embeddings = 'sharded' (the DLRM hybrid's "
+                            "MLPs are plain data parallel)", parallel["zero"],
+                            hint="remove zero, or replicate the embeddings")
     try:
         return ParallelConfig(
             dp=dp, pp=pp, tp=tp, schedule=parallel["schedule"], chunks=int(parallel["chunks"]),
