@@ -30,7 +30,11 @@ class Space:
     schedule: np.ndarray      # index into SCHEDULES
     chunks: np.ndarray
     recompute: np.ndarray     # bool
-    zero: np.ndarray          # ZeRO stage, 0..3
+    zero: np.ndarray = None   # type: ignore[assignment]  # ZeRO stage, 0..3 (default 0)
+
+    def __post_init__(self) -> None:
+        if self.zero is None:
+            object.__setattr__(self, "zero", np.zeros_like(self.dp))
 
     def __len__(self) -> int:
         return len(self.dp)

@@ -4,7 +4,8 @@ The seed's three steps, made concrete:
 - model partition: layers into pipeline stages (cost-balanced) and tensor shards;
 - task assignment: each (replica, stage, shard) pinned to one unit;
 - data synchronisation: activations between stages, tensor-parallel all-reduces,
-  and a bucketed data-parallel gradient all-reduce that overlaps the backward pass.
+  and a bucketed data-parallel gradient all-reduce that overlaps the backward pass
+  (or ZeRO's reduce-scatters and all-gathers, parallel.zero).
 The graph is meant for the static scheduler: every task is pinned, and each device
 runs its pipeline ops strictly in schedule order (0-byte edges chain them).
 """
@@ -395,7 +396,8 @@ class _StepBuilder:
                     ready = [self.last_backward[(d, bucket[-1], t, k)] for d in range(cfg.dp)]
                     name = f"dp.s{s}.t{t}.{bucket[0]}" + (f".k{k}" if cfg.zero >= 2 else "")
                     if cfg.dp > 1:
-                        ready = self._after_both(ready, done, ranks, f"{name}.wait")
+                        ready = collectives.join(self.b, ready, done, ranks, f"{name}.wait",
+                                                 reduce.__name__)
                         done = reduce(self.b, ranks, nbytes, ready, name)
                     for d in range(cfg.dp):
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
@@ -404,12 +406,6 @@ class _StepBuilder:
                 for bucket, nbytes in buckets:  # the updated shards back to every replica
                     updated = collectives.ring_allgather(self.b, ranks, nbytes, updated,
                                                          f"dp.s{s}.t{t}.{bucket[0]}.gather")
-
-    def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
-                    name: str) -> list[int]:
-        """Per rank, `ready` or, after a previous collective on the communicator, a zero
-        task that waits for both."""
-        return collectives.join(self.b, ready, previous, ranks, name, "ring_allreduce")
 
     def _buckets(self, v: int) -> list[tuple[list[int], float]]:
         """Layers of virtual stage v with parameters, in backward order, grouped until a
