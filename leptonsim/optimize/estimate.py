@@ -17,8 +17,10 @@ configuration is NumPy column arithmetic:
              buckets run one after another, their gradients ready evenly over the last
              micro-batch's backward T: exposed max(R/n, R - T (n-1)/n); under ZeRO a
              reduce-scatter (R/2) so, then stages 1 and 2 all-gather the parameters
-             (R/2, exposed), and stage 3 all-gathers them before every micro-batch's
-             forward and backward (R/2 each, hidden as the buckets are behind t_f, t_b)
+             (R/2, exposed); from stage 2 the other micro-batches' reduce-scatters are
+             exposed too (R/2 each), and stage 3 all-gathers them before every micro-batch's
+             forward and backward (R/2 each, exposed: the simulated rings advance at
+             task boundaries, so they hide little)
   optimizer  the device's update, 1/dp of it under ZeRO
   input      the step lasts at least the busiest host's input pipeline
              (parallel.step.input_seconds)
@@ -202,8 +204,10 @@ class Estimator:
         dp_ring = np.where(zero > 0, dp_ring / 2, dp_ring)  # a reduce-scatter is half a ring
         dp_exposed = _exposed(dp_ring, dev_b, buckets)
         gather = np.where((zero == 1) | (zero == 2), dp_ring, 0.0)  # after the update
-        gather += np.where(zero == 3, m * (_exposed(dp_ring, dev_f, buckets)
-                                           + _exposed(dp_ring, dev_b, buckets)), 0.0)
+        # stage 3: two gathers per micro-batch, charged whole: the simulated ring advances
+        # at compute-task boundaries (docs/model.md), so little of it hides
+        gather += np.where(zero == 3, 2 * m * dp_ring, 0.0)
+        gather += np.where(zero >= 2, (m - 1) * dp_ring, 0.0)  # earlier micro-batches' reductions
         dp_exposed = dp_exposed + gather
         opt = upd * v / np.where(zero > 0, dp, 1.0) if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
