@@ -129,7 +129,8 @@ def _memory_lines(result: RunResult) -> list[str]:
         return format_quantity(x, "bytes")
 
     lines = ["", f"dp {cfg.dp} x pp {cfg.pp} x tp {cfg.tp}, {cfg.microbatches} micro-batches of "
-             f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}; memory per unit:"]
+             f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}"
+             f"{f', zero {cfg.zero}' if cfg.zero else ''}; memory per unit:"]
     for where, mem in step.memory[:8]:
         lines.append(f"  {where:<22} {b(mem.total_bytes):>9} = weights {b(mem.weights_bytes)}"
                      f" + grads {b(mem.gradients_bytes)} + optimizer {b(mem.optimizer_bytes)}"

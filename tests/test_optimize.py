@@ -43,7 +43,7 @@ def test_every_configuration_is_valid_and_distinct(units, batch, layers):
     assert np.all(batch % (sp.dp * sp.microbatches) == 0)
     assert np.all(sp.pp * sp.chunks <= layers)
     rows = {tuple(int(getattr(sp, f)[i]) for f in ("dp", "pp", "tp", "microbatches", "schedule",
-                                                     "chunks", "recompute", "layout"))
+                                                     "chunks", "recompute", "layout", "zero"))
             for i in range(len(sp))}
     assert len(rows) == len(sp)
 

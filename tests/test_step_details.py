@@ -273,8 +273,11 @@ def test_flash_traffic_beyond_the_linear_terms_is_theorem_2s(hd, tiles, batch):
 @settings(max_examples=60, deadline=None)
 @given(heads_dims, st.integers(1, 4096), st.integers(1, 4), st.booleans())
 def test_flash_moves_fewer_bytes_than_unfused_attention(hd, s, batch, causal):
-    """Head sizes up to 128 (FlashAttention's): every pass moves fewer bytes, once the
-    sequence fills a tile."""
+    """Head sizes up to 128 (FlashAttention's): every pass moves fewer bytes once the
+    sequence spans more than two tiles. Per head the backward moves (12 + 4T) s d +
+    (1 + 2T) s words against unfused's 13 s d + 6 s^2, T = ceil(s / 128), so with
+    d = 128 flash is behind for s just past one tile (s = 129: T = 2, 901 s vs 774 s),
+    and ahead for every s > 256 (Hypothesis found the first case)."""
     from leptonsim.ops.attention import FLASH_TILE
     heads, d = hd
     x = (s, heads * d)
@@ -282,7 +285,7 @@ def test_flash_moves_fewer_bytes_than_unfused_attention(hd, s, batch, causal):
     unfused = MultiHeadSelfAttention(heads, causal=causal)
     for phase in ("forward", "backward_data"):
         f, u = flash.cost(x, batch, phase, 2), unfused.cost(x, batch, phase, 2)
-        assert f.bytes < u.bytes or s < FLASH_TILE
+        assert f.bytes < u.bytes or s <= 2 * FLASH_TILE
     assert flash.cost(x, batch, "backward_weights", 2) == unfused.cost(x, batch,
                                                                        "backward_weights", 2)
 

@@ -95,7 +95,7 @@ def write_table(result: Search, path: Path) -> None:
     est, sp = result.estimate, result.space
     score = objective_values(est, result.objective)
     order = np.argsort(score, kind="stable")
-    cols = ["layout", "dp", "pp", "tp", "microbatches", "schedule", "chunks", "recompute",
+    cols = ["layout", "dp", "pp", "tp", "microbatches", "schedule", "chunks", "recompute", "zero",
             "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j", "cost_usd"]
 
     def writer(f: Any) -> None:
@@ -103,8 +103,8 @@ def write_table(result: Search, path: Path) -> None:
         w.writerow(cols)
         for i in order.tolist():
             w.writerow([LAYOUTS[sp.layout[i]], sp.dp[i], sp.pp[i], sp.tp[i], sp.microbatches[i],
-                        SCHEDULES[sp.schedule[i]], sp.chunks[i], bool(sp.recompute[i]),
-                        *(repr(float(getattr(est, c)[i])) for c in cols[8:-3]),
+                        SCHEDULES[sp.schedule[i]], sp.chunks[i], bool(sp.recompute[i]), sp.zero[i],
+                        *(repr(float(getattr(est, c)[i])) for c in cols[9:-3]),
                         bool(est.fits[i]), repr(float(est.energy_j[i])), repr(float(est.cost_usd[i]))])
     atomic_write(path, writer)
 

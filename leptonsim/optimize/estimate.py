@@ -15,11 +15,17 @@ configuration is NumPy column arithmetic:
   pipeline   (m + (p - 1)/v)(t_f + t_b) + 2(p - 1) boundary hops  [bubble (p-1)/v (t_f+t_b)]
   dp sync    ring all-reduce of the device's gradients over the dp pair's route in n
              buckets run one after another, their gradients ready evenly over the last
-             micro-batch's backward T: exposed max(R/n, R - T (n-1)/n)
-  optimizer  the device's update
+             micro-batch's backward T: exposed max(R/n, R - T (n-1)/n); under ZeRO a
+             reduce-scatter (R/2) so, then stages 1 and 2 all-gather the parameters
+             (R/2, exposed); from stage 2 the other micro-batches' reduce-scatters are
+             exposed too (R/2 each), and stage 3 all-gathers them before every micro-batch's
+             forward and backward (R/2 each, exposed: the simulated rings advance at
+             task boundaries, so they hide little)
+  optimizer  the device's update, 1/dp of it under ZeRO
   input      the step lasts at least the busiest host's input pipeline
              (parallel.step.input_seconds)
-  memory     model state (16 B/param fp16 Adam) + activations x micro-batches in flight
+  memory     model state (16 B/param fp16 Adam; parallel.memory.model_state_bytes by
+             ZeRO stage) + activations x micro-batches in flight
 It is an estimate for pruning; the simulator confirms the best candidates.
 """
 
@@ -35,7 +41,7 @@ from ..formulas import ring_allreduce_seconds
 from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
-from ..parallel.memory import optimizer_state_bytes
+from ..parallel.memory import SHARDED_FROM, model_state_bytes
 from ..parallel.step import input_seconds
 from ..parallel.tensor import LayerRole, layer_roles
 from ..parallel.work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
@@ -194,13 +200,21 @@ class Estimator:
         grads = params * v * self.dtype
         dp_ring = _ring(dp, grads, paths[:, 4], paths[:, 5]) if self.training else np.zeros_like(dp)
         buckets = np.maximum(1.0, np.ceil(grads / self.bucket_bytes))
-        dp_exposed = np.maximum(dp_ring / buckets, dp_ring - dev_b * (buckets - 1) / buckets)
-        opt = upd * v if self.training else np.zeros_like(v)
+        zero = space.zero
+        dp_ring = np.where(zero > 0, dp_ring / 2, dp_ring)  # a reduce-scatter is half a ring
+        dp_exposed = _exposed(dp_ring, dev_b, buckets)
+        gather = np.where((zero == 1) | (zero == 2), dp_ring, 0.0)  # after the update
+        # stage 3: two gathers per micro-batch, charged whole: the simulated ring advances
+        # at compute-task boundaries (docs/model.md), so little of it hides
+        gather += np.where(zero == 3, 2 * m * dp_ring, 0.0)
+        gather += np.where(zero >= 2, (m - 1) * dp_ring, 0.0)  # earlier micro-batches' reductions
+        dp_exposed = dp_exposed + gather
+        opt = upd * v / np.where(zero > 0, dp, 1.0) if self.training else np.zeros_like(v)
         step = m * per_mb + bubble + hops + dp_exposed + opt
         if self.input_s_per_sample:
             step = np.maximum(step, _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                                             lambda k: (self._inputs(*k),))[:, 0])
-        memory = self._memory(space, params * v, act * v, stage_in * v, m, pp)
+        memory = self._memory(space, params * v, act * v, stage_in * v, m, pp, dp)
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
         u, units = self.unit, float(self.cluster.size)
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
@@ -210,9 +224,13 @@ class Estimator:
                         units * u.price_per_hour * step / 3600.0)
 
     def _memory(self, space: Space, params: np.ndarray, act: np.ndarray, stage_in: np.ndarray,
-                m: np.ndarray, pp: np.ndarray) -> np.ndarray:
+                m: np.ndarray, pp: np.ndarray, dp: np.ndarray) -> np.ndarray:
         dt = self.dtype
-        state = 2 * dt + optimizer_state_bytes(self.optimizer, dt) if self.training else dt
+        # bytes per parameter: the memory model's terms, each divided by dp from its
+        # ZeRO stage on (parallel.memory.model_state_bytes)
+        terms = model_state_bytes(1.0, 0.0, optimizer=self.optimizer, dtype_bytes=dt)
+        state = sum(t / np.where(space.zero >= stage, dp, 1.0)
+                    for t, stage in zip(terms, SHARDED_FROM, strict=True)) if self.training else dt
         gpipe = space.schedule == SCHEDULES.index("gpipe")
         in_flight = np.where(gpipe, m, np.minimum(pp, m))
         if not self.training:
@@ -252,6 +270,12 @@ def _greedy(prefix: np.ndarray, stages: int, bound: float) -> list[tuple[int, in
         out.append((start, end))
         start = end
     return out if start == n else None
+
+
+def _exposed(ring: np.ndarray, behind: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """What n bucketed collectives of `ring` seconds in all leave exposed, their buckets
+    ready evenly over `behind` seconds of compute: max(R/n, R - T (n-1)/n)."""
+    return np.maximum(ring / buckets, ring - behind * (buckets - 1) / buckets)
 
 
 def _ring(p: np.ndarray, nbytes: np.ndarray, lat: np.ndarray, gap: np.ndarray) -> np.ndarray:

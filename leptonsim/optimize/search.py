@@ -46,7 +46,7 @@ class Search:
     estimate: Estimate
     objective: str
     candidates: list[Candidate]  # best first, by simulated objective
-    baseline: int | None         # plain data parallelism, if it fits
+    baseline: int | None         # plain data parallelism (DDP, zero 0), if it fits
 
     @property
     def winner(self) -> Candidate:
@@ -84,7 +84,7 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed,
                           cost) for i in order if np.isfinite(score[i])]
     confirmed.sort(key=lambda c: (c.simulated, c.index))
-    plain = np.flatnonzero((space.dp == cluster.size) & np.isfinite(score))
+    plain = np.flatnonzero((space.dp == cluster.size) & (space.zero == 0) & np.isfinite(score))
     baseline = int(plain[np.argmin(score[plain])]) if plain.size else None
     return Search(space, est, objective, confirmed, baseline)
 

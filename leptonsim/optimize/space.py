@@ -1,6 +1,7 @@
 """The space of parallel configurations for one model on one cluster, as columns.
 
-A configuration is (layout, dp, pp, tp, micro-batches, schedule, chunks, recompute).
+A configuration is (layout, dp, pp, tp, micro-batches, schedule, chunks, recompute,
+ZeRO stage); the stages above 0 only with data parallelism to shard over, in training.
 Degrees multiply to the unit count; tp divides every count the model's tensor-
 parallel split divides (heads, split Dense widths); the global batch splits evenly
 into dp x m micro-batches; interleaving needs m to be a multiple of pp. Each column is a NumPy
@@ -14,7 +15,7 @@ from itertools import product
 
 import numpy as np
 
-from ..parallel.config import LAYOUTS, ParallelConfig
+from ..parallel.config import LAYOUTS, ZERO_STAGES, ParallelConfig
 
 SCHEDULES = ("1f1b", "gpipe", "interleaved")  # 1f1b first: the one kept without a pipeline
 
@@ -29,6 +30,11 @@ class Space:
     schedule: np.ndarray      # index into SCHEDULES
     chunks: np.ndarray
     recompute: np.ndarray     # bool
+    zero: np.ndarray = None   # type: ignore[assignment]  # ZeRO stage, 0..3 (default 0)
+
+    def __post_init__(self) -> None:
+        if self.zero is None:
+            object.__setattr__(self, "zero", np.zeros_like(self.dp))
 
     def __len__(self) -> int:
         return len(self.dp)
@@ -42,14 +48,16 @@ class Space:
             dp=int(self.dp[i]), pp=int(self.pp[i]), tp=int(self.tp[i]), batch=batch,
             microbatches=int(self.microbatches[i]), schedule=SCHEDULES[int(self.schedule[i])],
             chunks=int(self.chunks[i]), recompute="full" if self.recompute[i] else "none",
-            layout=LAYOUTS[int(self.layout[i])], **fixed)  # type: ignore[arg-type]
+            layout=LAYOUTS[int(self.layout[i])], zero=int(self.zero[i]),
+            **fixed)  # type: ignore[arg-type]
 
     def describe(self, i: int) -> str:
         s = SCHEDULES[int(self.schedule[i])]
         if self.chunks[i] > 1:
             s += f" x{int(self.chunks[i])}"
         return (f"dp{int(self.dp[i])} pp{int(self.pp[i])} tp{int(self.tp[i])} "
-                f"m{int(self.microbatches[i])} {s}{' recompute' if self.recompute[i] else ''} "
+                f"m{int(self.microbatches[i])} {s}{' recompute' if self.recompute[i] else ''}"
+                f"{f' zero{int(self.zero[i])}' if self.zero[i] else ''} "
                 f"[{LAYOUTS[int(self.layout[i])]}]")
 
 
@@ -73,9 +81,11 @@ def enumerate_space(units: int, batch: int, layers: int, *, max_tp: int | None =
             for sched in range(len(SCHEDULES) if pp > 1 else 1):  # no pipeline: one schedule
                 for v in _chunk_options(sched, chunks, pp, m, layers):
                     for rc in ((False, True) if training else (False,)):
-                        rows.append((LAYOUTS.index(layouts[li]), dp, pp, tp, m, sched, v, rc))
-    c = np.array(rows, dtype=np.int64).reshape(-1, 8).T
-    return Space(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7].astype(bool))
+                        for z in (ZERO_STAGES if training and dp > 1 else (0,)):
+                            rows.append((LAYOUTS.index(layouts[li]), dp, pp, tp, m, sched, v,
+                                         rc, z))
+    c = np.array(rows, dtype=np.int64).reshape(-1, 9).T
+    return Space(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7].astype(bool), c[8])
 
 
 def _canonical(layouts: tuple[str, ...], li: int, dp: int, pp: int, tp: int) -> bool:

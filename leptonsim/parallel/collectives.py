@@ -138,6 +138,21 @@ def hierarchical_allreduce(b: GraphBuilder, groups: Sequence[Sequence[int]], nby
             for k, grp in enumerate(groups)]
 
 
+def join(b: GraphBuilder, ready: Sequence[int], previous: Sequence[int], ranks: Sequence[int],
+         name: str, kind: str) -> list[int]:
+    """Per rank, `ready` or, after a previous collective on the same communicator, a zero
+    task that waits for both: how collectives issued on one NCCL stream queue."""
+    if not previous:
+        return list(ready)
+    out = []
+    for i, (r, p) in enumerate(zip(ready, previous, strict=True)):
+        task = b.task(f"{name}.r{i}", duration_s=0.0, pin=ranks[i], kind=kind)
+        b.edge(r, task)
+        b.edge(p, task)
+        out.append(task)
+    return out
+
+
 # -- building blocks ----------------------------------------------------------------
 
 def _ring(b: GraphBuilder, ranks: Sequence[int], chunk: float, ready: Ready, name: str,

@@ -12,6 +12,7 @@ from .pipeline import KINDS as SCHEDULES
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
 EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
+ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 
 
@@ -38,6 +39,10 @@ class ParallelConfig:
     per-token layers on s/tp tokens (a no-op at tp = 1, as Megatron-LM turns it off
     there). `ep` spreads each MoE layer's experts over ep
     of the dp replicas, which all-to-all their tokens around it (parallel.experts).
+    `zero` is the ZeRO stage over the data-parallel replicas (Rajbhandari et al., "ZeRO:
+    Memory Optimizations Toward Training Trillion Parameter Models", SC'20, section 5):
+    0 replicates the model state (DDP), 1 shards the optimizer state (Megatron's
+    distributed optimizer), 2 the gradients too, 3 the parameters too (FSDP's FULL_SHARD).
     """
 
     dp: int = 1
@@ -60,6 +65,7 @@ class ParallelConfig:
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
     sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
     ep: int = 1       # expert parallelism: MoE experts over ep replicas (parallel.experts)
+    zero: int = 0              # ZeRO stage, ZERO_STAGES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
@@ -87,6 +93,10 @@ class ParallelConfig:
         if self.collective not in ALGORITHMS:
             raise ValueError(f"collective must be one of {', '.join(ALGORITHMS)}, "
                              f"got {self.collective!r}")
+        if self.zero not in ZERO_STAGES:
+            raise ValueError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.zero and not self.training:
+            raise ValueError(f"zero {self.zero} shards training state: it needs training")
         if self.tp_mode == "full" and self.collective not in SPELLED_OUT:
             raise ValueError(f"collective {self.collective!r} needs tp_mode = 'symmetric' "
                              f"(tp_mode 'full' spells out {', '.join(SPELLED_OUT[1:])})")

@@ -11,6 +11,16 @@ Models", SC'20, section 3.1: mixed-precision Adam needs 2 + 2 + 12 = 16 bytes/pa
 Parameters are counted as the model owns them: a tied layer (GPT's LM head) owns none,
 so the copy of the word embedding Megatron keeps on the last stage is not counted.
 
+ZeRO (the same paper, section 5 and Figure 1) shards that model state over the dp
+data-parallel replicas: stage 1 the optimizer state (with the fp32 master copy),
+stage 2 the gradients too, stage 3 the trainable weights too (FSDP's FULL_SHARD:
+Zhao et al., "PyTorch FSDP", VLDB 2023); non-trainable buffers stay replicated, as
+FSDP keeps them. Figure 1's 7.5B-parameter model at dp 64 needs 120, 31.4, 16.6 and
+1.9 GB at stages 0 to 3. ASSUMPTION: the transient buffers are not counted (stage 3's
+gathered layers, at most two buckets as FSDP limits them, and a bucket of full
+gradients before its reduce-scatter): a few bucket sizes, 25 MB each by default,
+against gigabytes of state.
+
 Tensor parallelism (Megatron-LM: Shoeybi et al. 2019, section 3) splits the attention
 and MLP matrices and the vocabulary embedding across tp devices and replicates
 LayerNorms, adds and the like. A layer flagged sharded has its parameters and its
@@ -60,6 +70,7 @@ SHARDED_KINDS = frozenset({"attention", "dense", "embedding"})
 OPTIMIZER_STATE_BYTES = {"sgd": 0, "adam": 8}  # per trainable parameter
 MASTER_COPY_BYTES = 4  # fp32 weights kept beside fp16 ones in mixed precision
 RECOMPUTE = ("none", "selective", "full")
+SHARDED_FROM = (3, 2, 1)  # the ZeRO stage that shards weights, gradients, optimizer state
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,21 @@ def optimizer_state_bytes(optimizer: str, dtype_bytes: int) -> int:
     """Optimizer state per trainable parameter, plus the fp32 master copy that mixed
     precision keeps beside fp16/bf16/fp8 weights (Micikevicius et al. 2018 and 2022)."""
     return OPTIMIZER_STATE_BYTES[optimizer] + (MASTER_COPY_BYTES if dtype_bytes < 4 else 0)
+
+
+def model_state_bytes(trainable: float, frozen: float, *, optimizer: str, dtype_bytes: int,
+                      dp: int = 1, zero: int = 0) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer state) bytes of one device holding `trainable` and
+    `frozen` parameters, with ZeRO stage `zero` sharding them over `dp` replicas."""
+    if zero not in (0, 1, 2, 3):
+        raise ValueError(f"zero must be 0, 1, 2 or 3, got {zero!r}")
+    if not isinstance(dp, int) or isinstance(dp, bool) or dp < 1:
+        raise ValueError(f"dp must be a positive integer, got {dp!r}")
+
+    w, g, o = (dp if zero >= stage else 1 for stage in SHARDED_FROM)
+    weights = trainable * dtype_bytes / w + frozen * dtype_bytes
+    return weights, trainable * dtype_bytes / g, trainable * optimizer_state_bytes(
+        optimizer, dtype_bytes) / o
 
 
 def default_sharded(model: Model) -> tuple[bool, ...]:
@@ -115,8 +141,11 @@ def stage_memory(
     training: bool = True,
     sharded: Sequence[bool] | None = None,
     sp: bool = False,
+    dp: int = 1,
+    zero: int = 0,
 ) -> MemoryBreakdown:
-    """Memory of one device holding model.layers[start:end], split tp ways.
+    """Memory of one device holding model.layers[start:end], split tp ways, its model
+    state sharded over dp replicas by ZeRO stage `zero`.
 
     `sharded` flags every layer of the model (not just this stage's); None means
     default_sharded(model) for the parameters and tensor.layer_roles' split for the
@@ -132,14 +161,15 @@ def stage_memory(
         return MemoryBreakdown(
             (trainable + frozen) * dtype_bytes, 0.0, 0.0, 2 * max(outputs) * microbatch_size
         )
-    state = optimizer_state_bytes(optimizer, dtype_bytes)
+    weights, gradients, state = model_state_bytes(trainable, frozen, optimizer=optimizer,
+                                                  dtype_bytes=dtype_bytes, dp=dp, zero=zero)
     per_sample = kept_activations(model, layer_range, tp=tp, in_flight=in_flight,
                                   dtype_bytes=dtype_bytes, recompute=recompute,
                                   sharded=sharded, sp=sp)
     return MemoryBreakdown(
-        weights_bytes=(trainable + frozen) * dtype_bytes,
-        gradients_bytes=trainable * dtype_bytes,
-        optimizer_bytes=trainable * state,
+        weights_bytes=weights,
+        gradients_bytes=gradients,
+        optimizer_bytes=state,
         activations_bytes=per_sample * microbatch_size,
     )
 

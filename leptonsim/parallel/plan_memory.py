@@ -37,7 +37,8 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                               microbatch_size=cfg.microbatch_size,
                               in_flight=in_flight(order, c), optimizer=cfg.optimizer,
                               dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
-                              training=cfg.training, sharded=sharded, sp=cfg.sp and cfg.tp > 1)
+                              training=cfg.training, sharded=sharded, sp=cfg.sp and cfg.tp > 1,
+                              dp=cfg.dp, zero=cfg.zero)
                  for c in range(cfg.chunks)]
         parts = [_held_experts(p, model, stages[c * cfg.pp + s], sharded, cfg)
                  for c, p in enumerate(parts)]
@@ -86,4 +87,6 @@ def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConf
             f"{gib(m.activations_bytes)})")
     advice = (f"try more tp/pp, recompute, or fewer micro-batches in flight "
               f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp})")
+    if cfg.training and cfg.dp > 1 and cfg.zero < 3:
+        advice += f", or a zero stage above {cfg.zero} to shard the model state over dp"
     return DoesNotFit(need, advice, m.total_bytes, capacity)

@@ -4,7 +4,8 @@ The seed's three steps, made concrete:
 - model partition: layers into pipeline stages (cost-balanced) and tensor shards;
 - task assignment: each (replica, stage, shard) pinned to one unit;
 - data synchronisation: activations between stages, tensor-parallel all-reduces,
-  and a bucketed data-parallel gradient all-reduce that overlaps the backward pass.
+  and a bucketed data-parallel gradient all-reduce that overlaps the backward pass
+  (or ZeRO's reduce-scatters and all-gathers, parallel.zero).
 The graph is meant for the static scheduler: every task is pinned, and each device
 runs its pipeline ops strictly in schedule order (0-byte edges chain them).
 """
@@ -22,7 +23,7 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, experts, nccl
+from . import collectives, experts, nccl, zero
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -183,7 +184,9 @@ class _StepBuilder:
         self.done: dict[tuple[str, int, int, int], Ends] = {}   # (F|B, d, v, k) -> ends
         self.collectives = 0
         self.work: dict[int, tuple[str, tuple[int, ...]]] = {}
-        self.last_backward: dict[tuple[int, int, int], int] = {}  # (d, layer, t) -> task
+        # (d, layer, t, k) -> task: the last micro-batch's backward, every one's with zero >= 2
+        self.last_backward: dict[tuple[int, int, int, int], int] = {}
+        self.runs: dict[tuple[int, int, int], list[tuple[int, float]]] = {}  # zero 3: (d, s, t)
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
 
     def _segments(self, start: int, end: int) -> list[Segment]:
@@ -232,6 +235,12 @@ class _StepBuilder:
                 ops = [self.done[(kind, d, chunk * cfg.pp + s, k)] for kind, k, chunk in order]
                 for before, after in zip(ops, ops[1:], strict=False):
                     self._link(before, after, 0.0)
+        if cfg.training and cfg.zero == 3 and cfg.dp > 1:
+            for s in range(cfg.pp):
+                for t in cfg.simulated_tp_ranks():
+                    zero.prefetched_allgathers(self.b, [cfg.rank(d, s, t) for d in range(cfg.dp)],
+                                               [self.runs[(d, s, t)] for d in range(cfg.dp)],
+                                               cfg.bucket_bytes, f"fsdp.s{s}.t{t}")
         if cfg.training:
             for s in range(cfg.pp):
                 self._synchronise(s, orders[s])
@@ -365,9 +374,12 @@ class _StepBuilder:
                                gemms=gemms, kernels=kernels)
             self.work[task] = (kind, seg.layers)
             self._append(chain, task)
-            if kind == "B" and k == self.cfg.microbatches - 1:
+            if self.cfg.zero == 3:  # the parameters it needs gathered first
+                self.runs.setdefault((d, s, t), []).append(
+                    (task, sum(self._param_bytes(i) for i in seg.layers)))
+            if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
                 for i in seg.layers:
-                    self.last_backward[(d, i, t)] = task
+                    self.last_backward[(d, i, t, k)] = task
 
     def _link(self, src: Ends, dst: Ends, nbytes: float) -> None:
         share = nbytes / self.cfg.tp if self.cfg.tp_mode == "full" else nbytes
@@ -439,7 +451,9 @@ class _StepBuilder:
         return nccl.allreduce_seconds(group, algorithm, nbytes)
 
     def _synchronise(self, s: int, order: list[Op]) -> None:
-        """Bucketed gradient all-reduce over replicas, then the optimizer step.
+        """Bucketed gradient all-reduce over replicas, then the optimizer step; under
+        ZeRO (parallel.zero) a reduce-scatter instead, then the update of each rank's
+        shard, then (stages 1 and 2) an all-gather of the updated parameters.
 
         As PyTorch DDP does it (Li et al., "PyTorch Distributed: Experiences on
         Accelerating Data Parallel Training", VLDB 2020, sections 3.2.3 and 4.2):
@@ -449,22 +463,29 @@ class _StepBuilder:
         of one communicator (replicas of a stage and tp rank) run one after another,
         in that order, as NCCL runs collectives issued on one stream."""
         cfg = self.cfg
+        reduce = collectives.ring_reduce_scatter if cfg.zero else collectives.ring_allreduce
+        buckets = [bucket for chunk in reversed(range(cfg.chunks))
+                   for bucket in self._buckets(chunk * cfg.pp + s)]
         for t in cfg.simulated_tp_ranks():
             ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
             ends: list[list[int]] = [[] for _ in range(cfg.dp)]
             done: list[int] = []
-            for chunk in reversed(range(cfg.chunks)):
-                for bucket, nbytes in self._buckets(chunk * cfg.pp + s):
-                    ready = [self.last_backward[(d, bucket[-1], t)] for d in range(cfg.dp)]
+            for k in zero.reduced_microbatches(cfg.zero, cfg.microbatches):
+                for bucket, nbytes in buckets:
+                    ready = [self.last_backward[(d, bucket[-1], t, k)] for d in range(cfg.dp)]
+                    name = f"dp.s{s}.t{t}.{bucket[0]}" + (f".k{k}" if cfg.zero >= 2 else "")
                     if cfg.dp > 1:
-                        ready = self._after_both(ready, done, ranks, f"dp.s{s}.t{t}.{bucket[0]}.wait")
-                        done = collectives.ring_allreduce(self.b, ranks, nbytes, ready,
-                                                          f"dp.s{s}.t{t}.{bucket[0]}")
+                        ready = collectives.join(self.b, ready, done, ranks, f"{name}.wait",
+                                                 reduce.__name__)
+                        done = reduce(self.b, ranks, nbytes, ready, name)
                     for d in range(cfg.dp):
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             self._expert_gradients(s, t, ends)
-            for d in range(cfg.dp):
-                self._optimizer(d, s, t, ends[d], order)
+            updated = [self._optimizer(d, s, t, ends[d], order) for d in range(cfg.dp)]
+            if cfg.zero in (1, 2) and cfg.dp > 1:
+                for bucket, nbytes in buckets:  # the updated shards back to every replica
+                    updated = collectives.ring_allgather(self.b, ranks, nbytes, updated,
+                                                         f"dp.s{s}.t{t}.{bucket[0]}.gather")
 
     def _expert_gradients(self, s: int, t: int, ends: list[list[int]]) -> None:
         """With expert parallelism, each MoE layer's routed-expert gradients are
@@ -482,25 +503,11 @@ class _StepBuilder:
             for j in range(cfg.ep):
                 ds = list(range(j, cfg.dp, cfg.ep))
                 ranks = [cfg.rank(d, s, t) for d in ds]
-                ready = [self.last_backward[(d, i, t)] for d in ds]
+                ready = [self.last_backward[(d, i, t, cfg.microbatches - 1)] for d in ds]
                 done = collectives.ring_allreduce(self.b, ranks, nbytes / share, ready,
                                                   f"edp.s{s}.t{t}.{i}.e{j}")
                 for d, task in zip(ds, done, strict=True):
                     ends[d].append(task)
-
-    def _after_both(self, ready: list[int], previous: list[int], ranks: list[int],
-                    name: str) -> list[int]:
-        """Per rank, `ready` or, after a previous collective on the communicator, a zero
-        task that waits for both."""
-        if not previous:
-            return ready
-        out = []
-        for i, (r, p) in enumerate(zip(ready, previous, strict=True)):
-            task = self.b.task(f"{name}.r{i}", duration_s=0.0, pin=ranks[i], kind="ring_allreduce")
-            self.b.edge(r, task)
-            self.b.edge(p, task)
-            out.append(task)
-        return out
 
     def _buckets(self, v: int) -> list[tuple[list[int], float]]:
         """Layers of virtual stage v with parameters, in backward order, grouped until a
@@ -511,11 +518,9 @@ class _StepBuilder:
         size = 0.0
         for seg in reversed(self.segments[v]):
             for i in reversed(seg.layers):
-                layer, role = self.model.layers[i], self.roles[i]
-                if not layer.params:  # no gradient: it neither fills nor delays a bucket
+                if not self.model.layers[i].params:  # no gradient: neither fills nor delays a bucket
                     continue
-                share = cfg.tp if role.sharded and cfg.tp_mode == "full" else 1
-                size += experts.replicated_params(layer, cfg.ep) * cfg.dtype_bytes / share
+                size += self._param_bytes(i)
                 bucket.append(i)
                 if size >= cfg.bucket_bytes:
                     out.append((bucket, size))
@@ -524,17 +529,28 @@ class _StepBuilder:
             out.append((bucket, size))
         return out
 
-    def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> None:
+    def _param_bytes(self, i: int) -> float:
+        """Layer i's parameter (and gradient) bytes on one simulated rank: 1/tp of a split
+        layer in full mode; in symmetric mode rank 0 moves its whole group's."""
+        share = self.cfg.tp if self.roles[i].sharded and self.cfg.tp_mode == "full" else 1
+        layer = self.model.layers[i]  # routed experts are reduced by expert data parallelism
+        return experts.replicated_params(layer, self.cfg.ep) * self.cfg.dtype_bytes / share
+
+    def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> int:
+        """The update after the gradients are in; under ZeRO each rank updates its 1/dp
+        shard of the optimizer state (Rajbhandari et al., SC'20, section 5.1)."""
         cfg = self.cfg
         layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
         c = optimizer_cost(self.model, cfg, self.roles, layers)
-        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops, nbytes=c.bytes,
+        shard = cfg.dp if cfg.zero else 1
+        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops / shard, nbytes=c.bytes / shard,
                            pin=cfg.rank(d, s, t), kind="optimizer", kernels=c.kernels)
         self.work[task] = ("update", layers)
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
         for src in after:
             self.b.edge(src, task)
+        return task
 
     def _tindex(self, t: int) -> int:
         return t if self.cfg.tp_mode == "full" else 0

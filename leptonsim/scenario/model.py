@@ -16,7 +16,7 @@ from ..hardware import PRECISIONS
 from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
-from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ParallelConfig
+from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
@@ -129,6 +129,13 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                    "over ep of the dp replicas, which all-to-all their tokens "
                                    "before and after it; divides dp and every MoE layer's "
                                    "experts", 1, 1),
+                     "zero": {"type": "integer", "minimum": ZERO_STAGES[0],
+                              "maximum": ZERO_STAGES[-1], "default": 0,
+                              "description": "ZeRO stage over the data-parallel replicas: 0 "
+                                             "replicated (DDP), 1 optimizer state sharded "
+                                             "(distributed optimizer), 2 gradients too, 3 "
+                                             "parameters too (FSDP), with their reduce-"
+                                             "scatters and all-gathers"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -324,6 +331,10 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
                             " (model chunks are the interleaved schedule's)", parallel["chunks"],
                             hint="set schedule = 'interleaved', or remove chunks")
+    if parallel["zero"] and parallel["embeddings"] == "sharded":
+        raise ScenarioError("parallel.zero", "0 with embeddings = 'sharded' (the DLRM hybrid's "
+                            "MLPs are plain data parallel)", parallel["zero"],
+                            hint="remove zero, or replicate the embeddings")
     try:
         return ParallelConfig(
             dp=dp, pp=pp, tp=tp, schedule=parallel["schedule"], chunks=int(parallel["chunks"]),
@@ -336,6 +347,6 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
             collective=parallel["collective"], sp=bool(parallel["sp"]),
-            ep=int(parallel["ep"]))
+            ep=int(parallel["ep"]), zero=int(parallel["zero"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
