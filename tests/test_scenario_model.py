@@ -159,3 +159,18 @@ def test_model_command_prints_the_layer_table(capsys: pytest.CaptureFixture[str]
     assert "Total params: 225,034" in capsys.readouterr().out
     assert main(["model", "resnet5"]) == 2
     assert "did you mean 'resnet50'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, mode", [('"none"', "none"), ('"selective"', "selective"),
+                                         ('"full"', "full"), ("true", "full"), ("false", "none")])
+def test_recompute_is_a_mode_or_a_boolean(value: str, mode: str) -> None:
+    text = HEAD.format(units=1) + f'[workload.model]\nname = "gpt2_small"\nbatch = 2\nrecompute = {value}\n'
+    (s,) = loads(text)
+    assert s.step is not None and s.step.config.recompute == mode
+
+
+def test_an_unknown_recompute_mode_is_one_line_naming_the_choices() -> None:
+    text = HEAD.format(units=1) + '[workload.model]\nname = "gpt2_small"\nbatch = 2\nrecompute = "some"\n'
+    with pytest.raises(ScenarioError, match=r"workload\.model\.recompute: expected one of 'none', "
+                                            r"'selective', 'full' or true or false, found 'some'"):
+        loads(text)
