@@ -331,8 +331,9 @@ def test_the_zoos_transformers_use_flash_attention_and_gpts_is_causal():
 
 def test_fusions_drop_a_kernel_and_a_read_of_the_intermediate():
     """gpt2_small: each block's GELU follows its fc Dense; every LayerNorm but the first
-    follows a residual Add (the first follows the embedding dropout). Fused, each runs in its producer's kernel and does
-    not read the producer's output back; backward is unchanged."""
+    follows a residual Add (the first follows the embedding dropout). Fused, each runs in
+    its producer's kernel and does not read the producer's output back; backward is
+    unchanged."""
     from leptonsim.zoo import get_model
     from leptonsim.zoo.transformer import with_kernels
     model = get_model("gpt2_small")

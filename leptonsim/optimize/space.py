@@ -41,7 +41,8 @@ class Space:
         return ParallelConfig(
             dp=int(self.dp[i]), pp=int(self.pp[i]), tp=int(self.tp[i]), batch=batch,
             microbatches=int(self.microbatches[i]), schedule=SCHEDULES[int(self.schedule[i])],
-            chunks=int(self.chunks[i]), recompute=bool(self.recompute[i]),
+            chunks=int(self.chunks[i]),
+            recompute="full" if self.recompute[i] else "none",
             layout=LAYOUTS[int(self.layout[i])], **fixed)  # type: ignore[arg-type]
 
     def describe(self, i: int) -> str:

@@ -1,12 +1,13 @@
 """Transformers: BERT encoders (post-LN) and GPT decoders (pre-LN, tied embeddings).
 
 A layer has attention (4h^2 + 4h), a 4h-wide feed-forward block (8h^2 + 5h) and two
-LayerNorms (4h): 12h^2 + 13h parameters. Dropout (p = `dropout`, 0.1 as both papers train)
-sits where GPT-2 and Megatron-LM (and BERT) put it: on the embeddings, on the attention
-probabilities inside unfused attention, after attention's output projection and after
-the MLP, before their residual adds (add_dropout); its 1-byte masks are part of the
-activation memory Korthikanti et al. (MLSys 2023, section 4.1) count. Attention is FlashAttention's by default (`attention = "unfused"` for the
-S x S form; GPT's is causal), and `with_kernels` sets a model's kernel choices.
+LayerNorms (4h): 12h^2 + 13h parameters. Dropout (p = `dropout`, 0.1 as GPT-2 and BERT
+train) sits where GPT-2, Megatron-LM and BERT put it: on the embeddings, on the
+attention probabilities (the attention op's own), after attention's output projection
+and after the MLP, before their residual adds (add_dropout); its 1-byte masks are part
+of the activation memory Korthikanti et al. (MLSys 2023, section 4.1) count. Attention
+is FlashAttention's by default (`attention = "unfused"` for the S x S form; GPT's is
+causal), and `with_kernels` sets a model's kernel choices.
 """
 
 from __future__ import annotations
