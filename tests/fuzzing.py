@@ -28,7 +28,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 # gpt3_ptdp is left out: its `check` alone takes ~25 s and its `run` ~70 s (1,024 units),
 # 1,000 times the others; its structure (model, [parallel], two_level) is covered by
 # optimize_bert_large, dlrm_hybrid and bert_tensor_parallel.
-SLOW = frozenset({"gpt3_ptdp"})
+SLOW = frozenset({"gpt3_ptdp", "llama3_405b"})
 
 # `run` (not only `check`) for mutants of these: the three cheapest bundled scenarios
 # (~1-3 s per run with every variant, against 4-15 s for the others), so a few hundred

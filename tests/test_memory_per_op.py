@@ -129,3 +129,22 @@ def test_a_tensor_two_ops_keep_is_counted_once() -> None:
     m = s.build()
     mem = stage_memory(m, (0, 5), dtype_bytes=FP16, microbatch_size=3)
     assert mem.activations_bytes == 3 * FP16 * (8 + 16 + 8)  # fc1 in, fc2 in, relu2 out
+
+
+def test_a_layer_list_checkpoints_each_transformer_layer() -> None:
+    """A scenario's layer list has no numbered names: full recompute opens a checkpoint
+    segment at the norm before each attention, one 2sbh input per layer and micro-batch."""
+    from leptonsim.models import LayerStack
+    from leptonsim.ops import GELU, Dense, LayerNorm
+
+    s, h, layers = 16, 32, 3
+    stack = LayerStack("list", (s, h))
+    for i in range(layers):
+        for j, op in enumerate((LayerNorm(), MultiHeadSelfAttention(4), LayerNorm(), Dense(4 * h),
+                                GELU(), Dense(h))):
+            stack.add(f"{type(op).__name__.lower()}{6 * i + j}", op)
+    m = stack.build()
+    whole = (0, len(m.layers))
+    one, two = (stage_memory(m, whole, dtype_bytes=FP16, in_flight=k, recompute="full")
+                for k in (1, 2))
+    assert two.activations_bytes - one.activations_bytes == layers * 2 * s * h

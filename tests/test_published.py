@@ -124,11 +124,12 @@ def test_the_error_is_positive_when_too_fast_in_every_unit() -> None:
 
 
 def test_a_value_the_format_cannot_take_is_refused_not_rounded() -> None:
-    """Selective recompute is not a value of `recompute` yet: the row is listed as not
-    expressible (it is not run as full recompute)."""
-    row = BY_ID["korthikanti-t5-22b-seqsel"] | {"options": {}}
+    """Sequence parallelism is not a key of the format yet: the row is listed as not
+    expressible (it is not run without it); selective recompute is a value now."""
+    row = BY_ID["korthikanti-t5-22b-seqsel"]
     out = bench.predict(row, PLATFORMS, STAND_INS)
-    assert out["status"] == "not expressible" and "recompute" in out["reason"]
+    assert out["status"] == "not expressible" and "sequence_parallel" in out["reason"]
+    assert bench.predict(row | {"options": {}}, PLATFORMS, STAND_INS)["status"] == "predicted"
 
 
 @pytest.mark.parametrize("row_id", GUARD[:3])

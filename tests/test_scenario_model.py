@@ -202,3 +202,18 @@ def test_bad_blocks_and_residuals_are_one_line(layer: str, line: str, tmp_path: 
     assert main(["run", str(f), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(line, err[0]), err
+
+
+@pytest.mark.parametrize("value, mode", [('"none"', "none"), ('"selective"', "selective"),
+                                         ('"full"', "full"), ("true", "full"), ("false", "none")])
+def test_recompute_is_a_mode_or_a_boolean(value: str, mode: str) -> None:
+    text = HEAD.format(units=1) + f'[workload.model]\nname = "gpt2_small"\nbatch = 2\nrecompute = {value}\n'
+    (s,) = loads(text)
+    assert s.step is not None and s.step.config.recompute == mode
+
+
+def test_an_unknown_recompute_mode_is_one_line_naming_the_choices() -> None:
+    text = HEAD.format(units=1) + '[workload.model]\nname = "gpt2_small"\nbatch = 2\nrecompute = "some"\n'
+    with pytest.raises(ScenarioError, match=r"workload\.model\.recompute: expected one of 'none', "
+                                            r"'selective', 'full' or true or false, found 'some'"):
+        loads(text)

@@ -25,7 +25,9 @@ configuration is NumPy column arithmetic:
   input      the step lasts at least the busiest host's input pipeline
              (parallel.step.input_seconds)
   memory     model state (16 B/param fp16 Adam; parallel.memory.model_state_bytes by
-             ZeRO stage) + activations x micro-batches in flight
+             ZeRO stage) + activations x micro-batches in flight: each op's saved tensors
+             (parallel.memory.layer_saved), or with full recompute its layers'
+             checkpoints plus one layer rebuilt (kept_activations)
 It is an estimate for pruning; the simulator confirms the best candidates.
 """
 
@@ -41,7 +43,13 @@ from ..formulas import ring_allreduce_seconds
 from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
-from ..parallel.memory import SHARDED_FROM, model_state_bytes
+from ..parallel.memory import (
+    SHARDED_FROM,
+    kept_activations,
+    layer_saved,
+    model_state_bytes,
+    optimizer_state_bytes,
+)
 from ..parallel.step import input_seconds
 from ..parallel.tensor import LayerRole, layer_roles
 from ..parallel.work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
@@ -74,7 +82,7 @@ class LayerTable:
     bb0: np.ndarray
     bb1: np.ndarray
     params: np.ndarray          # per device (split layers / tp)
-    act: np.ndarray             # output bytes per sample (split layers / tp)
+    act: np.ndarray             # bytes kept for the backward per sample (on one tp rank)
     ar_fwd: np.ndarray          # bytes per sample all-reduced after the layer, forward
     ar_bwd: np.ndarray          # (an all-gather, half a ring all-reduce, counts half)
     n_fwd: np.ndarray           # collectives after the layer (all-gathers count half):
@@ -124,6 +132,7 @@ class Estimator:
                          out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share,
                          up.kernels))
         cols = np.array(rows).T
+        cols[7] = layer_saved(self.model, (0, len(self.model.layers)), tp=tp, dtype_bytes=self.dtype)
         return LayerTable(*cols)
 
     def _work(self, tp: int, mb: int) -> LayerWork:
@@ -134,8 +143,8 @@ class Estimator:
 
     def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
-        params, activations per micro-batch, stage input bytes, boundary bytes, update s,
-        collectives forward, backward)."""
+        params, activations per micro-batch, full recompute's checkpoints and rebuilt
+        layer per micro-batch, boundary bytes, update s, collectives forward, backward)."""
         t, w = self._tables(tp), self._works(tp, mb)
         fwd = self.cost.work_seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit,
                                      gemms=w.rows((FORWARD,)), kernels=w.kernels[:, FORWARD])
@@ -144,12 +153,13 @@ class Estimator:
         ranges = self._ranges(tp, vstages)
         sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
         f, b, a, z = max(sums, key=lambda r: r[0] + r[1])
-        first = self.model.layers[a]
+        full = [kept_activations(self.model, (a, z), tp=tp, in_flight=k, dtype_bytes=self.dtype,
+                                 recompute="full") * mb for k in (1, 2)]
         upd = self.cost.work_seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(),
                                      self.unit, kernels=t.update_kernels[a:z].sum())
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
                 float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
-                float(np.prod(first.input_shape)) * self.dtype * mb,
+                full[1] - full[0], 2 * full[0] - full[1],
                 float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd),
                 float(t.n_fwd[a:z].sum()), float(t.n_bwd[a:z].sum()))
 
@@ -186,7 +196,7 @@ class Estimator:
         stage = _lookup(keys, lambda k: self._stages(*k))
         paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                         lambda k: self._paths(*k))
-        t_f, t_b, ar_f, ar_b, params, act, stage_in, boundary, upd, n_f, n_b = stage.T
+        t_f, t_b, ar_f, ar_b, params, act, ckpt, rebuilt, boundary, upd, n_f, n_b = stage.T
         tp, pp, dp, m, v = (space.tp.astype(float), space.pp.astype(float), space.dp.astype(float),
                             space.microbatches.astype(float), space.chunks.astype(float))
         tp_f = _ring(tp, ar_f, n_f * paths[:, 0], paths[:, 1])  # n rings: n latencies
@@ -214,7 +224,7 @@ class Estimator:
         if self.input_s_per_sample:
             step = np.maximum(step, _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                                             lambda k: (self._inputs(*k),))[:, 0])
-        memory = self._memory(space, params * v, act * v, stage_in * v, m, pp, dp)
+        memory = self._memory(space, params * v, act * v, ckpt * v, rebuilt * v, m, pp, dp)
         busy = m * (v * (t_f + t_b) + np.where(space.recompute, v * t_f, 0.0)) + opt
         u, units = self.unit, float(self.cluster.size)
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
@@ -223,8 +233,9 @@ class Estimator:
                         opt, memory, memory <= u.memory_bytes, energy,
                         units * u.price_per_hour * step / 3600.0)
 
-    def _memory(self, space: Space, params: np.ndarray, act: np.ndarray, stage_in: np.ndarray,
-                m: np.ndarray, pp: np.ndarray, dp: np.ndarray) -> np.ndarray:
+    def _memory(self, space: Space, params: np.ndarray, act: np.ndarray, ckpt: np.ndarray,
+                rebuilt: np.ndarray, m: np.ndarray, pp: np.ndarray,
+                dp: np.ndarray) -> np.ndarray:
         dt = self.dtype
         # bytes per parameter: the memory model's terms, each divided by dp from its
         # ZeRO stage on (parallel.memory.model_state_bytes)
@@ -235,7 +246,7 @@ class Estimator:
         in_flight = np.where(gpipe, m, np.minimum(pp, m))
         if not self.training:
             return params * state + act
-        kept = np.where(space.recompute, in_flight * stage_in + act, in_flight * (stage_in + act))
+        kept = np.where(space.recompute, in_flight * ckpt + rebuilt, in_flight * act)
         return params * state + kept
 
 

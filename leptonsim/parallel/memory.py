@@ -49,8 +49,10 @@ stages - s on stage s; Narayanan et al. SC'21).
   in-flight microbatch keeps only each layer's input (2 sbh; / t with sp), plus one
   microbatch's largest layer rebuilt for its backward. A layer is a run of ops
   sharing a block name (`block_of`: "h.3.attn" is block "h.3"); ops outside blocks
-  (no numbered name) form one segment per run, so a model with no blocks checkpoints
-  its stage input alone, as before. `True`/`False` mean "full"/"none".
+  (no numbered name) form one segment per run. A model without numbered names (a
+  scenario's layer list) opens a segment at the layer before each attention layer
+  (a pre-LN block's norm), and one with neither checkpoints its stage input alone.
+  `True`/`False` mean "full"/"none".
 - inference: only the largest layer output, twice (its input and output buffers live
   at once), for one microbatch; in_flight is ignored.
 """
@@ -243,10 +245,16 @@ def block_of(name: str) -> str:
 
 
 def _segments(model: Model, layer_range: tuple[int, int]) -> list[tuple[int, int]]:
-    """The stage's full-recompute segments: runs of layers of one block, [first, end)."""
+    """The stage's full-recompute segments, [first, end): runs of layers of one block,
+    or in a model without numbered blocks (a scenario's layer list) one transformer
+    layer each: a segment opens at the layer before each attention (its pre-LN norm)."""
     start, end = layer_range
-    cuts = [i for i in range(start + 1, end)
-            if block_of(model.layers[i].name) != block_of(model.layers[i - 1].name)]
+    layers = model.layers
+    if any(block_of(layer.name) for layer in layers):
+        cuts = [i for i in range(start + 1, end)
+                if block_of(layers[i].name) != block_of(layers[i - 1].name)]
+    else:
+        cuts = [i - 1 for i in range(start + 2, end) if layers[i].kind in ("attention", "moe")]
     bounds = [start, *cuts, end]
     return list(zip(bounds, bounds[1:], strict=False))
 

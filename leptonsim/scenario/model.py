@@ -65,7 +65,8 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "training": {"type": "boolean", "default": True,
                      "description": "A training step (forward, backward, gradient sync, "
                                     "optimizer) or, if false, an inference pass"},
-        "recompute": {"enum": ["none", "selective", "full", True, False], "default": "none",
+        "recompute": {"anyOf": [{"enum": ["none", "selective", "full"]}, {"type": "boolean"}],
+                      "default": "none",
                       "description": "Activations rebuilt in the backward pass instead of "
                                      "kept: none, selective (the attention core: scores, "
                                      "softmax, dropout) or full (every layer from its input "

@@ -250,6 +250,9 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
         what = "neither" if not present else "both " + " and ".join(map(repr, present))
         return path, ScenarioError(format_path(path), "exactly one of "
                                    + " or ".join(map(repr, names)), f"<{what}>")
+    if kind == "anyOf":  # a value of either form (recompute: a mode or a boolean)
+        return path, ScenarioError(format_path(path), " or ".join(
+            describe(alternative) for alternative in err.validator_value), found(value))
     if kind == "enum":
         return path, ScenarioError(format_path(path), one_of(err.validator_value),
                                    found(value), hint=did_you_mean(value, err.validator_value))
