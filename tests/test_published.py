@@ -124,12 +124,13 @@ def test_the_error_is_positive_when_too_fast_in_every_unit() -> None:
 
 
 def test_a_value_the_format_cannot_take_is_refused_not_rounded() -> None:
-    """Sequence parallelism is not a key of the format yet: the row is listed as not
-    expressible (it is not run without it); selective recompute is a value now."""
+    """Context parallelism is not a key of the format yet: a row asking for it is listed
+    as not expressible (it is not run without it); sequence parallelism and selective
+    recompute, which the row states, are."""
     row = BY_ID["korthikanti-t5-22b-seqsel"]
-    out = bench.predict(row, PLATFORMS, STAND_INS)
-    assert out["status"] == "not expressible" and "sequence_parallel" in out["reason"]
-    assert bench.predict(row | {"options": {}}, PLATFORMS, STAND_INS)["status"] == "predicted"
+    out = bench.predict(row | {"options": {"cp": 2}}, PLATFORMS, STAND_INS)
+    assert out["status"] == "not expressible" and "cp" in out["reason"]
+    assert bench.predict(row, PLATFORMS, STAND_INS)["status"] == "predicted"
 
 
 @pytest.mark.parametrize("row_id", GUARD[:3])

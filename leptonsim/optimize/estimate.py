@@ -48,7 +48,6 @@ from ..parallel.memory import (
     kept_activations,
     layer_saved,
     model_state_bytes,
-    optimizer_state_bytes,
 )
 from ..parallel.step import input_seconds
 from ..parallel.tensor import LayerRole, layer_roles
