@@ -156,7 +156,8 @@ def _label(r: dict[str, str]) -> str:
     """A configurations.csv row as `leptonsim optimize` names it."""
     schedule = r["schedule"] + (f" x{r['chunks']}" if r["chunks"] != "1" else "")
     return (f"dp{r['dp']} pp{r['pp']} tp{r['tp']} m{r['microbatches']} {schedule}"
-            f"{' recompute' if r['recompute'] == 'True' else ''} [{r['layout']}]")
+            f"{' recompute' if r['recompute'] == 'True' else ''}"
+            f"{' zero' + r['zero'] if r.get('zero', '0') != '0' else ''} [{r['layout']}]")
 
 
 def q2_splits(out: Path) -> None:
