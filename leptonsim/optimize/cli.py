@@ -92,19 +92,20 @@ def render(result: Search, model: str, units: int) -> str:
 
 
 def write_table(result: Search, path: Path) -> None:
-    est, sp = result.estimate, result.space
+    est, space = result.estimate, result.space
     score = objective_values(est, result.objective)
     order = np.argsort(score, kind="stable")
     cols = ["layout", "dp", "pp", "tp", "microbatches", "schedule", "chunks", "recompute", "zero",
-            "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j", "cost_usd"]
+            "sp", "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j", "cost_usd"]
 
     def writer(f: Any) -> None:
         w = csv.writer(f)
         w.writerow(cols)
         for i in order.tolist():
-            w.writerow([LAYOUTS[sp.layout[i]], sp.dp[i], sp.pp[i], sp.tp[i], sp.microbatches[i],
-                        SCHEDULES[sp.schedule[i]], sp.chunks[i], bool(sp.recompute[i]), sp.zero[i],
-                        *(repr(float(getattr(est, c)[i])) for c in cols[9:-3]),
+            w.writerow([LAYOUTS[space.layout[i]], space.dp[i], space.pp[i], space.tp[i],
+                        space.microbatches[i], SCHEDULES[space.schedule[i]], space.chunks[i],
+                        bool(space.recompute[i]), space.zero[i], bool(space.sp[i]),
+                        *(repr(float(getattr(est, c)[i])) for c in cols[10:-3]),
                         bool(est.fits[i]), repr(float(est.energy_j[i])), repr(float(est.cost_usd[i]))])
     atomic_write(path, writer)
 

@@ -49,6 +49,8 @@ from ..parallel.memory import (
     layer_saved,
     model_state_bytes,
 )
+from ..parallel.pipeline import schedule
+from ..parallel.plan_memory import in_flight
 from ..parallel.step import input_seconds
 from ..parallel.tensor import LayerRole, layer_roles
 from ..parallel.work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
@@ -108,12 +110,12 @@ class Estimator:
         self._works = cache(self._work)
 
     # -- per layer ----------------------------------------------------------------------
-    def _table(self, tp: int) -> LayerTable:
-        roles = layer_roles(self.model) if tp > 1 else None
+    def _table(self, tp: int, sp: bool = False) -> LayerTable:
+        roles = layer_roles(self.model, sp=sp) if tp > 1 else None
         rows = []
         phase = "update_adam" if self.optimizer == "adam" else "update_sgd"
         for i, layer in enumerate(self.model.layers):
-            share = tp if roles and roles[i].sharded else 1
+            share = tp if roles and (roles[i].sharded or roles[i].sequence) else 1
             f1, f2 = (layer.cost(b, "forward", self.dtype) for b in (1, 2))
             b1 = [layer.cost(1, p, self.dtype) for p in ("backward_data", "backward_weights")]
             b2 = [layer.cost(2, p, self.dtype) for p in ("backward_data", "backward_weights")]
@@ -121,30 +123,37 @@ class Estimator:
             bf2, bb2 = sum(c.flops for c in b2), sum(c.bytes for c in b2)
             out = float(np.prod(layer.output_shape)) * self.dtype
             up = layer.cost(1, phase, self.dtype)  # type: ignore[arg-type]
-            n_f = {"": 0.0, "allreduce": 1.0, "allgather": 0.5}[roles[i].forward_after if roles
-                                                                 else ""]
-            n_b = 1.0 if roles and roles[i].backward_after else 0.0
-            ar_f, ar_b = n_f * out, n_b * float(np.prod(layer.input_shape)) * self.dtype
+            # collectives around the layer, as fractions of a ring all-reduce (a reduce-
+            # scatter or an all-gather is half of one): after it on its output, before it
+            # (sequence parallelism's gathers) on its input; backward the other way round
+            inp = float(np.prod(layer.input_shape)) * self.dtype
+            role = roles[i] if roles else None
+            after_f, before_f = _ring_part(role, "forward_after"), _ring_part(role, "forward_before")
+            after_b, before_b = (_ring_part(role, "backward_after"),
+                                 _ring_part(role, "backward_before"))
+            n_f, n_b = after_f + before_f, after_b + before_b
+            ar_f, ar_b = after_f * out + before_f * inp, after_b * inp + before_b * out
             rows.append(((f2.flops - f1.flops) / share, (2 * f1.bytes - f2.bytes) / share,
                          (f2.bytes - f1.bytes) / share, (bf2 - bf1) / share,
                          (2 * bb1 - bb2) / share, (bb2 - bb1) / share, layer.params / share,
                          out / share, ar_f, ar_b, n_f, n_b, up.flops / share, up.bytes / share,
                          up.kernels))
         cols = np.array(rows).T
-        cols[7] = layer_saved(self.model, (0, len(self.model.layers)), tp=tp, dtype_bytes=self.dtype)
+        cols[7] = layer_saved(self.model, (0, len(self.model.layers)), tp=tp, dtype_bytes=self.dtype,
+                              sp=sp and tp > 1)
         return LayerTable(*cols)
 
-    def _work(self, tp: int, mb: int) -> LayerWork:
+    def _work(self, tp: int, mb: int, sp: bool = False) -> LayerWork:
         """The layers' GEMMs and kernels at micro-batch mb on one of tp ranks."""
-        roles = layer_roles(self.model) if tp > 1 else [LayerRole(False, "", "")] * len(
+        roles = layer_roles(self.model, sp=sp) if tp > 1 else [LayerRole(False, "", "")] * len(
             self.model.layers)
         return layer_work(self.model, mb, self.dtype, tp, roles)
 
-    def _stage(self, tp: int, vstages: int, mb: int) -> tuple[float, ...]:
+    def _stage(self, tp: int, vstages: int, mb: int, sp: int = 0) -> tuple[float, ...]:
         """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
         params, activations per micro-batch, full recompute's checkpoints and rebuilt
         layer per micro-batch, boundary bytes, update s, collectives forward, backward)."""
-        t, w = self._tables(tp), self._works(tp, mb)
+        t, w = self._tables(tp, bool(sp)), self._works(tp, mb, bool(sp))
         fwd = self.cost.work_seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit,
                                      gemms=w.rows((FORWARD,)), kernels=w.kernels[:, FORWARD])
         bwd = self.cost.work_seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit,
@@ -153,7 +162,7 @@ class Estimator:
         sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
         f, b, a, z = max(sums, key=lambda r: r[0] + r[1])
         full = [kept_activations(self.model, (a, z), tp=tp, in_flight=k, dtype_bytes=self.dtype,
-                                 recompute="full") * mb for k in (1, 2)]
+                                 recompute="full", sp=bool(sp) and tp > 1) * mb for k in (1, 2)]
         upd = self.cost.work_seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(),
                                      self.unit, kernels=t.update_kernels[a:z].sum())
         return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
@@ -191,7 +200,7 @@ class Estimator:
     # -- per configuration ---------------------------------------------------------------
     def __call__(self, space: Space) -> Estimate:
         mb = self.batch // (space.dp * space.microbatches)
-        keys = np.stack([space.tp, space.pp * space.chunks, mb])
+        keys = np.stack([space.tp, space.pp * space.chunks, mb, space.sp])
         stage = _lookup(keys, lambda k: self._stages(*k))
         paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
                         lambda k: self._paths(*k))
@@ -241,8 +250,8 @@ class Estimator:
         terms = model_state_bytes(1.0, 0.0, optimizer=self.optimizer, dtype_bytes=dt)
         state = sum(t / np.where(space.zero >= stage, dp, 1.0)
                     for t, stage in zip(terms, SHARDED_FROM, strict=True)) if self.training else dt
-        gpipe = space.schedule == SCHEDULES.index("gpipe")
-        in_flight = np.where(gpipe, m, np.minimum(pp, m))
+        in_flight = _lookup(np.stack([space.schedule, space.pp, space.microbatches,
+                                      space.chunks]), _mean_in_flight)[:, 0]
         if not self.training:
             return params * state + act
         kept = np.where(space.recompute, in_flight * ckpt + rebuilt, in_flight * act)
@@ -293,6 +302,21 @@ def _ring(p: np.ndarray, nbytes: np.ndarray, lat: np.ndarray, gap: np.ndarray) -
     seconds per byte `gap` (0 for a ring of one, which costs nothing)."""
     with np.errstate(divide="ignore"):
         return ring_allreduce_seconds(p, nbytes, lat, 1.0 / gap)
+
+
+def _ring_part(role: LayerRole | None, where: str) -> float:
+    """A collective of the layer's role as a fraction of a ring all-reduce's traffic."""
+    kind = getattr(role, where) if role is not None else ""
+    return {"": 0.0, "allreduce": 1.0}.get(kind, 0.5)  # reduce-scatter, all-gather: half
+
+
+def _mean_in_flight(key: tuple[int, ...]) -> tuple[float]:
+    """Micro-batches the first stage (the fullest) keeps in flight, per chunk on average,
+    from the schedule itself, as parallel.plan_memory counts them: GPipe m, 1F1B
+    min(pp, m), interleaved more (its warm-up runs ahead on every chunk)."""
+    kind, pp, m, chunks = key
+    order = schedule(SCHEDULES[kind], pp, m, chunks)[0]
+    return (sum(in_flight(order, c) for c in range(chunks)) / chunks,)
 
 
 def _lookup(keys: np.ndarray, compute) -> np.ndarray:  # type: ignore[no-untyped-def]

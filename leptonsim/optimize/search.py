@@ -27,6 +27,8 @@ from .space import Space, enumerate_space
 OBJECTIVES = ("time", "energy", "cost")
 SYMMETRIC_ABOVE = 64  # units: beyond this, simulate one rank per tensor-parallel group
 
+UNBUILT_TRIES = 4  # candidates tried per one asked for, when some cannot be built
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -69,7 +71,7 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     space = enumerate_space(cluster.size, batch, len(model.layers), max_tp=max_tp,
                             max_microbatches=max_microbatches, training=training,
-                            split=split_gcd(model))
+                            split=split_gcd(model), tokens=_tokens(model))
     if not len(space):
         raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
     est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
@@ -78,15 +80,26 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     if not np.isfinite(score).any():
         raise SimulationError(f"no configuration of {model.name} fits in "
                               f"{cluster.units[0].memory_bytes / 1e9:.3g} GB per unit")
-    order = np.argsort(score, kind="stable")[:top]
     fixed = {"dtype_bytes": dtype_bytes, "optimizer": optimizer, "training": training,
              "input_s_per_sample": input_s_per_sample, "fused_optimizer": fused_optimizer}
-    confirmed = [_confirm(model, cluster, batch, space, int(i), float(score[i]), objective, fixed,
-                          cost) for i in order if np.isfinite(score[i])]
+    confirmed: list[Candidate] = []
+    # down the ranking until `top` are built (a candidate the memory plan or the size
+    # bounds refuse does not count), trying at most UNBUILT_TRIES x top of them
+    for i in np.argsort(score, kind="stable")[:UNBUILT_TRIES * top]:
+        if not np.isfinite(score[i]) or sum(not c.unbuilt for c in confirmed) == top:
+            break
+        confirmed.append(_confirm(model, cluster, batch, space, int(i), float(score[i]),
+                                  objective, fixed, cost))
     confirmed.sort(key=lambda c: (c.simulated, c.index))
     plain = np.flatnonzero((space.dp == cluster.size) & (space.zero == 0) & np.isfinite(score))
     baseline = int(plain[np.argmin(score[plain])]) if plain.size else None
     return Search(space, est, objective, confirmed, baseline)
+
+
+def _tokens(model: Model) -> int:
+    """The sequence length sequence parallelism splits: a transformer's (0 without
+    attention, where it is not tried)."""
+    return next((layer.input_shape[0] for layer in model.layers if layer.kind == "attention"), 0)
 
 
 def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, estimated: float,

@@ -1,7 +1,8 @@
 """The space of parallel configurations for one model on one cluster, as columns.
 
 A configuration is (layout, dp, pp, tp, micro-batches, schedule, chunks, recompute,
-ZeRO stage); the stages above 0 only with data parallelism to shard over, in training.
+ZeRO stage, sequence parallelism); the stages above 0 only with data parallelism to
+shard over, in training; sequence parallelism only with tp > 1 dividing the tokens.
 Degrees multiply to the unit count; tp divides every count the model's tensor-
 parallel split divides (heads, split Dense widths); the global batch splits evenly
 into dp x m micro-batches; interleaving needs m to be a multiple of pp. Each column is a NumPy
@@ -31,10 +32,12 @@ class Space:
     chunks: np.ndarray
     recompute: np.ndarray     # bool
     zero: np.ndarray = None   # type: ignore[assignment]  # ZeRO stage, 0..3 (default 0)
+    sp: np.ndarray = None     # type: ignore[assignment]  # sequence parallelism (default off)
 
     def __post_init__(self) -> None:
-        if self.zero is None:
-            object.__setattr__(self, "zero", np.zeros_like(self.dp))
+        for name in ("zero", "sp"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros_like(self.dp))
 
     def __len__(self) -> int:
         return len(self.dp)
@@ -48,7 +51,7 @@ class Space:
             dp=int(self.dp[i]), pp=int(self.pp[i]), tp=int(self.tp[i]), batch=batch,
             microbatches=int(self.microbatches[i]), schedule=SCHEDULES[int(self.schedule[i])],
             chunks=int(self.chunks[i]), recompute="full" if self.recompute[i] else "none",
-            layout=LAYOUTS[int(self.layout[i])], zero=int(self.zero[i]),
+            layout=LAYOUTS[int(self.layout[i])], zero=int(self.zero[i]), sp=bool(self.sp[i]),
             **fixed)  # type: ignore[arg-type]
 
     def describe(self, i: int) -> str:
@@ -57,7 +60,8 @@ class Space:
             s += f" x{int(self.chunks[i])}"
         return (f"dp{int(self.dp[i])} pp{int(self.pp[i])} tp{int(self.tp[i])} "
                 f"m{int(self.microbatches[i])} {s}{' recompute' if self.recompute[i] else ''}"
-                f"{f' zero{int(self.zero[i])}' if self.zero[i] else ''} "
+                f"{f' zero{int(self.zero[i])}' if self.zero[i] else ''}"
+                f"{' sp' if self.sp[i] else ''} "
                 f"[{LAYOUTS[int(self.layout[i])]}]")
 
 
@@ -68,9 +72,10 @@ def divisors(n: int) -> list[int]:
 def enumerate_space(units: int, batch: int, layers: int, *, max_tp: int | None = None,
                     max_microbatches: int = 64, layouts: tuple[str, ...] = LAYOUTS,
                     chunks: tuple[int, ...] = (2,), training: bool = True,
-                    split: int = 0) -> Space:
+                    split: int = 0, tokens: int = 0) -> Space:
     """Every valid configuration; tp is capped (e.g. at the node size) by max_tp and
-    divides `split` (the model's parallel.tensor.split_gcd; 0: nothing is split)."""
+    divides `split` (the model's parallel.tensor.split_gcd; 0: nothing is split), and
+    sequence parallelism is tried where tp divides `tokens` (0: never)."""
     rows = []
     for (dp, pp), li in product(_pairs(units), range(len(layouts))):
         tp = units // (dp * pp)
@@ -81,11 +86,13 @@ def enumerate_space(units: int, batch: int, layers: int, *, max_tp: int | None =
             for sched in range(len(SCHEDULES) if pp > 1 else 1):  # no pipeline: one schedule
                 for v in _chunk_options(sched, chunks, pp, m, layers):
                     for rc in ((False, True) if training else (False,)):
-                        for z in (ZERO_STAGES if training and dp > 1 else (0,)):
+                        for z, sp in product(ZERO_STAGES if training and dp > 1 else (0,),
+                                             (0, 1) if tp > 1 and tokens % tp == 0 < tokens
+                                             else (0,)):
                             rows.append((LAYOUTS.index(layouts[li]), dp, pp, tp, m, sched, v,
-                                         rc, z))
-    c = np.array(rows, dtype=np.int64).reshape(-1, 9).T
-    return Space(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7].astype(bool), c[8])
+                                         rc, z, sp))
+    c = np.array(rows, dtype=np.int64).reshape(-1, 10).T
+    return Space(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7].astype(bool), c[8], c[9])
 
 
 def _canonical(layouts: tuple[str, ...], li: int, dp: int, pp: int, tp: int) -> bool:
