@@ -10,19 +10,15 @@ from hypothesis import strategies as st
 from leptonsim import formulas
 from leptonsim.cost import Roofline
 from leptonsim.errors import SimulationError
-from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, two_level
+from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import TensorSplitError, layer_roles, split_gcd
-from leptonsim.sim import simulate
 from leptonsim.zoo import get_model
+from tests.helpers.steps import FREE, UNIT, run, transformer_block
 from tests.helpers.traces import check_trace_invariants
-
-UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
-                   efficiency=0.5)
-FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)  # communication costs (almost) nothing
 
 
 def dense_stack(layers: int, width: int = 256) -> Model:
@@ -30,26 +26,6 @@ def dense_stack(layers: int, width: int = 256) -> Model:
     for i in range(layers):
         s.add(f"fc{i}", Dense(width))
     return s.build()
-
-
-def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64,
-                      ffn: int | None = None) -> Model:
-    s = LayerStack("block", (seq, hidden))
-    s.add("ln1", LayerNorm())
-    s.add("attn", MultiHeadSelfAttention(heads))
-    s.add("ln2", LayerNorm())
-    s.add("fc", Dense(4 * hidden if ffn is None else ffn))
-    s.add("proj", Dense(hidden))
-    return s.build()
-
-
-def run(model: Model, cfg: ParallelConfig, link: LinkSpec = FREE, per_node: int | None = None):
-    units = replicate(UNIT, cfg.units, "gpu")
-    cluster = (fully_connected(units, link) if per_node is None
-               else two_level(units, per_node, link, link))
-    step = build_step(model, cfg, cluster)
-    trace = simulate(step.graph, cluster, "static")
-    return step, cluster, trace
 
 
 def stage_time(model: Model, cfg: ParallelConfig, phase_cols: tuple[int, int], stages: int) -> float:

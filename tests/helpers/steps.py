@@ -15,12 +15,13 @@ UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes
 FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)  # communication costs (almost) nothing
 
 
-def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64) -> Model:
+def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64,
+                      ffn: int | None = None) -> Model:
     s = LayerStack("block", (seq, hidden))
     s.add("ln1", LayerNorm())
     s.add("attn", MultiHeadSelfAttention(heads))
     s.add("ln2", LayerNorm())
-    s.add("fc", Dense(4 * hidden))
+    s.add("fc", Dense(4 * hidden if ffn is None else ffn))
     s.add("proj", Dense(hidden))
     return s.build()
 
