@@ -121,14 +121,16 @@ def gather_layer(mode: Mode, ranks: list[Params]) -> Params:
     return full
 
 
-def local_op(op: Op, mode: Mode, tp: int) -> Op:
-    """The op one rank runs: fewer units or heads; a row-parallel Dense without its bias."""
+def local_op(op: Op, mode: Mode, tp: int, hidden: int = 0) -> Op:
+    """The op one rank runs: fewer units or heads (of the same size, on the same `hidden`
+    input); a row-parallel Dense without its bias."""
     if mode == "column" and isinstance(op, Dense):
         return replace(op, units=op.units // tp)
     if mode == "row" and isinstance(op, Dense):
         return replace(op, use_bias=False)
     if mode == "attention" and isinstance(op, MultiHeadSelfAttention):
-        return replace(op, heads=op.heads // tp)
+        return replace(op, heads=op.heads // tp, head_dim=op.head_dim or hidden // op.heads,
+                       kv_heads=op.kv_heads // tp)
     return op
 
 
@@ -180,7 +182,7 @@ def tensor_parallel_step(net: Network, params: ModelParams, x: Array, labels: Ar
 def _rank_forward(layer: Layer, mode: Mode, tp: int, p: Params, tensors: dict[str, Any],
                   reads: tuple[str, ...], caches: dict[str, Any]) -> Array:
     args = tuple(tensors[s] for s in reads)
-    op = local_op(layer.op, mode, tp)
+    op = local_op(layer.op, mode, tp, layer.input_shape[-1])
     y, caches[layer.name] = kernel_for(op).forward(op, _kernel_params(mode, p),
                                                    args[0] if len(args) == 1 else args)
     return y
@@ -200,7 +202,7 @@ def _forward_collective(role: LayerRole, mode: Mode, outs: list[Array], shards: 
 
 def _rank_backward(layer: Layer, mode: Mode, tp: int, p: Params, caches: dict[str, Any], dout: Array,
                    grads: ModelParams) -> tuple[Array | None, ...]:
-    op = local_op(layer.op, mode, tp)
+    op = local_op(layer.op, mode, tp, layer.input_shape[-1])
     dx, g = kernel_for(op).backward(op, _kernel_params(mode, p), caches[layer.name], dout)
     key = BIAS_AFTER_REDUCE.get(mode)
     if key is not None and key in p:  # the bias added after the reduce sees the whole dy
