@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from leptonsim.cli import main
@@ -47,6 +47,7 @@ times = st.floats(1e-9, 1e3)
 
 @given(grids.flatmap(lambda s: st.tuples(st.just(s), st.lists(times, min_size=len(s),
                                                                 max_size=len(s)))))
+@example(([999999999999996.0, 999999999999997.0], [0.5, 1.0]))  # one log for both sizes
 def test_at_every_measured_size_the_time_is_the_running_maximum_of_the_measured(case):
     sizes, seconds = case
     cost = TableCost(_table(_curve(sizes, seconds)))

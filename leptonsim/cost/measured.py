@@ -124,8 +124,11 @@ class TableCost(TaskCost):
                              f"{curve.axis} within the measured {lo:g}..{hi:g}",
                              f"<a task of {bad:g} {curve.axis}>", file=self.table.file,
                              hint="[cost] extrapolate = true extends the table: docs/model.md")
-        x = np.log(np.clip(size, lo, hi))
-        i = np.searchsorted(log_s, x, side="right") - 1  # the segment [s_i, s_i+1) holding x
+        clipped = np.clip(size, lo, hi)
+        x = np.log(clipped)
+        # the segment [s_i, s_i+1) holding the size, found among the sizes themselves: two
+        # sizes 1 ulp apart can share a logarithm, and each must still give its own time
+        i = np.searchsorted(np.asarray(curve.sizes), clipped, side="right") - 1
         inside = times[i] * np.exp(slope[i] * (x - log_s[i]))  # t_i (s / s_i)^p_i: exact at s_i
         return np.where(above, times[-1] * (size / hi), inside)
 
@@ -135,7 +138,9 @@ def _log_curve(curve: Curve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     log-log slope (0 after the last size)."""
     log_s = np.log(curve.sizes)
     times = np.maximum.accumulate(curve.seconds)
-    slope = np.append(np.diff(np.log(times)) / np.diff(log_s), 0.0)
+    rise, run = np.diff(np.log(times)), np.diff(log_s)
+    flat = run == 0  # sizes too close for their logs to differ: a step, no slope
+    slope = np.append(np.divide(rise, run, out=np.zeros_like(rise), where=~flat), 0.0)
     return log_s, times, slope
 
 
