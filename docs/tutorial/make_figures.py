@@ -157,7 +157,8 @@ def _label(r: dict[str, str]) -> str:
     schedule = r["schedule"] + (f" x{r['chunks']}" if r["chunks"] != "1" else "")
     return (f"dp{r['dp']} pp{r['pp']} tp{r['tp']} m{r['microbatches']} {schedule}"
             f"{' recompute' if r['recompute'] == 'True' else ''}"
-            f"{' zero' + r['zero'] if r.get('zero', '0') != '0' else ''} [{r['layout']}]")
+            f"{' zero' + r['zero'] if r.get('zero', '0') != '0' else ''}"
+            f"{' sp' if r.get('sp') == 'True' else ''} [{r['layout']}]")
 
 
 def q2_splits(out: Path) -> None:
