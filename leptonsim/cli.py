@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 BAD_INPUT = 2
 FAILED = 1
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class Parser(argparse.ArgumentParser):
@@ -170,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = f"{err.filename}: " if err.filename else ""
         print(f"error: leptonsim {args.command}: {what}{err.strerror or err}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:  # Ctrl-C: each set of outputs is published whole or not at all
+        print(f"error: leptonsim {args.command}: interrupted (no output is left half written)",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

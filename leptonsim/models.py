@@ -9,18 +9,21 @@ networks fit too: a residual branch's layers follow one another, and the merge i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from leptonsim.ops.base import ZERO, Cost, Op, Phase, Shape
 
 
 @dataclass(frozen=True)
 class Layer:
-    """A named op applied to an input of a given per-sample shape."""
+    """A named op applied to an input of a given per-sample shape. `input_grad`: its
+    backward computes the gradient of its input (False for the layer that reads the
+    model's input, data that needs no gradient: autograd skips that dgrad)."""
 
     name: str
     op: Op
     input_shape: Shape
+    input_grad: bool = True
 
     def __post_init__(self) -> None:
         self.op.output_shape(self.input_shape)  # an impossible shape fails here
@@ -42,6 +45,8 @@ class Layer:
         return self.op.non_trainable_params(self.input_shape)
 
     def cost(self, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
+        if phase == "backward_data" and not self.input_grad:
+            return ZERO
         return self.op.cost(self.input_shape, batch, phase, dtype_bytes)
 
 
@@ -72,6 +77,9 @@ class Model:
             if layer.name in seen:
                 raise ValueError(f"model {self.name!r}: duplicate layer name {layer.name!r}")
             seen.add(layer.name)
+        first = self.layers[0]
+        if first.input_grad:  # the model's input is data: no gradient flows into it
+            object.__setattr__(self, "layers", (replace(first, input_grad=False), *self.layers[1:]))
 
     @property
     def output_shape(self) -> Shape:

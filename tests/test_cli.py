@@ -40,6 +40,19 @@ def test_run_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert {"name", "busy_s", "utilization"} <= set(doc["units"][0])
 
 
+def test_an_interrupted_run_is_one_line_exit_130_and_no_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while simulating: no traceback, the shell's 128 + SIGINT, nothing written."""
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("leptonsim.result.run", interrupted)
+    assert main(["run", str(SEED), "--out", str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert err == "error: leptonsim run: interrupted (no output is left half written)\n"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("c", CASES[::3], ids=[c.id for c in CASES[::3]])
 def test_bad_input_is_one_line_exit_2_and_no_output(c, tmp_path: Path) -> None:
     scenario = tmp_path / "case.toml"

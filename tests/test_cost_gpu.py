@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 import leptonsim as ls
 from leptonsim.cli import main
 from leptonsim.cost import GpuCost, Roofline
-from leptonsim.cost.gpu import K_FILL, gemm_efficiency, gemm_seconds
+from leptonsim.cost.gpu import (
+    K_FILL,
+    OPERAND_BYTES,
+    TILE_EFFICIENCY,
+    gemm_efficiency,
+    gemm_seconds,
+    operand_demand,
+    tile_efficiency,
+)
 from leptonsim.errors import GraphError
 from leptonsim.graph import GemmRows, GraphBuilder
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected
@@ -97,6 +105,33 @@ def test_time_is_monotone_in_each_dimension(g, dim, grow, sm):
     assert t1 >= t0
     if dim == "k":
         assert t1 > t0
+
+
+@given(gemm, sms, st.floats(1 / 64, 1.0), st.sampled_from(("fp32", "fp64")))
+def test_a_precision_asking_less_operand_feed_is_never_less_efficient(g, sm, share, wide):
+    """Tile efficiency follows the operand feed (operand_demand): a 4- or 8-byte
+    precision whose peak is a small enough share of the fp16 tensor cores' asks less
+    feed per FLOP, so every GEMM reaches at least fp16's fraction of its own peak; and
+    TF32 at half fp16's rate (twice the bytes) asks exactly fp16's feed, so it reaches
+    exactly fp16's fraction."""
+    fp16 = PER_SM * sm
+    peaks = (("fp16", fp16), ("tf32", fp16 / 2), (wide, fp16 * share * 2 / OPERAND_BYTES[wide]))
+    unit = _unit(sm, peaks=peaks)  # type: ignore[arg-type]
+    rows = _rows(g)
+    ref = gemm_efficiency(rows, unit, "fp16")[0]
+    assert gemm_efficiency(rows, unit, wide)[0] >= ref * (1 - ROUNDING)
+    assert gemm_efficiency(rows, unit, "tf32")[0] == pytest.approx(ref, rel=1e-12)
+
+
+def test_fp32_simt_runs_every_tile_at_the_largest_tiles_rate():
+    """A V100 (125 fp16 / 15.7 fp32 TFLOP/s): fp32's feed demand is a quarter of
+    fp16's, below every cuBLAS tile's reuse share (64x64: 0.375), so no tile is
+    penalised; at fp16 the 64x64 tile runs at 0.375 of the largest's rate."""
+    unit = _unit(80, per_sm=125e12 / 80, peaks=(("fp16", 125e12), ("fp32", 15.7e12)))  # type: ignore[arg-type]
+    assert operand_demand(unit, "fp32") == pytest.approx(15.7 * 4 / (125 * 2))
+    assert tile_efficiency(unit, "fp32").tolist() == [1.0] * len(TILE_EFFICIENCY)
+    assert tile_efficiency(unit, "fp16").tolist() == TILE_EFFICIENCY.tolist()
+    assert operand_demand(_unit(80), "fp32") == 1.0  # one peak only: nothing known
 
 
 def test_the_last_wave_and_the_padded_tile_cost_real_time():

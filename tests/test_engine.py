@@ -274,3 +274,32 @@ def test_a_layer_wider_than_the_graph_is_the_whole_graph(n: int, extra: int, bey
     flat = independent(n, cost, seed=5)
     assert wide.num_edges == 0
     assert np.array_equal(wide.flops, flat.flops)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.01, 10.0), st.floats(0.001, 1.0), st.floats(0.0, 1e-3), st.floats(1e6, 1e12),
+       st.floats(1.0, 1e9), st.integers(1, 5))
+def test_a_zero_duration_task_ends_when_its_inputs_are_in_beside_the_compute(
+        busy, short, alpha, bw, nbytes, hops):
+    """Unit 0 computes for `busy` seconds; unit 1 computes `short` and sends to a chain
+    of zero-duration tasks on unit 0 (a collective's ring steps), whose last one sends
+    back. Each step ends the moment its input is in, whatever unit 0 is computing (NCCL
+    runs on its own stream): the chain ends at short + alpha + n/B, not after `busy`,
+    and unit 1's successor starts one more transfer later."""
+    b = GraphBuilder()
+    b.task("compute", duration_s=busy, pin=0)
+    b.task("produce", duration_s=short, pin=1)
+    steps = [b.task(f"step{i}", duration_s=0.0, pin=0) for i in range(hops)]
+    consume = b.task("consume", duration_s=1.0, pin=1)
+    b.edge("produce", steps[0], nbytes)
+    for a, z in zip(steps, steps[1:], strict=False):
+        b.edge(a, z)
+    b.edge(steps[-1], "consume", nbytes)
+    cluster = fully_connected(replicate(ComputeUnit("u", 1e12, 1e12), 2, "u"), LinkSpec(alpha, bw))
+    graph = b.build()
+    trace = simulate(graph, cluster, "static")
+    start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
+    hop = alpha + nbytes / bw
+    for step in steps:
+        assert start[step] == pytest.approx(short + hop, rel=1e-12)
+    assert start[consume] == pytest.approx(short + 2 * hop, rel=1e-12)

@@ -38,6 +38,7 @@ from leptonsim.ops import (
     Tanh,
 )
 from leptonsim.ops.base import ZERO, Phase, Shape
+from leptonsim.zoo import seed_cnn
 
 T = 4  # FLOPs per transcendental, the documented convention
 
@@ -59,6 +60,31 @@ def test_conv_backward_flops_by_hand() -> None:
     macs = 11 * 11 * 3 * 3 * 32 * 64
     assert conv.cost(x, 5, "backward_data").flops == 5 * 2 * macs
     assert conv.cost(x, 5, "backward_weights").flops == 5 * (2 * macs + 11 * 11 * 64)
+
+
+def test_conv_gemms_follow_cudnns_implicit_gemm_mapping() -> None:
+    """NVIDIA's Convolutional Layers User's Guide, Table 1: forward M = N P Q, N = K,
+    K = C R S; dgrad M = N H W (here N P Q, stride 1), N = C, K = K R S; wgrad
+    M = C R S, N = K, K = N P Q."""
+    conv, x, batch = Conv2D(64, 3, padding="same"), (56, 56, 32), 4
+    npq, crs, krs = batch * 56 * 56, 32 * 9, 64 * 9
+    (fwd,), (dgrad,), (wgrad,) = (conv.cost(x, batch, phase).gemms for phase in
+                                  ("forward", "backward_data", "backward_weights"))
+    assert (fwd.m, fwd.n, fwd.k) == (npq, 64, crs)
+    assert (dgrad.m, dgrad.n, dgrad.k) == (npq, 32, krs)
+    assert (wgrad.m, wgrad.n, wgrad.k) == (crs, 64, npq)
+
+
+def test_the_layer_reading_the_model_input_computes_no_input_gradient() -> None:
+    """Autograd skips the gradient of data: a model's first layer has no dgrad, every
+    other layer keeps its own."""
+    model = seed_cnn()
+    first, *rest = model.layers
+    assert first.cost(8, "backward_data") == ZERO
+    assert first.op.cost(first.input_shape, 8, "backward_data").flops > 0
+    assert all(layer.input_grad for layer in rest)
+    assert model.total_cost(8, "backward_data") == sum(
+        (layer.op.cost(layer.input_shape, 8, "backward_data") for layer in rest), ZERO)
 
 
 def test_dense_flops_and_bytes_by_hand() -> None:

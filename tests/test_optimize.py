@@ -21,17 +21,11 @@ from leptonsim.parallel.pipeline import partition
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import split_gcd
 from leptonsim.sim import simulate
+from tests.helpers.steps import dense_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=80e9, efficiency=0.5,
                    idle_power_w=50, busy_power_w=300, price_per_hour=2.0)
-
-
-def stack(layers: int = 8, width: int = 512):
-    s = LayerStack("stack", (width,))
-    for i in range(layers):
-        s.add(f"fc{i}", Dense(width))
-    return s.build()
 
 
 @settings(max_examples=40, deadline=None)
@@ -94,7 +88,7 @@ def test_balanced_ranges_are_as_good_as_the_exact_partition(costs, stages):
 @given(st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4, 8]))
 def test_estimate_equals_simulation_for_an_uncontended_uniform_pipeline(pp, m):
     """Uniform stages, free links, no data parallelism: both give (m+p-1)(t_f+t_b) + update."""
-    model = stack(8)
+    model = dense_stack(8, width=512, reader=True)
     cluster = fully_connected(replicate(UNIT, pp, "gpu"), LinkSpec(0.0, 1e30))
     sp = enumerate_space(pp, 8 * m, len(model.layers))
     pick = np.flatnonzero((sp.pp == pp) & (sp.microbatches == m) & (sp.schedule == 0)
@@ -107,19 +101,19 @@ def test_estimate_equals_simulation_for_an_uncontended_uniform_pipeline(pp, m):
 
 def test_search_ranks_by_simulated_objective_and_respects_memory():
     cluster = fully_connected(replicate(UNIT, 4, "gpu"), LinkSpec(2e-6, 50e9))
-    found = search(stack(8), cluster, 64, top=4)
+    found = search(dense_stack(8, width=512), cluster, 64, top=4)
     sims = [c.simulated for c in found.candidates]
     assert sims == sorted(sims) and np.isfinite(sims[0])
     assert found.estimate.fits[found.winner.index]
     tiny = ComputeUnit("gpu", 100e12, 2e12, memory_bytes=1e3, efficiency=0.5)
     with pytest.raises(SimulationError, match="no configuration"):
-        search(stack(8), fully_connected(replicate(tiny, 2, "gpu"), LinkSpec(0, 1e9)), 8)
+        search(dense_stack(8, width=512), fully_connected(replicate(tiny, 2, "gpu"), LinkSpec(0, 1e9)), 8)
 
 
 def test_energy_and_cost_objectives_pick_by_their_own_measure():
     cluster = fully_connected(replicate(UNIT, 4, "gpu"), LinkSpec(2e-6, 50e9))
     for objective, key in (("energy", "energy_j"), ("cost", "cost_usd")):
-        found = search(stack(8), cluster, 64, objective=objective, top=3)
+        found = search(dense_stack(8, width=512), cluster, 64, objective=objective, top=3)
         values = [getattr(c, key) for c in found.candidates]
         assert values == sorted(values)
 

@@ -12,20 +12,13 @@ from leptonsim.cost import Roofline
 from leptonsim.errors import SimulationError
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
-from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
+from leptonsim.ops import LayerNorm, MultiHeadSelfAttention
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import TensorSplitError, layer_roles, split_gcd
 from leptonsim.zoo import get_model
-from tests.helpers.steps import FREE, UNIT, run, transformer_block
+from tests.helpers.steps import FREE, UNIT, dense_stack, run, transformer_block
 from tests.helpers.traces import check_trace_invariants
-
-
-def dense_stack(layers: int, width: int = 256) -> Model:
-    s = LayerStack("stack", (width,))
-    for i in range(layers):
-        s.add(f"fc{i}", Dense(width))
-    return s.build()
 
 
 def stage_time(model: Model, cfg: ParallelConfig, phase_cols: tuple[int, int], stages: int) -> float:
@@ -41,7 +34,7 @@ def stage_time(model: Model, cfg: ParallelConfig, phase_cols: tuple[int, int], s
 @given(st.integers(1, 4), st.integers(1, 8), st.sampled_from(["gpipe", "1f1b"]))
 def test_pipeline_bubble_matches_closed_form(p, m, kind):
     """Uniform stages, free communication: (m + p - 1)(t_f + t_b), bubble (p-1)/(m+p-1)."""
-    model = dense_stack(4 * p)
+    model = dense_stack(4 * p, width=256, reader=True)
     cfg = ParallelConfig(pp=p, batch=8 * m, microbatches=m, schedule=kind, optimizer="sgd")
     step, _, trace = run(model, cfg)
     t_f, t_b = stage_time(model, cfg, (0, 1), p), stage_time(model, cfg, (2, 3), p)
@@ -66,7 +59,7 @@ def test_symmetric_tensor_parallel_equals_full_when_nothing_else_contends(tp, m,
 @settings(max_examples=15, deadline=None)
 @given(st.integers(2, 6), st.floats(1e-7, 1e-5), st.floats(1e9, 1e12))
 def test_data_parallel_all_reduce_takes_the_ring_closed_form(dp, alpha, bw):
-    model = dense_stack(2)
+    model = dense_stack(2, width=256)
     cfg = ParallelConfig(dp=dp, batch=4 * dp, bucket_bytes=1e12, optimizer="sgd", dtype_bytes=4)
     step, _, trace = run(model, cfg, LinkSpec(alpha, bw))
     kinds = np.array([step.graph.kinds[t] for t in trace.task.tolist()])
@@ -136,7 +129,7 @@ def test_selective_recompute_adds_the_attention_core_to_the_backward(tp, m, drop
 
 
 def test_1f1b_holds_fewer_microbatches_than_gpipe():
-    model = dense_stack(8)
+    model = dense_stack(8, width=256)
     gpipe = run(model, ParallelConfig(pp=4, batch=64, microbatches=8, schedule="gpipe"))
     ofob = run(model, ParallelConfig(pp=4, batch=64, microbatches=8, schedule="1f1b"))
     assert ofob[0].memory[0][1].activations_bytes < gpipe[0].memory[0][1].activations_bytes
@@ -144,7 +137,7 @@ def test_1f1b_holds_fewer_microbatches_than_gpipe():
 
 
 def test_interleaving_shrinks_the_bubble():
-    model = dense_stack(16)
+    model = dense_stack(16, width=256)
     plain = run(model, ParallelConfig(pp=4, batch=32, microbatches=4, schedule="1f1b"))
     inter = run(model, ParallelConfig(pp=4, batch=32, microbatches=4, schedule="interleaved",
                                       chunks=2))

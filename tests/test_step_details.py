@@ -16,6 +16,7 @@ from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import simulate
 from leptonsim.zoo.transformer import gpt
+from tests.helpers.steps import dense_stack
 
 UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
                    efficiency=0.5)
@@ -105,13 +106,6 @@ def test_estimated_tensor_parallel_time_grows_by_half_with_recompute():
 
 
 # -- 2. data-parallel buckets in order, one after another ----------------------------------
-
-def dense_stack(layers: int, width: int = 128) -> Model:
-    s = LayerStack("stack", (width,))
-    for i in range(layers):
-        s.add(f"fc{i}", Dense(width))
-    return s.build()
-
 
 def bucket_spans(step, trace, prefix: str) -> list[tuple[int, float, float]]:
     """Per bucket of `prefix` (dp.s{s}.t{t}), in the order the all-reduces ran: (its

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,7 @@ from leptonsim.api import cluster
 from leptonsim.cost import Roofline
 from leptonsim.errors import DoesNotFit
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
-from leptonsim.models import LayerStack, Model
-from leptonsim.ops import Dense
+from leptonsim.models import Model
 from leptonsim.optimize.estimate import Estimator
 from leptonsim.optimize.search import search
 from leptonsim.optimize.space import enumerate_space
@@ -28,6 +28,7 @@ from leptonsim.parallel.step import build_step, optimizer_cost
 from leptonsim.parallel.tensor import LayerRole
 from leptonsim.sim import simulate
 from leptonsim.zoo.transformer import gpt
+from tests.helpers.steps import dense_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)
@@ -81,6 +82,7 @@ def _bert(extra: str, model_extra: str = "") -> str:
     ("zero = -1\n", "", "parallel.zero: expected an integer in [0, 3], found -1"),
     ('zero = "3"\n', "", "parallel.zero: expected an integer in [0, 3], found '3'"),
     ("zero = 2\n", "training = false\n", "zero 2 shards training state"),
+    ("overlap_param_gather = true\n", "", "overlap_param_gather needs zero 1 or 2"),
     ("", "", "parallel.zero: expected 0 with embeddings = 'sharded'"),
 ])
 def test_bad_zero_is_one_line_exit_2(extra: str, model_extra: str, words: str,
@@ -104,13 +106,6 @@ UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes
                    efficiency=0.5)
 
 
-def dense_stack(layers: int, width: int = 64) -> Model:
-    s = LayerStack("stack", (width,))
-    for i in range(layers):
-        s.add(f"fc{i}", Dense(width))
-    return s.build()
-
-
 def simulated(model: Model, cfg: ParallelConfig, link: LinkSpec):
     cluster = fully_connected(replicate(UNIT, cfg.units, "gpu"), link)
     step = build_step(model, cfg, cluster)
@@ -131,7 +126,7 @@ def test_communication_volume_by_stage(dp: int, layers: int, mode: str) -> None:
     """ZeRO section 7 and FSDP section 3.3, one micro-batch: stages 1 and 2 move
     exactly what the all-reduce moves (a reduce-scatter and an all-gather); stage 3
     moves 1.5 times it (two all-gathers and a reduce-scatter)."""
-    model = dense_stack(layers)
+    model = dense_stack(layers, width=64)
     volume = [dp_bytes(simulated(model, ParallelConfig(dp=dp, batch=dp, zero=z, tp_mode=mode,
                                                        bucket_bytes=1e4), FREE)[0])
               for z in range(4)]
@@ -148,7 +143,7 @@ def test_stage_2_and_3_reduce_every_microbatch(m: int, dp: int) -> None:
     """A rank keeps only its gradient shard from stage 2 on, so each micro-batch's
     gradients are reduce-scattered (DeepSpeed issue 2252); stage 3 also gathers the
     parameters before each micro-batch's forward and backward."""
-    model = dense_stack(2)
+    model = dense_stack(2, width=64)
     volume = [dp_bytes(simulated(model, ParallelConfig(dp=dp, batch=dp * m, microbatches=m,
                                                        zero=z, bucket_bytes=1e15), FREE)[0])
               for z in range(4)]
@@ -165,7 +160,7 @@ def test_uncontended_zero_sync_is_reduce_scatter_update_allgather(dp, layers, al
     """Theorem, one bucket, nothing contending: the update starts one ring reduce-scatter
     after the last backward, costs 1/dp of the replicated update, and the step ends one
     ring all-gather after it (the closed forms of formulas.py, exactly)."""
-    model = dense_stack(layers)
+    model = dense_stack(layers, width=64)
     n = model.params() * 2
     cfg = ParallelConfig(dp=dp, batch=dp, zero=stage, bucket_bytes=1e15)
     step, trace = simulated(model, cfg, LinkSpec(alpha, bw))
@@ -191,7 +186,7 @@ def test_fsdp_gathers_each_bucket_before_it_runs_prefetching_one(dp, layers, m, 
     after its parameters' all-gather ended, and bucket j's all-gather never starts
     before bucket j-2's compute ended (one bucket ahead) nor before bucket j-1's
     all-gather ended (one stream)."""
-    model = dense_stack(layers)
+    model = dense_stack(layers, width=64)
     cfg = ParallelConfig(dp=dp, batch=dp * m, microbatches=m, zero=3,
                          bucket_bytes=model.layers[0].params * 2)
     step, trace = simulated(model, cfg, LinkSpec(alpha, bw))
@@ -218,9 +213,10 @@ def test_fsdp_gathers_each_bucket_before_it_runs_prefetching_one(dp, layers, m, 
 def test_a_7b_gpt_fits_80_gb_only_with_zero() -> None:
     """GPT-3 6.7B (Brown et al. 2020, Table 2.1: 32 layers, d_model 4096, 32 heads,
     2048 tokens) on 8 A100 80 GB, plain data parallelism, fp16 Adam: 16 bytes/param
-    replicated is 107 GB and does not fit; each ZeRO stage needs less, and stage 3's
-    parameter all-gathers make its step longer than stage 1's, whose sync moves the
-    volume of an all-reduce."""
+    replicated is 107 GB and does not fit; each ZeRO stage needs less. Stage 1's
+    all-gather after the update is exposed, so moving it under the next forward
+    (overlap_param_gather) shortens the step; stage 3, whose gathers overlap the same
+    way but move 1.5 times the volume, is no faster than that."""
     model = gpt(32, 4096, 51200, 2048, 32, name="gpt3_6.7b")
     hw = cluster("a100_80gb", 8, link="nvlink3", topology="switch").cluster
     with pytest.raises(DoesNotFit, match="a zero stage above 0"):
@@ -228,8 +224,10 @@ def test_a_7b_gpt_fits_80_gb_only_with_zero() -> None:
     steps = {z: build_step(model, ParallelConfig(dp=8, batch=8, zero=z), hw) for z in (1, 2, 3)}
     need = [steps[z].memory[0][1].total_bytes for z in (1, 2, 3)]
     assert need[0] > need[1] > need[2] and need[0] < hw.units[0].memory_bytes
-    times = {z: simulate(steps[z].graph, hw, "static").makespan_s for z in (1, 3)}
-    assert times[3] > times[1]
+    steps[0] = build_step(model, ParallelConfig(dp=8, batch=8, zero=1, overlap_param_gather=True),
+                          hw)
+    times = {z: simulate(steps[z].graph, hw, "static").makespan_s for z in (0, 1, 3)}
+    assert times[1] > times[3] >= times[0]
 
 
 @settings(max_examples=12, deadline=None)
@@ -239,7 +237,7 @@ def test_estimate_equals_simulation_for_zero_in_one_bucket(dp, m, alpha, bw, sta
     """One bucket, stage 1 (one micro-batch at stage 2): the reduce-scatter, the
     sharded update and the all-gather are exposed whole, in both."""
     m = m if stage == 1 else 1
-    model = dense_stack(3)
+    model = dense_stack(3, width=64)
     link = LinkSpec(alpha, bw)
     cl = fully_connected(replicate(UNIT, dp, "gpu"), link)
     batch = 4 * dp * m
@@ -277,7 +275,7 @@ def test_symmetric_mode_moves_the_groups_bytes_from_rank_0(dp: int, stage: int, 
     """tp = 2 over split Dense layers only: in full mode each tp rank runs its own ZeRO
     collectives over 1/tp of the parameters; in symmetric mode rank 0 moves the whole
     group's, so the data-parallel bytes agree, stage by stage, and both steps run."""
-    model = dense_stack(2)
+    model = dense_stack(2, width=64)
     volume = {}
     for mode in ("full", "symmetric"):
         cfg = ParallelConfig(dp=dp, tp=2, batch=dp * m, microbatches=m, zero=stage,
@@ -286,3 +284,35 @@ def test_symmetric_mode_moves_the_groups_bytes_from_rank_0(dp: int, stage: int, 
         assert np.isfinite(trace.makespan_s) and trace.makespan_s > 0
         volume[mode] = dp_bytes(step)
     assert volume["symmetric"] == pytest.approx(volume["full"], rel=1e-12) and volume["full"] > 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 4), st.integers(2, 6), st.integers(1, 3), st.floats(1e-7, 1e-5),
+       st.floats(1e8, 1e11), st.sampled_from([1, 2]))
+def test_overlapped_parameter_gathers_run_under_the_forward(dp, layers, m, alpha, bw, stage):
+    """overlap_param_gather (Megatron's --overlap-param-gather), each layer its own
+    bucket: the all-gathers start at the step's start in forward order, one after
+    another, each layer's first forward waits for its own; the same bytes cross the
+    network as with the gather after the update, and the step is never longer."""
+    model = dense_stack(layers, width=64)
+    cfg = ParallelConfig(dp=dp, batch=dp * m, microbatches=m, zero=stage,
+                         bucket_bytes=model.layers[0].params * 2)
+    step, trace = simulated(model, replace(cfg, overlap_param_gather=True), LinkSpec(alpha, bw))
+    after, trace_after = simulated(model, cfg, LinkSpec(alpha, bw))
+    names = step.graph.names
+    start = dict(zip(trace.task.tolist(), trace.task_start.tolist(), strict=True))
+    end = dict(zip(trace.task.tolist(), trace.task_end.tolist(), strict=True))
+    gathers: dict[int, list[float]] = {}
+    for t in start:
+        if names[t].startswith("dp.s0.t0.gather.b"):
+            span = gathers.setdefault(int(names[t].split(".")[4][1:]), [np.inf, -np.inf])
+            span[0], span[1] = min(span[0], start[t]), max(span[1], end[t])
+    assert sorted(gathers) == list(range(layers)) and gathers[0][0] == 0.0
+    for j in range(1, layers):
+        assert gathers[j][0] >= gathers[j - 1][1]
+    for j in range(layers):
+        first = names.index(f"F.d0.fc{j}.k0.t0")
+        assert start[first] >= gathers[j][1]
+    assert dp_bytes(step) == pytest.approx(dp_bytes(after), rel=1e-12)
+    assert trace.makespan_s <= trace_after.makespan_s * (1 + 1e-12)
+

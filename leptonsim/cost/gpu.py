@@ -32,7 +32,9 @@ ASSUMPTION: the reduction of the j partial tiles is not priced (its m n j words 
 small beside the operands exactly where a split pays: k much longer than m and n).
 cuBLAS picks among tile shapes (the guide's Section 2.3: 256x128 and 128x256 the most
 efficient, down to 64x64 the least); t_g takes the fastest of them, each at its
-relative efficiency eta_T. With s = 0 (SM count unknown) there are no tiles and no
+relative efficiency eta_T: its operand reuse against the largest tile's, at fp16's
+operand feed, and 1 for every tile whose reuse feeds a precision that asks less of it
+(FP32 SIMT: `operand_demand`). With s = 0 (SM count unknown) there are no tiles and no
 waves: t_g = count batch 2 m n (k + K0) / (P E). Either way the rate climbs towards
 P E as the GEMM grows: through the quantisation losses, which fade as tiles per SM
 grow, and through k / (k + K0), the share of a tile's time spent in its main loop
@@ -75,7 +77,37 @@ TILE_EFFICIENCY = _REUSE / _REUSE.max()
 """eta_T: a tile's rate relative to the largest. A tile loads (Tm + Tn) k operands for
 2 Tm Tn k FLOPs, so its operand reuse is Tm Tn / (Tm + Tn). ASSUMPTION: the largest
 tile sits at the ridge of the SMs' operand feed, so a smaller one runs in proportion
-to its reuse (128x128: 0.75, 64x64: 0.375), the guide's ordering made quantitative."""
+to its reuse (128x128: 0.75, 64x64: 0.375), the guide's ordering made quantitative.
+These are fp16's; `tile_efficiency` gives them at any precision."""
+
+OPERAND_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+"""Bytes of one GEMM operand element at each precision (tf32 operands are stored as
+fp32 words: NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020, "TF32")."""
+RIDGE_PRECISION = "fp16"
+"""The precision whose largest tile TILE_EFFICIENCY's ASSUMPTION puts at the ridge."""
+
+
+def operand_demand(unit: ComputeUnit, precision: str | None) -> float:
+    """f: the operand feed a GEMM at `precision` needs per unit of tile reuse, as a
+    fraction of the fp16 tensor cores' (peak x operand bytes, each over fp16's), at
+    most 1. A tile of reuse r needs peak x bytes / r of operand bandwidth, so at f < 1
+    a tile runs at full rate once r / r_max >= f. FP32 on a V100 (SIMT, 15.7 of 125
+    TFLOP/s, 4-byte words) is f = 0.25: every cuBLAS tile feeds it; TF32 on an A100
+    (half fp16's rate at twice the bytes) and fp8 on an H100 (twice the rate at half
+    the bytes) are f = 1, like fp16. 1 where the precision or the fp16 peak is unknown."""
+    if precision not in OPERAND_BYTES or not unit.peaks:
+        return 1.0
+    ridge = dict(unit.peaks).get(RIDGE_PRECISION)
+    if ridge is None:
+        return 1.0
+    demand = unit.peak(precision) * OPERAND_BYTES[precision]
+    return min(1.0, demand / (ridge * OPERAND_BYTES[RIDGE_PRECISION]))
+
+
+def tile_efficiency(unit: ComputeUnit, precision: str | None) -> np.ndarray:
+    """eta_T at `precision`: min(1, eta_T / f), f = operand_demand (fp16: TILE_EFFICIENCY)."""
+    return np.minimum(1.0, TILE_EFFICIENCY / operand_demand(unit, precision))
+
 
 K_FILL = 64.0
 """K0, the pipeline fill and drain of a tile in units of k. ASSUMPTION: a multistage
@@ -105,7 +137,8 @@ def gemm_seconds(rows: GemmRows, unit: ComputeUnit, precision: str | None = None
         return count * batch * 2.0 * m * n * k / rate
     best = np.full(len(rows), np.inf)
     splits = 2.0 ** np.arange(int(np.log2(unit.sms)) + 1)  # 1, 2, 4, ... <= sms
-    for (tm, tn), eta in zip(TILES, TILE_EFFICIENCY, strict=True):  # 8 shapes, O(rows) memory
+    etas = tile_efficiency(unit, precision)
+    for (tm, tn), eta in zip(TILES, etas, strict=True):  # 8 shapes, O(rows) memory
         tiles = batch * np.ceil(m / tm) * np.ceil(n / tn)
         per_tile = 2.0 * tm * tn * unit.sms / (rate * eta)
         for s in splits:  # split-K: s slices of k / s each, each with its own fill

@@ -108,11 +108,15 @@ class Conv2D(Op):
                     gemms=(Gemm(p, self.filters, k),))
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        # reads dy and the kernel (not the bias), writes dx
+        # reads dy and the kernel (not the bias), writes dx. cuDNN's dgrad is an implicit
+        # GEMM of M = N H W, N = C, K = K R S (NVIDIA, "Convolutional Layers User's
+        # Guide", DU-09798, Table 1), a convolution of dy with the rotated filters; at
+        # stride s > 1 only 1/s^2 of its taps are non-zero, priced here as the stride-1
+        # shape over the output positions (M = N P Q), which keeps the FLOPs exact.
         flops = batch * 2 * self._macs(x)
         p, k = self._gemm_sizes(x, batch)
         return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes,
-                    gemms=(Gemm(p, k, self.filters),))
+                    gemms=(Gemm(p, x[2], self.filters * (k // x[2])),))
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads saved x and dy, writes dW and db (a second kernel, the bias reduction)

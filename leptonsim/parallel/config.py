@@ -66,6 +66,7 @@ class ParallelConfig:
     sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
     ep: int = 1       # expert parallelism: MoE experts over ep replicas (parallel.experts)
     zero: int = 0              # ZeRO stage, ZERO_STAGES
+    overlap_param_gather: bool = False  # zero 1/2: gather under the next forward (zero.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
@@ -95,6 +96,9 @@ class ParallelConfig:
                              f"got {self.collective!r}")
         if self.zero not in ZERO_STAGES:
             raise ValueError(f"zero must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.overlap_param_gather and self.zero not in (1, 2):
+            raise ValueError(f"overlap_param_gather needs zero 1 or 2 (the distributed "
+                             f"optimizer's all-gather), got zero {self.zero}")
         if self.zero and not self.training:
             raise ValueError(f"zero {self.zero} shards training state: it needs training")
         if self.tp_mode == "full" and self.collective not in SPELLED_OUT:

@@ -187,6 +187,7 @@ class _StepBuilder:
         # (d, layer, t, k) -> task: the last micro-batch's backward, every one's with zero >= 2
         self.last_backward: dict[tuple[int, int, int, int], int] = {}
         self.runs: dict[tuple[int, int, int], list[tuple[int, float]]] = {}  # zero 3: (d, s, t)
+        self.first_forward: dict[tuple[int, int, int], int] = {}  # (d, layer, t) -> task
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
 
     def _segments(self, start: int, end: int) -> list[Segment]:
@@ -377,6 +378,8 @@ class _StepBuilder:
             if self.cfg.zero == 3:  # the parameters it needs gathered first
                 self.runs.setdefault((d, s, t), []).append(
                     (task, sum(self._param_bytes(i) for i in seg.layers)))
+            for i in seg.layers if kind == "F" else ():
+                self.first_forward.setdefault((d, i, t), task)
             if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
                 for i in seg.layers:
                     self.last_backward[(d, i, t, k)] = task
@@ -482,7 +485,13 @@ class _StepBuilder:
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             self._expert_gradients(s, t, ends)
             updated = [self._optimizer(d, s, t, ends[d], order) for d in range(cfg.dp)]
-            if cfg.zero in (1, 2) and cfg.dp > 1:
+            if cfg.overlap_param_gather and cfg.dp > 1:  # under the next forward
+                ahead = buckets[::-1]
+                zero.forward_allgathers(
+                    self.b, ranks, [[self.first_forward[(d, min(bucket), t)] for d in range(cfg.dp)]
+                                    for bucket, _ in ahead],
+                    [nbytes for _, nbytes in ahead], f"dp.s{s}.t{t}.gather")
+            elif cfg.zero in (1, 2) and cfg.dp > 1:
                 for bucket, nbytes in buckets:  # the updated shards back to every replica
                     updated = collectives.ring_allgather(self.b, ranks, nbytes, updated,
                                                          f"dp.s{s}.t{t}.{bucket[0]}.gather")

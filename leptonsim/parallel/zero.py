@@ -12,6 +12,11 @@ one stage and tensor-parallel rank (parallel.step builds the rest):
 - stage 2: the same, but every micro-batch's gradients are reduce-scattered as its
   backward makes them, since a rank keeps only its shard of the gradients (DeepSpeed
   reduces after every backward at stages 2 and 3: deepspeedai/DeepSpeed issue 2252).
+  With `overlap_param_gather` (Megatron-LM's --overlap-param-gather, distributed
+  optimizer only) the all-gather moves under the next step's forward instead: bucket
+  by bucket in forward order, each bucket's first forward waiting for its gather, so
+  only the first bucket's is exposed (forward_allgathers; a step of the steady state
+  starts with the previous update's gathers).
 - stage 3 / FSDP FULL_SHARD: no all-gather after the update; instead every forward
   and every backward of every micro-batch all-gathers the parameters of each bucket
   of layers before it runs, prefetched one bucket ahead (prefetched_allgathers), and
@@ -69,3 +74,16 @@ def prefetched_allgathers(b: GraphBuilder, ranks: Sequence[int], runs: Sequence[
         previous = collectives.ring_allgather(b, ranks, nbytes, ready, f"{name}.b{j}")
         for replica, done in zip(runs, previous, strict=True):
             b.edge(done, replica[first][0])
+
+
+def forward_allgathers(b: GraphBuilder, ranks: Sequence[int], firsts: Sequence[Sequence[int]],
+                       sizes: Sequence[float], name: str) -> None:
+    """The distributed optimizer's parameter all-gathers overlapped with the forward:
+    bucket j (`sizes[j]` bytes, forward order) is ring all-gathered over `ranks` from
+    the step's start, after bucket j-1's (one stream), and `firsts[j][d]`, replica d's
+    first forward task that uses it, waits for it."""
+    previous: Sequence[int | None] = [None] * len(ranks)
+    for j, nbytes in enumerate(sizes):
+        previous = collectives.ring_allgather(b, ranks, nbytes, previous, f"{name}.b{j}")
+        for done, first in zip(previous, firsts[j], strict=True):
+            b.edge(done, first)

@@ -137,6 +137,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                              "(distributed optimizer), 2 gradients too, 3 "
                                              "parameters too (FSDP), with their reduce-"
                                              "scatters and all-gathers"},
+                     "overlap_param_gather": {
+                         "type": "boolean", "default": False,
+                         "description": "zero 1 or 2: all-gather the updated parameters "
+                                        "bucket by bucket under the next step's forward "
+                                        "(Megatron-LM's --overlap-param-gather), not after "
+                                        "the update"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -348,6 +354,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
             collective=parallel["collective"], sp=bool(parallel["sp"]),
-            ep=int(parallel["ep"]), zero=int(parallel["zero"]))
+            ep=int(parallel["ep"]), zero=int(parallel["zero"]),
+            overlap_param_gather=bool(parallel["overlap_param_gather"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

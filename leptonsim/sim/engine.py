@@ -9,11 +9,18 @@ once. The network answers with the arrival time, so a task whose last input is
 still in flight waits in its unit's `future` heap, and the unit itself takes it up
 when it next decides: an event per task, not one per transfer. With run-time
 placement (greedy) a unit that picks a task pulls its inputs first.
+
+With a fixed placement a task of zero duration on its unit (a collective's ring step,
+a join) does not take a turn on the unit: it ends the moment its last input is in,
+beside whatever the unit computes, as NCCL's kernels run on their own stream and SMs
+beside the compute kernels. So a gradient all-reduce advances while the backward
+runs, not only at its task boundaries.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from heapq import heappop, heappush
@@ -77,6 +84,9 @@ class _Run:
         self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
         self.wake_at: list[float] = [inf] * units             # and when it is due to wake
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
+        self.instant: list[bool] = [False] * n if dynamic else (
+            times[cluster.unit_type[plan.unit], np.arange(n)] == 0).tolist()
+        self.due: deque[tuple[int, float]] = deque()  # instant tasks whose inputs are in
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
@@ -164,6 +174,7 @@ class _Run:
         input is in. A closure over plain lists: it runs for every edge."""
         edge_dst, ready_at, pending, unit_of = self.edge_dst, self.ready_at, self.pending, self.unit_of
         future, prio, idle, wake = self.future, self.prio, self.idle, self._wake
+        instant, at_once = self.instant, self._at_once
 
         def arrive(e: int, at: float) -> None:
             w = edge_dst[e]
@@ -173,6 +184,9 @@ class _Run:
             pending[w] = left
             if left == 0:
                 u, when = unit_of[w], ready_at[w]
+                if instant[w]:
+                    at_once(w, when)
+                    return
                 heappush(future[u], (when, prio[w], w))
                 if idle[u] is not None:
                     wake(u, when)
@@ -180,7 +194,35 @@ class _Run:
 
     def _release(self, t: int) -> None:
         """A task without inputs: ready at time 0."""
-        heappush(self.future[self.unit_of[t]], (0.0, self.prio[t], t))
+        if self.instant[t]:
+            self._at_once(t, 0.0)
+        else:
+            heappush(self.future[self.unit_of[t]], (0.0, self.prio[t], t))
+
+    def _at_once(self, t: int, when: float) -> None:
+        """Run the zero-duration task t at `when` (now or later), off its unit's turn.
+        Queued and drained in a loop, so a chain of them never nests calls."""
+        if when > self.env.now:
+            call_at(self.env, when, lambda _: self._at_once(t, when))
+            return
+        self.due.append((t, when))
+        if len(self.due) == 1:
+            while self.due:
+                self._end_instant(*self.due[0])
+                self.due.popleft()
+
+    def _end_instant(self, t: int, when: float) -> None:
+        self.rec_task.append(t)
+        self.rec_start.append(when)
+        u = self.unit_of[t]
+        for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
+            e = self.succ_edges[i]
+            v = self.unit_of[self.edge_dst[e]]
+            if v == u or self.edge_bytes[e] == 0:
+                self.arrive(e, when)
+            else:
+                self.network.send(e, self.edge_bytes[e], self.route_rows[u][v] or self._route(u, v),
+                                  when)
 
     # -- run-time placement -------------------------------------------------------------
     def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process

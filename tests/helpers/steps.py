@@ -1,11 +1,11 @@
-"""Step graphs on small clusters for the parallelism tests: a unit, a transformer
-block and a run from model to trace."""
+"""Step graphs on small clusters for the parallelism tests: a unit, a stack of Dense
+layers, a transformer block and a run from model to trace."""
 
 from __future__ import annotations
 
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate, two_level
 from leptonsim.models import LayerStack, Model
-from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
+from leptonsim.ops import Dense, Flatten, LayerNorm, MultiHeadSelfAttention
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import simulate
@@ -13,6 +13,18 @@ from leptonsim.sim import simulate
 UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
                    efficiency=0.5)
 FREE = LinkSpec(latency_s=0.0, bandwidth=1e30)  # communication costs (almost) nothing
+
+
+def dense_stack(layers: int, width: int = 128, reader: bool = False) -> Model:
+    """`layers` Dense layers of `width`; with `reader`, after a free Flatten that reads
+    the data, so every Dense computes its input gradient (a model's first layer has
+    none) and equal layers make equal pipeline stages."""
+    s = LayerStack("stack", (width,))
+    if reader:
+        s.add("read", Flatten())
+    for i in range(layers):
+        s.add(f"fc{i}", Dense(width))
+    return s.build()
 
 
 def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64,
