@@ -22,13 +22,13 @@ from ..generators import TaskCost, chain, fork_join, independent, layered, split
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
-from ..presets import host_presets
 from ..parallel.config import ParallelConfig
 from ..parallel.experts import ExpertSplitError
 from ..parallel.offload import Host
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import SequenceSplitError, TensorSplitError
+from ..presets import host_presets
 from .cluster import _spec, build_cluster
 from .cost import build_cost, check_precision
 from .model import build_model, build_parallel
