@@ -181,3 +181,34 @@ def test_every_host_preset_names_a_link_preset_and_has_a_source() -> None:
     for i, line in enumerate(lines):
         if re.match(r"^[a-z0-9_]+\s*=", line):
             assert "#" in line or lines[i - 1].startswith("#"), line
+
+
+def test_a_given_host_link_replaces_the_catalogs() -> None:
+    """A V100 (PCIe 3.0 x16, 15.75 GB/s a direction) offloads over the link the file gives."""
+    parallel = 'offload = { optimizer = true, host_link = { preset = "pcie4_x16", ' \
+               'bandwidth = "15.75 GB/s" } }'
+    text = LLAMA.format(preset="v100", parallel=parallel).replace("llama2_7b", "gpt2_small")
+    [s] = loads(text)
+    pcie = [c for c in s.cluster.channels if c.name.startswith("gpu.pcie")]
+    assert [c.bandwidth for c in pcie] == [15.75e9 * 0.7] * 2  # pcie4_x16's bus efficiency
+
+
+@pytest.mark.parametrize("zero, microbatches", [(0, 2), (1, 2), (2, 1), (2, 3)])
+def test_each_rank_sends_its_shard_down_per_reduction_and_up_once(zero, microbatches) -> None:
+    """Under ZeRO each rank offloads its 1/dp shard (ZeRO-Offload on ZeRO-2, section 4.2),
+    every micro-batch's under ZeRO-2 (each is reduce-scattered); the update comes up once."""
+    model, dp = mlp(64, 4), 2
+    cluster = switch(replicate(GPU, dp), LinkSpec(1e-6, 1e11))
+    host = offload.Host(LinkSpec(1e-6, 3e10), 1e9)
+    cfg = ParallelConfig(dp=dp, zero=zero, batch=dp * microbatches, microbatches=microbatches,
+                         offload_optimizer=True)
+    step = build_step(model, cfg, cluster, host=host)
+    trace = simulate(step.graph, step.hosts, "static")  # type: ignore[arg-type]
+    per = np.bincount(trace.xfer_channel, trace.xfer_bytes, len(trace.channel_names))
+    shard = 2.0 * model.params() / (dp if zero else 1)
+    reductions = microbatches if zero == 2 else 1
+    for d in range(dp):
+        down = trace.channel_names.index(f"gpu{d}.pcie gpu{d}→gpu{d}.host")
+        up = trace.channel_names.index(f"gpu{d}.pcie gpu{d}.host→gpu{d}")
+        assert per[down] == pytest.approx(reductions * shard, rel=1e-12)
+        assert per[up] == pytest.approx(shard, rel=1e-12)
