@@ -20,7 +20,8 @@ activations (and DeepSpeed's activation-checkpointing `cpu_checkpointing` in spi
 the tensors a layer saves for its backward go device-to-host after its forward and come
 back host-to-device before its backward, on side streams, overlapping compute. Here the
 copy back of a segment is issued when the backward two segments later in the model
-(the one before the one before it) ends, so it overlaps the next backward; the last
+(the one before the one before it) ends, so it overlaps the next backward (the
+second-to-last segment's when the last one's ends: nothing runs in between); the last
 segment of each virtual stage, whose backward comes first, stays on the GPU. Memory
 keeps what is in flight: per in-flight micro-batch the stage's last layer, and for one
 micro-batch the two consecutive layers (the layer's and the next's) being computed and
