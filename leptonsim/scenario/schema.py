@@ -291,9 +291,10 @@ def _workload() -> Schema:
 
 
 def _with_offload(parallel: Schema) -> Schema:
-    """[parallel] with its `offload` table (parallel/offload.py)."""
+    """[parallel] with its `offload` table (parallel/offload.py), after `zero`."""
     flag = "{}: false keeps it on the GPU (the default)"
-    parallel["properties"]["offload"] = _table(
+    keys = parallel["properties"]
+    offload = _table(
         "Offload to each unit's host CPU over its PCIe link, with the transfers simulated "
         "(ZeRO-Offload, USENIX ATC 2021; TransformerEngine's activation offloading)", {
             "optimizer": {"type": "boolean", "default": False, "description": flag.format(
@@ -311,6 +312,9 @@ def _with_offload(parallel: Schema) -> Schema:
                                         "with Adam (a node's units share them); default: "
                                         "the catalog's (presets/hosts.toml)"},
         })
+    at = list(keys).index("zero") + 1
+    parallel["properties"] = {**dict(list(keys.items())[:at]), "offload": offload,
+                              **dict(list(keys.items())[at:])}
     return parallel
 
 
