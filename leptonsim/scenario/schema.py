@@ -307,7 +307,7 @@ def _with_offload(parallel: Schema) -> Schema:
                 "fuse = false)")},
             "host_link": _link("The link between each unit and its host; default: the "
                                "host link of the units' device preset (presets/hosts.toml)"),
-            "cpu_adam": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e15,
+            "cpu_adam": {"type": "number", "exclusiveMinimum": 0, "x-magnitude": "parameter_rate",
                          "description": "Parameters per second one node's host CPUs update "
                                         "with Adam (a node's units share them); default: "
                                         "the catalog's (presets/hosts.toml)"},
