@@ -117,14 +117,23 @@ def breakdown(trace: Trace, graph: TaskGraph, cluster: Cluster, step: StepGraph 
     pipeline bubble (bubble_s) and the rest (waiting outside the pipeline's window).
     A symmetric group's unit counts for all its units. Per unit, activity and bubble
     are disjoint parts of the step, so the first three never exceed the makespan."""
-    units, busy, exposed = unit_activity(trace, graph.comm, graph.size)
+    units, busy, exposed = _accelerators(step, *unit_activity(trace, graph.comm, graph.size))
     weight = _weights(step)
     w = [weight.get(u, 1) for u in units]
-    size = cluster.size
+    size = cluster.size if step is None else step.config.units
     compute = sum(wi * float(x) for wi, x in zip(w, busy, strict=True)) / size
     comm_s = sum(wi * float(x) for wi, x in zip(w, exposed, strict=True)) / size
     bubble = bubble_s(step, trace) / size
     return Breakdown(compute, comm_s, bubble, max(makespan_s - (compute + comm_s + bubble), 0.0))
+
+
+def _accelerators(step: StepGraph | None, units: list[int], busy: np.ndarray,
+                  exposed: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """unit_activity's rows of the step's own units: with offload, not its hosts'."""
+    if step is None:
+        return units, busy, exposed
+    keep = np.array(units, np.int64) < step.config.units
+    return [u for u, k in zip(units, keep, strict=True) if k], busy[keep], exposed[keep]
 
 
 def sequence_length(model: Model) -> int | None:
@@ -184,9 +193,10 @@ def step_metrics(step: StepGraph, cluster: Cluster, trace: Trace, makespan_s: fl
     cfg = step.config
     safe = makespan_s if makespan_s > 0 else float("inf")
     seq = sequence_length(step.model)
-    peak = float(sum(u.peak(precision) for u in cluster.units))
+    peak = float(sum(u.peak(precision) for u in cluster.units[:cfg.units]))  # not hosts
     model, hardware = model_flops(step.model, cfg.batch, cfg.training), hardware_flops(step)
-    units, _, exposed = unit_activity(trace, step.graph.comm, step.graph.size)
+    units, _, exposed = _accelerators(step, *unit_activity(trace, step.graph.comm,
+                                                           step.graph.size))
     worst = int(np.argmax(exposed)) if len(units) else 0
     return StepMetrics(
         samples_per_s=cfg.batch / safe,

@@ -43,6 +43,9 @@ class ParallelConfig:
     Memory Optimizations Toward Training Trillion Parameter Models", SC'20, section 5):
     0 replicates the model state (DDP), 1 shards the optimizer state (Megatron's
     distributed optimizer), 2 the gradients too, 3 the parameters too (FSDP's FULL_SHARD).
+    `offload_optimizer` and `offload_activations` move the optimizer (its state, master
+    weights and Adam step) and the saved activations to each unit's host over its PCIe
+    link (parallel.offload; ZeRO-Offload, USENIX ATC 2021).
     """
 
     dp: int = 1
@@ -67,6 +70,8 @@ class ParallelConfig:
     ep: int = 1       # expert parallelism: MoE experts over ep replicas (parallel.experts)
     zero: int = 0              # ZeRO stage, ZERO_STAGES
     overlap_param_gather: bool = False  # zero 1/2: gather under the next forward (zero.py)
+    offload_optimizer: bool = False    # Adam on the host CPU (parallel.offload)
+    offload_activations: bool = False  # saved activations to host memory and back
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))

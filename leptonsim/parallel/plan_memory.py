@@ -10,7 +10,7 @@ from ..errors import DoesNotFit
 from ..hardware import Cluster
 from ..models import Model
 from ..quantities import format_quantity
-from . import experts
+from . import experts, offload
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, stage_memory
 from .pipeline import Op
@@ -42,6 +42,10 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                  for c in range(cfg.chunks)]
         parts = [_held_experts(p, model, stages[c * cfg.pp + s], sharded, cfg)
                  for c, p in enumerate(parts)]
+        if cfg.offload_optimizer or cfg.offload_activations:  # their terms on the host
+            parts = [offload.on_gpu(p, offload.offloaded_activations(
+                model, stages[c * cfg.pp + s], cfg, sharded, in_flight(order, c))
+                if cfg.offload_activations else 0.0, cfg) for c, p in enumerate(parts)]
         total = MemoryBreakdown(*(sum(getattr(p, f) for p in parts) for f in (
             "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
         rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})", total))

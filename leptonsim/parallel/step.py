@@ -23,7 +23,7 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, experts, nccl, zero
+from . import collectives, experts, nccl, offload, zero
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -66,6 +66,9 @@ class StepGraph:
     (graph.comm, symmetric mode) move: their network energy (None: nothing collapsed)."""
     input_s: float = 0.0
     """Seconds the busiest host's input pipeline needs per step (input_seconds)."""
+    hosts: Cluster | None = None
+    """With offload, the cluster with each unit's host and host link, which the step runs
+    on (parallel.offload.with_hosts); None: the cluster it was built for."""
 
     def with_input(self, trace: Trace) -> Trace:
         """The simulated trace of this step, lasting at least input_s: the hosts prepare
@@ -79,7 +82,7 @@ class StepGraph:
 
     def copies(self) -> np.ndarray:
         """Per task, how many units run it at once: its unit's group size."""
-        size = np.ones(self.config.units, np.int64)
+        size = np.ones(self.config.units if self.hosts is None else self.hosts.size, np.int64)
         for u, members in self.groups.items():
             size[u] = len(members)
         return size[self.graph.pin]
@@ -134,10 +137,11 @@ def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
 
 
 def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
-               cost: CostModel = DEFAULT, cut_through: bool = True) -> StepGraph:
+               cost: CostModel = DEFAULT, cut_through: bool = True,
+               host: offload.Host | None = None) -> StepGraph:
     """The step graph; `cost` prices the layers the pipeline partition balances, and
     collapsed collectives (symmetric mode) are timed for a cut-through or a
-    store-and-forward network."""
+    store-and-forward network. Offload (cfg.offload_*) needs the `host`."""
     from .plan_memory import plan_memory  # the memory plan raises before any graph is built
 
     if cluster.size != cfg.units:
@@ -147,6 +151,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
         model.layers)
     check_sequence(model, roles, cfg.tp)
+    offload.check(cfg, host)
     work = _work(model, cfg, roles)
     costs = work.costs
     unit = cluster.unit_types[int(cluster.unit_type[0])]
@@ -156,11 +161,12 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
-    builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through)
+    builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through, host)
     builder.build(orders)
     return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
                      builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
-                     input_seconds(cfg, cluster))
+                     input_seconds(cfg, cluster),
+                     None if host is None else offload.with_hosts(cluster, host))
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -173,8 +179,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
 class _StepBuilder:
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
                  roles: list[LayerRole], work: LayerWork, stages: list[tuple[int, int]],
-                 cut_through: bool = True) -> None:
+                 cut_through: bool = True, host: offload.Host | None = None) -> None:
         self.model, self.cfg, self.cluster, self.roles = model, cfg, cluster, roles
+        self.host = host
+        self.passes: dict[tuple[str, int, int, int, int], int] = {}  # (F|B, d, layer, k, t)
         self.work_of, self.costs = work, work.costs
         self.cut_through = cut_through
         self.b = GraphBuilder()
@@ -245,6 +253,8 @@ class _StepBuilder:
         if cfg.training:
             for s in range(cfg.pp):
                 self._synchronise(s, orders[s])
+        if cfg.offload_activations:
+            offload.move_activations(self, self.passes)
 
     # -- forward and backward of one virtual stage for one micro-batch -------------
     def _forward(self, ds: tuple[int, ...], v: int, k: int) -> dict[int, Ends]:
@@ -374,6 +384,7 @@ class _StepBuilder:
                                kind=label if kind == "F" else f"{label}.bwd",
                                gemms=gemms, kernels=kernels)
             self.work[task] = (kind, seg.layers)
+            self.passes[(kind, d, seg.layers[0], k, t)] = task
             self._append(chain, task)
             if self.cfg.zero == 3:  # the parameters it needs gathered first
                 self.runs.setdefault((d, s, t), []).append(
@@ -484,7 +495,7 @@ class _StepBuilder:
                     for d in range(cfg.dp):
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             self._expert_gradients(s, t, ends)
-            updated = [self._optimizer(d, s, t, ends[d], order) for d in range(cfg.dp)]
+            updated = [self._update(d, s, t, ends[d], order, buckets) for d in range(cfg.dp)]
             if cfg.overlap_param_gather and cfg.dp > 1:  # under the next forward
                 ahead = buckets[::-1]
                 zero.forward_allgathers(
@@ -544,6 +555,15 @@ class _StepBuilder:
         share = self.cfg.tp if self.roles[i].sharded and self.cfg.tp_mode == "full" else 1
         layer = self.model.layers[i]  # routed experts are reduced by expert data parallelism
         return experts.replicated_params(layer, self.cfg.ep) * self.cfg.dtype_bytes / share
+
+    def _update(self, d: int, s: int, t: int, after: list[int], order: list[Op],
+                buckets: list[tuple[list[int], float]]) -> int:
+        """The rank's optimizer step: on its GPU, or offloaded to its host."""
+        if self.host is None or not self.cfg.offload_optimizer:
+            return self._optimizer(d, s, t, after, order)
+        kind, k, chunk = order[-1]
+        last = self.done[(kind, d, chunk * self.cfg.pp + s, k)][self._tindex(t)][1]
+        return offload.cpu_update(self, self.host, d, s, t, after, buckets, last)
 
     def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> int:
         """The update after the gradients are in; under ZeRO each rank updates its 1/dp

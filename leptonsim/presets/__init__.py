@@ -10,7 +10,7 @@ import tomllib
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["device_presets", "link_presets", "preset_names"]
+__all__ = ["device_presets", "host_presets", "link_presets", "preset_names"]
 
 
 def _load(resource: str) -> dict[str, dict[str, Any]]:
@@ -32,6 +32,13 @@ def device_presets() -> dict[str, dict[str, Any]]:
 def link_presets() -> dict[str, dict[str, Any]]:
     """Link presets by name (nvlink3, pcie5_x16, infiniband_ndr, ethernet_100g, ...)."""
     return _load("links.toml")
+
+
+def host_presets() -> dict[str, dict[str, Any]]:
+    """What offload needs of a device's host: `links` (device preset -> its host link's
+    preset) and `cpu_adam` (params_per_s, a node's CPU-Adam rate): hosts.toml."""
+    text = files(__name__).joinpath("hosts.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
 
 
 def preset_names() -> dict[str, list[str]]:

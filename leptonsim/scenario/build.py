@@ -24,14 +24,16 @@ from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.experts import ExpertSplitError
+from ..parallel.offload import Host
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
 from ..parallel.tensor import SequenceSplitError, TensorSplitError
-from .cluster import build_cluster
+from ..presets import host_presets
+from .cluster import _spec, build_cluster
 from .cost import build_cost, check_precision
 from .model import build_model, build_parallel
 from .schema import AUTO
-from .validate import schema_root
+from .validate import normalize, schema_root
 
 Doc = dict[str, Any]
 
@@ -138,6 +140,8 @@ def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
              file: str = "<string>") -> Scenario:
     """The Scenario of a normalised document, its cluster and its workload."""
     meta, graph = doc["scenario"], workload.graph
+    if workload.step is not None and workload.step.hosts is not None:
+        cluster = workload.step.hosts  # the units and their hosts (offload)
     if not (workload.cost.task_times(graph, cluster).sum(axis=1) > 0).all():
         raise ScenarioError("workload", "tasks that do some work on every kind of unit (speed-"
                             "up and efficiency divide by it)", "<every task taking 0 s>",
@@ -191,7 +195,9 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
             return build_recsys_step(model, cfg, cluster)
         network = doc.get("schedule", {}).get("network", "fifo")  # the stage alone has none
-        return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward")
+        return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward",
+                          host=host_of(doc) if cfg.offload_optimizer or cfg.offload_activations
+                          else None)
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except SequenceSplitError as err:
@@ -207,6 +213,28 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     except ValueError as err:
         raise ScenarioError("parallel", f"a configuration that splits {model.name}",
                             f"<{err}>") from None
+
+
+def host_of(doc: Doc) -> Host:
+    """Offload's host: [parallel.offload] host_link, or the host link the catalog gives
+    the units' device preset (presets/hosts.toml, one for every unit table), and the
+    CPU-Adam rate given or the catalog's."""
+    table = doc["parallel"].get("offload", {})
+    catalog = host_presets()
+    if "host_link" in table:
+        link = table["host_link"]
+    else:
+        presets = {t.get("preset") for t in doc["hardware"]["units"]}
+        names = {catalog["links"].get(p) for p in presets if p is not None}
+        if None in presets or len(names) != 1 or None in names:
+            shown = ", ".join(sorted(str(p) for p in presets))
+            raise ScenarioError("parallel.offload.host_link", "a link table (no host link in "
+                                f"the catalog for the units' presets: {shown})", "<nothing>",
+                                hint="give host_link = { preset = 'pcie4_x16' } or "
+                                     "'pcie5_x16', or units of one preset that has one")
+        link = normalize({"preset": names.pop()}, "parallel.offload.host_link")
+    rate = float(table.get("cpu_adam", catalog["cpu_adam"]["params_per_s"]))
+    return Host(_spec(link), rate)
 
 
 def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:

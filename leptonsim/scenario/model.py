@@ -18,6 +18,7 @@ from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
 from ..parallel.nccl import ALGORITHMS
+from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
 from ..zoo.transformer import FUSIONS, transformer, with_kernels
@@ -342,8 +343,9 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         raise ScenarioError("parallel.zero", "0 with embeddings = 'sharded' (the DLRM hybrid's "
                             "MLPs are plain data parallel)", parallel["zero"],
                             hint="remove zero, or replicate the embeddings")
+    offload = parallel.get("offload", {})
     try:
-        return ParallelConfig(
+        cfg = ParallelConfig(
             dp=dp, pp=pp, tp=tp, schedule=parallel["schedule"], chunks=int(parallel["chunks"]),
             batch=int(model_table["batch"]), microbatches=int(model_table["microbatches"]),
             training=bool(model_table["training"]), recompute=model_table["recompute"],
@@ -355,6 +357,13 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
             collective=parallel["collective"], sp=bool(parallel["sp"]),
             ep=int(parallel["ep"]), zero=int(parallel["zero"]),
-            overlap_param_gather=bool(parallel["overlap_param_gather"]))
+            overlap_param_gather=bool(parallel["overlap_param_gather"]),
+            offload_optimizer=bool(offload.get("optimizer", False)),
+            offload_activations=bool(offload.get("activations", False)))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
+    bad = offload_problem(cfg)
+    if bad is not None:
+        raise ScenarioError(f"parallel.offload.{bad[0]}", bad[1], found(bad[2]),
+                            hint="remove it, or change the key it conflicts with")
+    return cfg

@@ -290,13 +290,41 @@ def _workload() -> Schema:
     return node
 
 
+def _with_offload(parallel: Schema) -> Schema:
+    """[parallel] with its `offload` table (parallel/offload.py), after `zero`."""
+    flag = "{}: false keeps it on the GPU (the default)"
+    keys = parallel["properties"]
+    offload = _table(
+        "Offload to each unit's host CPU over its PCIe link, with the transfers simulated "
+        "(ZeRO-Offload, USENIX ATC 2021; TransformerEngine's activation offloading)", {
+            "optimizer": {"type": "boolean", "default": False, "description": flag.format(
+                "true: the optimizer state and fp32 master weights in host memory, the "
+                "gradients sent down as each bucket is reduced, Adam on the host CPU, the "
+                "updated parameters sent up (zero 0..2)")},
+            "activations": {"type": "boolean", "default": False, "description": flag.format(
+                "true: each layer's saved activations sent down after its forward and up "
+                "before its backward, overlapping compute (recompute none or selective, "
+                "fuse = false)")},
+            "host_link": _link("The link between each unit and its host; default: the "
+                               "host link of the units' device preset (presets/hosts.toml)"),
+            "cpu_adam": {"type": "number", "exclusiveMinimum": 0, "x-magnitude": "parameter_rate",
+                         "description": "Parameters per second one node's host CPUs update "
+                                        "with Adam (a node's units share them); default: "
+                                        "the catalog's (presets/hosts.toml)"},
+        })
+    at = list(keys).index("zero") + 1
+    parallel["properties"] = {**dict(list(keys.items())[:at]), "offload": offload,
+                              **dict(list(keys.items())[at:])}
+    return parallel
+
+
 @cache
 def _schema() -> Schema:
     return _table("A leptonsim scenario: hardware, workload and how to schedule it", {
         "scenario": _scenario(),
         "hardware": _hardware(),
         "workload": _workload(),
-        "parallel": parallel_schema(_table, _int, _qty),
+        "parallel": _with_offload(parallel_schema(_table, _int, _qty)),
         "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
                   "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {

@@ -56,6 +56,7 @@ _NOUNS = {
     "flops": "a FLOP count", "flop_rate": "a compute rate", "power": "a power",
     "energy": "an energy", "energy_per_byte": "an energy per byte", "dimensionless": "a number",
     "price_per_hour": "a price per unit-hour", "objective": "a number",  # x-magnitude kinds
+    "parameter_rate": "a parameter rate",
 }
 
 
