@@ -11,6 +11,7 @@ from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
+DP_MODES = ("full", "mirrored", "auto")  # parallel.mirror
 EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
 ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
@@ -43,6 +44,8 @@ class ParallelConfig:
     Memory Optimizations Toward Training Trillion Parameter Models", SC'20, section 5):
     0 replicates the model state (DDP), 1 shards the optimizer state (Megatron's
     distributed optimizer), 2 the gradients too, 3 the parameters too (FSDP's FULL_SHARD).
+    `dp_mode` "mirrored" simulates data-parallel replica 0 only, exactly (parallel.mirror);
+    "auto" mirrors where that is exact, else builds every replica ("full").
     """
 
     dp: int = 1
@@ -66,6 +69,7 @@ class ParallelConfig:
     sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
     ep: int = 1       # expert parallelism: MoE experts over ep replicas (parallel.experts)
     zero: int = 0              # ZeRO stage, ZERO_STAGES
+    dp_mode: str = "full"      # DP_MODES: every replica, one mirrored, or auto (parallel.mirror)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
@@ -84,6 +88,8 @@ class ParallelConfig:
             raise ValueError(f"optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.tp_mode not in TP_MODES:
             raise ValueError(f"tp_mode must be full or symmetric, got {self.tp_mode!r}")
+        if self.dp_mode not in DP_MODES:
+            raise ValueError(f"dp_mode must be full, mirrored or auto, got {self.dp_mode!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.bucket_bytes <= 0:
@@ -123,3 +129,8 @@ class ParallelConfig:
 
     def simulated_tp_ranks(self) -> range:
         return range(self.tp) if self.tp_mode == "full" else range(1)
+
+    def simulated_replicas(self) -> range:
+        """The data-parallel replicas built: all, or replica 0 when mirrored (dp_mode
+        "auto" is decided by parallel.mirror.resolve before a step is built)."""
+        return range(1) if self.dp_mode == "mirrored" else range(self.dp)

@@ -16,7 +16,8 @@ from ..hardware import PRECISIONS
 from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
-from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
+from ..parallel.config import (DP_MODES, EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES,
+                               ParallelConfig)
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
@@ -110,6 +111,11 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                      "tp_mode": {"enum": list(TP_MODES), "default": "full",
                                  "description": "full: simulate every rank; symmetric: one rank "
                                                 "per tensor-parallel group, exact collective times"},
+                     "dp_mode": {"enum": list(DP_MODES), "default": "full",
+                                 "description": "full: build every data-parallel replica; "
+                                                "mirrored: replica 0 only, exactly (refused "
+                                                "where something tells the replicas apart); "
+                                                "auto: mirrored where that is exact"},
                      "fuse": {"type": "boolean", "default": False,
                               "description": "One task per run of layers between collectives"},
                      "layout": {"enum": list(LAYOUTS), "default": "dp,pp,tp",
@@ -348,6 +354,6 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             fused_optimizer="optimizer" in model_table.get("fused", ()),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
             collective=parallel["collective"], sp=bool(parallel["sp"]),
-            ep=int(parallel["ep"]), zero=int(parallel["zero"]))
+            ep=int(parallel["ep"]), zero=int(parallel["zero"]), dp_mode=parallel["dp_mode"])
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None

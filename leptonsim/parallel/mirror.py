@@ -1,0 +1,159 @@
+"""Data-parallel mirroring: one replica simulated for all of them, exactly.
+
+When nothing distinguishes the dp replicas, each one's step is a translate of replica
+0's: the same tasks at the same times on its own units, the same transfers at the same
+times on its own channels. `dp_mode = "mirrored"` builds replica 0 only, and keeps the
+data-parallel rings (DDP's bucketed all-reduces, ZeRO-1/2's reduce-scatters and
+all-gathers) spelled out from replica 0's side (`ring`): every step is a task on the
+replica-0 rank, as in the full graph, whose message goes to a receiving task on the
+replica-1 rank of the same stage and tensor-parallel rank (its "shadow", idle
+otherwise). By the translation symmetry the message rank d-1 sends rank d arrives
+when the one rank 0 sends rank 1 does, so rank 0's next step is released at the same
+time as every rank's in the full graph; the steps still wait for their unit to be free
+of compute, as the full graph's do, and the messages queue on replica 0's own channels
+behind its pipeline transfers, as they do there. Nothing is approximated: the
+mirrored step's makespan equals the full step's (tests/test_mirror.py, a Hypothesis
+theorem over dp, pp, tp, micro-batches, ZeRO stages, sizes, switch and two-level
+clusters).
+
+That holds when the channels split into one class per replica that are translates of
+each other: replica d's own transfers (pipeline activations and gradients, spelled-out
+tensor-parallel rings) and the ring messages it sends (d -> d+1) use channels no other
+replica's transfers use, and every such route has the hops of replica 0's (`obstacle`
+checks it on the cluster's routes). On a two-level cluster this is the case when each
+node holds units of one replica and the dp rings' neighbours sit on different nodes;
+concurrent rings of several stages or tensor-parallel ranks that share a node's uplink
+are then all replica 0's and share it in the mirrored graph too. It is not the case,
+and `auto` runs the full graph, with heterogeneous units, expert parallelism (its
+all-to-alls couple the replicas' steps), ZeRO-3 (parameter all-gathers beside the
+reduce-scatters), a hierarchical tensor-parallel all-reduce spelled out, or where a
+replica's transfers would cross another replica's channels (a node shared by
+replicas, a ring whose neighbours are near for some and far for others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from ..graph import GraphBuilder, TaskGraph
+from ..hardware import Cluster
+from .config import ParallelConfig
+
+Pair = tuple[int, int]
+
+
+class MirrorError(ValueError):
+    """dp_mode = "mirrored" where the replicas are not interchangeable."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"dp_mode 'mirrored': {reason}")
+
+
+def resolve(cfg: ParallelConfig, cluster: Cluster) -> ParallelConfig:
+    """The configuration with dp_mode "auto" decided: "mirrored" where mirroring is
+    exact, else "full". A forced "mirrored" that is not exact raises MirrorError."""
+    if cfg.dp_mode == "full":
+        return cfg
+    why = obstacle(cfg, cluster)
+    if why is not None and cfg.dp_mode == "mirrored":
+        raise MirrorError(why)
+    return replace(cfg, dp_mode="full" if why else "mirrored")
+
+
+def obstacle(cfg: ParallelConfig, cluster: Cluster) -> str | None:
+    """Why replica 0 cannot stand for the others exactly, or None when it can."""
+    if cfg.dp == 1:
+        return "dp = 1: there is one replica"
+    if len(cluster.unit_types) > 1:
+        return "the units are not all alike"
+    if cfg.ep > 1:
+        return "expert parallelism all-to-alls tokens between replicas"
+    if cfg.zero == 3:
+        return "ZeRO-3's parameter all-gathers run beside its reduce-scatters"
+    if cfg.tp_mode == "full" and cfg.tp > 1 and cfg.collective == "hierarchical":
+        return "a spelled-out hierarchical tensor-parallel all-reduce"
+    owner: dict[int, int] = {}  # channel -> the replica whose class it is in
+    for d in range(cfg.dp):
+        for a, b in [*_own_pairs(cfg, d), *_ring_pairs(cfg, d)]:
+            for c in cluster.route(a, b):
+                if owner.setdefault(c, d) != d:
+                    return (f"replicas {owner[c]} and {d} both use channel "
+                            f"{cluster.channels[c].name}")
+    for d in range(1, cfg.dp):
+        mine = [*_own_pairs(cfg, d), *_ring_pairs(cfg, d)]
+        first = [*_own_pairs(cfg, 0), *_ring_pairs(cfg, 0)]
+        for (a, b), (a0, b0) in zip(mine, first, strict=True):
+            if _hops(cluster, a, b) != _hops(cluster, a0, b0):
+                return (f"replica {d}'s route {cluster.units[a].name} -> "
+                        f"{cluster.units[b].name} differs from replica 0's")
+    return None
+
+
+def _own_pairs(cfg: ParallelConfig, d: int) -> Iterator[Pair]:
+    """Replica d's own transfers: between consecutive virtual stages (both ways) and,
+    spelled out, its tensor-parallel rings."""
+    for v in range(cfg.virtual_stages - 1):
+        s, n = v % cfg.pp, (v + 1) % cfg.pp
+        for t in cfg.simulated_tp_ranks():
+            if s != n:
+                yield cfg.rank(d, s, t), cfg.rank(d, n, t)
+                yield cfg.rank(d, n, t), cfg.rank(d, s, t)
+    if cfg.tp_mode == "full" and cfg.tp > 1:
+        for s in range(cfg.pp):
+            for t in range(cfg.tp):
+                yield cfg.rank(d, s, t), cfg.rank(d, s, (t + 1) % cfg.tp)
+
+
+def _ring_pairs(cfg: ParallelConfig, d: int) -> Iterator[Pair]:
+    """The dp rings' messages replica d sends: to replica d + 1, per stage and tp rank."""
+    if cfg.training:
+        for s in range(cfg.pp):
+            for t in cfg.simulated_tp_ranks():
+                yield cfg.rank(d, s, t), cfg.rank((d + 1) % cfg.dp, s, t)
+
+
+def _hops(cluster: Cluster, a: int, b: int) -> tuple[tuple[float, float, object], ...]:
+    """What times (and prices) a route: each hop's latency, bandwidth and link spec."""
+    chans = cluster.channels
+    return tuple((chans[c].latency_s, chans[c].bandwidth, cluster.links[chans[c].link].spec)
+                 for c in cluster.route(a, b))
+
+
+def shadow(cfg: ParallelConfig, s: int, t: int) -> int:
+    """The unit that receives replica 0's ring messages for stage s and tp rank t."""
+    return cfg.rank(1, s, t)
+
+
+def ring(b: GraphBuilder, unit: int, to: int, p: int, nbytes: float, ready: int, name: str,
+         kind: str, steps: int) -> int:
+    """Replica 0's side of a ring collective over p replicas of `steps` steps of n/p
+    bytes (collectives._ring, for one rank): step s waits for step s-1 on `unit` and
+    for the chunk step s-1 sent to `to`, which by symmetry arrives when the chunk from
+    the left neighbour does. Returns the last step's task."""
+    prev = b.task(f"{name}.r0.s0", duration_s=0.0, pin=unit, kind=kind)
+    b.edge(ready, prev, 0.0)
+    for s in range(1, steps + 1):
+        got = b.task(f"{name}.r1.s{s}", duration_s=0.0, pin=to, kind=kind)
+        b.edge(prev, got, nbytes / p)
+        cur = b.task(f"{name}.r0.s{s}", duration_s=0.0, pin=unit, kind=kind)
+        b.edge(prev, cur, 0.0)
+        b.edge(got, cur, 0.0)
+        prev = cur
+    return prev
+
+
+def others_bytes(graph: TaskGraph, cluster: Cluster, cfg: ParallelConfig,
+                 collapsed: np.ndarray | None) -> np.ndarray:
+    """Per channel, the bytes the replicas not simulated move (their network energy): by
+    symmetry dp - 1 times replica 0's transfers, on hops priced as replica 0's, and dp
+    times its collapsed tensor-parallel collectives (minus the one already counted)."""
+    out = np.zeros(len(cluster.channels)) if collapsed is None else collapsed * cfg.dp
+    src, dst = graph.pin[graph.edge_src], graph.pin[graph.edge_dst]
+    moving = np.flatnonzero((src != dst) & (graph.edge_bytes > 0))
+    for e in moving.tolist():
+        out[list(cluster.route(int(src[e]), int(dst[e])))] += (cfg.dp - 1) * graph.edge_bytes[e]
+    return out
