@@ -5,7 +5,7 @@ its types, so RunResult.report() can import it without a cycle."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,13 @@ def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
 
 def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
     copies = None if scenario.step is None else scenario.step.copies()
-    return metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+    m = metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+    step = scenario.step
+    if step is not None and step.config.dp_mode == "mirrored":  # every replica's bytes
+        g = scenario.graph
+        moved = g.edge_bytes[g.pin[g.edge_src] != g.pin[g.edge_dst]].sum()
+        return replace(m, transfer_bytes=float(moved) * step.config.dp)
+    return m
 
 
 def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:

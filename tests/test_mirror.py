@@ -85,7 +85,7 @@ def test_mirrored_step_equals_the_full_step(text):
         return
     assert auto.scenario.graph.size < full.scenario.graph.size
     f, a = full.metrics, auto.metrics
-    for name in ("makespan_s", "total_work_s", "capacity"):
+    for name in ("makespan_s", "total_work_s", "capacity", "critical_path_s", "transfer_bytes"):
         assert getattr(a, name) == pytest.approx(getattr(f, name), rel=REL), name
     for part in ("compute_j", "idle_j", "network_j", "total_j"):
         assert getattr(auto.energy, part) == pytest.approx(getattr(full.energy, part),
