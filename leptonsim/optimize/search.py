@@ -123,9 +123,10 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
 
 def _config(space: Space, i: int, batch: int, big: bool, fixed: dict) -> ParallelConfig:
     """Configuration i as simulated: a big one with one rank per tensor-parallel group
-    (exact collective times, docs/model.md) and a task per run of layers."""
+    (exact collective times, docs/model.md), a task per run of layers, and one
+    data-parallel replica for all where that is exact (parallel.mirror)."""
     return space.config(i, batch, tp_mode="symmetric" if big and space.tp[i] > 1 else "full",
-                        fuse=big, **fixed)
+                        fuse=big, dp_mode="auto" if big else "full", **fixed)
 
 
 BREAKDOWN = (("compute_s", "compute"), ("bubble_s", "pipeline bubble"),
