@@ -100,7 +100,10 @@ def _case(**kw) -> str:
 
 @pytest.mark.parametrize("kw", [dict(), dict(zero=0), dict(zero=2, tp=1, m=3),
                                 dict(topology="two_level", per_node=2),
-                                dict(topology="two_level", per_node=1, tp=1, m=3)])
+                                dict(topology="two_level", per_node=1, tp=1, m=3),
+                                dict(pp=2, m=4), dict(pp=3, m=3, zero=0),
+                                dict(topology="two_level", per_node=2, pp=2, m=4),  # Llama 3's
+                                dict(pp=2, m=4, schedule="interleaved", chunks=2)])
 def test_auto_mirrors_where_nothing_tells_the_replicas_apart(kw):
     auto, full = _run(_case(**kw), "auto"), _run(_case(**kw), "full")
     assert auto.scenario.step.config.dp_mode == "mirrored"
@@ -109,8 +112,8 @@ def test_auto_mirrors_where_nothing_tells_the_replicas_apart(kw):
 
 @pytest.mark.parametrize("kw, reason", [
     (dict(zero=3), "ZeRO-3"),
-    (dict(topology="two_level", per_node=2, tp=1), "differs"),  # near and far neighbours
-    (dict(pp=2), "both use channel"),  # the ring's messages meet the next replica's pipeline
+    (dict(topology="two_level", per_node=2, tp=1), "turn at different hops"),  # near, far
+    (dict(topology="two_level", per_node=8, pp=2), "turn at different hops"),  # 2 a node
     (dict(dp=1, m=2), "one replica")])
 def test_auto_builds_every_replica_where_mirroring_would_not_be_exact(kw, reason):
     auto = _run(_case(**kw), "auto")

@@ -76,13 +76,24 @@ def obstacle(cfg: ParallelConfig, cluster: Cluster) -> str | None:
         return "ZeRO-3's parameter all-gathers run beside its reduce-scatters"
     if cfg.tp_mode == "full" and cfg.tp > 1 and cfg.collective == "hierarchical":
         return "a spelled-out hierarchical tensor-parallel all-reduce"
+    heights = _heights(cluster)
     owner: dict[int, int] = {}  # channel -> the replica whose class it is in
+    turns: set[int] = set()     # where the rings' routes turn: the same hop for every one
     for d in range(cfg.dp):
-        for a, b in [*_own_pairs(cfg, d), *_ring_pairs(cfg, d)]:
-            for c in cluster.route(a, b):
-                if owner.setdefault(c, d) != d:
-                    return (f"replicas {owner[c]} and {d} both use channel "
-                            f"{cluster.channels[c].name}")
+        for a, b in _own_pairs(cfg, d):
+            if (why := _claim(cluster, owner, cluster.route(a, b), d)) is not None:
+                return why
+        for a, b in _ring_pairs(cfg, d):  # up to the turn: d's; down from it: d + 1's
+            halves = _halves(cluster, heights, a, b)
+            if halves is None:
+                return (f"the ring's route {cluster.units[a].name} -> {cluster.units[b].name} "
+                        "turns at no single switch")
+            turns.add(len(halves[0]))
+            if len(turns) > 1:
+                return "the dp rings' routes turn at different hops"
+            for half, who in zip(halves, (d, (d + 1) % cfg.dp), strict=True):
+                if (why := _claim(cluster, owner, half, who)) is not None:
+                    return why
     for d in range(1, cfg.dp):
         mine = [*_own_pairs(cfg, d), *_ring_pairs(cfg, d)]
         first = [*_own_pairs(cfg, 0), *_ring_pairs(cfg, 0)]
@@ -91,6 +102,72 @@ def obstacle(cfg: ParallelConfig, cluster: Cluster) -> str | None:
                 return (f"replica {d}'s route {cluster.units[a].name} -> "
                         f"{cluster.units[b].name} differs from replica 0's")
     return None
+
+
+def _claim(cluster: Cluster, owner: dict[int, int], route: tuple[int, ...], d: int) -> str | None:
+    for c in route:
+        if owner.setdefault(c, d) != d:
+            return f"replicas {owner[c]} and {d} both use channel {cluster.channels[c].name}"
+    return None
+
+
+def _heights(cluster: Cluster) -> list[int]:
+    """Per node (units, then switches), its hops from the nearest unit."""
+    index = cluster.node_index
+    adj: list[list[int]] = [[] for _ in index]
+    for link in cluster.links:
+        a, b = index[link.a], index[link.b]
+        adj[a].append(b)
+        adj[b].append(a)
+    height = [0 if i < cluster.size else -1 for i in range(len(index))]
+    frontier = list(range(cluster.size))
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for other in adj[node]:
+                if height[other] < 0:
+                    height[other] = height[node] + 1
+                    nxt.append(other)
+        frontier = nxt
+    return height
+
+
+def _halves(cluster: Cluster, heights: list[int], a: int, b: int
+            ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The route from unit a to unit b split where it turns: the channels up to its
+    highest switch (a's side) and from it (b's side); None without one such switch."""
+    route, index = cluster.route(a, b), cluster.node_index
+    nodes, node = [a], a
+    for c in route:
+        link = cluster.links[cluster.channels[c].link]
+        ends = index[link.a], index[link.b]
+        node = ends[1] if ends[0] == node else ends[0]
+        nodes.append(node)
+    inner = [heights[n] for n in nodes[1:-1]]
+    if not inner or inner.count(max(inner)) > 1:
+        return None
+    turn = 1 + inner.index(max(inner))
+    return route[:turn], route[turn:]
+
+
+def routed(cfg: ParallelConfig, cluster: Cluster) -> Cluster:
+    """The cluster a step is simulated on: mirrored, with each ring message from replica
+    0 to its shadow looped back: up replica 0's side of its route to replica 1, down
+    replica 0's side of the route from replica dp - 1, so it queues behind replica 0's
+    own transfers both ways, as the messages out of and into replica 0 do in the full
+    step (`obstacle` has checked the halves are translates)."""
+    if cfg.dp_mode != "mirrored" or not cfg.training:
+        return cluster
+    heights = _heights(cluster)
+    loops: dict[Pair, tuple[int, ...]] = {}
+    for s in range(cfg.pp):
+        for t in cfg.simulated_tp_ranks():
+            r0 = cfg.rank(0, s, t)
+            up = _halves(cluster, heights, r0, shadow(cfg, s, t))
+            down = _halves(cluster, heights, cfg.rank(cfg.dp - 1, s, t), r0)
+            assert up is not None and down is not None  # obstacle found both
+            loops[(r0, shadow(cfg, s, t))] = up[0] + down[1]
+    return cluster.with_routes(loops)
 
 
 def _own_pairs(cfg: ParallelConfig, d: int) -> Iterator[Pair]:
