@@ -2,33 +2,34 @@
 
 When nothing distinguishes the dp replicas, each one's step is a translate of replica
 0's: the same tasks at the same times on its own units, the same transfers at the same
-times on its own channels. `dp_mode = "mirrored"` builds replica 0 only, and keeps the
+times on its own channels. `dp_mode = "mirrored"` builds replica 0 only and keeps the
 data-parallel rings (DDP's bucketed all-reduces, ZeRO-1/2's reduce-scatters and
 all-gathers) spelled out from replica 0's side (`ring`): every step is a task on the
-replica-0 rank, as in the full graph, whose message goes to a receiving task on the
+replica-0 rank, as in the full graph, and its chunk goes to a receiving task on the
 replica-1 rank of the same stage and tensor-parallel rank (its "shadow", idle
-otherwise). By the translation symmetry the message rank d-1 sends rank d arrives
-when the one rank 0 sends rank 1 does, so rank 0's next step is released at the same
-time as every rank's in the full graph; the steps still wait for their unit to be free
-of compute, as the full graph's do, and the messages queue on replica 0's own channels
-behind its pipeline transfers, as they do there. Nothing is approximated: the
-mirrored step's makespan equals the full step's (tests/test_mirror.py, a Hypothesis
-theorem over dp, pp, tp, micro-batches, ZeRO stages, sizes, switch and two-level
-clusters).
+otherwise) along a loop-back route (`routed`): up replica 0's side of the route to
+replica 1, down replica 0's side of the route from replica dp - 1. By the translation
+symmetry the chunk rank dp-1 sends rank 0 reaches it when rank 0's reaches rank 1, so
+the loop carries, on replica 0's channels, exactly the messages out of and into replica
+0 of the full step, queued FIFO behind (or ahead of) replica 0's own pipeline
+transfers as they are there; and the steps still wait for their unit to be free of
+compute, as spelled-out steps do. Nothing is approximated: the mirrored step's
+makespan equals the full step's (tests/test_mirror.py, a Hypothesis theorem over dp,
+pp, tp, micro-batches, schedules, ZeRO stages, sizes, switch and two-level clusters).
 
-That holds when the channels split into one class per replica that are translates of
-each other: replica d's own transfers (pipeline activations and gradients, spelled-out
-tensor-parallel rings) and the ring messages it sends (d -> d+1) use channels no other
-replica's transfers use, and every such route has the hops of replica 0's (`obstacle`
-checks it on the cluster's routes). On a two-level cluster this is the case when each
-node holds units of one replica and the dp rings' neighbours sit on different nodes;
-concurrent rings of several stages or tensor-parallel ranks that share a node's uplink
-are then all replica 0's and share it in the mirrored graph too. It is not the case,
-and `auto` runs the full graph, with heterogeneous units, expert parallelism (its
-all-to-alls couple the replicas' steps), ZeRO-3 (parameter all-gathers beside the
-reduce-scatters), a hierarchical tensor-parallel all-reduce spelled out, or where a
-replica's transfers would cross another replica's channels (a node shared by
-replicas, a ring whose neighbours are near for some and far for others).
+That holds when the channels split into one class per replica, translates of each
+other (`obstacle` checks it on the cluster's routes): replica d's own transfers
+(pipeline activations and gradients, spelled-out tensor-parallel rings), the half of
+each ring route d -> d+1 up to the switch where it turns, and the half of each ring
+route d-1 -> d from it, use channels no other replica's class uses, and every such
+route has the hops of replica 0's. On a two-level cluster this is the case when each
+node holds units of one replica (Llama 3's TP 8 x PP 16 on 8-GPU nodes, Megatron's
+runs): the concurrent rings of every stage and tp rank that share a node's uplink are
+then all in replica 0's class and share it in the mirrored graph as in the full one.
+It is not the case, and `auto` builds every replica, with units not all alike, expert
+parallelism (its all-to-alls couple the replicas), ZeRO-3 (parameter all-gathers
+beside the reduce-scatters), a hierarchical tensor-parallel all-reduce spelled out, a
+node holding two replicas, or ring neighbours near for some and far for others.
 """
 
 from __future__ import annotations
