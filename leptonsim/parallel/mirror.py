@@ -231,7 +231,10 @@ def others_bytes(graph: TaskGraph, cluster: Cluster, cfg: ParallelConfig,
     times its collapsed tensor-parallel collectives (minus the one already counted)."""
     out = np.zeros(len(cluster.channels)) if collapsed is None else collapsed * cfg.dp
     src, dst = graph.pin[graph.edge_src], graph.pin[graph.edge_dst]
-    moving = np.flatnonzero((src != dst) & (graph.edge_bytes > 0))
-    for e in moving.tolist():
-        out[list(cluster.route(int(src[e]), int(dst[e])))] += (cfg.dp - 1) * graph.edge_bytes[e]
+    moving = (src != dst) & (graph.edge_bytes > 0)
+    pairs, which = np.unique(np.stack([src[moving], dst[moving]], axis=1), axis=0,
+                             return_inverse=True)
+    moved = np.bincount(which.ravel(), graph.edge_bytes[moving], minlength=len(pairs))
+    for (a, b), nbytes in zip(pairs.tolist(), moved.tolist(), strict=True):
+        out[list(cluster.route(a, b))] += (cfg.dp - 1) * nbytes
     return out

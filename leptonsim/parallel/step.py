@@ -193,6 +193,8 @@ class _StepBuilder:
         self.last_backward: dict[tuple[int, int, int, int], int] = {}
         self.runs: dict[tuple[int, int, int], list[tuple[int, float]]] = {}  # zero 3: (d, s, t)
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
+        self.groups_seen: dict[tuple[int, ...], tuple[nccl.Group, np.ndarray]] = {}
+        self.seconds_seen: dict[tuple[str, tuple[int, ...], float], float] = {}
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
@@ -443,12 +445,19 @@ class _StepBuilder:
         own routes (parallel.nccl; an all-reduce by the configured algorithm, auto: the
         fastest, as NCCL picks). Its bytes are added to `collapsed`, per channel of each
         message's route, as the ring would send them (the network's energy)."""
-        p = len(ranks)
+        p, key = len(ranks), tuple(ranks)
         steps = 2 * (p - 1) if kind == "allreduce" else p - 1
-        pairs = list(zip(ranks, ranks[1:] + ranks[:1], strict=True))
-        for a, b in pairs:
-            self.collapsed[list(self.cluster.route(a, b))] += steps * (nbytes / p)
-        group = nccl.group(self.cluster, ranks, self.cut_through)
+        if key not in self.groups_seen:  # a group's routes and geometry, once per group
+            pairs = zip(ranks, ranks[1:] + ranks[:1], strict=True)
+            self.groups_seen[key] = (nccl.group(self.cluster, ranks, self.cut_through), np.array(
+                [c for a, b in pairs for c in self.cluster.route(a, b)], np.int64))
+        group, channels = self.groups_seen[key]
+        np.add.at(self.collapsed, channels, steps * (nbytes / p))  # pair by pair, in order
+        if (kind, key, nbytes) not in self.seconds_seen:
+            self.seconds_seen[(kind, key, nbytes)] = self._seconds(kind, group, nbytes)
+        return self.seconds_seen[(kind, key, nbytes)]
+
+    def _seconds(self, kind: str, group: nccl.Group, nbytes: float) -> float:
         if kind != "allreduce":
             return nccl.ring_seconds(group, nbytes)
         algorithm = self.cfg.collective
