@@ -3,6 +3,8 @@ full step's makespan, total work and energy, or is switched off."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,3 +131,21 @@ def test_the_report_says_which_mode_ran():
     result = _run(_case(), "auto")
     assert summary(result)["symmetry"] == {"tp": "symmetric", "dp": "mirrored"}
     assert "dp_mode mirrored" in result.report()
+
+
+def test_a_loop_back_stays_on_replica_0s_channels():
+    """The mirrored ring message leaves by replica 0's uplink and comes back by its
+    downlink: the same hops as the route to replica 1, none of replica 1's channels."""
+    from leptonsim.parallel.mirror import routed
+
+    scenario = loads(_case(topology="two_level", per_node=2, pp=2, m=4).replace(
+        "MODE", "mirrored"))[0]
+    cfg, cluster = scenario.step.config, scenario.cluster
+    looped = routed(cfg, cluster)
+    assert routed(replace(cfg, dp_mode="full"), cluster) is cluster
+    r0, r1 = cfg.rank(0, 0, 0), cfg.rank(1, 0, 0)
+    loop, direct = looped.route(r0, r1), cluster.route(r0, r1)
+    names = [cluster.channels[c].name for c in loop]
+    assert len(loop) == len(direct) == 4 and loop[:2] == direct[:2] and loop[2:] != direct[2:]
+    assert all("node0." in n for n in names), names  # replica 0 is node 0
+    assert cluster.route(r0, r1) == direct  # the scenario's own cluster is untouched
