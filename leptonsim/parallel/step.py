@@ -73,8 +73,8 @@ class StepGraph:
         return replace(trace, wait_until_s=max(trace.wait_until_s, self.input_s))
 
     def every_unit(self, trace: Trace) -> Trace:
-        """The trace with every unit of a symmetric group shown running what its
-        simulated rank ran (the trace itself when every rank was simulated)."""
+        """The trace with every unit of a symmetric group or mirrored replica shown
+        running what its simulated rank ran (the trace itself when every rank was)."""
         full = self.config.tp_mode == "full" and self.config.dp_mode == "full"
         return trace if full else mirror_units(trace, self.groups)
 
