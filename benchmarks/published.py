@@ -119,7 +119,8 @@ def split(row: Row, big: bool) -> dict[str, Any]:
     """The [workload.model] and [parallel] keys of a row: the row's own, passed as they
     are (so a value the format cannot take yet is refused, not rounded), else defaults.
     `big`: simulated as leptonsim optimize simulates a large cluster (search._config),
-    one rank per tensor-parallel group and a task per run of layers between collectives."""
+    one rank per tensor-parallel group, a task per run of layers between collectives, and
+    one data-parallel replica for all where that is exact (dp_mode auto)."""
     tp, pp = int(row.get("tp", 1)), int(row.get("pp", 1))
     gpus = int(row["gpus"])
     dp = gpus // (tp * pp)
@@ -130,6 +131,7 @@ def split(row: Row, big: bool) -> dict[str, Any]:
         "precision": row["precision"], "recompute": row.get("recompute", False),
         "optimizer": row.get("optimizer", "adam"),
         "tp_mode": "symmetric" if big and tp > 1 else "full", "fuse": big,
+        "dp_mode": "auto" if big else "full",
         **row.get("options", {})}
     if row.get("chunks", 1) > 1:
         keys |= {"schedule": "interleaved", "chunks": int(row["chunks"])}
@@ -220,6 +222,7 @@ def predict(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> d
         "error": error(row, step_s), "step_s": step_s, "published_step_s": published_s,
         "parts_of_published": {k: v / published_s for k, v in parts.items()},
         "tasks": scenario.graph.size, "tp_mode": scenario.step.config.tp_mode,
+        "dp_mode": scenario.step.config.dp_mode,
         "fuse": scenario.step.config.fuse, "wall_s": time.perf_counter() - t0}
 
 

@@ -90,7 +90,7 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
     is the global batch; `dp` defaults to the units left over, units // (pp x tp), as in
     a scenario file, and pp, tp and the rest to the schema's defaults. `options` are the
     other keys of [workload.model] (microbatches, training, recompute, optimizer,
-    precision) and of [parallel] (schedule, chunks, bucket, tp_mode, fuse, layout,
+    precision) and of [parallel] (schedule, chunks, bucket, tp_mode, dp_mode, fuse, layout,
     embeddings, zero)."""
     table = {"name": model} if isinstance(model, str) else dict(model)
     parallel = {k: v for k, v in (("dp", dp), ("pp", pp), ("tp", tp)) if v is not None}

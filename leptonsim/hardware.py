@@ -240,6 +240,14 @@ class Cluster:
                     queue.append(nxt)
         return parent
 
+    def with_routes(self, routes: dict[tuple[int, int], tuple[int, ...]]) -> Cluster:
+        """A copy of the cluster whose route from src to dst is routes[(src, dst)] (its
+        channels in order) where given: a mirrored step's loop-back ring messages
+        (parallel.mirror). The copy's other routes are its own BFS routes, as here."""
+        copy = Cluster(self.units, self.links, self.switches, self.units_per_node)
+        copy._route_cache.update(routes)
+        return copy
+
     def comm_tables(self, cut_through: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(L, G): an uncontended transfer of n bytes from i to j takes L[i,j] + n*G[i,j].
 

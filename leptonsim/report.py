@@ -51,6 +51,8 @@ def summary(result: RunResult) -> dict[str, Any]:
         "memory": _memory(result),
         "breakdown": asdict(result.breakdown),
         "step": None if result.step_metrics is None else asdict(result.step_metrics),
+        "symmetry": None if s.step is None else {"tp": s.step.config.tp_mode,
+                                                 "dp": s.step.config.dp_mode},
     }
 
 
@@ -130,6 +132,7 @@ def _memory_lines(result: RunResult) -> list[str]:
 
     lines = ["", f"dp {cfg.dp} x pp {cfg.pp} x tp {cfg.tp}, {cfg.microbatches} micro-batches of "
              f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}"
+             f"{', dp_mode mirrored' if cfg.dp_mode == 'mirrored' else ''}"
              f"{f', zero {cfg.zero}' if cfg.zero else ''}; memory per unit:"]
     for where, mem in step.memory[:8]:
         lines.append(f"  {where:<22} {b(mem.total_bytes):>9} = weights {b(mem.weights_bytes)}"

@@ -5,7 +5,7 @@ its types, so RunResult.report() can import it without a cycle."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
 from .files import json_text, publish
 from .metrics import Metrics
+from .parallel.mirror import routed
 from .report import render, summary
 from .scenario import Scenario
 from .sim import simulate
@@ -48,7 +49,9 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     a DNN step keeps the stages its scenario balanced with scenario.cost)."""
     cost = cost or scenario.cost
     times = cost.task_times(scenario.graph, scenario.cluster)
-    trace = simulate(scenario.graph, scenario.cluster, scenario.scheduler, cost, scenario.network)
+    network = scenario.cluster if scenario.step is None else routed(scenario.step.config,
+                                                                    scenario.cluster)
+    trace = simulate(scenario.graph, network, scenario.scheduler, cost, scenario.network)
     if scenario.step is not None:  # a step lasts at least as long as its input pipeline
         trace = scenario.step.with_input(trace)
     every_unit = _every_unit(scenario, trace)
@@ -81,7 +84,13 @@ def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
 
 def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
     copies = None if scenario.step is None else scenario.step.copies()
-    return metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+    m = metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+    step = scenario.step
+    if step is not None and step.config.dp_mode == "mirrored":  # every replica's bytes
+        g = scenario.graph
+        moved = g.edge_bytes[g.pin[g.edge_src] != g.pin[g.edge_dst]].sum()
+        return replace(m, transfer_bytes=float(moved) * step.config.dp)
+    return m
 
 
 def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from ..errors import SimulationError, SizeError
 from ..hardware import Cluster
 from ..models import Model
 from ..parallel.config import ParallelConfig
+from ..parallel.mirror import routed
 from ..parallel.step import build_step
 from ..parallel.tensor import split_gcd
 from ..sim import simulate
@@ -113,7 +114,7 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
     except (SimulationError, SizeError, ValueError) as err:  # the estimate fits, the plan not
         return Candidate(i, space.describe(i), estimated, np.inf, np.inf, np.inf, np.inf,
                          str(err).splitlines()[0])
-    trace = step.with_input(simulate(step.graph, cluster, "static", cost))
+    trace = step.with_input(simulate(step.graph, routed(step.config, cluster), "static", cost))
     joules = energy_of(cluster, step.every_unit(trace), step.graph.comm,
                        step.collapsed_bytes).total_j
     usd = cost_usd(trace.makespan_s, 1, sum(u.price_per_hour for u in cluster.units))
@@ -123,9 +124,10 @@ def _confirm(model: Model, cluster: Cluster, batch: int, space: Space, i: int, e
 
 def _config(space: Space, i: int, batch: int, big: bool, fixed: dict) -> ParallelConfig:
     """Configuration i as simulated: a big one with one rank per tensor-parallel group
-    (exact collective times, docs/model.md) and a task per run of layers."""
+    (exact collective times, docs/model.md), a task per run of layers, and one
+    data-parallel replica for all where that is exact (parallel.mirror)."""
     return space.config(i, batch, tp_mode="symmetric" if big and space.tp[i] > 1 else "full",
-                        fuse=big, **fixed)
+                        fuse=big, dp_mode="auto" if big else "full", **fixed)
 
 
 BREAKDOWN = (("compute_s", "compute"), ("bubble_s", "pipeline bubble"),

@@ -25,11 +25,13 @@ clusters of workstations", JPDC 69(2), 2009 (the ring is bandwidth optimal).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..graph import GraphBuilder
 
 Ready = Sequence[int | None]
+Ring = Callable[[GraphBuilder, Sequence[int], float, Ready, str], list[int]]
+"""ring_allreduce, ring_reduce_scatter or ring_allgather."""
 
 
 def ring_reduce_scatter(b: GraphBuilder, ranks: Sequence[int], nbytes: float, ready: Ready,

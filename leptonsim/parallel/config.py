@@ -11,6 +11,7 @@ from .pipeline import KINDS as SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
+DP_MODES = ("full", "mirrored", "auto")  # parallel.mirror
 EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
 ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
@@ -46,6 +47,8 @@ class ParallelConfig:
     `offload_optimizer` and `offload_activations` move the optimizer (its state, master
     weights and Adam step) and the saved activations to each unit's host over its PCIe
     link (parallel.offload; ZeRO-Offload, USENIX ATC 2021).
+    `dp_mode` "mirrored" simulates data-parallel replica 0 only, exactly (parallel.mirror);
+    "auto" mirrors where that is exact, else builds every replica ("full").
     """
 
     dp: int = 1
@@ -72,6 +75,7 @@ class ParallelConfig:
     overlap_param_gather: bool = False  # zero 1/2: gather under the next forward (zero.py)
     offload_optimizer: bool = False    # Adam on the host CPU (parallel.offload)
     offload_activations: bool = False  # saved activations to host memory and back
+    dp_mode: str = "full"      # DP_MODES: every replica, one mirrored, or auto (parallel.mirror)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
@@ -90,6 +94,8 @@ class ParallelConfig:
             raise ValueError(f"optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.tp_mode not in TP_MODES:
             raise ValueError(f"tp_mode must be full or symmetric, got {self.tp_mode!r}")
+        if self.dp_mode not in DP_MODES:
+            raise ValueError(f"dp_mode must be full, mirrored or auto, got {self.dp_mode!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.bucket_bytes <= 0:
@@ -132,3 +138,8 @@ class ParallelConfig:
 
     def simulated_tp_ranks(self) -> range:
         return range(self.tp) if self.tp_mode == "full" else range(1)
+
+    def simulated_replicas(self) -> range:
+        """The data-parallel replicas built: all, or replica 0 when mirrored (dp_mode
+        "auto" is decided by parallel.mirror.resolve before a step is built)."""
+        return range(1) if self.dp_mode == "mirrored" else range(self.dp)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, experts, nccl, offload, zero
+from . import collectives, experts, mirror, nccl, offload, zero
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -76,9 +77,10 @@ class StepGraph:
         return replace(trace, wait_until_s=max(trace.wait_until_s, self.input_s))
 
     def every_unit(self, trace: Trace) -> Trace:
-        """The trace with every unit of a symmetric group shown running what its
-        simulated rank ran (the trace itself when every rank was simulated)."""
-        return trace if self.config.tp_mode == "full" else mirror_units(trace, self.groups)
+        """The trace with every unit of a symmetric group or mirrored replica shown
+        running what its simulated rank ran (the trace itself when every rank was)."""
+        full = self.config.tp_mode == "full" and self.config.dp_mode == "full"
+        return trace if full else mirror_units(trace, self.groups)
 
     def copies(self) -> np.ndarray:
         """Per task, how many units run it at once: its unit's group size."""
@@ -146,6 +148,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
 
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
+    cfg = mirror.resolve(cfg, cluster)  # dp_mode auto: mirrored where that is exact
     check_split(model, cfg.tp)
     experts.check_experts(model, cfg.ep)
     roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
@@ -163,9 +166,12 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     memory = plan_memory(model, cfg, cluster, roles, stages, orders)
     builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through, host)
     builder.build(orders)
-    return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
-                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
-                     input_seconds(cfg, cluster),
+    graph = builder.b.build()
+    collapsed = builder.collapsed if cfg.tp_mode == "symmetric" else None
+    if cfg.dp_mode == "mirrored":  # the other replicas' bytes, for the network energy
+        collapsed = mirror.others_bytes(graph, cluster, cfg, collapsed)
+    return StepGraph(model, graph, cfg, tuple(stages), memory, builder.groups(),
+                     builder.work, collapsed, input_seconds(cfg, cluster),
                      None if host is None else offload.with_hosts(cluster, host))
 
 
@@ -197,6 +203,8 @@ class _StepBuilder:
         self.runs: dict[tuple[int, int, int], list[tuple[int, float]]] = {}  # zero 3: (d, s, t)
         self.first_forward: dict[tuple[int, int, int], int] = {}  # (d, layer, t) -> task
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
+        self.groups_seen: dict[tuple[int, ...], tuple[nccl.Group, np.ndarray]] = {}
+        self.seconds_seen: dict[tuple[str, tuple[int, ...], float], float] = {}
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
@@ -225,7 +233,8 @@ class _StepBuilder:
     def build(self, orders: list[list[Op]]) -> None:
         """Every op's tasks first, then the edges between ops, then synchronisation."""
         cfg = self.cfg
-        for group in experts.ep_groups(cfg):  # replicas that exchange tokens: in lockstep
+        replicas = cfg.simulated_replicas()
+        for group in experts.ep_groups(cfg)[:len(replicas)]:  # exchanging tokens: in lockstep
             for s, order in enumerate(orders):
                 for kind, k, chunk in order:
                     v = chunk * cfg.pp + s
@@ -239,7 +248,7 @@ class _StepBuilder:
                 self._link(self.done[("F", d, v, k)], ends, 0.0)
                 if v + 1 < cfg.virtual_stages:  # gradients from the next virtual stage
                     self._link(self.done[("B", d, v + 1, k)], ends, self._boundary_bytes(v))
-        for d in range(cfg.dp):
+        for d in replicas:
             for s, order in enumerate(orders):  # each device runs its ops in order
                 ops = [self.done[(kind, d, chunk * cfg.pp + s, k)] for kind, k, chunk in order]
                 for before, after in zip(ops, ops[1:], strict=False):
@@ -451,12 +460,19 @@ class _StepBuilder:
         own routes (parallel.nccl; an all-reduce by the configured algorithm, auto: the
         fastest, as NCCL picks). Its bytes are added to `collapsed`, per channel of each
         message's route, as the ring would send them (the network's energy)."""
-        p = len(ranks)
+        p, key = len(ranks), tuple(ranks)
         steps = 2 * (p - 1) if kind == "allreduce" else p - 1
-        pairs = list(zip(ranks, ranks[1:] + ranks[:1], strict=True))
-        for a, b in pairs:
-            self.collapsed[list(self.cluster.route(a, b))] += steps * (nbytes / p)
-        group = nccl.group(self.cluster, ranks, self.cut_through)
+        if key not in self.groups_seen:  # a group's routes and geometry, once per group
+            pairs = zip(ranks, ranks[1:] + ranks[:1], strict=True)
+            self.groups_seen[key] = (nccl.group(self.cluster, ranks, self.cut_through), np.array(
+                [c for a, b in pairs for c in self.cluster.route(a, b)], np.int64))
+        group, channels = self.groups_seen[key]
+        np.add.at(self.collapsed, channels, steps * (nbytes / p))  # pair by pair, in order
+        if (kind, key, nbytes) not in self.seconds_seen:
+            self.seconds_seen[(kind, key, nbytes)] = self._seconds(kind, group, nbytes)
+        return self.seconds_seen[(kind, key, nbytes)]
+
+    def _seconds(self, kind: str, group: nccl.Group, nbytes: float) -> float:
         if kind != "allreduce":
             return nccl.ring_seconds(group, nbytes)
         algorithm = self.cfg.collective
@@ -480,32 +496,45 @@ class _StepBuilder:
         reduce = collectives.ring_reduce_scatter if cfg.zero else collectives.ring_allreduce
         buckets = [bucket for chunk in reversed(range(cfg.chunks))
                    for bucket in self._buckets(chunk * cfg.pp + s)]
+        replicas = cfg.simulated_replicas()
         for t in cfg.simulated_tp_ranks():
-            ranks = [cfg.rank(d, s, t) for d in range(cfg.dp)]
-            ends: list[list[int]] = [[] for _ in range(cfg.dp)]
+            ranks = [cfg.rank(d, s, t) for d in replicas]
+            ends: list[list[int]] = [[] for _ in replicas]
             done: list[int] = []
             for k in zero.reduced_microbatches(cfg.zero, cfg.microbatches):
                 for bucket, nbytes in buckets:
-                    ready = [self.last_backward[(d, bucket[-1], t, k)] for d in range(cfg.dp)]
+                    ready = [self.last_backward[(d, bucket[-1], t, k)] for d in replicas]
                     name = f"dp.s{s}.t{t}.{bucket[0]}" + (f".k{k}" if cfg.zero >= 2 else "")
                     if cfg.dp > 1:
                         ready = collectives.join(self.b, ready, done, ranks, f"{name}.wait",
                                                  reduce.__name__)
-                        done = reduce(self.b, ranks, nbytes, ready, name)
-                    for d in range(cfg.dp):
+                        done = self._dp_ring(reduce, s, t, nbytes, ready, name)
+                    for d in replicas:
                         ends[d].append(done[d] if cfg.dp > 1 else ready[d])
             self._expert_gradients(s, t, ends)
-            updated = [self._update(d, s, t, ends[d], order, buckets) for d in range(cfg.dp)]
+            updated = [self._update(d, s, t, ends[d], order, buckets) for d in replicas]
             if cfg.overlap_param_gather and cfg.dp > 1:  # under the next forward
                 ahead = buckets[::-1]
                 zero.forward_allgathers(
-                    self.b, ranks, [[self.first_forward[(d, min(bucket), t)] for d in range(cfg.dp)]
-                                    for bucket, _ in ahead],
+                    self.b, partial(self._dp_ring, collectives.ring_allgather, s, t),
+                    [[self.first_forward[(d, min(bucket), t)] for d in replicas]
+                     for bucket, _ in ahead],
                     [nbytes for _, nbytes in ahead], f"dp.s{s}.t{t}.gather")
             elif cfg.zero in (1, 2) and cfg.dp > 1:
                 for bucket, nbytes in buckets:  # the updated shards back to every replica
-                    updated = collectives.ring_allgather(self.b, ranks, nbytes, updated,
-                                                         f"dp.s{s}.t{t}.{bucket[0]}.gather")
+                    updated = self._dp_ring(collectives.ring_allgather, s, t, nbytes, updated,
+                                            f"dp.s{s}.t{t}.{bucket[0]}.gather")
+
+    def _dp_ring(self, ring: collectives.Ring, s: int, t: int, nbytes: float,
+                 ready: list[int], name: str) -> list[int]:
+        """A ring over the replicas of stage s and tp rank t: spelled out, or, mirrored,
+        replica 0's side of it (parallel.mirror.ring)."""
+        cfg = self.cfg
+        if cfg.dp_mode != "mirrored":
+            return ring(self.b, [cfg.rank(d, s, t) for d in range(cfg.dp)], nbytes, ready, name)
+        steps = (cfg.dp - 1) * (2 if ring is collectives.ring_allreduce else 1)
+        return [mirror.ring(self.b, cfg.rank(0, s, t), mirror.shadow(cfg, s, t), cfg.dp, nbytes,
+                            ready[0], name, ring.__name__, steps)]
 
     def _expert_gradients(self, s: int, t: int, ends: list[list[int]]) -> None:
         """With expert parallelism, each MoE layer's routed-expert gradients are
@@ -586,7 +615,10 @@ class _StepBuilder:
 
     def groups(self) -> dict[int, tuple[int, ...]]:
         cfg = self.cfg
-        if cfg.tp_mode == "full":
+        if cfg.tp_mode == "full" and cfg.dp_mode == "full":
             return {u: (u,) for u in range(cfg.units)}
-        return {cfg.rank(d, s, 0): tuple(cfg.rank(d, s, t) for t in range(cfg.tp))
-                for d in range(cfg.dp) for s in range(cfg.pp)}
+        ds = range(cfg.dp) if cfg.dp_mode == "mirrored" else None
+        ts = range(cfg.tp) if cfg.tp_mode == "symmetric" else None
+        return {cfg.rank(d, s, t): tuple(cfg.rank(e, s, u) for e in ds or (d,) for u in ts or (t,))
+                for d in cfg.simulated_replicas() for s in range(cfg.pp)
+                for t in cfg.simulated_tp_ranks()}

@@ -26,7 +26,7 @@ one stage and tensor-parallel rank (parallel.step builds the rest):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..graph import GraphBuilder
 from . import collectives
@@ -76,14 +76,15 @@ def prefetched_allgathers(b: GraphBuilder, ranks: Sequence[int], runs: Sequence[
             b.edge(done, replica[first][0])
 
 
-def forward_allgathers(b: GraphBuilder, ranks: Sequence[int], firsts: Sequence[Sequence[int]],
-                       sizes: Sequence[float], name: str) -> None:
+def forward_allgathers(b: GraphBuilder, gather: Callable[[float, Sequence[int | None], str], list[int]],
+                       firsts: Sequence[Sequence[int]], sizes: Sequence[float], name: str) -> None:
     """The distributed optimizer's parameter all-gathers overlapped with the forward:
-    bucket j (`sizes[j]` bytes, forward order) is ring all-gathered over `ranks` from
-    the step's start, after bucket j-1's (one stream), and `firsts[j][d]`, replica d's
-    first forward task that uses it, waits for it."""
-    previous: Sequence[int | None] = [None] * len(ranks)
+    bucket j (`sizes[j]` bytes, forward order) is all-gathered by `gather(bytes, ready,
+    name)` (a ring over the replicas: one end task per replica simulated) from the
+    step's start, after bucket j-1's (one stream), and `firsts[j][d]`, replica d's first
+    forward task that uses it, waits for it."""
+    previous: Sequence[int | None] = [None] * len(firsts[0]) if firsts else []
     for j, nbytes in enumerate(sizes):
-        previous = collectives.ring_allgather(b, ranks, nbytes, previous, f"{name}.b{j}")
+        previous = gather(nbytes, previous, f"{name}.b{j}")
         for done, first in zip(previous, firsts[j], strict=True):
             b.edge(done, first)

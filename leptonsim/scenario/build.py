@@ -11,7 +11,7 @@ have no effect (a [parallel] table beside a task graph).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.experts import ExpertSplitError
+from ..parallel.mirror import MirrorError
+from ..parallel.mirror import resolve as resolve_mirror
 from ..parallel.offload import Host
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
@@ -186,6 +188,7 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     model = build_model(table, file)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
     sharded = doc["parallel"]["embeddings"] == "sharded"
+    cfg = _mirrored(cfg, cluster, sharded)
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
@@ -243,7 +246,23 @@ def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:
     virtual stage)."""
     passes = 2 if cfg.training else 1
     per_pass = cfg.virtual_stages if cfg.fuse else len(layers)
-    return cfg.dp * len(cfg.simulated_tp_ranks()) * cfg.microbatches * passes * per_pass
+    return (len(cfg.simulated_replicas()) * len(cfg.simulated_tp_ranks()) * cfg.microbatches
+            * passes * per_pass)
+
+
+def _mirrored(cfg: ParallelConfig, cluster: Cluster, sharded: bool) -> ParallelConfig:
+    """dp_mode decided (parallel.mirror.resolve); a forced "mirrored" that would not be
+    exact is an error at parallel.dp_mode (the DLRM hybrid is always built whole)."""
+    try:
+        if sharded and cfg.dp_mode != "full":
+            raise MirrorError("the DLRM hybrid's sharded embeddings are built whole")
+        return resolve_mirror(cfg, cluster)
+    except MirrorError as err:
+        if cfg.dp_mode == "auto":
+            return replace(cfg, dp_mode="full")
+        raise ScenarioError("parallel.dp_mode", "replicas that nothing tells apart for "
+                            "'mirrored'", f"<{err.reason}>",
+                            hint="set dp_mode = 'auto' (mirrored only where exact) or 'full'") from None
 
 
 # -- workload -----------------------------------------------------------------------------

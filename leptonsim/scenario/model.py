@@ -16,7 +16,7 @@ from ..hardware import PRECISIONS
 from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
-from ..parallel.config import EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
+from ..parallel.config import DP_MODES, EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
@@ -111,6 +111,11 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                      "tp_mode": {"enum": list(TP_MODES), "default": "full",
                                  "description": "full: simulate every rank; symmetric: one rank "
                                                 "per tensor-parallel group, exact collective times"},
+                     "dp_mode": {"enum": list(DP_MODES), "default": "full",
+                                 "description": "full: build every data-parallel replica; "
+                                                "mirrored: replica 0 only, exactly (refused "
+                                                "where something tells the replicas apart); "
+                                                "auto: mirrored where that is exact"},
                      "fuse": {"type": "boolean", "default": False,
                               "description": "One task per run of layers between collectives"},
                      "layout": {"enum": list(LAYOUTS), "default": "dp,pp,tp",
@@ -359,7 +364,8 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             ep=int(parallel["ep"]), zero=int(parallel["zero"]),
             overlap_param_gather=bool(parallel["overlap_param_gather"]),
             offload_optimizer=bool(offload.get("optimizer", False)),
-            offload_activations=bool(offload.get("activations", False)))
+            offload_activations=bool(offload.get("activations", False)),
+            dp_mode=parallel["dp_mode"])
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
     bad = offload_problem(cfg)
