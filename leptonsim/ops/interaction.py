@@ -1,12 +1,16 @@
 """DLRM's pairwise dot-product feature interaction.
 
 Input (n, d): the bottom-MLP output and n - 1 embedding vectors, stacked. Output
-(d + n(n - 1)/2,): the dense vector concatenated with the strictly-lower triangle of
-Z Z^T. Like DLRM's reference code we count the full batched matmul Z Z^T (2 n^2 d
-FLOPs) and then gather the triangle. Backward: dZ = (dS + dS^T) Z, 2 n^2 d + n^2
-FLOPs, plus d adds to merge the dense vector's pass-through gradient. As GEMMs: a
-batched (n, n, d) per sample forward, (n, d, n) backward; the gather (forward) and the
-dS + dS^T pass (backward) are a second kernel each.
+(d + pairs,), zero-padded up to a multiple of `pad_to`: the dense vector concatenated
+with the strictly-lower triangle of Z Z^T (pairs = n(n - 1)/2, Naumov et al. 2019,
+section 2.1.3; NVIDIA's dlrm/nn/interactions.py "THE MAIN DIAGONAL IS NOT INCLUDED"),
+or with `self_interaction` the lower triangle and the diagonal (n(n + 1)/2). NVIDIA pads
+to a multiple of 8 (`padding_size`), so the top MLP's first GEMM has an aligned k.
+Like DLRM's reference code we count the full batched matmul Z Z^T (2 n^2 d FLOPs) and
+then gather the triangle. Backward: dZ = (dS + dS^T) Z, 2 n^2 d + n^2 FLOPs, plus d
+adds to merge the dense vector's pass-through gradient. As GEMMs: a batched (n, n, d)
+per sample forward, (n, d, n) backward; the gather (forward) and the dS + dS^T pass
+(backward) are a second kernel each.
 """
 
 from __future__ import annotations
@@ -14,19 +18,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from leptonsim.ops.base import Cost, Gemm, Op, Shape, check_rank
+from leptonsim.ops.base import Cost, Gemm, Op, Shape, check_positive, check_rank
 
 
 @dataclass(frozen=True)
 class DotInteraction(Op):
     """Pairwise dot products of n feature vectors, concatenated with the first."""
 
+    self_interaction: bool = False
+    pad_to: int = 1
+
     kind: ClassVar[str] = "interaction"
+
+    def __post_init__(self) -> None:
+        check_positive("DotInteraction", pad_to=self.pad_to)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         check_rank("DotInteraction", input_shape, 2, "(features, dim)")
         n, d = input_shape
-        return (d + n * (n - 1) // 2,)
+        pairs = n * (n + 1) // 2 if self.self_interaction else n * (n - 1) // 2
+        return (-(-(d + pairs) // self.pad_to) * self.pad_to,)
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         n, d = x
