@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from leptonsim.models import Layer, LayerStack, Model, format_layer_table
 from leptonsim.ops import Dense, MultiHeadSelfAttention, Phase, ReLU, ShapeError
 from leptonsim.zoo import (
-    DLRMSpec,
     ZOO,
+    DLRMSpec,
     bert,
     dlrm,
     get_model,

@@ -13,8 +13,8 @@ from functools import partial
 from leptonsim.errors import did_you_mean
 from leptonsim.models import Model
 from leptonsim.zoo.cnn import resnet, resnet50, resnet101, resnet152, seed_cnn
-from leptonsim.zoo.llm import LLMS
 from leptonsim.zoo.dlrm_spec import DLRMS, DLRMSpec
+from leptonsim.zoo.llm import LLMS
 from leptonsim.zoo.recsys import dlrm
 from leptonsim.zoo.recurrent import lstm_lm
 from leptonsim.zoo.spec import TransformerSpec
