@@ -18,7 +18,7 @@ is read anyway). A table's rows are contiguous, w = dim x element bytes apart, s
 starts at offset r w mod 32, a multiple of g = gcd(w, 32): a random row reads
 ceil((o + w) / 32) sectors, o uniform over 0, g, ..., 32 - g (exactly w / 32 when w is
 a multiple of 32: a 128-float fp32 row is 16 sectors, nothing wasted; a 13-float one
-reads 2.25 sectors on average, 72 bytes for 52). The forward gathers, the backward
+reads 2.5 sectors on average, 80 bytes for 52). The forward gathers, the backward
 scatter-add reads and writes, whole sectors. `table_bytes` is the element size the
 table is stored in (0: the step's dtype; NVIDIA's DLRM keeps fp32 tables under AMP).
 """

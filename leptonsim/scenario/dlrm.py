@@ -61,7 +61,7 @@ def dlrm_schema(table: Any) -> Schema:
 
 def build_dlrm_spec(table: dict[str, Any]) -> DLRMSpec:
     """The spec of a `dlrm` table; a ScenarioError names the key otherwise."""
-    sizes = {k: tuple(v) if k in LISTS and isinstance(v, list) else v
+    sizes: dict[str, Any] = {k: tuple(v) if k in LISTS and isinstance(v, list) else v
              for k, v in table.items() if k != "base"}
     if "base" not in table and "tables" not in sizes:
         raise ScenarioError(f"{KEY}.tables", "the table sizes of a DLRM without a base",

@@ -20,6 +20,7 @@ and the README's embedding tables "stored in FP32 format" under mixed precision.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from .spec import SpecError
 
@@ -100,7 +101,7 @@ CRITEO_FL3 = (  # TensorFlow2/Recommendation/DLRM_and_DCNv2/dataloading/generate
     45833188, 36747, 1572176, 345139, 11, 2209, 11268, 128, 4, 975, 15, 48937457, 17246,
     11316796, 40094537, 452104, 12607, 105, 36, 7414, 20244, 4, 7115, 1442, 63, 29275261)
 
-NVIDIA = {"dim": 128, "dense_features": 13, "bottom": (512, 256, 128),
+NVIDIA: dict[str, Any] = {"dim": 128, "dense_features": 13, "bottom": (512, 256, 128),
           "top": (1024, 1024, 512, 256, 1), "pad_to": 8, "table_bytes": 4}  # main.py, above
 DLRMS = {
     "dlrm_criteo_small": DLRMSpec("dlrm_criteo_small", CRITEO_FL15, **NVIDIA),
