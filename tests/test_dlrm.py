@@ -72,6 +72,18 @@ def test_the_interaction_counts_pairs_with_or_without_self_and_pads() -> None:
     assert DotInteraction(self_interaction=True).output_shape((27, 128)) == (128 + 378,)
 
 
+def test_the_fused_interaction_moves_no_gram_matrix_and_is_no_cublas_gemm() -> None:
+    """NVIDIA's cuda_dot: reads Z (27 x 128), writes the 480 outputs; its products are
+    the 27 rows padded to 32 (two 16 x 16 fragments), in one kernel."""
+    op, batch = DotInteraction(pad_to=8, fused=True), 1024
+    fwd = op.cost((27, 128), batch, "forward", 2)
+    assert (fwd.flops, fwd.bytes, fwd.gemms, fwd.kernels) == (
+        batch * 2 * 32 * 32 * 128, batch * (27 * 128 + 480) * 2, (), 1)
+    unfused = DotInteraction(pad_to=8).cost((27, 128), batch, "forward", 2)
+    assert unfused.bytes - fwd.bytes == batch * 2 * 27 * 27 * 2  # Z Z^T written, read back
+    assert len(unfused.gemms) == 1 and unfused.kernels == 2
+
+
 # -- the scenario key ---------------------------------------------------------------------
 
 HEAD = """

@@ -11,6 +11,16 @@ then gather the triangle. Backward: dZ = (dS + dS^T) Z, 2 n^2 d + n^2 FLOPs, plu
 adds to merge the dense vector's pass-through gradient. As GEMMs: a batched (n, n, d)
 per sample forward, (n, d, n) backward; the gather (forward) and the dS + dS^T pass
 (backward) are a second kernel each.
+
+`fused` is NVIDIA's cuda_dot kernel (DeepLearningExamples, PyTorch/Recommendation/DLRM,
+dlrm/cuda_src/dot_based_interact/*.cu, commit 4154bda6): one kernel per phase, a warp
+(fp16, tf32) or a thread block (fp32) per sample, which stages the sample's Z in shared
+memory and multiplies it there (WMMA on 16 x 16 fragments, the n rows padded to a
+multiple of 16), so no Z Z^T goes through memory: it reads Z and writes the output
+(backward: reads dy and Z, writes dZ). Its products are not a cuBLAS GEMM, whose tiles
+and waves the GPU model prices, but one small product per sample: their FLOPs (the
+padded square, 2 ceil16(n)^2 d per sample; ASSUMPTION: the fp32 kernel, which computes
+only the triangle, counted the same) run at the flat rate.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from typing import ClassVar
 
 from leptonsim.ops.base import Cost, Gemm, Op, Shape, check_positive, check_rank
 
+FRAGMENT = 16  # the WMMA fragment's side the fused kernel pads the rows to
+
 
 @dataclass(frozen=True)
 class DotInteraction(Op):
@@ -27,6 +39,7 @@ class DotInteraction(Op):
 
     self_interaction: bool = False
     pad_to: int = 1
+    fused: bool = False
 
     kind: ClassVar[str] = "interaction"
 
@@ -39,9 +52,16 @@ class DotInteraction(Op):
         pairs = n * (n + 1) // 2 if self.self_interaction else n * (n - 1) // 2
         return (-(-(d + pairs) // self.pad_to) * self.pad_to,)
 
+    def _fused_flops(self, x: Shape, batch: int) -> int:
+        n, d = x
+        rows = -(-n // FRAGMENT) * FRAGMENT
+        return batch * 2 * rows * rows * d
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         n, d = x
         (out,) = self.output_shape(x)
+        if self.fused:  # reads Z, writes the output
+            return Cost(self._fused_flops(x, batch), float(batch * (n * d + out) * dtype_bytes))
         # reads Z, writes and re-reads Z Z^T, writes the output
         words = batch * (n * d + 2 * n * n + out)
         return Cost(batch * 2 * n * n * d, float(words * dtype_bytes),
@@ -50,6 +70,9 @@ class DotInteraction(Op):
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         n, d = x
         (out,) = self.output_shape(x)
+        if self.fused:  # reads dy and Z, writes dZ
+            return Cost(self._fused_flops(x, batch) + batch * (n * n + d),
+                        float(batch * (out + 2 * n * d) * dtype_bytes))
         flops = batch * (2 * n * n * d + n * n + d)
         # reads dy, writes and re-reads dS, reads Z, writes dZ
         words = batch * (out + 2 * n * n + 2 * n * d)

@@ -31,6 +31,8 @@ DESCRIPTIONS = {
     "lookups": "Indices per table per sample, sum-pooled (1: one-hot)",
     "self_interaction": "The interaction includes each vector's dot with itself",
     "pad_to": "The interaction output zero-padded to a multiple of this (NVIDIA: 8)",
+    "fused_interaction": "The interaction as NVIDIA's fused cuda_dot kernel (Z in shared "
+                         "memory, no Z Z^T through memory); false: a batched GEMM and a gather",
     "table_bytes": "Bytes per stored table element; 0: the precision's (NVIDIA: 4, fp32 "
                    "tables under mixed precision)",
 }

@@ -12,8 +12,8 @@ The sourced entries are NVIDIA DeepLearningExamples' DLRM for PyTorch
 (github.com/NVIDIA/DeepLearningExamples, PyTorch/Recommendation/DLRM, commit 4154bda6,
 the README's "Training performance results"): dlrm/scripts/main.py's defaults
 (embedding_dim 128, bottom_mlp_sizes 512,256,128, top_mlp_sizes 1024,1024,512,256,1,
-interaction_op cuda_dot, 13 numerical features), its interaction output padded to a
-multiple of 8 (dlrm/nn/interactions.py `padding_size`: 128 + 27 x 26 / 2 = 479 -> 480),
+13 numerical features, interaction_op cuda_dot: the fused interaction kernel), its
+interaction output padded to a multiple of 8 (dlrm/nn/interactions.py `padding_size`: 128 + 27 x 26 / 2 = 479 -> 480),
 and the README's embedding tables "stored in FP32 format" under mixed precision.
 """
 
@@ -33,7 +33,8 @@ class DLRMSpec:
     The interaction takes the n = len(tables) + 1 vectors' pairwise dot products: the
     strictly lower triangle (n(n-1)/2, DLRM's and NVIDIA's), or with `self_interaction`
     the diagonal too (n(n+1)/2); concatenated with the bottom output and zero-padded up to
-    a multiple of `pad_to`. `table_bytes` is the element size tables are stored and
+    a multiple of `pad_to`; `fused_interaction` is NVIDIA's cuda_dot kernel (ops/
+    interaction.py), else a batched GEMM and a gather. `table_bytes` is the element size tables are stored and
     gathered in (0: the step's precision; NVIDIA: 4, fp32 even under AMP)."""
 
     name: str
@@ -45,6 +46,7 @@ class DLRMSpec:
     lookups: int = 1            # indices per table per sample (1: Criteo's one-hot features)
     self_interaction: bool = False
     pad_to: int = 1             # the interaction output rounded up to a multiple (NVIDIA: 8)
+    fused_interaction: bool = False  # NVIDIA's cuda_dot kernel (main.py's default)
     table_bytes: int = 0        # 0: the step's precision
 
     def __post_init__(self) -> None:
@@ -102,7 +104,8 @@ CRITEO_FL3 = (  # TensorFlow2/Recommendation/DLRM_and_DCNv2/dataloading/generate
     11316796, 40094537, 452104, 12607, 105, 36, 7414, 20244, 4, 7115, 1442, 63, 29275261)
 
 NVIDIA: dict[str, Any] = {"dim": 128, "dense_features": 13, "bottom": (512, 256, 128),
-          "top": (1024, 1024, 512, 256, 1), "pad_to": 8, "table_bytes": 4}  # main.py, above
+          "top": (1024, 1024, 512, 256, 1), "pad_to": 8, "fused_interaction": True,
+          "table_bytes": 4}  # main.py, above
 DLRMS = {
     "dlrm_criteo_small": DLRMSpec("dlrm_criteo_small", CRITEO_FL15, **NVIDIA),
     "dlrm_criteo_large": DLRMSpec("dlrm_criteo_large", CRITEO_FL3, **NVIDIA),

@@ -28,7 +28,7 @@ def dlrm(spec: DLRMSpec = DLRMS["dlrm"]) -> Model:
     for t, rows in enumerate(spec.tables):
         s.add(f"emb.{t}", Embedding(rows, spec.dim, pooling="sum", sparse_update=True,
                                     table_bytes=spec.table_bytes), (spec.lookups,))
-    s.add("interaction", DotInteraction(spec.self_interaction, spec.pad_to),
+    s.add("interaction", DotInteraction(spec.self_interaction, spec.pad_to, spec.fused_interaction),
           (spec.vectors, spec.dim))
     _mlp(s, "top", spec.top, last_relu=False)
     s.add("loss", SigmoidCrossEntropy())
