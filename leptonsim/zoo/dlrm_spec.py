@@ -13,8 +13,9 @@ The sourced entries are NVIDIA DeepLearningExamples' DLRM for PyTorch
 the README's "Training performance results"): dlrm/scripts/main.py's defaults
 (embedding_dim 128, bottom_mlp_sizes 512,256,128, top_mlp_sizes 1024,1024,512,256,1,
 13 numerical features, interaction_op cuda_dot: the fused interaction kernel), its
-interaction output padded to a multiple of 8 (dlrm/nn/interactions.py `padding_size`: 128 + 27 x 26 / 2 = 479 -> 480),
-and the README's embedding tables "stored in FP32 format" under mixed precision.
+interaction output padded to a multiple of 8 (dlrm/nn/interactions.py `padding_size`:
+128 + 27 x 26 / 2 = 479 -> 480), and the README's embedding tables "stored in FP32
+format" under mixed precision.
 """
 
 from __future__ import annotations
