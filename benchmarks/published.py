@@ -49,7 +49,8 @@ RECORDED = ("id", "source", "table", "row", "family", "platform", "gpus", "preci
             "published", "unit")  # the row's own keys every record repeats
 SUBSETS = {"all": lambda r: True,
            "dense LLM (GPT)": lambda r: r["family"] == "gpt",
-           "CNN (ResNet-50)": lambda r: r["family"] == "resnet50"}
+           "CNN (ResNet-50)": lambda r: r["family"] == "resnet50",
+           "recommender (DLRM)": lambda r: r["family"].startswith("dlrm")}
 
 Row = dict[str, Any]
 
@@ -107,12 +108,13 @@ def transformer(row: Row) -> dict[str, Any]:
 
 
 def model_of(row: Row) -> str | dict[str, Any]:
+    """A transformer by the row's sizes, or the zoo model its family names (a DLRM's
+    family is its zoo spec: dlrm_criteo_large, dlrm_criteo_small)."""
     if row["family"] in ("gpt", "bert"):
         return transformer(row)
     if row["family"] in ls.model_names():
         return str(row["family"])
-    raise NotExpressible(f"no zoo model or layer list declares {row['family']!r} "
-                         "(its tables and MLP widths cannot be stated in [workload.model])")
+    raise NotExpressible(f"no zoo model or layer list declares {row['family']!r}")
 
 
 def split(row: Row, big: bool) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -311,6 +311,22 @@ def all_to_all_time(p: int, nbytes: float, latency_s: float, bandwidth: float) -
 def all_to_all_seconds(p: Num, nbytes: Num, latency_s: Num, bandwidth: Num) -> Num:
     """all_to_all_time, unchecked, element-wise."""
     return np.where(p == 1, 0.0, latency_s + (nbytes / p) / bandwidth)
+
+
+def uneven_all_to_all_time(nbytes: Sequence[float], latency_s: float,
+                           bandwidth: float) -> float:
+    """alpha + max_i n_i/(p B): the direct all-to-all where rank i of p holds n_i bytes
+    and sends n_i/p to every other (leptonsim.parallel.collectives.uneven_all_to_all);
+    all_to_all_time is its equal case. Each ordered pair has its own link direction, so
+    rank j's last message is the largest sent to it. p = 1, or nothing to send, costs 0.
+    """
+    p = len(nbytes)
+    _check_count("p", p)
+    for n in nbytes:
+        _check_link(n, latency_s, bandwidth)
+    if p == 1 or max(nbytes) == 0:
+        return 0.0
+    return latency_s + (max(nbytes) / p) / bandwidth
 
 
 def hierarchical_allreduce_time(nodes: int, per_node: int, nbytes: float,

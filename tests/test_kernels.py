@@ -61,7 +61,7 @@ from leptonsim.ops import (
 from leptonsim.ops.base import Shape
 from leptonsim.ops.conv import PADDINGS, Padding
 from leptonsim.ops.moe import MoE
-from leptonsim.zoo import bert, dlrm, gpt, lstm_lm, resnet, seed_cnn
+from leptonsim.zoo import DLRMSpec, bert, dlrm, gpt, lstm_lm, resnet, seed_cnn
 from tests.helpers.kernels import cast, make_input, random_params, rel_err
 
 FEW = settings(max_examples=25, deadline=None, derandomize=True, database=None)
@@ -242,6 +242,13 @@ def test_interaction_matches_loops() -> None:
         for s in z.tolist()
     ]
     assert rel_err(fwd(DotInteraction(), {}, z), expected) < EXACT
+    # the diagonal too, then zeros up to a multiple of 8: 3 + 10 -> 16
+    with_self = [
+        list(s[0]) + [sum(s[i][k] * s[j][k] for k in range(3)) for i in range(4)
+                      for j in range(i + 1)] + [0.0] * 3
+        for s in z.tolist()
+    ]
+    assert rel_err(fwd(DotInteraction(True, 8), {}, z), with_self) < EXACT
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -384,6 +391,7 @@ OP_CASES: list[tuple[Op, Shape]] = [
     (Add(), (2, 3)),
     (Add(3), (2, 3)),
     (DotInteraction(), (4, 3)),
+    (DotInteraction(self_interaction=True, pad_to=8), (4, 3)),
 ]
 
 
@@ -415,7 +423,8 @@ def test_init_params_total_op_params(op: Op, shape: Shape) -> None:
         lstm_lm(vocab=50, embed=8, hidden=8, layers=2, seq_len=5),
         gpt(2, 16, 50, 8, 2),
         bert("bert_tiny", 2, 16, 2, 32, vocab=50, max_positions=16, seq_len=8),
-        dlrm(dense_features=4, bottom=(8, 4), tables=3, rows=20, dim=4, top=(8, 1)),
+        dlrm(DLRMSpec("dlrm_tiny", (20, 7, 3), dim=4, dense_features=4, bottom=(8, 4),
+                      top=(8, 1), pad_to=8)),
     ],
     ids=lambda m: m.name,
 )

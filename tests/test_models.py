@@ -12,6 +12,7 @@ from leptonsim.models import Layer, LayerStack, Model, format_layer_table
 from leptonsim.ops import Dense, MultiHeadSelfAttention, Phase, ReLU, ShapeError
 from leptonsim.zoo import (
     ZOO,
+    DLRMSpec,
     bert,
     dlrm,
     get_model,
@@ -127,8 +128,8 @@ def test_dlrm_is_dominated_by_embedding_bytes_not_flops() -> None:
     assert by_kind["embedding"].bytes > by_kind["dense"].bytes
     forward = dlrm().cost_by_kind(2048, "forward")
     assert forward["embedding"].flops == 0 < forward["dense"].flops
-    with pytest.raises(ValueError, match="bottom MLP must end in the embedding dim 64"):
-        dlrm(bottom=(512, 32))
+    with pytest.raises(ValueError, match="bottom: expected widths ending in the embedding dim 64"):
+        DLRMSpec("d", (10,), dim=64, bottom=(512, 32))
 
 
 layers_st, heads_st = st.integers(1, 24), st.integers(1, 16)

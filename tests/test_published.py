@@ -143,9 +143,23 @@ def test_the_parts_add_up_to_the_predicted_step(row_id: str) -> None:
 
 
 def test_a_row_the_format_cannot_state_is_listed_with_its_reason() -> None:
-    dlrm = next(r for r in ROWS if r["family"] == "dlrm_criteo_1tb")
-    out = bench.predict(dlrm, PLATFORMS, STAND_INS)
-    assert out["status"] == "not expressible" and "dlrm_criteo_1tb" in out["reason"]
+    dlrm = next(r for r in ROWS if r["family"] == "dlrm_criteo_large")
+    out = bench.predict(dlrm | {"family": "dlrm_criteo_xlarge"}, PLATFORMS, STAND_INS)
+    assert out["status"] == "not expressible" and "dlrm_criteo_xlarge" in out["reason"]
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["family"].startswith("dlrm")],
+                         ids=lambda r: r["id"])
+def test_a_dlrm_row_is_its_zoo_spec_hybrid_parallel(row: dict) -> None:
+    """The family names the zoo DLRM (8 GPUs: large, 1: small, as the README's table);
+    the step is NVIDIA's: tables sharded by size, SGD, the row's batch and precision."""
+    scenario, _ = bench.scenario_of(row, PLATFORMS, STAND_INS)
+    cfg = scenario.step.config
+    assert scenario.step.model.name == row["family"]
+    assert row["family"] == ("dlrm_criteo_large" if row["gpus"] == 8 else "dlrm_criteo_small")
+    assert (cfg.optimizer, cfg.dp) == ("sgd", row["gpus"])
+    assert {f"embedding.fwd.u{u}" for u in range(row["gpus"])} <= set(scenario.graph.names)
+    assert cfg.batch == row["batch_per_gpu"] * row["gpus"]
 
 
 def test_the_summary_counts_only_predicted_rows() -> None:

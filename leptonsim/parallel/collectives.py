@@ -89,8 +89,23 @@ def all_to_all(b: GraphBuilder, ranks: Sequence[int], nbytes: float, ready: Read
                name: str) -> list[int]:
     """Direct pairwise all-to-all: rank i holds n bytes and sends n/p to every other
     rank, all p-1 messages at once. Time alpha + n/(pB) when each ordered pair has
-    its own link direction (fully connected, duplex); on shared links they queue."""
-    p = _check(ranks, nbytes, ready)
+    its own link direction (fully connected, duplex); on shared links they queue.
+    The equal case of `uneven_all_to_all`."""
+    _check(ranks, nbytes, ready)
+    return uneven_all_to_all(b, ranks, [nbytes] * len(ranks), ready, name)
+
+
+def uneven_all_to_all(b: GraphBuilder, ranks: Sequence[int], nbytes: Sequence[float],
+                      ready: Ready, name: str) -> list[int]:
+    """All-to-all where rank i holds its own n_i bytes and sends n_i/p to every other
+    rank (a DLRM's table owner sends each rank the rows of its share of the batch; the
+    owners hold unequal numbers of tables). Time alpha + max_i n_i/(pB) where each
+    ordered pair has its own link direction (formulas.uneven_all_to_all_time): rank j
+    waits for the largest message sent to it, and some rank receives the largest of
+    all. A rank with nothing to send sends no message."""
+    p = _check(ranks, 0.0, ready)
+    if len(nbytes) != p or not all(n >= 0 for n in nbytes):
+        raise ValueError(f"all-to-all: one size >= 0 per rank needed, got {list(nbytes)}")
     kind = "all_to_all"
     if p == 1:
         return _starts(b, ranks, ready, name, kind, reuse=True)
@@ -99,8 +114,8 @@ def all_to_all(b: GraphBuilder, ranks: Sequence[int], nbytes: float, ready: Read
     for j in range(p):
         b.edge(start[j], done[j], 0.0)
         for i in range(p):
-            if i != j:
-                b.edge(start[i], done[j], nbytes / p)
+            if i != j and nbytes[i] > 0:
+                b.edge(start[i], done[j], nbytes[i] / p)
     return done
 
 

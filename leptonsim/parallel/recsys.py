@@ -7,7 +7,9 @@ Per step on P units with global batch B (local batch b = B/P):
   top MLP, loss (b) ──► backward of top MLP and interaction ──► all-to-all of the
   embedding gradients back to their owners ──► sparse table updates;
   bottom MLP backward; a ring all-reduce of the MLP gradients; the dense optimizer.
-Tables go to units round-robin, so their number must be a multiple of P.
+Tables go to units by size (parallel/placement.py), so any number of them works; each
+unit then sends its own tables' rows, and the all-to-alls move unequal amounts
+(collectives.uneven_all_to_all).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..models import Model
 from . import collectives
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, optimizer_state_bytes
+from .placement import place_tables
 from .plan_memory import check_fits
 from .step import StepGraph
 
@@ -36,14 +39,13 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
     if cfg.pp != 1 or cfg.tp != 1 or cluster.size != p:
         raise ValueError("sharded embeddings need pp = tp = 1 and dp equal to the unit count")
     tables = [i for i, layer in enumerate(model.layers) if layer.kind in EMBEDDING_KINDS]
-    if len(tables) % p:
-        raise ValueError(f"{len(tables)} embedding tables do not spread evenly over {p} units")
     split = model.layers.index(next(la for la in model.layers if la.kind == "interaction"))
     bottom = [i for i in range(split) if i not in tables]
     top = list(range(split, len(model.layers)))
     b = GraphBuilder()
     local, dt = cfg.batch // p, cfg.dtype_bytes
-    own = [[t for j, t in enumerate(tables) if j % p == u] for u in range(p)]
+    table_bytes = [model.layers[t].params * dt for t in tables]
+    own = [[tables[j] for j in mine] for mine in place_tables(table_bytes, p)]
 
     def task(name: str, u: int, layers: list[int], phase: str, batch: int) -> int:
         phases = ("backward_data", "backward_weights") if phase == "backward" else (phase,)
@@ -53,9 +55,11 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
                       gemms=[g for c in costs for g in c.gemms],
                       kernels=sum(c.kernels for c in costs))
 
-    row_bytes = model.layers[tables[0]].output_shape[-1] * dt * len(own[0])
+    # what each owner holds for the whole batch: its tables' pooled vectors
+    held = [sum(math.prod(model.layers[t].output_shape) for t in own[u]) * dt * cfg.batch
+            for u in range(p)]
     lookups = [task("embedding.fwd", u, own[u], "forward", cfg.batch) for u in range(p)]
-    sent = collectives.all_to_all(b, list(range(p)), row_bytes * cfg.batch, lookups, "a2a.fwd")
+    sent = collectives.uneven_all_to_all(b, list(range(p)), held, lookups, "a2a.fwd")
     grads_back, dense_done = [], []
     for u in range(p):
         bot = task("bottom.fwd", u, bottom, "forward", local)
@@ -68,7 +72,7 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
         b.edge(head_bwd, bot_bwd)
         grads_back.append(head_bwd)
         dense_done.append(bot_bwd)
-    returned = collectives.all_to_all(b, list(range(p)), row_bytes * cfg.batch, grads_back, "a2a.bwd")
+    returned = collectives.uneven_all_to_all(b, list(range(p)), held, grads_back, "a2a.bwd")
     mlp_bytes = sum(model.layers[i].params for i in bottom + top) * dt
     synced = collectives.ring_allreduce(b, list(range(p)), mlp_bytes, dense_done, "dp.mlp")
     phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"

@@ -21,7 +21,9 @@ from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
+from ..zoo.recsys import dlrm
 from ..zoo.transformer import FUSIONS, transformer, with_kernels
+from .dlrm import build_dlrm_spec, dlrm_schema
 from .transformer import build_spec, transformer_schema
 
 Doc = dict[str, Any]
@@ -61,6 +63,7 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "layers": {"type": "array", "minItems": 1, "items": layer,
                    "description": "The model declared layer by layer, in execution order"},
         "transformer": transformer_schema(table),
+        "dlrm": dlrm_schema(table),
         "batch": integer("Global batch: samples per step, over all replicas", 1),
         "microbatches": integer("Micro-batches per replica per step", 1, 1),
         "training": {"type": "boolean", "default": True,
@@ -93,7 +96,7 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                    "a node's units share its host, so a step lasts at least "
                                    "the node's samples per step x this; 0: none", 0.0,
                                    minimum=0),
-    }, ("batch",), oneOf=[{"required": [k]} for k in ("name", "layers", "transformer")])
+    }, ("batch",), oneOf=[{"required": [k]} for k in ("name", "layers", "transformer", "dlrm")])
 
 
 def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
@@ -167,6 +170,8 @@ def build_model(table: Doc, file: str = "<string>") -> Model:
 def _model(table: Doc, file: str) -> Model:
     if "transformer" in table:
         return transformer(build_spec(table["transformer"], file))
+    if "dlrm" in table:
+        return dlrm(build_dlrm_spec(table["dlrm"]))
     if "name" in table:
         if "input_shape" in table:  # a zoo model has its own; this one would be ignored
             raise ScenarioError("workload.model.input_shape", "no input_shape for a zoo model "

@@ -1,9 +1,11 @@
-"""DLRM-style recommender."""
+"""DLRM-style recommenders: the one builder of a DLRM's layers from its spec
+(zoo/dlrm_spec.py)."""
 
 from __future__ import annotations
 
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import Dense, DotInteraction, Embedding, ReLU, SigmoidCrossEntropy
+from leptonsim.zoo.dlrm_spec import DLRMS, DLRMSpec
 
 
 def _mlp(s: LayerStack, name: str, widths: tuple[int, ...], last_relu: bool) -> None:
@@ -13,31 +15,21 @@ def _mlp(s: LayerStack, name: str, widths: tuple[int, ...], last_relu: bool) -> 
             s.add(f"{name}.{i}.relu", ReLU())
 
 
-def dlrm(
-    dense_features: int = 13,
-    bottom: tuple[int, ...] = (512, 256, 64),
-    tables: int = 8,
-    rows: int = 1_000_000,
-    dim: int = 64,
-    lookups: int = 1,
-    top: tuple[int, ...] = (512, 256, 1),
-) -> Model:
-    """Dense features -> bottom MLP; `tables` embedding lookups (sum-pooled over
-    `lookups` indices, sparse updates); pairwise dot interaction; top MLP -> 1 logit.
+def dlrm(spec: DLRMSpec = DLRMS["dlrm"]) -> Model:
+    """Dense features -> bottom MLP (ReLU after every layer); one embedding layer per
+    table (sum-pooled over `lookups` indices, sparse updates); the dot interaction of the
+    bottom output and the pooled vectors; top MLP (ReLU between layers) -> 1 logit ->
+    sigmoid cross-entropy.
 
     The model's input shape is the dense features'; each table's layer records its own
-    index input (lookups,). Defaults resemble DLRM's Criteo configuration, scaled down
-    to 8 tables of a million 64-wide rows (2 GB of fp32 embeddings).
-    """
-    if not bottom or bottom[-1] != dim:
-        raise ValueError(f"dlrm: the bottom MLP must end in the embedding dim {dim}, got {bottom}")
-    if not top or top[-1] != 1:
-        raise ValueError(f"dlrm: the top MLP must end in 1 logit, got {top}")
-    s = LayerStack("dlrm", (dense_features,))
-    _mlp(s, "bottom", bottom, last_relu=True)
-    for t in range(tables):
-        s.add(f"emb.{t}", Embedding(rows, dim, pooling="sum", sparse_update=True), (lookups,))
-    s.add("interaction", DotInteraction(), (tables + 1, dim))
-    _mlp(s, "top", top, last_relu=False)
+    index input (lookups,). Without a spec, the zoo's scaled-down `dlrm`."""
+    s = LayerStack(spec.name, (spec.dense_features,))
+    _mlp(s, "bottom", spec.bottom, last_relu=True)
+    for t, rows in enumerate(spec.tables):
+        s.add(f"emb.{t}", Embedding(rows, spec.dim, pooling="sum", sparse_update=True,
+                                    table_bytes=spec.table_bytes), (spec.lookups,))
+    s.add("interaction", DotInteraction(spec.self_interaction, spec.pad_to, spec.fused_interaction),
+          (spec.vectors, spec.dim))
+    _mlp(s, "top", spec.top, last_relu=False)
     s.add("loss", SigmoidCrossEntropy())
     return s.build()
