@@ -23,6 +23,7 @@ from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
+from ..parallel.context import ContextSplitError
 from ..parallel.experts import ExpertSplitError
 from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step
@@ -198,6 +199,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         raise ScenarioError("parallel.sp", err.expected, err.tp, hint=err.hint) from None
     except ExpertSplitError as err:
         raise ScenarioError("parallel.ep", err.expected, err.ep, hint=err.hint) from None
+    except ContextSplitError as err:
+        raise ScenarioError("parallel.cp", err.expected, err.cp, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise
@@ -215,7 +218,7 @@ def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:
     virtual stage)."""
     passes = 2 if cfg.training else 1
     per_pass = cfg.virtual_stages if cfg.fuse else len(layers)
-    return cfg.dp * len(cfg.simulated_tp_ranks()) * cfg.microbatches * passes * per_pass
+    return cfg.replicas * len(cfg.simulated_tp_ranks()) * cfg.microbatches * passes * per_pass
 
 
 # -- workload -----------------------------------------------------------------------------
