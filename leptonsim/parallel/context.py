@@ -104,14 +104,14 @@ def lockstep_groups(cfg: ParallelConfig) -> list[tuple[int, ...]]:
 
 
 def ring_bytes(layer: Layer, cfg: ParallelConfig, kind: str) -> float:
-    """One ring message of one simulated rank for one micro-batch: K and V of s/cp
-    tokens, and in the backward ("B") dK and dV too. In tp_mode 'full' each tp rank
-    sends its kv_heads / tp heads; in 'symmetric' the simulated rank carries its whole
-    group's, as the step's other transfers do (parallel.step)."""
+    """One ring message of one tp rank for one micro-batch: K and V of its s/cp tokens
+    and kv_heads / tp heads, and in the backward ("B") dK and dV too. Each tp rank has
+    a ring of its own (cp ranks just outside tp: rank (c, t) sends to (c + 1, t)), so
+    tp_mode 'symmetric', which simulates rank t = 0, sends the same message as 'full'
+    and leaves out only the other tp rings' contention on links they share."""
     seq, kv = layer.input_shape[0], layer.op.widths(layer.input_shape)[2]  # type: ignore[attr-defined]
     tensors = 4 if kind == "B" else 2
-    share = cfg.tp if cfg.tp_mode == "full" else 1
-    return tensors * cfg.microbatch_size * (seq // cfg.cp) * kv * cfg.dtype_bytes / share
+    return tensors * cfg.microbatch_size * (seq // cfg.cp) * kv * cfg.dtype_bytes / cfg.tp
 
 
 def ring_step(b: GraphBuilder, units: Sequence[int], sources: Sequence[int], nbytes: float,

@@ -404,8 +404,8 @@ class _StepBuilder:
             flops, nbytes = flops + core[0], nbytes + core[1]
             phases.append(CORE)
         gemms, kernels = self.work_of.segment(seg.layers, phases)
-        if blocks > 1:  # ASSUMPTION: the first block launches the layer's kernels, others one
-            flops, nbytes, kernels = flops / blocks, nbytes / blocks, kernels if block == 0 else 1
+        if blocks > 1:  # ASSUMPTION: each block launches an equal share of the kernels
+            flops, nbytes, kernels = flops / blocks, nbytes / blocks, -(-kernels // blocks)
             gemms = list(context.token_split(gemms, blocks))
         layer = self.model.layers[seg.layers[0]]
         label = layer.kind if len(seg.layers) == 1 else "segment"
