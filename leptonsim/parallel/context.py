@@ -54,7 +54,7 @@ RING_KIND = "cp_ring"
 class ContextSplitError(ValueError):
     """A cp the model cannot take: no attention, or a sequence it does not split."""
 
-    def __init__(self, cp: int, expected: str, hint: str | None = None) -> None:
+    def __init__(self, cp: int, expected: str, hint: str = "") -> None:
         self.cp, self.expected, self.hint = cp, expected, hint
         super().__init__(f"cp {cp}: expected {expected}" + (f" ({hint})" if hint else ""))
 
