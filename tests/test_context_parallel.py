@@ -18,6 +18,8 @@ from leptonsim.cli import main
 from leptonsim.hardware import LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import MultiHeadSelfAttention
+from leptonsim.optimize import Estimator, enumerate_space
+from leptonsim.optimize.space import LONG_SEQUENCE
 from leptonsim.parallel.config import LAYOUTS, ParallelConfig
 from leptonsim.parallel.context import ContextSplitError
 from leptonsim.parallel.step import build_step
@@ -109,10 +111,15 @@ def test_symmetric_equals_full(cp, m, causal, alpha, bw):
 
 @pytest.mark.parametrize("cp, causal", [(2, False), (4, True), (8, True)])
 def test_the_work_is_split_not_added(cp, causal):
-    """All cp ranks' forward and backward FLOPs and bytes are the unsplit replica's
-    (every layer on s/cp tokens; attention's s/cp queries against s keys, causal work
-    balanced); the ring adds zero-duration tasks only, cp - 1 per rank and pass."""
+    """All cp ranks' forward and backward FLOPs are the unsplit replica's (every layer on
+    s/cp tokens; attention's s/cp queries against s keys, causal work balanced), and
+    their bytes too but the weights', which each rank reads: cp - 1 more copies of the
+    bytes' intercept in the micro-batch. The ring adds zero-duration tasks only, cp - 1
+    per rank and pass."""
     model = attention_only(64, causal=causal)
+    layer = model.layers[0]
+    weights = sum(2 * layer.cost(1, p, 2).bytes - layer.cost(2, p, 2).bytes
+                  for p in ("forward", "backward_data", "backward_weights"))
     work = {}
     for c in (1, cp):
         cfg = ParallelConfig(cp=c, optimizer="sgd")
@@ -123,7 +130,9 @@ def test_the_work_is_split_not_added(cp, causal):
         ring = np.array([g.kinds[i] == "cp_ring" for i in range(g.size)])
         assert ring.sum() == 2 * c * (c - 1)
         assert not g.flops[ring].any() and not g.duration_s[ring].any()
-    assert work[cp] == pytest.approx(work[1], rel=1e-12)
+    assert weights > 0
+    assert work[cp][0] == pytest.approx(work[1][0], rel=1e-12)
+    assert work[cp][1] == pytest.approx(work[1][1] + (cp - 1) * weights, rel=1e-12)
 
 
 def test_gradients_reduce_over_dp_x_cp():
@@ -246,3 +255,40 @@ def test_a_llama_scenario_with_cp_2_runs_from_the_cli(tmp_path: Path, capsys):
         doc = json.loads((out / "summary.json").read_text())
         times[cp] = doc["makespan_s"]
     assert times[2] < times[1]
+
+
+def test_the_optimizer_tries_cp_only_for_long_sequences():
+    """cp > 1 joins the space from LONG_SEQUENCE tokens, where 2 cp chunks split them;
+    dp x pp x tp x cp is the unit count, and sp needs tp to divide a rank's tokens."""
+    short = enumerate_space(8, 8, 4, tokens=LONG_SEQUENCE // 2, split=8)
+    assert set(short.cp.tolist()) == {1}
+    long = enumerate_space(8, 8, 4, tokens=LONG_SEQUENCE, split=8)
+    assert set(long.cp.tolist()) == {1, 2, 4, 8}
+    assert np.all(long.dp * long.pp * long.tp * long.cp == 8)
+    assert np.all(~long.sp.astype(bool) | ((LONG_SEQUENCE // long.cp) % long.tp == 0))
+    assert len(long) > len(short)
+    i = int(np.flatnonzero(long.cp == 4)[0])
+    assert long.config(i, 8).cp == 4 and "cp4" in long.describe(i)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([2, 4]), st.sampled_from([1, 2]), st.floats(0, 1e-5),
+       st.floats(1e9, 1e13), st.sampled_from([1e9, 1e14]))
+def test_the_estimated_ring_exposure_is_the_simulated_one(cp, m, alpha, bw, peak):
+    """Inference, one attention layer, fully connected links: the estimator's exposed
+    ring (its closed form over the cp pair's route) is the simulated step less the
+    blocks' compute, hidden (0) or exposed."""
+    seq = 16 * cp
+    model = attention_only(seq)
+    unit = replace(UNIT, peak_flops=peak)
+    cluster = fully_connected(replicate(unit, cp, "gpu"), LinkSpec(alpha, bw))
+    space = enumerate_space(cp, m, 1, training=False, tokens=seq)
+    space = replace(space, cp=np.full(len(space), cp), tp=np.ones(len(space), np.int64))
+    pick = np.flatnonzero((space.dp == 1) & (space.microbatches == m))[:1]
+    est = Estimator(model, cluster, m, training=False)(space.take(pick))
+    step = build_step(model, space.config(int(pick[0]), m, training=False), cluster)
+    trace = simulate(step.graph, cluster, "static")
+    on0 = trace.task_unit == 0
+    busy = trace.task_end[on0] - trace.task_start[on0]
+    exposed = trace.makespan_s - float(busy.sum())
+    assert est.cp_comm_s[0] == pytest.approx(exposed, rel=1e-9, abs=1e-15)

@@ -4,8 +4,9 @@ Each of a replica's cp ranks holds s/cp of every sequence's tokens (Megatron-Cor
 context parallelism, docs/user-guide/features/context_parallel.md: "CP partitions the
 network inputs and all activations along the sequence dimension"; the GPU count is
 TP x CP x PP x DP). Every layer but attention treats tokens alone, so it runs
-unchanged on s/cp tokens: 1/cp of its FLOPs and bytes (parallel.work divides them as
-it divides a sequence-parallel layer's by tp) and its GEMMs' token rows (`token_split`).
+unchanged on s/cp tokens: 1/cp of its FLOPs (parallel.work divides them as it divides
+a sequence-parallel layer's by tp), of its GEMMs' token rows (`token_split`) and of its
+bytes but the weights', which every rank reads whole (`rank_bytes`).
 
 Attention needs each query to meet every key. Ring attention (Liu, Zaharia & Abbeel,
 "Ring Attention with Blockwise Transformers for Near-Infinite Context", ICLR 2024,
@@ -44,7 +45,7 @@ from dataclasses import replace
 
 from ..graph import GraphBuilder
 from ..models import Layer, Model
-from ..ops.base import Gemm
+from ..ops.base import Gemm, Phase
 from . import experts
 from .config import ParallelConfig
 
@@ -124,6 +125,20 @@ def ring_step(b: GraphBuilder, units: Sequence[int], sources: Sequence[int], nby
         b.edge(sources[c - 1], relay, nbytes)
         relays.append(relay)
     return relays
+
+
+def rank_bytes(layer: Layer, whole: float, microbatch: int, dtype_bytes: int,
+               phases: Sequence[Phase], cp: int) -> float:
+    """Bytes of a layer's `phases` on one of cp ranks, from `whole`, their bytes on all
+    the tokens: the per-sample part (linear in the tokens, an unfused attention's scores
+    too: s/cp rows of s) divided by cp, the weights' part, which every rank reads
+    whole, not. The weights' part is the intercept of the bytes, linear in the
+    micro-batch: 2 bytes(b) - bytes(2b)."""
+    if cp == 1:
+        return whole
+    double = sum(layer.cost(2 * microbatch, p, dtype_bytes).bytes for p in phases)
+    weights = 2 * whole - double
+    return weights + (whole - weights) / cp
 
 
 def token_split(gemms: Sequence[Gemm], parts: int) -> tuple[Gemm, ...]:

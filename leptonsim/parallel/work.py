@@ -9,8 +9,8 @@ divides: a column-parallel Dense its output features, a row-parallel Dense its i
 features, attention its heads (ops.base.Gemm.shard). A layer sequence parallelism
 splits (role.sequence: norms, adds) runs on 1/tp of the tokens, so it too does 1/tp of
 its FLOPs and bytes (such layers have no GEMMs). Context parallelism (parallel.context)
-puts every layer on s/cp of the tokens the same way: 1/cp more of its FLOPs and bytes,
-and of its GEMMs' token rows.
+puts every layer on s/cp of the tokens the same way: 1/cp more of its FLOPs, of its
+GEMMs' token rows and of its bytes but the weights', which every rank reads whole.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import numpy as np
 
 from ..graph import GemmRows
 from ..models import Layer, Model
-from ..ops.base import Cost, Gemm
-from .context import token_split
+from ..ops.base import Cost, Gemm, Phase
+from .context import rank_bytes, token_split
 from .tensor import LayerRole
 
 FORWARD, BACKWARD, CORE = 0, 1, 2  # CORE: what selective recompute rebuilds (Op.recompute_cost)
+BACKWARD_PHASES: tuple[Phase, ...] = ("backward_data", "backward_weights")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def layer_work(model: Model, microbatch: int, dtype_bytes: int, tp: int,
         c = layer.op.recompute_cost(layer.input_shape, microbatch, dtype_bytes)
         split = tp if role.sharded or role.sequence else 1
         share = split * cp
-        costs[i] = (f.flops / share, f.bytes / share, b.flops / share, b.bytes / share)
+        fb = rank_bytes(layer, f.bytes, microbatch, dtype_bytes, ("forward",), cp)
+        bb = rank_bytes(layer, b.bytes, microbatch, dtype_bytes, BACKWARD_PHASES, cp)
+        costs[i] = (f.flops / share, fb / split, b.flops / share, bb / split)
         core[i] = (c.flops / share, c.bytes / share)
         kernels[i] = (f.kernels, b.kernels, c.kernels)
         row = row_parallel(layer, role)
