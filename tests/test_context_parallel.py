@@ -184,7 +184,7 @@ def test_a_model_without_attention_or_an_uneven_split_is_refused():
     from leptonsim.ops import Dense
     s.add("fc", Dense(8))
     cluster = fully_connected(replicate(UNIT, 2, "gpu"), LinkSpec(0, 1e9))
-    with pytest.raises(ContextSplitError, match="no attention layer"):
+    with pytest.raises(ContextSplitError, match="cp = 1 for a model without attention layers"):
         build_step(s.build(), ParallelConfig(cp=2), cluster)
     with pytest.raises(ContextSplitError, match=r"2 x cp chunks divide the causal sequence"):
         build_step(attention_only(18, causal=True), ParallelConfig(cp=2), cluster)

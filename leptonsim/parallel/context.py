@@ -73,8 +73,9 @@ def check_context(model: Model, cfg: ParallelConfig) -> None:
         return
     layers = attention_layers(model)
     if not layers:
-        raise ContextSplitError(cp, f"cp = 1 for {model.name}, which has no attention layer",
-                                "context parallelism splits a transformer's sequence")
+        raise ContextSplitError(cp, "cp = 1 for a model without attention layers",
+                                f"{model.name!r} has none; context parallelism splits a "
+                                f"transformer's sequence around its attention")
     for i in layers:
         layer = model.layers[i]
         seq = layer.input_shape[0]
