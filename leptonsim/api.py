@@ -87,11 +87,11 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
     that `run` simulates: the scenario file with this [workload.model] and [parallel].
 
     `model` is a zoo name (`ls.model_names()`) or a [workload.model] table with layers. `batch`
-    is the global batch; `dp` defaults to the units left over, units // (pp x tp), as in
-    a scenario file, and pp, tp and the rest to the schema's defaults. `options` are the
-    other keys of [workload.model] (microbatches, training, recompute, optimizer,
+    is the global batch; `dp` defaults to the units left over, units // (pp x tp x cp), as
+    in a scenario file, and pp, tp and the rest to the schema's defaults. `options` are
+    the other keys of [workload.model] (microbatches, training, recompute, optimizer,
     precision) and of [parallel] (schedule, chunks, bucket, tp_mode, dp_mode, fuse, layout,
-    embeddings, zero)."""
+    embeddings, zero, sp, ep, cp)."""
     table = {"name": model} if isinstance(model, str) else dict(model)
     parallel = {k: v for k, v in (("dp", dp), ("pp", pp), ("tp", tp)) if v is not None}
     model_keys, parallel_keys = _keys("workload", "model"), _keys("parallel")

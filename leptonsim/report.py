@@ -130,7 +130,8 @@ def _memory_lines(result: RunResult) -> list[str]:
     def b(x: float) -> str:
         return format_quantity(x, "bytes")
 
-    lines = ["", f"dp {cfg.dp} x pp {cfg.pp} x tp {cfg.tp}, {cfg.microbatches} micro-batches of "
+    lines = ["", f"dp {cfg.dp} x pp {cfg.pp} x tp {cfg.tp}"
+             f"{f' x cp {cfg.cp}' if cfg.cp > 1 else ''}, {cfg.microbatches} micro-batches of "
              f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}"
              f"{', dp_mode mirrored' if cfg.dp_mode == 'mirrored' else ''}"
              f"{f', zero {cfg.zero}' if cfg.zero else ''}; memory per unit:"]

@@ -96,7 +96,8 @@ def write_table(result: Search, path: Path) -> None:
     score = objective_values(est, result.objective)
     order = np.argsort(score, kind="stable")
     cols = ["layout", "dp", "pp", "tp", "microbatches", "schedule", "chunks", "recompute", "zero",
-            "sp", "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j", "cost_usd"]
+            "sp", "cp", "step_s", *(f for f, _ in BREAKDOWN), "memory_bytes", "fits", "energy_j",
+            "cost_usd"]
 
     def writer(f: Any) -> None:
         w = csv.writer(f)
@@ -104,8 +105,8 @@ def write_table(result: Search, path: Path) -> None:
         for i in order.tolist():
             w.writerow([LAYOUTS[space.layout[i]], space.dp[i], space.pp[i], space.tp[i],
                         space.microbatches[i], SCHEDULES[space.schedule[i]], space.chunks[i],
-                        bool(space.recompute[i]), space.zero[i], bool(space.sp[i]),
-                        *(repr(float(getattr(est, c)[i])) for c in cols[10:-3]),
+                        bool(space.recompute[i]), space.zero[i], bool(space.sp[i]), space.cp[i],
+                        *(repr(float(getattr(est, c)[i])) for c in cols[11:-3]),
                         bool(est.fits[i]), repr(float(est.energy_j[i])), repr(float(est.cost_usd[i]))])
     atomic_write(path, writer)
 

@@ -21,7 +21,12 @@ configuration is NumPy column arithmetic:
              exposed too (R/2 each), and stage 3 all-gathers them before every micro-batch's
              forward and backward (R/2 each, exposed: the simulated rings advance at
              task boundaries, so they hide little)
-  optimizer  the device's update, 1/dp of it under ZeRO
+  cp ring    context parallelism (parallel.context): every layer on s/cp tokens (the
+             per-sample slopes / cp), and per attention layer the ring's exposed
+             (cp - 1) max(0, x - c) for blocks of c = layer / cp and transfers x of its
+             K, V (backward: and dK, dV) over the cp pair's route; the gradient ring and
+             ZeRO over dp x cp
+  optimizer  the device's update, 1/dp of it under ZeRO (1/(dp cp) with cp)
   input      the step lasts at least the busiest host's input pipeline
              (parallel.step.input_seconds)
   memory     model state (16 B/param fp16 Adam; parallel.memory.model_state_bytes by
@@ -43,6 +48,7 @@ from ..formulas import ring_allreduce_seconds
 from ..hardware import Cluster, ComputeUnit
 from ..models import Model
 from ..parallel.config import LAYOUTS, ParallelConfig
+from ..parallel.context import ring_bytes
 from ..parallel.memory import (
     SHARDED_FROM,
     kept_activations,
@@ -63,6 +69,7 @@ class Estimate:
     compute_s: np.ndarray       # per device: m (t_f + t_b) without communication
     bubble_s: np.ndarray
     tp_comm_s: np.ndarray
+    cp_comm_s: np.ndarray       # context parallelism's exposed ring transfers
     pp_comm_s: np.ndarray
     dp_exposed_s: np.ndarray
     optimizer_s: np.ndarray
@@ -143,20 +150,23 @@ class Estimator:
                               sp=sp and tp > 1)
         return LayerTable(*cols)
 
-    def _work(self, tp: int, mb: int, sp: bool = False) -> LayerWork:
-        """The layers' GEMMs and kernels at micro-batch mb on one of tp ranks."""
+    def _work(self, tp: int, mb: int, sp: bool = False, cp: int = 1) -> LayerWork:
+        """The layers' GEMMs and kernels at micro-batch mb on one of tp x cp ranks."""
         roles = layer_roles(self.model, sp=sp) if tp > 1 else [LayerRole(False, "", "")] * len(
             self.model.layers)
-        return layer_work(self.model, mb, self.dtype, tp, roles)
+        return layer_work(self.model, mb, self.dtype, tp, roles, cp)
 
-    def _stage(self, tp: int, vstages: int, mb: int, sp: int = 0) -> tuple[float, ...]:
-        """Slowest virtual stage at micro-batch mb: (t_f, t_b, ar_f bytes, ar_b bytes,
-        params, activations per micro-batch, full recompute's checkpoints and rebuilt
-        layer per micro-batch, boundary bytes, update s, collectives forward, backward)."""
-        t, w = self._tables(tp, bool(sp)), self._works(tp, mb, bool(sp))
-        fwd = self.cost.work_seconds(t.ff * mb, t.fb0 + t.fb1 * mb, self.unit,
+    def _stage(self, tp: int, vstages: int, mb: int, sp: int = 0, cp: int = 1
+               ) -> tuple[float, ...]:
+        """Slowest virtual stage at micro-batch mb on s/cp tokens: (t_f, t_b, ar_f bytes,
+        ar_b bytes, params, activations per micro-batch, full recompute's checkpoints and
+        rebuilt layer per micro-batch, boundary bytes, update s, collectives forward,
+        backward; its attention layers, their mean forward and backward seconds and
+        K, V bytes per ring message)."""
+        t, w = self._tables(tp, bool(sp)), self._works(tp, mb, bool(sp), cp)
+        fwd = self.cost.work_seconds(t.ff * mb / cp, t.fb0 + t.fb1 * mb / cp, self.unit,
                                      gemms=w.rows((FORWARD,)), kernels=w.kernels[:, FORWARD])
-        bwd = self.cost.work_seconds(t.bf * mb, t.bb0 + t.bb1 * mb, self.unit,
+        bwd = self.cost.work_seconds(t.bf * mb / cp, t.bb0 + t.bb1 * mb / cp, self.unit,
                                      gemms=w.rows((BACKWARD,)), kernels=w.kernels[:, BACKWARD])
         ranges = self._ranges(tp, vstages)
         sums = [(fwd[a:z].sum(), bwd[a:z].sum(), a, z) for a, z in ranges]
@@ -165,11 +175,18 @@ class Estimator:
                                  recompute="full", sp=bool(sp) and tp > 1) * mb for k in (1, 2)]
         upd = self.cost.work_seconds(t.update_flops[a:z].sum(), t.update_bytes[a:z].sum(),
                                      self.unit, kernels=t.update_kernels[a:z].sum())
-        return (float(f), float(b), float(t.ar_fwd[a:z].sum() * mb), float(t.ar_bwd[a:z].sum() * mb),
-                float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * mb),
-                full[1] - full[0], 2 * full[0] - full[1],
-                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * mb, float(upd),
-                float(t.n_fwd[a:z].sum()), float(t.n_bwd[a:z].sum()))
+        att = [i for i in range(a, z) if self.model.layers[i].kind == "attention"]
+        kv = (ring_bytes(self.model.layers[att[0]], ParallelConfig(
+            tp=tp, cp=cp, batch=mb, dtype_bytes=self.dtype), "F") if att else 0.0)
+        share = mb / cp  # a rank's samples of s/cp tokens
+        return (float(f), float(b), float(t.ar_fwd[a:z].sum() * share),
+                float(t.ar_bwd[a:z].sum() * share),
+                float(max(t.params[x:y].sum() for x, y in ranges)), float(t.act[a:z].sum() * share),
+                (full[1] - full[0]) / cp, (2 * full[0] - full[1]) / cp,
+                float(np.prod(self.model.layers[z - 1].output_shape)) * self.dtype * share,
+                float(upd), float(t.n_fwd[a:z].sum()), float(t.n_bwd[a:z].sum()), len(att),
+                float(fwd[att].mean()) if att else 0.0, float(bwd[att].mean()) if att else 0.0,
+                kv)
 
     def _partition(self, tp: int, vstages: int) -> list[tuple[int, int]]:
         """Stages balanced at one sample per micro-batch, reused for every size: the
@@ -179,12 +196,13 @@ class Estimator:
                                            gemms=w.rows(), kernels=w.kernels[:, :CORE].sum(axis=1))
         return balanced_ranges(per_layer, vstages)
 
-    def _path(self, layout: int, dp: int, pp: int, tp: int) -> tuple[float, ...]:
-        """(L, G) per dimension (tp, pp, dp) under this layout: the slowest neighbour
+    def _path(self, layout: int, dp: int, pp: int, tp: int, cp: int = 1) -> tuple[float, ...]:
+        """(L, G) per ring (tp, pp, dp x cp, cp) under this layout: the slowest neighbour
         pair of unit 0's ring along that dimension sets the ring's pace."""
-        cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, batch=dp, layout=LAYOUTS[layout])
+        cfg = ParallelConfig(dp=dp, pp=pp, tp=tp, cp=cp, batch=dp, layout=LAYOUTS[layout])
         rings = ([cfg.rank(0, 0, t) for t in range(tp)], [cfg.rank(0, p, 0) for p in range(pp)],
-                 [cfg.rank(d, 0, 0) for d in range(dp)])
+                 [cfg.replica_rank(r, 0, 0) for r in range(cfg.replicas)],
+                 [cfg.rank(0, 0, 0, c) for c in range(cp)])
         out: list[float] = []
         for ring in rings:
             pairs = [self.cluster.path_cost(a, b) for a, b in zip(ring, ring[1:] + ring[:1], strict=True)
@@ -200,18 +218,23 @@ class Estimator:
     # -- per configuration ---------------------------------------------------------------
     def __call__(self, space: Space) -> Estimate:
         mb = self.batch // (space.dp * space.microbatches)
-        keys = np.stack([space.tp, space.pp * space.chunks, mb, space.sp])
+        keys = np.stack([space.tp, space.pp * space.chunks, mb, space.sp, space.cp])
         stage = _lookup(keys, lambda k: self._stages(*k))
-        paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp]),
+        paths = _lookup(np.stack([space.layout, space.dp, space.pp, space.tp, space.cp]),
                         lambda k: self._paths(*k))
-        t_f, t_b, ar_f, ar_b, params, act, ckpt, rebuilt, boundary, upd, n_f, n_b = stage.T
-        tp, pp, dp, m, v = (space.tp.astype(float), space.pp.astype(float), space.dp.astype(float),
-                            space.microbatches.astype(float), space.chunks.astype(float))
+        (t_f, t_b, ar_f, ar_b, params, act, ckpt, rebuilt, boundary, upd, n_f, n_b,
+         n_att, att_f, att_b, kv) = stage.T
+        tp, pp, m, v = (space.tp.astype(float), space.pp.astype(float),
+                        space.microbatches.astype(float), space.chunks.astype(float))
+        cp = space.cp.astype(float)
+        dp = space.dp * cp  # the ranks that reduce gradients and shard ZeRO's state
         tp_f = _ring(tp, ar_f, n_f * paths[:, 0], paths[:, 1])  # n rings: n latencies
         tp_b = _ring(tp, ar_b, n_b * paths[:, 0], paths[:, 1])
-        dev_f = v * (t_f + tp_f)
+        cp_f = _ring_exposed(cp, n_att, att_f, paths[:, 6] + kv * paths[:, 7])
+        cp_b = _ring_exposed(cp, n_att, att_b, paths[:, 6] + 2 * kv * paths[:, 7]) * self.training
+        dev_f = v * (t_f + tp_f + cp_f)
         # full recompute runs the forward again, its tensor-parallel all-reduces too
-        dev_b = v * (t_b + tp_b) + np.where(space.recompute, dev_f, 0.0)
+        dev_b = v * (t_b + tp_b + cp_b) + np.where(space.recompute, dev_f, 0.0)
         per_mb = dev_f + dev_b
         bubble = (pp - 1) / v * per_mb
         hops = np.where(pp > 1, 2 * (pp - 1) * (paths[:, 2] + boundary * paths[:, 3]), 0.0)
@@ -237,7 +260,8 @@ class Estimator:
         u, units = self.unit, float(self.cluster.size)
         energy = units * (u.idle_power_w * step + (u.busy_power_w - u.idle_power_w) * busy)
         tp_comm = m * v * (tp_f + tp_b + np.where(space.recompute, tp_f, 0.0))
-        return Estimate(step, m * v * (t_f + t_b), bubble, tp_comm, hops, dp_exposed,
+        cp_comm = m * v * (cp_f + cp_b + np.where(space.recompute, cp_f, 0.0))
+        return Estimate(step, m * v * (t_f + t_b), bubble, tp_comm, cp_comm, hops, dp_exposed,
                         opt, memory, memory <= u.memory_bytes, energy,
                         units * u.price_per_hour * step / 3600.0)
 
@@ -295,6 +319,13 @@ def _exposed(ring: np.ndarray, behind: np.ndarray, buckets: np.ndarray) -> np.nd
     """What n bucketed collectives of `ring` seconds in all leave exposed, their buckets
     ready evenly over `behind` seconds of compute: max(R/n, R - T (n-1)/n)."""
     return np.maximum(ring / buckets, ring - behind * (buckets - 1) / buckets)
+
+
+def _ring_exposed(cp: np.ndarray, layers: np.ndarray, layer_s: np.ndarray,
+                  transfer_s: np.ndarray) -> np.ndarray:
+    """Ring attention's exposed transfers: per layer (cp - 1) max(0, x - c) for blocks of
+    c = layer_s / cp (parallel.context's closed form; 0 at cp = 1)."""
+    return layers * (cp - 1) * np.maximum(0.0, transfer_s - layer_s / cp)
 
 
 def _ring(p: np.ndarray, nbytes: np.ndarray, lat: np.ndarray, gap: np.ndarray) -> np.ndarray:

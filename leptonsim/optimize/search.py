@@ -98,8 +98,8 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
 
 
 def _tokens(model: Model) -> int:
-    """The sequence length sequence parallelism splits: a transformer's (0 without
-    attention, where it is not tried)."""
+    """The sequence length sequence and context parallelism split: a transformer's (0
+    without attention, where neither is tried)."""
     return next((layer.input_shape[0] for layer in model.layers if layer.kind == "attention"), 0)
 
 
@@ -131,7 +131,8 @@ def _config(space: Space, i: int, batch: int, big: bool, fixed: dict) -> Paralle
 
 
 BREAKDOWN = (("compute_s", "compute"), ("bubble_s", "pipeline bubble"),
-             ("tp_comm_s", "tensor-parallel all-reduces"), ("pp_comm_s", "stage hand-offs"),
+             ("tp_comm_s", "tensor-parallel all-reduces"),
+             ("cp_comm_s", "exposed context-parallel ring"), ("pp_comm_s", "stage hand-offs"),
              ("dp_exposed_s", "exposed gradient all-reduce"), ("optimizer_s", "optimizer"))
 
 

@@ -40,6 +40,9 @@ class ParallelConfig:
     per-token layers on s/tp tokens (a no-op at tp = 1, as Megatron-LM turns it off
     there). `ep` spreads each MoE layer's experts over ep
     of the dp replicas, which all-to-all their tokens around it (parallel.experts).
+    `cp` is context parallelism (parallel.context): each replica's sequences split over
+    cp ranks, which pass keys and values around a ring in every attention layer; the
+    cp ranks of a replica sit just outside its tp ranks in the numbering (`rank`).
     `zero` is the ZeRO stage over the data-parallel replicas (Rajbhandari et al., "ZeRO:
     Memory Optimizations Toward Training Trillion Parameter Models", SC'20, section 5):
     0 replicates the model state (DDP), 1 shards the optimizer state (Megatron's
@@ -76,10 +79,11 @@ class ParallelConfig:
     offload_optimizer: bool = False    # Adam on the host CPU (parallel.offload)
     offload_activations: bool = False  # saved activations to host memory and back
     dp_mode: str = "full"      # DP_MODES: every replica, one mirrored, or auto (parallel.mirror)
+    cp: int = 1       # context parallelism: sequence split over cp ranks (parallel.context)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
-        for name in ("dp", "pp", "tp", "ep", "batch", "microbatches", "chunks", "dtype_bytes"):
+        for name in ("dp", "pp", "tp", "ep", "cp", "batch", "microbatches", "chunks", "dtype_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch % (self.dp * self.microbatches):
@@ -88,6 +92,9 @@ class ParallelConfig:
         if self.dp % self.ep:
             raise ValueError(f"ep {self.ep} does not divide dp {self.dp} (expert-parallel "
                              f"ranks are data-parallel replicas)")
+        if self.cp > 1 and self.ep > 1:
+            raise ValueError(f"cp {self.cp} with ep {self.ep}: context and expert "
+                             f"parallelism together are not modelled")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -118,7 +125,13 @@ class ParallelConfig:
 
     @property
     def units(self) -> int:
-        return self.dp * self.pp * self.tp
+        return self.dp * self.pp * self.tp * self.cp
+
+    @property
+    def replicas(self) -> int:
+        """Ranks that run the whole stage on their own tokens and reduce its gradients
+        together: dp replicas of cp ranks each (replica index d * cp + c)."""
+        return self.dp * self.cp
 
     @property
     def microbatch_size(self) -> int:
@@ -128,13 +141,21 @@ class ParallelConfig:
     def virtual_stages(self) -> int:
         return self.pp * self.chunks
 
-    def rank(self, d: int, p: int, t: int) -> int:
-        index = {"dp": d, "pp": p, "tp": t}
-        size = {"dp": self.dp, "pp": self.pp, "tp": self.tp}
+    def rank(self, d: int, p: int, t: int, c: int = 0) -> int:
+        """The unit of data-parallel replica d, stage p, tensor rank t, context rank c.
+        The one statement of the numbering: the layout's three dimensions, with each
+        tp group's cp copies just outside it (Megatron-Core's order "tp-cp-ep-dp-pp":
+        tp innermost, then cp), so unit = ... * cp * tp + c * tp + t."""
+        index = {"dp": d, "pp": p, "tp": c * self.tp + t}
+        size = {"dp": self.dp, "pp": self.pp, "tp": self.cp * self.tp}
         unit = 0
         for dim in self.layout.split(","):
             unit = unit * size[dim] + index[dim]
         return unit
+
+    def replica_rank(self, r: int, p: int, t: int) -> int:
+        """The unit of replica r (of `replicas`: data replica r // cp, context rank r % cp)."""
+        return self.rank(r // self.cp, p, t, r % self.cp)
 
     def simulated_tp_ranks(self) -> range:
         return range(self.tp) if self.tp_mode == "full" else range(1)
@@ -142,4 +163,4 @@ class ParallelConfig:
     def simulated_replicas(self) -> range:
         """The data-parallel replicas built: all, or replica 0 when mirrored (dp_mode
         "auto" is decided by parallel.mirror.resolve before a step is built)."""
-        return range(1) if self.dp_mode == "mirrored" else range(self.dp)
+        return range(1) if self.dp_mode == "mirrored" else range(self.replicas)

@@ -73,6 +73,8 @@ def obstacle(cfg: ParallelConfig, cluster: Cluster) -> str | None:
         return "the units are not all alike"
     if cfg.ep > 1:
         return "expert parallelism all-to-alls tokens between replicas"
+    if cfg.cp > 1:
+        return "context parallelism rings K and V between a replica's cp ranks"
     if cfg.zero == 3:
         return "ZeRO-3's parameter all-gathers run beside its reduce-scatters"
     if cfg.tp_mode == "full" and cfg.tp > 1 and cfg.collective == "hierarchical":

@@ -38,8 +38,9 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                               in_flight=in_flight(order, c), optimizer=cfg.optimizer,
                               dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
                               training=cfg.training, sharded=sharded, sp=cfg.sp and cfg.tp > 1,
-                              dp=cfg.dp, zero=cfg.zero)
+                              dp=cfg.replicas, zero=cfg.zero)
                  for c in range(cfg.chunks)]
+        parts = [_context(p, cfg) for p in parts]
         parts = [_held_experts(p, model, stages[c * cfg.pp + s], sharded, cfg)
                  for c, p in enumerate(parts)]
         if cfg.offload_optimizer or cfg.offload_activations:  # their terms on the host
@@ -51,6 +52,14 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
         rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})", total))
     check_fits(rows, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
     return tuple(rows)
+
+
+def _context(m: MemoryBreakdown, cfg: ParallelConfig) -> MemoryBreakdown:
+    """With context parallelism a rank keeps the activations of its s/cp tokens: every
+    saved tensor is per token, and an unfused attention's scores are its s/cp query
+    rows against s keys, so all of Korthikanti et al.'s terms divide by cp (the weights
+    do not; ZeRO shards over the dp x cp ranks: parallel.context)."""
+    return m if cfg.cp == 1 else replace(m, activations_bytes=m.activations_bytes / cfg.cp)
 
 
 def _held_experts(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
@@ -90,7 +99,7 @@ def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConf
             f"{gib(m.gradients_bytes)}, optimizer {gib(m.optimizer_bytes)}, activations "
             f"{gib(m.activations_bytes)})")
     advice = (f"try more tp/pp, recompute, or fewer micro-batches in flight "
-              f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp})")
+              f"(dp={cfg.dp} pp={cfg.pp} tp={cfg.tp}" + (f" cp={cfg.cp})" if cfg.cp > 1 else ")"))
     if cfg.training and cfg.dp > 1 and cfg.zero < 3:
         advice += f", or a zero stage above {cfg.zero} to shard the model state over dp"
     return DoesNotFit(need, advice, m.total_bytes, capacity)

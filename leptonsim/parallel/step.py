@@ -24,7 +24,7 @@ from ..hardware import Cluster
 from ..models import Layer, Model
 from ..ops.base import Cost
 from ..trace import Trace, mirror_units
-from . import collectives, experts, mirror, nccl, offload, zero
+from . import collectives, context, experts, mirror, nccl, offload, zero
 from .config import ParallelConfig
 from .memory import MemoryBreakdown
 from .pipeline import Op, partition, schedule
@@ -49,6 +49,7 @@ class Segment:
     forward_before: str = ""
     backward_before: str = ""
     exchange: bool = False  # a MoE layer whose tokens expert parallelism all-to-alls
+    ring: bool = False      # an attention layer that context parallelism runs as a ring
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np
 
 
 def _work(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> LayerWork:
-    return layer_work(model, cfg.microbatch_size, cfg.dtype_bytes, cfg.tp, roles)
+    return layer_work(model, cfg.microbatch_size, cfg.dtype_bytes, cfg.tp, roles, cfg.cp)
 
 
 def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
@@ -135,7 +136,8 @@ def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
 
 
 def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
-    return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes
+    """A layer's output on one rank: its s/cp tokens of each sample of a micro-batch."""
+    return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes / cfg.cp
 
 
 def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
@@ -147,9 +149,11 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     from .plan_memory import plan_memory  # the memory plan raises before any graph is built
 
     if cluster.size != cfg.units:
-        raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
+        raise ValueError(f"dp x pp x tp x cp = {cfg.units} units, but the cluster has "
+                         f"{cluster.size}")
     cfg = mirror.resolve(cfg, cluster)  # dp_mode auto: mirrored where that is exact
     check_split(model, cfg.tp)
+    context.check_context(model, cfg)
     experts.check_experts(model, cfg.ep)
     roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
         model.layers)
@@ -194,6 +198,7 @@ class _StepBuilder:
         self.b = GraphBuilder()
         self.stages = stages
         self.exchanges = experts.exchanged_layers(model, cfg)
+        self.rings = context.ring_layers(model, cfg)
         self.segments = [self._segments(a, z) for a, z in stages]
         self.done: dict[tuple[str, int, int, int], Ends] = {}   # (F|B, d, v, k) -> ends
         self.collectives = 0
@@ -212,7 +217,7 @@ class _StepBuilder:
         run at the layer, one before its forward or after its backward starts one."""
         roles, out, run = self.roles, [], []  # type: list[LayerRole], list[Segment], list[int]
         for i in range(start, end):
-            alone = i in self.exchanges
+            alone = i in self.exchanges or i in self.rings
             if run and (roles[i].backward_after or roles[i].forward_before or alone):
                 out.append(self._segment(run))
                 run = []
@@ -227,14 +232,14 @@ class _StepBuilder:
     def _segment(self, run: list[int]) -> Segment:
         first, last = self.roles[run[0]], self.roles[run[-1]]
         return Segment(tuple(run), last.forward_after, first.backward_after,
-                       first.forward_before, last.backward_before, run[0] in self.exchanges)
+                       first.forward_before, last.backward_before, run[0] in self.exchanges,
+                       run[0] in self.rings)
 
     # -- the whole step ------------------------------------------------------------
     def build(self, orders: list[list[Op]]) -> None:
         """Every op's tasks first, then the edges between ops, then synchronisation."""
         cfg = self.cfg
-        replicas = cfg.simulated_replicas()
-        for group in experts.ep_groups(cfg)[:len(replicas)]:  # exchanging tokens: in lockstep
+        for group in context.lockstep_groups(cfg):  # replicas that exchange data: in lockstep
             for s, order in enumerate(orders):
                 for kind, k, chunk in order:
                     v = chunk * cfg.pp + s
@@ -248,16 +253,17 @@ class _StepBuilder:
                 self._link(self.done[("F", d, v, k)], ends, 0.0)
                 if v + 1 < cfg.virtual_stages:  # gradients from the next virtual stage
                     self._link(self.done[("B", d, v + 1, k)], ends, self._boundary_bytes(v))
-        for d in replicas:
+        for d in cfg.simulated_replicas():
             for s, order in enumerate(orders):  # each device runs its ops in order
                 ops = [self.done[(kind, d, chunk * cfg.pp + s, k)] for kind, k, chunk in order]
                 for before, after in zip(ops, ops[1:], strict=False):
                     self._link(before, after, 0.0)
-        if cfg.training and cfg.zero == 3 and cfg.dp > 1:
+        if cfg.training and cfg.zero == 3 and cfg.replicas > 1:
             for s in range(cfg.pp):
                 for t in cfg.simulated_tp_ranks():
-                    zero.prefetched_allgathers(self.b, [cfg.rank(d, s, t) for d in range(cfg.dp)],
-                                               [self.runs[(d, s, t)] for d in range(cfg.dp)],
+                    ds = range(cfg.replicas)
+                    zero.prefetched_allgathers(self.b, [cfg.replica_rank(d, s, t) for d in ds],
+                                               [self.runs[(d, s, t)] for d in ds],
                                                cfg.bucket_bytes, f"fsdp.s{s}.t{t}")
         if cfg.training:
             for s in range(cfg.pp):
@@ -275,8 +281,7 @@ class _StepBuilder:
             for d in ds:
                 self._tp_collectives(chains[d], d, s, self._input_gather(seg))
             self._exchange(chains, s, seg, f"F.k{k}.dispatch")
-            for d in ds:
-                self._compute(chains[d], d, s, seg, "F", k)
+            self._computes(chains, s, seg, "F", k)
             self._exchange(chains, s, seg, f"F.k{k}.combine")
             for d in ds:
                 if seg.forward_after:
@@ -308,8 +313,7 @@ class _StepBuilder:
             again = ("dispatch", "combine") if self.cfg.recompute == "full" else ()
             for name in (*again, "combine.grad"):
                 self._exchange(chains, s, seg, f"B.k{k}.{name}")
-            for d in ds:
-                self._compute(chains[d], d, s, seg, "B", k)
+            self._computes(chains, s, seg, "B", k)
             self._exchange(chains, s, seg, f"B.k{k}.dispatch.grad")
             for d in ds:
                 todo: list[tuple[str, float]] = []
@@ -331,7 +335,7 @@ class _StepBuilder:
         layer = self.model.layers[seg.layers[0]]
         nbytes = experts.exchange_bytes(layer, self.cfg)
         for ti, t in enumerate(self.cfg.simulated_tp_ranks()):
-            ranks = [self.cfg.rank(d, s, t) for d in ds]
+            ranks = [self.cfg.replica_rank(d, s, t) for d in ds]
             ready = [self._started(chains[d][ti], r, name) for d, r in zip(ds, ranks, strict=True)]
             done = collectives.all_to_all(self.b, ranks, nbytes, ready,
                                           f"ep.{layer.name}.d{ds[0]}.t{t}.{name}")
@@ -358,7 +362,7 @@ class _StepBuilder:
     def _input_bytes(self, seg: Segment) -> float:
         first_layer = self.model.layers[seg.layers[0]]
         return (float(np.prod(first_layer.input_shape)) * self.cfg.microbatch_size
-                * self.cfg.dtype_bytes)
+                * self.cfg.dtype_bytes / self.cfg.cp)
 
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
@@ -371,8 +375,42 @@ class _StepBuilder:
             chain[0] = task
         chain[1] = task
 
+    def _computes(self, chains: dict[int, list[list[int]]], s: int, seg: Segment, kind: str,
+                  k: int) -> None:
+        """The segment on each replica of `chains`; a ring-attention layer as cp blocks,
+        each after the ring step that brings its K, V block (parallel.context)."""
+        blocks = self.cfg.cp if seg.ring else 1
+        sources: list[list[int]] = []  # per simulated tp rank, the tasks that forward a block
+        for block in range(blocks):
+            if seg.ring:
+                sources = self._ring(chains, s, seg, kind, k, block, sources)
+            for d in chains:
+                self._compute(chains[d], d, s, seg, kind, k, block, blocks)
+
+    def _ring(self, chains: dict[int, list[list[int]]], s: int, seg: Segment, kind: str,
+              k: int, block: int, sources: list[list[int]]) -> list[list[int]]:
+        """Before block 0 each rank's own K, V leave from its last task; before block j
+        the ring step that brings block j, which forwards it on."""
+        layer = self.model.layers[seg.layers[0]]
+        nbytes = context.ring_bytes(layer, self.cfg, kind)
+        out = []
+        for ti, t in enumerate(self.cfg.simulated_tp_ranks()):
+            units = [self.cfg.replica_rank(d, s, t) for d in chains]
+            name = f"cp.{kind}.{layer.name}.d{min(chains)}.k{k}.t{t}.{block}"
+            if block == 0:
+                out.append([self._started(chains[d][ti], u, name) for d, u in zip(chains, units,
+                                                                                  strict=True)])
+                continue
+            relays = context.ring_step(self.b, units, sources[ti], nbytes, name)
+            for d, relay in zip(chains, relays, strict=True):
+                self._append(chains[d][ti], relay)
+            out.append(relays)
+        return out
+
     def _compute(self, chains: list[list[int]], d: int, s: int, seg: Segment, kind: str,
-                 k: int) -> None:
+                 k: int, block: int = 0, blocks: int = 1) -> None:
+        """The segment's compute task on each simulated tp rank of replica d; block of
+        `blocks` equal parts of it (ring attention's blocks, parallel.context)."""
         cols = (0, 1) if kind == "F" else (2, 3)
         rows = self.costs[list(seg.layers)]
         flops, nbytes = rows[:, cols[0]].sum(), rows[:, cols[1]].sum()
@@ -385,17 +423,21 @@ class _StepBuilder:
             flops, nbytes = flops + core[0], nbytes + core[1]
             phases.append(CORE)
         gemms, kernels = self.work_of.segment(seg.layers, phases)
+        if blocks > 1:  # ASSUMPTION: each block launches an equal share of the kernels
+            flops, nbytes, kernels = flops / blocks, nbytes / blocks, -(-kernels // blocks)
+            gemms = list(context.token_split(gemms, blocks))
         layer = self.model.layers[seg.layers[0]]
         label = layer.kind if len(seg.layers) == 1 else "segment"
+        part = f".b{block}" if blocks > 1 else ""
         for t, chain in zip(self.cfg.simulated_tp_ranks(), chains, strict=True):
-            task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}", flops=float(flops),
-                               nbytes=float(nbytes), pin=self.cfg.rank(d, s, t),
+            task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}{part}", flops=float(flops),
+                               nbytes=float(nbytes), pin=self.cfg.replica_rank(d, s, t),
                                kind=label if kind == "F" else f"{label}.bwd",
                                gemms=gemms, kernels=kernels)
             self.work[task] = (kind, seg.layers)
             self.passes[(kind, d, seg.layers[0], k, t)] = task
             self._append(chain, task)
-            if self.cfg.zero == 3:  # the parameters it needs gathered first
+            if self.cfg.zero == 3 and block == 0:  # the parameters it needs gathered first
                 self.runs.setdefault((d, s, t), []).append(
                     (task, sum(self._param_bytes(i) for i in seg.layers)))
             for i in seg.layers if kind == "F" else ():
@@ -422,7 +464,7 @@ class _StepBuilder:
         cfg = self.cfg
         if cfg.tp == 1 or not todo:
             return
-        ranks = [cfg.rank(d, s, t) for t in range(cfg.tp)]
+        ranks = [cfg.replica_rank(d, s, t) for t in range(cfg.tp)]
         if cfg.tp_mode == "symmetric":
             self.collectives += 1
             kinds = "+".join(kind for kind, _ in todo)
@@ -498,29 +540,29 @@ class _StepBuilder:
                    for bucket in self._buckets(chunk * cfg.pp + s)]
         replicas = cfg.simulated_replicas()
         for t in cfg.simulated_tp_ranks():
-            ranks = [cfg.rank(d, s, t) for d in replicas]
+            ranks = [cfg.replica_rank(d, s, t) for d in replicas]
             ends: list[list[int]] = [[] for _ in replicas]
             done: list[int] = []
             for k in zero.reduced_microbatches(cfg.zero, cfg.microbatches):
                 for bucket, nbytes in buckets:
                     ready = [self.last_backward[(d, bucket[-1], t, k)] for d in replicas]
                     name = f"dp.s{s}.t{t}.{bucket[0]}" + (f".k{k}" if cfg.zero >= 2 else "")
-                    if cfg.dp > 1:
+                    if cfg.replicas > 1:
                         ready = collectives.join(self.b, ready, done, ranks, f"{name}.wait",
                                                  reduce.__name__)
                         done = self._dp_ring(reduce, s, t, nbytes, ready, name)
                     for d in replicas:
-                        ends[d].append(done[d] if cfg.dp > 1 else ready[d])
+                        ends[d].append(done[d] if cfg.replicas > 1 else ready[d])
             self._expert_gradients(s, t, ends)
             updated = [self._update(d, s, t, ends[d], order, buckets) for d in replicas]
-            if cfg.overlap_param_gather and cfg.dp > 1:  # under the next forward
+            if cfg.overlap_param_gather and cfg.replicas > 1:  # under the next forward
                 ahead = buckets[::-1]
                 zero.forward_allgathers(
                     self.b, partial(self._dp_ring, collectives.ring_allgather, s, t),
                     [[self.first_forward[(d, min(bucket), t)] for d in replicas]
                      for bucket, _ in ahead],
                     [nbytes for _, nbytes in ahead], f"dp.s{s}.t{t}.gather")
-            elif cfg.zero in (1, 2) and cfg.dp > 1:
+            elif cfg.zero in (1, 2) and cfg.replicas > 1:
                 for bucket, nbytes in buckets:  # the updated shards back to every replica
                     updated = self._dp_ring(collectives.ring_allgather, s, t, nbytes, updated,
                                             f"dp.s{s}.t{t}.{bucket[0]}.gather")
@@ -531,7 +573,8 @@ class _StepBuilder:
         replica 0's side of it (parallel.mirror.ring)."""
         cfg = self.cfg
         if cfg.dp_mode != "mirrored":
-            return ring(self.b, [cfg.rank(d, s, t) for d in range(cfg.dp)], nbytes, ready, name)
+            return ring(self.b, [cfg.replica_rank(d, s, t) for d in range(cfg.replicas)], nbytes,
+                        ready, name)
         steps = (cfg.dp - 1) * (2 if ring is collectives.ring_allreduce else 1)
         return [mirror.ring(self.b, cfg.rank(0, s, t), mirror.shadow(cfg, s, t), cfg.dp, nbytes,
                             ready[0], name, ring.__name__, steps)]
@@ -600,9 +643,9 @@ class _StepBuilder:
         cfg = self.cfg
         layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
         c = optimizer_cost(self.model, cfg, self.roles, layers)
-        shard = cfg.dp if cfg.zero else 1
+        shard = cfg.replicas if cfg.zero else 1
         task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops / shard, nbytes=c.bytes / shard,
-                           pin=cfg.rank(d, s, t), kind="optimizer", kernels=c.kernels)
+                           pin=cfg.replica_rank(d, s, t), kind="optimizer", kernels=c.kernels)
         self.work[task] = ("update", layers)
         kind, k, chunk = order[-1]
         self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
@@ -617,8 +660,9 @@ class _StepBuilder:
         cfg = self.cfg
         if cfg.tp_mode == "full" and cfg.dp_mode == "full":
             return {u: (u,) for u in range(cfg.units)}
-        ds = range(cfg.dp) if cfg.dp_mode == "mirrored" else None
+        ds = range(cfg.replicas) if cfg.dp_mode == "mirrored" else None
         ts = range(cfg.tp) if cfg.tp_mode == "symmetric" else None
-        return {cfg.rank(d, s, t): tuple(cfg.rank(e, s, u) for e in ds or (d,) for u in ts or (t,))
+        rank = cfg.replica_rank
+        return {rank(d, s, t): tuple(rank(e, s, u) for e in ds or (d,) for u in ts or (t,))
                 for d in cfg.simulated_replicas() for s in range(cfg.pp)
                 for t in cfg.simulated_tp_ranks()}

@@ -8,7 +8,9 @@ bytes on each rank, and each of its GEMMs loses 1/tp of the dimension the split
 divides: a column-parallel Dense its output features, a row-parallel Dense its input
 features, attention its heads (ops.base.Gemm.shard). A layer sequence parallelism
 splits (role.sequence: norms, adds) runs on 1/tp of the tokens, so it too does 1/tp of
-its FLOPs and bytes (such layers have no GEMMs).
+its FLOPs and bytes (such layers have no GEMMs). Context parallelism (parallel.context)
+puts every layer on s/cp of the tokens the same way: 1/cp more of its FLOPs, of its
+GEMMs' token rows and of its bytes but the weights', which every rank reads whole.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import numpy as np
 
 from ..graph import GemmRows
 from ..models import Layer, Model
-from ..ops.base import Cost, Gemm
+from ..ops.base import Cost, Gemm, Phase
+from .context import rank_bytes, token_split
 from .tensor import LayerRole
 
 FORWARD, BACKWARD, CORE = 0, 1, 2  # CORE: what selective recompute rebuilds (Op.recompute_cost)
+BACKWARD_PHASES: tuple[Phase, ...] = ("backward_data", "backward_weights")
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def row_parallel(layer: Layer, role: LayerRole) -> bool:
 
 
 def layer_work(model: Model, microbatch: int, dtype_bytes: int, tp: int,
-               roles: Sequence[LayerRole]) -> LayerWork:
+               roles: Sequence[LayerRole], cp: int = 1) -> LayerWork:
     costs = np.zeros((len(model.layers), 4))
     core = np.zeros((len(model.layers), 2))
     kernels = np.zeros((len(model.layers), 3), np.int64)
@@ -62,12 +66,15 @@ def layer_work(model: Model, microbatch: int, dtype_bytes: int, tp: int,
         b = (layer.cost(microbatch, "backward_data", dtype_bytes)
              + layer.cost(microbatch, "backward_weights", dtype_bytes))
         c = layer.op.recompute_cost(layer.input_shape, microbatch, dtype_bytes)
-        share = tp if role.sharded or role.sequence else 1
-        costs[i] = (f.flops / share, f.bytes / share, b.flops / share, b.bytes / share)
+        split = tp if role.sharded or role.sequence else 1
+        share = split * cp
+        fb = rank_bytes(layer, f.bytes, microbatch, dtype_bytes, ("forward",), cp)
+        bb = rank_bytes(layer, b.bytes, microbatch, dtype_bytes, BACKWARD_PHASES, cp)
+        costs[i] = (f.flops / share, fb / split, b.flops / share, bb / split)
         core[i] = (c.flops / share, c.bytes / share)
         kernels[i] = (f.kernels, b.kernels, c.kernels)
         row = row_parallel(layer, role)
-        gemms.append(tuple(_shard(x, share, row) for x in (f, b, c)))
+        gemms.append(tuple(token_split(_shard(x, split, row), cp) for x in (f, b, c)))
     return LayerWork(costs, kernels, tuple(gemms), core)
 
 

@@ -23,6 +23,7 @@ from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
+from ..parallel.context import ContextSplitError
 from ..parallel.experts import ExpertSplitError
 from ..parallel.mirror import MirrorError
 from ..parallel.mirror import resolve as resolve_mirror
@@ -207,6 +208,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         raise ScenarioError("parallel.sp", err.expected, err.tp, hint=err.hint) from None
     except ExpertSplitError as err:
         raise ScenarioError("parallel.ep", err.expected, err.ep, hint=err.hint) from None
+    except ContextSplitError as err:
+        raise ScenarioError("parallel.cp", err.expected, err.cp, hint=err.hint) from None
     except SizeError as err:  # the estimate is a lower bound; the builder stops at the bound
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise

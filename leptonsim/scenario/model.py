@@ -139,6 +139,11 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                    "over ep of the dp replicas, which all-to-all their tokens "
                                    "before and after it; divides dp and every MoE layer's "
                                    "experts", 1, 1),
+                     "cp": integer("Context parallelism (ring attention): each replica's "
+                                   "sequences split over cp ranks, just outside its tp ranks, "
+                                   "which pass keys and values around a ring in every "
+                                   "attention layer; divides the sequence (2 x cp chunks when "
+                                   "causal); transformers only", 1, 1),
                      "zero": {"type": "integer", "minimum": ZERO_STAGES[0],
                               "maximum": ZERO_STAGES[-1], "default": 0,
                               "description": "ZeRO stage over the data-parallel replicas: 0 "
@@ -338,13 +343,15 @@ def _describe(hint: Any) -> str:
 
 def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfig:
     """The split of normalised [workload.model] and [parallel] tables over `units`."""
-    pp, tp = int(parallel["pp"]), int(parallel["tp"])
-    # data parallelism takes the units the other two leave, so a sweep over the unit
+    pp, tp, cp = int(parallel["pp"]), int(parallel["tp"]), int(parallel["cp"])
+    # data parallelism takes the units the others leave, so a sweep over the unit
     # count scales the replicas without naming them
-    dp = int(parallel["dp"]) if "dp" in parallel else max(1, units // (pp * tp))
-    if dp * pp * tp != units:
-        raise ScenarioError("parallel", f"dp x pp x tp equal to the {units} units of the hardware",
-                            f"<{dp} x {pp} x {tp} = {dp * pp * tp}>")
+    dp = int(parallel["dp"]) if "dp" in parallel else max(1, units // (pp * tp * cp))
+    if dp * pp * tp * cp != units:
+        what, sizes = ("dp x pp x tp x cp", f"{dp} x {pp} x {tp} x {cp}") if cp > 1 else (
+            "dp x pp x tp", f"{dp} x {pp} x {tp}")
+        raise ScenarioError("parallel", f"{what} equal to the {units} units of the hardware",
+                            f"<{sizes} = {dp * pp * tp * cp}>")
     if parallel["chunks"] > 1 and parallel["schedule"] != "interleaved":
         raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
                             " (model chunks are the interleaved schedule's)", parallel["chunks"],
@@ -370,7 +377,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             overlap_param_gather=bool(parallel["overlap_param_gather"]),
             offload_optimizer=bool(offload.get("optimizer", False)),
             offload_activations=bool(offload.get("activations", False)),
-            dp_mode=parallel["dp_mode"])
+            dp_mode=parallel["dp_mode"], cp=cp)
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
     bad = offload_problem(cfg)

@@ -84,6 +84,9 @@ def model_setup(model: Model, cfg: ParallelConfig, profile: Profile,
     """A training step of `model` under `cfg` on cfg.units cores of this machine."""
     if cfg.tp != 1:
         raise ScenarioError("parallel.tp", "1 for validation (no sharded NumPy kernels)", cfg.tp)
+    if cfg.cp != 1:
+        raise ScenarioError("parallel.cp", "1 for validation (no ring-attention NumPy kernels)",
+                            cfg.cp)
     cluster = profile_cluster(profile, cfg.units, calibration.simulated_link)
     step = build_step(model, cfg, cluster)
     kernels = ModelKernels(model, step.work or {}, cfg.microbatch_size, cfg.dtype_bytes,
