@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leptonsim.cli import main
+from leptonsim.scenario import load
 from leptonsim.zoo import get_model, get_spec, transformer
 from leptonsim.zoo.llm import GPT3_TABLE
 from leptonsim.zoo.spec import SpecError, TransformerSpec
@@ -96,3 +99,13 @@ def test_zoo_specs_start_scenarios_and_names_are_case_insensitive() -> None:
 def test_heads_not_divisible_by_kv_heads_names_the_field() -> None:
     with pytest.raises(SpecError, match=r"kv_heads: expected a divisor of heads \(32\), found 6"):
         TransformerSpec("t", 2, 4096, 32, 100, 16, kv_heads=6)
+
+
+def test_the_bundled_llama3_405b_scenario_is_at_most_25_lines() -> None:
+    """Issue 13's target: Llama 3 405B on 1,024 H100s (TP 8 x PP 16, ZeRO-1, sequence
+    parallelism) written in at most 25 lines, and it builds to the zoo's exact model."""
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "llama3_405b.toml"
+    assert len(path.read_text().splitlines()) <= 25
+    (scenario,) = load(path)
+    assert scenario.step.model.params() == EXACT["llama3_405b"]
+    assert (scenario.step.config.tp, scenario.step.config.pp, scenario.cluster.size) == (8, 16, 1024)
