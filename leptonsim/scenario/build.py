@@ -184,6 +184,14 @@ def check_scheduler(scheduler: str, cluster: Cluster, graph: TaskGraph,
                             hint="pin every task, or use 'heft' or 'greedy'")
 
 
+def _smaller(cfg: ParallelConfig) -> str:
+    """The [parallel] keys that would build fewer tasks, for a step over the bound."""
+    keys = [k for k, on in (("dp_mode = 'auto'", cfg.dp > 1 and cfg.dp_mode == "full"),
+                            ("tp_mode = 'symmetric'", cfg.tp > 1 and cfg.tp_mode == "full"),
+                            ("fuse = true", not cfg.fuse)) if on]
+    return f"; fewer with {', '.join(keys)}" if keys else ""
+
+
 def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table, file)
@@ -191,7 +199,7 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     sharded = doc["parallel"]["embeddings"] == "sharded"
     cfg = _mirrored(cfg, cluster, sharded)
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
-             f"{cfg.microbatches} micro-batches x {len(model.layers)} layers")
+             f"{cfg.microbatches} micro-batches x {len(model.layers)} layers{_smaller(cfg)}")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
     try:
         if sharded:
