@@ -12,7 +12,7 @@ from ..models import Model
 from ..quantities import format_quantity
 from . import experts
 from .config import ParallelConfig
-from .memory import MemoryBreakdown, stage_memory
+from .memory import MemoryBreakdown, kept_parts, stage_memory
 from .pipeline import Op
 from .tensor import LayerRole
 
@@ -27,41 +27,74 @@ def in_flight(order: list[Op], chunk: int) -> int:
     return max(peak, 1)
 
 
+def peak_in_flight(order: list[Op], per_chunk: Sequence[float]) -> float:
+    """The most a stage keeps at once when each in-flight micro-batch of chunk c keeps
+    per_chunk[c]: the peak over its order of the chunks' sum, not the sum of each
+    chunk's peak (an interleaved first stage holds p (1 + (p-1)/(pm)) chunk-micro-batches
+    at its peak, Korthikanti et al., MLSys 2023, section 4.3; in_flight per chunk sums
+    to more)."""
+    live = [0] * len(per_chunk)
+    peak = 0.0
+    for kind, _, c in order:
+        live[c] += 1 if kind == "F" else -1
+        peak = max(peak, sum(n * b for n, b in zip(live, per_chunk, strict=True)))
+    return peak if peak > 0 else max(per_chunk)
+
+
 def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list[LayerRole],
                 stages: list[tuple[int, int]], orders: list[list[Op]]
                 ) -> tuple[tuple[str, MemoryBreakdown], ...]:
+    """Per pipeline stage, its name and the memory one unit of it needs (check_fits
+    compares it with the units')."""
     sharded = [r.sharded for r in roles]
+    sp = cfg.sp and cfg.tp > 1
     rows = []
     for s, order in enumerate(orders):
-        parts = [stage_memory(model, stages[c * cfg.pp + s], tp=cfg.tp,
-                              microbatch_size=cfg.microbatch_size,
-                              in_flight=in_flight(order, c), optimizer=cfg.optimizer,
-                              dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
-                              training=cfg.training, sharded=sharded, sp=cfg.sp and cfg.tp > 1,
-                              dp=cfg.dp, zero=cfg.zero)
-                 for c in range(cfg.chunks)]
-        parts = [_held_experts(p, model, stages[c * cfg.pp + s], sharded, cfg)
-                 for c, p in enumerate(parts)]
-        total = MemoryBreakdown(*(sum(getattr(p, f) for p in parts) for f in (
-            "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes")))
-        rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})", total))
-    check_fits(rows, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
+        ranges = [stages[c * cfg.pp + s] for c in range(cfg.chunks)]
+        parts = [_held_params(stage_memory(
+            model, r, tp=cfg.tp, microbatch_size=cfg.microbatch_size, in_flight=1,
+            optimizer=cfg.optimizer, dtype_bytes=cfg.dtype_bytes, recompute=cfg.recompute,
+            training=cfg.training, sharded=sharded, sp=sp, dp=cfg.dp, zero=cfg.zero),
+            model, r, sharded, cfg) for r in ranges]
+        state = [sum(getattr(p, f) for p in parts)
+                 for f in ("weights_bytes", "gradients_bytes", "optimizer_bytes")]
+        if cfg.training:
+            kept = [kept_parts(model, r, tp=cfg.tp, dtype_bytes=cfg.dtype_bytes,
+                               recompute=cfg.recompute, sharded=sharded, sp=sp) for r in ranges]
+            activations = cfg.microbatch_size * (peak_in_flight(order, [k for k, _ in kept])
+                                                 + max(r for _, r in kept))
+        else:
+            activations = sum(p.activations_bytes for p in parts)
+        rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})",
+                     MemoryBreakdown(*state, activations)))
     return tuple(rows)
 
 
-def _held_experts(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
-                  sharded: list[bool], cfg: ParallelConfig) -> MemoryBreakdown:
-    """The stage's parameter terms with expert parallelism: a rank holds 1/ep of each
-    MoE layer's routed experts (parallel.experts), so its weights, gradients and
+def vocab_parallel(model: Model) -> int | None:
+    """The layer Megatron-LM splits over the vocabulary (VocabParallelEmbedding: Shoeybi
+    et al. 2019, section 3), so that each tensor-parallel rank holds V/t rows of it: the
+    model's largest un-pooled embedding, its word embedding (positions and token types
+    stay whole); None for a model without one."""
+    tables = [(layer.op.vocab, i) for i, layer in enumerate(model.layers)  # type: ignore[attr-defined]
+              if layer.kind == "embedding" and not layer.op.pooling]  # type: ignore[attr-defined]
+    return max(tables)[1] if tables else None
+
+
+def _held_params(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
+                 sharded: list[bool], cfg: ParallelConfig) -> MemoryBreakdown:
+    """The stage's parameter terms as a rank holds them: with expert parallelism 1/ep
+    of each MoE layer's routed experts (parallel.experts), and the word embedding
+    split over the vocabulary (vocab_parallel), so its weights, gradients and
     optimizer state shrink by the parameters it does not hold."""
-    if cfg.ep == 1:
+    word = vocab_parallel(model) if cfg.tp > 1 else None
+    if cfg.ep == 1 and not (word is not None and layers[0] <= word < layers[1]):
         return m
     whole = held = 0.0
     for i in range(*layers):
         layer, share = model.layers[i], cfg.tp if sharded[i] else 1
         whole += layer.params / share
         held += (experts.replicated_params(layer, cfg.ep)
-                 + experts.held_expert_params(layer, cfg.ep)) / share
+                 + experts.held_expert_params(layer, cfg.ep)) / (cfg.tp if i == word else share)
     f = held / whole if whole else 1.0
     return replace(m, weights_bytes=m.weights_bytes * f, gradients_bytes=m.gradients_bytes * f,
                    optimizer_bytes=m.optimizer_bytes * f)

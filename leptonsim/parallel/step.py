@@ -138,7 +138,24 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     """The step graph; `cost` prices the layers the pipeline partition balances, and
     collapsed collectives (symmetric mode) are timed for a cut-through or a
     store-and-forward network."""
-    from .plan_memory import plan_memory  # the memory plan raises before any graph is built
+    from .plan_memory import check_fits  # the memory plan raises before any graph is built
+
+    roles, work, stages, orders, memory = plan(model, cfg, cluster, cost)
+    check_fits(memory, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
+    builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through)
+    builder.build(orders)
+    return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
+                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
+                     input_seconds(cfg, cluster))
+
+
+def plan(model: Model, cfg: ParallelConfig, cluster: Cluster, cost: CostModel = DEFAULT
+         ) -> tuple[list[LayerRole], LayerWork, list[tuple[int, int]], list[list[Op]],
+                    tuple[tuple[str, MemoryBreakdown], ...]]:
+    """What a step is before its graph: the layers' roles and work, the stages balanced
+    with `cost`, each stage's order and each stage's memory (not yet checked against
+    the units': parallel.plan_memory.check_fits does that)."""
+    from .plan_memory import plan_memory
 
     if cluster.size != cfg.units:
         raise ValueError(f"dp x pp x tp = {cfg.units} units, but the cluster has {cluster.size}")
@@ -155,12 +172,7 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
                                   gemms=work.rows(), kernels=work.kernels[:, :CORE].sum(axis=1))
     stages = partition(per_layer.tolist(), cfg.virtual_stages)
     orders = _orders(cfg)
-    memory = plan_memory(model, cfg, cluster, roles, stages, orders)
-    builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through)
-    builder.build(orders)
-    return StepGraph(model, builder.b.build(), cfg, tuple(stages), memory, builder.groups(),
-                     builder.work, builder.collapsed if cfg.tp_mode == "symmetric" else None,
-                     input_seconds(cfg, cluster))
+    return roles, work, stages, orders, plan_memory(model, cfg, cluster, roles, stages, orders)
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
