@@ -267,6 +267,20 @@ def block_of(name: str) -> str:
     return "" if numbered is None else ".".join(parts[:numbered + 1])
 
 
+def block_starts(model: Model) -> list[int]:
+    """Where each numbered block after the first begins: the layers before the first
+    block (embeddings) go with it, those after the last (final norm, head, loss) with
+    the last, as Megatron-LM places them."""
+    starts, last = [], ""
+    for i, layer in enumerate(model.layers):
+        block = block_of(layer.name)
+        if block and block != last:
+            if last:
+                starts.append(i)
+            last = block
+    return starts
+
+
 def _segments(model: Model, layer_range: tuple[int, int]) -> list[tuple[int, int]]:
     """The stage's full-recompute segments, [first, end): runs of layers of one block,
     or in a model without numbered blocks (a scenario's layer list) one transformer

@@ -46,7 +46,7 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
                 ) -> tuple[tuple[str, MemoryBreakdown], ...]:
     """Per pipeline stage, its name and the memory one unit of it needs (check_fits
     compares it with the units')."""
-    sharded = [r.sharded for r in roles]
+    sharded = vocab_parallel(model, roles) if cfg.tp > 1 else [r.sharded for r in roles]
     sp = cfg.sp and cfg.tp > 1
     rows = []
     for s, order in enumerate(orders):
@@ -70,31 +70,38 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
     return tuple(rows)
 
 
-def vocab_parallel(model: Model) -> int | None:
-    """The layer Megatron-LM splits over the vocabulary (VocabParallelEmbedding: Shoeybi
-    et al. 2019, section 3), so that each tensor-parallel rank holds V/t rows of it: the
-    model's largest un-pooled embedding, its word embedding (positions and token types
-    stay whole); None for a model without one."""
-    tables = [(layer.op.vocab, i) for i, layer in enumerate(model.layers)  # type: ignore[attr-defined]
+def vocab_parallel(model: Model, roles: list[LayerRole]) -> list[bool]:
+    """Which layers' memory tensor parallelism splits: the roles' split layers, and the
+    two Megatron-LM splits over the vocabulary (Shoeybi et al. 2019, section 3): the
+    word embedding (VocabParallelEmbedding: the model's largest un-pooled embedding;
+    positions and token types stay whole), whose V/t rows each rank holds, and the
+    loss after a split LM head (vocab_parallel_cross_entropy), whose softmax each rank
+    keeps for its V/t logits."""
+    sharded = [r.sharded for r in roles]
+    layers = model.layers
+    tables = [(layer.op.vocab, i) for i, layer in enumerate(layers)  # type: ignore[attr-defined]
               if layer.kind == "embedding" and not layer.op.pooling]  # type: ignore[attr-defined]
-    return max(tables)[1] if tables else None
+    if tables:
+        sharded[max(tables)[1]] = True
+    for i in range(1, len(layers)):
+        if layers[i].kind == "softmax_xent" and layers[i - 1].kind == "dense" and sharded[i - 1]:
+            sharded[i] = True
+    return sharded
 
 
 def _held_params(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
                  sharded: list[bool], cfg: ParallelConfig) -> MemoryBreakdown:
-    """The stage's parameter terms as a rank holds them: with expert parallelism 1/ep
-    of each MoE layer's routed experts (parallel.experts), and the word embedding
-    split over the vocabulary (vocab_parallel), so its weights, gradients and
+    """The stage's parameter terms with expert parallelism: a rank holds 1/ep of each
+    MoE layer's routed experts (parallel.experts), so its weights, gradients and
     optimizer state shrink by the parameters it does not hold."""
-    word = vocab_parallel(model) if cfg.tp > 1 else None
-    if cfg.ep == 1 and not (word is not None and layers[0] <= word < layers[1]):
+    if cfg.ep == 1:
         return m
     whole = held = 0.0
     for i in range(*layers):
         layer, share = model.layers[i], cfg.tp if sharded[i] else 1
         whole += layer.params / share
         held += (experts.replicated_params(layer, cfg.ep)
-                 + experts.held_expert_params(layer, cfg.ep)) / (cfg.tp if i == word else share)
+                 + experts.held_expert_params(layer, cfg.ep)) / share
     f = held / whole if whole else 1.0
     return replace(m, weights_bytes=m.weights_bytes * f, gradients_bytes=m.gradients_bytes * f,
                    optimizer_bytes=m.optimizer_bytes * f)

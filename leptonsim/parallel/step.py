@@ -25,8 +25,8 @@ from ..ops.base import Cost
 from ..trace import Trace, mirror_units
 from . import collectives, experts, nccl, zero
 from .config import ParallelConfig
-from .memory import MemoryBreakdown
-from .pipeline import Op, partition, schedule
+from .memory import MemoryBreakdown, block_starts
+from .pipeline import Op, partition_at, schedule
 from .tensor import LayerRole, check_sequence, check_split, layer_roles
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
@@ -170,7 +170,7 @@ def plan(model: Model, cfg: ParallelConfig, cluster: Cluster, cost: CostModel = 
     # a layer's forward and backward as one column (no single op kind: kinds None)
     per_layer = cost.work_seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit,
                                   gemms=work.rows(), kernels=work.kernels[:, :CORE].sum(axis=1))
-    stages = partition(per_layer.tolist(), cfg.virtual_stages)
+    stages = partition_at(per_layer.tolist(), block_starts(model), cfg.virtual_stages)
     orders = _orders(cfg)
     return roles, work, stages, orders, plan_memory(model, cfg, cluster, roles, stages, orders)
 
