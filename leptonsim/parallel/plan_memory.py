@@ -13,7 +13,7 @@ from ..quantities import format_quantity
 from . import experts
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, kept_parts, stage_memory
-from .pipeline import Op
+from .pipeline import Op, schedule
 from .tensor import LayerRole
 
 
@@ -130,3 +130,27 @@ def _overflow(where: str, m: MemoryBreakdown, capacity: float, cfg: ParallelConf
     if cfg.training and cfg.dp > 1 and cfg.zero < 3:
         advice += f", or a zero stage above {cfg.zero} to shard the model state over dp"
     return DoesNotFit(need, advice, m.total_bytes, capacity)
+
+
+def memory_notes(cfg: ParallelConfig) -> list[list[str]]:
+    """Per pipeline stage, what its memory terms assume, for the report: how ZeRO shards
+    the model state over dp, what tp splits, how activations are kept and how many
+    micro-batches (of all its chunks) a stage holds at its peak."""
+    shared = []
+    if cfg.training and cfg.dp > 1:
+        sharded = [term for term, stage in (("optimizer state and fp32 master weights", 1),
+                                             ("gradients", 2), ("weights", 3))
+                   if cfg.zero >= stage]
+        shared.append(f"ZeRO-{cfg.zero}: {', '.join(sharded)} sharded over dp {cfg.dp}"
+                      if sharded else f"model state replicated over dp {cfg.dp} (zero 0)")
+    if cfg.tp > 1:
+        shared.append(f"split layers and the word embedding over tp {cfg.tp}")
+    if cfg.ep > 1:
+        shared.append(f"1/{cfg.ep} of each MoE layer's routed experts per rank (ep {cfg.ep})")
+    if not cfg.training:
+        return [[*shared, "inference: the largest layer output, in and out"]] * cfg.pp
+    kept = f"activations: recompute {cfg.recompute}" + (", sequence parallel" if cfg.sp and cfg.tp > 1 else "")
+    orders = schedule(cfg.schedule, cfg.pp, cfg.microbatches, cfg.chunks)
+    peaks = [round(peak_in_flight(order, [1.0] * cfg.chunks)) for order in orders]
+    return [[*shared, kept, f"{n} micro-batch{'es' if n > 1 else ''} in flight at the peak "
+             f"({cfg.schedule})"] for n in peaks]
