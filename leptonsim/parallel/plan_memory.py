@@ -12,7 +12,7 @@ from ..models import Model
 from ..quantities import format_quantity
 from . import experts
 from .config import ParallelConfig
-from .memory import MemoryBreakdown, kept_parts, stage_memory
+from .memory import MemoryBreakdown, kept_parts, model_state_bytes, stage_memory
 from .pipeline import Op, schedule
 from .tensor import LayerRole
 
@@ -92,19 +92,29 @@ def vocab_parallel(model: Model, roles: list[LayerRole]) -> list[bool]:
 def _held_params(m: MemoryBreakdown, model: Model, layers: tuple[int, int],
                  sharded: list[bool], cfg: ParallelConfig) -> MemoryBreakdown:
     """The stage's parameter terms with expert parallelism: a rank holds 1/ep of each
-    MoE layer's routed experts (parallel.experts), so its weights, gradients and
-    optimizer state shrink by the parameters it does not hold."""
+    MoE layer's routed experts (parallel.experts), and ZeRO shards those over the dp/ep
+    replicas holding the same experts (Megatron-Core's expert data-parallel group;
+    llm-analysis divides them by dp/ep likewise), the rest over all dp."""
     if cfg.ep == 1:
         return m
-    whole = held = 0.0
+    whole = rep = own = 0.0
     for i in range(*layers):
         layer, share = model.layers[i], cfg.tp if sharded[i] else 1
         whole += layer.params / share
-        held += (experts.replicated_params(layer, cfg.ep)
-                 + experts.held_expert_params(layer, cfg.ep)) / share
-    f = held / whole if whole else 1.0
-    return replace(m, weights_bytes=m.weights_bytes * f, gradients_bytes=m.gradients_bytes * f,
-                   optimizer_bytes=m.optimizer_bytes * f)
+        rep += experts.replicated_params(layer, cfg.ep) / share
+        own += experts.held_expert_params(layer, cfg.ep) / share
+
+    def state(n: float, dp: int) -> tuple[float, float, float]:
+        return model_state_bytes(n, 0.0, optimizer=cfg.optimizer, dtype_bytes=cfg.dtype_bytes,
+                                 dp=dp, zero=cfg.zero if cfg.training else 0)
+
+    delta = [a + b - c for a, b, c in zip(state(rep, cfg.dp), state(own, cfg.dp // cfg.ep),
+                                          state(whole, cfg.dp), strict=True)]
+    if not cfg.training:
+        return replace(m, weights_bytes=m.weights_bytes + delta[0])
+    return replace(m, weights_bytes=m.weights_bytes + delta[0],
+                   gradients_bytes=m.gradients_bytes + delta[1],
+                   optimizer_bytes=m.optimizer_bytes + delta[2])
 
 
 def check_fits(rows: Sequence[tuple[str, MemoryBreakdown]], cluster: Cluster, units: list[int],

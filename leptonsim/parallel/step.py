@@ -388,7 +388,7 @@ class _StepBuilder:
             self._append(chain, task)
             if self.cfg.zero == 3:  # the parameters it needs gathered first
                 self.runs.setdefault((d, s, t), []).append(
-                    (task, sum(self._param_bytes(i) for i in seg.layers)))
+                    (task, sum(self._param_bytes(i, gathered=True) for i in seg.layers)))
             if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
                 for i in seg.layers:
                     self.last_backward[(d, i, t, k)] = task
@@ -541,12 +541,17 @@ class _StepBuilder:
             out.append((bucket, size))
         return out
 
-    def _param_bytes(self, i: int) -> float:
+    def _param_bytes(self, i: int, gathered: bool = False) -> float:
         """Layer i's parameter (and gradient) bytes on one simulated rank: 1/tp of a split
-        layer in full mode; in symmetric mode rank 0 moves its whole group's."""
+        layer in full mode; in symmetric mode rank 0 moves its whole group's. Routed
+        experts are reduced by expert data parallelism, not here; ZeRO-3 gathers
+        (`gathered`) the rank's own experts too, and only those (ASSUMPTION: over the
+        stage's dp ring, not the expert data-parallel subgroup that shards them)."""
         share = self.cfg.tp if self.roles[i].sharded and self.cfg.tp_mode == "full" else 1
-        layer = self.model.layers[i]  # routed experts are reduced by expert data parallelism
-        return experts.replicated_params(layer, self.cfg.ep) * self.cfg.dtype_bytes / share
+        layer, ep = self.model.layers[i], self.cfg.ep
+        held = experts.replicated_params(layer, ep) + (
+            experts.held_expert_params(layer, ep) if gathered and ep > 1 else 0.0)
+        return held * self.cfg.dtype_bytes / share
 
     def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> int:
         """The update after the gradients are in; under ZeRO each rank updates its 1/dp
