@@ -34,8 +34,8 @@ _HOME: dict[str, tuple[str, str | None]] = {
     "formulas": ("formulas", None),
 }
 __all__ = ["Cluster", "Hardware", "Model", "RunResult", "Scenario", "ScenarioError", "Trace",
-           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "memory", "model", "model_names",
-           "run", "simulate", "step", "write_outputs"]  # the keys of _HOME
+           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "memory", "model",
+           "model_names", "run", "simulate", "step", "write_outputs"]  # the keys of _HOME
 
 if TYPE_CHECKING:  # what __getattr__ returns, for mypy and editors
     from . import formulas

@@ -58,7 +58,7 @@ def test_notes_say_how_zero_shards_and_how_many_micro_batches_a_stage_holds(
 
 def test_terminal_report_lists_every_term_of_every_stage(run: ls.RunResult) -> None:
     text = run.report()
-    for where, m in run.scenario.step.memory:  # type: ignore[union-attr]
+    for where, _ in run.scenario.step.memory:  # type: ignore[union-attr]
         line = next(x for x in text.splitlines() if x.strip().startswith(where))
         for word in ("weights", "grads", "optimizer", "activations", "in flight"):
             assert word in line

@@ -14,10 +14,11 @@ caps an expert at capacity_factor * mean rows (tokens over it are dropped), 0 is
 dropless. The experts run as one grouped GEMM whose groups are the busiest expert's
 rows (the critical rank's time), so FLOPs are the active rows' scaled by
 min(imbalance, capacity_factor). Parameters count ALL experts; FLOPs, bytes moved and
-the activations kept for the backward (saved_bytes) count the active rows. An expert MLP is gelu (H->F, F->H) or swiglu (gate and up
-H->F, down F->H: Shazeer, "GLU Variants Improve Transformer", 2020). Under tensor
-parallelism the first matrices split their output (n), the down matrix its input (k),
-as Megatron's column/row-parallel MLP; the router is replicated.
+the activations kept for the backward (saved_bytes) count the active rows. An expert
+MLP is gelu (H->F, F->H) or swiglu (gate and up H->F, down F->H: Shazeer, "GLU
+Variants Improve Transformer", 2020). Under tensor parallelism the first matrices
+split their output (n), the down matrix its input (k), as Megatron's column/row-parallel
+MLP; the router is replicated.
 """
 
 from __future__ import annotations

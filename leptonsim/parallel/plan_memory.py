@@ -66,7 +66,7 @@ def plan_memory(model: Model, cfg: ParallelConfig, cluster: Cluster, roles: list
         else:
             activations = sum(p.activations_bytes for p in parts)
         rows.append((f"stage {s} ({cluster.units[cfg.rank(0, s, 0)].name})",
-                     MemoryBreakdown(*state, activations)))
+                     MemoryBreakdown(state[0], state[1], state[2], activations)))
     return tuple(rows)
 
 
@@ -159,7 +159,8 @@ def memory_notes(cfg: ParallelConfig) -> list[list[str]]:
         shared.append(f"1/{cfg.ep} of each MoE layer's routed experts per rank (ep {cfg.ep})")
     if not cfg.training:
         return [[*shared, "inference: the largest layer output, in and out"]] * cfg.pp
-    kept = f"activations: recompute {cfg.recompute}" + (", sequence parallel" if cfg.sp and cfg.tp > 1 else "")
+    kept = f"activations: recompute {cfg.recompute}" + (
+        ", sequence parallel" if cfg.sp and cfg.tp > 1 else "")
     orders = schedule(cfg.schedule, cfg.pp, cfg.microbatches, cfg.chunks)
     peaks = [round(peak_in_flight(order, [1.0] * cfg.chunks)) for order in orders]
     return [[*shared, kept, f"{n} micro-batch{'es' if n > 1 else ''} in flight at the peak "

@@ -24,8 +24,8 @@ from ..hardware import Cluster
 from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.experts import ExpertSplitError
-from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.memory import MemoryBreakdown
+from ..parallel.recsys import build_recsys_step, is_recommender
 from ..parallel.step import StepGraph, build_step, plan
 from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from .cluster import build_cluster
