@@ -160,6 +160,14 @@ def scenario_of(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) 
     return ls.step(model, hw, **split(row, big=True)), needs
 
 
+def memory_of(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]
+              ) -> tuple[tuple[tuple[str, Any], ...], ls.Hardware]:
+    """The memory plan of a row's scenario (ls.memory, the split `scenario_of` takes,
+    nothing simulated) and the hardware it is planned on."""
+    hw, _ = hardware(row, platforms[row["platform"]], stand_ins)
+    return ls.memory(model_of(row), hw, **split(row, big=row["gpus"] > SYMMETRIC_ABOVE)), hw
+
+
 # -- the published unit ----------------------------------------------------------------
 
 def step_flops(row: Row) -> float:

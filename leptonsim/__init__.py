@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 # Each public name: the module that defines it, and its name there (None: the module).
 _HOME: dict[str, tuple[str, str | None]] = {
     "cluster": ("api", "cluster"), "step": ("api", "step"), "run": ("api", "run"),
+    "memory": ("api", "memory"),
     "model_names": ("api", "model_names"), "Hardware": ("api", "Hardware"),
     "load": ("scenario", "load"), "loads": ("scenario", "loads"),
     "Scenario": ("scenario", "Scenario"), "ScenarioError": ("errors", "ScenarioError"),
@@ -33,12 +34,12 @@ _HOME: dict[str, tuple[str, str | None]] = {
     "formulas": ("formulas", None),
 }
 __all__ = ["Cluster", "Hardware", "Model", "RunResult", "Scenario", "ScenarioError", "Trace",
-           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "model", "model_names",
-           "run", "simulate", "step", "write_outputs"]  # the keys of _HOME
+           "cluster", "devices", "formulas", "gantt", "links", "load", "loads", "memory", "model",
+           "model_names", "run", "simulate", "step", "write_outputs"]  # the keys of _HOME
 
 if TYPE_CHECKING:  # what __getattr__ returns, for mypy and editors
     from . import formulas
-    from .api import Hardware, cluster, model_names, run, step
+    from .api import Hardware, cluster, memory, model_names, run, step
     from .errors import ScenarioError
     from .hardware import Cluster
     from .models import Model

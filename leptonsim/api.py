@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ScenarioError, did_you_mean
 from .hardware import Cluster
+from .parallel.memory import MemoryBreakdown
 from .result import RunResult
 from .result import run as run_scenario
 from .scenario import (
@@ -30,6 +31,7 @@ from .scenario import (
     Workload,
     build,
     build_hardware,
+    build_memory,
     check_scheduler,
     check_structure,
     normalize,
@@ -92,6 +94,28 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
     the other keys of [workload.model] (microbatches, training, recompute, optimizer,
     precision) and of [parallel] (schedule, chunks, bucket, tp_mode, dp_mode, fuse, layout,
     embeddings, zero, sp, ep, cp)."""
+    return _scenario_of(_step_doc(model, hardware, batch, dp, pp, tp, options, "ls.step"),
+                        hardware.cluster)
+
+
+def memory(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
+           dp: int | None = None, pp: int | None = None, tp: int | None = None,
+           **options: Any) -> tuple[tuple[str, MemoryBreakdown], ...]:
+    """The memory plan of the step `step` would build, without building its graph: per
+    pipeline stage, its name and the bytes one unit holds (weights, gradients, optimizer
+    state, activations and their total, parallel.memory.MemoryBreakdown). A split that
+    does not fit its units is planned all the same (`step` refuses it)."""
+    doc = _step_doc(model, hardware, batch, dp, pp, tp, options, "ls.memory")
+    try:
+        check_structure(doc)
+        return build_memory(normalize(doc), hardware.cluster, file="ls.memory")
+    except ScenarioError as err:
+        raise err.in_file("ls.memory") from None
+
+
+def _step_doc(model: str | Mapping[str, Any], hardware: Hardware, batch: int, dp: int | None,
+              pp: int | None, tp: int | None, options: Mapping[str, Any], file: str) -> Table:
+    """The scenario document of a step: [workload.model] and [parallel] from the keys."""
     table = {"name": model} if isinstance(model, str) else dict(model)
     parallel = {k: v for k, v in (("dp", dp), ("pp", pp), ("tp", tp)) if v is not None}
     model_keys, parallel_keys = _keys("workload", "model"), _keys("parallel")
@@ -103,13 +127,13 @@ def step(model: str | Mapping[str, Any], hardware: Hardware, *, batch: int,
         else:
             known = [*model_keys, *parallel_keys]
             raise ScenarioError(key, f"a key of workload.model or parallel ({', '.join(known)})",
-                                f"<unknown key {key!r}>", file="ls.step",
+                                f"<unknown key {key!r}>", file=file,
                                 hint=did_you_mean(key, known))
     doc: Table = {"scenario": {"name": table.get("name", "model")}, "hardware": hardware.table,
                   "workload": {"model": {**table, "batch": batch}}}
     if parallel:
         doc["parallel"] = parallel
-    return _scenario_of(doc, hardware.cluster)
+    return doc
 
 
 def run(scenario: Scenario, *, scheduler: str | None = None,

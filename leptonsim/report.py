@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .formulas import relative_error
+from .parallel.plan_memory import memory_notes
 from .quantities import format_quantity
 
 if TYPE_CHECKING:  # only read here, so RunResult.report() can import this module back
@@ -63,7 +64,17 @@ def _memory(result: RunResult) -> list[dict[str, Any]]:
         return []
     return [{"where": where, "weights_bytes": m.weights_bytes, "gradients_bytes": m.gradients_bytes,
              "optimizer_bytes": m.optimizer_bytes, "activations_bytes": m.activations_bytes,
-             "total_bytes": m.total_bytes} for where, m in step.memory]
+             "total_bytes": m.total_bytes, "notes": notes}
+            for (where, m), notes in zip(step.memory, _notes(result), strict=True)]
+
+
+def _notes(result: RunResult) -> list[list[str]]:
+    """Per memory row, what its terms assume (parallel.plan_memory.memory_notes); a
+    recommender's rows, one per unit, share its one stage's."""
+    step = result.scenario.step
+    assert step is not None
+    notes = memory_notes(step.config)
+    return [notes[min(i, len(notes) - 1)] for i in range(len(step.memory))]
 
 
 def _claims(result: RunResult) -> list[dict[str, Any]]:
@@ -135,10 +146,13 @@ def _memory_lines(result: RunResult) -> list[str]:
              f"{cfg.microbatch_size}, {cfg.schedule}, tp_mode {cfg.tp_mode}"
              f"{', dp_mode mirrored' if cfg.dp_mode == 'mirrored' else ''}"
              f"{f', zero {cfg.zero}' if cfg.zero else ''}; memory per unit:"]
-    for where, mem in step.memory[:8]:
+    notes = _notes(result)
+    for (where, mem), note in zip(step.memory[:8], notes, strict=False):
         lines.append(f"  {where:<22} {b(mem.total_bytes):>9} = weights {b(mem.weights_bytes)}"
                      f" + grads {b(mem.gradients_bytes)} + optimizer {b(mem.optimizer_bytes)}"
-                     f" + activations {b(mem.activations_bytes)}")
+                     f" + activations {b(mem.activations_bytes)} ({note[-1]})")
+    if notes and len(notes[0]) > 1:
+        lines.append("  " + "; ".join(notes[0][:-1]))
     if len(step.memory) > 8:
         lines.append(f"  ... {len(step.memory) - 8} more stages in summary.json")
     return lines

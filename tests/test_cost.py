@@ -213,6 +213,8 @@ def test_dependencies_point_one_way():
 def test_a_scenarios_workload_is_partitioned_and_run_with_its_cost_model():
     """build_workload balances the stages with the model it is given, and the Scenario
     keeps it, so run() times the tasks with the same model that placed them."""
+    from leptonsim.parallel.memory import block_starts
+    from leptonsim.parallel.pipeline import partition_at
     from leptonsim.scenario import build_hardware, build_workload, documents, parse, scenario
 
     text = (ROOT / "scenarios" / "gpt3_ptdp.toml").read_text()
@@ -224,8 +226,9 @@ def test_a_scenarios_workload_is_partitioned_and_run_with_its_cost_model():
     cluster = build_hardware(doc)
     by_roofline = build_workload(doc, cluster)
     by_layer = build_workload(doc, cluster, PerLayer())
-    n = len(by_layer.step.model.layers)
-    assert by_layer.step.stages == ((0, n // 2), (n // 2, n))
+    model = by_layer.step.model
+    n = len(model.layers)  # equal cost per layer, stages of whole blocks (Megatron's placement)
+    assert by_layer.step.stages == tuple(partition_at([1.0] * n, block_starts(model), 2))
     assert by_roofline.step.stages != by_layer.step.stages
     s = scenario(doc, cluster, by_layer)
     assert s.cost is by_layer.cost

@@ -13,11 +13,12 @@ that mean (ASSUMPTION default 1: a perfectly balanced router); `capacity_factor`
 caps an expert at capacity_factor * mean rows (tokens over it are dropped), 0 is
 dropless. The experts run as one grouped GEMM whose groups are the busiest expert's
 rows (the critical rank's time), so FLOPs are the active rows' scaled by
-min(imbalance, capacity_factor). Parameters count ALL experts; FLOPs and activation
-bytes count the active rows. An expert MLP is gelu (H->F, F->H) or swiglu (gate and up
-H->F, down F->H: Shazeer, "GLU Variants Improve Transformer", 2020). Under tensor
-parallelism the first matrices split their output (n), the down matrix its input (k),
-as Megatron's column/row-parallel MLP; the router is replicated.
+min(imbalance, capacity_factor). Parameters count ALL experts; FLOPs, bytes moved and
+the activations kept for the backward (saved_bytes) count the active rows. An expert
+MLP is gelu (H->F, F->H) or swiglu (gate and up H->F, down F->H: Shazeer, "GLU
+Variants Improve Transformer", 2020). Under tensor parallelism the first matrices
+split their output (n), the down matrix its input (k), as Megatron's column/row-parallel
+MLP; the router is replicated.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from leptonsim.ops.base import (
     Cost,
     Gemm,
     Op,
+    Saved,
     Shape,
     check_min_rank,
     check_positive,
@@ -130,6 +132,32 @@ class MoE(Op):
         router = r * (h + self.experts)
         experts = rows * (2 * h + self._mats * f)  # in, out, the intermediates
         return float((router + experts + r * h) * dtype_bytes)  # + the combined output
+
+    def kept_rows(self, x: Shape, batch: int) -> float:
+        """Expert rows whose activations a rank keeps: every token's top_k copies, in
+        buffers of capacity_factor x the mean rows when capped (Fedus et al. 2022,
+        section 2.2: an expert's batch is padded to its capacity), else the routed
+        rows, the busiest rank's imbalance x the mean; and the shared experts' rows."""
+        r = self._tokens(x, batch)
+        scale = self.capacity_factor or self.imbalance
+        return r * self.top_k * scale + r * self.shared_experts
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        """What the layer keeps for its backward, per active expert: each kept row's
+        MLP terms as Korthikanti et al., MLSys 2023, section 4.1 count a dense MLP's
+        (its input, and the intermediates, 2F for gelu's fc1 and activation outputs, 3F
+        for swiglu's gate, up and their product), scaled by top_k x the capacity
+        factor (kept_rows). The input rows and outputs are whole on every
+        tensor-parallel rank (`inputs`): the layer's own input, each row's dispatched
+        copy, each expert output the weighted combine reads, the router's
+        probabilities and the combine's top_k weights per token; the intermediates
+        split over tp (`made`)."""
+        self.output_shape(input_shape)
+        h, r = input_shape[-1], self._tokens(input_shape, batch)
+        rows = self.kept_rows(input_shape, batch)
+        whole = r * h + 2 * rows * h + r * self.experts + r * self.top_k
+        return Saved(inputs=float(whole * dtype_bytes),
+                     made=float(rows * self._mats * self.expert_ffn * dtype_bytes))
 
     def _cost(self, x: Shape, batch: int, dtype_bytes: int, phase: str, extra: float) -> Cost:
         gemms = self._gemms(x, batch, phase)

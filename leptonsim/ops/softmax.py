@@ -22,6 +22,7 @@ from leptonsim.ops.base import (
     TRANSCENDENTAL_FLOPS,
     Cost,
     Op,
+    Saved,
     Shape,
     check_min_rank,
     check_positive,
@@ -29,6 +30,7 @@ from leptonsim.ops.base import (
     numel,
 )
 
+FP32_BYTES = 4  # the loss's softmax, kept in fp32 (SoftmaxCrossEntropy.saved_bytes)
 SOFTMAX_FORWARD_FLOPS = TRANSCENDENTAL_FLOPS + 4
 SOFTMAX_BACKWARD_FLOPS = 4
 
@@ -77,6 +79,13 @@ class SoftmaxCrossEntropy(Op):
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         return elementwise(batch * numel(x), 2, 2, dtype_bytes) + self._labels(x, batch)
+
+    def saved_bytes(self, input_shape: Shape, batch: int, dtype_bytes: int) -> Saved:
+        """The softmax kept for the backward in fp32 whatever the activations' precision:
+        Megatron-LM's loss upcasts the logits (vocab_parallel_cross_entropy(output.float(),
+        ...)), which Korthikanti et al., MLSys 2023, section 4.3 counts as 4sbv bytes."""
+        self.output_shape(input_shape)
+        return Saved(inputs=float(batch * numel(input_shape) * max(dtype_bytes, FP32_BYTES)))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ Dropout its 1-byte mask, an Add nothing, a ReLU its output, counted once when th
 op keeps it as its input), so a GPT layer keeps sbh (34 + 5as/h) bytes
 at fp16 (unfused attention, dropout 0.1), and FlashAttention drops the 5as/h term.
 A stage holds `in_flight` microbatches of them (GPipe: all m; 1F1B: at most
-stages - s on stage s; Narayanan et al. SC'21).
+stages - s on stage s; Narayanan et al. SC'21); an interleaved stage's chunks peak
+together (plan_memory.peak_in_flight: p (1 + (p-1)/(pm)) chunk-microbatches on the
+first stage, Korthikanti et al. section 4.3).
 - tensor parallelism (their section 4.2.1, Table 2: sbh (10 + 24/t + 5as/(ht))):
   the tensors a split layer makes divide by t; its input does too unless the layer
   opens a split region (attention, a column-parallel Dense), whose input every rank
@@ -49,7 +51,10 @@ stages - s on stage s; Narayanan et al. SC'21).
   in-flight microbatch keeps only each layer's input (2 sbh; / t with sp), plus one
   microbatch's largest layer rebuilt for its backward. A layer is a run of ops
   sharing a block name (`block_of`: "h.3.attn" is block "h.3"); ops outside blocks
-  (no numbered name) form one segment per run. A model without numbered names (a
+  (no numbered name: embeddings, the final norm, the head and loss) are not
+  checkpointed and keep what they keep, as Megatron-LM checkpoints its transformer
+  layers alone (its embedding dropout mask, sbh per in-flight microbatch, Korthikanti
+  et al. section 4.3, stays). A model without numbered names (a
   scenario's layer list) opens a segment at the layer before each attention layer
   (a pre-LN block's norm), and one with neither checkpoints its stage input alone.
   `True`/`False` mean "full"/"none".
@@ -221,19 +226,37 @@ def kept_activations(model: Model, layer_range: tuple[int, int], *, tp: int = 1,
                      sharded: Sequence[bool] | None = None, sp: bool = False) -> float:
     """Activation bytes per sample one device of the stage holds at its peak, for
     `in_flight` microbatches (module docstring)."""
+    each, rebuilt = kept_parts(model, layer_range, tp=tp, dtype_bytes=dtype_bytes,
+                               recompute=recompute, sharded=sharded, sp=sp)
+    return in_flight * each + rebuilt
+
+
+def kept_parts(model: Model, layer_range: tuple[int, int], *, tp: int = 1, dtype_bytes: int = 2,
+               recompute: str | bool = "none", sharded: Sequence[bool] | None = None,
+               sp: bool = False) -> tuple[float, float]:
+    """(bytes per sample each in-flight microbatch keeps, bytes per sample of the one
+    microbatch whose layer full recompute rebuilds for its backward): the stage's peak
+    is in_flight x the first + the second. With full recompute the layers of numbered
+    blocks keep their checkpoints alone; layers outside blocks in a model with blocks
+    (embeddings, the final norm, the LM head and loss) are not checkpointed, as
+    Megatron-LM checkpoints its transformer layers only, and keep what they keep."""
     mode = recompute_mode(recompute)
     shares = _shares(model, layer_range, tp, dtype_bytes, mode == "selective", sharded, sp)
     if mode != "full":
-        return in_flight * sum(i + m for i, m, _ in shares)
+        return sum(i + m for i, m, _ in shares), 0.0
     start = layer_range[0]
-    checkpoints, rebuilt = 0.0, 0.0
+    blocks = any(block_of(layer.name) for layer in model.layers)
+    kept, rebuilt = 0.0, 0.0
     for first, end in _segments(model, layer_range):
         segment = shares[first - start:end - start]
+        whole = sum(i + m for i, m, _ in segment)
+        if blocks and not block_of(model.layers[first].name):
+            kept += whole  # outside the checkpointed transformer layers
+            continue
         checkpoint = _numel(model.layers[first].input_shape) * dtype_bytes / segment[0][2]
         # the rebuilt first layer's kept input is the checkpoint itself, not a copy
-        again = sum(i + m for i, m, _ in segment) - min(segment[0][0], checkpoint)
-        checkpoints, rebuilt = checkpoints + checkpoint, max(rebuilt, again)
-    return in_flight * checkpoints + rebuilt
+        kept, rebuilt = kept + checkpoint, max(rebuilt, whole - min(segment[0][0], checkpoint))
+    return kept, rebuilt
 
 
 def block_of(name: str) -> str:
@@ -242,6 +265,20 @@ def block_of(name: str) -> str:
     parts = name.split(".")
     numbered = next((i for i, p in enumerate(parts) if p.isdigit()), None)
     return "" if numbered is None else ".".join(parts[:numbered + 1])
+
+
+def block_starts(model: Model) -> list[int]:
+    """Where each numbered block after the first begins: the layers before the first
+    block (embeddings) go with it, those after the last (final norm, head, loss) with
+    the last, as Megatron-LM places them."""
+    starts, last = [], ""
+    for i, layer in enumerate(model.layers):
+        block = block_of(layer.name)
+        if block and block != last:
+            if last:
+                starts.append(i)
+            last = block
+    return starts
 
 
 def _segments(model: Model, layer_range: tuple[int, int]) -> list[tuple[int, int]]:

@@ -58,6 +58,22 @@ def partition(costs: Sequence[float], stages: int) -> list[tuple[int, int]]:
     return _earliest_boundaries(prefix, stages, best)
 
 
+def partition_at(costs: Sequence[float], starts: Sequence[int], stages: int
+                 ) -> list[tuple[int, int]]:
+    """`partition`, with stage boundaries only where a stage may start (`starts`, after
+    0): the layers between two starts stay on one stage. Megatron-LM assigns whole
+    transformer layers to stages (Narayanan et al., SC'21, section 2.2), the embedding
+    with the first and the head with the last; with fewer groups than stages, the
+    boundaries fall between any two layers."""
+    bounds = [0, *(i for i in starts if 0 < i < len(costs)), len(costs)]
+    if len(bounds) - 1 < stages:
+        return partition(costs, stages)
+    prefix = [0.0, *accumulate(float(c) for c in costs)]
+    groups = partition([prefix[b] - prefix[a] for a, b in zip(bounds, bounds[1:], strict=False)],
+                       stages)
+    return [(bounds[a], bounds[b]) for a, b in groups]
+
+
 def _optimal_bottleneck(prefix: list[float], stages: int) -> float:
     """Minimal largest stage cost, by DP over (stages used, layers covered)."""
     n = len(prefix) - 1

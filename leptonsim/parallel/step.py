@@ -26,8 +26,8 @@ from ..ops.base import Cost
 from ..trace import Trace, mirror_units
 from . import collectives, context, experts, mirror, nccl, offload, zero
 from .config import ParallelConfig
-from .memory import MemoryBreakdown
-from .pipeline import Op, partition, schedule
+from .memory import MemoryBreakdown, block_starts
+from .pipeline import Op, partition_at, schedule
 from .tensor import LayerRole, check_sequence, check_split, layer_roles
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
@@ -146,28 +146,12 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     """The step graph; `cost` prices the layers the pipeline partition balances, and
     collapsed collectives (symmetric mode) are timed for a cut-through or a
     store-and-forward network. Offload (cfg.offload_*) needs the `host`."""
-    from .plan_memory import plan_memory  # the memory plan raises before any graph is built
+    from .plan_memory import check_fits  # the memory plan raises before any graph is built
 
-    if cluster.size != cfg.units:
-        raise ValueError(f"dp x pp x tp x cp = {cfg.units} units, but the cluster has "
-                         f"{cluster.size}")
-    cfg = mirror.resolve(cfg, cluster)  # dp_mode auto: mirrored where that is exact
-    check_split(model, cfg.tp)
-    context.check_context(model, cfg)
-    experts.check_experts(model, cfg.ep)
-    roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
-        model.layers)
-    check_sequence(model, roles, cfg.tp)
     offload.check(cfg, host)
-    work = _work(model, cfg, roles)
-    costs = work.costs
-    unit = cluster.unit_types[int(cluster.unit_type[0])]
-    # a layer's forward and backward as one column (no single op kind: kinds None)
-    per_layer = cost.work_seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit,
-                                  gemms=work.rows(), kernels=work.kernels[:, :CORE].sum(axis=1))
-    stages = partition(per_layer.tolist(), cfg.virtual_stages)
-    orders = _orders(cfg)
-    memory = plan_memory(model, cfg, cluster, roles, stages, orders)
+    roles, work, stages, orders, memory = plan(model, cfg, cluster, cost)
+    cfg = mirror.resolve(cfg, cluster)  # dp_mode auto: mirrored where that is exact
+    check_fits(memory, cluster, [cfg.rank(0, s, 0) for s in range(cfg.pp)], cfg)
     builder = _StepBuilder(model, cfg, cluster, roles, work, stages, cut_through, host)
     builder.build(orders)
     graph = builder.b.build()
@@ -177,6 +161,34 @@ def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     return StepGraph(model, graph, cfg, tuple(stages), memory, builder.groups(),
                      builder.work, collapsed, input_seconds(cfg, cluster),
                      None if host is None else offload.with_hosts(cluster, host))
+
+
+def plan(model: Model, cfg: ParallelConfig, cluster: Cluster, cost: CostModel = DEFAULT
+         ) -> tuple[list[LayerRole], LayerWork, list[tuple[int, int]], list[list[Op]],
+                    tuple[tuple[str, MemoryBreakdown], ...]]:
+    """What a step is before its graph: the layers' roles and work, the stages balanced
+    with `cost`, each stage's order and each stage's memory (not yet checked against
+    the units': parallel.plan_memory.check_fits does that)."""
+    from .plan_memory import plan_memory
+
+    if cluster.size != cfg.units:
+        raise ValueError(f"dp x pp x tp x cp = {cfg.units} units, but the cluster has "
+                         f"{cluster.size}")
+    check_split(model, cfg.tp)
+    context.check_context(model, cfg)
+    experts.check_experts(model, cfg.ep)
+    roles = layer_roles(model, cfg.sp) if cfg.tp > 1 else [LayerRole(False, "", "")] * len(
+        model.layers)
+    check_sequence(model, roles, cfg.tp)
+    work = _work(model, cfg, roles)
+    costs = work.costs
+    unit = cluster.unit_types[int(cluster.unit_type[0])]
+    # a layer's forward and backward as one column (no single op kind: kinds None)
+    per_layer = cost.work_seconds(costs[:, 0] + costs[:, 2], costs[:, 1] + costs[:, 3], unit,
+                                  gemms=work.rows(), kernels=work.kernels[:, :CORE].sum(axis=1))
+    stages = partition_at(per_layer.tolist(), block_starts(model), cfg.virtual_stages)
+    orders = _orders(cfg)
+    return roles, work, stages, orders, plan_memory(model, cfg, cluster, roles, stages, orders)
 
 
 def _orders(cfg: ParallelConfig) -> list[list[Op]]:
@@ -439,7 +451,7 @@ class _StepBuilder:
             self._append(chain, task)
             if self.cfg.zero == 3 and block == 0:  # the parameters it needs gathered first
                 self.runs.setdefault((d, s, t), []).append(
-                    (task, sum(self._param_bytes(i) for i in seg.layers)))
+                    (task, sum(self._param_bytes(i, gathered=True) for i in seg.layers)))
             for i in seg.layers if kind == "F" else ():
                 self.first_forward.setdefault((d, i, t), task)
             if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
@@ -621,12 +633,17 @@ class _StepBuilder:
             out.append((bucket, size))
         return out
 
-    def _param_bytes(self, i: int) -> float:
+    def _param_bytes(self, i: int, gathered: bool = False) -> float:
         """Layer i's parameter (and gradient) bytes on one simulated rank: 1/tp of a split
-        layer in full mode; in symmetric mode rank 0 moves its whole group's."""
+        layer in full mode; in symmetric mode rank 0 moves its whole group's. Routed
+        experts are reduced by expert data parallelism, not here; ZeRO-3 gathers
+        (`gathered`) the rank's own experts too, and only those (ASSUMPTION: over the
+        stage's dp ring, not the expert data-parallel subgroup that shards them)."""
         share = self.cfg.tp if self.roles[i].sharded and self.cfg.tp_mode == "full" else 1
-        layer = self.model.layers[i]  # routed experts are reduced by expert data parallelism
-        return experts.replicated_params(layer, self.cfg.ep) * self.cfg.dtype_bytes / share
+        layer, ep = self.model.layers[i], self.cfg.ep
+        held = experts.replicated_params(layer, ep) + (
+            experts.held_expert_params(layer, ep) if gathered and ep > 1 else 0.0)
+        return held * self.cfg.dtype_bytes / share
 
     def _update(self, d: int, s: int, t: int, after: list[int], order: list[Op],
                 buckets: list[tuple[list[int], float]]) -> int:

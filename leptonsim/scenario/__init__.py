@@ -40,6 +40,7 @@ from .build import (
     Workload,
     build,
     build_hardware,
+    build_memory,
     build_workload,
     check_scheduler,
     scenario,
@@ -51,7 +52,7 @@ from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
 __all__ = ["Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
-           "Workload", "build", "build_cost", "build_hardware", "build_workload", "check",
+           "Workload", "build", "build_cost", "build_hardware", "build_memory", "build_workload", "check",
            "check_scheduler", "check_structure", "documents", "load",
            "load_documents", "load_each", "loads", "loads_each", "normalize", "overridden",
            "parse", "read_text", "scenario", "scheduler_for", "schema", "variants"]

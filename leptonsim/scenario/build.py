@@ -10,9 +10,9 @@ have no effect (a [parallel] table beside a task graph).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,11 +25,12 @@ from ..limits import check_size
 from ..parallel.config import ParallelConfig
 from ..parallel.context import ContextSplitError
 from ..parallel.experts import ExpertSplitError
+from ..parallel.memory import MemoryBreakdown
 from ..parallel.mirror import MirrorError
 from ..parallel.mirror import resolve as resolve_mirror
 from ..parallel.offload import Host
 from ..parallel.recsys import build_recsys_step, is_recommender
-from ..parallel.step import StepGraph, build_step
+from ..parallel.step import StepGraph, build_step, plan
 from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from ..presets import host_presets
 from .cluster import _spec, build_cluster
@@ -39,6 +40,8 @@ from .schema import AUTO
 from .validate import normalize, schema_root
 
 Doc = dict[str, Any]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +204,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers{_smaller(cfg)}")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)
-    try:
+
+    def split() -> StepGraph:
         if sharded:
             if not is_recommender(model):
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
@@ -210,6 +214,26 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward",
                           host=host_of(doc) if cfg.offload_optimizer or cfg.offload_activations
                           else None)
+    return _split_checked(split, model.name, shape)
+
+
+def build_memory(doc: Doc, cluster: Cluster, cost: CostModel = DEFAULT,
+                 file: str = "<string>") -> tuple[tuple[str, MemoryBreakdown], ...]:
+    """Per pipeline stage, the memory one unit of a normalised document's [workload.model]
+    needs as [parallel] splits it: the step's memory plan, its stages balanced with `cost`,
+    without building its graph and without checking it against the units' memory."""
+    table = doc["workload"]["model"]
+    model = build_model(table, file)
+    cfg = build_parallel(table, doc["parallel"], cluster.size)
+    if doc["parallel"]["embeddings"] == "sharded":  # a recommender's plan is its step's
+        return _step(doc, cluster, cost, file).memory
+    return _split_checked(lambda: plan(model, cfg, cluster, cost)[4], model.name, "")
+
+
+def _split_checked(split: Callable[[], T], model: str, shape: str) -> T:
+    """split(), or the split it refuses as the one ScenarioError naming its key."""
+    try:
+        return split()
     except TensorSplitError as err:
         raise ScenarioError("parallel.tp", err.expected, err.tp, hint=err.hint) from None
     except SequenceSplitError as err:
@@ -222,10 +246,10 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         check_size(err.name, err.count, "workload.model", hint=shape)
         raise
     except DoesNotFit as err:
-        raise ScenarioError("parallel", f"a configuration of {model.name} that fits in "
+        raise ScenarioError("parallel", f"a configuration of {model} that fits in "
                             "each unit's memory", f"<{err.need}>", hint=err.advice) from None
     except ValueError as err:
-        raise ScenarioError("parallel", f"a configuration that splits {model.name}",
+        raise ScenarioError("parallel", f"a configuration that splits {model}",
                             f"<{err}>") from None
 
 
