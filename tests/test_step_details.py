@@ -230,7 +230,7 @@ def test_the_optimizer_task_moves_the_master_copy_too(optimizer, dtype_bytes, pe
 
 
 def test_a_fused_optimizer_is_one_kernel_per_parameter_group():
-    from leptonsim.parallel.step import optimizer_cost
+    from leptonsim.parallel.sync import optimizer_cost
     from leptonsim.parallel.tensor import LayerRole
     model = blocks(2)
     roles = [LayerRole(False, "", "")] * len(model.layers)

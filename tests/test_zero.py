@@ -24,7 +24,8 @@ from leptonsim.optimize.search import search
 from leptonsim.optimize.space import enumerate_space
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.memory import model_state_bytes
-from leptonsim.parallel.step import build_step, optimizer_cost
+from leptonsim.parallel.step import build_step
+from leptonsim.parallel.sync import optimizer_cost
 from leptonsim.parallel.tensor import LayerRole
 from leptonsim.sim import simulate
 from leptonsim.zoo.transformer import gpt

@@ -49,6 +49,7 @@ from .memory import MemoryBreakdown, layer_saved
 
 if TYPE_CHECKING:
     from .step import _StepBuilder
+    from .sync import DataParallelSync
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _host_task(b: GraphBuilder, name: str, host: int, seconds: float = 0.0) -> i
     return b.task(name, duration_s=seconds, pin=host, kind="host", comm=True)
 
 
-def cpu_update(sb: _StepBuilder, host: Host, d: int, s: int, t: int,
+def cpu_update(sb: DataParallelSync, host: Host, d: int, s: int, t: int,
                reduced: list[int], buckets: list[tuple[list[int], float]], last: int) -> int:
     """Optimizer offload for one rank: `reduced` holds its reduced-bucket tasks (bucket
     after bucket, for each reduced micro-batch, as _synchronise makes them); each sends its
@@ -177,7 +178,7 @@ def cpu_update(sb: _StepBuilder, host: Host, d: int, s: int, t: int,
     return land
 
 
-def _rank_params(sb: _StepBuilder, i: int) -> float:
+def _rank_params(sb: DataParallelSync, i: int) -> float:
     """Layer i's trainable parameters on one device (1/tp of a split layer)."""
     return sb.model.layers[i].params / (sb.cfg.tp if sb.roles[i].sharded else 1)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from functools import partial
 
 import numpy as np
 
@@ -22,19 +21,17 @@ from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
-from ..ops.base import Cost
 from ..trace import Trace, mirror_units
 from . import collectives, context, experts, mirror, nccl, offload, zero
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, block_starts
 from .pipeline import Op, partition_at, schedule
+from .sync import DataParallelSync
 from .tensor import LayerRole, check_sequence, check_split, layer_roles
+from .tp_comm import TensorParallelComm
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
-RINGS = {"allreduce": collectives.ring_allreduce, "allgather": collectives.ring_allgather,
-         "reducescatter": collectives.ring_reduce_scatter}
-"""The tensor-parallel collectives as tp_mode 'full' spells them out (auto, ring)."""
 
 
 @dataclass(frozen=True)
@@ -98,22 +95,6 @@ def layer_costs(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> np
 
 def _work(model: Model, cfg: ParallelConfig, roles: list[LayerRole]) -> LayerWork:
     return layer_work(model, cfg.microbatch_size, cfg.dtype_bytes, cfg.tp, roles, cfg.cp)
-
-
-def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
-                   layers: tuple[int, ...]) -> Cost:
-    """One device's optimizer step over `layers` (1/tp of the split ones): a memory-bound
-    pass over the weights, gradients and optimizer state (ops.base.update_cost), one
-    kernel per parameter tensor, or one for the device's whole group when fused."""
-    phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
-    flops = nbytes = 0.0
-    kernels = 0
-    for i in layers:
-        c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
-        share = (cfg.tp if roles[i].sharded else 1) / experts.held_fraction(
-            model.layers[i], cfg.ep)
-        flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels
-    return Cost(flops, nbytes, kernels=min(kernels, 1) if cfg.fused_optimizer else kernels)
 
 
 def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
@@ -198,7 +179,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
     return orders
 
 
-class _StepBuilder:
+class _StepBuilder(TensorParallelComm, DataParallelSync):
+    """The step's graph, op by op (compute, pipeline links, the splits' exchanges); its
+    collectives and synchronisation are the mixins' (parallel.tp_comm, parallel.sync)."""
+
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
                  roles: list[LayerRole], work: LayerWork, stages: list[tuple[int, int]],
                  cut_through: bool = True, host: offload.Host | None = None) -> None:
@@ -354,13 +338,6 @@ class _StepBuilder:
             for d, task in zip(ds, done, strict=True):
                 chains[d][ti][1] = task
 
-    def _started(self, chain: list[int], unit: int, name: str) -> int:
-        """The chain's last task, or a zero task that starts an empty chain."""
-        if chain[1] < 0:
-            self._append(chain, self.b.task(f"start.{name}.u{unit}", duration_s=0.0, pin=unit,
-                                            kind="start"))
-        return chain[1]
-
     def _forward_collective(self, seg: Segment) -> tuple[str, float]:
         return seg.forward_after, self._output_bytes(seg)
 
@@ -379,13 +356,6 @@ class _StepBuilder:
     def _chains(self) -> list[list[int]]:
         """Per simulated tp rank, [first task, last task] of the op being built."""
         return [[-1, -1] for _ in self.cfg.simulated_tp_ranks()]
-
-    def _append(self, chain: list[int], task: int) -> None:
-        if chain[1] >= 0:
-            self.b.edge(chain[1], task)
-        else:
-            chain[0] = task
-        chain[1] = task
 
     def _computes(self, chains: dict[int, list[list[int]]], s: int, seg: Segment, kind: str,
                   k: int) -> None:
@@ -469,209 +439,6 @@ class _StepBuilder:
         return activation_bytes(self.model.layers[end], self.cfg)
 
     # -- collectives -------------------------------------------------------------------
-    def _tp_collectives(self, chains: list[list[int]], d: int, s: int,
-                        todo: list[tuple[str, float]]) -> None:
-        """The tensor-parallel collectives `todo` ((kind, bytes) each), one after another
-        on the group; in symmetric mode one task of their summed exact durations."""
-        cfg = self.cfg
-        if cfg.tp == 1 or not todo:
-            return
-        ranks = [cfg.replica_rank(d, s, t) for t in range(cfg.tp)]
-        if cfg.tp_mode == "symmetric":
-            self.collectives += 1
-            kinds = "+".join(kind for kind, _ in todo)
-            seconds = sum(self._collapse(kind, ranks, nbytes) for kind, nbytes in todo)
-            task = self.b.task(f"tp.{kinds}.d{d}.s{s}.{self.collectives}", duration_s=seconds,
-                               pin=ranks[0], kind=f"tp_{kinds}", comm=True)
-            self._append(chains[0], task)
-            return
-        for kind, nbytes in todo:
-            self.collectives += 1
-            name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
-            self._spelled_out(chains, ranks, kind, nbytes, name)
-
-    def _spelled_out(self, chains: list[list[int]], ranks: list[int], kind: str,
-                     nbytes: float, name: str) -> None:
-        """One tensor-parallel collective as transfers, by the configured algorithm."""
-        ready = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=True)]
-        if kind == "allreduce" and self.cfg.collective == "hierarchical":
-            group = nccl.group(self.cluster, ranks, self.cut_through)
-            nccl.allreduce_seconds(group, "hierarchical", nbytes)  # refused where it does not apply
-            nodes = nccl.nodes_of(self.cluster, ranks)
-            at = {r: i for i, r in enumerate(ranks)}
-            out = collectives.hierarchical_allreduce(
-                self.b, nodes, nbytes, [[ready[at[r]] for r in node] for node in nodes], name)
-            by_rank = {r: t for node, ends in zip(nodes, out, strict=True)
-                       for r, t in zip(node, ends, strict=True)}
-            done = [by_rank[r] for r in ranks]
-        else:
-            done = RINGS[kind](self.b, ranks, nbytes, ready, name)
-        for chain, task in zip(chains, done, strict=True):
-            chain[1] = task
-
-    def _collapse(self, kind: str, ranks: list[int], nbytes: float) -> float:
-        """The collective as one duration: its uncontended closed form over the group's
-        own routes (parallel.nccl; an all-reduce by the configured algorithm, auto: the
-        fastest, as NCCL picks). Its bytes are added to `collapsed`, per channel of each
-        message's route, as the ring would send them (the network's energy)."""
-        p, key = len(ranks), tuple(ranks)
-        steps = 2 * (p - 1) if kind == "allreduce" else p - 1
-        if key not in self.groups_seen:  # a group's routes and geometry, once per group
-            pairs = zip(ranks, ranks[1:] + ranks[:1], strict=True)
-            self.groups_seen[key] = (nccl.group(self.cluster, ranks, self.cut_through), np.array(
-                [c for a, b in pairs for c in self.cluster.route(a, b)], np.int64))
-        group, channels = self.groups_seen[key]
-        np.add.at(self.collapsed, channels, steps * (nbytes / p))  # pair by pair, in order
-        if (kind, key, nbytes) not in self.seconds_seen:
-            self.seconds_seen[(kind, key, nbytes)] = self._seconds(kind, group, nbytes)
-        return self.seconds_seen[(kind, key, nbytes)]
-
-    def _seconds(self, kind: str, group: nccl.Group, nbytes: float) -> float:
-        if kind != "allreduce":
-            return nccl.ring_seconds(group, nbytes)
-        algorithm = self.cfg.collective
-        if algorithm == "auto":
-            algorithm = nccl.choose(group, nbytes)
-        return nccl.allreduce_seconds(group, algorithm, nbytes)
-
-    def _synchronise(self, s: int, order: list[Op]) -> None:
-        """Bucketed gradient all-reduce over replicas, then the optimizer step; under
-        ZeRO (parallel.zero) a reduce-scatter instead, then the update of each rank's
-        shard, then (stages 1 and 2) an all-gather of the updated parameters.
-
-        As PyTorch DDP does it (Li et al., "PyTorch Distributed: Experiences on
-        Accelerating Data Parallel Training", VLDB 2020, sections 3.2.3 and 4.2):
-        buckets fill in reverse layer order as the last micro-batch's backward makes
-        the gradients, the later chunks' first (their backward ends earlier); a
-        bucket's all-reduce starts when its last gradient is ready, and the buckets
-        of one communicator (replicas of a stage and tp rank) run one after another,
-        in that order, as NCCL runs collectives issued on one stream."""
-        cfg = self.cfg
-        reduce = collectives.ring_reduce_scatter if cfg.zero else collectives.ring_allreduce
-        buckets = [bucket for chunk in reversed(range(cfg.chunks))
-                   for bucket in self._buckets(chunk * cfg.pp + s)]
-        replicas = cfg.simulated_replicas()
-        for t in cfg.simulated_tp_ranks():
-            ranks = [cfg.replica_rank(d, s, t) for d in replicas]
-            ends: list[list[int]] = [[] for _ in replicas]
-            done: list[int] = []
-            for k in zero.reduced_microbatches(cfg.zero, cfg.microbatches):
-                for bucket, nbytes in buckets:
-                    ready = [self.last_backward[(d, bucket[-1], t, k)] for d in replicas]
-                    name = f"dp.s{s}.t{t}.{bucket[0]}" + (f".k{k}" if cfg.zero >= 2 else "")
-                    if cfg.replicas > 1:
-                        ready = collectives.join(self.b, ready, done, ranks, f"{name}.wait",
-                                                 reduce.__name__)
-                        done = self._dp_ring(reduce, s, t, nbytes, ready, name)
-                    for d in replicas:
-                        ends[d].append(done[d] if cfg.replicas > 1 else ready[d])
-            self._expert_gradients(s, t, ends)
-            updated = [self._update(d, s, t, ends[d], order, buckets) for d in replicas]
-            if cfg.overlap_param_gather and cfg.replicas > 1:  # under the next forward
-                ahead = buckets[::-1]
-                zero.forward_allgathers(
-                    self.b, partial(self._dp_ring, collectives.ring_allgather, s, t),
-                    [[self.first_forward[(d, min(bucket), t)] for d in replicas]
-                     for bucket, _ in ahead],
-                    [nbytes for _, nbytes in ahead], f"dp.s{s}.t{t}.gather")
-            elif cfg.zero in (1, 2) and cfg.replicas > 1:
-                for bucket, nbytes in buckets:  # the updated shards back to every replica
-                    updated = self._dp_ring(collectives.ring_allgather, s, t, nbytes, updated,
-                                            f"dp.s{s}.t{t}.{bucket[0]}.gather")
-
-    def _dp_ring(self, ring: collectives.Ring, s: int, t: int, nbytes: float,
-                 ready: list[int], name: str) -> list[int]:
-        """A ring over the replicas of stage s and tp rank t: spelled out, or, mirrored,
-        replica 0's side of it (parallel.mirror.ring)."""
-        cfg = self.cfg
-        if cfg.dp_mode != "mirrored":
-            return ring(self.b, [cfg.replica_rank(d, s, t) for d in range(cfg.replicas)], nbytes,
-                        ready, name)
-        steps = (cfg.dp - 1) * (2 if ring is collectives.ring_allreduce else 1)
-        return [mirror.ring(self.b, cfg.rank(0, s, t), mirror.shadow(cfg, s, t), cfg.dp, nbytes,
-                            ready[0], name, ring.__name__, steps)]
-
-    def _expert_gradients(self, s: int, t: int, ends: list[list[int]]) -> None:
-        """With expert parallelism, each MoE layer's routed-expert gradients are
-        all-reduced (ring) over the dp / ep replicas that hold the same experts (the
-        same position in their expert-parallel groups), on a communicator of their own,
-        as Megatron-Core's expert data-parallel group; the optimizer waits for them."""
-        cfg = self.cfg
-        if cfg.ep == 1 or cfg.dp == cfg.ep:
-            return
-        layers = [i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s])
-                  if i in self.exchanges]
-        share = cfg.tp if cfg.tp_mode == "full" else 1
-        for i in layers:
-            nbytes = experts.held_expert_params(self.model.layers[i], cfg.ep) * cfg.dtype_bytes
-            for j in range(cfg.ep):
-                ds = list(range(j, cfg.dp, cfg.ep))
-                ranks = [cfg.rank(d, s, t) for d in ds]
-                ready = [self.last_backward[(d, i, t, cfg.microbatches - 1)] for d in ds]
-                done = collectives.ring_allreduce(self.b, ranks, nbytes / share, ready,
-                                                  f"edp.s{s}.t{t}.{i}.e{j}")
-                for d, task in zip(ds, done, strict=True):
-                    ends[d].append(task)
-
-    def _buckets(self, v: int) -> list[tuple[list[int], float]]:
-        """Layers of virtual stage v with parameters, in backward order, grouped until a
-        bucket holds bucket_bytes of gradients (DDP closes a bucket at its cap)."""
-        cfg = self.cfg
-        out: list[tuple[list[int], float]] = []
-        bucket: list[int] = []
-        size = 0.0
-        for seg in reversed(self.segments[v]):
-            for i in reversed(seg.layers):
-                if not self.model.layers[i].params:  # no gradient: neither fills nor delays a bucket
-                    continue
-                size += self._param_bytes(i)
-                bucket.append(i)
-                if size >= cfg.bucket_bytes:
-                    out.append((bucket, size))
-                    bucket, size = [], 0.0
-        if bucket and size > 0:
-            out.append((bucket, size))
-        return out
-
-    def _param_bytes(self, i: int, gathered: bool = False) -> float:
-        """Layer i's parameter (and gradient) bytes on one simulated rank: 1/tp of a split
-        layer in full mode; in symmetric mode rank 0 moves its whole group's. Routed
-        experts are reduced by expert data parallelism, not here; ZeRO-3 gathers
-        (`gathered`) the rank's own experts too, and only those (ASSUMPTION: over the
-        stage's dp ring, not the expert data-parallel subgroup that shards them)."""
-        share = self.cfg.tp if self.roles[i].sharded and self.cfg.tp_mode == "full" else 1
-        layer, ep = self.model.layers[i], self.cfg.ep
-        held = experts.replicated_params(layer, ep) + (
-            experts.held_expert_params(layer, ep) if gathered and ep > 1 else 0.0)
-        return held * self.cfg.dtype_bytes / share
-
-    def _update(self, d: int, s: int, t: int, after: list[int], order: list[Op],
-                buckets: list[tuple[list[int], float]]) -> int:
-        """The rank's optimizer step: on its GPU, or offloaded to its host."""
-        if self.host is None or not self.cfg.offload_optimizer:
-            return self._optimizer(d, s, t, after, order)
-        kind, k, chunk = order[-1]
-        last = self.done[(kind, d, chunk * self.cfg.pp + s, k)][self._tindex(t)][1]
-        return offload.cpu_update(self, self.host, d, s, t, after, buckets, last)
-
-    def _optimizer(self, d: int, s: int, t: int, after: list[int], order: list[Op]) -> int:
-        """The update after the gradients are in; under ZeRO each rank updates its 1/dp
-        shard of the optimizer state (Rajbhandari et al., SC'20, section 5.1)."""
-        cfg = self.cfg
-        layers = tuple(i for c in range(cfg.chunks) for i in range(*self.stages[c * cfg.pp + s]))
-        c = optimizer_cost(self.model, cfg, self.roles, layers)
-        shard = cfg.replicas if cfg.zero else 1
-        task = self.b.task(f"optimizer.d{d}.s{s}.t{t}", flops=c.flops / shard, nbytes=c.bytes / shard,
-                           pin=cfg.replica_rank(d, s, t), kind="optimizer", kernels=c.kernels)
-        self.work[task] = ("update", layers)
-        kind, k, chunk = order[-1]
-        self.b.edge(self.done[(kind, d, chunk * cfg.pp + s, k)][self._tindex(t)][1], task)
-        for src in after:
-            self.b.edge(src, task)
-        return task
-
-    def _tindex(self, t: int) -> int:
-        return t if self.cfg.tp_mode == "full" else 0
 
     def groups(self) -> dict[int, tuple[int, ...]]:
         cfg = self.cfg
