@@ -66,7 +66,7 @@ SLOW = study("""
 [sweep.parameters]
 "hardware.units[0].count" = { start = 1, stop = 8 }
 "hardware.link.bandwidth" = [1e9, 1e10, 1e11, 1e12, 1e13]
-""", BASE.replace('kind = "fork_join"\nwidth = 6', 'kind = "layered"\ntasks = 1000\nwidth = 20'))
+""", BASE.replace('kind = "fork_join"\nwidth = 6', 'kind = "layered"\ntasks = 3000\nwidth = 20'))
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
