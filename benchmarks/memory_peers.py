@@ -44,11 +44,11 @@ import tempfile
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # published.py, the sibling script
 
 import leptonsim as ls  # noqa: E402
 from leptonsim.parallel.memory import published_layer_bytes  # noqa: E402
@@ -62,16 +62,7 @@ GIB = 2.0**30
 Row = dict[str, Any]
 
 
-def _published() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("published", ROOT / "benchmarks" / "published.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("published", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-PUBLISHED = _published()
+PUBLISHED = importlib.import_module("published")
 ROWS, PLATFORMS, STAND_INS = PUBLISHED.load()
 BY_ID = {r["id"]: r for r in ROWS}
 

@@ -1,26 +1,15 @@
 """Korthikanti et al., MLSys 2023: Table 2's per-layer activation formulas, evaluated
 for Table 3's configurations (seq 2048; a, h, t and micro-batch b per model)."""
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from leptonsim.parallel.memory import published_layer_bytes
+from tests.helpers.scripts import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load(name: str) -> ModuleType:
-    """A benchmarks/ script as a module (they are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
 
 S = 2048
 TABLE3 = {"22B": (64, 6144, 8, 4), "175B": (96, 12288, 8, 1),   # a, h, t, b
@@ -77,7 +66,7 @@ def test_unknown_recompute_is_refused() -> None:
 #   does (4sbv/t), but the final norm's and the head's inputs are whole on every rank
 #   (4sbh) where the paper divides them by t: within the tolerance (p = 1 rows only).
 
-MEMORY_PEERS = _load("memory_peers")
+MEMORY_PEERS = benchmark("memory_peers")
 
 
 @pytest.mark.parametrize(("row_id", "technique"), MEMORY_PEERS.cases())

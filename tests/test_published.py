@@ -12,18 +12,16 @@ and commit benchmarks/results/published.json and docs/fidelity.md with the chang
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import leptonsim as ls
 from leptonsim.scenario.model import build_model
 from leptonsim.zoo import gpt_params
+from tests.helpers.scripts import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 # (the V100 16 GB AMP row left the guard when the preset gained its 16 GiB: at batch 256
@@ -34,16 +32,7 @@ GUARD = ("dle-pyt-rn50-v100-32g-amp-1", "dle-pyt-rn50-v100-16g-fp32-8",
 REGENERATE = "regenerate on purpose with: python benchmarks/published.py --render"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("published", ROOT / "benchmarks" / "published.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["published"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = benchmark("published")
 ROWS, PLATFORMS, STAND_INS = bench.load()
 BY_ID = {r["id"]: r for r in ROWS}
 RECORD = json.loads(bench.RESULT.read_text())

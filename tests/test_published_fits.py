@@ -5,26 +5,16 @@ simulated), and every stage of it fits the memory of the device it ran on."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers.scripts import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _published() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("published", ROOT / "benchmarks" / "published.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("published", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-PUBLISHED = _published()
+PUBLISHED = benchmark("published")
 ROWS, PLATFORMS, STAND_INS = PUBLISHED.load()
 
 

@@ -5,7 +5,6 @@ commands and checks their output.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from leptonsim.scenario import check, loads
 from leptonsim.study import load_sweep, loads_sweep
+from tests.helpers.scripts import script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "tutorial.md"
@@ -24,13 +24,7 @@ TUTORIAL_FILES = sorted((ROOT / "docs" / "tutorial").glob("*.toml"))
 
 
 def _module(name: str) -> ModuleType:
-    path = ROOT / "docs" / "tutorial" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"tutorial_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return script(ROOT / "docs" / "tutorial" / f"{name}.py", f"tutorial_{name}")
 
 
 make_figures = _module("make_figures")

@@ -16,8 +16,8 @@ from ..limits import check_size
 from ..zoo import DLRMS, get_dlrm
 from ..zoo.dlrm_spec import DLRMSpec
 from ..zoo.spec import SpecError
+from .spec_fields import Schema, field_schema
 
-Schema = dict[str, Any]
 KEY = "workload.model.dlrm"
 LISTS = ("tables", "bottom", "top")  # arrays in TOML, tuples in the spec
 
@@ -38,19 +38,9 @@ DESCRIPTIONS = {
 }
 
 
-def _type(hint: Any) -> Schema:
-    if hint is bool:
-        return {"type": "boolean"}
-    if hint is int:
-        return {"type": "integer", "minimum": 0}
-    if hint is str:
-        return {"type": "string"}
-    return {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
-
-
 def dlrm_schema(table: Any) -> Schema:
     hints = typing.get_type_hints(DLRMSpec)
-    fields = {f.name: {**_type(hints[f.name]), "description": DESCRIPTIONS[f.name]}
+    fields = {f.name: {**field_schema(hints[f.name]), "description": DESCRIPTIONS[f.name]}
               for f in dataclasses.fields(DLRMSpec)}
     return table(
         "A DLRM by its sizes (docs/scenarios.md): from a zoo DLRM (base) or nothing (then "

@@ -19,8 +19,8 @@ from ..limits import check_size
 from ..zoo import SPECS, get_spec
 from ..zoo.hf import read_config
 from ..zoo.spec import SpecError, TransformerSpec
+from .spec_fields import Schema, field_schema
 
-Schema = dict[str, Any]
 KEY = "workload.model.transformer"
 SIZES = ("layers", "hidden", "heads", "vocab", "seq")  # what a spec from nothing needs
 _LEFT_TO_THE_MODEL = {"attention"}
@@ -65,23 +65,9 @@ def _fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(TransformerSpec) if f.name not in _LEFT_TO_THE_MODEL]
 
 
-def _type(hint: Any) -> Schema:
-    if hint is bool:
-        return {"type": "boolean"}
-    if hint is int:
-        return {"type": "integer", "minimum": 0}
-    if hint is str:
-        return {"type": "string"}
-    if hint is float:
-        return {"type": "number", "minimum": 0, "x-magnitude": "dimensionless"}
-    if typing.get_origin(hint) is typing.Literal:
-        return {"enum": list(typing.get_args(hint))}
-    return {"type": "boolean"}  # bool | None: qkv_bias, where None means "as bias"
-
-
 def transformer_schema(table: Any) -> Schema:
     hints = typing.get_type_hints(TransformerSpec)
-    fields = {f.name: {**_type(hints[f.name]), "description": DESCRIPTIONS[f.name]}
+    fields = {f.name: {**field_schema(hints[f.name]), "description": DESCRIPTIONS[f.name]}
               for f in _fields()}
     return table(
         "A transformer by its sizes (docs/scenarios.md): from a zoo transformer (base), a "

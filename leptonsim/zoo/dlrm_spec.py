@@ -20,14 +20,14 @@ format" under mixed precision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from .spec import SpecError
+from .spec import Sizes, SpecError, positive
 
 
 @dataclass(frozen=True)
-class DLRMSpec:
+class DLRMSpec(Sizes):
     """A DLRM: `tables` gives each embedding table's rows (its categorical feature's
     cardinality), all `dim` wide; the bottom MLP ends in `dim`, the top MLP in 1.
 
@@ -52,7 +52,7 @@ class DLRMSpec:
 
     def __post_init__(self) -> None:
         for key in ("dim", "dense_features", "lookups", "pad_to"):
-            _positive(key, getattr(self, key))
+            positive(key, getattr(self, key))
         if isinstance(self.table_bytes, bool) or self.table_bytes not in (0, 1, 2, 4, 8):
             raise SpecError("table_bytes", "0 (the precision's), 1, 2, 4 or 8", self.table_bytes)
         _widths("tables", self.tables)
@@ -73,15 +73,6 @@ class DLRMSpec:
     def rows(self) -> int:
         """Embedding rows over every table."""
         return sum(self.tables)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-
-def _positive(key: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(key, "an integer >= 1", value)
 
 
 def _widths(key: str, values: object) -> None:

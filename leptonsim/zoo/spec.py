@@ -29,15 +29,30 @@ POSITIONS: tuple[Position, ...] = get_args(Position)
 
 
 class SpecError(LeptonError, ValueError):
-    """A transformer size that cannot work: the field, what it must be, what it is."""
+    """A model size that cannot work: the field, what it must be, what it is."""
 
     def __init__(self, key: str, expected: str, found: object) -> None:
         self.key, self.expected, self.found = key, expected, found
         super().__init__(f"{key}: expected {expected}, found {found!r}")
 
 
+class Sizes:
+    """What every size spec (TransformerSpec, zoo.dlrm_spec.DLRMSpec) shares: its field
+    names, the keys a scenario table may set."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+
+def positive(key: str, value: object) -> None:
+    """SpecError unless `value` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(key, "an integer >= 1", value)
+
+
 @dataclass(frozen=True)
-class TransformerSpec:
+class TransformerSpec(Sizes):
     """A decoder (or, with `causal = False`, an encoder) stack of `layers` blocks.
 
     Attention has `heads` query heads of `head_dim` (hidden // heads by default) and
@@ -86,7 +101,7 @@ class TransformerSpec:
 
     def __post_init__(self) -> None:
         for key in ("layers", "hidden", "heads", "vocab", "seq"):
-            _positive(key, getattr(self, key))
+            positive(key, getattr(self, key))
         for key in ("kv_heads", "head_dim", "ffn", "max_positions", "type_vocab", "experts",
                     "expert_ffn", "shared_experts"):
             if getattr(self, key) < 0:
@@ -105,7 +120,7 @@ class TransformerSpec:
         if self.position == "learned" and self.max_positions and self.max_positions < self.seq:
             raise SpecError("max_positions", f"at least seq ({self.seq})", self.max_positions)
         if self.experts:
-            _positive("moe_every", self.moe_every)
+            positive("moe_every", self.moe_every)
             if not 1 <= self.top_k <= self.experts:
                 raise SpecError("top_k", f"1..experts ({self.experts})", self.top_k)
             if self.capacity_factor < 0:
@@ -137,15 +152,6 @@ class TransformerSpec:
     def is_moe_layer(self, i: int) -> bool:
         """Whether block i's MLP is a mixture of experts (the last of each moe_every)."""
         return self.experts > 0 and (i + 1) % self.moe_every == 0
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-
-def _positive(key: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(key, "an integer >= 1", value)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
