@@ -24,6 +24,7 @@ from leptonsim.parallel.config import LAYOUTS, ParallelConfig
 from leptonsim.parallel.context import ContextSplitError
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import simulate
+from tests.helpers.scenarios import refused
 from tests.helpers.steps import UNIT, run, transformer_block
 
 
@@ -220,14 +221,8 @@ precision = "bf16"
      r"found 0"),
 ])
 def test_bad_cp_is_one_line_exit_2(tmp_path, capsys, units, transformer, parallel, key, words):
-    f = tmp_path / "bad.toml"
-    f.write_text(SCENARIO.format(units=units, transformer=transformer, parallel=parallel))
-    out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
-    assert re.search(words, err[0]), err
-    assert not out.exists()
+    refused(tmp_path, capsys, SCENARIO.format(units=units, transformer=transformer,
+                                              parallel=parallel), key, words)
 
 
 def test_a_non_transformer_with_cp_is_one_line_exit_2(tmp_path, capsys):

@@ -3,7 +3,6 @@ and combine around each MoE layer (parallel.experts)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -19,6 +18,7 @@ from leptonsim.ops.moe import MoE
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.experts import ExpertSplitError, ep_groups
 from leptonsim.parallel.step import build_step
+from tests.helpers.scenarios import refused
 from tests.helpers.steps import UNIT, run, transformer_block
 
 
@@ -179,16 +179,7 @@ layers = [{{ op = "layernorm" }}, {{ op = "attention", heads = 4 }}, {{ op = "la
      r"tokens\) with sp = true, found 2"),
 ])
 def test_bad_splits_are_one_line_exit_2(tmp_path, capsys, seq, parallel, key, words):
-    from leptonsim.cli import main
-    f = tmp_path / "bad.toml"
-    text = BAD.format(seq=seq) + parallel + "\n"
-    f.write_text(text)
-    out = tmp_path / "out"
-    assert main(["run", str(f), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
-    assert re.search(words, err[0]), err
-    assert not out.exists()
+    refused(tmp_path, capsys, BAD.format(seq=seq) + parallel + "\n", key, words)
 
 
 @settings(max_examples=8, deadline=None)

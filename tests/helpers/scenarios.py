@@ -7,6 +7,11 @@ and scheduler (the CLI's and the output sets' tests).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+
 from leptonsim.result import RunResult, run
 from leptonsim.scenario import loads
 
@@ -73,3 +78,19 @@ def run_result(tasks: int, seed: int) -> RunResult:
     text = GENERATED.format(seed=seed, topology="ring", units=3, eff=0.5, kind="layered",
                            tasks=tasks, scheduler="heft")
     return run(loads(text)[0])
+
+
+def refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, key: str,
+            words: str) -> None:
+    """`leptonsim run` on the scenario `text`: exit 2, one line on stderr naming the file
+    and `key` and matching the regular expression `words`, and no output written."""
+    from leptonsim.cli import main
+
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
+    assert re.search(words, err[0]), err
+    assert not out.exists()
