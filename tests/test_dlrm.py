@@ -23,6 +23,7 @@ from leptonsim.parallel.placement import place_tables
 from leptonsim.scenario import loads
 from leptonsim.sim import simulate
 from leptonsim.zoo import DLRMSpec, dlrm, get_dlrm, get_model
+from tests.helpers.scenarios import a100_switch
 
 UNIT = ComputeUnit("u", 1e12, 1e12)
 GIB = 2**30
@@ -86,18 +87,7 @@ def test_the_fused_interaction_moves_no_gram_matrix_and_is_no_cublas_gemm() -> N
 
 # -- the scenario key ---------------------------------------------------------------------
 
-HEAD = """
-[scenario]
-name = "d"
-[hardware]
-topology = "switch"
-[[hardware.units]]
-name = "gpu"
-count = 2
-preset = "a100_80gb"
-[hardware.link]
-preset = "nvlink3"
-[workload.model]
+HEAD = a100_switch(2, "d") + """[workload.model]
 batch = 256
 [parallel]
 embeddings = "sharded"

@@ -18,7 +18,7 @@ from leptonsim.ops.moe import MoE
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.experts import ExpertSplitError, ep_groups
 from leptonsim.parallel.step import build_step
-from tests.helpers.scenarios import refused
+from tests.helpers.scenarios import a100_switch, refused
 from tests.helpers.steps import UNIT, run, transformer_block
 
 
@@ -151,18 +151,7 @@ def test_a_rank_holds_one_ep_th_of_the_routed_experts(ep, training):
     assert mem[ep].activations_bytes == mem[1].activations_bytes
 
 
-BAD = """
-[scenario]
-name = "m"
-[hardware]
-topology = "switch"
-[[hardware.units]]
-name = "gpu"
-count = 4
-preset = "a100_80gb"
-[hardware.link]
-preset = "nvlink3"
-[workload.model]
+BAD = a100_switch(4) + """[workload.model]
 input_shape = [{seq}, 64]
 batch = 8
 layers = [{{ op = "layernorm" }}, {{ op = "attention", heads = 4 }}, {{ op = "layernorm" }},

@@ -11,20 +11,10 @@ from leptonsim.cli import main
 from leptonsim.errors import ScenarioError
 from leptonsim.scenario import loads
 from leptonsim.zoo import get_model
+from tests.helpers.scenarios import a100_switch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
-HEAD = """
-[scenario]
-name = "m"
-[hardware]
-topology = "switch"
-[[hardware.units]]
-name = "gpu"
-count = {units}
-preset = "a100_80gb"
-[hardware.link]
-preset = "nvlink3"
-"""
+HEAD = a100_switch("{units}")
 
 
 def declared_example() -> str:

@@ -16,6 +16,7 @@ from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import simulate
 from leptonsim.zoo.transformer import gpt
+from tests.helpers.scenarios import a100_switch
 from tests.helpers.steps import dense_stack
 
 UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
@@ -358,18 +359,7 @@ def test_a_gelu_that_does_not_take_a_dense_output_is_not_fused():
         with_kernels(s.build(), fused=["bias_relu"])
 
 
-HEAD = """
-[scenario]
-name = "m"
-[hardware]
-topology = "switch"
-[[hardware.units]]
-name = "gpu"
-count = 2
-preset = "a100_80gb"
-[hardware.link]
-preset = "nvlink3"
-[workload.model]
+HEAD = a100_switch(2) + """[workload.model]
 name = "gpt2_small"
 batch = 4
 """

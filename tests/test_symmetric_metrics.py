@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from leptonsim.result import run
 from leptonsim.scenario import loads
+from tests.helpers.scenarios import a100_switch
 
 REL = 1e-9
 
@@ -118,18 +119,7 @@ def test_a_collapsed_collective_is_no_work_and_keeps_no_unit_busy():
 
 
 def _bert(tp: int) -> str:
-    return f"""
-[scenario]
-name = "bert"
-[hardware]
-topology = "switch"
-[[hardware.units]]
-name = "gpu"
-count = {tp}
-preset = "a100_80gb"
-[hardware.link]
-preset = "nvlink3"
-[workload.model]
+    return a100_switch(tp, "bert") + f"""[workload.model]
 name = "bert_base"
 batch = 8
 [parallel]

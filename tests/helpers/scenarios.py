@@ -1,6 +1,7 @@
 """Small scenarios shared by several test modules.
 
 TINY: seed_cnn on two V100s in two pipeline stages (validate, calibrate, refusals).
+a100_switch: [scenario] and [hardware] of A100s on one NVLink 3 switch.
 GENERATED: a generated workload, a template of seed, topology, units, eff, kind, tasks
 and scheduler (the CLI's and the output sets' tests).
 """
@@ -41,6 +42,14 @@ optimizer = "sgd"
 [parallel]
 pp = 2
 """
+
+
+def a100_switch(units: int | str, name: str = "m") -> str:
+    """The head of a scenario: `units` A100 80GB GPUs on one NVLink 3 switch (a str
+    such as "{units}" keeps it a template)."""
+    return (f'[scenario]\nname = "{name}"\n[hardware]\ntopology = "switch"\n'
+            f'[[hardware.units]]\nname = "gpu"\ncount = {units}\npreset = "a100_80gb"\n'
+            '[hardware.link]\npreset = "nvlink3"\n')
 
 
 GENERATED = """
