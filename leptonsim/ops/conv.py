@@ -11,6 +11,18 @@ Learning", arXiv:1410.0759, 2014, Section 3), with P = N * H_out * W_out output
 positions and K = Kh * Kw * C_in: forward (P, filters, K); backward_data
 dcol = dy W^T, (P, K, filters), then col2im; backward_weights dW = col^T dy,
 (K, filters, P). Convolutions are replicated under tensor parallelism (no split).
+
+Layout (`transposes`): tensor cores run convolutions on NHWC data; given NCHW data,
+cuDNN transposes the input to NHWC before a tensor-core convolution and the output back
+to NCHW after it (NVIDIA, "Convolutional Layers User's Guide", DU-09798-001, "Tensor
+Layouts In Memory: NCHW vs NHWC"; cuDNN Developer Guide, "Tensor Transformations": the
+library "may use padding, folding, and NCHW-to-NHWC transformations to call the Tensor
+Core operations"). Each transpose is its own memory-bound kernel that reads and writes
+its tensor once, so every phase of a transposing convolution moves 2 x (its activation
+bytes in + out) more and launches 2 more kernels: forward x and y, backward_data dy and
+dx, backward_weights x and dy (each cuDNN call transposes its own operands).
+ASSUMPTION: the filter's KCRS -> KRSC transpose is not priced (a filter is at most
+2.4 M values in ResNet-50, beside tens of M activations per phase at training batches).
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ class Conv2D(Op):
     stride: int | tuple[int, int] = 1
     padding: Padding = "valid"
     use_bias: bool = True
+    transposes: bool = False  # NCHW data on tensor cores: cuDNN's transposes (module doc)
 
     kind: ClassVar[str] = "conv2d"
 
@@ -101,11 +114,19 @@ class Conv2D(Op):
         h, w, _ = self.output_shape(x)
         return batch * h * w, self._weights(x) // self.filters
 
+    def _transposed(self, cost: Cost, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """A phase's cost with cuDNN's two transposes (in, out) if the op has them: each
+        reads and writes its activation once, one kernel each."""
+        if not self.transposes:
+            return cost
+        return cost + Cost(0.0, 2 * self._act_bytes(x, batch, dtype_bytes), kernels=2)
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
         p, k = self._gemm_sizes(x, batch)
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
-                    gemms=(Gemm(p, self.filters, k),))
+        return self._transposed(Cost(
+            flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
+            gemms=(Gemm(p, self.filters, k),)), x, batch, dtype_bytes)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and the kernel (not the bias), writes dx. cuDNN's dgrad is an implicit
@@ -115,12 +136,14 @@ class Conv2D(Op):
         # shape over the output positions (M = N P Q), which keeps the FLOPs exact.
         flops = batch * 2 * self._macs(x)
         p, k = self._gemm_sizes(x, batch)
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes,
-                    gemms=(Gemm(p, x[2], self.filters * (k // x[2])),))
+        return self._transposed(Cost(
+            flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes,
+            gemms=(Gemm(p, x[2], self.filters * (k // x[2])),)), x, batch, dtype_bytes)
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads saved x and dy, writes dW and db (a second kernel, the bias reduction)
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
         p, k = self._gemm_sizes(x, batch)
-        return Cost(flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
-                    gemms=(Gemm(k, self.filters, p),), kernels=1 + self.use_bias)
+        return self._transposed(Cost(
+            flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
+            gemms=(Gemm(k, self.filters, p),), kernels=1 + self.use_bias), x, batch, dtype_bytes)

@@ -21,6 +21,7 @@ from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
+from ..zoo.cnn import CONV_LAYOUTS, with_layout
 from ..zoo.recsys import dlrm
 from ..zoo.transformer import FUSIONS, transformer, with_kernels
 from .dlrm import build_dlrm_spec, dlrm_schema
@@ -32,7 +33,8 @@ Schema = dict[str, Any]
 OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
 RESIDUAL = "add"     # and the residual add, which names the earlier layer it adds back
 REPEAT_MAX = 65_536  # copies of a repeated block (the tasks bound stops a big model later)
-MODEL_WIDE = {"implementation": "attention", "fused": "fused"}  # layer args set model-wide
+MODEL_WIDE = {"implementation": "attention", "fused": "fused",  # layer args set model-wide
+              "transposes": "conv_layout"}
 # Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
 # peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
 # and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
@@ -91,6 +93,12 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                  "epilogue), add_norm (a residual add and the LayerNorm after "
                                  "it in one kernel), optimizer (the update one kernel per "
                                  "parameter group, as apex FusedAdam, not one per tensor)"},
+        "conv_layout": {"enum": list(CONV_LAYOUTS), "default": CONV_LAYOUTS[0],
+                        "description": "Data layout of every convolution: nhwc (channels-"
+                                       "last) or nchw (PyTorch's default); on nchw a "
+                                       "tensor-core precision (tf32, fp16, bf16) pays "
+                                       "cuDNN's transposes to NHWC and back around each "
+                                       "convolution, fp32 and fp64 nothing"},
         "input_pipeline": quantity("time", "Host time per sample of the input pipeline (data "
                                    "loading, decoding, augmentation), overlapped with the step: "
                                    "a node's units share its host, so a step lasts at least "
@@ -166,10 +174,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
 
 def build_model(table: Doc, file: str = "<string>") -> Model:
     """The Model of a [workload.model] table, from the zoo by name, by its transformer
-    sizes or layer by layer, with the table's attention implementation and fused kernels.
-    `file` is the scenario's, which a config.json path is relative to."""
+    sizes or layer by layer, with the table's attention implementation, fused kernels
+    and convolution layout. `file` is the scenario's, which a config.json path is
+    relative to."""
     fused = [f for f in table.get("fused", ()) if f in FUSIONS]
-    return with_kernels(_model(table, file), table.get("attention"), fused)
+    model = with_kernels(_model(table, file), table.get("attention"), fused)
+    return with_layout(model, table.get("conv_layout", CONV_LAYOUTS[0]), table.get("precision"))
 
 
 def _model(table: Doc, file: str) -> Model:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from leptonsim.models import LayerStack, Model
 from leptonsim.ops import (
     Add,
@@ -15,6 +17,28 @@ from leptonsim.ops import (
     SoftmaxCrossEntropy,
 )
 from leptonsim.ops.base import Shape
+
+CONV_LAYOUTS = ("nhwc", "nchw")
+"""The data layouts a model's convolutions can run on: channels-last (the shapes'
+own, Keras' and TensorFlow's default, PyTorch's `channels_last`) or channels-first
+(PyTorch's default contiguous format)."""
+TENSOR_CORE_PRECISIONS = ("tf32", "fp16", "bf16")
+"""The precisions whose convolutions cuDNN runs on tensor cores, in NHWC: FP16 since
+Volta, TF32 and BF16 since Ampere (cuDNN Developer Guide, "Tensor Core Operations").
+FP32 and FP64 run on the CUDA cores in either layout, so NCHW costs them nothing."""
+
+
+def with_layout(model: Model, layout: str, precision: str | None) -> Model:
+    """`model` with its convolutions on `layout` data at `precision`: on NCHW data at a
+    tensor-core precision every Conv2D pays cuDNN's transposes in and out (ops/conv.py);
+    otherwise the model as it is."""
+    if layout not in CONV_LAYOUTS:
+        raise ValueError(f"conv layout must be one of {', '.join(CONV_LAYOUTS)}, got {layout!r}")
+    if layout == "nhwc" or precision not in TENSOR_CORE_PRECISIONS:
+        return model
+    layers = tuple(replace(layer, op=replace(layer.op, transposes=True))
+                   if isinstance(layer.op, Conv2D) else layer for layer in model.layers)
+    return Model(model.name, model.input_shape, layers)
 
 
 def seed_cnn() -> Model:
