@@ -165,3 +165,34 @@ tasks = 4
 duration = "1 s"
 """
     refused(tmp_path, capsys, text, "hardware.units", "8 units")
+
+
+# -- DLRM's sparse SGD step (ops/sparse_update.py) -----------------------------------------
+
+def table(vocab: int, sparse: bool = True):
+    from leptonsim.ops import Embedding
+    return Embedding(vocab, 128, pooling="sum", sparse_update=sparse, table_bytes=4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 1 << 17), lookups=st.integers(1, 4), vocab=st.integers(1, 10**8))
+def test_the_sparse_sgd_step_moves_a_row_per_lookup_whatever_the_table(batch, lookups, vocab):
+    """Theorem: uncoalesced, the step's bytes are 3 fp32 passes over the values and a
+    gathered row read and written per lookup (duplicates included), whatever the vocab;
+    mixed precision adds the unscale's read and write of the values."""
+    from leptonsim.ops.embedding import gathered_row_bytes
+    n = batch * lookups
+    fp32 = table(vocab).cost((lookups,), batch, "update_sgd", 4)
+    amp = table(vocab).cost((lookups,), batch, "update_sgd", 2)
+    assert fp32.bytes == n * 128 * 4 * 3 + 2 * n * gathered_row_bytes(512)
+    assert amp.bytes - fp32.bytes == n * 128 * 4 * 2
+    assert fp32 == table(1).cost((lookups,), batch, "update_sgd", 4)
+    assert (fp32.flops, amp.flops) == (2 * n * 128, 3 * n * 128)
+
+
+def test_adam_and_dense_tables_keep_their_updates() -> None:
+    from leptonsim.ops.base import update_cost
+    small = table(10)
+    assert small.cost((1,), 4096, "update_adam", 4) == update_cost(10 * 128, "update_adam", 4)
+    dense = table(10, sparse=False)
+    assert dense.cost((1,), 4096, "update_sgd", 4) == update_cost(10 * 128, "update_sgd", 4)
