@@ -196,3 +196,23 @@ def test_adam_and_dense_tables_keep_their_updates() -> None:
     assert small.cost((1,), 4096, "update_adam", 4) == update_cost(10 * 128, "update_adam", 4)
     dense = table(10, sparse=False)
     assert dense.cost((1,), 4096, "update_sgd", 4) == update_cost(10 * 128, "update_sgd", 4)
+
+
+# -- a training step on the mesh ----------------------------------------------------------
+
+TINY = {"transformer": {"name": "t", "layers": 2, "hidden": 1024, "heads": 16,
+                        "vocab": 32000, "seq": 512}}
+
+
+@pytest.mark.parametrize("split", [{"tp": 8, "dp": 1}, {"tp": 1, "dp": 8}])
+def test_a_steps_ring_messages_on_the_mesh_go_between_adjacent_gpus_only(split) -> None:
+    """The tensor-parallel (spelled out) and data-parallel rings of a step run on NCCL's
+    mesh rings: every message between GPUs crosses one NVLink pair, none a peer GPU."""
+    hw = ls.cluster("v100", 8, link="nvlink2", topology="dgx1")
+    g = ls.step(TINY, hw, batch=8, precision="fp16", **split).step.graph
+    c = hw.cluster
+    src, dst = g.pin[g.edge_src], g.pin[g.edge_dst]
+    moved = (src != dst) & (g.edge_bytes > 0)
+    kinds = {g.kinds[t] for t in g.edge_dst[moved]}
+    assert moved.any() and kinds <= {"ring_allreduce", "ring_reduce_scatter", "ring_allgather"}
+    assert all(len(c.route(int(a), int(b))) == 1 for a, b in zip(src[moved], dst[moved], strict=True))
