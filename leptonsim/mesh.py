@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from .hardware import Cluster, ComputeUnit, Link, LinkSpec
 
@@ -68,15 +69,21 @@ def rings(cluster: Cluster, ranks: Sequence[int]) -> list[list[int]]:
     brick-disjoint Hamiltonian cycles over the group's adjacent pairs, each in both
     directions, every one starting at ranks[0]; elsewhere (a switch, or no such cycle)
     the one ring of the ranks in order."""
-    ranks = list(ranks)
     if not cluster.mesh or not 3 <= len(ranks) <= MAX_RING_SEARCH:
-        return [ranks]
+        return [list(ranks)]
+    return [list(order) for order in _mesh_rings(cluster.mesh, tuple(ranks))]
+
+
+@lru_cache(maxsize=256)
+def _mesh_rings(links: tuple[tuple[int, int, int], ...], ranks: tuple[int, ...]
+                ) -> tuple[tuple[int, ...], ...]:
+    """`rings` on a mesh, once per group (a step asks for every bucket's ring)."""
     inside = set(ranks)
-    bricks = Counter({_pair(a, b): k for a, b, k in cluster.mesh if a in inside and b in inside})
-    chosen = _most_disjoint(_cycles(ranks, bricks), bricks)
+    bricks = Counter({_pair(a, b): k for a, b, k in links if a in inside and b in inside})
+    chosen = _most_disjoint(_cycles(list(ranks), bricks), bricks)
     if not chosen:
-        return [ranks]
-    return [order for c in chosen for order in (c, [c[0], *c[:0:-1]])]
+        return (ranks,)
+    return tuple(tuple(order) for c in chosen for order in (c, [c[0], *c[:0:-1]]))
 
 
 def _pair(a: int, b: int) -> tuple[int, int]:
