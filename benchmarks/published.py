@@ -77,7 +77,8 @@ def preset(name: str, catalog: dict[str, Any], stand_ins: dict[str, str]) -> tup
 
 
 def hardware(row: Row, plat: Row, stand_ins: dict[str, str]) -> tuple[ls.Hardware, list[str]]:
-    """One node: its GPUs on the node's switch. More: nodes of `gpus_per_node` on a
+    """One node: its GPUs on the node's switch, or a whole node on its own link graph
+    (`node_topology`, e.g. the DGX-1's mesh). More: nodes of `gpus_per_node` on a
     two-level fat tree whose uplink carries the node's NICs together."""
     device, need_d = preset(plat["device"], ls.devices(), stand_ins)
     node, need_n = preset(plat["node_link"], ls.links(), stand_ins)
@@ -85,7 +86,8 @@ def hardware(row: Row, plat: Row, stand_ins: dict[str, str]) -> tuple[ls.Hardwar
     if n == 1:
         return ls.cluster(device, 1), need_d
     if n <= per_node:
-        return ls.cluster(device, n, link=node, topology="switch"), need_d + need_n
+        topology = plat.get("node_topology", "switch") if n == per_node else "switch"
+        return ls.cluster(device, n, link=node, topology=topology), need_d + need_n
     nic, need_i = preset(plat["nic"], ls.links(), stand_ins)
     nic_bps = parse_quantity(ls.links()[nic]["bandwidth"], "bandwidth")
     uplink = {"preset": nic, "bandwidth": plat["nics_per_node"] * nic_bps}

@@ -132,6 +132,7 @@ class Cluster:
     links: tuple[Link, ...] = ()
     switches: tuple[str, ...] = ()
     units_per_node: int | None = None   # two-level clusters: units behind one node switch
+    mesh: tuple[tuple[int, int, int], ...] = ()  # a switchless mesh's (unit a, unit b, bricks)
     _route_cache: dict[tuple[int, int], tuple[int, ...]] = field(
         default_factory=dict, repr=False, compare=False)
     _parents: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
@@ -244,7 +245,7 @@ class Cluster:
         """A copy of the cluster whose route from src to dst is routes[(src, dst)] (its
         channels in order) where given: a mirrored step's loop-back ring messages
         (parallel.mirror). The copy's other routes are its own BFS routes, as here."""
-        copy = Cluster(self.units, self.links, self.switches, self.units_per_node)
+        copy = Cluster(self.units, self.links, self.switches, self.units_per_node, self.mesh)
         copy._route_cache.update(routes)
         return copy
 
@@ -292,9 +293,10 @@ def replicate(unit: ComputeUnit, count: int, prefix: str | None = None) -> tuple
     return tuple(replace(unit, name=f"{base}{i}") for i in range(count))
 
 
-TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit")
+TOPOLOGIES = ("full", "ring", "switch", "two_level", "explicit", "dgx1")
 """The topologies a cluster can be built in: fully_connected, ring, switch, two_level,
-or explicit links (a Cluster of the given links and switches)."""
+explicit links (a Cluster of the given links and switches), or the DGX-1's NVLink
+hybrid cube mesh (leptonsim.mesh.dgx1)."""
 
 
 def fully_connected(units: Sequence[ComputeUnit], spec: LinkSpec) -> Cluster:

@@ -8,8 +8,9 @@ gradient, so backward_data is free; backward_weights scatter-adds dy into the L 
 (one add per value, reading and writing each row).
 
 The optimizer updates the whole table by default (dense gradients, as a plain
-framework does); with sparse_update=True only the rows a batch touches, at most
-batch * L of them.
+framework does); with sparse_update=True only the rows a batch touches: Adam at most
+batch * L unique rows; SGD, as NVIDIA's DLRM runs it, one row per lookup, duplicates
+included, from an uncoalesced gradient (ops/sparse_update.py).
 
 A row gather is random access: DRAM serves it in whole 32-byte sectors (NVIDIA, "CUDA
 C++ Best Practices Guide", section 9.2.1 "Coalesced Access to Global Memory": a warp's
@@ -29,7 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from leptonsim.ops.base import ZERO, Cost, Op, Shape, check_positive, check_rank, numel
+from leptonsim.ops import sparse_update
+from leptonsim.ops.base import ZERO, Cost, Op, Phase, Shape, check_positive, check_rank, numel
 
 Pooling = Literal["sum", "mean"]
 SECTOR_BYTES = 32  # the DRAM access granularity of NVIDIA GPUs (module docstring)
@@ -98,6 +100,17 @@ class Embedding(Op):
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         return ZERO
+
+    def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
+        """As every op's, but a sparse SGD step is NVIDIA DLRM's uncoalesced one
+        (ops/sparse_update.py): a row per lookup, duplicates and all."""
+        if phase != "update_sgd" or not self.sparse_update:
+            return super().cost(input_shape, batch, phase, dtype_bytes)
+        self.output_shape(input_shape)
+        check_positive("Embedding", batch=batch, dtype_bytes=dtype_bytes)
+        row = gathered_row_bytes(self.dim * (self.table_bytes or dtype_bytes))
+        return sparse_update.sgd_cost(batch * input_shape[0], self.dim, row,
+                                      mixed_precision=dtype_bytes < sparse_update.VALUE_BYTES)
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and the indices; reads and writes each touched row

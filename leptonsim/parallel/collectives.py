@@ -170,6 +170,31 @@ def join(b: GraphBuilder, ready: Sequence[int], previous: Sequence[int], ranks: 
     return out
 
 
+def on_rings(ring: Ring, b: GraphBuilder, orders: Sequence[Sequence[int]], ranks: Sequence[int],
+             nbytes: float, ready: Ready, name: str) -> list[int]:
+    """A ring collective over `ranks` run as NCCL runs it on several channels: ring c
+    goes round `orders[c]` (the same ranks in another order) with nbytes / len(orders)
+    of the buffer, all at once (leptonsim.mesh.rings). `ready` and the result are in
+    the order of `ranks`; done[i] waits for rank i's part on every ring. One ring in
+    the ranks' own order is the ring itself, task for task."""
+    if len(orders) == 1 and list(orders[0]) == list(ranks):
+        return ring(b, ranks, nbytes, ready, name)
+    where = {r: i for i, r in enumerate(ranks)}
+    ends: list[list[int]] = [[] for _ in ranks]
+    for c, order in enumerate(orders):
+        done = ring(b, order, nbytes / len(orders), [ready[where[r]] for r in order],
+                    f"{name}.c{c}")
+        for r, task in zip(order, done, strict=True):
+            ends[where[r]].append(task)
+    out = []
+    for i, tasks in enumerate(ends):
+        task = b.task(f"{name}.r{i}.done", duration_s=0.0, pin=ranks[i], kind=ring.__name__)
+        for t in tasks:
+            b.edge(t, task)
+        out.append(task)
+    return out
+
+
 # -- building blocks ----------------------------------------------------------------
 
 def _ring(b: GraphBuilder, ranks: Sequence[int], chunk: float, ready: Ready, name: str,

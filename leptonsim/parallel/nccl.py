@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import formulas
+from .. import formulas, mesh
 from ..hardware import Cluster
 
 ALGORITHMS = ("auto", "ring", "tree", "nvls", "hierarchical")
@@ -57,7 +57,7 @@ class Group:
 def group(cluster: Cluster, ranks: Sequence[int], cut_through: bool = True) -> Group:
     p = len(ranks)
     pairs = list(zip(ranks, [*ranks[1:], *ranks[:1]], strict=True))
-    latency, gap = np.array([cluster.path_cost(a, b, cut_through) for a, b in pairs]).T
+    latency, gap = _ring_pairs(cluster, ranks, cut_through)
     nodes = nodes_of(cluster, ranks)
     base = Group(p, latency, gap, cut_through=cut_through,
                  reduces=len(nodes) == 1 and _reduce(cluster, pairs, skip_units=False))
@@ -126,6 +126,18 @@ def ring_seconds(g: Group, nbytes: float) -> float:
 
 
 # -- the group's geometry ---------------------------------------------------------------
+
+def _ring_pairs(cluster: Cluster, ranks: Sequence[int], cut_through: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Latency and 1 / bandwidth of every neighbour pair of the group's rings: one ring
+    in rank order, or on a mesh NCCL's k rings (mesh.rings), each carrying 1/k of the
+    buffer, so a pair's gap counts 1/k (the slowest pair of any ring sets the pace)."""
+    orders = mesh.rings(cluster, ranks)
+    pairs = [(a, b) for order in orders
+             for a, b in zip(order, [*order[1:], *order[:1]], strict=True)]
+    latency, gap = np.array([cluster.path_cost(a, b, cut_through) for a, b in pairs]).T
+    return latency, gap / len(orders)
+
 
 def nodes_of(cluster: Cluster, ranks: Sequence[int]) -> list[list[int]]:
     """The ranks grouped by node (a two-level cluster's nodes; else one node), in order."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from .. import mesh
 from ..graph import GraphBuilder
 from ..hardware import Cluster
 from ..models import Model
@@ -74,7 +75,8 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster) -> St
         dense_done.append(bot_bwd)
     returned = collectives.uneven_all_to_all(b, list(range(p)), held, grads_back, "a2a.bwd")
     mlp_bytes = sum(model.layers[i].params for i in bottom + top) * dt
-    synced = collectives.ring_allreduce(b, list(range(p)), mlp_bytes, dense_done, "dp.mlp")
+    synced = collectives.on_rings(collectives.ring_allreduce, b, mesh.rings(cluster, range(p)),
+                                  list(range(p)), mlp_bytes, dense_done, "dp.mlp")
     phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
     for u in range(p):
         sparse = task("embedding.update", u, own[u], phase, cfg.batch)

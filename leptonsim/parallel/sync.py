@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from .. import mesh
 from ..graph import GraphBuilder
 from ..hardware import Cluster
 from ..models import Model
@@ -111,8 +112,9 @@ class DataParallelSync:
         replica 0's side of it (parallel.mirror.ring)."""
         cfg = self.cfg
         if cfg.dp_mode != "mirrored":
-            return ring(self.b, [cfg.replica_rank(d, s, t) for d in range(cfg.replicas)], nbytes,
-                        ready, name)
+            ranks = [cfg.replica_rank(d, s, t) for d in range(cfg.replicas)]
+            return collectives.on_rings(ring, self.b, mesh.rings(self.cluster, ranks), ranks,
+                                        nbytes, ready, name)
         steps = (cfg.dp - 1) * (2 if ring is collectives.ring_allreduce else 1)
         return [mirror.ring(self.b, cfg.rank(0, s, t), mirror.shadow(cfg, s, t), cfg.dp, nbytes,
                             ready[0], name, ring.__name__, steps)]

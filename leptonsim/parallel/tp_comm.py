@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import mesh
 from ..graph import GraphBuilder
 from ..hardware import Cluster
 from . import collectives, nccl
@@ -67,7 +68,8 @@ class TensorParallelComm:
                        for r, t in zip(node, ends, strict=True)}
             done = [by_rank[r] for r in ranks]
         else:
-            done = RINGS[kind](self.b, ranks, nbytes, ready, name)
+            done = collectives.on_rings(RINGS[kind], self.b, mesh.rings(self.cluster, ranks),
+                                        ranks, nbytes, ready, name)
         for chain, task in zip(chains, done, strict=True):
             chain[1] = task
 

@@ -21,6 +21,7 @@ from ..hardware import (
     two_level,
 )
 from ..limits import check_size
+from ..mesh import DGX1_NVLINKS, dgx1
 from .validate import format_path
 
 Doc = dict[str, Any]
@@ -44,7 +45,7 @@ def _check_counts(hw: Doc) -> None:
     if topology == "explicit":
         return
     links = {"full": total * (total - 1) // 2, "ring": total if total > 2 else total - 1,
-             "switch": total}.get(topology)
+             "switch": total, "dgx1": len(DGX1_NVLINKS)}.get(topology)
     if links is None:  # two_level: a port per unit, an uplink per node
         links = total + total // int(hw["two_level"]["units_per_node"])
     check_size("links", links, "hardware.topology",
@@ -100,7 +101,12 @@ def build_cluster(hw: Doc) -> Cluster:
             return Cluster(tuple(units))
         if topology == "switch":
             _reserve(owner, ["switch"], topology, "switch")
-        builder = {"full": fully_connected, "ring": ring, "switch": switch}[topology]
+        if topology == "dgx1" and len(units) != 8:
+            raise ScenarioError("hardware.units", "8 units in all (the DGX-1's hybrid cube "
+                                "mesh links 8 GPUs)", f"<{len(units)} units>",
+                                hint="a group of fewer GPUs is a step's ranks, not the mesh")
+        builder = {"full": fully_connected, "ring": ring, "switch": switch,
+                   "dgx1": dgx1}[topology]
         return builder(units, _spec(hw["link"]))
     except ValueError as exc:  # e.g. a unit named like a generated switch
         raise ScenarioError("hardware", "a cluster that can be built", f"<{exc}>") from None

@@ -194,15 +194,17 @@ def _hardware() -> Schema:
     return _table("The compute units and how they are connected", {
         "topology": {"enum": list(TOPOLOGIES), "default": "full",
                      "description": "How units are connected: full (every pair linked), ring, "
-                                    "switch (a star), two_level (nodes behind a spine) or "
-                                    "explicit (hardware.links)"},
+                                    "switch (a star), two_level (nodes behind a spine), "
+                                    "explicit (hardware.links) or dgx1 (the DGX-1's NVLink "
+                                    "hybrid cube mesh of 8 units; hardware.link is a GPU's "
+                                    "whole NVLink, split over its 6 bricks)"},
         "switches": {"type": "array", "items": _str("A switch name", minLength=1),
                      "description": "explicit topology only: names of non-compute switch "
                                     "nodes that links may connect"},
         "units": {"type": "array", "minItems": 1, "items": _unit(),
                   "description": "The compute units, in order; at least one entry"},
-        "link": _link("The link template for full, ring and switch topologies (needed "
-                      "there when there is more than one unit)"),
+        "link": _link("The link template for full, ring, switch and dgx1 topologies "
+                      "(needed there when there is more than one unit)"),
         "two_level": _table("two_level topology: nodes of units behind node switches, node "
                             "switches behind one spine", {
                                 "units_per_node": _int("Units per node; must divide the "
