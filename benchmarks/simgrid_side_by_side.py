@@ -74,9 +74,9 @@ class Unavailable(Exception):
 # -- the SimGrid runner ---------------------------------------------------------------------
 def runner() -> str:
     """Path of sg_dag compiled against the installed SimGrid (cached by source and flags)."""
-    cxx = os.environ.get("CXX") or shutil.which("g++")
+    cxx = shutil.which(os.environ.get("CXX") or "g++")
     if not cxx:
-        raise Unavailable("g++ not found (install it: apt-get install g++)")
+        raise Unavailable(f"{os.environ.get('CXX') or 'g++'} not found (install it: apt-get install g++)")
     pc = subprocess.run(["pkg-config", "--cflags", "--libs", "simgrid"], capture_output=True, text=True) \
         if shutil.which("pkg-config") else None
     flags = pc.stdout.split() if pc and pc.returncode == 0 else ["-lsimgrid"]

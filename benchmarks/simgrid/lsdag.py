@@ -124,7 +124,7 @@ class _Lines:
             self.number += 1
             if not line.startswith("#"):
                 return line.split()
-        raise self.fail(expected, "the end of the file")
+        raise self.fail(expected, "<the end of the file>")
 
     def header(self, word: str, count: int) -> list[str]:
         parts = self.next(f"'{word}'")
@@ -146,7 +146,7 @@ class _Lines:
         for _ in range(count):
             parts = self.next(f"{count} {what} lines")
             if len(parts) != cols:
-                raise self.fail(f"{cols} numbers ({what})", " ".join(parts) or "an empty line")
+                raise self.fail(f"{cols} numbers ({what})", " ".join(parts) or "<an empty line>")
             yield parts
 
     def table(self, count: int, cols: int, what: str) -> np.ndarray:
@@ -174,7 +174,7 @@ def read(path: str | Path) -> Workload:
         lines = _Lines(f, str(path))
         first = lines.next("'lsdag 1'")
         if first != ["lsdag", "1"]:
-            raise lines.fail("'lsdag 1'", " ".join(first) or "an empty line", "not an lsdag 1 file")
+            raise lines.fail("'lsdag 1'", " ".join(first) or "<an empty line>", "not an lsdag 1 file")
         speed = float(lines.header("speed", 1)[0])
         nu, ns = lines.ints("nodes", 2)
         links = [(int(a), int(b), float(lat), float(bw), dup == "1")
@@ -195,7 +195,7 @@ def _route_rows(lines: _Lines, count: int) -> Iterator[list[str]]:
     for _ in range(count):
         v = lines.next(f"{count} route lines")
         if len(v) < 3 or not v[2].isdigit() or len(v) != 3 + 2 * int(v[2]):
-            raise lines.fail("'src dst k' and k (link, dir) pairs", " ".join(v) or "an empty line")
+            raise lines.fail("'src dst k' and k (link, dir) pairs", " ".join(v) or "<an empty line>")
         yield v
 
 
