@@ -51,10 +51,10 @@ for p in (str(HERE.parent), str(HERE / "simgrid"), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import numpy as np  # noqa: E402
-
 import lsdag  # noqa: E402
+import numpy as np  # noqa: E402
 import workloads  # noqa: E402
+
 from leptonsim.errors import LeptonError, ScenarioError  # noqa: E402
 
 RUNNER_SOURCE = HERE / "simgrid" / "sg_dag.cpp"
@@ -114,7 +114,19 @@ def run_leptonsim(path: Path, network: str) -> dict:
     t2 = time.perf_counter()
     return {"sim": f"leptonsim-{network}", "tasks": graph.size, "makespan_s": trace.makespan_s,
             "build_s": t1 - t0, "sim_s": t2 - t1,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This program's own peak RSS (VmHWM): ru_maxrss would keep the peak of the process
+    that started it (Linux keeps it across exec), which floors a small child at its parent's."""
+    try:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rel(a: float, b: float) -> float:
@@ -177,8 +189,9 @@ def agreement(a: argparse.Namespace) -> int:
 
 def line(r: dict) -> str:
     return (f"{r['case']:<34} fair {r['fair']:.9g} fifo {r['fifo']:.9g} saf {r['store_and_forward']:.9g} "
-            f"| SG lazy {r['sg_lazy']:.9g} full {r['sg_full']:.9g} | fair-full {r['rel_fair_vs_sg_full']:+.2e} "
-            f"fine {r['rel_fair_vs_sg_full_fine']:+.2e} fifo-full {r['rel_fifo_vs_sg_full']:+.2%}")
+            f"| SG lazy {r['sg_lazy']:.9g} full {r['sg_full']:.9g} "
+            f"| fair-full {r['rel_fair_vs_sg_full']:+.2e} fine {r['rel_fair_vs_sg_full_fine']:+.2e} "
+            f"fifo-full {r['rel_fifo_vs_sg_full']:+.2%}")
 
 
 # -- speed ------------------------------------------------------------------------------------
@@ -214,9 +227,11 @@ def speed(a: argparse.Namespace) -> int:
             for name, cmd in cmds.items():
                 r = child(cmd) | {"loadavg": os.getloadavg()[0]}
                 runs.setdefault(name, []).append(r)
-                print(f"n={n:,} {name:<17} repeat {rep + 1}: sim {r['sim_s']:.3f} s, RSS {r['peak_rss_mb']:.0f} MB, "
-                      f"makespan {r['makespan_s']:.9g} (load {r['loadavg']:.1f})", flush=True)
-        sizes.append({"n": n, "file_mb": path.stat().st_size / 2**20, "runs": runs, "summary": summary(n, runs)})
+                print(f"n={n:,} {name:<17} repeat {rep + 1}: sim {r['sim_s']:.3f} s, "
+                      f"RSS {r['peak_rss_mb']:.0f} MB, makespan {r['makespan_s']:.9g} "
+                      f"(load {r['loadavg']:.1f})", flush=True)
+        sizes.append({"n": n, "file_mb": path.stat().st_size / 2**20, "runs": runs,
+                      "summary": summary(n, runs)})
         path.unlink()
     write_result(a.out, {"cm02_flags": CM02, "repeats": a.repeats, "sizes": sizes})
     return 0
@@ -228,8 +243,8 @@ def summary(n: int, runs: dict[str, list[dict]]) -> dict:
     for name, rs in runs.items():
         ratios = [r["sim_s"] / b["sim_s"] for r, b in zip(rs, base, strict=True)]
         sim = statistics.median(r["sim_s"] for r in rs)
-        out[name] = {"makespan_s": rs[0]["makespan_s"], "sim_s": sim, "sim_s_min": min(r["sim_s"] for r in rs),
-                     "sim_s_max": max(r["sim_s"] for r in rs), "tasks_per_s": n / sim,
+        out[name] = {"makespan_s": rs[0]["makespan_s"], "sim_s": sim, "tasks_per_s": n / sim,
+                     "sim_s_min": min(r["sim_s"] for r in rs), "sim_s_max": max(r["sim_s"] for r in rs),
                      "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rs),
                      "sim_ratio_to_fifo": statistics.median(ratios),
                      "sim_ratio_min": min(ratios), "sim_ratio_max": max(ratios)}
@@ -245,12 +260,13 @@ def cliff(a: argparse.Namespace) -> int:
         lsdag.write(path, *workloads.cliff(u, a.layers), speed=workloads.engine_benchmark().UNIT.peak_flops)
         row: dict = {"units": u}
         for net in ("fifo", "fair"):
-            r = child([sys.executable, str(Path(__file__).resolve()), "leptonsim", str(path), "--network", net])
+            r = child([sys.executable, __file__, "leptonsim", str(path), "--network", net])
             row.update({"tasks": r["tasks"], f"{net}_s": r["sim_s"], f"{net}_makespan_s": r["makespan_s"]})
         for key in ("sg_lazy", "sg_full"):
             r = run_sg(exe, path, SG_MODES[key], "--on-the-fly")
             row[f"{key}_s"], row[f"{key}_makespan_s"] = r["sim_s"], r["makespan_s"]
-        row.update({f"{k}_tasks_per_s": row["tasks"] / row[f"{k}_s"] for k in ("fifo", "fair", "sg_lazy", "sg_full")})
+        for k in ("fifo", "fair", "sg_lazy", "sg_full"):
+            row[f"{k}_tasks_per_s"] = row["tasks"] / row[f"{k}_s"]
         rows.append(row)
         print(f"units {u:>4} tasks {row['tasks']:>7,}: tasks/s fifo {row['fifo_tasks_per_s']:,.0f} fair "
               f"{row['fair_tasks_per_s']:,.0f} SG Lazy {row['sg_lazy_tasks_per_s']:,.0f} SG Full "

@@ -209,9 +209,9 @@ def _cluster(file: str, nu: int, ns: int, links: list, routes: dict, speed: floa
         raise ScenarioError("links", f"links between nodes 0..{nu + ns - 1}", str(err), file=file) from None
     dirs = channel_dirs(cluster)
     for (i, j), hops in routes.items():   # leptonsim must route as the file says
-        if [dirs[c] for c in cluster.route(i, j)] != hops:
-            raise ScenarioError(f"routes.{i}->{j}", f"leptonsim's route {[dirs[c] for c in cluster.route(i, j)]}",
-                                hops, file=file)
+        ours = [dirs[c] for c in cluster.route(i, j)]
+        if ours != hops:
+            raise ScenarioError(f"routes.{i}->{j}", f"leptonsim's route {ours}", hops, file=file)
     return cluster
 
 

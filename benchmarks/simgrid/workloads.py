@@ -20,14 +20,14 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from lsdag import units
 
 from leptonsim.cost import Roofline
-from leptonsim.generators import TaskCost, layered as layered_dag
+from leptonsim.generators import TaskCost
+from leptonsim.generators import layered as layered_dag
 from leptonsim.graph import GraphBuilder, TaskGraph
 from leptonsim.hardware import Cluster, Link, LinkSpec, fully_connected, replicate, switch
 from leptonsim.sim import Heft
-
-from lsdag import units
 
 BENCHMARKS = Path(__file__).resolve().parent.parent
 
@@ -122,8 +122,8 @@ def focused(case: str, *, k: int = 4, nbytes: float = 1e8, task_s: float = T, la
     if case == "rtt_unfair":           # two flows into u2's port; route latencies 10 us and 50 us
         tasks(("a", 1, 0), ("b", 1, 1), ("c", 20, 2), ("d", 1, 2))
         edges(("a", "c", 1), ("b", "d", 1))
-        ports = (Link("p0", "u0", "sw", LinkSpec(lat / 2, bw)), Link("p1", "u1", "sw", LinkSpec(lat * 4.5, bw)),
-                 Link("p2", "u2", "sw", LinkSpec(lat / 2, bw)))
+        ports = tuple(Link(f"p{i}", f"u{i}", "sw", LinkSpec(lat * f, bw))
+                      for i, f in enumerate((0.5, 4.5, 0.5)))
         return g.build(), Cluster(units(3), ports, ("sw",))
     if case in ("star_same_instant", "star_same_instant_swapped"):
         tasks(("a", 1, 0), ("b", 2, 1), ("c", 10, 2), ("d", 0.1, 3), ("e", 0.1, 2))
