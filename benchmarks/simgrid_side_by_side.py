@@ -65,6 +65,7 @@ FULL, FINE = ["--cfg=network/optim:Full"], ["--cfg=surf/precision:1e-13"]
 SG_MODES = {"sg_lazy": CM02, "sg_full": CM02 + FULL, "sg_full_fine": CM02 + FULL + FINE}
 NETWORKS = ("fifo", "fair", "store_and_forward")
 UNAVAILABLE = 3
+LOAD_AT_START = os.getloadavg()   # the machine is shared: results carry its load
 
 
 class Unavailable(Exception):
@@ -278,7 +279,8 @@ def cliff(a: argparse.Namespace) -> int:
 
 def write_result(out: Path, body: dict) -> None:
     res = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv[1:]),
-           "machine": {**workloads.engine_benchmark().machine(), "loadavg_end": list(os.getloadavg())},
+           "machine": {**workloads.engine_benchmark().machine(), "loadavg_start": list(LOAD_AT_START),
+                       "loadavg_end": list(os.getloadavg())},
            "simgrid": simgrid_version(), **body}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
