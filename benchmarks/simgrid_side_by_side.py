@@ -65,7 +65,7 @@ FULL, FINE = ["--cfg=network/optim:Full"], ["--cfg=surf/precision:1e-13"]
 SG_MODES = {"sg_lazy": CM02, "sg_full": CM02 + FULL, "sg_full_fine": CM02 + FULL + FINE}
 NETWORKS = ("fifo", "fair", "store_and_forward")
 UNAVAILABLE = 3
-LOAD_AT_START = os.getloadavg()   # the machine is shared: results carry its load
+MACHINE: dict = {}   # taken when a run starts: its commit, and its load (the machine is shared)
 
 
 class Unavailable(Exception):
@@ -279,8 +279,7 @@ def cliff(a: argparse.Namespace) -> int:
 
 def write_result(out: Path, body: dict) -> None:
     res = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv[1:]),
-           "machine": {**workloads.engine_benchmark().machine(), "loadavg_start": list(LOAD_AT_START),
-                       "loadavg_end": list(os.getloadavg())},
+           "machine": {**MACHINE, "loadavg_end": list(os.getloadavg())},
            "simgrid": simgrid_version(), **body}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
@@ -337,6 +336,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    if a.command in ("agreement", "speed", "cliff"):
+        MACHINE.update(workloads.engine_benchmark().machine())
     try:
         if a.command == "leptonsim":
             print(json.dumps(run_leptonsim(a.file, a.network)))
