@@ -57,7 +57,8 @@ import workloads  # noqa: E402
 
 from leptonsim.errors import LeptonError, ScenarioError  # noqa: E402
 
-RUNNER_SOURCE = HERE / "simgrid" / "sg_dag.cpp"
+RUNNER_SOURCE = HERE / "simgrid" / "sg_dag.cpp"   # and the file reader it includes:
+RUNNER_HEADER = HERE / "simgrid" / "lsdag_read.hpp"
 RESULTS = HERE / "results"
 CM02 = ["--cfg=network/model:CM02", "--cfg=network/latency-factor:1", "--cfg=network/bandwidth-factor:1",
         "--cfg=network/weight-S:0", "--cfg=network/TCP-gamma:0", "--cfg=network/crosstraffic:0"]
@@ -82,7 +83,8 @@ def runner() -> str:
         if shutil.which("pkg-config") else None
     flags = pc.stdout.split() if pc and pc.returncode == 0 else ["-lsimgrid"]
     cmd = [cxx, "-O2", "-std=c++17", "-o", "OUT", str(RUNNER_SOURCE), *flags]
-    key = hashlib.sha256(RUNNER_SOURCE.read_bytes() + " ".join(cmd).encode()).hexdigest()[:16]
+    sources = RUNNER_SOURCE.read_bytes() + RUNNER_HEADER.read_bytes()
+    key = hashlib.sha256(sources + " ".join(cmd).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "leptonsim"
     exe = cache / f"sg_dag-{key}"
     if not exe.exists():
