@@ -92,8 +92,9 @@ def runner() -> str:
         tmp = cache / f".sg_dag-{key}-{os.getpid()}"
         done = subprocess.run([str(tmp) if c == "OUT" else c for c in cmd], capture_output=True, text=True)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            raise Unavailable(f"cannot build the SimGrid runner ({last}); "
+            lines = done.stderr.strip().splitlines() or ["?"]
+            first = next((x for x in lines if "error" in x), lines[-1])
+            raise Unavailable(f"cannot build the SimGrid runner ({first.strip()}); "
                               "install SimGrid: apt-get install libsimgrid-dev g++")
         tmp.replace(exe)
     return str(exe)
@@ -164,7 +165,7 @@ def compare(name: str, graph, cluster, work: Path, exe: str, speed: float) -> di
 
 
 def agreement(a: argparse.Namespace) -> int:
-    exe, work = runner(), Path(tempfile.mkdtemp(prefix="lsdag-agree-"))
+    exe, work = runner(), a.work
     rows, failures = [], []
     for case, (saf, fair, why) in workloads.FOCUSED.items():
         r = compare(case, *workloads.focused(case), work, exe, 1e12)
@@ -219,7 +220,7 @@ def child(cmd: list[str]) -> dict:
 
 
 def speed(a: argparse.Namespace) -> int:
-    exe, work = runner(), Path(tempfile.mkdtemp(prefix="lsdag-speed-"))
+    exe, work = runner(), a.work
     sizes = []
     for n in a.sizes:
         path = work / f"layered{n}.lsdag"
@@ -256,7 +257,7 @@ def summary(n: int, runs: dict[str, list[dict]]) -> dict:
 
 # -- the fair cliff -----------------------------------------------------------------------------
 def cliff(a: argparse.Namespace) -> int:
-    exe, work = runner(), Path(tempfile.mkdtemp(prefix="lsdag-cliff-"))
+    exe, work = runner(), a.work
     rows = []
     for u in a.units:
         path = work / f"cliff{u}.lsdag"
@@ -344,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "leptonsim":
             print(json.dumps(run_leptonsim(a.file, a.network)))
             return 0
-        return {"agreement": agreement, "speed": speed, "cliff": cliff, "export": export}[a.command](a)
+        if a.command == "export":
+            return export(a)
+        with tempfile.TemporaryDirectory(prefix="lsdag-") as work:   # the workload files
+            a.work = Path(work)
+            return {"agreement": agreement, "speed": speed, "cliff": cliff}[a.command](a)
     except Unavailable as err:
         print(f"unavailable: {err}", file=sys.stderr)
         return UNAVAILABLE
