@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import leptonsim as ls  # noqa: E402
+from leptonsim import lengths  # noqa: E402
 from leptonsim.optimize.search import SYMMETRIC_ABOVE  # noqa: E402
 from leptonsim.quantities import parse_quantity  # noqa: E402
 
@@ -63,8 +65,16 @@ def load(path: Path = DATA) -> tuple[list[Row], dict[str, Row], dict[str, str]]:
     """The rows (each with its source's [software] keys), the platforms they name, and
     the stand-in presets."""
     doc = tomllib.loads(path.read_text())
-    rows = [{**doc["software"].get(row["source"], {}), **row} for row in doc["row"]]
+    rows = [{**software(doc["software"], row), **row} for row in doc["row"]]
     return rows, doc["platform"], doc["stand_ins"]
+
+
+def software(rules: dict[str, Row], row: Row) -> Row:
+    """The [software] keys of a row's source, and over them those of the script the row
+    ran (the source's `scripts` table, by the row's `script`)."""
+    rule = dict(rules.get(row["source"], {}))
+    by_script = rule.pop("scripts", {})
+    return rule | by_script.get(row.get("script"), {})
 
 
 # -- the one rule: a row's configuration to a scenario ----------------------------------
@@ -218,6 +228,33 @@ def breakdown(result: Any) -> dict[str, float]:
 
 # -- one row, the set -------------------------------------------------------------------
 
+def length_bins(row: Row) -> tuple[lengths.Bin, ...]:
+    """The bins a row's `lengths` = {dataset, bin_size} draws its micro-batches from
+    (leptonsim/lengths.py: each micro-batch padded to its longest sequence)."""
+    spec = row["lengths"]
+    micro = int(row.get("microbatch", row.get("batch_per_gpu", 1)))
+    return lengths.binned(lengths.dataset(spec["dataset"]), int(spec["bin_size"]), micro)
+
+
+def simulated_step(row: Row, scenario: Any, platforms: dict[str, Row], stand_ins: dict[str, str]
+                   ) -> tuple[float, dict[str, float]]:
+    """The row's step time and its breakdown. With `lengths`, the expectation over the
+    bins: each bin's step simulated at its padded length (rounded up to a token),
+    weighted by the bin's probability, as the step is a sum of its micro-batches'."""
+    if "lengths" not in row:
+        result = ls.run(scenario)
+        return result.metrics.makespan_s, breakdown(result)
+    step_s, parts = 0.0, dict.fromkeys(PARTS, 0.0)
+    for b in length_bins(row):
+        seq = min(row["seq"], math.ceil(b.padded))
+        at = scenario if seq == row["seq"] else scenario_of(row | {"seq": seq}, platforms, stand_ins)[0]
+        result = ls.run(at)
+        step_s += b.probability * result.metrics.makespan_s
+        for k, v in breakdown(result).items():
+            parts[k] += b.probability * v
+    return step_s, parts
+
+
 def predict(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> dict[str, Any]:
     record: dict[str, Any] = {k: row[k] for k in RECORDED}
     t0 = time.perf_counter()
@@ -225,10 +262,8 @@ def predict(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> d
         scenario, needs = scenario_of(row, platforms, stand_ins)
     except (ls.ScenarioError, NotExpressible) as err:
         return record | {"status": "not expressible", "reason": str(err)}
-    result = ls.run(scenario)
-    step_s = result.metrics.makespan_s
+    step_s, parts = simulated_step(row, scenario, platforms, stand_ins)
     published_s = published_step_s(row)
-    parts = breakdown(result)
     return record | {
         "status": "predicted", "needs": needs, "predicted": figure(row, step_s),
         "error": error(row, step_s), "step_s": step_s, "published_step_s": published_s,

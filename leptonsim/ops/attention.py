@@ -56,6 +56,15 @@ are unchanged (each query head still meets every key); K and V move kv/q of Q's 
 cos/sin table is cached), one read and one write of Q and K, one kernel, in forward
 and again (the transposed rotation) in backward_data.
 
+`implementation = "eager"` is the unfused form as PyTorch runs it without a fuser
+(DeepLearningExamples BERT modeling.py, BertSelfAttention: `attention_scores /
+math.sqrt(self.attention_head_size)`, then `+ attention_mask`, then the softmax, each a
+separate kernel when the model is not scripted, as run_squad.py runs it): the scale and
+the mask's addition are two more elementwise passes over the S x S scores forward
+(4 heads S^2 words and the mask's S), and the scale's gradient one more backward
+(2 heads S^2); the unfused form has them inside its softmax kernel (Megatron-LM's
+fused scale-mask-softmax, or a fuser's). Everything else is the unfused form's.
+
 `dropout` p > 0 drops attention probabilities, as GPT and BERT train (Vaswani et al.
 2017, section 5.4; Megatron-LM's attention_dropout). Unfused, it is one more
 elementwise kernel each way over the S x S probabilities (ops/dropout.py: a 1-byte
@@ -100,7 +109,7 @@ from leptonsim.ops.dropout import (
 )
 from leptonsim.ops.softmax import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FORWARD_FLOPS
 
-Implementation = Literal["unfused", "flash"]
+Implementation = Literal["flash", "unfused", "eager"]
 IMPLEMENTATIONS: tuple[Implementation, ...] = get_args(Implementation)
 LSE_BYTES = 4  # flash keeps its log-sum-exp in fp32 (FlashAttention-2, Algorithm 1)
 FLASH_TILE = 128  # rows of Q, K, V per tile: FlashAttention-2's block size for head sizes
@@ -130,8 +139,8 @@ class MultiHeadSelfAttention(Op):
     def __post_init__(self) -> None:
         check_positive("MultiHeadSelfAttention", heads=self.heads)
         if self.implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"MultiHeadSelfAttention: implementation must be unfused or "
-                             f"flash, got {self.implementation!r}")
+            raise ValueError(f"MultiHeadSelfAttention: implementation must be one of "
+                             f"{', '.join(IMPLEMENTATIONS)}, got {self.implementation!r}")
         if self.kv_heads < 0 or self.head_dim < 0:
             raise ValueError("MultiHeadSelfAttention: kv_heads and head_dim must be >= 0")
         if self.heads % self.groups:
@@ -211,7 +220,7 @@ class MultiHeadSelfAttention(Op):
         attention = self._core_flops(x, batch, 2, 1 + SOFTMAX_FORWARD_FLOPS)
         projection_gemms = (Gemm(t, q + 2 * kv, h, split="n"), Gemm(t, h, q, split="k"))
         rope = self._rope(x, batch, dtype_bytes)
-        if self.implementation == "unfused":
+        if self.implementation != "flash":  # unfused or eager
             # X read; Q, K, V written, read by the products; context written, read; Y written
             words = t * (2 * h + 4 * q + 4 * kv) + 4 * scores + self.params(x)
             gemms = (projection_gemms[0], *self._per_head(x, batch), projection_gemms[1])
@@ -233,7 +242,7 @@ class MultiHeadSelfAttention(Op):
         projection_gemms = (Gemm(t, q, h, split="n"), Gemm(t, h, q + 2 * kv, split="k"))
         rope = self._rope(x, batch, dtype_bytes)
         proj_words = t * (2 * h + 2 * q + 2 * kv)  # dY, dX and the head-side gradients
-        if self.implementation == "unfused":
+        if self.implementation != "flash":  # unfused or eager
             attention = self._core_flops(x, batch, 4, 1 + SOFTMAX_BACKWARD_FLOPS)
             # dcontext, Q read and dQ written; V, K read and dV, dK written
             words = proj_words + t * (3 * q + 4 * kv) + 6 * scores + w
@@ -268,13 +277,27 @@ class MultiHeadSelfAttention(Op):
     # -- attention dropout, and what the backward keeps (module docstring) -------------
     def cost(self, input_shape: Shape, batch: int, phase: Phase, dtype_bytes: int = 4) -> Cost:
         base = super().cost(input_shape, batch, phase, dtype_bytes)
-        if not self.dropout or phase not in ("forward", "backward_data"):
+        if phase not in ("forward", "backward_data"):
             return base
-        return base + self._dropout_cost(input_shape, batch, phase, dtype_bytes)
+        if self.dropout:
+            base += self._dropout_cost(input_shape, batch, phase, dtype_bytes)
+        if self.implementation == "eager":
+            base += self._eager_cost(input_shape, batch, phase, dtype_bytes)
+        return base
+
+    def _eager_cost(self, x: Shape, batch: int, phase: Phase, dtype_bytes: int) -> Cost:
+        """Eager (module docstring): forward, the scale and the mask's addition as two
+        passes over the scores (the mask, one value per key, read too; the addition one
+        FLOP per score, the scale's already counted); backward_data, the scale's
+        gradient as one pass (the addition passes its gradient through)."""
+        scores = batch * self.heads * x[0] ** 2
+        if phase == "forward":
+            return Cost(float(scores), float((4 * scores + batch * x[0]) * dtype_bytes), kernels=2)
+        return Cost(0.0, float(2 * scores * dtype_bytes), kernels=1)
 
     def _dropout_cost(self, x: Shape, batch: int, phase: Phase, dtype_bytes: int) -> Cost:
         scores = batch * self.heads * x[0] ** 2
-        if self.implementation == "unfused":
+        if self.implementation != "flash":  # unfused or eager
             flops = DROPOUT_FORWARD_FLOPS if phase == "forward" else DROPOUT_BACKWARD_FLOPS
             return Cost(float(scores * flops), dropout_bytes(scores, dtype_bytes))
         per_score = DROPOUT_FORWARD_FLOPS + (phase != "forward") * DROPOUT_BACKWARD_FLOPS
@@ -303,4 +326,6 @@ class MultiHeadSelfAttention(Op):
                     gemms=self._per_head(input_shape, batch), kernels=3)
         if self.dropout:
             core += self._dropout_cost(input_shape, batch, "forward", dtype_bytes)
+        if self.implementation == "eager":
+            core += self._eager_cost(input_shape, batch, "forward", dtype_bytes)
         return core

@@ -82,11 +82,12 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "precision": {"enum": list(PRECISION_BYTES), "default": "fp16",
                       "description": "Numeric format of weights, activations and gradients; "
                                      "GEMMs run at the units' peak for it"},
-        "attention": {"enum": list(reversed(IMPLEMENTATIONS)), "default": "flash",
+        "attention": {"enum": list(IMPLEMENTATIONS), "default": "flash",
                       "description": "Attention kernel of every attention layer: flash "
                                      "(FlashAttention-2's IO-aware cost, no S x S scores in "
-                                     "memory) or unfused (scores and probabilities through "
-                                     "memory)"},
+                                     "memory), unfused (scores and probabilities through "
+                                     "memory) or eager (unfused, with the scale and the mask "
+                                     "as their own passes over the scores: PyTorch unscripted)"},
         "fused": {"type": "array", "items": {"enum": [*FUSIONS, "optimizer"]}, "uniqueItems": True,
                   "default": [],
                   "description": "Fused kernels: bias_gelu (a GELU in its Dense's GEMM "
