@@ -27,7 +27,10 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +135,10 @@ def model_of(row: Row) -> str | dict[str, Any]:
 def split(row: Row, big: bool) -> dict[str, Any]:
     """The [workload.model] and [parallel] keys of a row: the row's own, passed as they
     are (so a value the format cannot take yet is refused, not rounded), else defaults.
-    `big`: simulated as leptonsim optimize simulates a large cluster (search._config),
-    one rank per tensor-parallel group, a task per run of layers between collectives, and
-    one data-parallel replica for all where that is exact (dp_mode auto)."""
+    Every row simulates one data-parallel replica for all where that is exact (dp_mode
+    auto: the same step, docs/performance.md). `big`: simulated as leptonsim optimize
+    simulates a large cluster (search._config), one rank per tensor-parallel group and a
+    task per run of layers between collectives."""
     tp, pp = int(row.get("tp", 1)), int(row.get("pp", 1))
     gpus = int(row["gpus"])
     dp = gpus // (tp * pp)
@@ -145,7 +149,7 @@ def split(row: Row, big: bool) -> dict[str, Any]:
         "precision": row["precision"], "recompute": row.get("recompute", False),
         "optimizer": row.get("optimizer", "adam"),
         "tp_mode": "symmetric" if big and tp > 1 else "full", "fuse": big,
-        "dp_mode": "auto" if big else "full",
+        "dp_mode": "auto",
         **row.get("options", {})}
     if row.get("chunks", 1) > 1:
         keys |= {"schedule": "interleaved", "chunks": int(row["chunks"])}
@@ -294,19 +298,27 @@ def machine() -> dict[str, Any]:
 
 
 def run(rows: list[Row], platforms: dict[str, Row], stand_ins: dict[str, str],
-        max_gpus: int | None = None, log: Any = print) -> dict[str, Any]:
-    """Every row predicted (or listed with why not), the summary, and where it ran."""
+        max_gpus: int | None = None, log: Any = print, jobs: int = 1) -> dict[str, Any]:
+    """Every row predicted (or listed with why not), the summary, and where it ran;
+    `jobs` rows at a time in worker processes (each row is one process's simulation,
+    so the figures do not depend on it; its wall_s does, on a shared machine)."""
     t0 = time.perf_counter()
-    records = []
-    for row in rows:
-        if max_gpus is not None and row["gpus"] > max_gpus:
-            records.append({k: row[k] for k in RECORDED} | {
-                "status": "not run", "reason": f"{row['gpus']} GPUs, above --max-gpus {max_gpus}"})
-        else:
-            records.append(predict(row, platforms, stand_ins))
-        log(line(records[-1]))
+    one = partial(_record, platforms=platforms, stand_ins=stand_ins, max_gpus=max_gpus)
+    with ProcessPoolExecutor(jobs) if jobs > 1 else nullcontext() as pool:
+        records = []
+        for record in (pool.map(one, rows) if pool else map(one, rows)):
+            records.append(record)
+            log(line(record))
     return {"machine": machine(), "wall_s": time.perf_counter() - t0,
             "summary": summary(records), "rows": records}
+
+
+def _record(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str],
+            max_gpus: int | None) -> dict[str, Any]:
+    if max_gpus is not None and row["gpus"] > max_gpus:
+        return {k: row[k] for k in RECORDED} | {
+            "status": "not run", "reason": f"{row['gpus']} GPUs, above --max-gpus {max_gpus}"}
+    return predict(row, platforms, stand_ins)
 
 
 # -- text ------------------------------------------------------------------------------
@@ -364,10 +376,12 @@ def main() -> None:
                     help="list rows on more GPUs as 'not run' instead of simulating them")
     ap.add_argument("--render", action="store_true", help="rewrite docs/fidelity.md's table")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--jobs", type=int, default=1, help="rows simulated at a time, each in "
+                    "its own process (default 1)")
     args = ap.parse_args()
     rows, platforms, stand_ins = load()
     rows = [r for r in rows if not args.only or r["id"] in args.only]
-    report = run(rows, platforms, stand_ins, args.max_gpus)
+    report = run(rows, platforms, stand_ins, args.max_gpus, jobs=args.jobs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     for name, s in report["summary"].items():
