@@ -1,0 +1,254 @@
+"""Transformer Engine's tensor-parallel communication overlap (`tp_comm_overlap`):
+sequence parallelism's all-gathers and reduce-scatters run beside the GEMMs they feed
+or follow, split into chunks with the dependencies of the ring exchange, so the
+links, their contention and the compute are all still simulated.
+
+Transformer Engine's userbuffers (transformer_engine/pytorch/module/base.py,
+`initialize_ub`, its default per-GEMM methods; Megatron-Core's `--tp-comm-overlap`,
+which Megatron-LM allows only with sequence parallelism) and the decomposition of
+Wang et al., "Overlap Communication with Dependent Computation via Decomposition in
+Large Deep Learning Models", ASPLOS 2023, section 3:
+
+- **ring exchange** (qkv_fprop, fc1_fprop, proj_dgrad, fc2_dgrad: the all-gather
+  before a GEMM): the GEMM is split into tp chunks along the tokens; a rank computes
+  the chunk it holds while sending it to its right neighbour, then each chunk that
+  arrives while forwarding it on. Step j's chunk arrives j ring steps of x after the
+  start, so with chunks of c the pair lasts c + (tp - 1) max(c, x) (`ring_exchange_s`).
+  TE sends with the copy engines (`use_ce`, one SM): the GEMM keeps its SMs.
+- **pipeline** (proj_fprop, fc2_fprop: the reduce-scatter after a GEMM): the GEMM is
+  split into `num_splits` = 4 chunks; each chunk's output is reduce-scattered (a ring
+  of tp - 1 steps) on the communication stream while the next chunk computes, one
+  reduce-scatter after another: c + (n - 1) max(c, r) + r (`pipeline_s`), r a chunk's
+  reduce-scatter.
+- **bulk** (qkv_wgrad, fc1_wgrad: the reduce-scatter of the input gradient after the
+  opener's backward): the whole reduce-scatter runs beside the weight-gradient GEMM,
+  the last of the backward: rest + max(wgrad, reduce-scatter).
+
+Pipeline and bulk kernels reduce on `COMM_SMS` = 16 SMs (TE's default `num_sm`): the
+GEMMs beside them are priced on the SMs left (`_slowed`). ASSUMPTION: for the whole
+GEMM, as if the communication kernel held its SMs throughout.
+
+In symmetric mode (rank 0 of the group simulated) a ring step is rank 0's message to
+rank 1: by symmetry rank 0 receives its neighbour's at the same moment rank 1 receives
+its own, so a zero task on rank 1 marks the arrival and a 0-byte edge (a pure
+dependency) hands it back to rank 0. The other ranks' messages are added to the
+collapsed bytes for the network's energy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..ops.base import Gemm
+from .context import token_split
+from .work import BACKWARD, FORWARD
+
+PIPELINE_SPLITS = 4  # TE initialize_ub default num_splits of the "pipeline" method
+COMM_SMS = 16        # TE initialize_ub default num_sm of the "pipeline" and "bulk" methods
+
+
+def ring_exchange_s(c: float, x: float, n: int) -> float:
+    """An all-gather of n ring steps' chunks exchanged under n GEMM chunks of c each,
+    every step of x: the last chunk arrives at (n-1) x and each chunk waits for the
+    previous one, so max(n c, c + (n-1) x) = c + (n-1) max(c, x)."""
+    return c + (n - 1) * max(c, x)
+
+
+def pipeline_s(c: float, r: float, n: int) -> float:
+    """n GEMM chunks of c each, each followed by its reduce-scatter of r on one
+    communication stream: c + (n-1) max(c, r) + r."""
+    return c + (n - 1) * max(c, r) + r
+
+
+def bulk_s(rest: float, w: float, r: float) -> float:
+    """The backward but its weight gradient, then the weight gradient beside the whole
+    reduce-scatter r of the input gradient."""
+    return rest + max(w, r)
+
+
+def _slowed(g: Gemm, sms: int) -> Gemm:
+    """The GEMM on sms - COMM_SMS SMs, priced on all of them: its k (the loop every tile
+    runs) stretched by sms / (sms - COMM_SMS). No SM count known: unchanged."""
+    if sms <= COMM_SMS:
+        return g
+    return replace(g, k=math.ceil(g.k * sms / (sms - COMM_SMS)))
+
+
+def operand_bytes(g: Gemm, dtype_bytes: int) -> float:
+    """A GEMM's operands read and result written once: (mk + kn + mn) batch words."""
+    return float((g.m * g.k + g.k * g.n + g.m * g.n) * g.batch * g.count * dtype_bytes)
+
+
+class TensorParallelOverlap:
+    """The step builder's overlapped tensor-parallel collectives (a mixin of
+    parallel.step's builder, beside parallel.tp_comm's TensorParallelComm)."""
+
+    def _plan(self, seg, kind: str) -> tuple[str, Gemm | None, str, Gemm | None]:  # type: ignore[no-untyped-def]
+        """(method, GEMM) overlapping the collective before the segment's compute and
+        (method, GEMM) after it: "ring", "pipeline", "bulk", or "" and None where that
+        collective runs alone. The GEMMs are the first to run (the first layer's first
+        forward GEMM, the last layer's first backward GEMM) and the last (the last
+        layer's last forward GEMM; the first layer's last backward GEMM, the opener's
+        weight gradient)."""
+        cfg, gemms = self.cfg, self.work_of.gemms  # type: ignore[attr-defined]
+        if not cfg.tp_comm_overlap or cfg.tp == 1 or seg.ring or seg.exchange or (
+                kind == "B" and cfg.recompute == "full"):  # recomputed collectives run again
+            return "", None, "", None
+        first, last = seg.layers[0], seg.layers[-1]
+        if kind == "F":
+            before = "ring" if seg.forward_before == "allgather" else ""
+            after = "pipeline" if seg.forward_after == "reducescatter" else ""
+            head, tail = gemms[first][FORWARD][:1], gemms[last][FORWARD][-1:]
+        else:
+            before = "ring" if seg.backward_before == "allgather" else ""
+            after = "bulk" if seg.backward_after == "reducescatter" else ""
+            head, tail = gemms[last][BACKWARD][:1], gemms[first][BACKWARD][-1:]
+        before, after = (before if head else ""), (after if tail else "")
+        return before, head[0] if before else None, after, tail[0] if after else None
+
+    def _carve(self, seg, kind: str, flops: float, nbytes: float, gemms: list[Gemm],  # type: ignore[no-untyped-def]
+               kernels: int) -> tuple[float, float, list[Gemm], int]:
+        """The segment task's work without the GEMMs its overlapped collectives take
+        (their chunks are tasks of their own)."""
+        _, head, _, tail = self._plan(seg, kind)
+        rest = list(gemms)
+        for g in (head, tail):
+            if g is not None:
+                rest.remove(g)
+                flops -= g.flops
+                nbytes = max(0.0, nbytes - operand_bytes(g, self.cfg.dtype_bytes))  # type: ignore[attr-defined]
+                kernels = max(1, kernels - 1)
+        return flops, nbytes, rest, kernels
+
+    # -- building --------------------------------------------------------------------
+    def _overlapped(self, chains: dict[int, list[list[int]]], s: int, seg, kind: str,  # type: ignore[no-untyped-def]
+                    k: int) -> bool:
+        """Build the segment and its collectives on every replica of `chains`, those
+        beside a GEMM overlapped with it; False (nothing built) where none is."""
+        before, head, after, tail = self._plan(seg, kind)
+        if not before and not after:
+            return False
+        if kind == "F":
+            todo_before = self._input_gather(seg)  # type: ignore[attr-defined]
+            todo_after = [self._forward_collective(seg)] if seg.forward_after else []  # type: ignore[attr-defined]
+        else:
+            todo_before = [(seg.backward_before, self._output_bytes(seg))] if seg.backward_before else []  # type: ignore[attr-defined]
+            todo_after = [(seg.backward_after, self._input_bytes(seg))] if seg.backward_after else []  # type: ignore[attr-defined]
+        for d, cs in chains.items():
+            name = f"tpo.{kind}.d{d}.s{s}.{self.model.layers[seg.layers[0]].name}.k{k}"  # type: ignore[attr-defined]
+            ranks = [self.cfg.replica_rank(d, s, t) for t in range(self.cfg.tp)]  # type: ignore[attr-defined]
+            if head is not None:
+                firsts = self._ring_exchange(cs, ranks, todo_before[0][1], head, f"{name}.ag")
+                for i in seg.layers if kind == "F" else ():  # the chunks run the layer first
+                    for t, task in zip(self.cfg.simulated_tp_ranks(), firsts, strict=True):  # type: ignore[attr-defined]
+                        self.first_forward.setdefault((d, i, t), task)  # type: ignore[attr-defined]
+            else:
+                self._tp_collectives(cs, d, s, todo_before)  # type: ignore[attr-defined]
+            self._compute(cs, d, s, seg, kind, k)  # type: ignore[attr-defined]
+            if after == "pipeline":
+                self._pipeline(cs, ranks, todo_after[0][1], tail, f"{name}.rs")  # type: ignore[arg-type]
+            elif after == "bulk":
+                self._bulk(cs, ranks, todo_after[0][1], tail, f"{name}.rs", seg, d, k)  # type: ignore[arg-type]
+            else:
+                self._tp_collectives(cs, d, s, todo_after)  # type: ignore[attr-defined]
+        return True
+
+    def _piece(self, chain: list[int], unit: int, g: Gemm, name: str, after: int) -> int:
+        """One GEMM chunk on `unit`, after the chain's last task and after `after`."""
+        cfg = self.cfg  # type: ignore[attr-defined]
+        task = self.b.task(name, flops=float(g.flops), nbytes=operand_bytes(g, cfg.dtype_bytes),  # type: ignore[attr-defined]
+                           pin=unit, kind="gemm.overlapped", gemms=[g], kernels=1)
+        if after >= 0 and after != chain[1]:
+            self.b.edge(after, task)  # type: ignore[attr-defined]
+        self._append(chain, task)  # type: ignore[attr-defined]
+        return task
+
+    def _ring_exchange(self, chains: list[list[int]], ranks: list[int], nbytes: float,
+                       g: Gemm, name: str) -> list[int]:
+        """The all-gather before GEMM g as TE's ring exchange: chunk j computed once
+        ring step j has brought it (step 0: the rank's own). Returns the first chunks."""
+        p = len(ranks)
+        start = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=False)]  # type: ignore[attr-defined]
+        steps = self._ring_steps(ranks, nbytes / p, p - 1, start, name)
+        chunk = token_split([g], p)[0]
+        pieces = [[self._piece(chain, ranks[ti], chunk, f"{name}.gemm{j}.t{ti}", held[ti])
+                   for ti, chain in enumerate(chains)] for j, held in enumerate(steps)]
+        return pieces[0]
+
+    def _pipeline(self, chains: list[list[int]], ranks: list[int], nbytes: float, g: Gemm,
+                  name: str) -> None:
+        """The reduce-scatter after GEMM g as TE's pipeline: PIPELINE_SPLITS chunks, each
+        one's reduce-scatter after it and after the previous one's."""
+        chunk = token_split([_slowed(g, self._sms())], PIPELINE_SPLITS)[0]
+        comm = [-1] * len(chains)  # per rank: the last reduce-scatter's end
+        for j in range(PIPELINE_SPLITS):
+            pieces = [self._piece(c, ranks[ti], chunk, f"{name}.gemm{j}.t{ti}", -1)
+                      for ti, c in enumerate(chains)]
+            start = [self._join(ranks[ti], [pieces[ti], comm[ti]], f"{name}.{j}.t{ti}")
+                     for ti in range(len(chains))]
+            comm = self._ring_steps(ranks, nbytes / PIPELINE_SPLITS / len(ranks),
+                                    len(ranks) - 1, start, f"{name}.{j}")[-1]
+        for ti, chain in enumerate(chains):
+            chain[1] = self._join(ranks[ti], [chain[1], comm[ti]], f"{name}.done.t{ti}")
+
+    def _bulk(self, chains: list[list[int]], ranks: list[int], nbytes: float, g: Gemm,  # type: ignore[no-untyped-def]
+              name: str, seg, d: int, k: int) -> None:
+        """The reduce-scatter of the input gradient beside the weight-gradient GEMM g."""
+        start = [c[1] for c in chains]
+        comm = self._ring_steps(ranks, nbytes / len(ranks), len(ranks) - 1, start, name)[-1]
+        for ti, chain in enumerate(chains):
+            w = self._piece(chain, ranks[ti], _slowed(g, self._sms()), f"{name}.wgrad.t{ti}", -1)
+            t = self.cfg.simulated_tp_ranks()[ti]  # type: ignore[attr-defined]
+            for i in seg.layers:  # the gradients are ready once the weight gradient is
+                if (d, i, t, k) in self.last_backward:  # type: ignore[attr-defined]
+                    self.last_backward[(d, i, t, k)] = w  # type: ignore[attr-defined]
+            chain[1] = self._join(ranks[ti], [w, comm[ti]], f"{name}.done.t{ti}")
+
+    def _join(self, unit: int, tasks: list[int], name: str) -> int:
+        task = self.b.task(f"join.{name}", duration_s=0.0, pin=unit, kind="join")  # type: ignore[attr-defined]
+        for t in dict.fromkeys(tasks):
+            if t >= 0:
+                self.b.edge(t, task)  # type: ignore[attr-defined]
+        return task
+
+    def _ring_steps(self, ranks: list[int], chunk: float, steps: int, start: list[int],
+                    name: str) -> list[list[int]]:
+        """Per step j = 0..steps and simulated rank, the task after which the rank holds
+        step j's chunk (step 0: `start`); every rank sends to its right neighbour. With
+        rank 0 alone simulated, its message to rank 1 stands for its neighbour's to it."""
+        b, p, out = self.b, len(ranks), [list(start)]  # type: ignore[attr-defined]
+        alone = len(start) == 1 and p > 1
+        for j in range(1, steps + 1):
+            prev, cur = out[-1], []
+            for i in range(len(start)):
+                if alone:
+                    mark = b.task(f"{name}.step{j}.mark", duration_s=0.0, pin=ranks[1],
+                                  kind="ring_exchange")
+                    b.edge(prev[0], mark, chunk)
+                    task = b.task(f"{name}.step{j}", duration_s=0.0, pin=ranks[0],
+                                  kind="ring_exchange")
+                    b.edge(mark, task, 0.0)
+                else:
+                    task = b.task(f"{name}.step{j}.r{i}", duration_s=0.0, pin=ranks[i],
+                                  kind="ring_exchange")
+                    b.edge(prev[(i - 1) % p], task, chunk)
+                cur.append(task)
+            out.append(cur)
+        if alone:
+            self._others_bytes(ranks, steps * chunk)
+        return out
+
+    def _others_bytes(self, ranks: list[int], nbytes: float) -> None:
+        """Symmetric mode: the bytes the unsimulated ranks' ring messages move, per
+        channel (their network energy): every pair of the ring but rank 0's."""
+        cluster = self.cluster  # type: ignore[attr-defined]
+        pairs = zip(ranks[1:], ranks[2:] + ranks[:1], strict=True)
+        channels = np.array([c for a, b in pairs for c in cluster.route(a, b)], np.int64)
+        np.add.at(self.collapsed, channels, nbytes)  # type: ignore[attr-defined]
+
+    def _sms(self) -> int:
+        cluster = self.cluster  # type: ignore[attr-defined]
+        return int(cluster.unit_types[int(cluster.unit_type[0])].sms)
