@@ -77,11 +77,6 @@ def _slowed(g: Gemm, sms: int) -> Gemm:
     return replace(g, k=math.ceil(g.k * sms / (sms - COMM_SMS)))
 
 
-def operand_bytes(g: Gemm, dtype_bytes: int) -> float:
-    """A GEMM's operands read and result written once: (mk + kn + mn) batch words."""
-    return float((g.m * g.k + g.k * g.n + g.m * g.n) * g.batch * g.count * dtype_bytes)
-
-
 class TensorParallelOverlap:
     """The step builder's overlapped tensor-parallel collectives (a mixin of
     parallel.step's builder, beside parallel.tp_comm's TensorParallelComm)."""
@@ -112,14 +107,15 @@ class TensorParallelOverlap:
     def _carve(self, seg, kind: str, flops: float, nbytes: float, gemms: list[Gemm],  # type: ignore[no-untyped-def]
                kernels: int) -> tuple[float, float, list[Gemm], int]:
         """The segment task's work without the GEMMs its overlapped collectives take
-        (their chunks are tasks of their own)."""
+        (their chunks are tasks of their own). The bytes stay: each chunk is one GEMM
+        kernel whose operands stream under its tiles (the roofline's max, not the sum a
+        task of several kernels pays), so the step's traffic is counted once, as unsplit."""
         _, head, _, tail = self._plan(seg, kind)
         rest = list(gemms)
         for g in (head, tail):
             if g is not None:
                 rest.remove(g)
                 flops -= g.flops
-                nbytes = max(0.0, nbytes - operand_bytes(g, self.cfg.dtype_bytes))  # type: ignore[attr-defined]
                 kernels = max(1, kernels - 1)
         return flops, nbytes, rest, kernels
 
@@ -158,9 +154,8 @@ class TensorParallelOverlap:
 
     def _piece(self, chain: list[int], unit: int, g: Gemm, name: str, after: int) -> int:
         """One GEMM chunk on `unit`, after the chain's last task and after `after`."""
-        cfg = self.cfg  # type: ignore[attr-defined]
-        task = self.b.task(name, flops=float(g.flops), nbytes=operand_bytes(g, cfg.dtype_bytes),  # type: ignore[attr-defined]
-                           pin=unit, kind="gemm.overlapped", gemms=[g], kernels=1)
+        task = self.b.task(name, flops=float(g.flops), nbytes=0.0, pin=unit,  # type: ignore[attr-defined]
+                           kind="gemm.overlapped", gemms=[g], kernels=1)
         if after >= 0 and after != chain[1]:
             self.b.edge(after, task)  # type: ignore[attr-defined]
         self._append(chain, task)  # type: ignore[attr-defined]
@@ -188,7 +183,7 @@ class TensorParallelOverlap:
             pieces = [self._piece(c, ranks[ti], chunk, f"{name}.gemm{j}.t{ti}", -1)
                       for ti, c in enumerate(chains)]
             start = [self._join(ranks[ti], [pieces[ti], comm[ti]], f"{name}.{j}.t{ti}")
-                     for ti in range(len(chains))]
+                     if comm[ti] >= 0 else pieces[ti] for ti in range(len(chains))]
             comm = self._ring_steps(ranks, nbytes / PIPELINE_SPLITS / len(ranks),
                                     len(ranks) - 1, start, f"{name}.{j}")[-1]
         for ti, chain in enumerate(chains):
@@ -218,36 +213,31 @@ class TensorParallelOverlap:
                     name: str) -> list[list[int]]:
         """Per step j = 0..steps and simulated rank, the task after which the rank holds
         step j's chunk (step 0: `start`); every rank sends to its right neighbour. With
-        rank 0 alone simulated, its message to rank 1 stands for its neighbour's to it."""
+        rank 0 alone simulated, its chunk is followed around the ring (a zero task on
+        rank j where step j brings it): by symmetry rank 0 holds its step-j chunk then."""
         b, p, out = self.b, len(ranks), [list(start)]  # type: ignore[attr-defined]
         alone = len(start) == 1 and p > 1
         for j in range(1, steps + 1):
             prev, cur = out[-1], []
             for i in range(len(start)):
-                if alone:
-                    mark = b.task(f"{name}.step{j}.mark", duration_s=0.0, pin=ranks[1],
-                                  kind="ring_exchange")
-                    b.edge(prev[0], mark, chunk)
-                    task = b.task(f"{name}.step{j}", duration_s=0.0, pin=ranks[0],
-                                  kind="ring_exchange")
-                    b.edge(mark, task, 0.0)
-                else:
-                    task = b.task(f"{name}.step{j}.r{i}", duration_s=0.0, pin=ranks[i],
-                                  kind="ring_exchange")
-                    b.edge(prev[(i - 1) % p], task, chunk)
+                at = ranks[j % p] if alone else ranks[i]
+                task = b.task(f"{name}.step{j}.r{i}", duration_s=0.0, pin=at, kind="ring_exchange")
+                b.edge(prev[i] if alone else prev[(i - 1) % p], task, chunk)
                 cur.append(task)
             out.append(cur)
         if alone:
-            self._others_bytes(ranks, steps * chunk)
+            self._others_bytes(ranks, chunk, steps)
         return out
 
-    def _others_bytes(self, ranks: list[int], nbytes: float) -> None:
-        """Symmetric mode: the bytes the unsimulated ranks' ring messages move, per
-        channel (their network energy): every pair of the ring but rank 0's."""
-        cluster = self.cluster  # type: ignore[attr-defined]
-        pairs = zip(ranks[1:], ranks[2:] + ranks[:1], strict=True)
-        channels = np.array([c for a, b in pairs for c in cluster.route(a, b)], np.int64)
-        np.add.at(self.collapsed, channels, nbytes)  # type: ignore[attr-defined]
+    def _others_bytes(self, ranks: list[int], chunk: float, steps: int) -> None:
+        """Symmetric mode: per channel, the bytes of the ring's messages not simulated
+        (every pair sends `steps` chunks; pairs (j-1, j), j <= steps, sent one each):
+        their network energy."""
+        route, p = self.cluster.route, len(ranks)  # type: ignore[attr-defined]
+        for i in range(p):
+            sent = 1 if 1 <= (i + 1) % p <= steps and (i + 1) % p == i + 1 else 0
+            for c in route(ranks[i], ranks[(i + 1) % p]):
+                self.collapsed[c] += (steps - sent) * chunk  # type: ignore[attr-defined]
 
     def _sms(self) -> int:
         cluster = self.cluster  # type: ignore[attr-defined]
