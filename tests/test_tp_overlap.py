@@ -18,16 +18,21 @@ from leptonsim.models import LayerStack, Model
 from leptonsim.ops import GELU, Dense, LayerNorm, MultiHeadSelfAttention
 from leptonsim.ops.base import Gemm
 from leptonsim.parallel.config import ParallelConfig
-from leptonsim.parallel.tp_comm import TensorParallelComm
-from leptonsim.parallel.tp_overlap import (COMM_SMS, PIPELINE_SPLITS, TensorParallelOverlap,
-                                           bulk_s, pipeline_s, ring_exchange_s)
+from leptonsim.parallel.tp_overlap import (
+    COMM_SMS,
+    PIPELINE_SPLITS,
+    TensorParallelOverlap,
+    bulk_s,
+    pipeline_s,
+    ring_exchange_s,
+)
 from leptonsim.sim import simulate
 from tests.helpers.steps import run
 
 RATE = 1e12  # FLOP/s of the harness's unit (peak x efficiency 1, no overhead)
 
 
-class _Ring(TensorParallelComm, TensorParallelOverlap):
+class _Ring(TensorParallelOverlap):
     """The mixins alone on a fully connected cluster of p units (no contention)."""
 
     def __init__(self, p: int, link: LinkSpec, simulated: int, sms: int = 0) -> None:

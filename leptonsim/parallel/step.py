@@ -28,7 +28,6 @@ from .memory import MemoryBreakdown, block_starts
 from .pipeline import Op, partition_at, schedule
 from .sync import DataParallelSync
 from .tensor import LayerRole, check_sequence, check_split, layer_roles
-from .tp_comm import TensorParallelComm
 from .tp_overlap import TensorParallelOverlap
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
@@ -180,9 +179,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
     return orders
 
 
-class _StepBuilder(TensorParallelComm, TensorParallelOverlap, DataParallelSync):
+class _StepBuilder(TensorParallelOverlap, DataParallelSync):
     """The step's graph, op by op (compute, pipeline links, the splits' exchanges); its
-    collectives and synchronisation are the mixins' (parallel.tp_comm, parallel.sync)."""
+    collectives and synchronisation are the mixins' (parallel.tp_comm, parallel.tp_overlap,
+    parallel.sync)."""
 
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
                  roles: list[LayerRole], work: LayerWork, stages: list[tuple[int, int]],

@@ -39,12 +39,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ..models import Model
 from ..ops.base import Gemm
 from .context import token_split
-from .work import BACKWARD, FORWARD
+from .tp_comm import TensorParallelComm
+from .work import BACKWARD, FORWARD, LayerWork
+
+if TYPE_CHECKING:
+    from .step import Segment
 
 PIPELINE_SPLITS = 4  # TE initialize_ub default num_splits of the "pipeline" method
 COMM_SMS = 16        # TE initialize_ub default num_sm of the "pipeline" and "bulk" methods
@@ -77,18 +81,32 @@ def _slowed(g: Gemm, sms: int) -> Gemm:
     return replace(g, k=math.ceil(g.k * sms / (sms - COMM_SMS)))
 
 
-class TensorParallelOverlap:
-    """The step builder's overlapped tensor-parallel collectives (a mixin of
-    parallel.step's builder, beside parallel.tp_comm's TensorParallelComm)."""
+class TensorParallelOverlap(TensorParallelComm):
+    """The step builder's tensor-parallel collectives, those beside a GEMM overlapped
+    with it (a mixin of parallel.step's builder, which owns the state annotated here
+    and defines the methods declared for the type checker)."""
 
-    def _plan(self, seg, kind: str) -> tuple[str, Gemm | None, str, Gemm | None]:  # type: ignore[no-untyped-def]
+    model: Model
+    work_of: LayerWork
+    first_forward: dict[tuple[int, int, int], int]
+    last_backward: dict[tuple[int, int, int, int], int]
+
+    if TYPE_CHECKING:  # the step builder's own (parallel.step)
+        def _compute(self, chains: list[list[int]], d: int, s: int, seg: Segment, kind: str,
+                     k: int) -> None: ...
+        def _input_gather(self, seg: Segment) -> list[tuple[str, float]]: ...
+        def _forward_collective(self, seg: Segment) -> tuple[str, float]: ...
+        def _output_bytes(self, seg: Segment) -> float: ...
+        def _input_bytes(self, seg: Segment) -> float: ...
+
+    def _plan(self, seg: Segment, kind: str) -> tuple[str, Gemm | None, str, Gemm | None]:
         """(method, GEMM) overlapping the collective before the segment's compute and
         (method, GEMM) after it: "ring", "pipeline", "bulk", or "" and None where that
         collective runs alone. The GEMMs are the first to run (the first layer's first
         forward GEMM, the last layer's first backward GEMM) and the last (the last
         layer's last forward GEMM; the first layer's last backward GEMM, the opener's
         weight gradient)."""
-        cfg, gemms = self.cfg, self.work_of.gemms  # type: ignore[attr-defined]
+        cfg, gemms = self.cfg, self.work_of.gemms
         if not cfg.tp_comm_overlap or cfg.tp == 1 or seg.ring or seg.exchange or (
                 kind == "B" and cfg.recompute == "full"):  # recomputed collectives run again
             return "", None, "", None
@@ -104,7 +122,7 @@ class TensorParallelOverlap:
         before, after = (before if head else ""), (after if tail else "")
         return before, head[0] if before else None, after, tail[0] if after else None
 
-    def _carve(self, seg, kind: str, flops: float, nbytes: float, gemms: list[Gemm],  # type: ignore[no-untyped-def]
+    def _carve(self, seg: Segment, kind: str, flops: float, nbytes: float, gemms: list[Gemm],
                kernels: int) -> tuple[float, float, list[Gemm], int]:
         """The segment task's work without the GEMMs its overlapped collectives take
         (their chunks are tasks of their own). The bytes stay: each chunk is one GEMM
@@ -120,7 +138,7 @@ class TensorParallelOverlap:
         return flops, nbytes, rest, kernels
 
     # -- building --------------------------------------------------------------------
-    def _overlapped(self, chains: dict[int, list[list[int]]], s: int, seg, kind: str,  # type: ignore[no-untyped-def]
+    def _overlapped(self, chains: dict[int, list[list[int]]], s: int, seg: Segment, kind: str,
                     k: int) -> bool:
         """Build the segment and its collectives on every replica of `chains`, those
         beside a GEMM overlapped with it; False (nothing built) where none is."""
@@ -128,37 +146,37 @@ class TensorParallelOverlap:
         if not before and not after:
             return False
         if kind == "F":
-            todo_before = self._input_gather(seg)  # type: ignore[attr-defined]
-            todo_after = [self._forward_collective(seg)] if seg.forward_after else []  # type: ignore[attr-defined]
+            todo_before = self._input_gather(seg)
+            todo_after = [self._forward_collective(seg)] if seg.forward_after else []
         else:
-            todo_before = [(seg.backward_before, self._output_bytes(seg))] if seg.backward_before else []  # type: ignore[attr-defined]
-            todo_after = [(seg.backward_after, self._input_bytes(seg))] if seg.backward_after else []  # type: ignore[attr-defined]
+            todo_before = [(seg.backward_before, self._output_bytes(seg))] * bool(seg.backward_before)
+            todo_after = [(seg.backward_after, self._input_bytes(seg))] * bool(seg.backward_after)
         for d, cs in chains.items():
-            name = f"tpo.{kind}.d{d}.s{s}.{self.model.layers[seg.layers[0]].name}.k{k}"  # type: ignore[attr-defined]
-            ranks = [self.cfg.replica_rank(d, s, t) for t in range(self.cfg.tp)]  # type: ignore[attr-defined]
+            name = f"tpo.{kind}.d{d}.s{s}.{self.model.layers[seg.layers[0]].name}.k{k}"
+            ranks = [self.cfg.replica_rank(d, s, t) for t in range(self.cfg.tp)]
             if head is not None:
                 firsts = self._ring_exchange(cs, ranks, todo_before[0][1], head, f"{name}.ag")
                 for i in seg.layers if kind == "F" else ():  # the chunks run the layer first
-                    for t, task in zip(self.cfg.simulated_tp_ranks(), firsts, strict=True):  # type: ignore[attr-defined]
-                        self.first_forward.setdefault((d, i, t), task)  # type: ignore[attr-defined]
+                    for t, task in zip(self.cfg.simulated_tp_ranks(), firsts, strict=True):
+                        self.first_forward.setdefault((d, i, t), task)
             else:
-                self._tp_collectives(cs, d, s, todo_before)  # type: ignore[attr-defined]
-            self._compute(cs, d, s, seg, kind, k)  # type: ignore[attr-defined]
-            if after == "pipeline":
-                self._pipeline(cs, ranks, todo_after[0][1], tail, f"{name}.rs")  # type: ignore[arg-type]
-            elif after == "bulk":
-                self._bulk(cs, ranks, todo_after[0][1], tail, f"{name}.rs", seg, d, k)  # type: ignore[arg-type]
+                self._tp_collectives(cs, d, s, todo_before)
+            self._compute(cs, d, s, seg, kind, k)
+            if tail is not None and after == "pipeline":
+                self._pipeline(cs, ranks, todo_after[0][1], tail, f"{name}.rs")
+            elif tail is not None:  # bulk
+                self._bulk(cs, ranks, todo_after[0][1], tail, f"{name}.rs", seg, d, k)
             else:
-                self._tp_collectives(cs, d, s, todo_after)  # type: ignore[attr-defined]
+                self._tp_collectives(cs, d, s, todo_after)
         return True
 
     def _piece(self, chain: list[int], unit: int, g: Gemm, name: str, after: int) -> int:
         """One GEMM chunk on `unit`, after the chain's last task and after `after`."""
-        task = self.b.task(name, flops=float(g.flops), nbytes=0.0, pin=unit,  # type: ignore[attr-defined]
+        task = self.b.task(name, flops=float(g.flops), nbytes=0.0, pin=unit,
                            kind="gemm.overlapped", gemms=[g], kernels=1)
         if after >= 0 and after != chain[1]:
-            self.b.edge(after, task)  # type: ignore[attr-defined]
-        self._append(chain, task)  # type: ignore[attr-defined]
+            self.b.edge(after, task)
+        self._append(chain, task)
         return task
 
     def _ring_exchange(self, chains: list[list[int]], ranks: list[int], nbytes: float,
@@ -166,7 +184,7 @@ class TensorParallelOverlap:
         """The all-gather before GEMM g as TE's ring exchange: chunk j computed once
         ring step j has brought it (step 0: the rank's own). Returns the first chunks."""
         p = len(ranks)
-        start = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=False)]  # type: ignore[attr-defined]
+        start = [self._started(c, r, name) for c, r in zip(chains, ranks, strict=False)]
         steps = self._ring_steps(ranks, nbytes / p, p - 1, start, name)
         chunk = token_split([g], p)[0]
         pieces = [[self._piece(chain, ranks[ti], chunk, f"{name}.gemm{j}.t{ti}", held[ti])
@@ -189,24 +207,24 @@ class TensorParallelOverlap:
         for ti, chain in enumerate(chains):
             chain[1] = self._join(ranks[ti], [chain[1], comm[ti]], f"{name}.done.t{ti}")
 
-    def _bulk(self, chains: list[list[int]], ranks: list[int], nbytes: float, g: Gemm,  # type: ignore[no-untyped-def]
-              name: str, seg, d: int, k: int) -> None:
+    def _bulk(self, chains: list[list[int]], ranks: list[int], nbytes: float, g: Gemm,
+              name: str, seg: Segment, d: int, k: int) -> None:
         """The reduce-scatter of the input gradient beside the weight-gradient GEMM g."""
         start = [c[1] for c in chains]
         comm = self._ring_steps(ranks, nbytes / len(ranks), len(ranks) - 1, start, name)[-1]
         for ti, chain in enumerate(chains):
             w = self._piece(chain, ranks[ti], _slowed(g, self._sms()), f"{name}.wgrad.t{ti}", -1)
-            t = self.cfg.simulated_tp_ranks()[ti]  # type: ignore[attr-defined]
+            t = self.cfg.simulated_tp_ranks()[ti]
             for i in seg.layers:  # the gradients are ready once the weight gradient is
-                if (d, i, t, k) in self.last_backward:  # type: ignore[attr-defined]
-                    self.last_backward[(d, i, t, k)] = w  # type: ignore[attr-defined]
+                if (d, i, t, k) in self.last_backward:
+                    self.last_backward[(d, i, t, k)] = w
             chain[1] = self._join(ranks[ti], [w, comm[ti]], f"{name}.done.t{ti}")
 
     def _join(self, unit: int, tasks: list[int], name: str) -> int:
-        task = self.b.task(f"join.{name}", duration_s=0.0, pin=unit, kind="join")  # type: ignore[attr-defined]
+        task = self.b.task(f"join.{name}", duration_s=0.0, pin=unit, kind="join")
         for t in dict.fromkeys(tasks):
             if t >= 0:
-                self.b.edge(t, task)  # type: ignore[attr-defined]
+                self.b.edge(t, task)
         return task
 
     def _ring_steps(self, ranks: list[int], chunk: float, steps: int, start: list[int],
@@ -215,7 +233,7 @@ class TensorParallelOverlap:
         step j's chunk (step 0: `start`); every rank sends to its right neighbour. With
         rank 0 alone simulated, its chunk is followed around the ring (a zero task on
         rank j where step j brings it): by symmetry rank 0 holds its step-j chunk then."""
-        b, p, out = self.b, len(ranks), [list(start)]  # type: ignore[attr-defined]
+        b, p, out = self.b, len(ranks), [list(start)]
         alone = len(start) == 1 and p > 1
         for j in range(1, steps + 1):
             prev, cur = out[-1], []
@@ -233,12 +251,12 @@ class TensorParallelOverlap:
         """Symmetric mode: per channel, the bytes of the ring's messages not simulated
         (every pair sends `steps` chunks; pairs (j-1, j), j <= steps, sent one each):
         their network energy."""
-        route, p = self.cluster.route, len(ranks)  # type: ignore[attr-defined]
+        route, p = self.cluster.route, len(ranks)
         for i in range(p):
             sent = 1 if 1 <= (i + 1) % p <= steps and (i + 1) % p == i + 1 else 0
             for c in route(ranks[i], ranks[(i + 1) % p]):
-                self.collapsed[c] += (steps - sent) * chunk  # type: ignore[attr-defined]
+                self.collapsed[c] += (steps - sent) * chunk
 
     def _sms(self) -> int:
-        cluster = self.cluster  # type: ignore[attr-defined]
+        cluster = self.cluster
         return int(cluster.unit_types[int(cluster.unit_type[0])].sms)
