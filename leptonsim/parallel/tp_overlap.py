@@ -28,11 +28,11 @@ Pipeline and bulk kernels reduce on `COMM_SMS` = 16 SMs (TE's default `num_sm`):
 GEMMs beside them are priced on the SMs left (`_slowed`). ASSUMPTION: for the whole
 GEMM, as if the communication kernel held its SMs throughout.
 
-In symmetric mode (rank 0 of the group simulated) a ring step is rank 0's message to
-rank 1: by symmetry rank 0 receives its neighbour's at the same moment rank 1 receives
-its own, so a zero task on rank 1 marks the arrival and a 0-byte edge (a pure
-dependency) hands it back to rank 0. The other ranks' messages are added to the
-collapsed bytes for the network's energy.
+In symmetric mode (rank 0 of the group simulated) rank 0's chunk is followed around
+the ring: a zero task on rank j where step j brings it, each hop a transfer on that
+pair's route. By symmetry rank 0 holds its own step-j chunk at that moment, so a 0-byte
+edge (a pure dependency) hands it to rank 0's GEMM chunk. The messages not simulated
+are added to the collapsed bytes for the network's energy.
 """
 
 from __future__ import annotations
