@@ -161,19 +161,28 @@ def _too_many(err: ls.ScenarioError) -> bool:
     return err.expected.startswith("at most") and ("tasks" in err.expected or "edges" in err.expected)
 
 
+NO_OVERLAP = "tp_comm_overlap off (the overlapped graph is over the engine's bound)"
+
+
 def scenario_of(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]) -> tuple[Any, list[str]]:
     """The scenario of a row (and the presets it needed that the catalog lacks). A cluster
     above SYMMETRIC_ABOVE units is simulated big; a smaller one too when every rank
-    spelt out is more tasks than the engine takes (as search.evaluate falls back)."""
+    spelt out is more tasks than the engine takes (as search.evaluate falls back); and
+    last, where the overlap's chunks and ring steps are what takes the graph over the
+    bound, without tp_comm_overlap (recorded in the row's needs)."""
     hw, needs = hardware(row, platforms[row["platform"]], stand_ins)
     model = model_of(row)
     keys = split(row, big=row["gpus"] > SYMMETRIC_ABOVE)
-    try:
-        return ls.step(model, hw, **keys), needs
-    except ls.ScenarioError as err:
-        if keys["fuse"] or not _too_many(err):
-            raise
-    return ls.step(model, hw, **split(row, big=True)), needs
+    attempts = [(keys, needs)] + ([] if keys["fuse"] else [(split(row, big=True), needs)])
+    if attempts[-1][0].get("tp_comm_overlap"):
+        attempts.append((attempts[-1][0] | {"tp_comm_overlap": False}, needs + [NO_OVERLAP]))
+    for i, (tried, noted) in enumerate(attempts):
+        try:
+            return ls.step(model, hw, **tried), noted
+        except ls.ScenarioError as err:
+            if i == len(attempts) - 1 or not _too_many(err):
+                raise
+    raise AssertionError("unreachable")
 
 
 def memory_of(row: Row, platforms: dict[str, Row], stand_ins: dict[str, str]

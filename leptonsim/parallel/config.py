@@ -52,6 +52,9 @@ class ParallelConfig:
     link (parallel.offload; ZeRO-Offload, USENIX ATC 2021).
     `dp_mode` "mirrored" simulates data-parallel replica 0 only, exactly (parallel.mirror);
     "auto" mirrors where that is exact, else builds every replica ("full").
+    `tp_comm_overlap` runs sequence parallelism's all-gathers and reduce-scatters beside
+    the GEMMs they feed or follow, chunked as Transformer Engine's userbuffers do
+    (parallel.tp_overlap; Megatron-Core's --tp-comm-overlap); it needs `sp`.
     """
 
     dp: int = 1
@@ -80,6 +83,7 @@ class ParallelConfig:
     offload_activations: bool = False  # saved activations to host memory and back
     dp_mode: str = "full"      # DP_MODES: every replica, one mirrored, or auto (parallel.mirror)
     cp: int = 1       # context parallelism: sequence split over cp ranks (parallel.context)
+    tp_comm_overlap: bool = False  # sp's collectives beside their GEMMs (parallel.tp_overlap)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
@@ -117,6 +121,9 @@ class ParallelConfig:
         if self.overlap_param_gather and self.zero not in (1, 2):
             raise ValueError(f"overlap_param_gather needs zero 1 or 2 (the distributed "
                              f"optimizer's all-gather), got zero {self.zero}")
+        if self.tp_comm_overlap and not self.sp:  # Megatron-LM asserts the same
+            raise ValueError("tp_comm_overlap needs sp = true (Transformer Engine overlaps "
+                             "sequence parallelism's all-gathers and reduce-scatters)")
         if self.zero and not self.training:
             raise ValueError(f"zero {self.zero} shards training state: it needs training")
         if self.tp_mode == "full" and self.collective not in SPELLED_OUT:

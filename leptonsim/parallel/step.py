@@ -28,7 +28,7 @@ from .memory import MemoryBreakdown, block_starts
 from .pipeline import Op, partition_at, schedule
 from .sync import DataParallelSync
 from .tensor import LayerRole, check_sequence, check_split, layer_roles
-from .tp_comm import TensorParallelComm
+from .tp_overlap import TensorParallelOverlap
 from .work import BACKWARD, CORE, FORWARD, LayerWork, layer_work
 
 Ends = list[tuple[int, int]]  # per simulated tp rank: (first task, last task) of an op
@@ -179,9 +179,10 @@ def _orders(cfg: ParallelConfig) -> list[list[Op]]:
     return orders
 
 
-class _StepBuilder(TensorParallelComm, DataParallelSync):
+class _StepBuilder(TensorParallelOverlap, DataParallelSync):
     """The step's graph, op by op (compute, pipeline links, the splits' exchanges); its
-    collectives and synchronisation are the mixins' (parallel.tp_comm, parallel.sync)."""
+    collectives and synchronisation are the mixins' (parallel.tp_comm, parallel.tp_overlap,
+    parallel.sync)."""
 
     def __init__(self, model: Model, cfg: ParallelConfig, cluster: Cluster,
                  roles: list[LayerRole], work: LayerWork, stages: list[tuple[int, int]],
@@ -274,6 +275,8 @@ class _StepBuilder(TensorParallelComm, DataParallelSync):
         s = v % self.cfg.pp
         chains = {d: self._chains() for d in ds}
         for seg in self.segments[v]:
+            if self._overlapped(chains, s, seg, "F", k):  # tp_comm_overlap (parallel.tp_overlap)
+                continue
             for d in ds:
                 self._tp_collectives(chains[d], d, s, self._input_gather(seg))
             self._exchange(chains, s, seg, f"F.k{k}.dispatch")
@@ -302,6 +305,8 @@ class _StepBuilder(TensorParallelComm, DataParallelSync):
         s = v % self.cfg.pp
         chains = {d: self._chains() for d in ds}
         for seg in reversed(self.segments[v]):
+            if self._overlapped(chains, s, seg, "B", k):
+                continue
             for d in ds:
                 if seg.backward_before:
                     self._tp_collectives(chains[d], d, s,
@@ -405,6 +410,7 @@ class _StepBuilder(TensorParallelComm, DataParallelSync):
             flops, nbytes = flops + core[0], nbytes + core[1]
             phases.append(CORE)
         gemms, kernels = self.work_of.segment(seg.layers, phases)
+        flops, nbytes, gemms, kernels = self._carve(seg, kind, flops, nbytes, gemms, kernels)
         if blocks > 1:  # ASSUMPTION: each block launches an equal share of the kernels
             flops, nbytes, kernels = flops / blocks, nbytes / blocks, -(-kernels // blocks)
             gemms = list(context.token_split(gemms, blocks))

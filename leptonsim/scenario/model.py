@@ -166,6 +166,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                         "bucket by bucket under the next step's forward "
                                         "(Megatron-LM's --overlap-param-gather), not after "
                                         "the update"},
+                     "tp_comm_overlap": {
+                         "type": "boolean", "default": False,
+                         "description": "With sp: run sequence parallelism's all-gathers "
+                                        "and reduce-scatters beside the GEMMs they feed or "
+                                        "follow, chunked as Transformer Engine does "
+                                        "(Megatron-Core's --tp-comm-overlap)"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
                                                    "(plain data parallelism) or shard them over "
@@ -388,7 +394,8 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             overlap_param_gather=bool(parallel["overlap_param_gather"]),
             offload_optimizer=bool(offload.get("optimizer", False)),
             offload_activations=bool(offload.get("activations", False)),
-            dp_mode=parallel["dp_mode"], cp=cp)
+            dp_mode=parallel["dp_mode"], cp=cp,
+            tp_comm_overlap=bool(parallel["tp_comm_overlap"]))
     except ValueError as err:
         raise ScenarioError("parallel", "a consistent parallel configuration", f"<{err}>") from None
     bad = offload_problem(cfg)
