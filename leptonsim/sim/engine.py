@@ -1,8 +1,13 @@
 """The discrete-event engine: one simpy process per unit; channels are analytic FIFOs
 (cut-through by default, store-and-forward on request) or max-min fair.
 
-Per-task state is kept in flat Python lists indexed by task id (fast to touch from
-simpy processes); a task is never an object or a process of its own.
+Per-task and per-edge state is kept in flat columns indexed by task or edge id: memoryviews
+onto the graph's and the plan's NumPy arrays (no copy; an item reads back as a plain
+Python int or float, nearly as fast as a list's) and a few new arrays of 8 bytes an
+entry for what the run writes. A task is never an object or a process of its own, and
+the records of what ran are `array` columns that become the trace's NumPy columns
+without a copy: about 100 bytes per task besides the graph, where lists of Python
+numbers took about 450 (docs/performance.md, "Memory per task").
 
 With a fixed placement a finished task pushes its output to each consumer's unit at
 once. The network answers with the arrival time, so a task whose last input is
@@ -69,14 +74,15 @@ class _Run:
         self.graph, self.cluster, self.times = graph, cluster, times
         dynamic = plan.unit is None
         n, units = graph.size, cluster.size
-        self.unit_of: list[int] = (graph.pin if dynamic else plan.unit).tolist()  # type: ignore[union-attr]
-        self.prio: list[int] = plan.priority.tolist()
-        self.pending: list[int] = graph.in_degree.tolist()
-        self.ready_at: list[float] = [0.0] * n      # latest input arrival so far
+        unit = graph.pin.copy() if dynamic else plan.unit  # greedy places tasks as it runs
+        self.unit_of = _column(unit, np.int64)
+        self.prio = _column(plan.priority, np.int64)
+        self.pending = _column(graph.in_degree.copy(), np.int64)
+        self.ready_at = _column(np.zeros(n), np.float64)      # latest input arrival so far
         ptr, eids = graph.successors
-        self.succ_ptr, self.succ_edges = ptr.tolist(), eids.tolist()
-        self.edge_dst: list[int] = graph.edge_dst.tolist()
-        self.edge_bytes: list[float] = graph.edge_bytes.tolist()
+        self.succ_ptr, self.succ_edges = _column(ptr, np.int64), _column(eids, np.int64)
+        self.edge_dst = _column(graph.edge_dst, np.int64)
+        self.edge_bytes = _column(graph.edge_bytes, np.float64)
         self.queues: list[list[tuple[int, int]]] = [[] for _ in range(units)]  # (prio, task)
         # fixed placement: released tasks not yet taken up by their unit, (ready, prio, task)
         self.future: list[list[tuple[float, int, int]]] = [[] for _ in range(units)]
@@ -84,8 +90,8 @@ class _Run:
         self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
         self.wake_at: list[float] = [inf] * units             # and when it is due to wake
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
-        self.instant: list[bool] = [False] * n if dynamic else (
-            times[cluster.unit_type[plan.unit], np.arange(n)] == 0).tolist()
+        self.instant = _column(np.zeros(n, bool) if dynamic else
+                               times[cluster.unit_type[plan.unit], np.arange(n)] == 0, np.bool_)
         self.due: deque[tuple[int, float]] = deque()  # instant tasks whose inputs are in
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
@@ -93,7 +99,7 @@ class _Run:
         self.rec_task, self.rec_start = array("q"), array("d")
         self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
         types = cluster.unit_type.tolist()
-        cost = [row.tolist() for row in times]
+        cost = [_column(row, np.float64) for row in times]
         unit = self._dynamic_unit if dynamic else self._static_unit
         self.units = [env.process(unit(u, cost[types[u]])) for u in range(units)]
 
@@ -106,7 +112,7 @@ class _Run:
         return self._trace()
 
     # -- fixed placement -------------------------------------------------------------
-    def _static_unit(self, u: int, cost: list[float]):  # simpy process
+    def _static_unit(self, u: int, cost: memoryview):  # simpy process
         """Run the best task whose inputs are all in by now (lowest priority first); if
         there is none, sleep until the earliest one in flight. When a task ends, push its
         output to each consumer's unit. The engine's hot loop, so attribute lookups are
@@ -225,7 +231,7 @@ class _Run:
                                   when)
 
     # -- run-time placement -------------------------------------------------------------
-    def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process
+    def _dynamic_unit(self, u: int, cost: memoryview):  # simpy process
         """Take a pinned task of this unit or the best shared one, pull its inputs, run it."""
         env, own, shared, idle = self.env, self.queues[u], self.shared, self.idle
         while True:
@@ -287,10 +293,11 @@ class _Run:
 
     # -- result ----------------------------------------------------------------------
     def _trace(self) -> Trace:
+        """The records as the trace's columns, shared with them, not copied (np.frombuffer)."""
         g = self.graph
-        task = np.array(self.rec_task, np.int64)
-        unit = np.array(self.unit_of, np.int64)[task]
-        start = np.array(self.rec_start, np.float64)
+        task = np.frombuffer(self.rec_task, np.int64)
+        unit = np.asarray(self.unit_of)[task]
+        start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
         end = start + self.times[self.cluster.unit_type[unit], task]
         edge, chan, xstart, xend = self.network.hops(g.edge_bytes)
@@ -302,3 +309,9 @@ class _Run:
             xfer_src_task=g.edge_src[edge], xfer_dst_task=g.edge_dst[edge], xfer_channel=chan,
             xfer_bytes=g.edge_bytes[edge], xfer_start=xstart, xfer_end=xend,
         )
+
+
+def _column(values: np.ndarray, dtype: type) -> memoryview:
+    """A flat view of `values` as `dtype` (copied only if it is not that already): the
+    engine's columns. Indexing it gives plain Python numbers, as the hot loops want."""
+    return memoryview(np.ascontiguousarray(values, dtype))

@@ -109,8 +109,8 @@ class FifoNetwork:
         """Every hop carried so far: edge ids, channels, starts and ends (as `send`
         computed them: start + (latency + bytes / bandwidth), or when later, the bytes'
         arrival + latency)."""
-        edge, channel = np.divmod(np.array(self._hop, np.int64), len(self.latency))
-        start = np.array(self._start, np.float64)
+        edge, channel = np.divmod(np.frombuffer(self._hop, np.int64), len(self.latency))
+        start = np.frombuffer(self._start, np.float64)  # the record's own memory, no copy
         end = start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])
         if self._late:
             end[np.fromiter(self._late, np.int64)] = np.fromiter(self._late.values(), np.float64)
