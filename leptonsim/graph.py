@@ -113,8 +113,8 @@ class TaskGraph:
         n = len(self.names)
         if self.comm is None:
             object.__setattr__(self, "comm", np.zeros(n, bool))
-        if self.kernels is None:
-            object.__setattr__(self, "kernels", np.ones(n, np.int64))
+        if self.kernels is None:  # 1 each, read-only and without memory of its own
+            object.__setattr__(self, "kernels", np.broadcast_to(np.int64(1), (n,)))
         for col in ("flops", "nbytes", "duration_s", "pin", "comm", "kernels"):
             if len(getattr(self, col)) != n:
                 raise GraphError(f"column {col} has {len(getattr(self, col))} entries for {n} tasks")
@@ -281,7 +281,10 @@ class TaskGraph:
 
 
 def _csr(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr, edge ids by key); the ids as int32 while they fit, half the bytes."""
     order = np.argsort(keys, kind="stable")
+    if len(keys) < 2**31:
+        order = order.astype(np.int32)
     ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(keys, minlength=n), out=ptr[1:])
     return ptr, order

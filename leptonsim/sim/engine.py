@@ -77,10 +77,10 @@ class _Run:
         unit = graph.pin.copy() if dynamic else plan.unit  # greedy places tasks as it runs
         self.unit_of = _column(unit, np.int64)
         self.prio = _column(plan.priority, np.int64)
-        self.pending = _column(graph.in_degree.copy(), np.int64)
+        self.pending = _column(graph.in_degree.astype(np.int32), np.int32)  # inputs to come
         self.ready_at = _column(np.zeros(n), np.float64)      # latest input arrival so far
         ptr, eids = graph.successors
-        self.succ_ptr, self.succ_edges = _column(ptr, np.int64), _column(eids, np.int64)
+        self.succ_ptr, self.succ_edges = _column(ptr, ptr.dtype), _column(eids, eids.dtype)
         self.edge_dst = _column(graph.edge_dst, np.int64)
         self.edge_bytes = _column(graph.edge_bytes, np.float64)
         self.queues: list[list[tuple[int, int]]] = [[] for _ in range(units)]  # (prio, task)
@@ -299,7 +299,8 @@ class _Run:
         unit = np.asarray(self.unit_of)[task]
         start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
-        end = start + self.times[self.cluster.unit_type[unit], task]
+        end = self.times[self.cluster.unit_type[unit], task]
+        end += start  # = start + duration, in place
         edge, chan, xstart, xend = self.network.hops(g.edge_bytes)
         return Trace(
             task_names=g.names, task_kinds=g.kinds or (),
@@ -311,7 +312,7 @@ class _Run:
         )
 
 
-def _column(values: np.ndarray, dtype: type) -> memoryview:
+def _column(values: np.ndarray, dtype: type | np.dtype) -> memoryview:
     """A flat view of `values` as `dtype` (copied only if it is not that already): the
     engine's columns. Indexing it gives plain Python numbers, as the hot loops want."""
     return memoryview(np.ascontiguousarray(values, dtype))
