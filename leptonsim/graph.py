@@ -178,7 +178,7 @@ class TaskGraph:
 
     @cached_property
     def in_degree(self) -> np.ndarray:
-        return np.bincount(self.edge_dst, minlength=self.size).astype(np.int64)
+        return np.bincount(self.edge_dst, minlength=self.size).astype(np.int32)
 
     # -- order ------------------------------------------------------------------------
     @cached_property
@@ -192,7 +192,7 @@ class TaskGraph:
         out: list[np.ndarray] = []
         seen = 0
         while frontier.size:
-            out.append(frontier)
+            out.append(frontier.astype(np.int32))  # ids as int32: half the bytes
             seen += frontier.size
             starts, ends = ptr[frontier], ptr[frontier + 1]
             edges = eids[_ranges(starts, ends)]
