@@ -96,8 +96,9 @@ class _Run:
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
-        self.rec_task, self.rec_start = array("q"), array("d")
-        self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
+        # task ids as int32 (4 bytes; an id past 2**31 - 1 would raise OverflowError)
+        self.rec_task, self.rec_start = array("i"), array("d")
+        self.route_rows = [_Routes(cluster, u) for u in range(units)]  # routes used, from u
         types = cluster.unit_type.tolist()
         cost = [_column(row, np.float64) for row in times]
         unit = self._dynamic_unit if dynamic else self._static_unit
@@ -141,12 +142,8 @@ class _Run:
                 if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
                     arrive(e, end)
                 else:
-                    send(e, nbytes[e], routes[v] or self._route(u, v), end)
+                    send(e, nbytes[e], routes[v], end)
             now = end
-
-    def _route(self, u: int, v: int) -> tuple[int, ...]:
-        path = self.route_rows[u][v] = self.cluster.route(u, v)
-        return path
 
     def _sleep(self, u: int):
         alarm = self.idle[u] = Alarm(self.env)
@@ -227,8 +224,7 @@ class _Run:
             if v == u or self.edge_bytes[e] == 0:
                 self.arrive(e, when)
             else:
-                self.network.send(e, self.edge_bytes[e], self.route_rows[u][v] or self._route(u, v),
-                                  when)
+                self.network.send(e, self.edge_bytes[e], self.route_rows[u][v], when)
 
     # -- run-time placement -------------------------------------------------------------
     def _dynamic_unit(self, u: int, cost: memoryview):  # simpy process
@@ -295,7 +291,7 @@ class _Run:
     def _trace(self) -> Trace:
         """The records as the trace's columns, shared with them, not copied (np.frombuffer)."""
         g = self.graph
-        task = np.frombuffer(self.rec_task, np.int64)
+        task = np.frombuffer(self.rec_task, np.int32)
         unit = np.asarray(self.unit_of)[task]
         start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
@@ -310,6 +306,19 @@ class _Run:
             xfer_src_task=g.edge_src[edge], xfer_dst_task=g.edge_dst[edge], xfer_channel=chan,
             xfer_bytes=g.edge_bytes[edge], xfer_start=xstart, xfer_end=xend,
         )
+
+
+class _Routes(dict):
+    """Unit u's routes to the units it has sent to, by destination, looked up on first
+    use. A dict per unit, not a units x units table: 16,384 units made that 2 GB."""
+
+    def __init__(self, cluster: Cluster, u: int) -> None:
+        super().__init__()
+        self.cluster, self.u = cluster, u
+
+    def __missing__(self, v: int) -> tuple[int, ...]:
+        path = self[v] = self.cluster.route(self.u, v)
+        return path
 
 
 def _column(values: np.ndarray, dtype: type | np.dtype) -> memoryview:

@@ -70,8 +70,9 @@ class FifoNetwork:
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
         # one record per hop: its edge, channel and start; its end is start + (latency +
         # bytes / bandwidth) but for the hops that waited for their bytes to come in
-        # (record index -> end). Channel ids as int32: 4 bytes a hop, not 8.
-        self._edge, self._channel, self._start = array("q"), array("i"), array("d")
+        # (record index -> end). Edge and channel ids as int32: 4 bytes each, not 8 (an
+        # id past 2**31 - 1 would raise OverflowError, not wrap).
+        self._edge, self._channel, self._start = array("i"), array("i"), array("d")
         self._late: dict[int, float] = {}
         self.send = self._sender(env, arrived)
 
@@ -113,7 +114,7 @@ class FifoNetwork:
         the bytes' arrival + latency)."""
         # the records' own memory, not copies (so a send after this fails: a buffer in
         # use cannot grow); the ends in place, a million hops make no transient copies
-        edge = np.frombuffer(self._edge, np.int64)
+        edge = np.frombuffer(self._edge, np.int32)
         channel = np.frombuffer(self._channel, np.int32)
         start = np.frombuffer(self._start, np.float64)
         end = edge_bytes[edge]
