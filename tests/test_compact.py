@@ -14,6 +14,7 @@ from leptonsim.generators import TaskCost, layered
 from leptonsim.graph import TaskGraph
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.sim import simulate
+from leptonsim.trace import Trace, busy_seconds, mirror_units, spread_to_groups
 
 UNITS = 8
 
@@ -83,3 +84,25 @@ def test_default_kernels_are_one_each_and_read_only():
     g, _ = _alternating(100)
     assert g.kernels.tolist() == [1] * 100
     assert not g.kernels.flags.writeable
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 30), st.integers(0, 2**32 - 1))
+def test_spread_to_groups_equals_the_mirrored_rows_sums_bit_for_bit(reps, size, rows, seed):
+    """Per unit, busy seconds and task counts spread from the simulated units to their
+    groups equal those summed over mirror_units' copied rows, exactly (what metrics and
+    energy used to compute from 258 million rows at 16,384 GPUs)."""
+    rng = np.random.default_rng(seed)
+    units = reps * size + 1   # the last unit simulated alone, in no group
+    groups = {r * size: tuple(range(r * size, (r + 1) * size)) for r in range(reps)}
+    sim_units = np.array([*groups, units - 1])
+    start = rng.uniform(0, 1, rows)
+    trace = Trace([f"t{i}" for i in range(rows)], ["k"] * rows, [f"u{i}" for i in range(units)],
+                  [], np.arange(rows), rng.choice(sim_units, rows), start,
+                  start + rng.uniform(0, 1, rows), *[np.zeros(0)] * 6)
+    comm = rng.random(rows) < 0.3
+    mirrored = mirror_units(trace, groups)
+    assert spread_to_groups(busy_seconds(trace, units, comm), groups).tolist() == \
+        busy_seconds(mirrored, units, comm).tolist()
+    assert spread_to_groups(np.bincount(trace.task_unit, minlength=units), groups).tolist() == \
+        np.bincount(mirrored.task_unit, minlength=units).tolist()
