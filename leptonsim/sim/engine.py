@@ -30,6 +30,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from heapq import heappop, heappush
 from math import inf
+from typing import Any
 
 import numpy as np
 import simpy
@@ -74,8 +75,8 @@ class _Run:
         self.graph, self.cluster, self.times = graph, cluster, times
         dynamic = plan.unit is None
         n, units = graph.size, cluster.size
-        unit = graph.pin.copy() if dynamic else plan.unit  # greedy places tasks as it runs
-        self.unit_of = _column(unit, np.int64)
+        placed = graph.pin.copy() if dynamic else plan.unit  # greedy places as it runs
+        self.unit_of = _column(placed, np.int64)  # type: ignore[arg-type]
         self.prio = _column(plan.priority, np.int64)
         self.pending = _column(graph.in_degree.astype(np.int32), np.int32)  # inputs to come
         self.ready_at = _column(np.zeros(n), np.float64)      # latest input arrival so far
@@ -321,7 +322,8 @@ class _Routes(dict):
         return path
 
 
-def _column(values: np.ndarray, dtype: type | np.dtype) -> memoryview:
-    """A flat view of `values` as `dtype` (copied only if it is not that already): the
-    engine's columns. Indexing it gives plain Python numbers, as the hot loops want."""
-    return memoryview(np.ascontiguousarray(values, dtype))
+def _column(values: np.ndarray, dtype: type | np.dtype) -> Any:
+    """A flat memoryview of `values` as `dtype` (copied only if it is not that already):
+    the engine's columns. Indexing it gives plain Python numbers, as the hot loops want
+    (Any: the stubs cannot say a "d" view holds floats)."""
+    return np.ascontiguousarray(values, dtype).data
