@@ -71,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
                     runs[side].append(r)
                     print(f"  n={n:,} {side} repeat {rep + 1}: {r['wall_s']:.3f} s", flush=True)
             med = {s: statistics.median(r["wall_s"] for r in rs) for s, rs in runs.items()}
+            cpu = {s: statistics.median(r["cpu_s"] for r in rs) for s, rs in runs.items()}  # load-proof
             agree = {(r["makespan_s"], r["digest"]) for rs in runs.values() for r in rs}
             same &= len(agree) == 1
             rows.append({"n": n, "base_wall_s": med["base"], "head_wall_s": med["head"],
                          "head_over_base": med["head"] / med["base"], "same_schedule": len(agree) == 1,
+                         "base_cpu_s": cpu["base"], "head_cpu_s": cpu["head"],
+                         "head_over_base_cpu": cpu["head"] / cpu["base"],
+                         "peak_rss_mb": {s: statistics.median(r["peak_rss_mb"] for r in rs)
+                                         for s, rs in runs.items()},
                          "wall_s_all": {s: [r["wall_s"] for r in rs] for s, rs in runs.items()}})
     res = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "base": base_c, "head": head_c,
            "repeats": a.repeats, "cores": os.cpu_count(), "loadavg_end": list(os.getloadavg()),
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.write_text(json.dumps(res, indent=2) + "\n")
     for r in rows:
         print(f"n={r['n']:,}: base {r['base_wall_s']:.3f} s, head {r['head_wall_s']:.3f} s, "
-              f"head/base {r['head_over_base']:.3f} (median of {a.repeats}, alternated); "
+              f"head/base {r['head_over_base']:.3f} (median of {a.repeats}, alternated; CPU time "
+              f"{r['head_over_base_cpu']:.3f}); "
               f"{'same schedule' if r['same_schedule'] else 'SCHEDULES DIFFER'}")
     print(f"results written to {a.out}")
     return 0 if same else 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hardware import Cluster
-from .trace import Trace, busy_seconds
+from .trace import Trace, busy_seconds, spread_to_groups
 
 __all__ = ["EnergyReport", "cost_usd", "energy_of", "hourly_price"]
 
@@ -37,11 +37,13 @@ class EnergyReport:
 
 
 def energy_of(cluster: Cluster, trace: Trace, comm: np.ndarray | None = None,
-              collapsed: np.ndarray | None = None) -> EnergyReport:
+              collapsed: np.ndarray | None = None,
+              groups: dict[int, tuple[int, ...]] | None = None) -> EnergyReport:
     """Energy of one traced run on `cluster`, in joules. comm: per task, whether it is
-    communication (graph.comm); collapsed: per channel, bytes moved by such tasks."""
+    communication (graph.comm); collapsed: per channel, bytes moved by such tasks;
+    groups: simulated units whose members ran as they did (metrics.compute's)."""
     makespan = trace.makespan_s
-    busy = busy_seconds(trace, cluster.size, comm)
+    busy = spread_to_groups(busy_seconds(trace, cluster.size, comm), groups)
     busy_w = np.array([u.busy_power_w for u in cluster.units])
     idle_w = np.array([u.idle_power_w for u in cluster.units])
     compute = float(busy @ busy_w)

@@ -113,8 +113,8 @@ class TaskGraph:
         n = len(self.names)
         if self.comm is None:
             object.__setattr__(self, "comm", np.zeros(n, bool))
-        if self.kernels is None:
-            object.__setattr__(self, "kernels", np.ones(n, np.int64))
+        if self.kernels is None:  # 1 each, read-only and without memory of its own
+            object.__setattr__(self, "kernels", np.broadcast_to(np.int64(1), (n,)))
         for col in ("flops", "nbytes", "duration_s", "pin", "comm", "kernels"):
             if len(getattr(self, col)) != n:
                 raise GraphError(f"column {col} has {len(getattr(self, col))} entries for {n} tasks")
@@ -178,7 +178,7 @@ class TaskGraph:
 
     @cached_property
     def in_degree(self) -> np.ndarray:
-        return np.bincount(self.edge_dst, minlength=self.size).astype(np.int64)
+        return np.bincount(self.edge_dst, minlength=self.size).astype(np.int32)
 
     # -- order ------------------------------------------------------------------------
     @cached_property
@@ -192,7 +192,7 @@ class TaskGraph:
         out: list[np.ndarray] = []
         seen = 0
         while frontier.size:
-            out.append(frontier)
+            out.append(frontier.astype(np.int32))  # ids as int32: half the bytes
             seen += frontier.size
             starts, ends = ptr[frontier], ptr[frontier + 1]
             edges = eids[_ranges(starts, ends)]
@@ -281,7 +281,10 @@ class TaskGraph:
 
 
 def _csr(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr, edge ids by key); the ids as int32 while they fit, half the bytes."""
     order = np.argsort(keys, kind="stable")
+    if len(keys) < 2**31:
+        order = order.astype(np.int32)
     ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(keys, minlength=n), out=ptr[1:])
     return ptr, order

@@ -9,7 +9,7 @@ import numpy as np
 
 from .graph import TaskGraph
 from .hardware import Cluster
-from .trace import Trace, busy_seconds
+from .trace import Trace, busy_seconds, spread_to_groups
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,14 @@ def work_times(graph: TaskGraph, times: np.ndarray) -> np.ndarray:
 
 
 def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace,
-            copies: np.ndarray | None = None) -> Metrics:
+            copies: np.ndarray | None = None,
+            groups: dict[int, tuple[int, ...]] | None = None) -> Metrics:
     """times: per unit type, per task (as from a CostModel). copies[i]: how many units
     run task i at once (a symmetric tensor-parallel group's size; 1 when None), so W
     counts the work of every unit the task stands for. Communication tasks count as
-    no work, are weightless on the critical path and keep no unit busy."""
+    no work, are weightless on the critical path and keep no unit busy. groups: the
+    simulated units that stand for others (StepGraph.mirrored): each member's unit
+    figures are its representative's, as in trace.mirror_units, without its rows."""
     times = work_times(graph, times)
     ref = int(np.argmin(times.sum(axis=1))) if graph.size else 0
     work = float(times[ref].sum() if copies is None else (times[ref] * copies).sum())
@@ -89,7 +92,7 @@ def compute(graph: TaskGraph, cluster: Cluster, times: np.ndarray, trace: Trace,
         parallel_efficiency=work / (capacity * safe) if makespan > 0 else 1.0,
         transfer_bytes=_transfer_bytes(graph, trace),
         identical_units=len(cluster.unit_types) == 1,
-        units=_unit_stats(cluster, trace, safe, graph.comm),
+        units=_unit_stats(cluster, trace, safe, graph.comm, groups),
         channels=_channel_stats(trace, safe),
     )
 
@@ -106,11 +109,11 @@ def _transfer_bytes(graph: TaskGraph, trace: Trace) -> float:
     return float(graph.edge_bytes[crossing].sum())
 
 
-def _unit_stats(cluster: Cluster, trace: Trace, makespan: float,
-                comm: np.ndarray | None) -> tuple[UnitStats, ...]:
+def _unit_stats(cluster: Cluster, trace: Trace, makespan: float, comm: np.ndarray | None,
+                groups: dict[int, tuple[int, ...]] | None) -> tuple[UnitStats, ...]:
     n = cluster.size
-    busy = busy_seconds(trace, n, comm)
-    count = np.bincount(trace.task_unit, minlength=n)
+    busy = spread_to_groups(busy_seconds(trace, n, comm), groups)
+    count = spread_to_groups(np.bincount(trace.task_unit, minlength=n), groups)
     return tuple(UnitStats(u.name, int(count[i]), float(busy[i]), float(busy[i] / makespan))
                  for i, u in enumerate(cluster.units))
 

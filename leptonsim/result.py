@@ -54,8 +54,8 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     trace = simulate(scenario.graph, network, scenario.scheduler, cost, scenario.network)
     if scenario.step is not None:  # a step lasts at least as long as its input pipeline
         trace = scenario.step.with_input(trace)
-    every_unit = _every_unit(scenario, trace)
-    m = _metrics(scenario, times, trace, every_unit)
+    groups = None if scenario.step is None else scenario.step.mirrored()
+    m = _metrics(scenario, times, trace, groups)
     graph = scenario.graph
     work = metrics.work_times(graph, times)
     obj = scenario.objective
@@ -68,7 +68,7 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     collapsed = None if scenario.step is None else scenario.step.collapsed_bytes
     step = scenario.step
     return RunResult(scenario, trace, m, rows,
-                     energy_of(scenario.cluster, every_unit, graph.comm, collapsed),
+                     energy_of(scenario.cluster, trace, graph.comm, collapsed, groups),
                      cost_usd(m.makespan_s, 1, price),
                      step_metrics.breakdown(trace, graph, scenario.cluster, step, m.makespan_s),
                      None if step is None else step_metrics.step_metrics(
@@ -76,15 +76,12 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
                          getattr(scenario.cost, "precision", None)))  # the workload's
 
 
-def _every_unit(scenario: Scenario, trace: Trace) -> Trace:
-    """A symmetric run simulated one unit per tensor-parallel group: metrics and energy
-    count every unit of the group (the written trace keeps the simulated units only)."""
-    return trace if scenario.step is None else scenario.step.every_unit(trace)
-
-
-def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace, every_unit: Trace) -> Metrics:
+def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace,
+             groups: dict[int, tuple[int, ...]] | None) -> Metrics:
+    """A symmetric run simulated one unit per group: metrics and energy count every
+    unit of the group (`groups`; the written trace keeps the simulated units only)."""
     copies = None if scenario.step is None else scenario.step.copies()
-    m = metrics.compute(scenario.graph, scenario.cluster, times, every_unit, copies)
+    m = metrics.compute(scenario.graph, scenario.cluster, times, trace, copies, groups)
     step = scenario.step
     if step is not None and step.config.dp_mode == "mirrored":  # every replica's bytes
         g = scenario.graph

@@ -77,8 +77,13 @@ class StepGraph:
     def every_unit(self, trace: Trace) -> Trace:
         """The trace with every unit of a symmetric group or mirrored replica shown
         running what its simulated rank ran (the trace itself when every rank was)."""
+        groups = self.mirrored()
+        return trace if groups is None else mirror_units(trace, groups)
+
+    def mirrored(self) -> dict[int, tuple[int, ...]] | None:
+        """The groups whose simulated rank stands for every member (None: every rank ran)."""
         full = self.config.tp_mode == "full" and self.config.dp_mode == "full"
-        return trace if full else mirror_units(trace, self.groups)
+        return None if full else self.groups
 
     def copies(self) -> np.ndarray:
         """Per task, how many units run it at once: its unit's group size."""

@@ -1,8 +1,13 @@
 """The discrete-event engine: one simpy process per unit; channels are analytic FIFOs
 (cut-through by default, store-and-forward on request) or max-min fair.
 
-Per-task state is kept in flat Python lists indexed by task id (fast to touch from
-simpy processes); a task is never an object or a process of its own.
+Per-task and per-edge state is kept in flat columns indexed by task or edge id: memoryviews
+onto the graph's and the plan's NumPy arrays (no copy; an item reads back as a plain
+Python int or float, nearly as fast as a list's) and a few new arrays of 8 bytes an
+entry for what the run writes. A task is never an object or a process of its own, and
+the records of what ran are `array` columns that become the trace's NumPy columns
+without a copy: about 100 bytes per task besides the graph, where lists of Python
+numbers took about 450 (docs/performance.md, "Memory per task").
 
 With a fixed placement a finished task pushes its output to each consumer's unit at
 once. The network answers with the arrival time, so a task whose last input is
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from heapq import heappop, heappush
 from math import inf
+from typing import Any
 
 import numpy as np
 import simpy
@@ -69,14 +75,15 @@ class _Run:
         self.graph, self.cluster, self.times = graph, cluster, times
         dynamic = plan.unit is None
         n, units = graph.size, cluster.size
-        self.unit_of: list[int] = (graph.pin if dynamic else plan.unit).tolist()  # type: ignore[union-attr]
-        self.prio: list[int] = plan.priority.tolist()
-        self.pending: list[int] = graph.in_degree.tolist()
-        self.ready_at: list[float] = [0.0] * n      # latest input arrival so far
+        placed = graph.pin.copy() if dynamic else plan.unit  # greedy places as it runs
+        self.unit_of = _column(placed, np.int64)  # type: ignore[arg-type]
+        self.prio = _column(plan.priority, np.int64)
+        self.pending = _column(graph.in_degree.astype(np.int32), np.int32)  # inputs to come
+        self.ready_at = _column(np.zeros(n), np.float64)      # latest input arrival so far
         ptr, eids = graph.successors
-        self.succ_ptr, self.succ_edges = ptr.tolist(), eids.tolist()
-        self.edge_dst: list[int] = graph.edge_dst.tolist()
-        self.edge_bytes: list[float] = graph.edge_bytes.tolist()
+        self.succ_ptr, self.succ_edges = _column(ptr, ptr.dtype), _column(eids, eids.dtype)
+        self.edge_dst = _column(graph.edge_dst, np.int64)
+        self.edge_bytes = _column(graph.edge_bytes, np.float64)
         self.queues: list[list[tuple[int, int]]] = [[] for _ in range(units)]  # (prio, task)
         # fixed placement: released tasks not yet taken up by their unit, (ready, prio, task)
         self.future: list[list[tuple[float, int, int]]] = [[] for _ in range(units)]
@@ -84,16 +91,17 @@ class _Run:
         self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
         self.wake_at: list[float] = [inf] * units             # and when it is due to wake
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
-        self.instant: list[bool] = [False] * n if dynamic else (
-            times[cluster.unit_type[plan.unit], np.arange(n)] == 0).tolist()
+        self.instant = _column(np.zeros(n, bool) if dynamic else
+                               times[cluster.unit_type[plan.unit], np.arange(n)] == 0, np.bool_)
         self.due: deque[tuple[int, float]] = deque()  # instant tasks whose inputs are in
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
-        self.rec_task, self.rec_start = array("q"), array("d")
-        self.route_rows: list[list[tuple[int, ...] | None]] = [[None] * units for _ in range(units)]
+        # task ids as int32 (4 bytes; an id past 2**31 - 1 would raise OverflowError)
+        self.rec_task, self.rec_start = array("i"), array("d")
+        self.route_rows = [_Routes(cluster, u) for u in range(units)]  # routes used, from u
         types = cluster.unit_type.tolist()
-        cost = [row.tolist() for row in times]
+        cost = [_column(row, np.float64) for row in times]
         unit = self._dynamic_unit if dynamic else self._static_unit
         self.units = [env.process(unit(u, cost[types[u]])) for u in range(units)]
 
@@ -106,7 +114,7 @@ class _Run:
         return self._trace()
 
     # -- fixed placement -------------------------------------------------------------
-    def _static_unit(self, u: int, cost: list[float]):  # simpy process
+    def _static_unit(self, u: int, cost: memoryview):  # simpy process
         """Run the best task whose inputs are all in by now (lowest priority first); if
         there is none, sleep until the earliest one in flight. When a task ends, push its
         output to each consumer's unit. The engine's hot loop, so attribute lookups are
@@ -135,12 +143,8 @@ class _Run:
                 if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
                     arrive(e, end)
                 else:
-                    send(e, nbytes[e], routes[v] or self._route(u, v), end)
+                    send(e, nbytes[e], routes[v], end)
             now = end
-
-    def _route(self, u: int, v: int) -> tuple[int, ...]:
-        path = self.route_rows[u][v] = self.cluster.route(u, v)
-        return path
 
     def _sleep(self, u: int):
         alarm = self.idle[u] = Alarm(self.env)
@@ -221,11 +225,10 @@ class _Run:
             if v == u or self.edge_bytes[e] == 0:
                 self.arrive(e, when)
             else:
-                self.network.send(e, self.edge_bytes[e], self.route_rows[u][v] or self._route(u, v),
-                                  when)
+                self.network.send(e, self.edge_bytes[e], self.route_rows[u][v], when)
 
     # -- run-time placement -------------------------------------------------------------
-    def _dynamic_unit(self, u: int, cost: list[float]):  # simpy process
+    def _dynamic_unit(self, u: int, cost: memoryview):  # simpy process
         """Take a pinned task of this unit or the best shared one, pull its inputs, run it."""
         env, own, shared, idle = self.env, self.queues[u], self.shared, self.idle
         while True:
@@ -287,12 +290,14 @@ class _Run:
 
     # -- result ----------------------------------------------------------------------
     def _trace(self) -> Trace:
+        """The records as the trace's columns, shared with them, not copied (np.frombuffer)."""
         g = self.graph
-        task = np.array(self.rec_task, np.int64)
-        unit = np.array(self.unit_of, np.int64)[task]
-        start = np.array(self.rec_start, np.float64)
+        task = np.frombuffer(self.rec_task, np.int32)
+        unit = np.asarray(self.unit_of)[task]
+        start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
-        end = start + self.times[self.cluster.unit_type[unit], task]
+        end = self.times[self.cluster.unit_type[unit], task]
+        end += start  # = start + duration, in place
         edge, chan, xstart, xend = self.network.hops(g.edge_bytes)
         return Trace(
             task_names=g.names, task_kinds=g.kinds or (),
@@ -302,3 +307,23 @@ class _Run:
             xfer_src_task=g.edge_src[edge], xfer_dst_task=g.edge_dst[edge], xfer_channel=chan,
             xfer_bytes=g.edge_bytes[edge], xfer_start=xstart, xfer_end=xend,
         )
+
+
+class _Routes(dict):
+    """Unit u's routes to the units it has sent to, by destination, looked up on first
+    use. A dict per unit, not a units x units table: 16,384 units made that 2 GB."""
+
+    def __init__(self, cluster: Cluster, u: int) -> None:
+        super().__init__()
+        self.cluster, self.u = cluster, u
+
+    def __missing__(self, v: int) -> tuple[int, ...]:
+        path = self[v] = self.cluster.route(self.u, v)
+        return path
+
+
+def _column(values: np.ndarray, dtype: type | np.dtype) -> Any:
+    """A flat memoryview of `values` as `dtype` (copied only if it is not that already):
+    the engine's columns. Indexing it gives plain Python numbers, as the hot loops want
+    (Any: the stubs cannot say a "d" view holds floats)."""
+    return np.ascontiguousarray(values, dtype).data

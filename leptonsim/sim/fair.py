@@ -145,7 +145,7 @@ class _FullFairNetwork:
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One row per (transfer, channel of its route): edge ids, channels, sent, arrived."""
         hops = np.array([len(p) for p in self._paths], np.int64)
-        channel = np.array([c for p in self._paths for c in p], np.int64)
+        channel = np.array([c for p in self._paths for c in p], np.int32)  # as FifoNetwork's
         edge = np.repeat(np.array(self._edge, np.int64), hops)
         start = np.repeat(np.array(self._start, np.float64), hops)
         return edge, channel, start, np.repeat(np.array(self._end, np.float64), hops)

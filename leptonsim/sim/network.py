@@ -68,10 +68,11 @@ class FifoNetwork:
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
-        # one record per hop: edge * channels + channel, and its start; its end is
-        # start + (latency + bytes / bandwidth) but for the hops that waited for their
-        # bytes to come in (record index -> end)
-        self._hop, self._start = array("q"), array("d")
+        # one record per hop: its edge, channel and start; its end is start + (latency +
+        # bytes / bandwidth) but for the hops that waited for their bytes to come in
+        # (record index -> end). Edge and channel ids as int32: 4 bytes each, not 8 (an
+        # id past 2**31 - 1 would raise OverflowError, not wrap).
+        self._edge, self._channel, self._start = array("i"), array("i"), array("d")
         self._late: dict[int, float] = {}
         self.send = self._sender(env, arrived)
 
@@ -83,8 +84,9 @@ class FifoNetwork:
         runs for every hop."""
         latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
         free = [0.0] * len(latency)   # when each channel finishes its last queued hop
-        record_hop, record_start, late = self._hop.append, self._start.append, self._late
-        channels, cut_through, records = len(latency), self.cut_through, self._start
+        record_edge, record_channel = self._edge.append, self._channel.append
+        record_start, late = self._start.append, self._late
+        cut_through, records = self.cut_through, self._start
 
         def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
                  tail: float = 0.0) -> None:
@@ -96,7 +98,8 @@ class FifoNetwork:
             if hop and tail + latency[c] > end:  # a faster hop waits for the bytes to come in
                 end = late[len(records)] = tail + latency[c]
             free[c] = end
-            record_hop(edge * channels + c)
+            record_edge(edge)
+            record_channel(c)
             record_start(start)
             if hop + 1 < len(path):
                 at = start + latency[c] if cut_through else end
@@ -106,12 +109,18 @@ class FifoNetwork:
         return send
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every hop carried so far: edge ids, channels, starts and ends (as `send`
-        computed them: start + (latency + bytes / bandwidth), or when later, the bytes'
-        arrival + latency)."""
-        edge, channel = np.divmod(np.array(self._hop, np.int64), len(self.latency))
-        start = np.array(self._start, np.float64)
-        end = start + (self.latency[channel] + edge_bytes[edge] * self.inv_bw[channel])
+        """Every hop carried, at the end of the run: edge ids, channels, starts and ends
+        (as `send` computed them: start + (latency + bytes / bandwidth), or when later,
+        the bytes' arrival + latency)."""
+        # the records' own memory, not copies (so a send after this fails: a buffer in
+        # use cannot grow); the ends in place, a million hops make no transient copies
+        edge = np.frombuffer(self._edge, np.int32)
+        channel = np.frombuffer(self._channel, np.int32)
+        start = np.frombuffer(self._start, np.float64)
+        end = edge_bytes[edge]
+        end *= self.inv_bw[channel]
+        end += self.latency[channel]
+        end += start  # = start + (latency + bytes / bandwidth), as `send` summed it
         if self._late:
             end[np.fromiter(self._late, np.int64)] = np.fromiter(self._late.values(), np.float64)
         return edge, channel, start, end

@@ -54,7 +54,7 @@ class Static:
         if free.size:
             raise SimulationError(f"static scheduler: task {graph.names[int(free[0])]} "
                                   "is not pinned to a unit (set unit = ... or use heft)")
-        return Plan(graph.pin.copy(), np.arange(graph.size), self.name)
+        return Plan(graph.pin, np.arange(graph.size), self.name)  # read, never written
 
 
 class Greedy:
