@@ -7,12 +7,14 @@ channels (one contended resource per link direction) and routes on construction.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order
 
 from .errors import SimulationError
 
@@ -135,7 +137,7 @@ class Cluster:
     mesh: tuple[tuple[int, int, int], ...] = ()  # a switchless mesh's (unit a, unit b, bricks)
     _route_cache: dict[tuple[int, int], tuple[int, ...]] = field(
         default_factory=dict, repr=False, compare=False)
-    _parents: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
+    _parents: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [u.name for u in self.units] + list(self.switches)
@@ -223,23 +225,30 @@ class Cluster:
         hops: list[int] = []
         node = dst
         while node != src:
-            hops.append(self._channels[1][(parent[node], node)])
-            node = parent[node]
+            up = int(parent[node])
+            hops.append(self._channels[1][(up, node)])
+            node = up
         path = tuple(reversed(hops))
         self._route_cache[key] = path
         return path
 
-    def _bfs(self, src: int) -> list[int]:
-        parent = [-1] * len(self.node_index)
+    def _bfs(self, src: int) -> np.ndarray:
+        """Each node's parent on the BFS tree from src (-1: unreached): SciPy's
+        breadth-first order over the adjacency with each row's neighbours in node order
+        visits as a FIFO queue would, in C (a Python BFS cost 0.1 s per source at 16,384
+        units, and its list 8 B per node)."""
+        parent = breadth_first_order(self._adjacency, src, directed=True,
+                                     return_predecessors=True)[1].astype(np.int32)
+        parent[parent < 0] = -1
         parent[src] = src
-        queue = deque([src])
-        while queue:
-            node = queue.popleft()
-            for nxt in self._neighbours[node]:
-                if parent[nxt] < 0:
-                    parent[nxt] = node
-                    queue.append(nxt)
         return parent
+
+    @cached_property
+    def _adjacency(self) -> csr_matrix:
+        rows = self._neighbours
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        indices = np.fromiter((n for r in rows for n in r), np.int32, int(indptr[-1]))
+        return csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows),) * 2)
 
     def with_routes(self, routes: dict[tuple[int, int], tuple[int, ...]]) -> Cluster:
         """A copy of the cluster whose route from src to dst is routes[(src, dst)] (its
