@@ -24,6 +24,7 @@ from leptonsim.figure_style import (
     save_figure,
     time_scale,
 )
+from leptonsim.gantt_rows import Grouping, busy_fractions
 from leptonsim.metrics import covered
 from leptonsim.trace import Trace
 
@@ -66,8 +67,31 @@ def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
     return used, len(used)
 
 
-def gantt(trace: Trace, title: str) -> Figure:
+def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
+                 palette: np.ndarray, makespan: float, scale: float) -> None:
+    """One row per group of units: per kind, the share of the group's units running it
+    over time, stacked from the row's baseline (a full-height row: every unit busy)."""
+    kind_of_task = np.zeros(len(trace.task_names), np.int64)
+    kind_of_task[np.asarray(trace.task, dtype=np.int64)] = row_kind
+    edges, fraction = busy_fractions(trace, rows, kind_of_task, len(palette), makespan)
+    stacked = np.minimum(np.cumsum(fraction, axis=1), 1.0)  # overlapping tasks: at most full
+    x = edges * scale
+    for g in range(len(rows.labels)):
+        base = g + BAR_HEIGHT / 2  # rows run downwards: a taller bar has a smaller y
+        below = np.zeros(fraction.shape[2])
+        for k in range(len(palette)):
+            above = stacked[g, k]
+            if np.any(above > below):
+                ax.stairs(base - BAR_HEIGHT * above, x, baseline=base - BAR_HEIGHT * below,
+                          fill=True, color=palette[k], linewidth=0)
+            below = above
+    _style_rows(ax, rows.labels, f"units per {rows.by} (bar height: share busy)")
+
+
+def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     """Gantt chart: a row per unit (tasks coloured by kind), then a row per busy link.
+    With `rows` (gantt_rows.grouping: large runs), a row per group of units instead,
+    its bars as tall as the share of the group's units running each kind of task.
 
     Tasks are bars on their unit's row with a legend of task kinds; below, each link
     channel that carried traffic gets a row of transfer-hop bars (at most the
@@ -84,7 +108,7 @@ def gantt(trace: Trace, title: str) -> Figure:
     if n_used > len(channels):
         title = f"{title} ({len(channels)} busiest of {n_used} links shown)"
 
-    rows_top = max(n_units, 1)
+    rows_top = max(n_units if rows is None else len(rows.labels), 1)
     rows_bottom = len(channels)
     height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
@@ -110,7 +134,10 @@ def gantt(trace: Trace, title: str) -> Figure:
     row_kind = np.array(
         [kind_index[trace.task_kinds[t]] for t in task_ids.tolist()], dtype=np.int64
     )
-    for r, idx in enumerate(_rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
+    if rows is not None:
+        _draw_groups(ax_units, trace, rows, row_kind, palette, makespan, scale)
+    for r, idx in enumerate(() if rows is not None else
+                            _rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
         if len(idx):
             ax_units.broken_barh(
                 np.column_stack([start[idx], width[idx]]),
@@ -118,7 +145,8 @@ def gantt(trace: Trace, title: str) -> Figure:
                 facecolors=palette[row_kind[idx]],
                 linewidth=0,
             )
-    _style_rows(ax_units, list(trace.unit_names), "units")
+    if rows is None:
+        _style_rows(ax_units, list(trace.unit_names), "units")
 
     # Transfer hops, one broken_barh per shown channel.
     if rows_bottom:
