@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -75,16 +76,19 @@ def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
     kind_of_task[np.asarray(trace.task, dtype=np.int64)] = row_kind
     edges, fraction = busy_fractions(trace, rows, kind_of_task, len(palette), makespan)
     stacked = np.minimum(np.cumsum(fraction, axis=1), 1.0)  # overlapping tasks: at most full
-    x = edges * scale
-    for g in range(len(rows.labels)):
-        base = g + BAR_HEIGHT / 2  # rows run downwards: a taller bar has a smaller y
-        below = np.zeros(fraction.shape[2])
-        for k in range(len(palette)):
-            above = stacked[g, k]
+    x = np.repeat(edges * scale, 2)[1:-1]  # a step outline: each bin's two ends
+    for k in range(len(palette)):
+        polygons = []
+        for g in range(len(rows.labels)):
+            base = g + BAR_HEIGHT / 2  # rows run downwards: a taller bar has a smaller y
+            above, below = stacked[g, k], stacked[g, k - 1] if k else np.zeros(len(x) // 2)
             if np.any(above > below):
-                ax.stairs(base - BAR_HEIGHT * above, x, baseline=base - BAR_HEIGHT * below,
-                          fill=True, color=palette[k], linewidth=0)
-            below = above
+                top, bottom = np.repeat(base - BAR_HEIGHT * above, 2), np.repeat(
+                    base - BAR_HEIGHT * below, 2)
+                polygons.append(np.column_stack([np.r_[x, x[::-1]], np.r_[top, bottom[::-1]]]))
+        # one collection per kind, limits set by the caller: add_patch per row is slow
+        ax.add_collection(PolyCollection(polygons, facecolors=palette[k], linewidths=0),
+                          autolim=False)
     _style_rows(ax, rows.labels, f"units per {rows.by} (bar height: share busy)")
 
 
