@@ -51,9 +51,8 @@ def grouping(scenario: Scenario, by: str = "auto") -> Grouping | None:
     choices = [by] if by != "auto" else ["stage", "replica", "node"]
     for choice in choices:
         rows = _rows_by(scenario, choice)
-        if rows is not None and (by != "auto" or len(rows[0]) <= MAX_UNIT_ROWS):
-            if len(rows[0]) > 1 or by != "auto":
-                return Grouping(choice, rows[0], rows[1], members)
+        if rows is not None and (by != "auto" or 1 < len(rows[0]) <= MAX_UNIT_ROWS):
+            return Grouping(choice, rows[0], rows[1], members)
     size = -(-n // MAX_UNIT_ROWS)
     of_unit = np.arange(n) // size
     labels = [f"units {g * size}-{min(n, (g + 1) * size) - 1}" for g in range(of_unit[-1] + 1)]

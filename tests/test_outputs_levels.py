@@ -29,7 +29,10 @@ name = "gpt3 small on 128 units"
 [hardware]
 topology = "two_level"
 units = [{{ name = "gpu", count = 128, preset = "a100_80gb" }}]
-two_level = {{ units_per_node = 8, intra = {{ preset = "nvlink3" }}, inter = {{ preset = "infiniband_hdr" }} }}
+[hardware.two_level]
+units_per_node = 8
+intra = {{ preset = "nvlink3" }}
+inter = {{ preset = "infiniband_hdr" }}
 [workload.model]
 name = "gpt3_small"
 batch = 64
