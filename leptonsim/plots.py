@@ -89,7 +89,7 @@ def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
         # one collection per kind, limits set by the caller: add_patch per row is slow
         ax.add_collection(PolyCollection(polygons, facecolors=palette[k], linewidths=0),
                           autolim=False)
-    _style_rows(ax, rows.labels, f"units per {rows.by} (bar height: share busy)")
+    _style_rows(ax, rows.labels, f"{rows.by}s (height: share busy)")
 
 
 def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
@@ -112,7 +112,7 @@ def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     if n_used > len(channels):
         title = f"{title} ({len(channels)} busiest of {n_used} links shown)"
 
-    rows_top = max(n_units if rows is None else len(rows.labels), 1)
+    rows_top = max(n_units if rows is None else 3 * len(rows.labels), 1)  # groups: taller
     rows_bottom = len(channels)
     height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
