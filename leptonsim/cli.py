@@ -49,22 +49,57 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
 
 def _run(args: argparse.Namespace) -> int:
     from .files import check_output
+    from .outputs import outputs_line
+    from .progress import Progress
     from .report import render, render_comparison
     from .result import run, write_outputs
 
-    scenarios = _runnable(args)
+    progress = Progress(args.progress)
+    with progress.phase("building", args.file):
+        scenarios = _runnable(args)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
     check_output(base, directory=True)  # the directory named, then each variant's in it
     dirs = [check_output(base / s.variant, directory=True) if s.variant else base
             for s in scenarios]
-    results = [run(s) for s in scenarios]  # all variants simulate before any file is written
+    results = []
+    for s in scenarios:  # all variants simulate before any file is written
+        with progress.phase("simulating", f"{s.variant or s.name} ({s.graph.size:,} tasks)"):
+            results.append(run(s))
     for result, out in zip(results, dirs, strict=True):
         print(render(result))
-        written = write_outputs(result, out)
+        print(outputs_line(args.outputs, result.scenario.graph.size))
+        sys.stdout.flush()  # the report before the files are written, when piped too
+        with progress.phase("writing", str(out)):
+            written = write_outputs(result, out, args.outputs, args.trace_format,
+                                    args.gantt_rows)
         print(f"wrote {', '.join(str(p) for p in written)}\n")
     if len(results) > 1:
         print(render_comparison(results))
     return 0
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--outputs, --trace-format, --gantt-rows, --progress: for every command that
+    writes a run's files (result.write_outputs)."""
+    from .gantt_rows import GANTT_ROWS, MAX_UNIT_ROWS
+    from .outputs import AUTO, LEVELS, SUMMARY_ABOVE
+    from .progress import PROGRESS
+
+    p.add_argument("--outputs", choices=(AUTO, *LEVELS), default=AUTO,
+                   help="which files to write: summary = summary.json; standard = + "
+                        "trace.json, tasks.csv, transfers.csv, gantt.png; all = + "
+                        "gantt_units.png (one row per unit) where gantt.png groups units; "
+                        f"auto (default) = standard up to {SUMMARY_ABOVE:,} tasks, summary "
+                        "above")
+    p.add_argument("--trace-format", choices=("json", "json.gz"), default="json",
+                   help="trace.json, or trace.json.gz compressed (Perfetto opens both)")
+    p.add_argument("--gantt-rows", choices=GANTT_ROWS, default="auto",
+                   help=f"gantt.png's rows: one per unit, or per pipeline stage, replica or "
+                        f"node showing the share of units busy; auto (default) = units up "
+                        f"to {MAX_UNIT_ROWS}, else stages, replicas or nodes")
+    p.add_argument("--progress", choices=PROGRESS, default="auto",
+                   help="phases (building, simulating, writing) and their times on stderr: "
+                        "auto (default) = when stderr is a terminal")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -113,12 +148,14 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="simulate a scenario; write summary.json, trace.json, gantt.png",
                        description="Simulate every variant of a scenario file, print a report, "
                                    "and write summary.json, trace.json (open in ui.perfetto.dev), "
-                                   "tasks.csv, transfers.csv and gantt.png. A variant that "
-                                   "cannot be built (a split that does not fit in memory) is "
-                                   "named on stderr and skipped.")
+                                   "tasks.csv, transfers.csv and gantt.png (above 100,000 "
+                                   "tasks only summary.json unless --outputs says more). A "
+                                   "variant that cannot be built (a split that does not fit in "
+                                   "memory) is named on stderr and skipped.")
     r.add_argument("file", help="scenario TOML file")
     r.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>; variants in subdirectories)")
+    add_output_options(r)
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="validate a scenario file without simulating it",
                        description="Check every variant of a scenario file and build its "

@@ -20,6 +20,7 @@ right after their track. Every event is emitted exactly once.
 from __future__ import annotations
 
 import csv
+import gzip
 import heapq
 import json
 import os
@@ -35,6 +36,7 @@ from leptonsim.trace import Trace
 __all__ = [
     "atomic_write",
     "check_trace",
+    "chrome_events",
     "chrome_trace",
     "write_chrome_trace",
     "write_tasks_csv",
@@ -193,126 +195,146 @@ class _Tracks:
                 self.meta.append(_meta("thread_name", pid, tid, {"name": label}))
                 self.meta.append(_meta("thread_sort_index", pid, tid, {"sort_index": tid}))
 
-    def tids(self, track: np.ndarray, lane: np.ndarray) -> list[int]:
-        tids: list[int] = (self.first_tid[track] + lane).tolist() if len(track) else []
-        return tids
+
+CHUNK = 1 << 16  # rows converted to Python objects at a time: memory stays flat
 
 
-def _task_events(trace: Trace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    unit = np.asarray(trace.task_unit, dtype=np.int64)
-    start = np.asarray(trace.task_start, dtype=float)
-    end = np.asarray(trace.task_end, dtype=float)
+def task_columns(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The one accessor the writers read task records through: (task, unit, start_s,
+    end_s) arrays, one entry per executed task."""
+    return (np.asarray(trace.task, dtype=np.int64), np.asarray(trace.task_unit, dtype=np.int64),
+            np.asarray(trace.task_start, dtype=float), np.asarray(trace.task_end, dtype=float))
+
+
+def transfer_columns(trace: Trace) -> tuple[np.ndarray, ...]:
+    """Transfer-hop records: (src_task, dst_task, channel, nbytes, start_s, end_s)."""
+    return (np.asarray(trace.xfer_src_task, dtype=np.int64),
+            np.asarray(trace.xfer_dst_task, dtype=np.int64),
+            np.asarray(trace.xfer_channel, dtype=np.int64),
+            np.asarray(trace.xfer_bytes, dtype=float),
+            np.asarray(trace.xfer_start, dtype=float), np.asarray(trace.xfer_end, dtype=float))
+
+
+def _chunks(n: int, *cols: np.ndarray) -> Iterator[tuple[list[Any], ...]]:
+    """The columns' rows `CHUNK` at a time, as Python lists (zip-ready)."""
+    for lo in range(0, n, CHUNK):
+        yield tuple(c[lo : lo + CHUNK].tolist() for c in cols)
+
+
+def _task_events(trace: Trace) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+    ids, unit, start, end = task_columns(trace)
     order, lane = _lanes(unit, start, end)
     tracks = _Tracks(UNITS_PID, trace.unit_names, unit[order], lane)
-    tids = tracks.tids(unit[order], lane)
-    ids = np.asarray(trace.task, dtype=np.int64)[order].tolist()
-    units = unit[order].tolist()
-    ts = (start[order] * US_PER_S).tolist()
-    dur = ((end[order] - start[order]) * US_PER_S).tolist()
+    tid = tracks.first_tid[unit[order]] + lane if len(order) else lane
     names, kinds, unit_names = trace.task_names, trace.task_kinds, trace.unit_names
-    events = [
-        {
-            "name": names[t],
-            "cat": kinds[t],
-            "ph": "X",
-            "pid": UNITS_PID,
-            "tid": tid,
-            "ts": a,
-            "dur": d,
-            "args": {"task": t, "unit": unit_names[u]},
-        }
-        for t, u, tid, a, d in zip(ids, units, tids, ts, dur, strict=True)
-    ]
-    return tracks.meta, events
+
+    def events() -> Iterator[dict[str, Any]]:
+        s, e = start[order], end[order]
+        for ts, us, tids, a, d in _chunks(len(order), ids[order], unit[order], tid,
+                                          s * US_PER_S, (e - s) * US_PER_S):
+            for t, u, i, b, du in zip(ts, us, tids, a, d, strict=True):
+                yield {"name": names[t], "cat": kinds[t], "ph": "X", "pid": UNITS_PID,
+                       "tid": i, "ts": b, "dur": du, "args": {"task": t, "unit": unit_names[u]}}
+
+    return tracks.meta, events()
 
 
-def _transfer_events(trace: Trace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    chan = np.asarray(trace.xfer_channel, dtype=np.int64)
-    start = np.asarray(trace.xfer_start, dtype=float)
-    end = np.asarray(trace.xfer_end, dtype=float)
+def _transfer_events(trace: Trace) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+    src, dst, chan, nbytes, start, end = transfer_columns(trace)
     order, lane = _lanes(chan, start, end)
     tracks = _Tracks(LINKS_PID, trace.channel_names, chan[order], lane)
-    tids = tracks.tids(chan[order], lane)
-    src = np.asarray(trace.xfer_src_task, dtype=np.int64)[order].tolist()
-    dst = np.asarray(trace.xfer_dst_task, dtype=np.int64)[order].tolist()
-    nbytes = np.asarray(trace.xfer_bytes, dtype=float)[order].tolist()
-    ts = (start[order] * US_PER_S).tolist()
-    dur = ((end[order] - start[order]) * US_PER_S).tolist()
+    tid = tracks.first_tid[chan[order]] + lane if len(order) else lane
     names = trace.task_names
-    events = [
-        {
-            "name": f"{names[s]}→{names[d]}",
-            "cat": "transfer",
-            "ph": "X",
-            "pid": LINKS_PID,
-            "tid": tid,
-            "ts": a,
-            "dur": du,
-            "args": {"bytes": _number(b), "src_task": s, "dst_task": d},
-        }
-        for s, d, b, tid, a, du in zip(src, dst, nbytes, tids, ts, dur, strict=True)
-    ]
-    return tracks.meta, events
+
+    def events() -> Iterator[dict[str, Any]]:
+        s, e = start[order], end[order]
+        for ss, ds, bs, tids, a, d in _chunks(len(order), src[order], dst[order], nbytes[order],
+                                              tid, s * US_PER_S, (e - s) * US_PER_S):
+            for i, j, b, t, ts, du in zip(ss, ds, bs, tids, a, d, strict=True):
+                yield {"name": f"{names[i]}→{names[j]}", "cat": "transfer", "ph": "X",
+                       "pid": LINKS_PID, "tid": t, "ts": ts, "dur": du,
+                       "args": {"bytes": _number(b), "src_task": i, "dst_task": j}}
+
+    return tracks.meta, events()
 
 
-def chrome_trace(trace: Trace) -> dict[str, Any]:
-    """The trace as a Chrome trace-event JSON object (opens in Perfetto / chrome://tracing).
-
-    Deterministic: the same trace always gives equal dicts (and byte-identical JSON
-    from `write_chrome_trace`). Metadata events come first, then task events ordered
-    by (unit, start, end), then transfer hops ordered by (channel, start, end).
-    Raises ValueError if the trace is inconsistent (see `check_trace`).
-    """
-    check_trace(trace)
-    unit_meta, task_events = _task_events(trace)
-    link_meta, xfer_events = _transfer_events(trace)
-    events: list[dict[str, Any]] = [
-        _meta("process_name", UNITS_PID, 0, {"name": "units"}),
-        _meta("process_sort_index", UNITS_PID, 0, {"sort_index": UNITS_PID}),
-        _meta("process_name", LINKS_PID, 0, {"name": "links"}),
-        _meta("process_sort_index", LINKS_PID, 0, {"sort_index": LINKS_PID}),
-        *unit_meta,
-        *link_meta,
-        *task_events,
-        *xfer_events,
-    ]
+def _other_data(trace: Trace) -> dict[str, Any]:
     return {
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "otherData": {
-            "generator": "leptonsim",
-            "makespan_s": trace.makespan_s,
-            "units": len(trace.unit_names),
-            "channels": len(trace.channel_names),
-            "tasks": len(trace.task),
-            "transfer_hops": len(trace.xfer_channel),
-        },
+        "generator": "leptonsim",
+        "makespan_s": trace.makespan_s,
+        "units": len(trace.unit_names),
+        "channels": len(trace.channel_names),
+        "tasks": len(trace.task),
+        "transfer_hops": len(trace.xfer_channel),
     }
 
 
-def _dump(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+def chrome_events(trace: Trace) -> Iterator[dict[str, Any]]:
+    """The trace's events one at a time, in file order: metadata events first, then
+    task events ordered by (unit, start, end), then transfer hops ordered by (channel,
+    start, end). Only the sort orders are held whole (NumPy arrays); each event is
+    made when it is consumed, so a writer holds one chunk of rows, never every event.
+    Raises ValueError if the trace is inconsistent (see `check_trace`)."""
+    check_trace(trace)
+    unit_meta, task_events = _task_events(trace)
+    link_meta, xfer_events = _transfer_events(trace)
+    yield _meta("process_name", UNITS_PID, 0, {"name": "units"})
+    yield _meta("process_sort_index", UNITS_PID, 0, {"sort_index": UNITS_PID})
+    yield _meta("process_name", LINKS_PID, 0, {"name": "links"})
+    yield _meta("process_sort_index", LINKS_PID, 0, {"sort_index": LINKS_PID})
+    yield from unit_meta
+    yield from link_meta
+    yield from task_events
+    yield from xfer_events
 
 
-def _chrome_chunks(doc: dict[str, Any]) -> Iterator[str]:
-    """Compact JSON with one event per line (diffable, streamable)."""
-    yield '{"displayTimeUnit":' + _dump(doc["displayTimeUnit"])
-    yield ',"otherData":' + _dump(doc["otherData"])
+def chrome_trace(trace: Trace) -> dict[str, Any]:
+    """The trace as a Chrome trace-event JSON object (opens in Perfetto / chrome://tracing),
+    in memory: `write_chrome_trace` streams the same events instead.
+
+    Deterministic: the same trace always gives equal dicts (and byte-identical JSON
+    from `write_chrome_trace`); event order as `chrome_events`.
+    """
+    events = list(chrome_events(trace))
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": _other_data(trace)}
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_dump = _ENCODER.encode
+
+
+def chrome_chunks(trace: Trace) -> Iterator[str]:
+    """The trace's JSON text piece by piece: compact, one event per line (diffable),
+    each event encoded as `chrome_events` makes it."""
+    yield '{"displayTimeUnit":"ms","otherData":' + _dump(_other_data(trace))
     yield ',"traceEvents":['
-    for i, event in enumerate(doc["traceEvents"]):
-        yield ("\n" if i == 0 else ",\n") + _dump(event)
-    yield "\n]}\n"
+    sep = "\n"
+    lines: list[str] = []
+    for event in chrome_events(trace):
+        lines.append(sep + _dump(event))
+        sep = ",\n"
+        if len(lines) == 4096:  # one write per few hundred kB
+            yield "".join(lines)
+            lines.clear()
+    yield "".join(lines) + "\n]}\n"
+
+
+TRACE_FORMATS = ("json", "json.gz")
 
 
 def write_chrome_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
-    """Write `chrome_trace(trace)` as UTF-8 JSON to `path`, atomically."""
-    doc = chrome_trace(trace)
+    """Stream the trace as UTF-8 JSON to `path` atomically, gzip-compressed if `path`
+    ends in .gz (Perfetto and chrome://tracing open .json.gz as they are). The bytes
+    are deterministic: the gzip header carries no name and no time."""
+    if not str(path).endswith(".gz"):
+        return atomic_write(path, lambda f: f.writelines(chrome_chunks(trace)))
 
-    def writer(f: IO[str]) -> None:
-        for chunk in _chrome_chunks(doc):
-            f.write(chunk)
+    def writer(f: IO[bytes]) -> None:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=6, mtime=0) as z:
+            for chunk in chrome_chunks(trace):
+                z.write(chunk.encode("utf-8"))
 
-    return atomic_write(path, writer)
+    return atomic_write(path, writer, binary=True)
 
 
 # ---------------------------------------------------------------------------- CSV
@@ -321,21 +343,15 @@ def write_chrome_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
 def write_tasks_csv(trace: Trace, path: str | os.PathLike[str]) -> Path:
     """One row per executed task, in trace order; columns `TASK_CSV_COLUMNS`."""
     check_trace(trace)
-    ids = np.asarray(trace.task, dtype=np.int64).tolist()
-    units = np.asarray(trace.task_unit, dtype=np.int64).tolist()
-    start = np.asarray(trace.task_start, dtype=float)
-    end = np.asarray(trace.task_end, dtype=float)
+    ids, unit, start, end = task_columns(trace)
     names, kinds, unit_names = trace.task_names, trace.task_kinds, trace.unit_names
 
     def writer(f: IO[str]) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(TASK_CSV_COLUMNS)
-        w.writerows(
-            (t, names[t], kinds[t], u, unit_names[u], s, e, d)
-            for t, u, s, e, d in zip(
-                ids, units, start.tolist(), end.tolist(), (end - start).tolist(), strict=True
-            )
-        )
+        for rows in _chunks(len(ids), ids, unit, start, end, end - start):
+            w.writerows((t, names[t], kinds[t], u, unit_names[u], s, e, d)
+                        for t, u, s, e, d in zip(*rows, strict=True))
 
     return atomic_write(path, writer)
 
@@ -343,29 +359,14 @@ def write_tasks_csv(trace: Trace, path: str | os.PathLike[str]) -> Path:
 def write_transfers_csv(trace: Trace, path: str | os.PathLike[str]) -> Path:
     """One row per transfer hop, in trace order; columns `TRANSFER_CSV_COLUMNS`."""
     check_trace(trace)
-    src = np.asarray(trace.xfer_src_task, dtype=np.int64).tolist()
-    dst = np.asarray(trace.xfer_dst_task, dtype=np.int64).tolist()
-    chan = np.asarray(trace.xfer_channel, dtype=np.int64).tolist()
-    nbytes = np.asarray(trace.xfer_bytes, dtype=float).tolist()
-    start = np.asarray(trace.xfer_start, dtype=float)
-    end = np.asarray(trace.xfer_end, dtype=float)
+    src, dst, chan, nbytes, start, end = transfer_columns(trace)
     names, channel_names = trace.task_names, trace.channel_names
 
     def writer(f: IO[str]) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(TRANSFER_CSV_COLUMNS)
-        w.writerows(
-            (s, names[s], d, names[d], c, channel_names[c], b, a, e, du)
-            for s, d, c, b, a, e, du in zip(
-                src,
-                dst,
-                chan,
-                nbytes,
-                start.tolist(),
-                end.tolist(),
-                (end - start).tolist(),
-                strict=True,
-            )
-        )
+        for rows in _chunks(len(src), src, dst, chan, nbytes, start, end, end - start):
+            w.writerows((s, names[s], d, names[d], c, channel_names[c], b, a, e, du)
+                        for s, d, c, b, a, e, du in zip(*rows, strict=True))
 
     return atomic_write(path, writer)

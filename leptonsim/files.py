@@ -201,6 +201,7 @@ def publish(out_dir: str | os.PathLike[str], name: str,
                 _relink(out, name, f, f".{name}/{f}")
             _relink(out, name, f".{name}", final.name)  # the swap
             published = True
+            _unlink_stale(out, name, files)
             _fsync_dir(out)
             collect(out, name)
     except OSError as err:  # name the public file, not the staging one
@@ -274,6 +275,15 @@ def _adopt_plain_files(out: Path, name: str, files: list[str]) -> None:
     _relink(out, name, f".{name}", old.name)
     for f in plain:
         _relink(out, name, f, f".{name}/{f}")
+
+
+def _unlink_stale(out: Path, name: str, files: list[str]) -> None:
+    """Remove the public links of files the previous set had and this one has not
+    (a run at --outputs summary after one at standard): they would dangle."""
+    for entry in os.scandir(out):
+        if (entry.name not in files and entry.is_symlink()
+                and os.readlink(entry.path) == f".{name}/{entry.name}"):
+            _unlink_quietly(Path(entry.path))
 
 
 def _relink(out: Path, name: str, link: str, target: str) -> None:

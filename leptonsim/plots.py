@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -24,6 +25,7 @@ from leptonsim.figure_style import (
     save_figure,
     time_scale,
 )
+from leptonsim.gantt_rows import Grouping, busy_fractions
 from leptonsim.metrics import covered
 from leptonsim.trace import Trace
 
@@ -66,8 +68,34 @@ def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
     return used, len(used)
 
 
-def gantt(trace: Trace, title: str) -> Figure:
+def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
+                 palette: np.ndarray, makespan: float, scale: float) -> None:
+    """One row per group of units: per kind, the share of the group's units running it
+    over time, stacked from the row's baseline (a full-height row: every unit busy)."""
+    kind_of_task = np.zeros(len(trace.task_names), np.int64)
+    kind_of_task[np.asarray(trace.task, dtype=np.int64)] = row_kind
+    edges, fraction = busy_fractions(trace, rows, kind_of_task, len(palette), makespan)
+    stacked = np.minimum(np.cumsum(fraction, axis=1), 1.0)  # overlapping tasks: at most full
+    x = np.repeat(edges * scale, 2)[1:-1]  # a step outline: each bin's two ends
+    for k in range(len(palette)):
+        polygons = []
+        for g in range(len(rows.labels)):
+            base = g + BAR_HEIGHT / 2  # rows run downwards: a taller bar has a smaller y
+            above, below = stacked[g, k], stacked[g, k - 1] if k else np.zeros(len(x) // 2)
+            if np.any(above > below):
+                top, bottom = np.repeat(base - BAR_HEIGHT * above, 2), np.repeat(
+                    base - BAR_HEIGHT * below, 2)
+                polygons.append(np.column_stack([np.r_[x, x[::-1]], np.r_[top, bottom[::-1]]]))
+        # one collection per kind, limits set by the caller: add_patch per row is slow
+        ax.add_collection(PolyCollection(polygons, facecolors=palette[k], linewidths=0),
+                          autolim=False)
+    _style_rows(ax, rows.labels, f"{rows.by}s (height: share busy)")
+
+
+def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     """Gantt chart: a row per unit (tasks coloured by kind), then a row per busy link.
+    With `rows` (gantt_rows.grouping: large runs), a row per group of units instead,
+    its bars as tall as the share of the group's units running each kind of task.
 
     Tasks are bars on their unit's row with a legend of task kinds; below, each link
     channel that carried traffic gets a row of transfer-hop bars (at most the
@@ -84,7 +112,7 @@ def gantt(trace: Trace, title: str) -> Figure:
     if n_used > len(channels):
         title = f"{title} ({len(channels)} busiest of {n_used} links shown)"
 
-    rows_top = max(n_units, 1)
+    rows_top = max(n_units if rows is None else 3 * len(rows.labels), 1)  # groups: taller
     rows_bottom = len(channels)
     height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
@@ -110,7 +138,10 @@ def gantt(trace: Trace, title: str) -> Figure:
     row_kind = np.array(
         [kind_index[trace.task_kinds[t]] for t in task_ids.tolist()], dtype=np.int64
     )
-    for r, idx in enumerate(_rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
+    if rows is not None:
+        _draw_groups(ax_units, trace, rows, row_kind, palette, makespan, scale)
+    for r, idx in enumerate(() if rows is not None else
+                            _rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
         if len(idx):
             ax_units.broken_barh(
                 np.column_stack([start[idx], width[idx]]),
@@ -118,7 +149,8 @@ def gantt(trace: Trace, title: str) -> Figure:
                 facecolors=palette[row_kind[idx]],
                 linewidth=0,
             )
-    _style_rows(ax_units, list(trace.unit_names), "units")
+    if rows is None:
+        _style_rows(ax_units, list(trace.unit_names), "units")
 
     # Transfer hops, one broken_barh per shown channel.
     if rows_bottom:

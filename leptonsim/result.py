@@ -1,6 +1,6 @@
 """One scenario in, one result out: `run` simulates it and compares the formulas,
 `RunResult` holds what it gives (read by the report, the study and the API), and
-`write_outputs` writes its five files as one set. report.py reads RunResult only for
+`write_outputs` writes its files (outputs.py's levels) as one set. report.py reads RunResult only for
 its types, so RunResult.report() can import it without a cycle."""
 
 from __future__ import annotations
@@ -90,22 +90,36 @@ def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace,
     return m
 
 
-def write_outputs(result: RunResult, out_dir: Path) -> list[Path]:
-    """Write summary.json, trace.json (Chrome/Perfetto), tasks.csv, transfers.csv and
-    gantt.png as one set (files.publish): a reader sees the previous run's five files
-    or this run's five, never a mix, whenever the writer fails or dies."""
+def write_outputs(result: RunResult, out_dir: Path | str, outputs: str = "auto",
+                  trace_format: str = "json", gantt_rows: str = "auto") -> list[Path]:
+    """Write the files of level `outputs` (outputs.py: summary.json; standard adds
+    trace.json, tasks.csv, transfers.csv, gantt.png; `auto`: standard up to 10^5 tasks,
+    summary above) as one set (files.publish): a reader sees the previous run's files
+    or this run's, never a mix, whenever the writer fails or dies. `trace_format`
+    json.gz compresses the trace; `gantt_rows` (gantt_rows.GANTT_ROWS) groups the
+    chart's units."""
     from .figure_style import save_figure  # matplotlib only when files are written
+    from .gantt_rows import grouping
+    from .outputs import choose, files
     from .plots import gantt
 
     text = json_text(summary(result), "summary.json")  # refused before anything is written
     s = result.scenario
     title = f"{s.name}{f' [{s.variant}]' if s.variant else ''} — {s.scheduler}"
+    level = choose(outputs, s.graph.size)
+    rows = grouping(s, gantt_rows) if level != "summary" else None
+    names = files(level, f"trace.{trace_format}", grouped=rows is not None)
+    writers = {
+        "summary.json": lambda path: atomic_write(path, lambda f: f.write(text)),
+        f"trace.{trace_format}": lambda path: write_chrome_trace(result.trace, path),
+        "tasks.csv": lambda path: write_tasks_csv(result.trace, path),
+        "transfers.csv": lambda path: write_transfers_csv(result.trace, path),
+        "gantt.png": lambda path: save_figure(gantt(result.trace, title, rows), path),
+        "gantt_units.png": lambda path: save_figure(gantt(result.trace, title), path),
+    }
 
     def build(staging: Path) -> None:
-        atomic_write(staging / "summary.json", lambda f: f.write(text))
-        write_chrome_trace(result.trace, staging / "trace.json")
-        write_tasks_csv(result.trace, staging / "tasks.csv")
-        write_transfers_csv(result.trace, staging / "transfers.csv")
-        save_figure(gantt(result.trace, title), staging / "gantt.png")
+        for name in names:
+            writers[name](staging / name)
 
     return publish(out_dir, "run", build)
