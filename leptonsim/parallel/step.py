@@ -21,6 +21,7 @@ from ..cost import DEFAULT, CostModel
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..models import Layer, Model
+from ..ops.base import Gemm
 from ..trace import Trace, mirror_units
 from . import collectives, context, experts, mirror, nccl, offload, zero
 from .config import ParallelConfig
@@ -212,6 +213,8 @@ class _StepBuilder(TensorParallelOverlap, DataParallelSync):
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
         self.groups_seen: dict[tuple[int, ...], tuple[nccl.Group, np.ndarray]] = {}
         self.seconds_seen: dict[tuple[str, tuple[int, ...], float], float] = {}
+        self.works_seen: dict[tuple[tuple[int, ...], str, int], tuple[float, float,
+                                                                     tuple[Gemm, ...], int]] = {}
 
     def _segments(self, start: int, end: int) -> list[Segment]:
         """One segment per layer, or with cfg.fuse one per run of layers between
@@ -403,6 +406,34 @@ class _StepBuilder(TensorParallelOverlap, DataParallelSync):
                  k: int, block: int = 0, blocks: int = 1) -> None:
         """The segment's compute task on each simulated tp rank of replica d; block of
         `blocks` equal parts of it (ring attention's blocks, parallel.context)."""
+        flops, nbytes, gemms, kernels = self._segment_work(seg, kind, blocks)
+        layer = self.model.layers[seg.layers[0]]
+        label = layer.kind if len(seg.layers) == 1 else "segment"
+        part = f".b{block}" if blocks > 1 else ""
+        for t, chain in zip(self.cfg.simulated_tp_ranks(), chains, strict=True):
+            task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}{part}", flops=flops,
+                               nbytes=nbytes, pin=self.cfg.replica_rank(d, s, t),
+                               kind=label if kind == "F" else f"{label}.bwd",
+                               gemms=gemms, kernels=kernels)
+            self.work[task] = (kind, seg.layers)
+            self.passes[(kind, d, seg.layers[0], k, t)] = task
+            self._append(chain, task)
+            if self.cfg.zero == 3 and block == 0:  # the parameters it needs gathered first
+                self.runs.setdefault((d, s, t), []).append(
+                    (task, sum(self._param_bytes(i, gathered=True) for i in seg.layers)))
+            for i in seg.layers if kind == "F" else ():
+                self.first_forward.setdefault((d, i, t), task)
+            if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
+                for i in seg.layers:
+                    self.last_backward[(d, i, t, k)] = task
+
+    def _segment_work(self, seg: Segment, kind: str, blocks: int
+                      ) -> tuple[float, float, tuple[Gemm, ...], int]:
+        """One block's FLOPs, bytes, GEMMs and kernels of the segment's pass: the same
+        for every replica and micro-batch, so worked out once per segment and pass."""
+        key = (seg.layers, kind, blocks)
+        if (hit := self.works_seen.get(key)) is not None:
+            return hit
         cols = (0, 1) if kind == "F" else (2, 3)
         rows = self.costs[list(seg.layers)]
         flops, nbytes = rows[:, cols[0]].sum(), rows[:, cols[1]].sum()
@@ -419,25 +450,8 @@ class _StepBuilder(TensorParallelOverlap, DataParallelSync):
         if blocks > 1:  # ASSUMPTION: each block launches an equal share of the kernels
             flops, nbytes, kernels = flops / blocks, nbytes / blocks, -(-kernels // blocks)
             gemms = list(context.token_split(gemms, blocks))
-        layer = self.model.layers[seg.layers[0]]
-        label = layer.kind if len(seg.layers) == 1 else "segment"
-        part = f".b{block}" if blocks > 1 else ""
-        for t, chain in zip(self.cfg.simulated_tp_ranks(), chains, strict=True):
-            task = self.b.task(f"{kind}.d{d}.{layer.name}.k{k}.t{t}{part}", flops=float(flops),
-                               nbytes=float(nbytes), pin=self.cfg.replica_rank(d, s, t),
-                               kind=label if kind == "F" else f"{label}.bwd",
-                               gemms=gemms, kernels=kernels)
-            self.work[task] = (kind, seg.layers)
-            self.passes[(kind, d, seg.layers[0], k, t)] = task
-            self._append(chain, task)
-            if self.cfg.zero == 3 and block == 0:  # the parameters it needs gathered first
-                self.runs.setdefault((d, s, t), []).append(
-                    (task, sum(self._param_bytes(i, gathered=True) for i in seg.layers)))
-            for i in seg.layers if kind == "F" else ():
-                self.first_forward.setdefault((d, i, t), task)
-            if kind == "B" and (k == self.cfg.microbatches - 1 or self.cfg.zero >= 2):
-                for i in seg.layers:
-                    self.last_backward[(d, i, t, k)] = task
+        work = self.works_seen[key] = (float(flops), float(nbytes), tuple(gemms), kernels)
+        return work
 
     def _link(self, src: Ends, dst: Ends, nbytes: float) -> None:
         share = nbytes / self.cfg.tp if self.cfg.tp_mode == "full" else nbytes
