@@ -4,6 +4,7 @@ and data synchronisation as one immutable configuration."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .memory import recompute_mode
 from .nccl import ALGORITHMS, SPELLED_OUT
@@ -153,12 +154,19 @@ class ParallelConfig:
         The one statement of the numbering: the layout's three dimensions, with each
         tp group's cp copies just outside it (Megatron-Core's order "tp-cp-ep-dp-pp":
         tp innermost, then cp), so unit = ... * cp * tp + c * tp + t."""
-        index = {"dp": d, "pp": p, "tp": c * self.tp + t}
+        dp, pp, tp = self._strides
+        return d * dp + p * pp + (c * self.tp + t) * tp
+
+    @cached_property
+    def _strides(self) -> tuple[int, int, int]:
+        """Units between consecutive dp, pp and tp indices under the layout (the last
+        dimension listed is the innermost)."""
         size = {"dp": self.dp, "pp": self.pp, "tp": self.cp * self.tp}
-        unit = 0
-        for dim in self.layout.split(","):
-            unit = unit * size[dim] + index[dim]
-        return unit
+        stride, strides = 1, {}
+        for dim in reversed(self.layout.split(",")):
+            strides[dim] = stride
+            stride *= size[dim]
+        return strides["dp"], strides["pp"], strides["tp"]
 
     def replica_rank(self, r: int, p: int, t: int) -> int:
         """The unit of replica r (of `replicas`: data replica r // cp, context rank r % cp)."""

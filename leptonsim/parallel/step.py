@@ -12,6 +12,7 @@ runs its pipeline ops strictly in schedule order (0-byte edges chain them).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -124,7 +125,7 @@ def input_seconds(cfg: ParallelConfig, cluster: Cluster) -> float:
 
 def activation_bytes(layer: Layer, cfg: ParallelConfig) -> float:
     """A layer's output on one rank: its s/cp tokens of each sample of a micro-batch."""
-    return float(np.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes / cfg.cp
+    return float(math.prod(layer.output_shape)) * cfg.microbatch_size * cfg.dtype_bytes / cfg.cp
 
 
 def build_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
@@ -213,6 +214,7 @@ class _StepBuilder(TensorParallelOverlap, DataParallelSync):
         self.collapsed = np.zeros(len(cluster.channels))  # bytes per channel, symmetric mode
         self.groups_seen: dict[tuple[int, ...], tuple[nccl.Group, np.ndarray]] = {}
         self.seconds_seen: dict[tuple[str, tuple[int, ...], float], float] = {}
+        self.tp_groups: dict[tuple[int, int], list[int]] = {}
         self.works_seen: dict[tuple[tuple[int, ...], str, int], tuple[float, float,
                                                                      tuple[Gemm, ...], int]] = {}
 

@@ -31,6 +31,7 @@ class TensorParallelComm:
     collapsed: np.ndarray
     groups_seen: dict[tuple[int, ...], tuple[nccl.Group, np.ndarray]]
     seconds_seen: dict[tuple[str, tuple[int, ...], float], float]
+    tp_groups: dict[tuple[int, int], list[int]]
 
     def _tp_collectives(self, chains: list[list[int]], d: int, s: int,
                         todo: list[tuple[str, float]]) -> None:
@@ -39,7 +40,7 @@ class TensorParallelComm:
         cfg = self.cfg
         if cfg.tp == 1 or not todo:
             return
-        ranks = [cfg.replica_rank(d, s, t) for t in range(cfg.tp)]
+        ranks = self._tp_group(d, s)
         if cfg.tp_mode == "symmetric":
             self.collectives += 1
             kinds = "+".join(kind for kind, _ in todo)
@@ -52,6 +53,13 @@ class TensorParallelComm:
             self.collectives += 1
             name = f"tp.{kind}.d{d}.s{s}.{self.collectives}"
             self._spelled_out(chains, ranks, kind, nbytes, name)
+
+    def _tp_group(self, d: int, s: int) -> list[int]:
+        """The units of replica d's stage-s tensor-parallel group, in rank order."""
+        key = (d, s)
+        if key not in self.tp_groups:
+            self.tp_groups[key] = [self.cfg.replica_rank(d, s, t) for t in range(self.cfg.tp)]
+        return self.tp_groups[key]
 
     def _spelled_out(self, chains: list[list[int]], ranks: list[int], kind: str,
                      nbytes: float, name: str) -> None:
