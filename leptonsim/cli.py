@@ -49,7 +49,8 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
 
 def _run(args: argparse.Namespace) -> int:
     from .files import check_output
-    from .outputs import outputs_line
+    from .gantt_rows import grouping
+    from .outputs import choose, outputs_line
     from .progress import Progress
     from .report import render, render_comparison
     from .result import run, write_outputs
@@ -67,7 +68,11 @@ def _run(args: argparse.Namespace) -> int:
             results.append(run(s))
     for result, out in zip(results, dirs, strict=True):
         print(render(result))
-        print(outputs_line(args.outputs, result.scenario.graph.size))
+        tasks = result.scenario.graph.size
+        grouped = (choose(args.outputs, tasks) == "standard"
+                   and grouping(result.scenario, args.gantt_rows) is not None)
+        if (line := outputs_line(args.outputs, tasks, grouped)) is not None:
+            print(line)
         sys.stdout.flush()  # the report before the files are written, when piped too
         with progress.phase("writing", str(out)):
             written = write_outputs(result, out, args.outputs, args.trace_format,

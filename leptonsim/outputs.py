@@ -36,13 +36,15 @@ def files(level: str, trace_name: str = "trace.json", grouped: bool = False) -> 
     return out
 
 
-def outputs_line(asked: str, tasks: int) -> str:
-    """The report's line: which level ran, why, and how to get the rest."""
+def outputs_line(asked: str, tasks: int, grouped: bool = False) -> str | None:
+    """The report's line when a level holds files back: which level ran, why, and how to
+    get the rest (None when it wrote everything there is: `all`, or `standard` with a
+    chart of one row per unit, whose written files the next line lists anyway)."""
     level = choose(asked, tasks)
+    if level == "all" or (level == "standard" and not grouped):
+        return None
     why = (f"the default above {SUMMARY_ABOVE:,} tasks" if tasks > SUMMARY_ABOVE
            else f"the default up to {SUMMARY_ABOVE:,} tasks") if asked == AUTO else "asked"
-    more = {"summary": "; --outputs standard adds the trace, tasks.csv, transfers.csv "
-                       "and gantt.png",
-            "standard": "; --outputs all adds gantt_units.png where gantt.png groups units",
-            "all": ""}[level]
-    return f"outputs {level} ({tasks:,} tasks, {why}){more}"
+    more = ("--outputs standard adds the trace, tasks.csv, transfers.csv and gantt.png"
+            if level == "summary" else "--outputs all adds gantt_units.png, one row per unit")
+    return f"outputs {level} ({tasks:,} tasks, {why}); {more}"

@@ -106,6 +106,7 @@ def test_run_summary_writes_one_file_and_says_so(tmp_path: Path,
     assert main(["run", str(SEED), "--out", str(out)]) == 0
     assert _public(out / "chain") == ["gantt.png", "summary.json", "tasks.csv", "trace.json",
                                       "transfers.csv"]
+    assert "outputs " not in capsys.readouterr().out  # everything there is was written
     assert main(["run", str(SEED), "--out", str(out), "--outputs", "summary"]) == 0
     report = capsys.readouterr().out
     assert "outputs summary (" in report and "asked); --outputs standard adds" in report
