@@ -8,9 +8,11 @@ vanished) is one line with exit code 1: the command was right, the machine faile
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -196,7 +198,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _UntilReaderGoes(io.TextIOBase):
+    """stdout until its reader goes away (`leptonsim run ... | head`), then nothing: the
+    job still runs to its end and writes every file, where a BrokenPipeError would stop it."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self._stream: io.TextIOBase | None = stream
+
+    def write(self, text: str) -> int:
+        self._guard(lambda s: s.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(lambda s: s.flush())
+
+    def _guard(self, act: Callable[[io.TextIOBase], object]) -> None:
+        if self._stream is None:
+            return
+        try:
+            act(self._stream)
+        except BrokenPipeError:  # what is still buffered goes to /dev/null at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            self._stream = None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOBase) and not isinstance(sys.stdout, _UntilReaderGoes):
+        sys.stdout = _UntilReaderGoes(sys.stdout)
     args, extra = parser().parse_known_args(argv)
     if extra:  # named by the subcommand's parser, whose usage it is
         args.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")

@@ -53,6 +53,21 @@ def test_an_interrupted_run_is_one_line_exit_130_and_no_output(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_reader_that_goes_away_leaves_every_file_written(tmp_path: Path) -> None:
+    """`leptonsim run ... | head`: the pipe closes after the first line; the run goes on."""
+    proc = subprocess.Popen([sys.executable, "-m", "leptonsim", "run", str(SEED), "--out",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"== seed case study")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and err == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain", "independent",
+                                                         "seed_assumptions"]
+    assert all((tmp_path / v / "summary.json").exists() for v in ("chain", "seed_assumptions"))
+
+
 @pytest.mark.parametrize("c", CASES[::3], ids=[c.id for c in CASES[::3]])
 def test_bad_input_is_one_line_exit_2_and_no_output(c, tmp_path: Path) -> None:
     scenario = tmp_path / "case.toml"
