@@ -22,7 +22,7 @@ from .export import atomic_write
 __all__ = [
     "BAR_HEIGHT", "BUBBLE", "COMMUNICATION", "COMPUTE", "DPI", "FONT", "GREY", "GRID_ALPHA",
     "IDLE", "LINK", "MAX_LEGEND_KINDS", "SEQUENTIAL", "WIDE", "WIDTH", "kind_colours",
-    "legend_outside", "save_figure", "series_colour", "time_scale",
+    "legend_height", "legend_outside", "save_figure", "series_colour", "time_scale",
 ]
 
 DPI = 120                      # PNG resolution
@@ -61,9 +61,18 @@ def time_scale(span_s: float) -> tuple[float, str]:
 
 
 def legend_outside(ax: Axes, handles: list[Any]) -> None:
-    """A legend to the right of the axes, top-aligned: Gantt rows stay uncovered."""
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              fontsize=FONT["legend"])
+    """The figure's legend to the right of every panel, top-aligned: Gantt rows stay
+    uncovered. A figure legend, not the axes', so constrained layout gives it a column of
+    its own instead of squeezing the axes' row to its height (a 2-unit chart's slivers)."""
+    figure = ax.get_figure()
+    assert figure is not None
+    figure.legend(handles=handles, loc="outside right upper", fontsize=FONT["legend"])
+
+
+def legend_height(entries: int) -> float:
+    """Inches a legend of `entries` rows needs (its font's line spacing, and the frame):
+    a figure at least this tall shows its legend whole."""
+    return 0.3 + entries * FONT["legend"] * 1.75 / 72
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:

@@ -21,6 +21,7 @@ from leptonsim.figure_style import (
     MAX_LEGEND_KINDS,
     WIDTH,
     kind_colours,
+    legend_height,
     legend_outside,
     save_figure,
     time_scale,
@@ -114,7 +115,11 @@ def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
 
     rows_top = max(n_units if rows is None else 3 * len(rows.labels), 1)  # groups: taller
     rows_bottom = len(channels)
+    task_ids = np.asarray(trace.task, dtype=np.int64)
+    kinds = sorted({trace.task_kinds[t] for t in np.unique(task_ids).tolist()})
+    legend_rows = min(len(kinds), MAX_LEGEND_KINDS + 1) + (1 if rows_bottom else 0) + 1
     height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
+    height = max(height, 0.9 + legend_height(legend_rows))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
     if rows_bottom:
         ax_units, ax_links = fig.subplots(
@@ -127,11 +132,8 @@ def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     fig.suptitle(title)
 
     # Tasks, one broken_barh per unit row, coloured by kind.
-    task_ids = np.asarray(trace.task, dtype=np.int64)
     start = np.asarray(trace.task_start, dtype=float) * scale
     width = np.asarray(trace.task_end, dtype=float) * scale - start
-    kinds_of_rows = [trace.task_kinds[t] for t in np.unique(task_ids).tolist()]
-    kinds = sorted(set(kinds_of_rows))
     colours = kind_colours(kinds)
     kind_index = {k: i for i, k in enumerate(kinds)}
     palette = np.array([colours[k] for k in kinds]).reshape(-1, 4)

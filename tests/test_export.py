@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,23 @@ def test_gantt_png_and_svg(small: Trace, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected a .png or .svg"):
         save_figure(fig, tmp_path / "g.jpg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "g.svg"]
+
+
+def test_gantt_of_two_units_and_many_kinds_shows_its_rows_and_whole_legend() -> None:
+    """A legend taller than two rows once squeezed the rows to slivers (issue 17)."""
+    tasks = [(i, i % 2, float(i), i + 1.0) for i in range(20)]
+    trace = make_trace(tasks, [(0, 1, 0, 1.0, 1.0, 2.0)])
+    trace = dataclasses.replace(trace, task_kinds=[f"kind{i}" for i in range(20)])
+    fig = gantt(trace, "two units, twenty kinds")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied" is a warning
+        fig.draw_without_rendering()
+    units, links = fig.axes
+    assert units.get_position().height > 0.15 and links.get_position().height > 0.05
+    (legend,) = fig.legends
+    box = legend.get_window_extent().transformed(fig.transFigure.inverted())
+    assert box.y0 >= 0 and box.y1 <= 1 and box.x1 <= 1
+    assert box.x0 >= max(a.get_position().x1 for a in fig.axes)  # beside the rows
 
 
 def test_gantt_time_units() -> None:
