@@ -61,12 +61,10 @@ def time_scale(span_s: float) -> tuple[float, str]:
 
 
 def legend_outside(ax: Axes, handles: list[Any]) -> None:
-    """The figure's legend to the right of every panel, top-aligned: Gantt rows stay
-    uncovered. A figure legend, not the axes', so constrained layout gives it a column of
-    its own instead of squeezing the axes' row to its height (a 2-unit chart's slivers)."""
-    figure = ax.get_figure()
-    assert figure is not None
-    figure.legend(handles=handles, loc="outside right upper", fontsize=FONT["legend"])
+    """A legend to the right of the axes, top-aligned: Gantt rows stay uncovered. The
+    axes must be at least `legend_height` tall, or constrained layout squeezes them."""
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize=FONT["legend"])
 
 
 def legend_height(entries: int) -> float:

@@ -118,12 +118,13 @@ def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     task_ids = np.asarray(trace.task, dtype=np.int64)
     kinds = sorted({trace.task_kinds[t] for t in np.unique(task_ids).tolist()})
     legend_rows = min(len(kinds), MAX_LEGEND_KINDS + 1) + (1 if rows_bottom else 0) + 1
-    height = float(np.clip(1.6 + 0.28 * (rows_top + rows_bottom), 3.0, 40.0))
-    height = max(height, 0.9 + legend_height(legend_rows))
+    # inches: the legend sits beside the top panel, which must be as tall as it
+    top = max(0.28 * rows_top, legend_height(legend_rows))
+    height = float(np.clip(1.6 + top + 0.28 * rows_bottom, 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
     if rows_bottom:
         ax_units, ax_links = fig.subplots(
-            2, 1, sharex=True, gridspec_kw={"height_ratios": [rows_top, rows_bottom]}
+            2, 1, sharex=True, gridspec_kw={"height_ratios": [top, 0.28 * rows_bottom]}
         )
         axes: list[Axes] = [ax_units, ax_links]
     else:
