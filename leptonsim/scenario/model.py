@@ -39,7 +39,8 @@ OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
 RESIDUAL = "add"     # and the residual add, which names the earlier layer it adds back
 REPEAT_MAX = 65_536  # copies of a repeated block (the tasks bound stops a big model later)
 MODEL_WIDE = {"implementation": "attention", "fused": "fused",  # layer args set model-wide
-              "transposes": "conv_layout", "algorithms": "conv_algorithm"}
+              "transposes": "conv_layout", "algorithms": "conv_algorithm",
+              "feeds": "fused", "relu_grad": "fused", "grad_fused": "fused"}
 # Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
 # peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
 # and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
@@ -97,7 +98,10 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                   "default": [],
                   "description": "Fused kernels: bias_gelu (a GELU in its Dense's GEMM "
                                  "epilogue), add_norm (a residual add and the LayerNorm after "
-                                 "it in one kernel), optimizer (the update one kernel per "
+                                 "it in one kernel), bn_add_relu (each ReLU after a "
+                                 "BatchNorm or Add and each Add after a BatchNorm in that "
+                                 "op's kernel, and a ReLU's gradient in its BatchNorm's "
+                                 "backward: XLA), optimizer (the update one kernel per "
                                  "parameter group, as apex FusedAdam, not one per tensor)"},
         "conv_layout": {"enum": list(CONV_LAYOUTS), "default": CONV_LAYOUTS[0],
                         "description": "Data layout of every convolution: nhwc (channels-"
