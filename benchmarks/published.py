@@ -68,8 +68,14 @@ def load(path: Path = DATA) -> tuple[list[Row], dict[str, Row], dict[str, str]]:
     """The rows (each with its source's [software] keys), the platforms they name, and
     the stand-in presets."""
     doc = tomllib.loads(path.read_text())
-    rows = [{**software(doc["software"], row), **row} for row in doc["row"]]
+    rows = [with_software(software(doc["software"], row), row) for row in doc["row"]]
     return rows, doc["platform"], doc["stand_ins"]
+
+
+def with_software(rule: Row, row: Row) -> Row:
+    """A row over its source's [software] keys; `options` merge, the row's own winning."""
+    options = {**rule.get("options", {}), **row.get("options", {})}
+    return {**rule, **row} | ({"options": options} if options else {})
 
 
 def software(rules: dict[str, Row], row: Row) -> Row:

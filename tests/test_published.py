@@ -159,3 +159,24 @@ def test_the_summary_counts_only_predicted_rows() -> None:
     assert s["all"]["rows"] == 2 and math.isclose(s["all"]["mean_abs_error"], 0.2)
     assert s["all"]["max_abs_error"] == 0.3
     assert s["dense LLM (GPT)"]["rows"] == 1
+
+
+def test_a_rows_options_merge_over_its_sources() -> None:
+    """[software] options hold under a row's own, which win key by key."""
+    rule = {"attention": "flash", "options": {"zero": 1, "sp": True}}
+    merged = bench.with_software(rule, {"id": "r", "options": {"sp": False}})
+    assert merged["options"] == {"zero": 1, "sp": False} and merged["attention"] == "flash"
+    assert "options" not in bench.with_software({"dropout": 0.1}, {"id": "r"})
+
+
+def test_every_resnet_row_autotunes_and_every_xla_row_fuses() -> None:
+    """One rule per source: both DeepLearningExamples ResNet-50 scripts autotune their
+    convolutions, TensorFlow's (every row "+ XLA") also fuses around BatchNorm; each row
+    keeps its own layout."""
+    rows = [r for r in ROWS if r["family"] == "resnet50"]
+    assert len(rows) == 20
+    for r in rows:
+        xla = "TensorFlow" in r["source"]
+        assert xla == ("+ XLA" in r["row"]), r["id"]
+        assert r["options"]["conv_algorithm"] == "fastest" and "conv_layout" in r["options"]
+        assert r["options"].get("fused", []) == (["bn_add_relu"] if xla else []), r["id"]

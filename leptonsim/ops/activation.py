@@ -24,6 +24,10 @@ Transformer Engine's fused MLP uses): no kernel of its own, and its input is nev
 read back from memory (the GEMM still writes it, for the backward); only the output
 is written. The backward is unchanged: it reads dy and the saved input, writes dx.
 
+`grad_fused = True`: the backward runs inside the backward kernels of the op before
+it (a BatchNorm with `relu_grad`, which reads this op's output for the mask): no kernel
+and no bytes of its own; its FLOPs stay.
+
 For the backward (Op.saved_bytes) GELU and SiLU keep their input; ReLU, Tanh and
 Sigmoid their output, from which the derivative follows (PyTorch's threshold_backward
 reads a ReLU's result, which lets torchvision's ReLU(inplace=True) overwrite its
@@ -55,6 +59,7 @@ TANH_FLOPS = T
 @dataclass(frozen=True)
 class _Activation(Op):
     fused: bool = False
+    grad_fused: bool = False
 
     forward_flops: ClassVar[int]
     backward_flops: ClassVar[int]
@@ -70,6 +75,8 @@ class _Activation(Op):
         return elementwise(batch * numel(x), self.forward_flops, 2, dtype_bytes)
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        if self.grad_fused:  # in the producer's backward kernels, which read what it needs
+            return Cost(float(batch * numel(x) * self.backward_flops), kernels=0)
         return elementwise(batch * numel(x), self.backward_flops, 3, dtype_bytes)
 
 

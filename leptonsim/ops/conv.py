@@ -23,17 +23,33 @@ bytes in + out) more and launches 2 more kernels: forward x and y, backward_data
 dx, backward_weights x and dy (each cuDNN call transposes its own operands).
 ASSUMPTION: the filter's KCRS -> KRSC transpose is not priced (a filter is at most
 2.4 M values in ResNet-50, beside tens of M activations per phase at training batches).
+
+Algorithm (`algorithms`, one per phase: forward, backward_data, backward_weights): the
+implicit GEMM above, or for a 3 x 3 stride-1 convolution (`winograd_applies`) cuDNN's
+Winograd F(2 x 2, 3 x 3) (ops/winograd.py): a batch of 16 GEMMs over the T = N
+ceil(H_out / 2) ceil(W_out / 2) output tiles, forward (T, filters, C), backward_data
+(T, C, filters), backward_weights (C, filters, T), plus the transforms' FLOPs
+(B^T on the operand read, A^T on the result, G per channel pair). "winograd" (cuDNN's
+fused WINOGRAD, forward and backward_data only: cudnnConvolutionBwdFilterAlgo_t lists
+BWD_FILTER_ALGO_WINOGRAD as not implemented) transforms in its kernel and moves the
+implicit GEMM's bytes; "winograd_nonfused" runs four kernels (filter, input and output
+transforms, the GEMMs), so it also writes and reads back the transformed operands and
+result: 2 x 16 (T (C + filters) + C filters) values more. The bias is as above. For
+backward_weights the dy tiles' transform is priced as G's per channel pair and x's as
+B^T's (ASSUMPTION: F(3 x 3, 2 x 2)'s transforms, of the same order, not counted apart).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
+from leptonsim.ops import winograd as wg
 from leptonsim.ops.base import (
     Cost,
     Gemm,
     Op,
+    Phase,
     Shape,
     check_positive,
     check_rank,
@@ -43,6 +59,10 @@ from leptonsim.ops.base import (
 
 Padding = Literal["valid", "same"]
 PADDINGS: tuple[Padding, ...] = ("valid", "same")
+Algorithm = Literal["implicit_gemm", "winograd", "winograd_nonfused"]
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+IMPLICIT: tuple[Algorithm, ...] = ("implicit_gemm",) * 3
+PHASE_INDEX: dict[Phase, int] = {"forward": 0, "backward_data": 1, "backward_weights": 2}
 
 
 def check_padding(op: str, padding: str) -> None:
@@ -60,6 +80,7 @@ class Conv2D(Op):
     padding: Padding = "valid"
     use_bias: bool = True
     transposes: bool = False  # NCHW data on tensor cores: cuDNN's transposes (module doc)
+    algorithms: tuple[Algorithm, ...] = IMPLICIT  # one per phase (module doc)
 
     kind: ClassVar[str] = "conv2d"
 
@@ -68,6 +89,10 @@ class Conv2D(Op):
         pair("Conv2D", "kernel", self.kernel)
         pair("Conv2D", "stride", self.stride)
         check_padding("Conv2D", self.padding)
+        for phase, algorithm in zip(PHASE_INDEX, self.algorithms, strict=True):
+            if algorithm not in self.algorithms_for(phase):
+                raise ValueError(f"Conv2D: {algorithm!r} does not run {phase} of a "
+                                 f"{self.kernel_hw} stride {self.stride_hw} convolution")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         check_rank("Conv2D", input_shape, 3, "(H, W, C)")
@@ -121,12 +146,47 @@ class Conv2D(Op):
             return cost
         return cost + Cost(0.0, 2 * self._act_bytes(x, batch, dtype_bytes), kernels=2)
 
+    def winograd_applies(self) -> bool:
+        """F(2 x 2, 3 x 3) computes a 3 x 3 filter at stride 1 (cuDNN's WINOGRAD and
+        WINOGRAD_NONFUSED: 3 x 3 filters, unit stride)."""
+        return self.kernel_hw == (wg.R, wg.R) and self.stride_hw == (1, 1)
+
+    def algorithms_for(self, phase: Phase) -> tuple[Algorithm, ...]:
+        """The algorithms that can run `phase` of this convolution (module doc)."""
+        if not self.winograd_applies():
+            return IMPLICIT[:1]
+        return ALGORITHMS if phase != "backward_weights" else ("implicit_gemm", "winograd_nonfused")
+
+    def _winograd(self, x: Shape, batch: int, dtype_bytes: int, phase: Phase, implicit: Cost) -> Cost:
+        """`phase` as Winograd F(2 x 2, 3 x 3) (module doc); `implicit` is the phase's
+        implicit-GEMM cost, whose bytes and bias FLOPs it keeps."""
+        h, w, f = self.output_shape(x)
+        c, t = x[2], batch * wg.tiles(h, w)
+        alpha2 = wg.ALPHA * wg.ALPHA
+        gemm = {"forward": Gemm(t, f, c, batch=alpha2), "backward_data": Gemm(t, c, f, batch=alpha2),
+                "backward_weights": Gemm(c, f, t, batch=alpha2)}[phase]
+        read, out = (f, c) if phase == "backward_data" else (c, f)
+        transforms = t * (read * wg.INPUT_FLOPS + out * wg.OUTPUT_FLOPS) + c * f * wg.FILTER_FLOPS
+        bias = batch * self._bias_flops(x) if phase != "backward_data" else 0
+        extra, kernels = 0.0, implicit.kernels
+        if self.algorithms[PHASE_INDEX[phase]] == "winograd_nonfused":
+            extra = 2.0 * alpha2 * (t * (c + f) + c * f) * dtype_bytes
+            kernels += 3
+        return Cost(gemm.flops + transforms + bias, implicit.bytes + extra, gemms=(gemm,),
+                    kernels=kernels)
+
+    def _algorithm(self, cost: Cost, x: Shape, batch: int, dtype_bytes: int, phase: Phase) -> Cost:
+        """The phase's implicit-GEMM `cost`, or its Winograd cost, with the transposes."""
+        if self.algorithms[PHASE_INDEX[phase]] != "implicit_gemm":
+            cost = self._winograd(x, batch, dtype_bytes, phase, cost)
+        return self._transposed(cost, x, batch, dtype_bytes)
+
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
         p, k = self._gemm_sizes(x, batch)
-        return self._transposed(Cost(
+        return self._algorithm(Cost(
             flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
-            gemms=(Gemm(p, self.filters, k),)), x, batch, dtype_bytes)
+            gemms=(Gemm(p, self.filters, k),)), x, batch, dtype_bytes, "forward")
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads dy and the kernel (not the bias), writes dx. cuDNN's dgrad is an implicit
@@ -136,14 +196,16 @@ class Conv2D(Op):
         # shape over the output positions (M = N P Q), which keeps the FLOPs exact.
         flops = batch * 2 * self._macs(x)
         p, k = self._gemm_sizes(x, batch)
-        return self._transposed(Cost(
+        return self._algorithm(Cost(
             flops, self._act_bytes(x, batch, dtype_bytes) + self._weights(x) * dtype_bytes,
-            gemms=(Gemm(p, x[2], self.filters * (k // x[2])),)), x, batch, dtype_bytes)
+            gemms=(Gemm(p, x[2], self.filters * (k // x[2])),)), x, batch, dtype_bytes,
+            "backward_data")
 
     def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
         # reads saved x and dy, writes dW and db (a second kernel, the bias reduction)
         flops = batch * (2 * self._macs(x) + self._bias_flops(x))
         p, k = self._gemm_sizes(x, batch)
-        return self._transposed(Cost(
+        return self._algorithm(Cost(
             flops, self._act_bytes(x, batch, dtype_bytes) + self.params(x) * dtype_bytes,
-            gemms=(Gemm(k, self.filters, p),), kernels=1 + self.use_bias), x, batch, dtype_bytes)
+            gemms=(Gemm(k, self.filters, p),), kernels=1 + self.use_bias), x, batch, dtype_bytes,
+            "backward_weights")

@@ -5,11 +5,16 @@ one: (arity - 1) adds per element. In a layer list the add also stands for its
 mirror in backward: the fork whose output fed both branches must sum their
 gradients, the same elementwise work, so backward_data costs what forward does.
 It keeps nothing for the backward.
+
+Add(fused=True): the operand the previous op produced arrives inside that op's kernel
+(a compiler's loop fusion, `zoo.cnn.with_fusion`): the forward reads the other
+operands only and launches no kernel. Add(feeds=True): its output is consumed inside
+the next op's kernel and not written. The backward (the fork's gradient sum) is unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from leptonsim.ops.base import Cost, Op, Saved, Shape, check_min_rank, elementwise, numel
@@ -20,6 +25,8 @@ class Add(Op):
     """Add(arity=2): the sum of `arity` tensors of the input shape."""
 
     arity: int = 2
+    fused: bool = False  # the previous op's output arrives in its kernel: not read
+    feeds: bool = False  # the output is consumed in the next op's kernel: not written
 
     kind: ClassVar[str] = "add"
 
@@ -36,7 +43,9 @@ class Add(Op):
         return Saved()  # the gradient passes through unchanged: nothing to keep
 
     def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        return elementwise(batch * numel(x), self.arity - 1, self.arity + 1, dtype_bytes)
+        tensors = self.arity + 1 - self.fused - self.feeds
+        cost = elementwise(batch * numel(x), self.arity - 1, tensors, dtype_bytes)
+        return replace(cost, kernels=0) if self.fused else cost
 
     def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
-        return self._forward(x, batch, dtype_bytes)
+        return elementwise(batch * numel(x), self.arity - 1, self.arity + 1, dtype_bytes)

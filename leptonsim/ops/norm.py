@@ -18,6 +18,12 @@ dropout_add_layer_norm): the forward has no kernel of its own and does not read 
 input back (the add still writes it: it is the residual stream). The backward is
 unchanged.
 
+BatchNorm(feeds=True): its output is consumed inside the kernel of the op after it (a
+ReLU or residual Add fused by a compiler: `zoo.cnn.with_fusion`), so the forward does not
+write it. BatchNorm(relu_grad=True): the gradient of the ReLU after it is computed inside
+its backward kernels, so each backward pass also reads that ReLU's saved output (for
+the mask) where the ReLU's own backward kernel is gone.
+
 RMSNorm (Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019)
 divides each row by its root mean square, with no mean and no shift: gamma only,
 `features` parameters in one tensor. Per element: forward square-sum 2 + normalise 1 +
@@ -88,7 +94,32 @@ class _Norm(Op):
 class BatchNorm(_Norm):
     """Batch normalisation over the channel (last) axis: 2C trainable, 2C moving stats."""
 
+    feeds: bool = False      # output consumed in the next op's kernel: not written
+    relu_grad: bool = False  # the next ReLU's gradient computed in this backward
+
     kind: ClassVar[str] = "batchnorm"
+
+    def _forward(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        cost = super()._forward(x, batch, dtype_bytes)
+        return cost + Cost(0.0, -self._tensor(x, batch, dtype_bytes), kernels=0) if self.feeds else cost
+
+    def _backward_data(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._with_relu_grad(super()._backward_data(x, batch, dtype_bytes), x, batch,
+                                    dtype_bytes)
+
+    def _backward_weights(self, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        return self._with_relu_grad(super()._backward_weights(x, batch, dtype_bytes), x, batch,
+                                    dtype_bytes)
+
+    def _tensor(self, x: Shape, batch: int, dtype_bytes: int) -> float:
+        return float(batch * numel(x) * dtype_bytes)
+
+    def _with_relu_grad(self, cost: Cost, x: Shape, batch: int, dtype_bytes: int) -> Cost:
+        """A backward pass that also reads the ReLU's output (its mask) if it computes
+        that ReLU's gradient (whose FLOPs the ReLU keeps)."""
+        if not self.relu_grad:
+            return cost
+        return cost + Cost(0.0, self._tensor(x, batch, dtype_bytes), kernels=0)
 
     def non_trainable_params(self, input_shape: Shape) -> int:
         self.output_shape(input_shape)

@@ -35,7 +35,7 @@ from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from ..presets import host_presets
 from .cluster import _spec, build_cluster
 from .cost import build_cost, check_precision
-from .model import build_model, build_parallel
+from .model import build_model, build_parallel, with_conv_algorithm
 from .schema import AUTO
 from .validate import normalize, schema_root
 
@@ -201,6 +201,7 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     cfg = build_parallel(table, doc["parallel"], cluster.size)
     sharded = doc["parallel"]["embeddings"] == "sharded"
     cfg = _mirrored(cfg, cluster, sharded)
+    model = with_conv_algorithm(model, table, cfg, cluster, cost)
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers{_smaller(cfg)}")
     check_size("tasks", _step_tasks_at_least(model.layers, cfg), "workload.model", hint=shape)

@@ -10,18 +10,23 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from .. import ops
+from ..cost import CostModel
 from ..errors import ScenarioError, did_you_mean, found
-from ..hardware import PRECISIONS
+from ..graph import GemmRows
+from ..hardware import PRECISIONS, Cluster
 from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
+from ..ops.base import Cost
 from ..parallel.config import DP_MODES, EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
 from ..zoo import ZOO, get_model
-from ..zoo.cnn import CONV_LAYOUTS, with_layout
+from ..zoo.cnn import CONV_ALGORITHMS, CONV_LAYOUTS, with_fastest_convs, with_layout
 from ..zoo.recsys import dlrm
 from ..zoo.transformer import FUSIONS, transformer, with_kernels
 from .dlrm import build_dlrm_spec, dlrm_schema
@@ -34,7 +39,8 @@ OPS = ops.LAYER_OPS  # the ops a layer list can chain (one input each)
 RESIDUAL = "add"     # and the residual add, which names the earlier layer it adds back
 REPEAT_MAX = 65_536  # copies of a repeated block (the tasks bound stops a big model later)
 MODEL_WIDE = {"implementation": "attention", "fused": "fused",  # layer args set model-wide
-              "transposes": "conv_layout"}
+              "transposes": "conv_layout", "algorithms": "conv_algorithm",
+              "feeds": "fused", "relu_grad": "fused", "grad_fused": "fused"}
 # Bytes per stored value: tf32 is stored as fp32 and multiplied on tensor cores at the tf32
 # peak; fp8 (Micikevicius et al., "FP8 Formats for Deep Learning", arXiv:2209.05433, 2022)
 # and int8 store one byte, and training keeps an fp32 master copy (parallel/memory.py).
@@ -92,7 +98,10 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                   "default": [],
                   "description": "Fused kernels: bias_gelu (a GELU in its Dense's GEMM "
                                  "epilogue), add_norm (a residual add and the LayerNorm after "
-                                 "it in one kernel), optimizer (the update one kernel per "
+                                 "it in one kernel), bn_add_relu (each ReLU after a "
+                                 "BatchNorm or Add and each Add after a BatchNorm in that "
+                                 "op's kernel, and a ReLU's gradient in its BatchNorm's "
+                                 "backward: XLA), optimizer (the update one kernel per "
                                  "parameter group, as apex FusedAdam, not one per tensor)"},
         "conv_layout": {"enum": list(CONV_LAYOUTS), "default": CONV_LAYOUTS[0],
                         "description": "Data layout of every convolution: nhwc (channels-"
@@ -100,6 +109,13 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                        "tensor-core precision (tf32, fp16, bf16) pays "
                                        "cuDNN's transposes to NHWC and back around each "
                                        "convolution, fp32 and fp64 nothing"},
+        "conv_algorithm": {"enum": list(CONV_ALGORITHMS), "default": CONV_ALGORITHMS[0],
+                           "description": "Algorithm of every convolution phase: "
+                                          "implicit_gemm, or fastest (the cost model's "
+                                          "fastest of those that apply: implicit GEMM, and "
+                                          "for 3x3 stride-1 convolutions cuDNN's Winograd "
+                                          "fused or nonfused, as cuDNN's autotuner picks: "
+                                          "PyTorch's cudnn.benchmark, TensorFlow's autotune)"},
         "input_pipeline": quantity("time", "Host time per sample of the input pipeline (data "
                                    "loading, decoding, augmentation), overlapped with the step: "
                                    "a node's units share its host, so a step lasts at least "
@@ -187,6 +203,22 @@ def build_model(table: Doc, file: str = "<string>") -> Model:
     fused = [f for f in table.get("fused", ()) if f in FUSIONS]
     model = with_kernels(_model(table, file), table.get("attention"), fused)
     return with_layout(model, table.get("conv_layout", CONV_LAYOUTS[0]), table.get("precision"))
+
+
+def with_conv_algorithm(model: Model, table: Doc, cfg: ParallelConfig, cluster: Cluster,
+                        cost: CostModel) -> Model:
+    """`model` with its convolutions on the table's `conv_algorithm`: "fastest" times each
+    phase's candidates with `cost` on the cluster's first unit type at the step's
+    micro-batch (ASSUMPTION: one choice for every unit, as on a cluster of one GPU type)."""
+    if table.get("conv_algorithm", CONV_ALGORITHMS[0]) != "fastest" or not cluster.unit_types:
+        return model
+    unit = cluster.unit_types[0]
+
+    def seconds(c: Cost) -> float:
+        return float(cost.work_seconds(np.array([c.flops]), np.array([c.bytes]), unit, ["conv2d"],
+                                       GemmRows.of([c.gemms]), np.array([c.kernels]))[0])
+    return with_fastest_convs(model, table.get("precision"), cfg.microbatch_size,
+                              cfg.dtype_bytes, seconds)
 
 
 def _model(table: Doc, file: str) -> Model:

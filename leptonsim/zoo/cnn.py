@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from leptonsim.models import LayerStack, Model
@@ -16,7 +17,8 @@ from leptonsim.ops import (
     ReLU,
     SoftmaxCrossEntropy,
 )
-from leptonsim.ops.base import Shape
+from leptonsim.ops.base import Cost, Phase, Shape
+from leptonsim.ops.conv import PHASE_INDEX, Algorithm
 
 CONV_LAYOUTS = ("nhwc", "nchw")
 """The data layouts a model's convolutions can run on: channels-last (the shapes'
@@ -39,6 +41,53 @@ def with_layout(model: Model, layout: str, precision: str | None) -> Model:
     layers = tuple(replace(layer, op=replace(layer.op, transposes=True))
                    if isinstance(layer.op, Conv2D) else layer for layer in model.layers)
     return Model(model.name, model.input_shape, layers)
+
+
+CONV_ALGORITHMS = ("implicit_gemm", "fastest")
+"""How a model's convolutions pick their algorithm: every phase an implicit GEMM, or
+per phase the fastest of those that apply, as cuDNN's autotuner times them all and
+keeps the fastest (cudnnFindConvolution*Algorithm: PyTorch's `torch.backends.cudnn.
+benchmark = True`; TensorFlow's cuDNN autotuning and XLA's convolution algorithm picker)."""
+WINOGRAD_PRECISIONS: dict[Algorithm, tuple[str, ...]] = {
+    "implicit_gemm": ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8"),
+    "winograd": ("fp32",), "winograd_nonfused": ("fp32", "fp16")}
+"""The precisions each algorithm runs at. ASSUMPTION (recalled from the cuDNN API
+reference's supported-configuration tables of cudnnConvolutionForward, not re-read):
+the fused WINOGRAD computes in fp32 on the CUDA cores (FLOAT_CONFIG; its PSEUDO_HALF
+form stores fp16 but multiplies at the fp32 rate, never faster than fp16's tensor
+cores), WINOGRAD_NONFUSED also in fp16 (HALF_CONFIG, its GEMMs on tensor cores); TF32
+and BF16 run neither."""
+
+
+def with_fastest_convs(model: Model, precision: str | None, batch: int, dtype_bytes: int,
+                       seconds: Callable[[Cost], float]) -> Model:
+    """`model` with each Conv2D phase on the algorithm that applies (its shape:
+    Conv2D.algorithms_for; `precision`: WINOGRAD_PRECISIONS) and costs the fewest
+    `seconds` at micro-batch `batch`, as an autotuner keeps the fastest it timed. A tie
+    keeps the implicit GEMM."""
+    layers = []
+    for layer in model.layers:
+        op = layer.op
+        if isinstance(op, Conv2D) and op.winograd_applies():
+            chosen = tuple(_fastest(op, layer.input_shape, phase, precision, batch,
+                                    dtype_bytes, seconds) for phase in PHASE_INDEX)
+            layer = replace(layer, op=replace(op, algorithms=chosen))
+        layers.append(layer)
+    return Model(model.name, model.input_shape, tuple(layers))
+
+
+def _fastest(op: Conv2D, x: Shape, phase: Phase, precision: str | None, batch: int,
+             dtype_bytes: int, seconds: Callable[[Cost], float]) -> Algorithm:
+    """The algorithm of `phase` of `op` that `seconds` prices lowest (ties: the first,
+    the implicit GEMM)."""
+    algorithms = [a for a in op.algorithms_for(phase)
+                  if precision is None or precision in WINOGRAD_PRECISIONS[a]] or ["implicit_gemm"]
+    times = []
+    for a in algorithms:
+        chosen = list(op.algorithms)
+        chosen[PHASE_INDEX[phase]] = a
+        times.append(seconds(replace(op, algorithms=tuple(chosen)).cost(x, batch, phase, dtype_bytes)))
+    return algorithms[times.index(min(times))]
 
 
 def seed_cnn() -> Model:

@@ -28,21 +28,28 @@ from leptonsim.models import Layer, LayerStack, Model
 from leptonsim.ops import (
     GELU,
     Add,
+    BatchNorm,
     Dense,
     Dropout,
     Embedding,
     LayerNorm,
     MoE,
     MultiHeadSelfAttention,
+    ReLU,
     RMSNorm,
     SoftmaxCrossEntropy,
     SwiGLU,
     Tanh,
 )
 from leptonsim.ops.attention import Implementation
+from leptonsim.ops.base import Op
 from leptonsim.zoo.spec import TransformerSpec
 
-FUSIONS = ("bias_gelu", "add_norm")
+FUSIONS = ("bias_gelu", "add_norm", "bn_add_relu")
+INTO = {GELU: ("bias_gelu", ("dense",)), LayerNorm: ("add_norm", ("add",)),
+        RMSNorm: ("add_norm", ("add",)), ReLU: ("bn_add_relu", ("batchnorm", "add")),
+        Add: ("bn_add_relu", ("batchnorm",))}
+"""Consumer op -> (its fusion, the kinds of producer it fuses into)."""
 
 
 def with_kernels(model: Model, attention: Implementation | None = None,
@@ -50,25 +57,38 @@ def with_kernels(model: Model, attention: Implementation | None = None,
     """`model` with every attention layer's implementation set to `attention` (None:
     as built) and the fusions of `fused`: "bias_gelu" makes each GELU that takes a
     Dense's output run in that GEMM's epilogue, "add_norm" each LayerNorm that takes
-    an Add's output run in the add's kernel (ops/activation.py, ops/norm.py)."""
+    an Add's output run in the add's kernel (ops/activation.py, ops/norm.py);
+    "bn_add_relu" each ReLU that takes a BatchNorm's or an Add's output, and each Add
+    that takes a BatchNorm's, run in that op's kernel, which then writes no output, and
+    a ReLU after a BatchNorm has its gradient computed in the BatchNorm's backward
+    (XLA's fusion of the elementwise ops around its expanded BatchNorm: docs/model.md)."""
     fused = set(fused)
     unknown = fused - set(FUSIONS)
     if unknown:
         raise ValueError(f"unknown fusion {sorted(unknown)[0]!r}; expected {', '.join(FUSIONS)}")
     out: list[Layer] = []
-    into = {GELU: ("bias_gelu", "dense"), LayerNorm: ("add_norm", "add"),
-            RMSNorm: ("add_norm", "add")}  # fusion, producer
     for layer in model.layers:
         op = layer.op
-        fusion, producer = into.get(type(op), ("", ""))
+        fusion, producers = INTO.get(type(op), ("", ()))
         before = out[-1] if out else None
         if attention is not None and isinstance(op, MultiHeadSelfAttention):
             op = replace(op, implementation=attention)
-        elif (fusion in fused and before is not None and before.kind == producer
+        elif (fusion in fused and before is not None and before.kind in producers
               and before.output_shape == layer.input_shape):
             op = replace(op, fused=True)  # type: ignore[type-var]
+            if fusion == "bn_add_relu":
+                out[-1], op = _fuse_elementwise(before, op)
         out.append(Layer(layer.name, op, layer.input_shape))
     return Model(model.name, model.input_shape, tuple(out))
+
+
+def _fuse_elementwise(before: Layer, op: Op) -> tuple[Layer, Op]:
+    """The producer (a BatchNorm or an Add) feeding `op` (a fused ReLU or Add) in its
+    kernel: it writes no output; a ReLU's gradient moves into a BatchNorm's backward."""
+    producer = replace(before.op, feeds=True)  # type: ignore[type-var]
+    if isinstance(op, ReLU) and isinstance(producer, BatchNorm):
+        producer, op = replace(producer, relu_grad=True), replace(op, grad_fused=True)
+    return replace(before, op=producer), op
 
 
 def transformer(spec: TransformerSpec) -> Model:
