@@ -16,7 +16,7 @@ from leptonsim.models import LayerStack
 from leptonsim.ops import Add, BatchNorm, Conv2D, ReLU
 from leptonsim.zoo.cnn import resnet50
 from leptonsim.zoo.transformer import with_kernels
-from tests.helpers.scenarios import refused
+from tests.helpers.scenarios import one_gpu_model, refused
 
 PHASES = ("forward", "backward_data", "backward_weights")
 
@@ -81,20 +81,7 @@ def test_resnet50_fuses_every_relu_and_add():
     assert with_kernels(resnet50()) == resnet50()
 
 
-SCENARIO = """
-[scenario]
-name = "fusion"
-[hardware]
-topology = "full"
-[[hardware.units]]
-name = "gpu"
-count = 1
-preset = "a100_80gb"
-[workload.model]
-batch = 8
-precision = "fp16"
-{model}
-"""
+SCENARIO = one_gpu_model("a100_80gb", "fp16")
 
 
 @pytest.mark.parametrize("op, key", [("batchnorm", "feeds"), ("batchnorm", "relu_grad"),

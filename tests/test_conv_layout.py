@@ -16,7 +16,7 @@ import leptonsim as ls
 from leptonsim.ops import Conv2D
 from leptonsim.ops.base import PHASES
 from leptonsim.zoo.cnn import TENSOR_CORE_PRECISIONS, resnet50, with_layout
-from tests.helpers.scenarios import refused
+from tests.helpers.scenarios import one_gpu_model, refused
 
 CONVS = st.builds(lambda f, k, s, pad, bias: Conv2D(f, k, s, pad, bias),
                   st.integers(1, 64), st.integers(1, 5), st.integers(1, 3),
@@ -109,20 +109,7 @@ def test_nchw_transposes_every_convolution_and_nothing_else():
         with_layout(model, "chwn", "tf32")
 
 
-SCENARIO = """
-[scenario]
-name = "layout"
-[hardware]
-topology = "full"
-[[hardware.units]]
-name = "gpu"
-count = 1
-preset = "a100_80gb"
-[workload.model]
-batch = 8
-precision = "tf32"
-{model}
-"""
+SCENARIO = one_gpu_model("a100_80gb", "tf32")
 
 
 def test_an_unknown_layout_is_refused_in_one_line(tmp_path: Path,

@@ -24,7 +24,7 @@ from leptonsim.ops import winograd as wg
 from leptonsim.ops.base import Cost
 from leptonsim.ops.conv import PHASE_INDEX
 from leptonsim.zoo.cnn import WINOGRAD_PRECISIONS, resnet50, with_fastest_convs
-from tests.helpers.scenarios import refused
+from tests.helpers.scenarios import one_gpu_model, refused
 
 FLOATS = st.floats(-8, 8, allow_nan=False, width=32)
 
@@ -132,20 +132,7 @@ def test_fastest_speeds_up_fp32_and_never_slows_a_step():
     assert default == _step_s("v100_16gb", "fp32", "implicit_gemm")
 
 
-SCENARIO = """
-[scenario]
-name = "winograd"
-[hardware]
-topology = "full"
-[[hardware.units]]
-name = "gpu"
-count = 1
-preset = "v100_16gb"
-[workload.model]
-batch = 8
-precision = "fp32"
-{model}
-"""
+SCENARIO = one_gpu_model("v100_16gb", "fp32")
 
 
 def test_an_unknown_algorithm_is_refused_in_one_line(tmp_path: Path,

@@ -103,3 +103,22 @@ def refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, key: 
     assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err
     assert re.search(words, err[0]), err
     assert not out.exists()
+
+
+def one_gpu_model(preset: str, precision: str) -> str:
+    """A scenario of one `preset` GPU training a model at `precision`, batch 8; its
+    `{model}` placeholder takes the rest of [workload.model] (name, layers, keys)."""
+    return f"""
+[scenario]
+name = "one gpu"
+[hardware]
+topology = "full"
+[[hardware.units]]
+name = "gpu"
+count = 1
+preset = "{preset}"
+[workload.model]
+batch = 8
+precision = "{precision}"
+{{model}}
+"""
