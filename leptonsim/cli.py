@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from . import __version__
 from .errors import LeptonError, ScenarioError, did_you_mean
 
 if TYPE_CHECKING:
@@ -39,7 +40,11 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
     stderr with why. None: the first one's error is the command's."""
     from . import scenario
 
-    each = scenario.load_each(args.file)
+    try:
+        line = scenario.CommandLine.parse(args.set, args.variant)
+    except ScenarioError as err:
+        raise err.in_file(args.file) from None
+    each = scenario.load_each(args.file, line)
     built = [s for s in each if isinstance(s, scenario.Scenario)]
     unbuilt = [s for s in each if isinstance(s, scenario.Unbuilt)]
     if not built:
@@ -83,6 +88,18 @@ def _run(args: argparse.Namespace) -> int:
     if len(results) > 1:
         print(render_comparison(results))
     return 0
+
+
+def add_scenario_options(p: argparse.ArgumentParser) -> None:
+    """FILE, --set and --variant: for every command that loads a scenario (_runnable)."""
+    p.add_argument("file", help="scenario TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the file, after its variants, e.g. --set "
+                        "parallel.tp=4 or --set 'hardware.units[0].preset=h100_sxm'; VALUE "
+                        "is typed by the key (a number, true/false, [1, 2], or text); "
+                        "repeatable")
+    p.add_argument("--variant", metavar="NAME",
+                   help="run only this one of the file's [variants.*]")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -151,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
         prog="leptonsim",
         description="Simulate deep-learning task graphs on hardware that may not exist yet, "
                     "and hold the seed's formulas up against the schedule.")
+    p.add_argument("--version", action="version", version=f"leptonsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("run", help="simulate a scenario; write summary.json, trace.json, gantt.png",
                        description="Simulate every variant of a scenario file, print a report, "
@@ -159,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
                                    "tasks only summary.json unless --outputs says more). A "
                                    "variant that cannot be built (a split that does not fit in "
                                    "memory) is named on stderr and skipped.")
-    r.add_argument("file", help="scenario TOML file")
+    add_scenario_options(r)
     r.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>; variants in subdirectories)")
     add_output_options(r)
@@ -168,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Check every variant of a scenario file and build its "
                                    "task graph; a variant that cannot be built is named on "
                                    "stderr, and the exit code is 2 only when none can.")
-    c.add_argument("file", help="scenario TOML file")
+    add_scenario_options(c)
     c.set_defaults(func=_check)
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     s.set_defaults(func=_schema)

@@ -101,9 +101,17 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    """'did you mean 'x'?' for the choice closest to `word`, or '' when none is close."""
-    close = closest(word, choices) if isinstance(word, str) else None
-    return f"did you mean {close!r}?" if close else ""
+    """'did you mean 'x'?' for the choice `word` is but for case, else the choices it
+    begins (h100: h100_sxm or h100_pcie), else the one closest to it; '' when none is."""
+    if not isinstance(word, str):
+        return ""
+    choices = list(choices)
+    stem = word.lower()
+    same = [c for c in choices if c.lower() == stem]
+    longer = [c for c in choices if len(stem) >= 2 and c.lower().startswith(stem)][:3]
+    close = closest(word, choices)
+    picks = same or longer or ([close] if close else [])
+    return f"did you mean {' or '.join(map(repr, picks))}?" if picks else ""
 
 
 def found(value: object) -> object:

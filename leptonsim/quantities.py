@@ -187,13 +187,20 @@ def _unit_hint(kind: str, number: str, unit: str) -> str:
             return f"got {got}; did you mean '{number} {rate}'?"
         return f"got {got}"
     table = _UNITS[kind]
-    same_letters = [u for u in table if u.lower() == unit.lower()]
+    respelled = re.sub(r"(?<=[bB])(ps|/sec|/second)$", "/s", unit)  # GBps, Gb/sec
+    same_letters = [u for u in table if u.lower() in (unit.lower(), respelled.lower())
+                    and _sense(u) == _sense(unit)]  # never bytes for bits: 8x apart
     close = same_letters or difflib.get_close_matches(unit, list(table), n=3, cutoff=0.6)
     if close:
         return f"unknown unit {unit!r}; did you mean {' or '.join(map(repr, close))}?"
     if kind == "dimensionless":
         return f"unknown unit {unit!r}; a plain number takes no unit, or '%'"
     return f"unknown unit {unit!r}; units include {', '.join(_DISPLAY[kind])}"
+
+
+def _sense(unit: str) -> str:
+    """'B' for a unit of bytes, 'b' for one of bits, '' for neither (SI: B is a byte)."""
+    return "B" if "B" in unit else "b" if "b" in unit else ""
 
 
 def _to_float(number: object, kind: str, found: object) -> float:

@@ -125,3 +125,50 @@ def test_every_claim_key_is_compared_with_its_simulated_figure():
     claims = summary(run(loads(text)[0]))["claims"]
     assert sorted(c["key"] for c in claims) == ["energy_j", "makespan_s", "speedup"]
     assert all(c["simulated"] is not None and c["relative_error"] is not None for c in claims)
+
+
+DP = ROOT / "scenarios" / "seed_cnn_data_parallel.toml"
+
+
+def test_version_names_the_package(capsys: pytest.CaptureFixture[str]) -> None:
+    from leptonsim import __version__
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"leptonsim {__version__}\n"
+
+
+def test_variant_runs_one_and_set_has_the_last_word(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--set applies after the file's variants: dp4's 4 GPUs become 2 with dp = 2."""
+    assert main(["check", str(DP), "--variant", "dp4", "--set", "hardware.units[0].count=2",
+                 "--set", "parallel.dp=2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "[dp4]: 2 units" in out[0]
+    assert main(["run", str(DP), "--variant", "dp2", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dp2"]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--variant", "dp3"], ["--variant: expected one of the file's variants (dp1, dp2, dp4, "
+                            "dp8), found 'dp3'"]),
+    (["--set", "parallel.dp"], ["--set: expected KEY=VALUE"]),
+    (["--set", "parallel.dpp=2"], ["--set parallel.dpp:", "did you mean 'parallel.dp'?"]),
+    (["--set", "parallel.dp=abc"], ["--set parallel.dp: expected a TOML value", "'abc'"]),
+    (["--set", "workload.model.batch=0"], ["--set workload.model.batch: expected an integer"]),
+    (["--set", "hardware.units[0].preset=h100"], ["did you mean 'h100_sxm' or 'h100_pcie'?"]),
+])
+def test_a_bad_command_line_override_is_one_line_naming_the_flag(
+        args: list[str], words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(DP), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {DP}: ")
+    for word in words:
+        assert word in err
+
+
+def test_variant_of_a_file_without_variants_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = DP.read_text().split("[variants.")[0]
+    (tmp_path / "one.toml").write_text(base)
+    assert main(["check", str(tmp_path / "one.toml"), "--variant", "dp2"]) == 2
+    assert "--variant: expected a file with [variants.*] tables" in capsys.readouterr().err

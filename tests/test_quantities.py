@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from leptonsim.errors import QuantityError
@@ -95,9 +95,28 @@ def test_bandwidth_without_per_second_gets_the_full_phrase_and_a_suggestion() ->
     assert "did you mean '25 GB/s'" in info.value.expected
 
 
-def test_miscased_unit_suggests_the_candidates() -> None:
-    with pytest.raises(QuantityError, match="did you mean 'GB/s' or 'Gb/s'"):
-        parse_quantity("25 gb/s", "bandwidth")
+def _suggested(text: str, kind: str) -> list[str]:
+    with pytest.raises(QuantityError) as info:
+        parse_quantity(text, kind)
+    hint = info.value.expected.partition("did you mean ")[2]
+    return re.findall(r"'([^']+)'", hint)
+
+
+def test_miscased_unit_suggests_the_unit_of_the_same_sense() -> None:
+    """A lower-case b is a bit, an upper-case B a byte: 8x apart, never swapped."""
+    assert _suggested("25 gb/s", "bandwidth") == ["Gb/s"]
+    assert _suggested("900 GBps", "bandwidth") == ["GB/s"]
+    assert _suggested("900 GB/sec", "bandwidth") == ["GB/s"]
+
+
+@given(st.sampled_from([u for u in units("bandwidth") if "b" in u.lower()]), st.data())
+def test_a_suggestion_never_turns_bits_into_bytes(unit: str, data: st.DataObject) -> None:
+    flips = data.draw(st.lists(st.booleans(), min_size=len(unit), max_size=len(unit)))
+    mangled = "".join(c.swapcase() if f and c not in "bB" else c for c, f in zip(unit, flips, strict=True))
+    assume(mangled not in units("bandwidth"))
+    sense = "B" if "B" in unit else "b"
+    for suggestion in _suggested(f"3 {mangled}", "bandwidth"):
+        assert (sense in suggestion) and ({"B", "b"} - {sense}).isdisjoint(suggestion)
 
 
 @pytest.mark.parametrize("kind", KINDS)

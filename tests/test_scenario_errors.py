@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leptonsim.errors import ScenarioError
 from leptonsim.scenario import load, loads
@@ -73,3 +75,10 @@ def test_errors_from_a_file_name_it(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_scenario_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="expected a readable scenario file"):
         load(tmp_path)
+
+
+@given(st.text(alphabet="abcdefgh_0123456789", min_size=1, max_size=12))
+def test_a_string_value_is_typed_as_text_where_the_key_takes_text(raw: str) -> None:
+    """--set scenario.name=2024 is the name "2024", not the integer."""
+    from leptonsim.scenario.command_line import parse_set
+    assert parse_set(f"scenario.name={raw}").value == raw

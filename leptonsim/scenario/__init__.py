@@ -46,18 +46,20 @@ from .build import (
     scenario,
     scheduler_for,
 )
+from .command_line import CommandLine
 from .cost import build_cost
 from .schema import schema
 from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
-__all__ = ["Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
+__all__ = ["CommandLine", "Objective", "Override", "Scenario", "ScenarioError", "Unbuilt", "Variant",
            "Workload", "build", "build_cost", "build_hardware", "build_memory", "build_workload", "check",
            "check_scheduler", "check_structure", "documents", "load",
            "load_documents", "load_each", "loads", "loads_each", "normalize", "overridden",
            "parse", "read_text", "scenario", "scheduler_for", "schema", "variants"]
 
 Doc = dict[str, Any]
+AS_WRITTEN = CommandLine()  # the file as it is: no --set, every variant
 
 
 def parse(text: str) -> Doc:
@@ -77,18 +79,24 @@ def _check_unit_entries(doc: Doc) -> None:
                    hint=f"the file has {len(units):,} entries, each at least one unit")
 
 
-def documents(doc: Doc) -> list[tuple[Variant, Doc]]:
-    """Stages 2 and 3 of a parsed document: each variant (the base when there are none)
-    and its normalised document. The base of a file with variants is normalised on its
-    own too, so a mistake in it is reported even where every variant overrides it."""
+def documents(doc: Doc, line: CommandLine = AS_WRITTEN) -> list[tuple[Variant, Doc]]:
+    """Stages 2 and 3 of a parsed document: each variant (the base when there are none;
+    the one `line.variant` names) and its normalised document, `line.sets` applied last.
+    The base of a file with variants is normalised on its own too, so a mistake in it is
+    reported even where every variant overrides it."""
     if doc.get("variants"):  # optional, and without a default
-        normalize({k: v for k, v in doc.items() if k != "variants"})
+        base = line.apply(Variant("", {k: v for k, v in doc.items() if k != "variants"}))
+        try:
+            normalize(base.doc)
+        except ScenarioError as err:
+            raise line.relocate(err) from None
     out = []
-    for v in variants(doc):
+    for v in line.chosen(variants(doc)):
+        v = line.apply(v)
         try:
             out.append((v, normalize(v.doc)))
         except ScenarioError as err:
-            raise v.relocate(err) from None
+            raise v.relocate(line.relocate(err)) from None
     return out
 
 
@@ -101,12 +109,13 @@ def load_documents(path: str | os.PathLike[str]) -> list[tuple[Variant, Doc]]:
         raise err.in_file(file) from None
 
 
-def loads_each(text: str, file: str = "<string>") -> list[Scenario | Unbuilt]:
+def loads_each(text: str, file: str = "<string>",
+               line: CommandLine = AS_WRITTEN) -> list[Scenario | Unbuilt]:
     """Every stage for each variant: its Scenario, or, when its hardware or workload
     cannot be built, an Unbuilt saying why. Mistakes before that (TOML, schema, values,
-    overrides) raise."""
+    overrides) raise. `line`: the command line's --set and --variant."""
     try:
-        docs = documents(parse(text))
+        docs = documents(parse(text), line)
     except ScenarioError as err:
         raise err.in_file(file) from None
     out: list[Scenario | Unbuilt] = []
@@ -114,31 +123,34 @@ def loads_each(text: str, file: str = "<string>") -> list[Scenario | Unbuilt]:
         try:
             out.append(build(doc, v.name, file))
         except ScenarioError as err:
-            out.append(Unbuilt(doc["scenario"]["name"], v.name, v.relocate(err).in_file(file)))
+            err = v.relocate(line.relocate(err)).in_file(file)
+            out.append(Unbuilt(doc["scenario"]["name"], v.name, err))
     return out
 
 
-def loads(text: str, file: str = "<string>") -> list[Scenario]:
+def loads(text: str, file: str = "<string>",
+          line: CommandLine = AS_WRITTEN) -> list[Scenario]:
     """The scenarios of TOML text; `file` names it in error messages. The first variant
     that cannot be built raises."""
     out = []
-    for s in loads_each(text, file):
+    for s in loads_each(text, file, line):
         if isinstance(s, Unbuilt):
             raise s.error
         out.append(s)
     return out
 
 
-def load(path: str | os.PathLike[str]) -> list[Scenario]:
+def load(path: str | os.PathLike[str], line: CommandLine = AS_WRITTEN) -> list[Scenario]:
     """The scenarios of a TOML file: one per variant, or the base alone."""
     file = os.fspath(path)
-    return loads(read_text(file), file=file)
+    return loads(read_text(file), file, line)
 
 
-def load_each(path: str | os.PathLike[str]) -> list[Scenario | Unbuilt]:
+def load_each(path: str | os.PathLike[str],
+              line: CommandLine = AS_WRITTEN) -> list[Scenario | Unbuilt]:
     """The scenarios of a TOML file, a variant that cannot be built as an Unbuilt."""
     file = os.fspath(path)
-    return loads_each(read_text(file), file=file)
+    return loads_each(read_text(file), file, line)
 
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),

@@ -181,7 +181,7 @@ def check_structure(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> No
     `at` (a key path such as "workload.model"), `doc` is the table there alone. Long
     arrays of like tables are checked once per shape (see bulk.py)."""
     prefix = segments(at)
-    node = _schema_at(prefix)
+    node = schema_at(prefix)
     arrays = bulk_arrays(doc, node)
     validator = _validator().evolve(schema=node) if prefix else _validator()
     errors = [_convert(e, prefix) for e in validator.iter_errors(thinned(doc, arrays))]
@@ -234,7 +234,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
             f"({', '.join(props)})", f"<unknown key {extra!r}>", hint=did_you_mean(extra, props))
     if kind == "required":
         missing = next(k for k in err.validator_value if k not in value)
-        parent = _schema_at(path)
+        parent = schema_at(path)
         want = describe(parent.get("properties", {}).get(missing, {}))
         return path + [missing], ScenarioError(
             format_path(path + [missing]), want, _MISSING, hint=node.get("x-why", ""))
@@ -266,7 +266,8 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
     return path, ScenarioError(format_path(path), err.message, found(value))
 
 
-def _schema_at(path: Sequence[Segment]) -> Schema:
+def schema_at(path: Sequence[Segment]) -> Schema:
+    """The schema node of a key path (an unknown key: its table's additionalProperties)."""
     node = schema_root()
     for seg in path:
         if isinstance(seg, int):
@@ -302,7 +303,7 @@ def normalize(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> dict[str
     path = segments(at)
     if not path and "model" in doc["workload"] and "parallel" not in doc:
         doc = {**doc, "parallel": {}}
-    out = _normalize(_schema_at(path), doc, path)
+    out = _normalize(schema_at(path), doc, path)
     assert isinstance(out, dict)
     return out
 

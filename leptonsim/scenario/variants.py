@@ -88,9 +88,10 @@ def variant_path(variant: str, dotted: str) -> str:
     return f"variants.{key(variant)}.{json.dumps(dotted, ensure_ascii=False)}"
 
 
-def parse_key_path(variant: str, dotted: str) -> Path:
-    """The segments of a variant's key path, checked against the schema."""
-    where = variant_path(variant, dotted)
+def parse_key_path(variant: str, dotted: str, where: str | None = None) -> Path:
+    """The segments of a variant's key path, checked against the schema; `where` names
+    it in errors (default: the variant's key)."""
+    where = where or variant_path(variant, dotted)
     parts = dotted.split(".")
     matches = [_SEGMENT.fullmatch(p) for p in parts]
     example = "a key path such as 'workload.generator.kind' or 'hardware.units[0].count'"

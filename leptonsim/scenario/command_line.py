@@ -1,0 +1,118 @@
+"""What the command line changes in a scenario file: `--set KEY=VALUE` overrides, applied
+after the file's own variants (the command line has the last word), and `--variant NAME`,
+which keeps one variant. Both go through the same key-path check and `overridden` as a
+variant's overrides, so `--set` refuses what a variant would refuse, in one line that
+names the flag."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ScenarioError, did_you_mean
+from .validate import Schema, format_path, schema_at
+from .variants import Override, Variant, overridden, parse_key_path
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """The `--set` overrides (in order) and the `--variant` to keep (None: every one)."""
+
+    sets: tuple[Override, ...] = ()
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, sets: Sequence[str] = (), variant: str | None = None) -> CommandLine:
+        return cls(tuple(parse_set(s) for s in sets), variant)
+
+    def apply(self, v: Variant) -> Variant:
+        """The variant's document with every --set applied; an error under a set key
+        points at its flag."""
+        if not self.sets:
+            return v
+        try:
+            return Variant(v.name, overridden(v.doc, self.sets), v.overrides)
+        except ScenarioError as err:
+            raise self.relocate(err) from None
+
+    def relocate(self, err: ScenarioError) -> ScenarioError:
+        """An error at or under a key a --set changed, named as that --set."""
+        for o in reversed(self.sets):  # the last set of a key is the one that stands
+            base = format_path(o.path)
+            if err.path == base or err.path.startswith((base + ".", base + "[")):
+                return type(err)(o.where + err.path[len(base):], err.expected, err.found,
+                                 file=err.file, hint=err.hint)
+        return err
+
+    def chosen(self, variants: list[Variant]) -> list[Variant]:
+        """The variants to run: the one --variant names, or all of them."""
+        if self.variant is None:
+            return variants
+        names = [v.name for v in variants if v.name]
+        if not names:
+            raise ScenarioError("--variant", "a file with [variants.*] tables",
+                                "<a file without variants>")
+        keep = [v for v in variants if v.name == self.variant]
+        if not keep:
+            raise ScenarioError("--variant", f"one of the file's variants ({', '.join(names)})",
+                                self.variant, hint=did_you_mean(self.variant, names))
+        return keep
+
+
+def parse_set(text: str) -> Override:
+    """`KEY=VALUE`, KEY a key path of the scenario format; VALUE typed by the schema."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted:
+        raise ScenarioError("--set", "KEY=VALUE, e.g. --set parallel.tp=4", text)
+    where = f"--set {dotted}"
+    path = parse_key_path("", dotted, where=where)
+    return Override(path, typed(raw.strip(), schema_at(path), where), where)
+
+
+def typed(raw: str, node: Schema, where: str) -> Any:
+    """VALUE as the schema's type at its key: a TOML value (4, 1.5, true, [1, 2],
+    "quoted"), or the text itself where the key takes a string (`preset=a100`)."""
+    takes_text = "string" in _types(node)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if takes_text:
+            return raw
+        raise ScenarioError(where, "a TOML value such as 4, 1.5, true, \"text\" or [1, 2]",
+                            raw) from None
+    if takes_text and not isinstance(value, str) and _json_type(value) not in _types(node):
+        return raw  # scenario.name=2024 is the text "2024"
+    return value
+
+
+def _types(node: Schema) -> set[str]:
+    """The JSON types a schema node accepts (any, when it does not say)."""
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return {kind} | ({"integer"} if kind == "number" else set())
+    if isinstance(kind, list):
+        return set(kind)
+    if "enum" in node:
+        return {_json_type(v) for v in node["enum"]}
+    alternatives = node.get("anyOf", []) + node.get("oneOf", [])
+    if alternatives:
+        return set().union(*(_types(a) for a in alternatives))
+    return {"string", "number", "integer", "boolean", "array", "object"}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+__all__ = ["CommandLine", "parse_set", "typed"]
