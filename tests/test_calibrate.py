@@ -186,3 +186,62 @@ def test_a_profile_that_is_not_toml_is_one_line_exit_2(tmp_path, capsys, content
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {path}: expected ") and found in err
     assert not out.exists()
+
+
+_PROFILE = """
+[unit]
+peak = "1 GFLOP/s"
+memory_bandwidth = "1 TB/s"
+overhead = "0 s"
+[link]
+latency = "1 us"
+bandwidth = "1 GB/s"
+duplex = true
+[[efficiency_curve]]
+flops = 1e3
+efficiency = 0.25
+[[efficiency_curve]]
+flops = 1e9
+efficiency = 0.5
+"""
+
+
+@given(st.floats(1e3, 1e9))
+def test_a_scenario_that_names_a_profile_runs_at_its_measured_rates(flops: float) -> None:
+    """[cost] model = "calibrated": the profile's rate at the task's size, whatever the
+    unit's own peak says (100 GFLOP/s here, 100x the profile's)."""
+    import tempfile
+    from pathlib import Path
+
+    from leptonsim.result import run
+    from leptonsim.scenario import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "this.toml").write_text(_PROFILE)
+        (Path(tmp) / "s.toml").write_text(f"""
+[scenario]
+name = "calibrated"
+[[hardware.units]]
+name = "core"
+count = 1
+peak = "100 GFLOP/s"
+memory_bandwidth = "1 GB/s"
+[[workload.tasks]]
+name = "t"
+flops = {flops!r}
+[cost]
+model = "calibrated"
+profile = "this.toml"
+""")
+        (s,) = load(Path(tmp) / "s.toml")
+        efficiency = float(np.interp(math.log(flops), [math.log(1e3), math.log(1e9)],
+                                     [math.log(0.25), math.log(0.5)]))
+        assert run(s).metrics.makespan_s == pytest.approx(flops / (1e9 * math.exp(efficiency)), rel=1e-9)
+
+
+def test_a_mistake_in_the_profile_names_the_profile(tmp_path, capsys):
+    (tmp_path / "this.toml").write_text(_PROFILE.replace('peak = "1 GFLOP/s"', 'peak = "fast"'))
+    (tmp_path / "s.toml").write_text(TINY + '\n[cost]\nmodel = "calibrated"\nprofile = "this.toml"\n')
+    assert main(["check", str(tmp_path / "s.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'this.toml'}: unit.peak: expected") and err.count("\n") == 1

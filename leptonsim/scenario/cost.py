@@ -9,12 +9,12 @@ from typing import Any
 
 from ..cost import CostModel, GpuCost, Roofline
 from ..cost.gpu import OVERLAPS
-from ..errors import ScenarioError, found
+from ..errors import ScenarioError, TableError, found
 from ..hardware import Cluster, ComputeUnit, PrecisionError, replicate
 
 Doc = dict[str, Any]
 
-COST_MODELS = ("auto", "roofline", "gpu", "table")
+COST_MODELS = ("auto", "roofline", "gpu", "table", "calibrated")
 """The choices of [cost] model (schema.py reads them from here)."""
 
 
@@ -26,17 +26,45 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
     precision = model["precision"] if model is not None else None
     cost = doc["cost"]
     name = cost["model"]
+    for key, reader in _READS.items():
+        if key in cost and name != reader:
+            raise ScenarioError(f"cost.{key}", f"no {key} key beside model = "
+                                f"{name!r} (only model = \"{reader}\" reads it)", cost[key])
     if name == "table":
         return _table_cost(doc, file, precision)
-    for key in ("table", "extrapolate"):
-        if key in cost:
-            raise ScenarioError(f"cost.{key}", f"no {key} key beside model = "
-                                f"{name!r} (only model = \"table\" reads it)", cost[key])
+    if name == "calibrated":
+        return _calibrated_cost(cost, file)
     if name == "auto":
         name = "gpu" if model is not None else "roofline"
     if name == "roofline":
         return Roofline(precision=precision)
     return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]))
+
+
+_READS = {"table": "table", "extrapolate": "table", "profile": "calibrated"}
+"""Which [cost] model reads each of the table's optional keys."""
+
+
+def _beside(file: str, path: str) -> Path:
+    """A path a scenario file names, relative to the file (to the cwd for a string)."""
+    return (Path(file).parent if not file.startswith("<") else Path()) / path
+
+
+def _calibrated_cost(cost: Doc, file: str) -> CostModel:
+    """The calibrated roofline of a `leptonsim calibrate` profile: every unit runs at
+    this machine's measured rates, whatever its preset says."""
+    from ..cost.calibrated import CalibratedCost
+    from ..measure.calibrate import load_profile
+
+    if "profile" not in cost:
+        raise ScenarioError("cost.profile", "the path of a profile TOML (model = "
+                            "\"calibrated\" needs one; leptonsim calibrate writes it)",
+                            "<nothing>")
+    try:
+        return CalibratedCost(load_profile(_beside(file, cost["profile"])))
+    except ScenarioError as err:  # a mistake in the profile names the profile
+        raise TableError(err.path, err.expected, err.found, file=err.file,
+                         hint=err.hint) from None
 
 
 def check_precision(doc: Doc, cluster: Cluster) -> None:
@@ -71,8 +99,7 @@ def _table_cost(doc: Doc, file: str, precision: str | None) -> CostModel:
     if "table" not in cost:
         raise ScenarioError("cost.table", "the path of an op-time table CSV (model = "
                             "\"table\" needs one; docs/scenarios.md)", "<nothing>")
-    base = Path(file).parent if not file.startswith("<") else Path()
-    table = read_table(base / cost["table"])
+    table = read_table(_beside(file, cost["table"]))
     have = set(table.devices)
     devices: dict[str, str] = {}
     for i, t in enumerate(doc["hardware"]["units"]):

@@ -354,14 +354,19 @@ def _schema() -> Schema:
                                      "the workload's precision), gpu (GEMMs by shape with "
                                      "tile and wave quantisation over the unit's SMs, the "
                                      "rest at achievable bandwidth, the overlap rule, "
-                                     "overhead per kernel) or table (measured op times "
-                                     "interpolated from the CSV `table`)"},
+                                     "overhead per kernel), table (measured op times "
+                                     "interpolated from the CSV `table`) or calibrated (the "
+                                     "roofline of this machine's `profile`, written by "
+                                     "leptonsim calibrate)"},
             "overlap": {"default": "sum",
                         "description": "gpu: how compute C and memory time M combine, t = "
                                        "max(C, M) + a min(C, M): max (a = 0, the roofline), "
                                        "sum (a = 1, no overlap) or a number a in [0, 1]"},
             "table": _str("Path of an op-time table CSV (docs/model.md), relative to the "
                           "scenario file; read by model = \"table\"", minLength=1),
+            "profile": _str("Path of a hardware profile TOML written by leptonsim "
+                            "calibrate, relative to the scenario file; read by model = "
+                            "\"calibrated\"", minLength=1),
             "extrapolate": {"type": "boolean", "description": "model = \"table\": price a "
                             "task outside the table's measured sizes (the smallest size's "
                             "time below, the largest size's rate above) instead of refusing "
