@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         with progress.phase("simulating", f"{s.variant or s.name} ({s.graph.size:,} tasks)"):
             results.append(run(s))
     for result, out in zip(results, dirs, strict=True):
-        print(render(result))
+        print(render(result, formulas=not args.quiet_formulas))
         tasks = result.scenario.graph.size
         grouped = (choose(args.outputs, tasks) == "standard"
                    and grouping(result.scenario, args.gantt_rows) is not None)
@@ -180,6 +180,9 @@ def parser() -> argparse.ArgumentParser:
     add_scenario_options(r)
     r.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>; variants in subdirectories)")
+    r.add_argument("--quiet-formulas", action="store_true",
+                   help="leave the seed's formulas and the bounds out of the report "
+                        "(summary.json keeps them)")
     add_output_options(r)
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="validate a scenario file without simulating it",

@@ -172,3 +172,22 @@ def test_variant_of_a_file_without_variants_is_refused(
     (tmp_path / "one.toml").write_text(base)
     assert main(["check", str(tmp_path / "one.toml"), "--variant", "dp2"]) == 2
     assert "--variant: expected a file with [variants.*] tables" in capsys.readouterr().err
+
+
+def test_the_report_leads_with_the_answer_and_the_comparison_names_what_differs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(DP), "--variant", "dp2", "--out", str(tmp_path / "a"),
+                 "--quiet-formulas"]) == 0
+    report = capsys.readouterr().out
+    first = report.splitlines()[2:6]
+    assert [line.split()[0] for line in first] == ["step", "throughput", "MFU", "memory"]
+    assert "seed parallel time" not in report
+    assert main(["run", str(DP), "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("variants side by side"):].splitlines()[1:]
+    assert table[0].split()[:4] == ["variant", "count", "dp", "step"]
+    assert [row.split()[:3] for row in table[1:]] == [[f"dp{n}", str(n), str(n)] for n in (1, 2, 4, 8)]
+    doc = json.loads((tmp_path / "b" / "dp4" / "summary.json").read_text())
+    assert doc["settings"] == [{"key": "hardware.units[0].count", "value": 4},
+                               {"key": "parallel.dp", "value": 4}]
+    assert doc["run"]["dp"] == 4 and doc["run"]["units"] == [{"kind": "gpu", "count": 4}]

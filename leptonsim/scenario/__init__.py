@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ScenarioError
@@ -121,7 +122,7 @@ def loads_each(text: str, file: str = "<string>",
     out: list[Scenario | Unbuilt] = []
     for v, doc in docs:
         try:
-            out.append(build(doc, v.name, file))
+            out.append(replace(build(doc, v.name, file), settings=line.settings(v)))
         except ScenarioError as err:
             err = v.relocate(line.relocate(err)).in_file(file)
             out.append(Unbuilt(doc["scenario"]["name"], v.name, err))

@@ -75,6 +75,7 @@ class Scenario:
     step: StepGraph | None = None  # the DNN step the graph was built from, if any
     network: str = "fifo"          # how links are shared: sim.NETWORKS
     cost: CostModel = DEFAULT      # what tasks cost: the step was partitioned with it
+    settings: tuple[tuple[str, Any], ...] = ()  # keys its variant and --set gave, as written
 
     @property
     def label(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScenarioError, did_you_mean
-from .validate import Schema, format_path, schema_at
+from .validate import Path, Schema, format_path, schema_at
 from .variants import Override, Variant, overridden, parse_key_path
 
 
@@ -46,6 +46,12 @@ class CommandLine:
                                  file=err.file, hint=err.hint)
         return err
 
+    def settings(self, v: Variant) -> tuple[tuple[str, Any], ...]:
+        """The keys `v` and the command line set (dotted, as written) and their values."""
+        mine = {dotted: _at(v.doc, path) for dotted, path in v.overrides.items()}
+        mine.update((o.where.removeprefix("--set "), o.value) for o in self.sets)
+        return tuple(mine.items())
+
     def chosen(self, variants: list[Variant]) -> list[Variant]:
         """The variants to run: the one --variant names, or all of them."""
         if self.variant is None:
@@ -59,6 +65,12 @@ class CommandLine:
             raise ScenarioError("--variant", f"one of the file's variants ({', '.join(names)})",
                                 self.variant, hint=did_you_mean(self.variant, names))
         return keep
+
+
+def _at(doc: Any, path: Path) -> Any:
+    for seg in path:
+        doc = doc[seg]
+    return doc
 
 
 def parse_set(text: str) -> Override:
