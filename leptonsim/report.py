@@ -167,7 +167,7 @@ def _answer_lines(result: RunResult) -> list[str]:
         f"{k} {t(v)}" for k, v in parts.items()) + " (mean unit)"]
     if sm is not None:
         tokens = "" if sm.tokens_per_s is None else f", {sm.tokens_per_s:,.0f} tokens/s"
-        lines += [f"{'throughput':<17}{sm.samples_per_s:,.4g} samples/s{tokens}",
+        lines += [f"{'throughput':<17}{_rate(sm.samples_per_s)} samples/s{tokens}",
                   f"{'MFU':<17}{sm.mfu:.1%} of {format_quantity(sm.peak_flop_rate, 'flop_rate')}"
                   f" peak (HFU {sm.hfu:.1%}, recompute included)"]
     if (mem := _peak_memory(result)) is not None:
@@ -229,6 +229,11 @@ def _time(x: float) -> str:
     return _fmt(x, "_s")
 
 
+def _rate(x: float) -> str:
+    """A rate per second as people read it: 706,000, not 7.06e+05."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def _memory_lines(result: RunResult) -> list[str]:
     step = result.scenario.step
     if step is None:
@@ -265,7 +270,7 @@ def render_comparison(results: list[RunResult]) -> str:
     steps = all(r.step_metrics is not None for r in results)
     cols += [("step time" if steps else "makespan", lambda r: _time(r.metrics.makespan_s))]
     if steps:
-        cols += [("samples/s", lambda r: f"{r.step_metrics.samples_per_s:,.4g}"),
+        cols += [("samples/s", lambda r: _rate(r.step_metrics.samples_per_s)),
                  ("MFU", lambda r: f"{r.step_metrics.mfu:.1%}")]
     cols += [("speed-up", lambda r: f"{r.metrics.speedup:.3g}"),
              ("par.eff", lambda r: f"{r.metrics.parallel_efficiency:.1%}"),

@@ -120,9 +120,10 @@ def loads_each(text: str, file: str = "<string>",
     except ScenarioError as err:
         raise err.in_file(file) from None
     out: list[Scenario | Unbuilt] = []
-    for v, doc in docs:
+    settings = line.side_by_side(docs)
+    for (v, doc), given in zip(docs, settings, strict=True):
         try:
-            out.append(replace(build(doc, v.name, file), settings=line.settings(v)))
+            out.append(replace(build(doc, v.name, file), settings=given))
         except ScenarioError as err:
             err = v.relocate(line.relocate(err)).in_file(file)
             out.append(Unbuilt(doc["scenario"]["name"], v.name, err))

@@ -48,9 +48,26 @@ class CommandLine:
 
     def settings(self, v: Variant) -> tuple[tuple[str, Any], ...]:
         """The keys `v` and the command line set (dotted, as written) and their values."""
-        mine = {dotted: _at(v.doc, path) for dotted, path in v.overrides.items()}
-        mine.update((o.where.removeprefix("--set "), o.value) for o in self.sets)
+        mine: dict[str, Any] = {}
+        for dotted, path in v.overrides.items():
+            mine.update(_leaves(dotted, _at(v.doc, path)))
+        for o in self.sets:
+            mine.update(_leaves(o.where.removeprefix("--set "), o.value))
         return tuple(mine.items())
+
+    def side_by_side(self, docs: list[tuple[Variant, dict[str, Any]]]
+                     ) -> list[tuple[tuple[str, Any], ...]]:
+        """Per variant, every key some variant or --set gave: its value as written where
+        this variant gave it, else its normalised value (where it has one)."""
+        given = [dict(self.settings(v)) for v, _ in docs]
+        keys = list(dict.fromkeys(k for g in given for k in g))
+        out = []
+        for mine, (_, doc) in zip(given, docs, strict=True):
+            for k in keys:
+                if k not in mine and (value := _find(doc, k)) is not None:
+                    mine[k] = value
+            out.append(tuple((k, mine[k]) for k in keys if k in mine))
+        return out
 
     def chosen(self, variants: list[Variant]) -> list[Variant]:
         """The variants to run: the one --variant names, or all of them."""
@@ -65,6 +82,21 @@ class CommandLine:
             raise ScenarioError("--variant", f"one of the file's variants ({', '.join(names)})",
                                 self.variant, hint=did_you_mean(self.variant, names))
         return keep
+
+
+def _leaves(dotted: str, value: Any) -> list[tuple[str, Any]]:
+    """A table set whole, as the keys it sets: parallel = {dp = 8} is parallel.dp = 8."""
+    if not isinstance(value, dict):
+        return [(dotted, value)]
+    return [leaf for k, v in value.items() for leaf in _leaves(f"{dotted}.{k}", v)]
+
+
+def _find(doc: Any, dotted: str) -> Any:
+    """The value at a dotted key path of a document, None where it has none."""
+    try:
+        return _at(doc, parse_key_path("", dotted))
+    except (KeyError, IndexError, TypeError, ScenarioError):
+        return None
 
 
 def _at(doc: Any, path: Path) -> Any:
