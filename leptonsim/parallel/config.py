@@ -13,7 +13,10 @@ from .pipeline import KINDS as SCHEDULES
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
 DP_MODES = ("full", "mirrored", "auto")  # parallel.mirror
-EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
+# recommenders: plain DP, or the DLRM hybrid (MLPs data-parallel), or NVIDIA's hybrid
+# (the bottom MLP on unit 0 over the global batch; parallel.recsys)
+EMBEDDINGS = ("replicated", "sharded", "sharded_bottom_first")
+SHARDED = EMBEDDINGS[1:]  # the values that build the hybrid step
 ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 

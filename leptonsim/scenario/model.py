@@ -21,7 +21,16 @@ from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..ops.base import Cost
-from ..parallel.config import DP_MODES, EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
+from ..parallel.config import (
+    DP_MODES,
+    EMBEDDINGS,
+    LAYOUTS,
+    OPTIMIZERS,
+    SHARDED,
+    TP_MODES,
+    ZERO_STAGES,
+    ParallelConfig,
+)
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
@@ -190,8 +199,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                         "(Megatron-Core's --tp-comm-overlap)"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
-                                                   "(plain data parallelism) or shard them over "
-                                                   "the units with all-to-alls (DLRM hybrid)"},
+                                                   "(plain data parallelism), shard them over "
+                                                   "the units with all-to-alls (DLRM hybrid, "
+                                                   "MLPs data-parallel), or sharded_bottom_first "
+                                                   "(NVIDIA's: the bottom MLP on unit 0 over "
+                                                   "the whole batch, above 4 units no table "
+                                                   "there)"},
                  })
 
 
@@ -405,9 +418,9 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
                             " (model chunks are the interleaved schedule's)", parallel["chunks"],
                             hint="set schedule = 'interleaved', or remove chunks")
-    if parallel["zero"] and parallel["embeddings"] == "sharded":
-        raise ScenarioError("parallel.zero", "0 with embeddings = 'sharded' (the DLRM hybrid's "
-                            "MLPs are plain data parallel)", parallel["zero"],
+    if parallel["zero"] and parallel["embeddings"] in SHARDED:
+        raise ScenarioError("parallel.zero", f"0 with embeddings = {parallel['embeddings']!r} "
+                            "(the DLRM hybrid's MLPs are plain data parallel)", parallel["zero"],
                             hint="remove zero, or replicate the embeddings")
     offload = parallel.get("offload", {})
     try:
