@@ -77,6 +77,7 @@ class ParallelConfig:
     fuse: bool = False
     layout: str = "dp,pp,tp"
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
+    update_kernels: int = 1   # elementwise kernels per tensor of an unfused update (ops.base)
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
     sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
@@ -91,7 +92,8 @@ class ParallelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
-        for name in ("dp", "pp", "tp", "ep", "cp", "batch", "microbatches", "chunks", "dtype_bytes"):
+        for name in ("dp", "pp", "tp", "ep", "cp", "batch", "microbatches", "chunks", "dtype_bytes",
+                     "update_kernels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch % (self.dp * self.microbatches):

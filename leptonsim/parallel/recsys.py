@@ -18,6 +18,7 @@ in the all-to-alls (unit 0 sends every unit its b rows, and gets their gradients
 above 4 units unit 0 holds no table, the tables going to units 1..P-1 by the same rule.
 The top MLP stays data-parallel: only its gradients are all-reduced.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,6 +27,7 @@ from .. import mesh
 from ..graph import GraphBuilder
 from ..hardware import Cluster
 from ..models import Model
+from ..ops.base import chained_update
 from . import collectives
 from .config import ParallelConfig
 from .memory import MemoryBreakdown, optimizer_state_bytes
@@ -59,6 +61,8 @@ def build_recsys_step(model: Model, cfg: ParallelConfig, cluster: Cluster,
     def task(name: str, u: int, layers: list[int], phase: str, batch: int) -> int:
         phases = ("backward_data", "backward_weights") if phase == "backward" else (phase,)
         costs = [model.layers[i].cost(batch, ph, dt) for i in layers for ph in phases]  # type: ignore[arg-type]
+        if name == "optimizer":  # the dense update, unfused as the scenario says
+            costs = [chained_update(c, phase, dt, cfg.update_kernels) for c in costs]  # type: ignore[arg-type]
         return b.task(f"{name}.u{u}", flops=sum(c.flops for c in costs),
                       nbytes=sum(c.bytes for c in costs), pin=u, kind=name.split(".")[0],
                       gemms=[g for c in costs for g in c.gemms],

@@ -26,6 +26,12 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
     precision = model["precision"] if model is not None else None
     cost = doc["cost"]
     name = cost["model"]
+    dispatch = float(model.get("host_dispatch", 0.0)) if model is not None else 0.0
+    if dispatch and name not in ("auto", "gpu"):
+        raise ScenarioError("workload.model.host_dispatch", "0 with cost.model = "
+                            f"{name!r} (the gpu model prices it, per kernel)",
+                            model["host_dispatch"],
+                            hint="remove host_dispatch, or set cost.model = \"gpu\"")
     if name == "table":
         return _table_cost(doc, file, precision)
     for key in ("table", "extrapolate"):
@@ -36,7 +42,7 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
         name = "gpu" if model is not None else "roofline"
     if name == "roofline":
         return Roofline(precision=precision)
-    return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]))
+    return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]), host_dispatch=dispatch)
 
 
 def check_precision(doc: Doc, cluster: Cluster) -> None:
