@@ -183,13 +183,14 @@ def test_every_resnet_row_autotunes_and_every_xla_row_fuses() -> None:
 
 
 def test_host_dispatch_and_the_optimizers_kernels_follow_the_sources_code() -> None:
-    """Eager PyTorch (run_squad.py, the ResNet-50 main.py) pays the host's dispatch of each
-    kernel; scripted, CUDA-graph and XLA rows do not. run_squad.py steps BertAdam (12
+    """Eager PyTorch (run_squad.py, the ResNet-50 main.py, Megatron-LM) pays the host's
+    dispatch of each kernel; scripted, CUDA-graph and XLA rows do not. run_squad.py steps BertAdam (12
     kernels a tensor) at TF32/FP32 and apex FusedAdam under --fp16; run_pretraining.py
     FusedLAMBAMP: one multi-tensor kernel."""
     for r in ROWS:
         options = r.get("options", {})
-        eager = r.get("script") == "run_squad.py" or "ResNet50 v1.5 for PyTorch" in r["source"]
+        eager = (r.get("script") == "run_squad.py" or "ResNet50 v1.5 for PyTorch" in r["source"]
+                 or r["family"] == "gpt")  # Megatron-LM, eager in every GPT source
         assert ("host_dispatch" in options) == eager, r["id"]
         squad = r.get("script") == "run_squad.py"
         assert options.get("update_kernels", 1) == (12 if squad and r["precision"] != "fp16"
