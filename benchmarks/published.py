@@ -79,11 +79,15 @@ def with_software(rule: Row, row: Row) -> Row:
 
 
 def software(rules: dict[str, Row], row: Row) -> Row:
-    """The [software] keys of a row's source, and over them those of the script the row
-    ran (the source's `scripts` table, by the row's `script`)."""
+    """The [software] keys of a row's source, over them those of the script the row ran
+    (the source's `scripts` table, by the row's `script`), and over those the keys of
+    the row's precision (a `precisions` table, where a script picks its optimizer by
+    precision); `options` merge at each level."""
     rule = dict(rules.get(row["source"], {}))
     by_script = rule.pop("scripts", {})
-    return rule | by_script.get(row.get("script"), {})
+    rule = with_software(rule, by_script.get(row.get("script"), {}))
+    by_precision = rule.pop("precisions", {})
+    return with_software(rule, by_precision.get(row["precision"], {}))
 
 
 # -- the one rule: a row's configuration to a scenario ----------------------------------

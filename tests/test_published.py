@@ -180,3 +180,31 @@ def test_every_resnet_row_autotunes_and_every_xla_row_fuses() -> None:
         assert xla == ("+ XLA" in r["row"]), r["id"]
         assert r["options"]["conv_algorithm"] == "fastest" and "conv_layout" in r["options"]
         assert r["options"].get("fused", []) == (["bn_add_relu"] if xla else []), r["id"]
+
+
+def test_host_dispatch_and_the_optimizers_kernels_follow_the_sources_code() -> None:
+    """Eager PyTorch (run_squad.py, the ResNet-50 main.py, Megatron-LM) pays the host's
+    dispatch of each kernel; scripted, CUDA-graph and XLA rows do not. run_squad.py steps BertAdam (12
+    kernels a tensor) at TF32/FP32 and apex FusedAdam under --fp16; run_pretraining.py
+    FusedLAMBAMP: one multi-tensor kernel."""
+    for r in ROWS:
+        options = r.get("options", {})
+        eager = (r.get("script") == "run_squad.py" or "ResNet50 v1.5 for PyTorch" in r["source"]
+                 or r["family"] == "gpt")  # Megatron-LM, eager in every GPT source
+        assert ("host_dispatch" in options) == eager, r["id"]
+        squad = r.get("script") == "run_squad.py"
+        assert options.get("update_kernels", 1) == (12 if squad and r["precision"] != "fp16"
+                                                    else 1), r["id"]
+        fused = "optimizer" in options.get("fused", [])
+        assert fused == (r.get("script") == "run_pretraining.py"
+                         or (squad and r["precision"] == "fp16")), r["id"]
+
+
+def test_a_scripts_precision_keys_merge_over_the_scripts() -> None:
+    rules = {"s": {"attention": "flash", "options": {"a": 1},
+                   "scripts": {"x.py": {"options": {"b": 2},
+                                        "precisions": {"fp16": {"options": {"c": 3}}}}}}}
+    half = bench.software(rules, {"source": "s", "script": "x.py", "precision": "fp16"})
+    assert half == {"attention": "flash", "options": {"a": 1, "b": 2, "c": 3}}
+    full = bench.software(rules, {"source": "s", "script": "x.py", "precision": "fp32"})
+    assert full["options"] == {"a": 1, "b": 2}

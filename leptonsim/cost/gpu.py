@@ -51,6 +51,16 @@ systems/a100_80g.json) and as llm-analysis does across the separate kernels of a
 layer (its layer time adds attention, MLP and layer norms, each max(compute, memory)).
 "sum" is the default: a task of leptonsim is a layer's phase, several kernels whose
 memory-bound parts do not hide behind their GEMMs. Launch overhead is per kernel.
+
+Host dispatch. An eager framework spends host time on every op it launches (Python, the
+dispatcher, the launch call) while the device runs what was queued before: CUDA kernel
+launches are asynchronous, so the host runs ahead and the device waits only when its
+kernels are shorter than their dispatch. A task of K kernels, host dispatch h each,
+lasts max(t, K h): the device's time, or the host's where that is longer (a run of
+small kernels, such as an unfused optimizer's, is dispatch-bound). h = 0 (the default)
+is a device fed without the host in the way: CUDA graphs, XLA, scripted kernels.
+ASSUMPTION: the queue the host builds up under long kernels never carries over to the
+next task (the bound is per task, not over the step).
 """
 
 from __future__ import annotations
@@ -155,13 +165,17 @@ def gemm_efficiency(rows: GemmRows, unit: ComputeUnit, precision: str | None = N
 
 class GpuCost(TaskCost):
     """The GPU model (module docstring) at the peak of `precision` (the unit's default
-    when None) with the overlap rule `overlap` ("max", "sum" or a blend in [0, 1])."""
+    when None) with the overlap rule `overlap` ("max", "sum" or a blend in [0, 1]), and
+    `host_dispatch` seconds of host time per kernel (module docstring, "Host dispatch")."""
 
     name = "gpu"
 
     def __init__(self, precision: str | None = None,
-                 overlap: str | float = DEFAULT_OVERLAP) -> None:
+                 overlap: str | float = DEFAULT_OVERLAP, host_dispatch: float = 0.0) -> None:
+        if host_dispatch < 0:
+            raise ValueError(f"host_dispatch must be >= 0 s, got {host_dispatch}")
         self.precision, self.overlap, self.blend = precision, overlap, blend(overlap)
+        self.host_dispatch = host_dispatch
 
     def seconds(self, flops: np.ndarray, nbytes: np.ndarray, unit: ComputeUnit,
                 kinds: Sequence[str] | None = None) -> np.ndarray:
@@ -180,8 +194,9 @@ class GpuCost(TaskCost):
                                                     * unit.bandwidth_efficiency)
         launches = 1.0 if kernels is None else np.asarray(kernels, dtype=float)
         compute = compute.reshape(np.shape(flops))
-        return (np.maximum(compute, memory) + self.blend * np.minimum(compute, memory)
-                + unit.overhead_s * launches)
+        device = (np.maximum(compute, memory) + self.blend * np.minimum(compute, memory)
+                  + unit.overhead_s * launches)
+        return np.maximum(device, self.host_dispatch * launches)
 
     def compute_times(self, graph: TaskGraph, unit: ComputeUnit) -> np.ndarray:
         return self.work_seconds(graph.flops, graph.nbytes, unit, graph.kinds, graph.gemms,

@@ -213,6 +213,26 @@ def update_cost(params: int, phase: Phase, dtype_bytes: int, tensors: int = 1) -
     return Cost(params * flops, float(params * per_param), kernels=tensors if params else 0)
 
 
+def chained_update(cost: Cost, phase: Phase, dtype_bytes: int, kernels: int) -> Cost:
+    """An update `cost` (update_cost's, one kernel per tensor) run as `kernels`
+    elementwise kernels per tensor, as an unfused optimizer runs it: what the one kernel
+    moves plus, at each of the kernels - 1 boundaries, an intermediate written and read
+    back at the state's precision (2 words a parameter). NVIDIA's BertAdam
+    (DeepLearningExamples, PyTorch/LanguageModeling/BERT/optimization.py) is 12 kernels
+    a weight-decayed fp32 tensor: m.mul_, m.add_, v.mul_, v.addcmul_, sqrt, + eps, the
+    division, the decay's product and sum, x lr, the negation, p.add_; their operands,
+    counted one by one, are 29 words a parameter, what this gives (7 + 2 x 11)."""
+    if kernels < 1:
+        raise ValueError(f"an update runs at least one kernel per tensor, got {kernels}")
+    if kernels == 1 or not cost.kernels:
+        return cost
+    per_param = SGD_FLOPS_PER_PARAM if phase == "update_sgd" else ADAM_FLOPS_PER_PARAM
+    params = cost.flops / per_param
+    state = max(dtype_bytes, MASTER_BYTES)
+    return replace(cost, bytes=cost.bytes + params * (kernels - 1) * 2 * state,
+                   kernels=cost.kernels * kernels)
+
+
 class Op(ABC):
     """A DNN op: shape inference, parameter counts and per-phase cost.
 

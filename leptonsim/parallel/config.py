@@ -13,7 +13,10 @@ from .pipeline import KINDS as SCHEDULES
 OPTIMIZERS = ("sgd", "adam")
 TP_MODES = ("full", "symmetric")
 DP_MODES = ("full", "mirrored", "auto")  # parallel.mirror
-EMBEDDINGS = ("replicated", "sharded")  # recommenders: plain DP, or the DLRM hybrid
+# recommenders: plain DP, or the DLRM hybrid (MLPs data-parallel), or NVIDIA's hybrid
+# (the bottom MLP on unit 0 over the global batch; parallel.recsys)
+EMBEDDINGS = ("replicated", "sharded", "sharded_bottom_first")
+SHARDED = EMBEDDINGS[1:]  # the values that build the hybrid step
 ZERO_STAGES = (0, 1, 2, 3)
 LAYOUTS = ("dp,pp,tp", "pp,dp,tp", "dp,tp,pp", "tp,dp,pp", "pp,tp,dp", "tp,pp,dp")
 
@@ -74,6 +77,7 @@ class ParallelConfig:
     fuse: bool = False
     layout: str = "dp,pp,tp"
     fused_optimizer: bool = False   # one optimizer kernel per parameter group, not per tensor
+    update_kernels: int = 1   # elementwise kernels per tensor of an unfused update (ops.base)
     input_s_per_sample: float = 0.0  # the host input pipeline's seconds per sample
     collective: str = "auto"   # the tensor-parallel all-reduce's algorithm (parallel.nccl)
     sp: bool = False  # Megatron sequence parallelism in the tp groups (parallel.tensor)
@@ -88,7 +92,8 @@ class ParallelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recompute", recompute_mode(self.recompute))
-        for name in ("dp", "pp", "tp", "ep", "cp", "batch", "microbatches", "chunks", "dtype_bytes"):
+        for name in ("dp", "pp", "tp", "ep", "cp", "batch", "microbatches", "chunks", "dtype_bytes",
+                     "update_kernels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch % (self.dp * self.microbatches):

@@ -8,9 +8,10 @@ all-to-all stays balanced. It is NVIDIA DeepLearningExamples' `distribute_to_buc
 heuristic (Graham, "Bounds on Multiprocessing Timing Anomalies", SIAM J. Appl. Math.
 17(2), 1969) with a cap on tables per unit. NVIDIA's code also, above 4 GPUs, keeps GPU 0
 for the bottom MLP (run there over the global batch) and places the tables on the
-others; leptonsim keeps the bottom MLP data-parallel on every unit, so it places the
-tables on all P. With T a multiple of P and equal tables, each unit gets T / P tables:
-the round-robin split is the special case.
+others: embeddings = "sharded_bottom_first" does so (recsys.table_owners places them on
+P - 1 units), "sharded" keeps the bottom MLP data-parallel and places the tables on all
+P. With T a multiple of P and equal tables, each unit gets T / P tables: the round-robin
+split is the special case.
 """
 
 from __future__ import annotations

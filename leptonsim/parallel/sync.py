@@ -18,7 +18,7 @@ from .. import mesh
 from ..graph import GraphBuilder
 from ..hardware import Cluster
 from ..models import Model
-from ..ops.base import Cost
+from ..ops.base import Cost, chained_update
 from . import collectives, experts, mirror, offload, zero
 from .config import ParallelConfig
 from .pipeline import Op
@@ -32,12 +32,14 @@ def optimizer_cost(model: Model, cfg: ParallelConfig, roles: list[LayerRole],
                    layers: tuple[int, ...]) -> Cost:
     """One device's optimizer step over `layers` (1/tp of the split ones): a memory-bound
     pass over the weights, gradients and optimizer state (ops.base.update_cost), one
-    kernel per parameter tensor, or one for the device's whole group when fused."""
+    kernel per parameter tensor (`update_kernels` each, unfused: ops.base.chained_update),
+    or one for the device's whole group when fused."""
     phase = "update_adam" if cfg.optimizer == "adam" else "update_sgd"
     flops = nbytes = 0.0
     kernels = 0
     for i in layers:
-        c = model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes)  # type: ignore[arg-type]
+        c = chained_update(model.layers[i].cost(cfg.microbatch_size, phase, cfg.dtype_bytes),  # type: ignore[arg-type]
+                           phase, cfg.dtype_bytes, cfg.update_kernels)  # type: ignore[arg-type]
         share = (cfg.tp if roles[i].sharded else 1) / experts.held_fraction(
             model.layers[i], cfg.ep)
         flops, nbytes, kernels = flops + c.flops / share, nbytes + c.bytes / share, kernels + c.kernels

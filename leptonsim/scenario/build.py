@@ -22,7 +22,7 @@ from ..generators import TaskCost, chain, fork_join, independent, layered, split
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
-from ..parallel.config import ParallelConfig
+from ..parallel.config import SHARDED, ParallelConfig
 from ..parallel.context import ContextSplitError
 from ..parallel.experts import ExpertSplitError
 from ..parallel.memory import MemoryBreakdown
@@ -200,7 +200,7 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     table = doc["workload"]["model"]
     model = build_model(table, file)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
-    sharded = doc["parallel"]["embeddings"] == "sharded"
+    sharded = doc["parallel"]["embeddings"] in SHARDED
     cfg = _mirrored(cfg, cluster, sharded)
     model = with_conv_algorithm(model, table, cfg, cluster, cost)
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
@@ -211,7 +211,8 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
         if sharded:
             if not is_recommender(model):
                 raise ValueError(f"{model.name} has no embedding tables and interaction to shard")
-            return build_recsys_step(model, cfg, cluster)
+            return build_recsys_step(model, cfg, cluster, bottom_first=doc["parallel"][
+                "embeddings"] == "sharded_bottom_first")
         network = doc.get("schedule", {}).get("network", "fifo")  # the stage alone has none
         return build_step(model, cfg, cluster, cost, cut_through=network != "store_and_forward",
                           host=host_of(doc) if cfg.offload_optimizer or cfg.offload_activations
@@ -227,7 +228,7 @@ def build_memory(doc: Doc, cluster: Cluster, cost: CostModel = DEFAULT,
     table = doc["workload"]["model"]
     model = build_model(table, file)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
-    if doc["parallel"]["embeddings"] == "sharded":  # a recommender's plan is its step's
+    if doc["parallel"]["embeddings"] in SHARDED:  # a recommender's plan is its step's
         return _step(doc, cluster, cost, file).memory
     return _split_checked(lambda: plan(model, cfg, cluster, cost)[4], model.name, "")
 

@@ -30,6 +30,12 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
         if key in cost and name != reader:
             raise ScenarioError(f"cost.{key}", f"no {key} key beside model = "
                                 f"{name!r} (only model = \"{reader}\" reads it)", cost[key])
+    dispatch = float(model.get("host_dispatch", 0.0)) if model is not None else 0.0
+    if dispatch and name not in ("auto", "gpu"):
+        raise ScenarioError("workload.model.host_dispatch", "0 with cost.model = "
+                            f"{name!r} (the gpu model prices it, per kernel)",
+                            model["host_dispatch"],
+                            hint="remove host_dispatch, or set cost.model = \"gpu\"")
     if name == "table":
         return _table_cost(doc, file, precision)
     if name == "calibrated":
@@ -38,7 +44,7 @@ def build_cost(doc: Doc, file: str = "<string>") -> CostModel:
         name = "gpu" if model is not None else "roofline"
     if name == "roofline":
         return Roofline(precision=precision)
-    return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]))
+    return GpuCost(precision=precision, overlap=_overlap(cost["overlap"]), host_dispatch=dispatch)
 
 
 _READS = {"table": "table", "extrapolate": "table", "profile": "calibrated"}

@@ -21,7 +21,16 @@ from ..limits import check_size
 from ..models import LayerStack, Model
 from ..ops.attention import IMPLEMENTATIONS
 from ..ops.base import Cost
-from ..parallel.config import DP_MODES, EMBEDDINGS, LAYOUTS, OPTIMIZERS, TP_MODES, ZERO_STAGES, ParallelConfig
+from ..parallel.config import (
+    DP_MODES,
+    EMBEDDINGS,
+    LAYOUTS,
+    OPTIMIZERS,
+    SHARDED,
+    TP_MODES,
+    ZERO_STAGES,
+    ParallelConfig,
+)
 from ..parallel.nccl import ALGORITHMS
 from ..parallel.offload import problem as offload_problem
 from ..parallel.pipeline import KINDS as PIPELINE_SCHEDULES
@@ -116,6 +125,15 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                           "for 3x3 stride-1 convolutions cuDNN's Winograd "
                                           "fused or nonfused, as cuDNN's autotuner picks: "
                                           "PyTorch's cudnn.benchmark, TensorFlow's autotune)"},
+        "update_kernels": integer("Elementwise kernels per parameter tensor of the optimizer "
+                                  "step, unfused (an eager optimizer's chain of passes, each "
+                                  "writing an intermediate the next reads back: NVIDIA's "
+                                  "BertAdam is 12); 1: one kernel per tensor", 1, 1),
+        "host_dispatch": quantity("time", "Host time to dispatch one kernel (an eager "
+                                  "framework's per-op Python and dispatcher overhead), "
+                                  "overlapped with the device: a task lasts at least its "
+                                  "kernels x this; 0: none (CUDA graphs, XLA, scripted)",
+                                  0.0, minimum=0),
         "input_pipeline": quantity("time", "Host time per sample of the input pipeline (data "
                                    "loading, decoding, augmentation), overlapped with the step: "
                                    "a node's units share its host, so a step lasts at least "
@@ -190,8 +208,12 @@ def parallel_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                         "(Megatron-Core's --tp-comm-overlap)"},
                      "embeddings": {"enum": list(EMBEDDINGS), "default": EMBEDDINGS[0],
                                     "description": "Recommenders: replicate embedding tables "
-                                                   "(plain data parallelism) or shard them over "
-                                                   "the units with all-to-alls (DLRM hybrid)"},
+                                                   "(plain data parallelism), shard them over "
+                                                   "the units with all-to-alls (DLRM hybrid, "
+                                                   "MLPs data-parallel), or sharded_bottom_first "
+                                                   "(NVIDIA's: the bottom MLP on unit 0 over "
+                                                   "the whole batch, above 4 units no table "
+                                                   "there)"},
                  })
 
 
@@ -405,10 +427,14 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
         raise ScenarioError("parallel.chunks", f"chunks = 1 for schedule {parallel['schedule']!r}"
                             " (model chunks are the interleaved schedule's)", parallel["chunks"],
                             hint="set schedule = 'interleaved', or remove chunks")
-    if parallel["zero"] and parallel["embeddings"] == "sharded":
-        raise ScenarioError("parallel.zero", "0 with embeddings = 'sharded' (the DLRM hybrid's "
-                            "MLPs are plain data parallel)", parallel["zero"],
+    if parallel["zero"] and parallel["embeddings"] in SHARDED:
+        raise ScenarioError("parallel.zero", f"0 with embeddings = {parallel['embeddings']!r} "
+                            "(the DLRM hybrid's MLPs are plain data parallel)", parallel["zero"],
                             hint="remove zero, or replicate the embeddings")
+    if model_table.get("update_kernels", 1) > 1 and "optimizer" in model_table.get("fused", ()):
+        raise ScenarioError("workload.model.update_kernels", "1 with fused = [\"optimizer\"] (a "
+                            "fused optimizer is one kernel per parameter group)",
+                            model_table["update_kernels"], hint="remove one of the two")
     offload = parallel.get("offload", {})
     try:
         cfg = ParallelConfig(
@@ -420,6 +446,7 @@ def build_parallel(model_table: Doc, parallel: Doc, units: int) -> ParallelConfi
             bucket_bytes=float(parallel["bucket"]), tp_mode=parallel["tp_mode"],
             fuse=bool(parallel["fuse"]), layout=parallel["layout"],
             fused_optimizer="optimizer" in model_table.get("fused", ()),
+            update_kernels=int(model_table.get("update_kernels", 1)),
             input_s_per_sample=float(model_table.get("input_pipeline", 0.0)),
             collective=parallel["collective"], sp=bool(parallel["sp"]),
             ep=int(parallel["ep"]), zero=int(parallel["zero"]),
