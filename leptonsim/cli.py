@@ -49,7 +49,16 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
     return built
 
 
+def _serving(args: argparse.Namespace) -> bool:
+    from .scenario.serving import is_serving_file
+
+    return is_serving_file(args.file)
+
+
 def _run(args: argparse.Namespace) -> int:
+    if _serving(args):  # [workload.serving]: the serving simulator (serve/)
+        from .serve.cli import run_command
+        return run_command(args)
     from .files import check_output
     from .gantt_rows import grouping
     from .outputs import choose, outputs_line
@@ -110,6 +119,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if _serving(args):
+        from .serve.cli import check_command
+        return check_command(args)
     for s in _runnable(args):
         label = f"{s.name} [{s.variant}]" if s.variant else s.name
         print(f"ok: {label}: {s.cluster.size} units, {len(s.cluster.links)} links, "

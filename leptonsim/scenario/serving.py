@@ -142,3 +142,33 @@ def _check_fits(t: Doc, requests: Requests, memory: Memory, shard: Shard) -> Non
         raise ScenarioError(f"{AT}.token_budget", f"at least the longest request's "
                             f"{longest} tokens (scheduler {t['scheduler']} prefills whole "
                             "prompts)", t["token_budget"])
+
+
+def is_serving_file(path: str) -> bool:
+    """Whether the TOML file at `path` is a serving scenario (read, not yet checked:
+    the pipeline that loads it names any mistake)."""
+    from . import read_text
+    from .validate import parse_toml
+
+    try:
+        doc = parse_toml(read_text(path))
+    except ScenarioError:
+        return False
+    workload = doc.get("workload")
+    return isinstance(workload, dict) and "serving" in workload
+
+
+def load_services(path: str) -> list[tuple[str, Service]]:
+    """Every variant of a serving file (name, Service), or the base alone."""
+    from . import load_documents
+
+    out = []
+    for variant, doc in load_documents(path):
+        if not is_serving(doc):
+            raise ScenarioError("workload", "a [workload.serving] table in every variant",
+                                "a variant without one", file=path)
+        try:
+            out.append((variant.name, build_service(doc, path)))
+        except ScenarioError as err:
+            raise variant.relocate(err).in_file(path) from None
+    return out
