@@ -48,6 +48,7 @@ from .build import (
 )
 from .cost import build_cost
 from .schema import schema
+from .serving_schema import refuse_serving
 from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
@@ -112,6 +113,7 @@ def loads_each(text: str, file: str = "<string>") -> list[Scenario | Unbuilt]:
     out: list[Scenario | Unbuilt] = []
     for v, doc in docs:
         try:
+            refuse_serving(doc)
             out.append(build(doc, v.name, file))
         except ScenarioError as err:
             out.append(Unbuilt(doc["scenario"]["name"], v.name, v.relocate(err).in_file(file)))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ScenarioError
+
 Schema = dict[str, Any]
 
 SCHEDULERS = ("static", "orca", "vllm", "sarathi")
@@ -115,3 +117,11 @@ def serving_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "slo": _slo(),
     }, ("model", "arrivals", "prompt", "output"))
     return node
+
+
+def refuse_serving(doc: dict[str, Any]) -> None:
+    """A serving document is no task graph: the one line saying where it runs."""
+    if "serving" in doc.get("workload", {}):
+        raise ScenarioError("workload.serving", "a task-graph workload here (a serving "
+                            "scenario runs with `leptonsim run` or "
+                            "leptonsim.scenario.serving.load_services)", "[workload.serving]")
