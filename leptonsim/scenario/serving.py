@@ -55,6 +55,9 @@ def is_serving(doc: Doc) -> bool:
 def build_service(doc: Doc, file: str = "<string>") -> Service:
     """The Service of a normalised serving document; one ScenarioError if it cannot run."""
     t = doc["workload"]["serving"]
+    if t["token_budget"] < t["max_batch"]:  # vLLM refuses it too: a decode step each
+        raise ScenarioError(f"{AT}.token_budget", f"at least max_batch ({t['max_batch']})",
+                            t["token_budget"])
     for stream in ("prompt", "output"):
         lo, hi = t[stream]["min"], t[stream]["max"]
         if lo > hi:
@@ -75,7 +78,8 @@ def build_service(doc: Doc, file: str = "<string>") -> Service:
     requests = generate(t, _trace(t, file))
     _check_fits(t, requests, memory, shard)
     return Service(doc["scenario"]["name"], file, t, cluster, spec, memory,
-                   IterationCost(shard, unit, t["precision"], (link[0], 1.0 / link[1])),
+                   IterationCost(shard, unit, t["precision"], (link[0], 1.0 / link[1]),
+                                 int(t["token_budget"]), int(t["max_batch"])),
                    requests)
 
 

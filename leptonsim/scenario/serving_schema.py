@@ -98,9 +98,11 @@ def serving_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                       "(prefill-first continuous batching over paged KV, preemption by "
                       "recompute) or sarathi (decodes first, prefill chunks under the token "
                       "budget)"},
-        "max_batch": integer("Requests in one iteration at most", 1, 256),
-        "token_budget": integer("Tokens in one iteration at most (vLLM's "
-                                "max_num_batched_tokens; sarathi's chunk budget)", 1, 8192),
+        "max_batch": {**integer("Requests in one iteration at most", 1, 256),
+                      "maximum": 1 << 16},
+        "token_budget": {**integer("Tokens in one iteration at most, at least max_batch "
+                                   "(vLLM's max_num_batched_tokens; sarathi's token "
+                                   "budget)", 1, 8192), "maximum": 1 << 17},
         "chunk": integer("sarathi: the longest prefill chunk of one request", 1, 512),
         "block_size": integer("Tokens per KV-cache block (vLLM's block_size)", 1, 16),
         "memory_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,

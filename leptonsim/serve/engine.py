@@ -16,7 +16,6 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .iteration import chunk_pairs
 from .requests import Requests
 from .schedulers import Batch, Replica, Req
 
@@ -83,10 +82,11 @@ def _start(rep: Replica, t: float, cost: Cost, log: Iterations) -> tuple[float, 
     for r, q in batch:
         if r.start != r.start:  # NaN: first scheduled now
             r.start = t
+        d = r.done
         tokens += q
-        emits += r.done + q == r.prompt + r.generated
-        pairs += chunk_pairs(r.done, q)
-        context += r.done + q
+        emits += d + q == r.prompt + r.generated
+        pairs += q * d + q * (q + 1) // 2  # iteration.chunk_pairs, inlined: the hot loop
+        context += d + q
     end = t + cost(tokens, emits, pairs, context)
     for col, x in zip((log.replica, log.start, log.end, log.batch, log.tokens, log.kv_blocks),
                       (rep.index, t, end, len(batch), tokens, rep.kv.used), strict=True):

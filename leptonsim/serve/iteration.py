@@ -28,7 +28,6 @@ reads K and V once per chunk (chunks of at most a few tiles).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -80,62 +79,59 @@ class Shard:
 
 
 class IterationCost:
-    """seconds(tokens, emits, pairs, context) of one iteration on one replica."""
+    """seconds(tokens, emits, pairs, context) of one iteration on one replica, for
+    iterations of at most `max_tokens` tokens and `max_emits` emitting requests."""
 
     def __init__(self, shard: Shard, unit: ComputeUnit, precision: str,
-                 link: tuple[float, float]) -> None:
-        self.shard, self.unit, self.precision = shard, unit, precision
+                 link: tuple[float, float], max_tokens: int, max_emits: int) -> None:
+        self.shard, self.unit = shard, unit
         self.cost = GpuCost(precision, overlap="max")
         self.latency, self.bandwidth = link  # of the replica's slowest hop
-        self.rate = unit.peak(precision) * unit.efficiency
-        self._gemms = lru_cache(maxsize=None)(self._gemm_seconds)
+        spec = shard.spec
+        m = np.arange(1, max_tokens + 1)
+        words = m * spec.hidden * shard.value_bytes
+        reduce = (2 * ring_allreduce_seconds(shard.tp, words, self.latency, self.bandwidth)
+                  if shard.tp > 1 else 0.0)
+        launches = (KERNELS_PER_LAYER - 4) * unit.overhead_s  # the non-GEMM kernels
+        layer = self._kernels(m, shard.layer_gemms(1)) + reduce + launches
+        self.layer = np.concatenate([[0.0], spec.layers * layer]).tolist()
+        e = np.arange(1, max_emits + 1)
+        head = self._kernels(e, [(1, spec.vocab // shard.tp, spec.hidden)])
+        self.head = np.concatenate([[0.0], head]).tolist()
+        # attention's compute and memory times are linear in pairs and context: the
+        # cost model's times of one pair and of one token's K and V, per layer
+        one = self.cost.work_seconds(np.array([4.0 * shard.heads * spec.head_size, 0.0]),
+                                     np.array([0.0, shard.kv_bytes_per_token() / spec.layers]),
+                                     unit) - unit.overhead_s
+        self.per_pair, self.per_token = float(one[0]), float(one[1])
 
-    def _kernels(self, shapes: list[tuple[int, int, int]]) -> float:
-        """Sum of max(compute, memory) of GEMMs (m, n, k), each reading its weights and
-        input and writing its output once."""
-        rows = GemmRows.of([[_Shape(*s)] for s in shapes])
-        b = self.shard.value_bytes
-        nbytes = [b * (n * k + m * k + m * n) for m, n, k in shapes]
-        flops = np.array([2.0 * m * n * k for m, n, k in shapes])
-        return float(self.cost.work_seconds(flops, np.array(nbytes, float), self.unit,
-                                            gemms=rows, kernels=np.ones(len(flops))).sum())
-
-    def _gemm_seconds(self, tokens: int, emits: int) -> float:
-        """The iteration's GEMMs, kernel launches and TP all-reduces: a function of its
-        token and emit counts alone, so cached."""
-        spec, tp = self.shard.spec, self.shard.tp
-        layer = self._kernels(self.shard.layer_gemms(tokens)) if tokens else 0.0
-        head = self._kernels([(emits, spec.vocab // tp, spec.hidden)]) if emits else 0.0
-        words = tokens * spec.hidden * self.shard.value_bytes
-        reduce = (2 * float(ring_allreduce_seconds(tp, words, self.latency, self.bandwidth))
-                  if tp > 1 else 0.0)
-        launches = (KERNELS_PER_LAYER - 4) * self.unit.overhead_s  # the non-GEMM kernels
-        return spec.layers * (layer + reduce + launches) + head
+    def _kernels(self, m: np.ndarray, shapes: list[tuple[int, int, int]]) -> np.ndarray:
+        """Per row count in `m`, the sum of max(compute, memory) of the GEMMs (m, n, k)
+        (shapes given at m = 1), each reading its weights and input and writing its
+        output once."""
+        b, cols = self.shard.value_bytes, len(shapes)
+        task = np.arange(len(m) * cols)
+        mm = np.repeat(m, cols)
+        n = np.tile([s[1] for s in shapes], len(m))
+        k = np.tile([s[2] for s in shapes], len(m))
+        ones = np.ones_like(task)
+        rows = GemmRows(task, mm, n, k, ones, ones)
+        flops = 2.0 * mm * n * k
+        nbytes = b * (n * k + mm * k + mm * n).astype(float)
+        t = self.cost.work_seconds(flops, nbytes, self.unit, gemms=rows, kernels=ones)
+        return t.reshape(len(m), cols).sum(axis=1)
 
     def attention_seconds(self, pairs: float, context: float) -> float:
         """All layers' attention over `pairs` query-key pairs and `context` K, V tokens
-        read, as one kernel per layer at max(compute, memory)."""
-        s = self.shard
-        flops = 4.0 * s.heads * s.spec.head_size * pairs
-        nbytes = float(s.kv_bytes_per_token() / s.spec.layers * context)
-        t = self.cost.work_seconds(np.array([flops]), np.array([nbytes]), self.unit)
-        return s.spec.layers * float(t[0])
+        read: one kernel per layer, combined as GpuCost.work_seconds combines them."""
+        c, m = self.per_pair * pairs, self.per_token * context
+        one = max(c, m) + self.cost.blend * min(c, m) + self.unit.overhead_s
+        return self.shard.spec.layers * one
 
     def seconds(self, tokens: int, emits: int, pairs: float, context: float) -> float:
         """One iteration of `tokens` tokens in all, `emits` of them emitting a token,
         `pairs` query-key pairs and `context` KV tokens read per layer."""
-        return self._gemms(tokens, emits) + self.attention_seconds(pairs, context)
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """A GEMM row for GemmRows.of (m, n, k, one product, one launch)."""
-
-    m: int
-    n: int
-    k: int
-    batch: int = 1
-    count: int = 1
+        return self.layer[tokens] + self.head[emits] + self.attention_seconds(pairs, context)
 
 
 def chunk_pairs(done: int, q: int) -> int:

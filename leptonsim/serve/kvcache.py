@@ -59,12 +59,13 @@ class BlockManager:
     def grow(self, rid: int, tokens: int) -> bool:
         """Hold blocks for `tokens` tokens of `rid` in all; False (nothing changed) if
         they do not fit."""
-        extra = blocks_for(tokens, self.block_size) - self.held.get(rid, 0)
-        if extra <= 0:
+        held = self.held.get(rid, 0)
+        if tokens <= held * self.block_size:  # the common case: room in its last block
             return True
+        extra = blocks_for(tokens, self.block_size) - held
         if extra > self.free:
             return False
-        self.held[rid] = self.held.get(rid, 0) + extra
+        self.held[rid] = held + extra
         self.used += extra
         return True
 
