@@ -26,7 +26,11 @@ name = "Llama 3 70B, 8 replicas of tp 4"
 [hardware]
 topology = "two_level"
 units = [{{ name = "gpu", count = 32, preset = "h100_sxm" }}]
-two_level = {{ units_per_node = 8, intra = {{ preset = "nvlink4" }}, inter = {{ preset = "infiniband_ndr" }} }}
+
+[hardware.two_level]
+units_per_node = 8
+intra = {{ preset = "nvlink4" }}
+inter = {{ preset = "infiniband_ndr" }}
 
 [workload.serving]
 model = "llama3_70b"

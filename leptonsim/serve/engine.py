@@ -46,7 +46,8 @@ def simulate(requests: Requests, replicas: Sequence[Replica], routing: str,
     """Every request served to its last token; each request's times, every iteration."""
     reqs = [Req(i, float(a), int(p), int(o)) for i, (a, p, o) in
             enumerate(zip(requests.arrival, requests.prompt, requests.output, strict=True))]
-    log, events, seq = Iterations(), [], 0
+    log, seq = Iterations(), 0
+    events: list[tuple[float, int, int]] = []
     batches: dict[int, Batch] = {}
     i = 0
     while i < len(reqs) or events:

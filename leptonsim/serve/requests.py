@@ -79,7 +79,7 @@ def generate(serving: Doc, trace: Requests | None = None) -> Requests:
     n, seed = int(serving["requests"]), int(serving["seed"])
     if trace is not None:
         n = min(n, len(trace))
-    arrival = (trace.arrival[:n] if serving["arrivals"]["kind"] == "trace"
+    arrival = (trace.arrival[:n] if trace is not None and serving["arrivals"]["kind"] == "trace"
                else arrivals(serving["arrivals"], n, seed))
     columns = {}
     for stream in ("prompt", "output"):
