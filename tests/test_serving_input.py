@@ -28,8 +28,8 @@ def _refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
 
 
 @pytest.mark.parametrize(("serving", "memory", "says"), [
-    ({"slo": {"ttft": "2"}}, "80 GB", "workload.serving.slo.ttft"),
-    ({"slo": {"tpot": 0.1}}, "80 GB", "workload.serving.slo.tpot"),
+    ({"slo": {"ttft": "2"}}, "80 GB", "slo.ttft: expected a duration > 0 with its unit"),
+    ({"slo": {"tpot": 0.1}}, "80 GB", "slo.tpot: expected a duration > 0 with its unit"),
     ({"replicas": 2, "tp": 2}, "80 GB", "workload.serving.replicas: expected replicas x tp"),
     ({}, "17 GB", "workload.serving.tp: expected a split whose weights"),
     ({"output": {"kind": "fixed", "mean": 4000, "max": 4096}, "scheduler": "sarathi"}, "18.8 GB",

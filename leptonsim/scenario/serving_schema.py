@@ -18,7 +18,7 @@ SCHEDULERS = ("static", "orca", "vllm", "sarathi")
 ARRIVALS = ("poisson", "gamma", "fixed", "trace")
 LENGTHS = ("fixed", "uniform", "lognormal", "zipf", "trace")
 ROUTINGS = ("round_robin", "least_outstanding")
-TIME_WITH_UNIT = r"^\s*[0-9.eE+-]+\s*(ns|us|ms|s|min|h)\s*$"
+TIME_WITH_UNIT = r"[A-Za-z]\s*$"
 """An SLO is a string with its unit ("2 s", "100 ms"): a bare 2 could be seconds or ms."""
 
 
