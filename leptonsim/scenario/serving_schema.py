@@ -18,6 +18,8 @@ SCHEDULERS = ("static", "orca", "vllm", "sarathi")
 ARRIVALS = ("poisson", "gamma", "fixed", "trace")
 LENGTHS = ("fixed", "uniform", "lognormal", "zipf", "trace")
 ROUTINGS = ("round_robin", "least_outstanding")
+MAX_TOKENS = 1 << 20       # a request's length, a chunk: a million tokens
+MAX_REQUESTS = 1_000_000   # 100 times issue 15's scale target
 TIME_WITH_UNIT = r"[A-Za-z]\s*$"
 """An SLO is a string with its unit ("2 s", "100 ms"): a bare 2 could be seconds or ms."""
 
@@ -36,10 +38,12 @@ def _lengths(what: str, integer: Any) -> Schema:
             "kind": {"enum": list(LENGTHS), "description": "fixed (`mean`), uniform in "
                      "[min, max], lognormal (`mean`, `sigma` of its log), zipf (exponent "
                      "`alpha` over [min, max]) or trace (the trace CSV's column)"},
-            "mean": integer("fixed: the length; lognormal: its mean", 1),
-            "min": integer("uniform, zipf: the least length; every kind is clipped to it", 1, 1),
-            "max": integer("uniform, zipf: the greatest length; every kind is clipped to it",
-                           1, 4096),
+            "mean": {**integer("fixed: the length; lognormal: its mean", 1),
+                     "maximum": MAX_TOKENS},
+            "min": {**integer("uniform, zipf: the least length; every kind is clipped to it",
+                              1, 1), "maximum": MAX_TOKENS},
+            "max": {**integer("uniform, zipf: the greatest length; every kind is clipped to "
+                              "it", 1, 4096), "maximum": MAX_TOKENS},
             "sigma": {"type": "number", "exclusiveMinimum": 0, "maximum": 4, "default": 0.5,
                       "description": "lognormal: the standard deviation of the log length"},
             "alpha": {"type": "number", "exclusiveMinimum": 1, "maximum": 10, "default": 1.5,
@@ -57,9 +61,9 @@ def _arrivals(integer: Any, quantity: Any) -> Schema:
             "kind": {"enum": list(ARRIVALS), "description": "poisson (exponential gaps at "
                      "`rate`), gamma (gaps of mean 1/rate and coefficient of variation `cv`: "
                      "bursty above 1), fixed (every 1/rate) or trace (the CSV `trace`)"},
-            "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6,
+            "rate": {"type": "number", "minimum": 1e-6, "maximum": 1e6,
                      "description": "Requests per second (poisson, gamma, fixed)"},
-            "cv": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 1.0,
+            "cv": {"type": "number", "minimum": 0.01, "maximum": 100, "default": 1.0,
                    "description": "gamma: coefficient of variation of the gaps (1 = Poisson)"},
             "trace": {"type": "string", "minLength": 1, "description": "trace: a CSV with "
                       "columns arrival_s, prompt_tokens, output_tokens, arrival_s "
@@ -103,12 +107,15 @@ def serving_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "token_budget": {**integer("Tokens in one iteration at most, at least max_batch "
                                    "(vLLM's max_num_batched_tokens; sarathi's token "
                                    "budget)", 1, 8192), "maximum": 1 << 17},
-        "chunk": integer("sarathi: the longest prefill chunk of one request", 1, 512),
-        "block_size": integer("Tokens per KV-cache block (vLLM's block_size)", 1, 16),
+        "chunk": {**integer("sarathi: the longest prefill chunk of one request", 1, 512),
+                  "maximum": MAX_TOKENS},
+        "block_size": {**integer("Tokens per KV-cache block (vLLM's block_size)", 1, 16),
+                       "maximum": 4096},
         "memory_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                             "default": 0.9, "description": "Share of each unit's memory "
                             "the server may use (vLLM's gpu_memory_utilization)"},
-        "requests": integer("Requests to simulate (a trace: its first this many)", 1, 1000),
+        "requests": {**integer("Requests to simulate (a trace: its first this many)", 1,
+                               1000), "maximum": MAX_REQUESTS},
         "seed": integer("Seed of arrivals and lengths", 0, 0),
         "routing": {"enum": list(ROUTINGS), "default": "round_robin",
                     "description": "Which replica a request goes to: round_robin or "
