@@ -74,11 +74,10 @@ def build_service(doc: Doc, file: str = "<string>") -> Service:
                             t["precision"]) from None
     shard = Shard(spec, tp, PRECISION_BYTES[t["precision"]])
     memory = _memory(t, spec, shard, unit.memory_bytes)
-    link = cluster.path_cost(0, 1) if tp > 1 else (0.0, 1.0)
     requests = generate(t, _trace(t, file))
     _check_fits(t, requests, memory, shard)
     return Service(doc["scenario"]["name"], file, t, cluster, spec, memory,
-                   IterationCost(shard, unit, t["precision"], (link[0], 1.0 / link[1]),
+                   IterationCost(shard, unit, t["precision"], _ring(cluster, tp),
                                  int(t["token_budget"]), int(t["max_batch"])),
                    requests)
 
@@ -101,6 +100,16 @@ def _check_split(spec: TransformerSpec, tp: int, replicas: int, cluster: Cluster
     if tp * replicas > cluster.size:
         raise ScenarioError(f"{AT}.replicas", f"replicas x tp <= the cluster's "
                             f"{cluster.size} units", f"{replicas} x {tp} = {replicas * tp}")
+
+
+def _ring(cluster: Cluster, tp: int) -> tuple[float, float]:
+    """(latency, bandwidth) of the ring all-reduce over replica 0's units 0..tp-1: the
+    slowest hop's latency and bandwidth (a ring runs at its slowest link). ASSUMPTION:
+    every replica's units are linked as replica 0's (a symmetric cluster)."""
+    if tp == 1:
+        return 0.0, 1.0
+    hops = [cluster.path_cost(i, (i + 1) % tp) for i in range(tp)]
+    return max(h[0] for h in hops), 1.0 / max(h[1] for h in hops)
 
 
 def _memory(t: Doc, spec: TransformerSpec, shard: Shard, hbm: float) -> Memory:
