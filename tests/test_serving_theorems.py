@@ -23,7 +23,7 @@ cases = st.fixed_dictionaries({
     "seed": st.integers(0, 2**16),
     "rate": st.sampled_from([5.0, 40.0, 200.0]),
     "replicas": st.integers(1, 2),
-    "routing": st.sampled_from(["round_robin", "least_outstanding"]),
+    "routing": st.sampled_from(["round_robin", "least_outstanding", "least_kv"]),
     "chunk": st.sampled_from([64, 512]),
 })
 SETTINGS = settings(max_examples=25, deadline=None,

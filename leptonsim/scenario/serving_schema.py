@@ -17,7 +17,7 @@ Schema = dict[str, Any]
 SCHEDULERS = ("static", "orca", "vllm", "sarathi")
 ARRIVALS = ("poisson", "gamma", "fixed", "trace")
 LENGTHS = ("fixed", "uniform", "lognormal", "zipf", "trace")
-ROUTINGS = ("round_robin", "least_outstanding")
+ROUTINGS = ("round_robin", "least_outstanding", "least_kv")
 MAX_TOKENS = 1 << 20       # a request's length, a chunk: a million tokens
 MAX_REQUESTS = 1_000_000   # 100 times issue 15's scale target
 TIME_WITH_UNIT = r"[A-Za-z]\s*$"
@@ -118,8 +118,9 @@ def serving_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                                1000), "maximum": MAX_REQUESTS},
         "seed": integer("Seed of arrivals and lengths", 0, 0),
         "routing": {"enum": list(ROUTINGS), "default": "round_robin",
-                    "description": "Which replica a request goes to: round_robin or "
-                                   "least_outstanding (fewest unfinished requests)"},
+                    "description": "Which replica a request goes to: round_robin, "
+                                   "least_outstanding (fewest unfinished requests) or "
+                                   "least_kv (fewest KV blocks held)"},
         "arrivals": _arrivals(integer, quantity),
         "prompt": _lengths("prompt", integer),
         "output": _lengths("output", integer),

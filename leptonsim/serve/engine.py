@@ -6,7 +6,8 @@ way every run). An arrival at the same time as an iteration's end is taken first
 it can join the next iteration. A replica that ends an iteration plans its next one at
 once; with nothing to run it idles until an arrival wakes it. Routing is Vidur's
 global scheduler: round robin, or the replica with the fewest unfinished requests
-(the lowest index on a tie).
+(the lowest index on a tie), or with the fewest KV blocks held (issue 15's least KV
+usage; then the fewest unfinished, then the lowest index).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def route(policy: str, replicas: Sequence[Replica], count: int) -> Replica:
     """The replica the `count`-th request goes to."""
     if policy == "round_robin":
         return replicas[count % len(replicas)]
+    if policy == "least_kv":
+        return min(replicas, key=lambda r: (r.kv.used, r.outstanding, r.index))
     return min(replicas, key=lambda r: (r.outstanding, r.index))
 
 
