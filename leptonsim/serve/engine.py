@@ -17,6 +17,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import SimulationError
 from .requests import Requests
 from .schedulers import Batch, Replica, Req
 
@@ -72,6 +73,9 @@ def simulate(requests: Requests, replicas: Sequence[Replica], routing: str,
             batches[rep.index] = end[1]
             heapq.heappush(events, (end[0], seq, rep.index))
             seq += 1
+    if left := sum(r.generated < r.output for r in reqs):  # build's checks rule it out
+        raise SimulationError(f"{left} requests never finished: a replica idled with "
+                              "requests waiting that could not be admitted")
     return reqs, log
 
 
