@@ -40,10 +40,7 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
     stderr with why. None: the first one's error is the command's."""
     from . import scenario
 
-    try:
-        line = scenario.CommandLine.parse(args.set, args.variant)
-    except ScenarioError as err:
-        raise err.in_file(args.file) from None
+    line = scenario.CommandLine.parse(args.set, args.variant, args.file)
     each = scenario.load_each(args.file, line)
     built = [s for s in each if isinstance(s, scenario.Scenario)]
     unbuilt = [s for s in each if isinstance(s, scenario.Unbuilt)]
@@ -54,7 +51,16 @@ def _runnable(args: argparse.Namespace) -> list[Scenario]:
     return built
 
 
+def _serving(args: argparse.Namespace) -> bool:
+    from .scenario.serving import is_serving_file
+
+    return is_serving_file(args.file)
+
+
 def _run(args: argparse.Namespace) -> int:
+    if _serving(args):  # [workload.serving]: the serving simulator (serve/)
+        from .serve.cli import run_command
+        return run_command(args)
     from .files import check_output
     from .gantt_rows import grouping
     from .outputs import choose, outputs_line
@@ -127,6 +133,9 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if _serving(args):
+        from .serve.cli import check_command
+        return check_command(args)
     for s in _runnable(args):
         label = f"{s.name} [{s.variant}]" if s.variant else s.name
         print(f"ok: {label}: {s.cluster.size} units, {len(s.cluster.links)} links, "

@@ -20,7 +20,7 @@ from leptonsim.parallel.sync import optimizer_cost
 from leptonsim.parallel.tensor import LayerRole
 from leptonsim.scenario import loads
 from tests.helpers.scenarios import a100_switch
-from tests.test_step_details import blocks
+from tests.helpers.steps import blocks
 
 UNIT = ComputeUnit("u", 1e12, 1e11, overhead_s=5e-6)
 

@@ -10,29 +10,17 @@ from hypothesis import strategies as st
 
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.models import LayerStack, Model
-from leptonsim.ops import Dense, LayerNorm, MultiHeadSelfAttention
+from leptonsim.ops import LayerNorm, MultiHeadSelfAttention
 from leptonsim.optimize import Estimator, enumerate_space
 from leptonsim.parallel.config import ParallelConfig
 from leptonsim.parallel.step import build_step
 from leptonsim.sim import simulate
 from leptonsim.zoo.transformer import gpt
 from tests.helpers.scenarios import a100_switch
-from tests.helpers.steps import dense_stack
+from tests.helpers.steps import blocks, dense_stack
 
 UNIT = ComputeUnit("gpu", peak_flops=100e12, memory_bandwidth=2e12, memory_bytes=80e9,
                    efficiency=0.5)
-
-
-def blocks(n: int = 2, heads: int = 4, seq: int = 8, hidden: int = 32) -> Model:
-    """n transformer blocks without residual adds: ln, attention, ln, fc, proj."""
-    s = LayerStack("blocks", (seq, hidden))
-    for i in range(n):
-        s.add(f"ln{i}a", LayerNorm())
-        s.add(f"attn{i}", MultiHeadSelfAttention(heads))
-        s.add(f"ln{i}b", LayerNorm())
-        s.add(f"fc{i}", Dense(4 * hidden))
-        s.add(f"proj{i}", Dense(hidden))
-    return s.build()
 
 
 def cluster_of(units: int, link: LinkSpec | None = None):

@@ -50,6 +50,7 @@ from .build import (
 from .command_line import CommandLine
 from .cost import build_cost
 from .schema import schema
+from .serving_schema import refuse_serving
 from .validate import check_structure, normalize, parse_toml
 from .variants import Override, Variant, overridden, variants
 
@@ -101,11 +102,12 @@ def documents(doc: Doc, line: CommandLine = AS_WRITTEN) -> list[tuple[Variant, D
     return out
 
 
-def load_documents(path: str | os.PathLike[str]) -> list[tuple[Variant, Doc]]:
+def load_documents(path: str | os.PathLike[str],
+                   line: CommandLine | None = None) -> list[tuple[Variant, Doc]]:
     """Stages 1 to 3 of a file: what `leptonsim optimize` reads, building nothing."""
     file = os.fspath(path)
     try:
-        return documents(parse(read_text(file)))
+        return documents(parse(read_text(file)), line or AS_WRITTEN)
     except ScenarioError as err:
         raise err.in_file(file) from None
 
@@ -123,6 +125,7 @@ def loads_each(text: str, file: str = "<string>",
     settings = line.side_by_side(docs)
     for (v, doc), given in zip(docs, settings, strict=True):
         try:
+            refuse_serving(doc)
             out.append(replace(build(doc, v.name, file), settings=given))
         except ScenarioError as err:
             err = v.relocate(line.relocate(err)).in_file(file)

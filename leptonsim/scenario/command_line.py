@@ -24,8 +24,13 @@ class CommandLine:
     variant: str | None = None
 
     @classmethod
-    def parse(cls, sets: Sequence[str] = (), variant: str | None = None) -> CommandLine:
-        return cls(tuple(parse_set(s) for s in sets), variant)
+    def parse(cls, sets: Sequence[str] = (), variant: str | None = None,
+              file: str = "<scenario>") -> CommandLine:
+        """The flags of a command on scenario `file` (which a mistake in them names)."""
+        try:
+            return cls(tuple(parse_set(s) for s in sets), variant)
+        except ScenarioError as err:
+            raise err.in_file(file) from None
 
     def apply(self, v: Variant) -> Variant:
         """The variant's document with every --set applied; an error under a set key

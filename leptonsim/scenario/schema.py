@@ -32,6 +32,7 @@ from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
 from .cost import COST_MODELS
 from .model import model_schema, parallel_schema
+from .serving_schema import serving_schema
 
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
            "SCHEDULERS"]
@@ -282,13 +283,14 @@ def _task() -> Schema:
 
 
 def _workload() -> Schema:
-    node = _table("The task graph: a generator, explicit tasks, or a DNN model", {
+    node = _table("The task graph (a generator, explicit tasks, or a DNN model) or an LLM service", {
         "generator": _generator(),
         "tasks": {"type": "array", "minItems": 1, "items": _task(),
                   "description": "An explicit task graph, one table per task"},
         "model": model_schema(_table, _int, _qty),
+        "serving": serving_schema(_table, _int, _qty),
     })
-    node.update(_exactly_one("generator", "tasks", "model"))
+    node.update(_exactly_one("generator", "tasks", "model", "serving"))
     return node
 
 

@@ -82,7 +82,8 @@ def describe(node: Schema) -> str:
     if "x-quantity" in node:
         kind = node["x-quantity"]
         example = "" if kind == "dimensionless" else f" such as {EXAMPLES[kind]!r}"
-        return f"{_NOUNS[kind]}{limit}{example}"
+        unit = " with its unit," if "pattern" in node else ""  # a bare number is ambiguous
+        return f"{_NOUNS[kind]}{limit}{unit}{example}"
     if "enum" in node:
         return one_of(node["enum"])
     kind = node.get("type")
@@ -258,7 +259,7 @@ def _convert(err: jsonschema.ValidationError, prefix: Sequence[Segment] = ()
         return path, ScenarioError(format_path(path), one_of(err.validator_value),
                                    found(value), hint=did_you_mean(value, err.validator_value))
     if kind in ("type", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
-                "minItems", "minLength"):
+                "minItems", "minLength", "pattern"):
         return path, ScenarioError(format_path(path), describe(node), found(value))
     if kind == "minProperties":
         return path, ScenarioError(format_path(path), "a table with at least one key",

@@ -27,6 +27,18 @@ def dense_stack(layers: int, width: int = 128, reader: bool = False) -> Model:
     return s.build()
 
 
+def blocks(n: int = 2, heads: int = 4, seq: int = 8, hidden: int = 32) -> Model:
+    """n transformer blocks without residual adds: ln, attention, ln, fc, proj."""
+    s = LayerStack("blocks", (seq, hidden))
+    for i in range(n):
+        s.add(f"ln{i}a", LayerNorm())
+        s.add(f"attn{i}", MultiHeadSelfAttention(heads))
+        s.add(f"ln{i}b", LayerNorm())
+        s.add(f"fc{i}", Dense(4 * hidden))
+        s.add(f"proj{i}", Dense(hidden))
+    return s.build()
+
+
 def transformer_block(heads: int = 4, seq: int = 16, hidden: int = 64,
                       ffn: int | None = None) -> Model:
     s = LayerStack("block", (seq, hidden))
