@@ -26,6 +26,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
+from math import inf
 
 import numpy as np
 import simpy
@@ -62,11 +63,12 @@ def max_min_rates(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> 
 
 
 class _Flow:
-    __slots__ = ("record", "edge", "path", "left", "rate", "since", "version")
+    __slots__ = ("record", "edge", "path", "left", "rate", "since", "version", "streaming")
 
     def __init__(self, record: int, edge: int, path: tuple[int, ...], nbytes: float) -> None:
         self.record, self.edge, self.path, self.left, self.rate = record, edge, path, nbytes, 0.0
         self.since, self.version = 0.0, 0  # when `left` was taken; bumped at each new rate
+        self.streaming = False             # past its latency (FairNetwork)
 
 
 class _FullFairNetwork:
@@ -152,74 +154,155 @@ class _FullFairNetwork:
 
 
 class FairNetwork(_FullFairNetwork):
-    """Max-min fair sharing, re-solving only the flows a start or end touches."""
+    """Max-min fair sharing, re-solving only the flows a start or end touches.
+
+    The network keeps its own agenda, a heap of (time, record, version, flow): a flow's
+    start of streaming (the end of its latency) or its end, valid while the flow's
+    version is that entry's. One simpy alarm rings at the agenda's first time, however
+    many flows are in flight (`_wake`; `_armed` keeps a time from being armed twice).
+    A transfer sent onto channels no flow holds is registered at once as streaming
+    alone from the end of its latency at min B_i, its end pushed: it costs no start
+    event and no solve, and the first solve that finds it not yet started takes it off
+    again until its start (`_postpone`). Channels whose flows are all single-hop form
+    a component of their own, shared equally: no search, no progressive filling.
+    """
 
     def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         super().__init__(env, channels, arrived)
-        self._users: list[set[_Flow]] = [set() for _ in channels]  # streaming flows per channel
-        self._touched: list[_Flow] = []   # flows started or ended since the last solve
-        self._ends: list[tuple[float, int, int, _Flow]] = []  # (end, record, version, flow)
-        self._wake: float | None = None   # the earliest end an alarm is set for
+        self._capacity = [float(b) for b in self._capacity]
+        self._users: list[list[_Flow]] = [[] for _ in channels]  # registered flows per channel
+        self._multi = [0] * len(channels)   # how many of them cross more than one channel
+        self._agenda: list[tuple[float, int, int, _Flow]] = []
+        self._touched: list[int] = []       # channels whose flows changed at this time
+        self._wake = inf                    # the alarm that answers for the agenda's first
+        self._armed: set[float] = set()     # the times alarms are pending at
+        self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # latency, rate alone
 
-    def _stream(self, flow: _Flow) -> None:
+    def send(self, edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
+        """Edge `edge`'s data leaves for the end of `path` at `now` (hop is FIFO-only)."""
+        record = len(self._edge)
+        self._edge.append(edge)
+        self._start.append(now)
+        self._end.append(now)
+        self._paths.append(path)
+        route = self._routes.get(path)
+        if route is None:
+            route = self._routes[path] = self._route(path)
+        delay, alone = route
+        start = now + delay if delay > 0 else now
+        flow = _Flow(record, edge, path, nbytes)
+        users = self._users
+        if all(not users[c] for c in path):  # nothing to share with: streams alone
+            flow.streaming, flow.since, flow.rate = True, start, alone
+            self._register(flow)
+            self._push(start + nbytes / alone, flow)
+        else:
+            self._push(start, flow)
+
+    def _route(self, path: tuple[int, ...]) -> tuple[float, float]:
+        """The latency before a flow streams, and its rate alone (max_min_rates of one)."""
+        return sum(self._latency[c] for c in path), min(self._capacity[c] for c in path)
+
+    def _push(self, when: float, flow: _Flow) -> None:
+        heappush(self._agenda, (when, flow.record, flow.version, flow))
+        if when < self._wake:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        self._wake = when
+        if when not in self._armed:
+            self._armed.add(when)
+            call_at(self.env, when, self._ring)
+
+    def _register(self, flow: _Flow) -> None:
         for c in flow.path:
-            self._users[c].add(flow)
-        self._touch(flow)
+            self._users[c].append(flow)
+        if len(flow.path) > 1:
+            for c in flow.path:
+                self._multi[c] += 1
 
-    def _touch(self, flow: _Flow) -> None:
-        """Solve once after every change at this timestamp (an alarm at now runs after
-        the events already due now, so zero-delay sends join the batch)."""
-        if not self._touched:
-            call_at(self.env, self.env.now, lambda _: self._solve())
-        self._touched.append(flow)
+    def _unregister(self, flow: _Flow) -> None:
+        for c in flow.path:
+            self._users[c].remove(flow)
+        if len(flow.path) > 1:
+            for c in flow.path:
+                self._multi[c] -= 1
 
-    def _component(self) -> list[_Flow]:
-        """The streaming flows connected to a touched one through shared channels."""
+    def _ring(self, _: simpy.Event) -> None:
+        """Every start and end due now, then one solve after them all (again if that
+        solve or an arrival's consequences bring more due now)."""
+        now = self.env.now
+        self._armed.discard(now)
+        if now < self._wake:  # an earlier alarm took over
+            return
+        agenda, touched = self._agenda, self._touched
+        while agenda and agenda[0][0] <= now:
+            while agenda and agenda[0][0] <= now:
+                _, _, version, f = heappop(agenda)
+                if version != f.version:  # superseded by a later rate
+                    continue
+                touched.extend(f.path)
+                if not f.streaming:  # its latency is over: it streams from now
+                    f.streaming = True
+                    self._register(f)
+                    continue
+                f.version += 1  # ended: no later entry of it counts
+                self._unregister(f)
+                self._end[f.record] = now
+                self.arrived(f.edge, now)
+            self._solve(now)
+        while agenda and agenda[0][2] != agenda[0][3].version:
+            heappop(agenda)
+        self._wake = inf
+        if agenda:
+            self._arm(agenda[0][0])
+
+    def _solve(self, now: float) -> None:
+        """New rates for the flows connected to the touched channels."""
+        chans = self._touched
+        self._touched = []
+        if len(chans) > 1:
+            chans = list(dict.fromkeys(chans))
+        users, multi, cap = self._users, self._multi, self._capacity
+        if not any(multi[c] for c in chans):  # each channel's flows are a component
+            for c in chans:
+                self._postpone_late(c, now)
+                if users[c]:
+                    self._rerate(users[c], [cap[c] / len(users[c])] * len(users[c]), now)
+            return
+        flows = sorted(self._component(chans, now), key=lambda f: f.record)
+        if flows:
+            self._rerate(flows, max_min_rates([f.path for f in flows], cap), now)
+
+    def _component(self, chans: list[int], now: float) -> set[_Flow]:
+        """The streaming flows connected to `chans` through shared channels."""
         seen: set[_Flow] = set()
-        todo = [c for f in self._touched for c in f.path]
-        done: set[int] = set()
+        todo, done, users = list(chans), set(), self._users
         while todo:
             c = todo.pop()
             if c in done:
                 continue
             done.add(c)
-            for f in self._users[c] - seen:
-                seen.add(f)
-                todo.extend(f.path)
-        return sorted(seen, key=lambda f: f.record)
+            self._postpone_late(c, now)
+            for f in users[c]:
+                if f not in seen:
+                    seen.add(f)
+                    todo.extend(f.path)
+        return seen
 
-    def _solve(self) -> None:
-        now = self.env.now
-        flows = self._component()
-        self._touched = []
-        for f, r in zip(flows, max_min_rates([f.path for f in flows], self._capacity), strict=True):
+    def _postpone_late(self, c: int, now: float) -> None:
+        """Take off channel c the flows registered ahead of their start (see `send`):
+        from now on they start as any other, at the end of their latency."""
+        for f in [f for f in self._users[c] if f.since > now]:
+            self._unregister(f)
+            start = f.since
+            f.streaming, f.since, f.rate, f.version = False, 0.0, 0.0, f.version + 1
+            heappush(self._agenda, (start, f.record, f.version, f))
+
+    def _rerate(self, flows: Sequence[_Flow], rates: Sequence[float], now: float) -> None:
+        agenda = self._agenda
+        for f, r in zip(flows, rates, strict=True):
             f.left = max(f.left - f.rate * (now - f.since), 0.0)
             f.since, f.rate, f.version = now, r, f.version + 1
-            heappush(self._ends, (now + f.left / r, f.record, f.version, f))
-        self._alarm()
-
-    def _alarm(self) -> None:
-        ends = self._ends
-        while ends and ends[0][2] != ends[0][3].version:  # superseded by a later rate
-            heappop(ends)
-        if ends and (self._wake is None or ends[0][0] < self._wake):
-            self._wake = first = ends[0][0]
-            call_at(self.env, first, lambda _: self._end_due(first))
-
-    def _end_due(self, when: float) -> None:
-        if when != self._wake:  # an earlier alarm took over
-            return
-        self._wake = None
-        ends, now = self._ends, self.env.now
-        while ends and ends[0][0] <= now:
-            _, _, version, f = heappop(ends)
-            if version != f.version:
-                continue
-            f.version += 1  # ended: no later entry of it counts
-            for c in f.path:
-                self._users[c].discard(f)
-            self._touch(f)
-            self._end[f.record] = now
-            self.arrived(f.edge, now)
-        self._alarm()
+            heappush(agenda, (now + f.left / r, f.record, f.version, f))
