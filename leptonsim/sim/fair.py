@@ -27,9 +27,11 @@ from array import array
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from math import inf
+from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from ..hardware import Channel
 from .network import call_at
@@ -153,6 +155,17 @@ class _FullFairNetwork:
         return edge, channel, start, np.repeat(np.array(self._end, np.float64), hops)
 
 
+class _Tick:
+    """An alarm: the least of a simpy event that Environment.step reads (its callbacks,
+    `_ok`), pushed onto the event queue at an absolute time as network.Alarm is."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+    def __init__(self, callbacks: list[Callable[[Any], None]]) -> None:
+        self.callbacks = callbacks
+
+
 class FairNetwork(_FullFairNetwork):
     """Max-min fair sharing, re-solving only the flows a start or end touches.
 
@@ -177,43 +190,50 @@ class FairNetwork(_FullFairNetwork):
         self._touched: list[int] = []       # channels whose flows changed at this time
         self._wake = inf                    # the alarm that answers for the agenda's first
         self._armed: set[float] = set()     # the times alarms are pending at
-        self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # latency, rate alone
+        self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # multi-hop: see _route
+        self._rings: list[Callable[[Any], None]] = [self._ring]  # every alarm's (step only reads it)
 
     def send(self, edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
         """Edge `edge`'s data leaves for the end of `path` at `now` (hop is FIFO-only)."""
-        record = len(self._edge)
+        flow = _Flow(len(self._edge), edge, path, nbytes)
         self._edge.append(edge)
         self._start.append(now)
         self._end.append(now)
         self._paths.append(path)
-        route = self._routes.get(path)
-        if route is None:
-            route = self._routes[path] = self._route(path)
-        delay, alone = route
-        start = now + delay if delay > 0 else now
-        flow = _Flow(record, edge, path, nbytes)
         users = self._users
-        if all(not users[c] for c in path):  # nothing to share with: streams alone
-            flow.streaming, flow.since, flow.rate = True, start, alone
-            self._register(flow)
-            self._push(start + nbytes / alone, flow)
+        if len(path) == 1:  # most transfers: no route to look up (sum and min of one)
+            c = path[0]
+            delay, alone, lone = self._latency[c], self._capacity[c], not users[c]
         else:
-            self._push(start, flow)
-
-    def _route(self, path: tuple[int, ...]) -> tuple[float, float]:
-        """The latency before a flow streams, and its rate alone (max_min_rates of one)."""
-        return sum(self._latency[c] for c in path), min(self._capacity[c] for c in path)
-
-    def _push(self, when: float, flow: _Flow) -> None:
-        heappush(self._agenda, (when, flow.record, flow.version, flow))
+            delay, alone = self._routes.get(path) or self._route(path)
+            lone = all(not users[c] for c in path)
+        start = now + delay if delay > 0 else now
+        if lone:  # nothing to share with: streams alone from `start`
+            flow.streaming, flow.since, flow.rate = True, start, alone
+            if len(path) == 1:
+                users[c].append(flow)
+            else:
+                self._register(flow)
+            when = start + nbytes / alone
+        else:
+            when = start
+        heappush(self._agenda, (when, flow.record, 0, flow))
         if when < self._wake:
             self._arm(when)
 
+    def _route(self, path: tuple[int, ...]) -> tuple[float, float]:
+        """The latency before a flow streams and its rate alone (max_min_rates of one)."""
+        route = self._routes[path] = (sum(self._latency[c] for c in path),
+                                      min(self._capacity[c] for c in path))
+        return route
+
     def _arm(self, when: float) -> None:
+        """Ring at `when` unless an alarm is pending then already."""
         self._wake = when
         if when not in self._armed:
             self._armed.add(when)
-            call_at(self.env, when, self._ring)
+            env: Any = self.env
+            heappush(env._queue, (when, NORMAL, next(env._eid), _Tick(self._rings)))
 
     def _register(self, flow: _Flow) -> None:
         for c in flow.path:
@@ -229,29 +249,41 @@ class FairNetwork(_FullFairNetwork):
             for c in flow.path:
                 self._multi[c] -= 1
 
-    def _ring(self, _: simpy.Event) -> None:
+    def _ring(self, event: Any) -> None:
         """Every start and end due now, then one solve after them all (again if that
-        solve or an arrival's consequences bring more due now)."""
+        solve or an arrival's consequences bring more due now). A single-hop flow's end
+        touches its channel only if other flows remain on it."""
         now = self.env.now
         self._armed.discard(now)
         if now < self._wake:  # an earlier alarm took over
             return
-        agenda, touched = self._agenda, self._touched
+        agenda, touched, users = self._agenda, self._touched, self._users
+        end, arrived = self._end, self.arrived
         while agenda and agenda[0][0] <= now:
             while agenda and agenda[0][0] <= now:
                 _, _, version, f = heappop(agenda)
                 if version != f.version:  # superseded by a later rate
                     continue
-                touched.extend(f.path)
+                path = f.path
                 if not f.streaming:  # its latency is over: it streams from now
                     f.streaming = True
                     self._register(f)
+                    touched.extend(path)
                     continue
                 f.version += 1  # ended: no later entry of it counts
-                self._unregister(f)
-                self._end[f.record] = now
-                self.arrived(f.edge, now)
-            self._solve(now)
+                if len(path) == 1:
+                    flows = users[path[0]]
+                    flows.remove(f)
+                    if flows:
+                        touched.append(path[0])
+                else:
+                    self._unregister(f)
+                    touched.extend(path)
+                end[f.record] = now
+                arrived(f.edge, now)
+            if touched:
+                self._solve(now)
+                touched = self._touched
         while agenda and agenda[0][2] != agenda[0][3].version:
             heappop(agenda)
         self._wake = inf
@@ -266,10 +298,19 @@ class FairNetwork(_FullFairNetwork):
             chans = list(dict.fromkeys(chans))
         users, multi, cap = self._users, self._multi, self._capacity
         if not any(multi[c] for c in chans):  # each channel's flows are a component
+            agenda = self._agenda
             for c in chans:
-                self._postpone_late(c, now)
-                if users[c]:
-                    self._rerate(users[c], [cap[c] / len(users[c])] * len(users[c]), now)
+                flows = users[c]
+                if not flows:
+                    continue
+                if len(flows) > 1 or flows[0].since > now:
+                    self._postpone_late(c, now)
+                r = cap[c] / len(flows)   # max_min_rates of flows on one channel
+                for f in flows:           # as _rerate, inlined: the hot loop
+                    left = f.left - f.rate * (now - f.since)
+                    f.left = left = 0.0 if left < 0.0 else left  # = max(left, 0.0)
+                    f.since, f.rate, f.version = now, r, f.version + 1
+                    heappush(agenda, (now + left / r, f.record, f.version, f))
             return
         flows = sorted(self._component(chans, now), key=lambda f: f.record)
         if flows:
