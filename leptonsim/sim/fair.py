@@ -192,34 +192,42 @@ class FairNetwork(_FullFairNetwork):
         self._armed: set[float] = set()     # the times alarms are pending at
         self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # multi-hop: see _route
         self._rings: list[Callable[[Any], None]] = [self._ring]  # every alarm's (step only reads it)
+        self.send = self._sender()  # type: ignore[method-assign]
 
-    def send(self, edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
-        """Edge `edge`'s data leaves for the end of `path` at `now` (hop is FIFO-only)."""
-        flow = _Flow(len(self._edge), edge, path, nbytes)
-        self._edge.append(edge)
-        self._start.append(now)
-        self._end.append(now)
-        self._paths.append(path)
-        users = self._users
-        if len(path) == 1:  # most transfers: no route to look up (sum and min of one)
-            c = path[0]
-            delay, alone, lone = self._latency[c], self._capacity[c], not users[c]
-        else:
-            delay, alone = self._routes.get(path) or self._route(path)
-            lone = all(not users[c] for c in path)
-        start = now + delay if delay > 0 else now
-        if lone:  # nothing to share with: streams alone from `start`
-            flow.streaming, flow.since, flow.rate = True, start, alone
-            if len(path) == 1:
-                users[c].append(flow)
+    def _sender(self) -> Callable[..., None]:
+        """send(edge, nbytes, path, now, hop=0): edge's data leaves for the end of `path`
+        at `now` (hop is FIFO-only). A closure over plain lists, as it runs per transfer."""
+        record_edge, record_start, record_end = self._edge.append, self._start.append, self._end.append
+        record_path, records = self._paths.append, self._edge
+        users, latency, capacity, routes = self._users, self._latency, self._capacity, self._routes
+        agenda, register, new_route = self._agenda, self._register, self._route
+
+        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
+            flow = _Flow(len(records), edge, path, nbytes)
+            record_edge(edge)
+            record_start(now)
+            record_end(now)
+            record_path(path)
+            if len(path) == 1:  # most transfers: no route to look up (sum and min of one)
+                c = path[0]
+                delay, alone, lone = latency[c], capacity[c], not users[c]
             else:
-                self._register(flow)
-            when = start + nbytes / alone
-        else:
-            when = start
-        heappush(self._agenda, (when, flow.record, 0, flow))
-        if when < self._wake:
-            self._arm(when)
+                delay, alone = routes.get(path) or new_route(path)
+                lone = all(not users[c] for c in path)
+            start = now + delay if delay > 0 else now
+            if lone:  # nothing to share with: streams alone from `start`
+                flow.streaming, flow.since, flow.rate = True, start, alone
+                if len(path) == 1:
+                    users[c].append(flow)
+                else:
+                    register(flow)
+                when = start + nbytes / alone
+            else:
+                when = start
+            heappush(agenda, (when, flow.record, 0, flow))
+            if when < self._wake:
+                self._arm(when)
+        return send
 
     def _route(self, path: tuple[int, ...]) -> tuple[float, float]:
         """The latency before a flow streams and its rate alone (max_min_rates of one)."""
