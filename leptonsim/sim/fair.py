@@ -191,7 +191,7 @@ class FairNetwork(_FullFairNetwork):
         self._wake = inf                    # the alarm that answers for the agenda's first
         self._armed: set[float] = set()     # the times alarms are pending at
         self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # multi-hop: see _route
-        self._rings: list[Callable[[Any], None]] = [self._ring]  # every alarm's (step only reads it)
+        self._rings = [self._ringer()]      # every alarm's callbacks (step only reads them)
         self.send = self._sender()  # type: ignore[method-assign]
 
     def _sender(self) -> Callable[..., None]:
@@ -257,46 +257,50 @@ class FairNetwork(_FullFairNetwork):
             for c in flow.path:
                 self._multi[c] -= 1
 
-    def _ring(self, event: Any) -> None:
-        """Every start and end due now, then one solve after them all (again if that
-        solve or an arrival's consequences bring more due now). A single-hop flow's end
-        touches its channel only if other flows remain on it."""
-        now = self.env.now
-        self._armed.discard(now)
-        if now < self._wake:  # an earlier alarm took over
-            return
-        agenda, touched, users = self._agenda, self._touched, self._users
-        end, arrived = self._end, self.arrived
-        while agenda and agenda[0][0] <= now:
+    def _ringer(self) -> Callable[[Any], None]:
+        """The alarm's callback: every start and end due now, then one solve after them
+        all (again if that solve or an arrival's consequences bring more due now). A
+        single-hop flow's end touches its channel only if other flows remain on it."""
+        env, armed, agenda, users = self.env, self._armed, self._agenda, self._users
+        end, arrived, register, unregister = self._end, self.arrived, self._register, self._unregister
+
+        def ring(event: Any) -> None:
+            now = env.now
+            armed.discard(now)
+            if now < self._wake:  # an earlier alarm took over
+                return
+            touched = self._touched
             while agenda and agenda[0][0] <= now:
-                _, _, version, f = heappop(agenda)
-                if version != f.version:  # superseded by a later rate
-                    continue
-                path = f.path
-                if not f.streaming:  # its latency is over: it streams from now
-                    f.streaming = True
-                    self._register(f)
-                    touched.extend(path)
-                    continue
-                f.version += 1  # ended: no later entry of it counts
-                if len(path) == 1:
-                    flows = users[path[0]]
-                    flows.remove(f)
-                    if flows:
-                        touched.append(path[0])
-                else:
-                    self._unregister(f)
-                    touched.extend(path)
-                end[f.record] = now
-                arrived(f.edge, now)
-            if touched:
-                self._solve(now)
-                touched = self._touched
-        while agenda and agenda[0][2] != agenda[0][3].version:
-            heappop(agenda)
-        self._wake = inf
-        if agenda:
-            self._arm(agenda[0][0])
+                while agenda and agenda[0][0] <= now:
+                    _, _, version, f = heappop(agenda)
+                    if version != f.version:  # superseded by a later rate
+                        continue
+                    path = f.path
+                    if not f.streaming:  # its latency is over: it streams from now
+                        f.streaming = True
+                        register(f)
+                        touched.extend(path)
+                        continue
+                    f.version += 1  # ended: no later entry of it counts
+                    if len(path) == 1:
+                        flows = users[path[0]]
+                        flows.remove(f)
+                        if flows:
+                            touched.append(path[0])
+                    else:
+                        unregister(f)
+                        touched.extend(path)
+                    end[f.record] = now
+                    arrived(f.edge, now)
+                if touched:
+                    self._solve(now)
+                    touched = self._touched
+            while agenda and agenda[0][2] != agenda[0][3].version:
+                heappop(agenda)
+            self._wake = inf
+            if agenda:
+                self._arm(agenda[0][0])
+        return ring
 
     def _solve(self, now: float) -> None:
         """New rates for the flows connected to the touched channels."""
