@@ -191,7 +191,8 @@ class FairNetwork(_FullFairNetwork):
         self._wake = inf                    # the alarm that answers for the agenda's first
         self._armed: set[float] = set()     # the times alarms are pending at
         self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # multi-hop: see _route
-        self._rings = [self._ringer()]      # every alarm's callbacks (step only reads them)
+        self._rings: list[Callable[[Any], None]] = []  # every alarm's callbacks (step only reads them)
+        self._rings.append(self._ringer())
         self.send = self._sender()  # type: ignore[method-assign]
 
     def _sender(self) -> Callable[..., None]:
@@ -263,6 +264,9 @@ class FairNetwork(_FullFairNetwork):
         single-hop flow's end touches its channel only if other flows remain on it."""
         env, armed, agenda, users = self.env, self._armed, self._agenda, self._users
         end, arrived, register, unregister = self._end, self.arrived, self._register, self._unregister
+        sim: Any = env
+        queue: list[Any] = sim._queue
+        eid, rings = sim._eid, self._rings
 
         def ring(event: Any) -> None:
             now = env.now
@@ -297,9 +301,13 @@ class FairNetwork(_FullFairNetwork):
                     touched = self._touched
             while agenda and agenda[0][2] != agenda[0][3].version:
                 heappop(agenda)
-            self._wake = inf
-            if agenda:
-                self._arm(agenda[0][0])
+            if not agenda:
+                self._wake = inf
+                return
+            self._wake = when = agenda[0][0]  # as _arm, inlined
+            if when not in armed:
+                armed.add(when)
+                heappush(queue, (when, NORMAL, next(eid), _Tick(rings)))
         return ring
 
     def _solve(self, now: float) -> None:
