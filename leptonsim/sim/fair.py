@@ -269,7 +269,7 @@ class FairNetwork(_FullFairNetwork):
         eid, rings = sim._eid, self._rings
 
         def ring(event: Any) -> None:
-            now = env.now
+            now = sim._now  # Environment.now without its property call
             armed.discard(now)
             if now < self._wake:  # an earlier alarm took over
                 return
@@ -307,7 +307,8 @@ class FairNetwork(_FullFairNetwork):
             self._wake = when = agenda[0][0]  # as _arm, inlined
             if when not in armed:
                 armed.add(when)
-                heappush(queue, (when, NORMAL, next(eid), _Tick(rings)))
+                event.callbacks = rings  # this alarm again: step is done with it
+                heappush(queue, (when, NORMAL, next(eid), event))
         return ring
 
     def _solve(self, now: float) -> None:
