@@ -14,9 +14,11 @@ platforms", JPDC 74(10), 2014, section 4): max-min fair rates separate over the
 connected components of the flow-channel graph, so a start or end re-solves only the
 flows that share a channel with a changed one, transitively. Changes at one timestamp
 are solved once, after them all. A flow's bytes left are brought up to date only when
-its rate changes, and the next end comes from a heap. One event costs
-O(component flows x hops + log transfers), the whole network in the worst case (one
-shared bottleneck); `_FullFairNetwork` keeps the full re-solve as a reference.
+its rate changes, and the next start or end comes from the network's own heap behind
+one simpy alarm (FairNetwork). One change costs O(component flows x hops + log
+transfers), the whole network in the worst case (one shared bottleneck), and nothing
+but the heap for a flow alone on its channels; `_FullFairNetwork` keeps the full
+re-solve as a reference.
 A transfer's trace rows, one per channel of its route, span its whole life (send to
 arrival); on a shared channel they overlap, which is the point.
 """
