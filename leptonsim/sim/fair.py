@@ -328,6 +328,8 @@ class FairNetwork(_FullFairNetwork):
                     continue
                 if len(flows) > 1 or flows[0].since > now:
                     self._postpone_late(c, now)
+                    if not flows:
+                        continue
                 r = cap[c] / len(flows)   # max_min_rates of flows on one channel
                 for f in flows:           # as _rerate, inlined: the hot loop
                     left = f.left - f.rate * (now - f.since)
