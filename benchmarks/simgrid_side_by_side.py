@@ -56,6 +56,7 @@ for p in (str(HERE.parent), str(HERE / "simgrid"), str(HERE)):
 import lsdag  # noqa: E402
 import numpy as np  # noqa: E402
 import workloads  # noqa: E402
+from trees import digest, unpack  # noqa: E402
 
 from leptonsim.errors import LeptonError, ScenarioError  # noqa: E402
 
@@ -260,28 +261,6 @@ def summary(n: int, runs: dict[str, list[dict]]) -> dict:
 
 
 # -- the fair cliff -----------------------------------------------------------------------------
-DIGEST = """import hashlib, sys
-from pathlib import Path
-tree = sys.argv[1]
-sys.path[:0] = [tree, tree + "/benchmarks/simgrid"]
-import numpy as np, lsdag
-tr = lsdag.simulate_file(lsdag.read(Path(sys.argv[2])), sys.argv[3])
-h = hashlib.sha256()
-for col in (tr.task, tr.task_start, tr.task_end, tr.xfer_channel, tr.xfer_start, tr.xfer_end):
-    h.update(np.ascontiguousarray(col).tobytes())
-print(h.hexdigest()[:16])
-"""
-
-
-def digest(tree: Path, path: Path, network: str) -> str:
-    """A hash of every task's and transfer's times as the tree at `tree` simulates the file."""
-    done = subprocess.run([sys.executable, "-c", DIGEST, str(tree), str(path), network],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
-    if done.returncode != 0:
-        raise RuntimeError(f"digest of {path.name} in {tree} failed: {done.stderr[-2000:]}")
-    return done.stdout.strip()
-
-
 def cliff_contenders(path: Path, exe: str, base: Path | None) -> dict[str, tuple[list[str], Path | None]]:
     """name -> (command, the tree it runs in): leptonsim fifo and fair, the base commit's
     fair (its own script), SimGrid Lazy and Full."""
@@ -337,18 +316,6 @@ def cliff_line(row: dict) -> str:
     return (f"units {row['units']:>4} tasks {row['tasks']:>7,}: median tasks/s of {row['repeats']}: {rates} "
             f"(CPU time: {cpu}); "
             f"makespans fair {row['fair_makespan_s']!r} SG Full {row['sg_full_makespan_s']!r}{same}")
-
-
-def unpack(rev: str, into: Path) -> Path:
-    """The tree of commit `rev` (git archive) under `into`."""
-    root = HERE.parent
-    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", f"{rev}^{{commit}}"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    tree = into / commit
-    tree.mkdir()
-    archive = subprocess.run(["git", "-C", str(root), "archive", commit], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    return tree
 
 
 def write_result(out: Path, body: dict) -> None:
