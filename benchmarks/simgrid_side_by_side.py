@@ -2,7 +2,7 @@
 
     python benchmarks/simgrid_side_by_side.py agreement [--sizes 10 100 1000]
     python benchmarks/simgrid_side_by_side.py speed [--sizes 10000 100000 1000000] [--repeats 3]
-    python benchmarks/simgrid_side_by_side.py cliff [--units 16 128] [--layers 10]
+    python benchmarks/simgrid_side_by_side.py cliff [--units 16 128] [--layers 10] [--repeats 3] [--base REV]
     python benchmarks/simgrid_side_by_side.py export layered N -o FILE | export focused CASE -o FILE
     python benchmarks/simgrid_side_by_side.py leptonsim FILE [--network fifo|fair|store_and_forward]
 
@@ -24,7 +24,9 @@ the correction factors at 1 (CM02 below): max-min sharing, which is leptonsim's 
 * speed: every contender in a fresh process, interleaved (A B C A B C ...), --repeats
   times; medians of the simulation call (`simulate(...)`, `Engine::run()`) and of the
   peak RSS (getrusage), ratios to leptonsim fifo taken within each repeat.
-* cliff: leptonsim fifo and fair and SimGrid Lazy/Full as the cluster widens.
+* cliff: leptonsim fifo and fair and SimGrid Lazy/Full as the cluster widens, --repeats
+  interleaved runs each, medians; --base REV adds that commit's fair network (its own
+  script, in a `git archive` tree) and fails (exit 1) unless its schedule hashes equal.
 
 Exit codes: 0 done, 1 a check failed, 2 bad input (one line on stderr),
 3 SimGrid or g++ absent (one line on stderr; nothing was run).
@@ -54,6 +56,7 @@ for p in (str(HERE.parent), str(HERE / "simgrid"), str(HERE)):
 import lsdag  # noqa: E402
 import numpy as np  # noqa: E402
 import workloads  # noqa: E402
+from trees import digest, unpack  # noqa: E402
 
 from leptonsim.errors import LeptonError, ScenarioError  # noqa: E402
 
@@ -113,11 +116,11 @@ def run_leptonsim(path: Path, network: str) -> dict:
     wl = lsdag.read(path)
     graph = wl.graph()
     _ = graph.successors, graph.predecessors, graph.in_degree   # cached CSR, outside the timing
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     trace = lsdag.simulate_file(wl, network, graph)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     return {"sim": f"leptonsim-{network}", "tasks": graph.size, "makespan_s": trace.makespan_s,
-            "build_s": t1 - t0, "sim_s": t2 - t1,
+            "build_s": t1 - t0, "sim_s": t2 - t1, "sim_cpu_s": c2 - c1,
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -212,8 +215,10 @@ def contenders(n: int, a: argparse.Namespace, path: Path, exe: str) -> dict[str,
     return out
 
 
-def child(cmd: list[str]) -> dict:
-    done = subprocess.run(cmd, capture_output=True, text=True)
+def child(cmd: list[str], tree: Path | None = None) -> dict:
+    """Run one contender; `tree`: another commit's tree, put first on its PYTHONPATH."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -256,28 +261,61 @@ def summary(n: int, runs: dict[str, list[dict]]) -> dict:
 
 
 # -- the fair cliff -----------------------------------------------------------------------------
+def cliff_contenders(path: Path, exe: str, base: Path | None) -> dict[str, tuple[list[str], Path | None]]:
+    """name -> (command, the tree it runs in): leptonsim fifo and fair, the base commit's
+    fair (its own script), SimGrid Lazy and Full."""
+    ls = [sys.executable, __file__, "leptonsim", str(path), "--network"]
+    out: dict[str, tuple[list[str], Path | None]] = {net: (ls + [net], None) for net in ("fifo", "fair")}
+    if base is not None:
+        script = str(base / "benchmarks" / "simgrid_side_by_side.py")
+        out["fair_base"] = ([sys.executable, script, "leptonsim", str(path), "--network", "fair"], base)
+    for key in ("sg_lazy", "sg_full"):
+        out[key] = ([exe, str(path), *SG_MODES[key], "--on-the-fly"], None)
+    return out
+
+
 def cliff(a: argparse.Namespace) -> int:
+    """Interleaved repeats (the order reversed every other one), medians of the simulation
+    call; with --base, that commit's fair network side by side and its schedule compared."""
     exe, work = runner(), a.work
-    rows = []
+    base = unpack(a.base, work) if a.base else None
+    rows, same = [], True
     for u in a.units:
         path = work / f"cliff{u}.lsdag"
         lsdag.write(path, *workloads.cliff(u, a.layers), speed=workloads.engine_benchmark().UNIT.peak_flops)
-        row: dict = {"units": u}
-        for net in ("fifo", "fair"):
-            r = child([sys.executable, __file__, "leptonsim", str(path), "--network", net])
-            row.update({"tasks": r["tasks"], f"{net}_s": r["sim_s"], f"{net}_makespan_s": r["makespan_s"]})
-        for key in ("sg_lazy", "sg_full"):
-            r = run_sg(exe, path, SG_MODES[key], "--on-the-fly")
-            row[f"{key}_s"], row[f"{key}_makespan_s"] = r["sim_s"], r["makespan_s"]
-        for k in ("fifo", "fair", "sg_lazy", "sg_full"):
-            row[f"{k}_tasks_per_s"] = row["tasks"] / row[f"{k}_s"]
+        cmds = cliff_contenders(path, exe, base)
+        runs: dict[str, list[dict]] = {k: [] for k in cmds}
+        for rep in range(a.repeats):
+            for name in list(cmds) if rep % 2 == 0 else list(cmds)[::-1]:
+                cmd, tree = cmds[name]
+                runs[name].append(child(cmd, tree))
+        row: dict = {"units": u, "tasks": runs["fifo"][0]["tasks"], "repeats": a.repeats}
+        for name, rs in runs.items():
+            sim = statistics.median(r["sim_s"] for r in rs)
+            row.update({f"{name}_s": sim, f"{name}_s_all": [r["sim_s"] for r in rs],
+                        f"{name}_tasks_per_s": row["tasks"] / sim, f"{name}_makespan_s": rs[0]["makespan_s"]})
+            if "sim_cpu_s" in rs[0]:  # leptonsim's own CPU time, less moved by other work than wall
+                row[f"{name}_cpu_tasks_per_s"] = row["tasks"] / statistics.median(r["sim_cpu_s"] for r in rs)
+        if base is not None:
+            row["fair_digest"] = digest(HERE.parent, path, "fair")
+            row["fair_base_digest"] = digest(base, path, "fair")
+            row["same_schedule_as_base"] = row["fair_digest"] == row["fair_base_digest"]
+            same &= row["same_schedule_as_base"]
         rows.append(row)
-        print(f"units {u:>4} tasks {row['tasks']:>7,}: tasks/s fifo {row['fifo_tasks_per_s']:,.0f} fair "
-              f"{row['fair_tasks_per_s']:,.0f} SG Lazy {row['sg_lazy_tasks_per_s']:,.0f} SG Full "
-              f"{row['sg_full_tasks_per_s']:,.0f}; makespans fair {row['fair_makespan_s']:.12g} SG Full "
-              f"{row['sg_full_makespan_s']:.12g} Lazy {row['sg_lazy_makespan_s']:.12g}", flush=True)
-    write_result(a.out, {"layers": a.layers, "cm02_flags": CM02, "rows": rows})
-    return 0
+        print(cliff_line(row), flush=True)
+    write_result(a.out, {"layers": a.layers, "cm02_flags": CM02, "base": a.base, "rows": rows})
+    return 0 if same else 1
+
+
+def cliff_line(row: dict) -> str:
+    names = ("fifo", "fair", "fair_base", "sg_lazy", "sg_full")
+    rates = " ".join(f"{k} {row[f'{k}_tasks_per_s']:,.0f}" for k in names if f"{k}_s" in row)
+    same = "" if "same_schedule_as_base" not in row else \
+        ("; schedule = base's" if row["same_schedule_as_base"] else "; SCHEDULE DIFFERS FROM BASE")
+    cpu = " ".join(f"{k} {row[f'{k}_cpu_tasks_per_s']:,.0f}" for k in names if f"{k}_cpu_tasks_per_s" in row)
+    return (f"units {row['units']:>4} tasks {row['tasks']:>7,}: median tasks/s of {row['repeats']}: {rates} "
+            f"(CPU time: {cpu}); "
+            f"makespans fair {row['fair_makespan_s']!r} SG Full {row['sg_full_makespan_s']!r}{same}")
 
 
 def write_result(out: Path, body: dict) -> None:
@@ -324,6 +362,8 @@ def parser() -> argparse.ArgumentParser:
     clf = sub.add_parser("cliff", help="the fair network as the cluster widens")
     clf.add_argument("--units", type=int, nargs="+", default=[16, 128])
     clf.add_argument("--layers", type=int, default=10)
+    clf.add_argument("--repeats", type=int, default=3)
+    clf.add_argument("--base", help="a commit whose fair network runs side by side (git archive)")
     clf.add_argument("--out", type=Path, default=RESULTS / "simgrid_cliff.json")
     exp = sub.add_parser("export", help="write one workload file")
     exp.add_argument("kind", choices=["layered", "focused"])

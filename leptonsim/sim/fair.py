@@ -14,9 +14,11 @@ platforms", JPDC 74(10), 2014, section 4): max-min fair rates separate over the
 connected components of the flow-channel graph, so a start or end re-solves only the
 flows that share a channel with a changed one, transitively. Changes at one timestamp
 are solved once, after them all. A flow's bytes left are brought up to date only when
-its rate changes, and the next end comes from a heap. One event costs
-O(component flows x hops + log transfers), the whole network in the worst case (one
-shared bottleneck); `_FullFairNetwork` keeps the full re-solve as a reference.
+its rate changes, and the next start or end comes from the network's own heap behind
+one simpy alarm (FairNetwork). One change costs O(component flows x hops + log
+transfers), the whole network in the worst case (one shared bottleneck), and nothing
+but the heap for a flow alone on its channels; `_FullFairNetwork` keeps the full
+re-solve as a reference.
 A transfer's trace rows, one per channel of its route, span its whole life (send to
 arrival); on a shared channel they overlap, which is the point.
 """
@@ -26,9 +28,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
+from math import inf
+from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from ..hardware import Channel
 from .network import call_at
@@ -62,11 +67,12 @@ def max_min_rates(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> 
 
 
 class _Flow:
-    __slots__ = ("record", "edge", "path", "left", "rate", "since", "version")
+    __slots__ = ("record", "edge", "path", "left", "rate", "since", "version", "streaming")
 
     def __init__(self, record: int, edge: int, path: tuple[int, ...], nbytes: float) -> None:
         self.record, self.edge, self.path, self.left, self.rate = record, edge, path, nbytes, 0.0
         self.since, self.version = 0.0, 0  # when `left` was taken; bumped at each new rate
+        self.streaming = False             # past its latency (FairNetwork)
 
 
 class _FullFairNetwork:
@@ -151,75 +157,218 @@ class _FullFairNetwork:
         return edge, channel, start, np.repeat(np.array(self._end, np.float64), hops)
 
 
+class _Tick:
+    """An alarm: the least of a simpy event that Environment.step reads (its callbacks,
+    `_ok`), pushed onto the event queue at an absolute time as network.Alarm is."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+    def __init__(self, callbacks: list[Callable[[Any], None]]) -> None:
+        self.callbacks = callbacks
+
+
 class FairNetwork(_FullFairNetwork):
-    """Max-min fair sharing, re-solving only the flows a start or end touches."""
+    """Max-min fair sharing, re-solving only the flows a start or end touches.
+
+    The network keeps its own agenda, a heap of (time, record, version, flow): a flow's
+    start of streaming (the end of its latency) or its end, valid while the flow's
+    version is that entry's. One simpy alarm rings at the agenda's first time, however
+    many flows are in flight (`_wake`; `_armed` keeps a time from being armed twice).
+    A transfer sent onto channels no flow holds is registered at once as streaming
+    alone from the end of its latency at min B_i, its end pushed: it costs no start
+    event and no solve, and the first solve that finds it not yet started takes it off
+    again until its start (`_postpone`). Channels whose flows are all single-hop form
+    a component of their own, shared equally: no search, no progressive filling.
+    """
 
     def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         super().__init__(env, channels, arrived)
-        self._users: list[set[_Flow]] = [set() for _ in channels]  # streaming flows per channel
-        self._touched: list[_Flow] = []   # flows started or ended since the last solve
-        self._ends: list[tuple[float, int, int, _Flow]] = []  # (end, record, version, flow)
-        self._wake: float | None = None   # the earliest end an alarm is set for
+        self._capacity = [float(b) for b in self._capacity]
+        self._users: list[list[_Flow]] = [[] for _ in channels]  # registered flows per channel
+        self._multi = [0] * len(channels)   # how many of them cross more than one channel
+        self._agenda: list[tuple[float, int, int, _Flow]] = []
+        self._touched: list[int] = []       # channels whose flows changed at this time
+        self._wake = inf                    # the alarm that answers for the agenda's first
+        self._armed: set[float] = set()     # the times alarms are pending at
+        self._routes: dict[tuple[int, ...], tuple[float, float]] = {}  # multi-hop: see _route
+        self._rings: list[Callable[[Any], None]] = []  # every alarm's callbacks (step only reads them)
+        self._rings.append(self._ringer())
+        self.send = self._sender()  # type: ignore[method-assign]
 
-    def _stream(self, flow: _Flow) -> None:
+    def _sender(self) -> Callable[..., None]:
+        """send(edge, nbytes, path, now, hop=0): edge's data leaves for the end of `path`
+        at `now` (hop is FIFO-only). A closure over plain lists, as it runs per transfer."""
+        record_edge, record_start, record_end = self._edge.append, self._start.append, self._end.append
+        record_path, records = self._paths.append, self._edge
+        users, latency, capacity, routes = self._users, self._latency, self._capacity, self._routes
+        agenda, register, new_route = self._agenda, self._register, self._route
+
+        def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0) -> None:
+            flow = _Flow(len(records), edge, path, nbytes)
+            record_edge(edge)
+            record_start(now)
+            record_end(now)
+            record_path(path)
+            if len(path) == 1:  # most transfers: no route to look up (sum and min of one)
+                c = path[0]
+                delay, alone, lone = latency[c], capacity[c], not users[c]
+            else:
+                delay, alone = routes.get(path) or new_route(path)
+                lone = all(not users[c] for c in path)
+            start = now + delay if delay > 0 else now
+            if lone:  # nothing to share with: streams alone from `start`
+                flow.streaming, flow.since, flow.rate = True, start, alone
+                if len(path) == 1:
+                    users[c].append(flow)
+                else:
+                    register(flow)
+                when = start + nbytes / alone
+            else:
+                when = start
+            heappush(agenda, (when, flow.record, 0, flow))
+            if when < self._wake:
+                self._arm(when)
+        return send
+
+    def _route(self, path: tuple[int, ...]) -> tuple[float, float]:
+        """The latency before a flow streams and its rate alone (max_min_rates of one)."""
+        route = self._routes[path] = (sum(self._latency[c] for c in path),
+                                      min(self._capacity[c] for c in path))
+        return route
+
+    def _arm(self, when: float) -> None:
+        """Ring at `when` unless an alarm is pending then already."""
+        self._wake = when
+        if when not in self._armed:
+            self._armed.add(when)
+            env: Any = self.env
+            heappush(env._queue, (when, NORMAL, next(env._eid), _Tick(self._rings)))
+
+    def _register(self, flow: _Flow) -> None:
         for c in flow.path:
-            self._users[c].add(flow)
-        self._touch(flow)
+            self._users[c].append(flow)
+        if len(flow.path) > 1:
+            for c in flow.path:
+                self._multi[c] += 1
 
-    def _touch(self, flow: _Flow) -> None:
-        """Solve once after every change at this timestamp (an alarm at now runs after
-        the events already due now, so zero-delay sends join the batch)."""
-        if not self._touched:
-            call_at(self.env, self.env.now, lambda _: self._solve())
-        self._touched.append(flow)
+    def _unregister(self, flow: _Flow) -> None:
+        for c in flow.path:
+            self._users[c].remove(flow)
+        if len(flow.path) > 1:
+            for c in flow.path:
+                self._multi[c] -= 1
 
-    def _component(self) -> list[_Flow]:
-        """The streaming flows connected to a touched one through shared channels."""
+    def _ringer(self) -> Callable[[Any], None]:
+        """The alarm's callback: every start and end due now, then one solve after them
+        all (again if that solve or an arrival's consequences bring more due now). A
+        single-hop flow's end touches its channel only if other flows remain on it."""
+        env, armed, agenda, users = self.env, self._armed, self._agenda, self._users
+        end, arrived, register, unregister = self._end, self.arrived, self._register, self._unregister
+        sim: Any = env
+        queue: list[Any] = sim._queue
+        eid, rings = sim._eid, self._rings
+
+        def ring(event: Any) -> None:
+            now = sim._now  # Environment.now without its property call
+            armed.discard(now)
+            if now < self._wake:  # an earlier alarm took over
+                return
+            touched = self._touched
+            while agenda and agenda[0][0] <= now:
+                while agenda and agenda[0][0] <= now:
+                    _, _, version, f = heappop(agenda)
+                    if version != f.version:  # superseded by a later rate
+                        continue
+                    path = f.path
+                    if not f.streaming:  # its latency is over: it streams from now
+                        f.streaming = True
+                        register(f)
+                        touched.extend(path)
+                        continue
+                    f.version += 1  # ended: no later entry of it counts
+                    if len(path) == 1:
+                        flows = users[path[0]]
+                        flows.remove(f)
+                        if flows:
+                            touched.append(path[0])
+                    else:
+                        unregister(f)
+                        touched.extend(path)
+                    end[f.record] = now
+                    arrived(f.edge, now)
+                if touched:
+                    self._solve(now)
+                    touched = self._touched
+            while agenda and agenda[0][2] != agenda[0][3].version:
+                heappop(agenda)
+            if not agenda:
+                self._wake = inf
+                return
+            self._wake = when = agenda[0][0]  # as _arm, inlined
+            if when not in armed:
+                armed.add(when)
+                event.callbacks = rings  # this alarm again: step is done with it
+                heappush(queue, (when, NORMAL, next(eid), event))
+        return ring
+
+    def _solve(self, now: float) -> None:
+        """New rates for the flows connected to the touched channels."""
+        chans = self._touched
+        self._touched = []
+        if len(chans) > 1:
+            chans = list(dict.fromkeys(chans))
+        users, multi, cap = self._users, self._multi, self._capacity
+        if not any(multi[c] for c in chans):  # each channel's flows are a component
+            agenda = self._agenda
+            for c in chans:
+                flows = users[c]
+                if not flows:
+                    continue
+                if len(flows) > 1 or flows[0].since > now:
+                    self._postpone_late(c, now)
+                    if not flows:
+                        continue
+                r = cap[c] / len(flows)   # max_min_rates of flows on one channel
+                for f in flows:           # as _rerate, inlined: the hot loop
+                    left = f.left - f.rate * (now - f.since)
+                    f.left = left = 0.0 if left < 0.0 else left  # = max(left, 0.0)
+                    f.since, f.rate, f.version = now, r, f.version + 1
+                    heappush(agenda, (now + left / r, f.record, f.version, f))
+            return
+        flows = sorted(self._component(chans, now), key=lambda f: f.record)
+        if flows:
+            self._rerate(flows, max_min_rates([f.path for f in flows], cap), now)
+
+    def _component(self, chans: list[int], now: float) -> set[_Flow]:
+        """The streaming flows connected to `chans` through shared channels."""
         seen: set[_Flow] = set()
-        todo = [c for f in self._touched for c in f.path]
-        done: set[int] = set()
+        todo, done, users = list(chans), set(), self._users
         while todo:
             c = todo.pop()
             if c in done:
                 continue
             done.add(c)
-            for f in self._users[c] - seen:
-                seen.add(f)
-                todo.extend(f.path)
-        return sorted(seen, key=lambda f: f.record)
+            self._postpone_late(c, now)
+            for f in users[c]:
+                if f not in seen:
+                    seen.add(f)
+                    todo.extend(f.path)
+        return seen
 
-    def _solve(self) -> None:
-        now = self.env.now
-        flows = self._component()
-        self._touched = []
-        for f, r in zip(flows, max_min_rates([f.path for f in flows], self._capacity), strict=True):
+    def _postpone_late(self, c: int, now: float) -> None:
+        """Take off channel c the flows registered ahead of their start (see `send`):
+        from now on they start as any other, at the end of their latency."""
+        for f in [f for f in self._users[c] if f.since > now]:
+            self._unregister(f)
+            start = f.since
+            f.streaming, f.since, f.rate, f.version = False, 0.0, 0.0, f.version + 1
+            heappush(self._agenda, (start, f.record, f.version, f))
+
+    def _rerate(self, flows: Sequence[_Flow], rates: Sequence[float], now: float) -> None:
+        agenda = self._agenda
+        for f, r in zip(flows, rates, strict=True):
             f.left = max(f.left - f.rate * (now - f.since), 0.0)
             f.since, f.rate, f.version = now, r, f.version + 1
-            heappush(self._ends, (now + f.left / r, f.record, f.version, f))
-        self._alarm()
-
-    def _alarm(self) -> None:
-        ends = self._ends
-        while ends and ends[0][2] != ends[0][3].version:  # superseded by a later rate
-            heappop(ends)
-        if ends and (self._wake is None or ends[0][0] < self._wake):
-            self._wake = first = ends[0][0]
-            call_at(self.env, first, lambda _: self._end_due(first))
-
-    def _end_due(self, when: float) -> None:
-        if when != self._wake:  # an earlier alarm took over
-            return
-        self._wake = None
-        ends, now = self._ends, self.env.now
-        while ends and ends[0][0] <= now:
-            _, _, version, f = heappop(ends)
-            if version != f.version:
-                continue
-            f.version += 1  # ended: no later entry of it counts
-            for c in f.path:
-                self._users[c].discard(f)
-            self._touch(f)
-            self._end[f.record] = now
-            self.arrived(f.edge, now)
-        self._alarm()
+            heappush(agenda, (now + f.left / r, f.record, f.version, f))
