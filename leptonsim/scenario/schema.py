@@ -32,6 +32,7 @@ from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
 from .cost import COST_MODELS
 from .model import model_schema, parallel_schema
+from .noise import noise_schema
 
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
            "SCHEDULERS"]
@@ -327,6 +328,7 @@ def _schema() -> Schema:
         "hardware": _hardware(),
         "workload": _workload(),
         "parallel": _with_offload(parallel_schema(_table, _int, _qty)),
+        "noise": noise_schema(_table, _int),
         "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
                   "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
