@@ -62,6 +62,10 @@ def _run(args: argparse.Namespace) -> int:
         scenarios = _runnable(args)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
     check_output(base, directory=True)  # the directory named, then each variant's in it
+    if args.samples:
+        from .replicates.cli import run_samples
+
+        return run_samples(args, scenarios, base)
     dirs = [check_output(base / s.variant, directory=True) if s.variant else base
             for s in scenarios]
     results = []
@@ -163,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR",
                    help="output directory (default out/<file stem>; variants in subdirectories)")
     add_output_options(r)
+    from .replicates.cli import add_sample_options
+
+    add_sample_options(r)
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="validate a scenario file without simulating it",
                        description="Check every variant of a scenario file and build its "
