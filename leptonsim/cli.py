@@ -188,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--totals", action="store_true",
                    help="print only the parameter and FLOP totals, not every layer")
     m.set_defaults(func=_model)
+    from .failures.cli import add_failures_command
     from .measure.calibrate import add_calibrate_command
     from .measure.profile import add_profile_command
     from .optimize.cli import add_optimize_command
@@ -201,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     add_calibrate_command(sub)
     add_profile_command(sub)
     add_optimize_command(sub)
+    add_failures_command(sub)
     p.set_defaults(commands=sub.choices)
     return p
 
