@@ -46,17 +46,23 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_samples(args: argparse.Namespace, scenarios: list[Scenario], base: Path) -> int:
-    """Each variant's replicates, reported and written (into base/<variant>)."""
+    """Each noisy variant's replicates, reported and written (into base/<variant>); a
+    variant without noise is named on stderr and skipped."""
     from ..files import check_output
     from ..study.executors import open_executor
     from .files import render, write_replicates
     from .run import replicates
 
+    noisy = [s for s in scenarios if s.noise is not None]
+    if not noisy:
+        raise ScenarioError("noise", "a [noise] table whose spreads are not all off, "
+                            "for --samples", "<no noise>", file=scenarios[0].file,
+                            hint="every replicate would be the same run")
     for s in scenarios:
         if s.noise is None:
-            raise ScenarioError("noise", "a [noise] table whose spreads are not all off, "
-                                "for --samples", "<no noise>", file=s.file,
-                                hint="every replicate would be the same run")
+            print(f"run: skipped {s.label}: no noise, every sample would be the same",
+                  file=sys.stderr)
+    scenarios = noisy
     dirs = [check_output(base / s.variant, directory=True) if s.variant else base
             for s in scenarios]
     with open_executor(args.executor, args.workers, args.scheduler) as pool:
