@@ -113,3 +113,20 @@ def test_samples_without_noise_are_refused_naming_the_table(tmp_path, capsys) ->
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {f}: noise: expected")
     assert not (tmp_path / "out").exists()
+
+
+def test_dask_gives_the_process_pools_replicates(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--executor dask` takes the sweep's path: the same rows as the pool."""
+    from distributed import LocalCluster
+
+    f = tmp_path / "noisy.toml"
+    f.write_text(NOISY)
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, protocol="tcp",
+                      host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        assert main(["run", str(f), "--samples", "5", "--executor", "dask", "--scheduler",
+                     cluster.scheduler_address, "--out", str(tmp_path / "dask")]) == 0
+    assert main(["run", str(f), "--samples", "5", "--workers", "1", "--out",
+                 str(tmp_path / "inline")]) == 0
+    assert (tmp_path / "dask" / "samples.csv").read_bytes() == \
+        (tmp_path / "inline" / "samples.csv").read_bytes()
