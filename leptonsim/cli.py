@@ -72,8 +72,11 @@ def _run(args: argparse.Namespace) -> int:
     for s in scenarios:  # all variants simulate before any file is written
         with progress.phase("simulating", f"{s.variant or s.name} ({s.graph.size:,} tasks)"):
             results.append(run(s))
-    for result, out in zip(results, dirs, strict=True):
+    for result, out, s in zip(results, dirs, scenarios, strict=True):
         print(render(result))
+        if s.noise is not None:
+            print(f"noise            sample {s.sample} of seed {s.noise.seed} (docs/noise.md); "
+                  "--samples N for its distribution")
         tasks = result.scenario.graph.size
         grouped = (choose(args.outputs, tasks) == "standard"
                    and grouping(result.scenario, args.gantt_rows) is not None)

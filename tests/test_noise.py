@@ -118,3 +118,12 @@ def test_a_bad_spread_is_one_line_naming_its_key(tmp_path, capsys, table: str, k
 def test_noise_seed_defaults_to_the_scenarios() -> None:
     assert loads(noisy("sigma = 0.1"))[0].noise == Noise(Spread(0.1), seed=1)
     assert loads(noisy("sigma = 0.1", seed="9"))[0].noise == Noise(Spread(0.1), seed=9)
+
+
+def test_run_says_which_sample_it_drew(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from leptonsim.cli import main
+
+    f = tmp_path / "noisy.toml"
+    f.write_text(noisy("sigma = 0.1", seed="4"))
+    assert main(["run", str(f), "--outputs", "summary", "--out", str(tmp_path / "o")]) == 0
+    assert "noise            sample 0 of seed 4" in capsys.readouterr().out
