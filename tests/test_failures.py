@@ -62,10 +62,11 @@ def test_in_dalys_regime_the_simulated_optimum_is_within_the_formulas_accuracy(
 
 @settings(max_examples=25, deadline=None)
 @given(st.floats(0.5, 1e3), st.floats(1.0, 3600.0), st.floats(0.0, 3600.0),
-       st.floats(0.1, 20.0))
+       st.floats(0.01, 3.0))
 def test_goodput_is_in_0_1_for_a_run_of_steps(mtbf_h: float, delta: float, restart: float,
-                                             tau_h: float) -> None:
-    out = simulate(job(mtbf_h, delta, restart), tau_h * H, 20, seed=0, work_s=50 * H)
+                                             share: float) -> None:
+    """Intervals up to 3 MTBFs (longer ones take e^{tau/M} tries each)."""
+    out = simulate(job(mtbf_h, delta, restart), share * mtbf_h * H, 20, seed=0, work_s=50 * H)
     assert ((out.goodput > 0) & (out.goodput <= 1)).all()
     assert (out.useful_s == 50 * H).all()
 
@@ -141,3 +142,22 @@ def test_bad_failures_are_one_line_naming_the_key(tmp_path, capsys, table: str, 
 def test_run_ignores_the_failures_table(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     refused(tmp_path, capsys, FAILING + "[failures]\nunit_mtbf_h = -1.0\n"
             'storage_bandwidth = "1 GB/s"\ndays = 1\n', "failures.unit_mtbf_h", "expected")
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ('unit_mtbf_h = 1.0\nstorage_bandwidth = "1 GB/s"\ndays = 1\ncheckpoint = "100 TB"',
+     "failures.storage_bandwidth"),
+    ('unit_mtbf_h = 1.0\nstorage_bandwidth = "1 GB/s"\ndays = 1\ncheckpoint = "1 GB"\n'
+     'restart = "20 h"', "failures.restart"),
+    ('unit_mtbf_h = 0.000001\nstorage_bandwidth = "1 TB/s"\ndays = 3000\ncheckpoint = "1 GB"',
+     "failures.days"),
+    ('unit_mtbf_h = 10.0\nstorage_bandwidth = "1 TB/s"\nsteps = 9007199254740991\n'
+     'step_time = "1 h"\ncheckpoint = "1 GB"', "failures.steps"),
+])
+def test_a_run_that_could_not_finish_is_refused_before_simulating(tmp_path, capsys, table: str,  # type: ignore[no-untyped-def]
+                                                                 key: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(FAILING + "[failures]\n" + table + "\n")
+    assert main(["failures", str(f), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {f}: {key}: "), err

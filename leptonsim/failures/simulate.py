@@ -24,9 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SimulationError
 from .model import FailureModel, daly_interval, young_interval
 
-__all__ = ["Best", "Outcome", "best_interval", "simulate"]
+__all__ = ["MAX_EVENTS", "Best", "Outcome", "best_interval", "simulate"]
+
+MAX_EVENTS = 200_000  # failures and restarts per replicate: ~20 s; scenario/failures.py
+                      # refuses runs that expect more than MAX_EVENTS / 2 interruptions
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def simulate(model: FailureModel, tau_s: np.ndarray | float, replicates: int, se
     t, done, fails = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     restarting, active = np.zeros(shape, bool), np.ones(shape, bool)
     rng, mtbf, restart = np.random.default_rng(seed), model.mtbf_s, model.restart_s
-    while active.any():
+    for _ in range(MAX_EVENTS):
+        if not active.any():
+            break
         g = rng.exponential(mtbf, replicates)[None, :]
         # a restart: done after R if the gap allows, else failed after the gap
         rs = active & restarting
@@ -83,8 +89,14 @@ def simulate(model: FailureModel, tau_s: np.ndarray | float, replicates: int, se
         fails += failed
         restarting = np.where(rs, ~ok, failed | restarting)
         active &= ~finished & ~cut & (t < end)
+    else:
+        raise SimulationError(f"the run did not finish within {MAX_EVENTS:,} failures and "
+                              "restarts: its intervals are too long for the MTBF")
     useful = done * tau if work_s is None else np.where(done > full, work_s, done * tau)
     return Outcome(tau[:, 0], np.minimum(t, end), useful, fails)
+
+
+SPAN_MTBFS = 5.0  # no candidate's interval and checkpoint exceed 5 M: e^5 = 148 tries each
 
 
 @dataclass(frozen=True)
@@ -101,12 +113,14 @@ class Best:
 def best_interval(model: FailureModel, replicates: int, seed: int, work_s: float | None = None,
                   horizon_s: float | None = None, points: int = 41) -> Best:
     """The interval of highest mean goodput over `points` candidates spaced evenly in
-    log tau from Young's / 4 to Young's x 4 (none shorter than a step), refined by the
+    log tau from Young's / 4 to Young's x 4 (none shorter than a step, none with its
+    checkpoint longer than SPAN_MTBFS x M), refined by the
     vertex of a parabola through the best candidate and its neighbours (in log tau)."""
     delta, mtbf = model.checkpoint_s, model.mtbf_s
     young = young_interval(delta, mtbf)
     centre = max(young, model.step_s, 1e-6)  # delta = 0 would put the grid at 0
-    grid = np.geomspace(max(centre / 4, model.step_s), centre * 4, points)
+    top = max(min(centre * 4, SPAN_MTBFS * mtbf - delta), centre)  # e^{s/M} attempts each
+    grid = np.geomspace(max(centre / 4, model.step_s), top, points)
     out = simulate(model, grid, replicates, seed, work_s, horizon_s)
     mean = out.goodput.mean(axis=1)
     i = int(np.clip(np.argmax(mean), 1, points - 2))

@@ -9,11 +9,13 @@ from typing import Any
 
 from ..errors import ScenarioError, did_you_mean
 from ..failures.model import ADAM_CHECKPOINT_BYTES, HOUR, FailureModel
+from ..failures.simulate import MAX_EVENTS, SPAN_MTBFS
 from ..hardware import Cluster
 from ..presets import failure_presets
 
 Schema = dict[str, Any]
 MTBFS = ("unit", "node", "link", "job")
+MAX_REPLICATES = 10_000  # 41 candidates x 10,000 replicates: 3 MB a column
 
 
 def _hours(meaning: str) -> Schema:
@@ -56,7 +58,8 @@ def failures_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                      "interval": quantity("time", "A checkpoint interval (work between "
                                           "checkpoints) to simulate beside the best one",
                                           exclusiveMinimum=0),
-                     "replicates": integer("Seeded replicates of the run", 1, 200),
+                     "replicates": {**integer("Seeded replicates of the run", 1, 200),
+                                    "maximum": MAX_REPLICATES},
                  }, ("storage_bandwidth",), oneOf=[{"required": ["steps"]},
                                                    {"required": ["days"]}])
 
@@ -97,7 +100,27 @@ def build_failures(doc: dict[str, Any], cluster: Cluster, params: float | None,
                          checkpoint_bytes=size,
                          storage_bandwidth=float(merged["storage_bandwidth"]),
                          restart_s=float(merged["restart"]), step_s=step_s, **mtbf)
+    _check_feasible(model, merged)
     if "interval" in merged and float(merged["interval"]) <= model.checkpoint_s:
         raise ScenarioError("failures.interval", f"an interval longer than the checkpoint "
                             f"write time ({model.checkpoint_s:.4g} s)", f"{merged['interval']:g} s")
     return model
+
+
+def _check_feasible(model: FailureModel, table: dict[str, Any]) -> None:
+    """A run the simulation can finish: a checkpoint and a restart shorter than a few
+    MTBFs (else almost no interval completes: e^{s/M} tries each), and at most
+    MAX_EVENTS / 2 interruptions expected."""
+    m = model.mtbf_s
+    for key, what, seconds in (("storage_bandwidth", "checkpoint write", model.checkpoint_s),
+                               ("restart", "restart", model.restart_s)):
+        if seconds >= (SPAN_MTBFS - 1) * m:
+            raise ScenarioError(f"failures.{key}", f"a {what} shorter than "
+                                f"{SPAN_MTBFS - 1:g} x the job's MTBF ({m:.4g} s)",
+                                f"<{seconds:.4g} s>",
+                                hint="the run would almost never finish an interval")
+    span, key = ((table["days"] * 86_400.0, "days") if "days" in table
+                 else (table["steps"] * model.step_s, "steps"))
+    if span / m > MAX_EVENTS / 2:
+        raise ScenarioError(f"failures.{key}", f"a run expecting at most {MAX_EVENTS // 2:,} "
+                            f"interruptions (MTBF {m:.4g} s)", f"<{span / m:.4g}>")
