@@ -196,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
     from .measure.profile import add_profile_command
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
+    from .sensitivity import add_sensitivity_command
     from .study.cli import add_sweep_command
     from .validate.cli import add_validate_command
 
@@ -206,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
     add_profile_command(sub)
     add_optimize_command(sub)
     add_failures_command(sub)
+    add_sensitivity_command(sub)
     p.set_defaults(commands=sub.choices)
     return p
 
