@@ -73,14 +73,21 @@ def _run(args: argparse.Namespace) -> int:
         scenarios = _runnable(args)
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
     check_output(base, directory=True)  # the directory named, then each variant's in it
+    if args.samples:
+        from .replicates.cli import run_samples
+
+        return run_samples(args, scenarios, base)
     dirs = [check_output(base / s.variant, directory=True) if s.variant else base
             for s in scenarios]
     results = []
     for s in scenarios:  # all variants simulate before any file is written
         with progress.phase("simulating", f"{s.variant or s.name} ({s.graph.size:,} tasks)"):
             results.append(run(s))
-    for result, out in zip(results, dirs, strict=True):
+    for result, out, s in zip(results, dirs, scenarios, strict=True):
         print(render(result, formulas=not args.quiet_formulas))
+        if s.noise is not None:
+            print(f"noise            sample {s.sample} of seed {s.noise.seed} (docs/noise.md); "
+                  "--samples N for its distribution")
         tasks = result.scenario.graph.size
         grouped = (choose(args.outputs, tasks) == "standard"
                    and grouping(result.scenario, args.gantt_rows) is not None)
@@ -193,6 +200,9 @@ def parser() -> argparse.ArgumentParser:
                    help="leave the seed's formulas and the bounds out of the report "
                         "(summary.json keeps them)")
     add_output_options(r)
+    from .replicates.cli import add_sample_options
+
+    add_sample_options(r)
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="validate a scenario file without simulating it",
                        description="Check every variant of a scenario file and build its "
@@ -211,10 +221,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--totals", action="store_true",
                    help="print only the parameter and FLOP totals, not every layer")
     m.set_defaults(func=_model)
+    from .failures.cli import add_failures_command
     from .measure.calibrate import add_calibrate_command
     from .measure.profile import add_profile_command
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
+    from .sensitivity import add_sensitivity_command
     from .study.cli import add_sweep_command
     from .validate.cli import add_validate_command
 
@@ -224,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     add_calibrate_command(sub)
     add_profile_command(sub)
     add_optimize_command(sub)
+    add_failures_command(sub)
+    add_sensitivity_command(sub)
     p.set_defaults(commands=sub.choices)
     return p
 

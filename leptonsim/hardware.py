@@ -43,8 +43,11 @@ class ComputeUnit:
     peaks: tuple[tuple[str, float], ...] = ()
     bandwidth_efficiency: float = 1.0
     sms: int = 0
+    slowdown: float = 1.0  # its compute tasks take this many times longer: a noise draw
 
     def __post_init__(self) -> None:
+        if not self.slowdown > 0:
+            raise ValueError(f"unit {self.name}: slowdown must be > 0, got {self.slowdown}")
         if not 0.0 < self.efficiency <= 1.0:
             raise ValueError(f"unit {self.name}: efficiency must be in (0, 1], got {self.efficiency}")
         if not 0.0 < self.bandwidth_efficiency <= 1.0:
@@ -73,7 +76,7 @@ class ComputeUnit:
         """Everything but the name: units with equal specs share cost columns."""
         return (self.peak_flops, self.memory_bandwidth, self.memory_bytes, self.efficiency,
                 self.overhead_s, self.idle_power_w, self.busy_power_w, self.price_per_hour,
-                self.peaks, self.bandwidth_efficiency, self.sms)
+                self.peaks, self.bandwidth_efficiency, self.sms, self.slowdown)
 
 
 class PrecisionError(SimulationError):

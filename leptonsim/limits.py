@@ -117,6 +117,7 @@ MAGNITUDES: dict[str, Magnitude] = {
     "dimensionless": Magnitude(1e-9, 1e9),          # efficiency, spread, a claimed speed-up
     "price_per_hour": Magnitude(1e-9, 1e6, "USD/h"),
     "objective": Magnitude(1e-12, 1e12),            # E_t, E_r and lambda of E_t + lambda E_r
+    "hours": Magnitude(1e-6, 1e9, "h"),             # an MTBF: a GPU's is ~10^5 h (failures.toml)
     "parameter_rate": Magnitude(1.0, 1e15, "params/s"),  # a host's CPU-Adam (offload)
 }
 

@@ -17,6 +17,7 @@ from .evaluate import FormulaRow
 from .export import atomic_write, write_chrome_trace, write_tasks_csv, write_transfers_csv
 from .files import json_text, publish
 from .metrics import Metrics
+from .noise import realise
 from .parallel.mirror import routed
 from .report import render, summary
 from .scenario import Scenario
@@ -47,7 +48,7 @@ class RunResult:
 def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
     """Simulate the scenario with its cost model, or with `cost` (which times the tasks;
     a DNN step keeps the stages its scenario balanced with scenario.cost)."""
-    cost = cost or scenario.cost
+    scenario, cost = drawn(scenario, cost or scenario.cost)
     times = cost.task_times(scenario.graph, scenario.cluster)
     network = scenario.cluster if scenario.step is None else routed(scenario.step.config,
                                                                     scenario.cluster)
@@ -74,6 +75,16 @@ def run(scenario: Scenario, cost: CostModel | None = None) -> RunResult:
                      None if step is None else step_metrics.step_metrics(
                          step, scenario.cluster, trace, m.makespan_s,
                          getattr(scenario.cost, "precision", None)))  # the workload's
+
+
+def drawn(scenario: Scenario, cost: CostModel) -> tuple[Scenario, CostModel]:
+    """Sample `scenario.sample` of its [noise] drawn into its cluster and `cost`
+    (leptonsim.noise.realise); both as they are without noise."""
+    if scenario.noise is None:
+        return scenario, cost
+    cluster, noisy = realise(scenario.noise, scenario.cluster, scenario.graph, cost,
+                             scenario.sample)
+    return replace(scenario, cluster=cluster, cost=noisy, noise=None), noisy
 
 
 def _metrics(scenario: Scenario, times: np.ndarray, trace: Trace,

@@ -12,7 +12,8 @@ task whose duration d is given instead of its work, here and nowhere else:
 
 * a fixed task takes d / E on a unit of efficiency E (d is the time at full speed);
 * a communication stand-in (a fixed task with graph.comm set: a collapsed
-  collective, a transfer's placeholder) takes d: links, not cores, set its pace.
+  collective, a transfer's placeholder) takes d: links, not cores, set its pace;
+* every other task takes `unit.slowdown` times longer (a noise draw, leptonsim.noise).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ class CostModel(Protocol):
 
 def fixed_times(graph: TaskGraph, unit: ComputeUnit, times: np.ndarray) -> np.ndarray:
     """`times` (per task, on `unit`) with the fixed-duration tasks' times put in: d / E,
-    and d for communication stand-ins."""
+    and d for communication stand-ins; all but those stand-ins x unit.slowdown."""
     fixed = ~np.isnan(graph.duration_s)
     out = np.array(times, dtype=float)
     out[fixed] = graph.duration_s[fixed] / unit.efficiency
+    if unit.slowdown != 1.0:  # a noise draw's straggler (leptonsim.noise)
+        out *= unit.slowdown
     if graph.comm is not None:
         comm = fixed & graph.comm
         out[comm] = graph.duration_s[comm]

@@ -10,7 +10,7 @@ import tomllib
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["device_presets", "host_presets", "link_presets", "preset_names"]
+__all__ = ["device_presets", "failure_presets", "host_presets", "link_presets", "preset_names"]
 
 
 def _load(resource: str) -> dict[str, dict[str, Any]]:
@@ -32,6 +32,12 @@ def device_presets() -> dict[str, dict[str, Any]]:
 def link_presets() -> dict[str, dict[str, Any]]:
     """Link presets by name (nvlink3, pcie5_x16, infiniband_ndr, ethernet_100g, ...)."""
     return _load("links.toml")
+
+
+def failure_presets() -> dict[str, dict[str, Any]]:
+    """Failure-rate presets by name (llama3_h100, opt_a100): MTBFs in hours per unit,
+    node and job, with their sources: failures.toml."""
+    return _load("failures.toml")
 
 
 def host_presets() -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from ..generators import TaskCost, chain, fork_join, independent, layered, split
 from ..graph import GraphBuilder, TaskGraph
 from ..hardware import Cluster
 from ..limits import check_size
+from ..noise import Noise
 from ..parallel.config import SHARDED, ParallelConfig
 from ..parallel.context import ContextSplitError
 from ..parallel.experts import ExpertSplitError
@@ -36,6 +37,7 @@ from ..presets import host_presets
 from .cluster import _spec, build_cluster
 from .cost import build_cost, check_precision
 from .model import build_model, build_parallel, with_conv_algorithm
+from .noise import build_noise
 from .schema import AUTO
 from .validate import normalize, schema_root
 
@@ -76,6 +78,8 @@ class Scenario:
     network: str = "fifo"          # how links are shared: sim.NETWORKS
     cost: CostModel = DEFAULT      # what tasks cost: the step was partitioned with it
     settings: tuple[tuple[str, Any], ...] = ()  # keys its variant and --set gave, as written
+    noise: Noise | None = None     # [noise]: result.run draws sample `sample` of it
+    sample: int = 0
 
     @property
     def label(self) -> str:
@@ -169,6 +173,7 @@ def scenario(doc: Doc, cluster: Cluster, workload: Workload, variant: str = "",
         seed=int(meta["seed"]), cluster=cluster, graph=graph, scheduler=scheduler,
         claims=claims, claim_source=claims_doc["source"], objective=objective, file=file,
         step=workload.step, network=doc["schedule"]["network"], cost=workload.cost,
+        noise=build_noise(doc),
     )
 
 
@@ -201,7 +206,7 @@ def _step(doc: Doc, cluster: Cluster, cost: CostModel, file: str) -> StepGraph:
     model = build_model(table, file)
     cfg = build_parallel(table, doc["parallel"], cluster.size)
     sharded = doc["parallel"]["embeddings"] in SHARDED
-    cfg = _mirrored(cfg, cluster, sharded)
+    cfg = _mirrored(cfg, cluster, sharded, noisy=build_noise(doc) is not None)
     model = with_conv_algorithm(model, table, cfg, cluster, cost)
     shape = (f"dp {cfg.dp} x simulated tp {len(cfg.simulated_tp_ranks())} x "
              f"{cfg.microbatches} micro-batches x {len(model.layers)} layers{_smaller(cfg)}")
@@ -288,12 +293,16 @@ def _step_tasks_at_least(layers: Sequence[object], cfg: ParallelConfig) -> int:
             * passes * per_pass)
 
 
-def _mirrored(cfg: ParallelConfig, cluster: Cluster, sharded: bool) -> ParallelConfig:
+def _mirrored(cfg: ParallelConfig, cluster: Cluster, sharded: bool,
+              noisy: bool = False) -> ParallelConfig:
     """dp_mode decided (parallel.mirror.resolve); a forced "mirrored" that would not be
-    exact is an error at parallel.dp_mode (the DLRM hybrid is always built whole)."""
+    exact is an error at parallel.dp_mode (the DLRM hybrid is always built whole; with
+    [noise] every replica draws its own units, so none stands for the others)."""
     try:
         if sharded and cfg.dp_mode != "full":
             raise MirrorError("the DLRM hybrid's sharded embeddings are built whole")
+        if noisy and cfg.dp_mode != "full":
+            raise MirrorError("[noise] draws each replica's units and links apart")
         return resolve_mirror(cfg, cluster)
     except MirrorError as err:
         if cfg.dp_mode == "auto":

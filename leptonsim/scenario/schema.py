@@ -31,7 +31,9 @@ from ..quantities import EXAMPLES
 from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
 from .cost import COST_MODELS
+from .failures import failures_schema
 from .model import model_schema, parallel_schema
+from .noise import noise_schema
 from .serving_schema import serving_schema
 
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
@@ -329,6 +331,8 @@ def _schema() -> Schema:
         "hardware": _hardware(),
         "workload": _workload(),
         "parallel": _with_offload(parallel_schema(_table, _int, _qty)),
+        "noise": noise_schema(_table, _int),
+        "failures": failures_schema(_table, _int, _qty),
         "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
                   "(see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
