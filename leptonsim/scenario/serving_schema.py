@@ -44,9 +44,11 @@ def _lengths(what: str, integer: Any) -> Schema:
                               1, 1), "maximum": MAX_TOKENS},
             "max": {**integer("uniform, zipf: the greatest length; every kind is clipped to "
                               "it", 1, 4096), "maximum": MAX_TOKENS},
-            "sigma": {"type": "number", "exclusiveMinimum": 0, "maximum": 4, "default": 0.5,
+            "sigma": {"type": "number", "x-magnitude": "dimensionless", "exclusiveMinimum": 0,
+                      "maximum": 4, "default": 0.5,
                       "description": "lognormal: the standard deviation of the log length"},
-            "alpha": {"type": "number", "exclusiveMinimum": 1, "maximum": 10, "default": 1.5,
+            "alpha": {"type": "number", "x-magnitude": "dimensionless", "exclusiveMinimum": 1,
+                      "maximum": 10, "default": 1.5,
                       "description": "zipf: the exponent; P(n) is proportional to n^-alpha"},
         },
     }
@@ -61,9 +63,10 @@ def _arrivals(integer: Any, quantity: Any) -> Schema:
             "kind": {"enum": list(ARRIVALS), "description": "poisson (exponential gaps at "
                      "`rate`), gamma (gaps of mean 1/rate and coefficient of variation `cv`: "
                      "bursty above 1), fixed (every 1/rate) or trace (the CSV `trace`)"},
-            "rate": {"type": "number", "minimum": 1e-6, "maximum": 1e6,
+            "rate": {"type": "number", "x-magnitude": "dimensionless", "minimum": 1e-6, "maximum": 1e6,
                      "description": "Requests per second (poisson, gamma, fixed)"},
-            "cv": {"type": "number", "minimum": 0.01, "maximum": 100, "default": 1.0,
+            "cv": {"type": "number", "x-magnitude": "dimensionless", "minimum": 0.01,
+                   "maximum": 100, "default": 1.0,
                    "description": "gamma: coefficient of variation of the gaps (1 = Poisson)"},
             "trace": {"type": "string", "minLength": 1, "description": "trace: a CSV with "
                       "columns arrival_s, prompt_tokens, output_tokens, arrival_s "
@@ -112,6 +115,7 @@ def serving_schema(table: Any, integer: Any, quantity: Any) -> Schema:
         "block_size": {**integer("Tokens per KV-cache block (vLLM's block_size)", 1, 16),
                        "maximum": 4096},
         "memory_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                            "x-magnitude": "dimensionless",
                             "default": 0.9, "description": "Share of each unit's memory "
                             "the server may use (vLLM's gpu_memory_utilization)"},
         "requests": {**integer("Requests to simulate (a trace: its first this many)", 1,
