@@ -107,10 +107,12 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str:
         return ""
     choices = list(choices)
     stem = word.lower()
-    same = [c for c in choices if c.lower() == stem]
-    longer = [c for c in choices if len(stem) >= 2 and c.lower().startswith(stem)][:3]
     close = closest(word, choices)
-    picks = same or longer or ([close] if close else [])
+    if any(c.lower() == stem for c in choices):  # the word itself, but for case
+        return f"did you mean {close!r}?"
+    longer = list(dict.fromkeys(c for c in choices if len(stem) >= 2
+                                and c.lower().startswith(stem)))[:3]
+    picks = longer or ([close] if close else [])
     return f"did you mean {' or '.join(map(repr, picks))}?" if picks else ""
 
 
