@@ -12,7 +12,11 @@ input stays under 4 GB of memory. Measured on this project's 2-core test machine
 
     run   1,048,576 tasks, 1,048,576 edges of 1 MB (layered, 64 units, greedy)   2.75 GB
     run   1,048,576 tasks, 2,097,152 edges (the same, degree 4)                  4.65 GB
-    run   4,194,304 tasks, 8,388,608 edges                        over 16 GB (stopped)
+    (the two above first; the same kind of run measured again later:)
+    run   2,097,152 tasks, 4,194,304 edges (layered, 64 units, greedy, 1 MB)     1.33 GB
+    run   4,194,304 tasks, 4,194,304 edges (the same)                            1.56 GB
+    run   4,194,304 tasks, 8,388,608 edges (the largest accepted graph)          2.49 GB
+    run   the same with --outputs all (every file written; 4 min)                3.58 GB
     check 4,194,304 tasks, 8,388,608 edges (nothing simulated)                   1.2 GB
     check a 60 MB file of 400,000 explicit tasks, 800,000 edges                 1.16 GB
     run   scenarios/gpt3_ptdp.toml (1,024 units, 615,056 tasks, 657,440 edges)   0.88 GB
@@ -20,15 +24,15 @@ input stays under 4 GB of memory. Measured on this project's 2-core test machine
     simulate 16,384 units (the same)                                             2.16 GB
     run   65,536 units (the same)                      23.5 GB, killed by the kernel
 
-so tasks and edges are bounded at 2^20 each (the engine and the written outputs cost
-about 1.3 KB per task and per edge), and units at 16,384: the engine's memory grows
+so tasks are bounded at 2^22 and edges at 2^23 (the largest graph's run stays under
+4 GB even with every output written), and units at 16,384: the engine's memory grows
 with the square of the unit count (x3.6 from 8,192 to 16,384 units). The largest
 bundled scenario, GPT-3 on 1,024 units, uses 6 % of the unit bound (a 16,384-unit step
-fits) and 59 % and 63 % of the task and edge bounds.
+fits) and 15 % and 8 % of the task and edge bounds.
 
 Magnitudes: with every quantity inside its range, the largest number the engine and
 the energy and cost code form is about 1e27 FLOP / (1 FLOP/s x 1e-9) = 1e36 s per task,
-times 2^20 tasks, times 1e9 W, times 2^14 units: about 1e56, far below the float range
+times 2^22 tasks, times 1e9 W, times 2^14 units: about 1e56, far below the float range
 (1.8e308); the smallest nonzero is about 1e-18 J/B x 1e-6 B = 1e-24 J, far above the
 subnormals (2.2e-308), so no sum, product or quotient becomes inf, nan or 0 by
 underflow, and `summary.json` is always finite (valid JSON).
@@ -83,8 +87,8 @@ SIZES: dict[str, Size] = {
     "nesting": Size(32, "levels of nesting", "the checks walk the document recursively"),
     "units": Size(16_384, "compute units", f"every unit is an object and a process; {_MEMORY}"),
     "links": Size(1_048_576, "links", f"each link is two channels; {_MEMORY}"),
-    "tasks": Size(1_048_576, "tasks", f"each task is a trace row and a queue entry; {_MEMORY}"),
-    "edges": Size(1_048_576, "edges", f"each edge is a transfer in flight; {_MEMORY}"),
+    "tasks": Size(4_194_304, "tasks", f"each task is a trace row and a queue entry; {_MEMORY}"),
+    "edges": Size(8_388_608, "edges", f"each edge is a transfer in flight; {_MEMORY}"),
     "model_layers": Size(65_536, "layers", "a layer is an object built before the step's "
                          "tasks are counted (a 126-block transformer has about 1,000); repeated blocks are "
                          "counted before they expand, so nesting cannot exhaust memory"),

@@ -39,6 +39,13 @@ def edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+def _bound(name: str) -> str:
+    """The refusal's words for SIZES[name] (the bound stated once, in limits.py)."""
+    size = limits.SIZES[name]
+    return f"at most {size.maximum:,} {size.noun}"
+
+
+TASKS_BOUND, EDGES_BOUND, LINKS_BOUND = _bound("tasks"), _bound("edges"), _bound("links")
 CASES = [  # (id, scenario text, key path, words of the line)
     ("a 100k-character name", GEN.replace('name = "base"', f'name = "{"x" * 100_000}"'),
      "scenario.name", "expected at most 1,000 characters", "found 100,000 characters"),
@@ -90,23 +97,23 @@ CASES = [  # (id, scenario text, key path, words of the line)
      'count = 16381\npreset = "v100"\n\n[hardware.link]'), "hardware.units[1].count",
      "the units up to here number 16,385"),
     ("full topology of 2,000 units", edit(GEN, "count = 4", "count = 2000"),
-     "hardware.topology", "at most 1,048,576 links", "found 1,999,000 links"),
+     "hardware.topology", LINKS_BOUND, "found 1,999,000 links"),
     ("HEFT on 4,096 units", edit(GEN, 'topology = "full"', 'topology = "switch"').replace(
         "count = 4", "count = 4096"), "schedule.scheduler", "compute units for a HEFT",
      "(the default)"),
     ("10**8 tasks", edit(GEN, "tasks = 20", "tasks = 100000000"), "workload.generator.tasks",
-     "at most 1,048,576 tasks", "found 100,000,000 tasks"),
+     TASKS_BOUND, "found 100,000,000 tasks"),
     ("layered edges", edit(GEN, "tasks = 20\nwidth = 5", "tasks = 1000000\nwidth = 100000\n"
-     "degree = 100000"), "workload.generator.degree", "at most 1,048,576 edges"),
+     "degree = 100000"), "workload.generator.degree", EDGES_BOUND),
     ("fork_join tasks", edit(GEN, 'kind = "layered"\ntasks = 20\nwidth = 5',
      'kind = "fork_join"\nwidth = 100000\nstages = 100000'), "workload.generator",
-     "at most 1,048,576 tasks"),
+     TASKS_BOUND),
     ("split_max of 1 ns", edit(GEN, 'duration = "10 s"', 'duration = "10 s"\nsplit_max = "1 ns"'),
-     "workload.generator.split_max", "at most 1,048,576 tasks", "1e+10 sub-tasks"),
+     "workload.generator.split_max", TASKS_BOUND, "1e+10 sub-tasks"),
     ("split edges", edit(GEN, 'duration = "10 s"', 'duration = "10 s"\nsplit_max = "10 ms"'),
-     "workload.generator.split_max", "at most 1,048,576 edges"),
+     "workload.generator.split_max", EDGES_BOUND),
     ("micro-batches x layers", edit(MODEL, "batch = 4", "batch = 1048576\nmicrobatches = 1048576"),
-     "workload.model", "at most 1,048,576 tasks", "1048576 micro-batches x 2 layers"),
+     "workload.model", TASKS_BOUND, "1048576 micro-batches x 2 layers"),
     ("kernel 3.0", edit(MODEL, "kernel = 3 }", "kernel = 3.0 }"),
      "workload.model.layers[0].kernel", "an integer or an array of 2 integers", "found 3.0"),
 ]
