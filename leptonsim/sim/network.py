@@ -35,6 +35,7 @@ import simpy
 from simpy.events import NORMAL
 
 from ..hardware import Channel
+from .clock import Clock
 
 
 class Alarm(simpy.Event):
@@ -52,8 +53,12 @@ class Alarm(simpy.Event):
         heappush(env._queue, (when, NORMAL, next(env._eid), self))  # type: ignore[attr-defined]
 
 
-def call_at(env: simpy.Environment, when: float, callback: Callable[[simpy.Event], None]) -> None:
-    """Run callback(event) at simulated time `when`."""
+def call_at(env: simpy.Environment | Clock, when: float, callback: Callable[[Any], None]) -> None:
+    """Run callback(event) at simulated time `when`, on simpy's clock or the engine's own
+    (fixed placement: Clock, whose callbacks get None)."""
+    if type(env) is Clock:
+        env.call(when, callback)
+        return
     alarm = Alarm(env)
     alarm.callbacks.append(callback)  # type: ignore[union-attr]
     alarm.ring_at(when)
@@ -64,7 +69,7 @@ class FifoNetwork:
 
     cut_through = True
 
-    def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
+    def __init__(self, env: simpy.Environment | Clock, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
@@ -76,7 +81,7 @@ class FifoNetwork:
         self._late: dict[int, float] = {}
         self.send = self._sender(env, arrived)
 
-    def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
+    def _sender(self, env: simpy.Environment | Clock, arrived: Callable[[int, float], None]
                 ) -> Callable[..., None]:
         """send(edge, nbytes, path, now, hop=0, tail=0.0): edge's data reaches hop `hop`
         of `path` at `now` (its head, cut-through; all of it, store-and-forward), its

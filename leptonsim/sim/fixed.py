@@ -1,0 +1,94 @@
+"""The engine's loop for a fixed placement: every unit's turns as entries of one Clock.
+
+A unit is not a simpy process: its state is a few list cells (asleep, a sleep count,
+when it is due to wake, when its task started), and a turn is one tuple on the clock's
+heap, (time, key, unit, arg): arg >= 0, the unit's task `arg` ends then; arg < 0, the
+unit wakes from its sleep number -1 - arg (a later wake-up, or a sleep that already
+ended, makes an entry stale: it is skipped, as simpy skips an Alarm whose process was
+interrupted). Every entry is pushed where the simpy engine scheduled its Timeout, Alarm
+or Interrupt, with the same priority, so both process the same events in the same
+order: tests/test_engine_loop.py holds the two to identical starts and ends.
+
+The loop is the engine's hot path (an iteration per task): everything it touches is
+a local, and a task's end, its outputs and its unit's next choice are one iteration.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush
+from math import inf
+from typing import TYPE_CHECKING
+
+from .clock import CALL, URGENT_SHIFT
+
+if TYPE_CHECKING:
+    from .engine import _Run
+
+
+def run_fixed(run: _Run) -> None:
+    """Process the clock's entries until none is left (the simpy engine's env.run())."""
+    clock = run.env
+    queue, key, costs, started = clock.queue, clock.key, run.costs, run.started
+    asleep, sleeps, wake_at, own_q, future = run.asleep, run.sleeps, run.wake_at, run.queues, run.future
+    rec_task, rec_start = run.rec_task.append, run.rec_start.append
+    ptr, edges, dst, unit_of = run.succ_ptr, run.succ_edges, run.edge_dst, run.unit_of
+    nbytes, routes, send, arrive = run.edge_bytes, run.route_rows, run.network.send, run.arrive
+    for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
+        asleep[u] = True
+        heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
+    while queue:
+        now, _, u, t = heappop(queue)
+        clock.now = now
+        if u == CALL:
+            t(None)
+            continue
+        if t >= 0:  # u's task t ends: its outputs leave now
+            rec_task(t)
+            rec_start(started[u])
+            for i in range(ptr[t], ptr[t + 1]):
+                e = edges[i]
+                v = unit_of[dst[e]]
+                if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
+                    arrive(e, now)
+                else:
+                    send(e, nbytes[e], routes[u][v], now)
+        elif asleep[u] and sleeps[u] == -1 - t:
+            asleep[u] = False
+        else:
+            continue  # a stale wake-up
+        own, fu = own_q[u], future[u]
+        while fu and fu[0][0] <= now:
+            _, p, w = heappop(fu)
+            heappush(own, (p, w))
+        if own:
+            w = heappop(own)[1]
+            started[u] = now
+            heappush(queue, (now + costs[u][w], key(), u, w))
+        else:  # sleep until the earliest input in flight is in, or until woken
+            s = sleeps[u] = sleeps[u] + 1
+            asleep[u] = True
+            if fu:
+                wake_at[u] = when = fu[0][0]
+                heappush(queue, (when, key(), u, -1 - s))
+            else:
+                wake_at[u] = inf
+
+
+def wake(run: _Run, u: int, when: float) -> None:
+    """Make the sleeping unit u decide again at `when`, if it would sleep longer: as
+    simpy's engine rang its Alarm (first), interrupted it (now) or set a timer to
+    interrupt it then unless it had woken by itself in between (rare)."""
+    wake_at = run.wake_at
+    if when >= wake_at[u]:
+        return
+    clock, first, s = run.env, wake_at[u] == inf, run.sleeps[u]
+    wake_at[u] = when
+    if first:
+        clock.turn(when, u, -1 - s)
+    elif when <= clock.now:
+        clock.turn(clock.now, u, -1 - s, urgent=True)
+    else:
+        def interrupt(_: None) -> None:
+            if run.asleep[u] and run.sleeps[u] == s:
+                clock.turn(clock.now, u, -1 - s, urgent=True)
+        clock.call(when, interrupt)
