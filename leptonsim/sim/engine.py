@@ -38,8 +38,8 @@ from ..cost import DEFAULT, CostModel
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
-from .fair import FairNetwork
 from .clock import Clock
+from .fair import FairNetwork
 from .fixed import run_fixed, wake
 from .network import Alarm, FifoNetwork, StoreAndForward, call_at
 from .schedulers import SCHEDULERS, Plan, by_name
@@ -74,8 +74,8 @@ class _Run:
                  network: type[FifoNetwork | FairNetwork]) -> None:
         self.graph, self.cluster, self.times = graph, cluster, times
         self.dynamic = dynamic = plan.unit is None
-        self.env: Any = simpy.Environment() if dynamic else Clock()
-        env = self.env
+        env: Any = simpy.Environment() if dynamic else Clock()  # fair.py types it simpy's
+        self.env = env
         n, units = graph.size, cluster.size
         placed = graph.pin.copy() if dynamic else plan.unit  # greedy places as it runs
         self.unit_of = _column(placed, np.int64)  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ class Alarm(simpy.Event):
 def call_at(env: simpy.Environment | Clock, when: float, callback: Callable[[Any], None]) -> None:
     """Run callback(event) at simulated time `when`, on simpy's clock or the engine's own
     (fixed placement: Clock, whose callbacks get None)."""
-    if type(env) is Clock:
+    if isinstance(env, Clock):
         env.call(when, callback)
         return
     alarm = Alarm(env)
