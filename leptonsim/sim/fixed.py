@@ -20,6 +20,7 @@ from math import inf
 from typing import TYPE_CHECKING
 
 from .clock import CALL, URGENT_SHIFT
+from .network import FifoNetwork
 
 if TYPE_CHECKING:
     from .engine import _Run
@@ -27,12 +28,16 @@ if TYPE_CHECKING:
 
 def run_fixed(run: _Run) -> None:
     """Process the clock's entries until none is left (the simpy engine's env.run())."""
-    clock = run.env
+    clock, network = run.env, run.network
     queue, key, costs, started = clock.queue, clock.key, run.costs, run.started
     asleep, sleeps, wake_at, own_q, future = run.asleep, run.sleeps, run.wake_at, run.queues, run.future
     rec_task, rec_start = run.rec_task.append, run.rec_start.append
     ptr, edges, dst, unit_of = run.succ_ptr, run.succ_edges, run.edge_dst, run.unit_of
-    nbytes, routes, send, arrive = run.edge_bytes, run.route_rows, run.network.send, run.arrive
+    nbytes, routes, send = run.edge_bytes, run.route_rows, network.send
+    ready_at, pending, instant, prio, at_once = run.ready_at, run.pending, run.instant, run.prio, run._at_once
+    one_hop = isinstance(network, FifoNetwork)   # FIFO: one-hop routes carried here
+    if isinstance(network, FifoNetwork):
+        latency, inv_bw, free, rec_edge, rec_channel, rec_hop = network.one_hop()
     for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
         asleep[u] = True
         heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
@@ -47,11 +52,36 @@ def run_fixed(run: _Run) -> None:
             rec_start(started[u])
             for i in range(ptr[t], ptr[t + 1]):
                 e = edges[i]
-                v = unit_of[dst[e]]
+                w = dst[e]
+                v = unit_of[w]
                 if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
-                    arrive(e, now)
+                    at = now
                 else:
-                    send(e, nbytes[e], routes[u][v], now)
+                    path = routes[u][v]
+                    if not one_hop or len(path) > 1:
+                        send(e, nbytes[e], path, now)
+                        continue
+                    c = path[0]  # network.send's hop 0, inlined (FifoNetwork.one_hop)
+                    at = free[c]
+                    if now > at:
+                        at = now
+                    rec_edge(e)
+                    rec_channel(c)
+                    rec_hop(at)
+                    at = free[c] = at + (latency[c] + nbytes[e] * inv_bw[c])
+                # run.arrive(e, at), inlined: w's input is in at `at`
+                if at > ready_at[w]:
+                    ready_at[w] = at
+                left = pending[w] - 1
+                pending[w] = left
+                if left == 0:
+                    when = ready_at[w]
+                    if instant[w]:
+                        at_once(w, when)
+                    else:
+                        heappush(future[v], (when, prio[w], w))
+                        if asleep[v]:
+                            wake(run, v, when)
         elif asleep[u] and sleeps[u] == -1 - t:
             asleep[u] = False
         else:

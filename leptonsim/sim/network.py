@@ -79,6 +79,7 @@ class FifoNetwork:
         # id past 2**31 - 1 would raise OverflowError, not wrap).
         self._edge, self._channel, self._start = array("i"), array("i"), array("d")
         self._late: dict[int, float] = {}
+        self._state: tuple | None = None
         self.send = self._sender(env, arrived)
 
     def _sender(self, env: simpy.Environment | Clock, arrived: Callable[[int, float], None]
@@ -87,8 +88,7 @@ class FifoNetwork:
         of `path` at `now` (its head, cut-through; all of it, store-and-forward), its
         tail having reached the hop's start at `tail`. A closure over plain lists, as it
         runs for every hop."""
-        latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
-        free = [0.0] * len(latency)   # when each channel finishes its last queued hop
+        latency, inv_bw, free = self.one_hop()[:3]
         record_edge, record_channel = self._edge.append, self._channel.append
         record_start, late = self._start.append, self._late
         cut_through, records = self.cut_through, self._start
@@ -112,6 +112,18 @@ class FifoNetwork:
             else:
                 arrived(edge, end)
         return send
+
+    def one_hop(self) -> tuple[list[float], list[float], list[float], Callable[[int], None],
+                               Callable[[int], None], Callable[[float], None]]:
+        """What a hop of a one-hop route reads and writes, for the fixed-placement loop
+        to carry such a hop itself (fixed.py), without a call to `send`: per channel its
+        latency, 1 / bandwidth and when it is free; the record appends. One hop alone:
+        start = max(now, free), end = start + (latency + bytes / bandwidth), as `send`."""
+        if self._state is None:
+            latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
+            self._state = (latency, inv_bw, [0.0] * len(latency), self._edge.append,
+                           self._channel.append, self._start.append)
+        return self._state
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every hop carried, at the end of the run: edge ids, channels, starts and ends
