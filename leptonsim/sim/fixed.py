@@ -38,6 +38,7 @@ def run_fixed(run: _Run) -> None:
     one_hop = isinstance(network, FifoNetwork)   # FIFO: one-hop routes carried here
     if isinstance(network, FifoNetwork):
         latency, inv_bw, free, rec_edge, rec_channel, rec_hop = network.one_hop()
+    directs = [_Direct(routes[u], one_hop) for u in range(len(routes))]
     for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
         asleep[u] = True
         heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
@@ -50,47 +51,55 @@ def run_fixed(run: _Run) -> None:
         if t >= 0:  # u's task t ends: its outputs leave now
             rec_task(t)
             rec_start(started[u])
+            direct = directs[u]
             for i in range(ptr[t], ptr[t + 1]):
                 e = edges[i]
                 w = dst[e]
                 v = unit_of[w]
-                if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
+                b = nbytes[e]
+                if v == u or b == 0:  # data already here: the dependency is met now
                     at = now
                 else:
-                    path = routes[u][v]
-                    if not one_hop or len(path) > 1:
-                        send(e, nbytes[e], path, now)
+                    c = direct[v]
+                    if c < 0:  # a route of several hops, or a network that is not FIFO
+                        send(e, b, routes[u][v], now)
                         continue
-                    c = path[0]  # network.send's hop 0, inlined (FifoNetwork.one_hop)
-                    at = free[c]
+                    at = free[c]  # network.send's hop 0, inlined (FifoNetwork.one_hop)
                     if now > at:
                         at = now
                     rec_edge(e)
                     rec_channel(c)
                     rec_hop(at)
-                    at = free[c] = at + (latency[c] + nbytes[e] * inv_bw[c])
+                    at = free[c] = at + (latency[c] + b * inv_bw[c])
                 # run.arrive(e, at), inlined: w's input is in at `at`
-                if at > ready_at[w]:
-                    ready_at[w] = at
+                r = ready_at[w]
+                if at > r:
+                    ready_at[w] = r = at
                 left = pending[w] - 1
                 pending[w] = left
                 if left == 0:
-                    when = ready_at[w]
                     if instant[w]:
-                        at_once(w, when)
+                        at_once(w, r)
                     else:
-                        heappush(future[v], (when, prio[w], w))
+                        heappush(future[v], (r, prio[w], w))
                         if asleep[v]:
-                            wake(run, v, when)
+                            wake(run, v, r)
         elif asleep[u] and sleeps[u] == -1 - t:
             asleep[u] = False
         else:
             continue  # a stale wake-up
         own, fu = own_q[u], future[u]
-        while fu and fu[0][0] <= now:
+        if fu and fu[0][0] <= now:
             _, p, w = heappop(fu)
-            heappush(own, (p, w))
-        if own:
+            if own or (fu and fu[0][0] <= now):  # several ready: the lowest priority first
+                heappush(own, (p, w))
+                while fu and fu[0][0] <= now:
+                    _, p, w = heappop(fu)
+                    heappush(own, (p, w))
+                w = heappop(own)[1]
+            started[u] = now
+            heappush(queue, (now + costs[u][w], key(), u, w))
+        elif own:
             w = heappop(own)[1]
             started[u] = now
             heappush(queue, (now + costs[u][w], key(), u, w))
@@ -122,3 +131,18 @@ def wake(run: _Run, u: int, when: float) -> None:
             if run.asleep[u] and run.sleeps[u] == s:
                 clock.turn(clock.now, u, -1 - s, urgent=True)
         clock.call(when, interrupt)
+
+
+class _Direct(dict):
+    """Unit u's one-hop channel to each unit it sends to (-1: the route has several hops,
+    or the network carries every hop itself), from its routes (engine._Routes), on
+    first use: one lookup per transfer instead of the route, its length and its hop."""
+
+    def __init__(self, routes: dict[int, tuple[int, ...]], one_hop: bool) -> None:
+        super().__init__()
+        self.routes, self.one_hop = routes, one_hop
+
+    def __missing__(self, v: int) -> int:
+        path = self.routes[v]
+        c = self[v] = path[0] if self.one_hop and len(path) == 1 else -1
+        return c
