@@ -1,5 +1,7 @@
-"""The discrete-event engine: one simpy process per unit; channels are analytic FIFOs
-(cut-through by default, store-and-forward on request) or max-min fair.
+"""The discrete-event engine: with a fixed placement its own event loop (fixed.py: a
+unit's turn is a tuple on one heap, in simpy's event order), with run-time placement
+one simpy process per unit; channels are analytic FIFOs (cut-through by default,
+store-and-forward on request) or max-min fair.
 
 Per-task and per-edge state is kept in flat columns indexed by task or edge id: memoryviews
 onto the graph's and the plan's NumPy arrays (no copy; an item reads back as a plain
@@ -113,6 +115,12 @@ class _Run:
             self.units = [env.process(self._dynamic_unit(u, self.costs[u])) for u in range(units)]
 
     def run(self) -> Trace:
+        self.simulate()
+        return self._trace()
+
+    def simulate(self) -> None:
+        """Every task, from the roots on: simpy's processes with run-time placement, the
+        engine's own loop (fixed.py) with a fixed one."""
         for t in np.flatnonzero(self.graph.in_degree == 0).tolist():
             self.release(t)
         if self.dynamic:
@@ -121,7 +129,6 @@ class _Run:
             run_fixed(self)
         if len(self.rec_task) != self.graph.size:
             raise AssertionError("engine finished with unexecuted tasks")  # a bug, not input
-        return self._trace()
 
     # -- fixed placement (the loop itself is fixed.run_fixed) ------------------------
     def _arrival(self) -> Callable[[int, float], None]:
