@@ -20,8 +20,8 @@ URGENT_SHIFT = 2 ** 62   # more entries than any run schedules, so urgent sorts 
 
 
 class Clock:
-    """The current time and the queue of what happens next; `now` is kept by the loop
-    that pops the queue (the networks read it as they read simpy's `env.now`)."""
+    """The current time and the queue of what happens next; the loop that pops the queue
+    sets `now` before it calls anything that reads it (a network, as simpy's `env.now`)."""
 
     __slots__ = ("now", "queue", "key")
 

@@ -44,8 +44,8 @@ def run_fixed(run: _Run) -> None:
         heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
     while queue:
         now, _, u, t = heappop(queue)
-        clock.now = now
         if u == CALL:
+            clock.now = now
             t(None)
             continue
         if t >= 0:  # u's task t ends: its outputs leave now
@@ -62,6 +62,7 @@ def run_fixed(run: _Run) -> None:
                 else:
                     c = direct[v]
                     if c < 0:  # a route of several hops, or a network that is not FIFO
+                        clock.now = now
                         send(e, b, routes[u][v], now)
                         continue
                     at = free[c]  # network.send's hop 0, inlined (FifoNetwork.one_hop)
@@ -79,10 +80,12 @@ def run_fixed(run: _Run) -> None:
                 pending[w] = left
                 if left == 0:
                     if instant[w]:
+                        clock.now = now
                         at_once(w, r)
                     else:
                         heappush(future[v], (r, prio[w], w))
                         if asleep[v]:
+                            clock.now = now
                             wake(run, v, r)
         elif asleep[u] and sleeps[u] == -1 - t:
             asleep[u] = False
