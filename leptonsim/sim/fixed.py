@@ -72,21 +72,25 @@ def run_fixed(run: _Run) -> None:
                     rec_channel(c)
                     rec_hop(at)
                     at = free[c] = at + (latency[c] + b * inv_bw[c])
-                # run.arrive(e, at), inlined: w's input is in at `at`
+                # run.arrive(e, at), inlined: w's input is in at `at`; w's last input
+                # leaves its two cells as they were (nothing reads them after it)
+                left = pending[w] - 1
+                if left:
+                    pending[w] = left
+                    if at > ready_at[w]:
+                        ready_at[w] = at
+                    continue
                 r = ready_at[w]
                 if at > r:
-                    ready_at[w] = r = at
-                left = pending[w] - 1
-                pending[w] = left
-                if left == 0:
-                    if instant[w]:
+                    r = at
+                if instant[w]:
+                    clock.now = now
+                    at_once(w, r)
+                else:
+                    heappush(future[v], (r, prio[w], w))
+                    if asleep[v]:
                         clock.now = now
-                        at_once(w, r)
-                    else:
-                        heappush(future[v], (r, prio[w], w))
-                        if asleep[v]:
-                            clock.now = now
-                            wake(run, v, r)
+                        wake(run, v, r)
         elif asleep[u] and sleeps[u] == -1 - t:
             asleep[u] = False
         else:
