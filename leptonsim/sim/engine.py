@@ -26,7 +26,6 @@ runs, not only at its task boundaries.
 
 from __future__ import annotations
 
-from array import array
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
@@ -105,8 +104,12 @@ class _Run:
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
-        # task ids as int32 (4 bytes; an id past 2**31 - 1 would raise OverflowError)
-        self.rec_task, self.rec_start = array("i"), array("d")
+        # what ran, in the order it ended: every task ends once, so the columns are
+        # allocated whole and filled by index (`done` rows so far), a store where an
+        # append was a call. Task ids as int32 (4 bytes; past 2**31 - 1 raises OverflowError)
+        self.order, self.begun = np.empty(n, np.int32), np.empty(n)
+        self.rec_task, self.rec_start = _column(self.order, np.int32), _column(self.begun, np.float64)
+        self.done = 0
         self.route_rows = [_Routes(cluster, u) for u in range(units)]  # routes used, from u
         types = cluster.unit_type.tolist()
         cost = [_column(row, np.float64) for row in times]
@@ -127,7 +130,7 @@ class _Run:
             self.env.run()
         else:
             run_fixed(self)
-        if len(self.rec_task) != self.graph.size:
+        if self.done != self.graph.size:
             raise AssertionError("engine finished with unexecuted tasks")  # a bug, not input
 
     # -- fixed placement (the loop itself is fixed.run_fixed) ------------------------
@@ -174,9 +177,14 @@ class _Run:
                 self._end_instant(*self.due[0])
                 self.due.popleft()
 
+    def _record(self, t: int, start: float) -> None:
+        """Task t, started at `start`, has ended (the fixed loop does this inline)."""
+        k = self.done
+        self.rec_task[k], self.rec_start[k] = t, start
+        self.done = k + 1
+
     def _end_instant(self, t: int, when: float) -> None:
-        self.rec_task.append(t)
-        self.rec_start.append(when)
+        self._record(t, when)
         u = self.unit_of[t]
         for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
             e = self.succ_edges[i]
@@ -200,8 +208,7 @@ class _Run:
                 yield gate
             start = env.now
             yield env.timeout(cost[t])
-            self.rec_task.append(t)
-            self.rec_start.append(start)
+            self._record(t, start)
             self._release_successors(t)
 
     def _ready(self, t: int) -> None:
@@ -249,11 +256,10 @@ class _Run:
 
     # -- result ----------------------------------------------------------------------
     def _trace(self) -> Trace:
-        """The records as the trace's columns, shared with them, not copied (np.frombuffer)."""
+        """The records as the trace's columns, shared with them, not copied."""
         g = self.graph
-        task = np.frombuffer(self.rec_task, np.int32)
+        task, start = self.order, self.begun
         unit = np.asarray(self.unit_of)[task]
-        start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
         end = self.times[self.cluster.unit_type[unit], task]
         end += start  # = start + duration, in place

@@ -31,26 +31,28 @@ def run_fixed(run: _Run) -> None:
     clock, network = run.env, run.network
     queue, key, costs, started = clock.queue, clock.key, run.costs, run.started
     asleep, sleeps, wake_at, own_q, future = run.asleep, run.sleeps, run.wake_at, run.queues, run.future
-    rec_task, rec_start = run.rec_task.append, run.rec_start.append
+    rec_task, rec_start, k = run.rec_task, run.rec_start, run.done   # k: rows recorded
     ptr, edges, dst, unit_of = run.succ_ptr, run.succ_edges, run.edge_dst, run.unit_of
     nbytes, routes, send = run.edge_bytes, run.route_rows, network.send
     ready_at, pending, instant, prio, at_once = run.ready_at, run.pending, run.instant, run.prio, run._at_once
     one_hop = isinstance(network, FifoNetwork)   # FIFO: one-hop routes carried here
     if isinstance(network, FifoNetwork):
-        latency, inv_bw, free, rec_edge, rec_channel, rec_hop = network.one_hop()
+        latency, inv_bw, free, rec_link, rec_hop = network.one_hop()
     directs = [_Direct(routes[u], one_hop) for u in range(len(routes))]
     for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
         asleep[u] = True
         heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
     while queue:
         now, _, u, t = heappop(queue)
-        if u == CALL:
-            clock.now = now
+        if u == CALL:  # a callback may end a zero-duration task: run.done is k meanwhile
+            clock.now, run.done = now, k
             t(None)
+            k = run.done
             continue
         if t >= 0:  # u's task t ends: its outputs leave now
-            rec_task(t)
-            rec_start(started[u])
+            rec_task[k] = t
+            rec_start[k] = started[u]
+            k += 1
             direct = directs[u]
             for i in range(ptr[t], ptr[t + 1]):
                 e = edges[i]
@@ -62,14 +64,14 @@ def run_fixed(run: _Run) -> None:
                 else:
                     c = direct[v]
                     if c < 0:  # a route of several hops, or a network that is not FIFO
-                        clock.now = now
+                        clock.now, run.done = now, k
                         send(e, b, routes[u][v], now)
+                        k = run.done
                         continue
                     at = free[c]  # network.send's hop 0, inlined (FifoNetwork.one_hop)
                     if now > at:
                         at = now
-                    rec_edge(e)
-                    rec_channel(c)
+                    rec_link(e << 32 | c)
                     rec_hop(at)
                     at = free[c] = at + (latency[c] + b * inv_bw[c])
                 # run.arrive(e, at), inlined: w's input is in at `at`; w's last input
@@ -84,8 +86,9 @@ def run_fixed(run: _Run) -> None:
                 if at > r:
                     r = at
                 if instant[w]:
-                    clock.now = now
+                    clock.now, run.done = now, k
                     at_once(w, r)
+                    k = run.done
                 else:
                     heappush(future[v], (r, prio[w], w))
                     if asleep[v]:
@@ -118,6 +121,7 @@ def run_fixed(run: _Run) -> None:
                 heappush(queue, (when, key(), u, -1 - s))
             else:
                 wake_at[u] = inf
+    run.done = k
 
 
 def wake(run: _Run, u: int, when: float) -> None:

@@ -25,6 +25,7 @@ should price a route with (Cluster.path_cost).
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Callable, Sequence
 from heapq import heappush
@@ -73,11 +74,12 @@ class FifoNetwork:
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
-        # one record per hop: its edge, channel and start; its end is start + (latency +
-        # bytes / bandwidth) but for the hops that waited for their bytes to come in
-        # (record index -> end). Edge and channel ids as int32: 4 bytes each, not 8 (an
-        # id past 2**31 - 1 would raise OverflowError, not wrap).
-        self._edge, self._channel, self._start = array("i"), array("i"), array("d")
+        # one record per hop: edge << 32 | channel (one append, not two: the hot loop's
+        # cost) and its start; its end is start + (latency + bytes / bandwidth) but for
+        # the hops that waited for their bytes to come in (record index -> end). An edge
+        # id past 2**31 - 1 raises OverflowError, not wraps; channels are far below 2**32
+        # (limits.py bounds the links). Read back as two int32 views of the same bytes.
+        self._link, self._start = array("q"), array("d")
         self._late: dict[int, float] = {}
         self._state: tuple | None = None
         self.send = self._sender(env, arrived)
@@ -89,8 +91,7 @@ class FifoNetwork:
         tail having reached the hop's start at `tail`. A closure over plain lists, as it
         runs for every hop."""
         latency, inv_bw, free = self.one_hop()[:3]
-        record_edge, record_channel = self._edge.append, self._channel.append
-        record_start, late = self._start.append, self._late
+        record_link, record_start, late = self._link.append, self._start.append, self._late
         cut_through, records = self.cut_through, self._start
 
         def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
@@ -103,8 +104,7 @@ class FifoNetwork:
             if hop and tail + latency[c] > end:  # a faster hop waits for the bytes to come in
                 end = late[len(records)] = tail + latency[c]
             free[c] = end
-            record_edge(edge)
-            record_channel(c)
+            record_link(edge << 32 | c)  # LINK_SHIFT
             record_start(start)
             if hop + 1 < len(path):
                 at = start + latency[c] if cut_through else end
@@ -114,15 +114,16 @@ class FifoNetwork:
         return send
 
     def one_hop(self) -> tuple[list[float], list[float], list[float], Callable[[int], None],
-                               Callable[[int], None], Callable[[float], None]]:
+                               Callable[[float], None]]:
         """What a hop of a one-hop route reads and writes, for the fixed-placement loop
         to carry such a hop itself (fixed.py), without a call to `send`: per channel its
-        latency, 1 / bandwidth and when it is free; the record appends. One hop alone:
+        latency, 1 / bandwidth and when it is free; the record appends (edge << 32 | channel,
+        start). One hop alone:
         start = max(now, free), end = start + (latency + bytes / bandwidth), as `send`."""
         if self._state is None:
             latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
-            self._state = (latency, inv_bw, [0.0] * len(latency), self._edge.append,
-                           self._channel.append, self._start.append)
+            self._state = (latency, inv_bw, [0.0] * len(latency), self._link.append,
+                           self._start.append)
         return self._state
 
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -131,8 +132,9 @@ class FifoNetwork:
         the bytes' arrival + latency)."""
         # the records' own memory, not copies (so a send after this fails: a buffer in
         # use cannot grow); the ends in place, a million hops make no transient copies
-        edge = np.frombuffer(self._edge, np.int32)
-        channel = np.frombuffer(self._channel, np.int32)
+        pairs = np.frombuffer(self._link, np.int32).reshape(-1, 2)  # strided views
+        low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
+        edge, channel = pairs[:, high], pairs[:, low]
         start = np.frombuffer(self._start, np.float64)
         end = edge_bytes[edge]
         end *= self.inv_bw[channel]
