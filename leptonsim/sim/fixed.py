@@ -54,8 +54,7 @@ def run_fixed(run: _Run) -> None:
             rec_start[k] = started[u]
             k += 1
             direct = directs[u]
-            for i in range(ptr[t], ptr[t + 1]):
-                e = edges[i]
+            for e in edges[ptr[t]:ptr[t + 1]]:
                 w = dst[e]
                 v = unit_of[w]
                 b = nbytes[e]
