@@ -69,4 +69,4 @@ def test_clock_orders_urgent_first_then_by_insertion():
     clock.call(0.5, lambda _: seen.append("b"))
     clock.turn(1.0, 1, 6, urgent=True)
     order = [heappop(clock.queue) for _ in range(4)]
-    assert [(e[0], e[2]) for e in order] == [(0.5, -1), (1.0, 0), (1.0, 1), (1.0, -1)]
+    assert [(e[0], e[3]) for e in order] == [(0.5, -1), (1.0, 0), (1.0, 1), (1.0, -1)]

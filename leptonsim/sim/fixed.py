@@ -2,7 +2,7 @@
 
 A unit is not a simpy process: its state is a few list cells (asleep, a sleep count,
 when it is due to wake, when its task started), and a turn is one tuple on the clock's
-heap, (time, key, unit, arg): arg >= 0, the unit's task `arg` ends then; arg < 0, the
+heap, (time, priority, eid, unit, arg): arg >= 0, the unit's task `arg` ends then; arg < 0, the
 unit wakes from its sleep number -1 - arg (a later wake-up, or a sleep that already
 ended, makes an entry stale: it is skipped, as simpy skips an Alarm whose process was
 interrupted). Every entry is pushed where the simpy engine scheduled its Timeout, Alarm
@@ -19,7 +19,7 @@ from heapq import heappop, heappush
 from math import inf
 from typing import TYPE_CHECKING
 
-from .clock import CALL, URGENT_SHIFT
+from .clock import CALL, NORMAL, URGENT, fire
 from .network import FifoNetwork
 
 if TYPE_CHECKING:
@@ -41,11 +41,18 @@ def run_fixed(run: _Run) -> None:
     directs = [_Direct(routes[u], one_hop) for u in range(len(routes))]
     for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
         asleep[u] = True
-        heappush(queue, (0.0, key() - URGENT_SHIFT, u, -1))
+        heappush(queue, (0.0, URGENT, key(), u, -1))
     while queue:
-        now, _, u, t = heappop(queue)
+        entry = heappop(queue)
+        if len(entry) == 4:  # a simpy-shaped event a network pushed (fair.py)
+            clock.now = clock._now = entry[0]
+            run.done = k
+            fire(entry[3])
+            k = run.done
+            continue
+        now, _, _, u, t = entry
         if u == CALL:  # a callback may end a zero-duration task: run.done is k meanwhile
-            clock.now, run.done = now, k
+            clock.now, clock._now, run.done = now, now, k
             t(None)
             k = run.done
             continue
@@ -63,7 +70,7 @@ def run_fixed(run: _Run) -> None:
                 else:
                     c = direct[v]
                     if c < 0:  # a route of several hops, or a network that is not FIFO
-                        clock.now, run.done = now, k
+                        clock.now, clock._now, run.done = now, now, k
                         send(e, b, routes[u][v], now)
                         k = run.done
                         continue
@@ -85,13 +92,13 @@ def run_fixed(run: _Run) -> None:
                 if at > r:
                     r = at
                 if instant[w]:
-                    clock.now, run.done = now, k
+                    clock.now, clock._now, run.done = now, now, k
                     at_once(w, r)
                     k = run.done
                 else:
                     heappush(future[v], (r, prio[w], w))
                     if asleep[v]:
-                        clock.now = now
+                        clock.now = clock._now = now
                         wake(run, v, r)
         elif asleep[u] and sleeps[u] == -1 - t:
             asleep[u] = False
@@ -107,17 +114,17 @@ def run_fixed(run: _Run) -> None:
                     heappush(own, (p, w))
                 w = heappop(own)[1]
             started[u] = now
-            heappush(queue, (now + costs[u][w], key(), u, w))
+            heappush(queue, (now + costs[u][w], NORMAL, key(), u, w))
         elif own:
             w = heappop(own)[1]
             started[u] = now
-            heappush(queue, (now + costs[u][w], key(), u, w))
+            heappush(queue, (now + costs[u][w], NORMAL, key(), u, w))
         else:  # sleep until the earliest input in flight is in, or until woken
             s = sleeps[u] = sleeps[u] + 1
             asleep[u] = True
             if fu:
                 wake_at[u] = when = fu[0][0]
-                heappush(queue, (when, key(), u, -1 - s))
+                heappush(queue, (when, NORMAL, key(), u, -1 - s))
             else:
                 wake_at[u] = inf
     run.done = k
