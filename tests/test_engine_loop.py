@@ -14,7 +14,7 @@ from leptonsim.cost import DEFAULT
 from leptonsim.generators import TaskCost, chain
 from leptonsim.hardware import ComputeUnit, LinkSpec, fully_connected, replicate
 from leptonsim.sim import simulate
-from leptonsim.sim.clock import Clock
+from leptonsim.sim.clock import UNIT_BITS, UNIT_MASK, Clock, fire
 from tests.helpers.engine_reference import simulate_reference
 from tests.strategies import clusters, graphs, pin_randomly
 
@@ -69,4 +69,8 @@ def test_clock_orders_urgent_first_then_by_insertion():
     clock.call(0.5, lambda _: seen.append("b"))
     clock.turn(1.0, 1, 6, urgent=True)
     order = [heappop(clock.queue) for _ in range(4)]
-    assert [(e[0], e[3]) for e in order] == [(0.5, -1), (1.0, 0), (1.0, 1), (1.0, -1)]
+    turns = [(e[0], e[3] & UNIT_MASK, e[3] >> UNIT_BITS) if isinstance(e[3], int) else (e[0], "call")
+             for e in order]
+    assert turns == [(0.5, "call"), (1.0, 0, 5), (1.0, 1, 6), (1.0, "call")]
+    fire(order[0][3])
+    assert seen == ["b"]

@@ -2,9 +2,9 @@
 
 A unit is not a simpy process: its state is a few list cells (asleep, a sleep count,
 when it is due to wake, when its task started), and a turn is one tuple on the clock's
-heap, (time, priority, eid, unit, arg): arg >= 0, the unit's task `arg` ends then; arg < 0, the
-unit wakes from its sleep number -1 - arg (a later wake-up, or a sleep that already
-ended, makes an entry stale: it is skipped, as simpy skips an Alarm whose process was
+heap, (time, priority, eid, arg << UNIT_BITS | unit): arg >= 0, the unit's task `arg`
+ends then; arg < 0, the unit wakes from its sleep number -1 - arg (a later wake-up, or
+a sleep that already ended, makes an entry stale: it is skipped, as simpy skips an Alarm whose process was
 interrupted). Every entry is pushed where the simpy engine scheduled its Timeout, Alarm
 or Interrupt, with the same priority, so both process the same events in the same
 order: tests/test_engine_loop.py holds the two to identical starts and ends.
@@ -19,7 +19,7 @@ from heapq import heappop, heappush
 from math import inf
 from typing import TYPE_CHECKING
 
-from .clock import CALL, NORMAL, URGENT, fire
+from .clock import NORMAL, UNIT_BITS, UNIT_MASK, URGENT, fire
 from .network import FifoNetwork
 
 if TYPE_CHECKING:
@@ -39,23 +39,19 @@ def run_fixed(run: _Run) -> None:
     if isinstance(network, FifoNetwork):
         latency, inv_bw, free, rec_link, rec_hop = network.one_hop()
     directs = [_Direct(routes[u], one_hop) for u in range(len(routes))]
+    if len(asleep) > UNIT_MASK + 1:  # limits.py's unit bound keeps far below
+        raise AssertionError(f"{len(asleep)} units do not fit a turn's {UNIT_BITS} bits")
     for u in range(len(asleep)):  # simpy's Initialize: every unit decides first, urgent
         asleep[u] = True
-        heappush(queue, (0.0, URGENT, key(), u, -1))
+        heappush(queue, (0.0, URGENT, key(), -1 << UNIT_BITS | u))
     while queue:
-        entry = heappop(queue)
-        if len(entry) == 4:  # a simpy-shaped event a network pushed (fair.py)
-            clock.now = clock._now = entry[0]
-            run.done = k
-            fire(entry[3])
+        now, _, _, turn = heappop(queue)
+        if turn.__class__ is not int:  # a callback, or a simpy-shaped event of fair.py:
+            clock.now, clock._now, run.done = now, now, k  # it may end a zero-duration task
+            fire(turn)
             k = run.done
             continue
-        now, _, _, u, t = entry
-        if u == CALL:  # a callback may end a zero-duration task: run.done is k meanwhile
-            clock.now, clock._now, run.done = now, now, k
-            t(None)
-            k = run.done
-            continue
+        u, t = turn & UNIT_MASK, turn >> UNIT_BITS
         if t >= 0:  # u's task t ends: its outputs leave now
             rec_task[k] = t
             rec_start[k] = started[u]
@@ -114,17 +110,17 @@ def run_fixed(run: _Run) -> None:
                     heappush(own, (p, w))
                 w = heappop(own)[1]
             started[u] = now
-            heappush(queue, (now + costs[u][w], NORMAL, key(), u, w))
+            heappush(queue, (now + costs[u][w], NORMAL, key(), w << UNIT_BITS | u))
         elif own:
             w = heappop(own)[1]
             started[u] = now
-            heappush(queue, (now + costs[u][w], NORMAL, key(), u, w))
+            heappush(queue, (now + costs[u][w], NORMAL, key(), w << UNIT_BITS | u))
         else:  # sleep until the earliest input in flight is in, or until woken
             s = sleeps[u] = sleeps[u] + 1
             asleep[u] = True
             if fu:
                 wake_at[u] = when = fu[0][0]
-                heappush(queue, (when, NORMAL, key(), u, -1 - s))
+                heappush(queue, (when, NORMAL, key(), (-1 - s) << UNIT_BITS | u))
             else:
                 wake_at[u] = inf
     run.done = k
