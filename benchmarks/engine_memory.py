@@ -27,7 +27,6 @@ for p in (str(HERE.parent), str(HERE)):
 
 
 def by_phase(n: int, top: int) -> None:
-    import numpy as np
     from engine_throughput import build
 
     from leptonsim.cost import Roofline
@@ -43,9 +42,7 @@ def by_phase(n: int, top: int) -> None:
     times = Roofline().task_times(graph, cluster)
     run = _Run(graph, cluster, Static().plan(graph, cluster, times), times, FifoNetwork)
     snaps.append(("engine set-up", tracemalloc.take_snapshot()))
-    for t in np.flatnonzero(graph.in_degree == 0).tolist():
-        run.release(t)
-    run.env.run()
+    run.simulate()
     snaps.append(("event loop", tracemalloc.take_snapshot()))
     trace = run._trace()
     snaps.append(("trace", tracemalloc.take_snapshot()))

@@ -1,7 +1,7 @@
 """Engine throughput: seeded layered DAGs with transfers on 16 fully connected units.
 
-For each size the engine (`leptonsim.sim.simulate` with the Static scheduler, one
-simpy process per unit, analytic FIFO channels) and, up to `--baseline-max` tasks, the
+For each size the engine (`leptonsim.sim.simulate` with the Static scheduler, its own
+event loop for a fixed placement, analytic FIFO channels) and, up to `--baseline-max` tasks, the
 one-simpy-process-per-task baseline (`baseline_per_task.py`) simulate the same
 graph, placement, task times and routes. Every measurement runs in a fresh
 subprocess (this script with a hidden `--child` flag), so peak RSS
@@ -219,7 +219,7 @@ def profile(n: int, a: argparse.Namespace) -> None:
         total += tt
         if "simpy" in file:
             g = "simpy " + Path(file).name
-        elif "leptonsim/sim/engine" in file:
+        elif "leptonsim/sim/engine" in file or "leptonsim/sim/fixed" in file:
             g = "engine.py"
         elif "leptonsim/sim/network" in file:
             g = "network.py"
@@ -231,20 +231,10 @@ def profile(n: int, a: argparse.Namespace) -> None:
             g = "other"
         groups[g] = groups.get(g, 0.0) + tt
         rows.append((tt, nc, f"{Path(file).name}:{line} {fn}"))
-    events = sum(v[1] for k, v in st.stats.items()  # type: ignore[attr-defined]
-                 if "simpy" in k[0] and k[2] == "step")
     print(f"simulate at n={n}: {plain:.3f} s unprofiled ({n / plain:,.0f} tasks/s); "
-          f"{total:.2f} s own time under cProfile; {events:,} simpy events "
-          f"({events / n:.2f} per task)")
+          f"{total:.2f} s own time under cProfile")
     phases = _phases(graph, cluster)
     print("unprofiled phases: " + ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()))
-    floor = _simpy_floor(events, UNITS + len(cluster.channels))
-    loop = phases["env.run"]
-    print(f"bare simpy, {events:,} timeouts over {UNITS + len(cluster.channels)} processes "
-          f"(no model code): {floor:.3f} s = {1e6 * floor / events:.2f} us/event -> "
-          f"{100 * floor / loop:.0f} % of env.run; engine callbacks and bookkeeping "
-          f"{loop - floor:.3f} s = {100 * (loop - floor) / loop:.0f} %; "
-          f"ceiling at {events / n:.2f} events/task: {n / floor:,.0f} tasks/s")
     print("\nown time by group:")
     for g, tt in sorted(groups.items(), key=lambda kv: -kv[1]):
         if tt < 0.0005:
@@ -260,35 +250,18 @@ def _phases(graph: TaskGraph, cluster: Cluster) -> dict[str, float]:
     from leptonsim.cost import Roofline
     from leptonsim.sim import Static
     from leptonsim.sim.engine import _Run
+    from leptonsim.sim.network import FifoNetwork
     t0 = time.perf_counter()
     times = Roofline().task_times(graph, cluster)
     plan = Static().plan(graph, cluster, times)
     t1 = time.perf_counter()
-    run = _Run(graph, cluster, plan, times)
+    run = _Run(graph, cluster, plan, times, FifoNetwork)
     t2 = time.perf_counter()
-    for t in np.flatnonzero(graph.in_degree == 0).tolist():
-        run._ready(t)
-    run.env.run()
+    run.simulate()
     t3 = time.perf_counter()
     run._trace()
     t4 = time.perf_counter()
-    return {"cost+plan": t1 - t0, "set-up": t2 - t1, "env.run": t3 - t2, "trace": t4 - t3}
-
-
-def _simpy_floor(events: int, procs: int) -> float:
-    """Seconds simpy needs for `events` timeouts yielded by `procs` processes."""
-    env = simpy.Environment()
-    k = events // procs
-
-    def proc(i: int):
-        for _ in range(k):
-            yield env.timeout(1e-6 * (1 + i % 7))
-
-    for i in range(procs):
-        env.process(proc(i))
-    t0 = time.perf_counter()
-    env.run()
-    return (time.perf_counter() - t0) * events / (k * procs)
+    return {"cost+plan": t1 - t0, "set-up": t2 - t1, "event loop": t3 - t2, "trace": t4 - t3}
 
 
 # -- report --------------------------------------------------------------------------------

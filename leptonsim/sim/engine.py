@@ -1,5 +1,7 @@
-"""The discrete-event engine: one simpy process per unit; channels are analytic FIFOs
-(cut-through by default, store-and-forward on request) or max-min fair.
+"""The discrete-event engine: with a fixed placement its own event loop (fixed.py: a
+unit's turn is a tuple on one heap, in simpy's event order), with run-time placement
+one simpy process per unit; channels are analytic FIFOs (cut-through by default,
+store-and-forward on request) or max-min fair.
 
 Per-task and per-edge state is kept in flat columns indexed by task or edge id: memoryviews
 onto the graph's and the plan's NumPy arrays (no copy; an item reads back as a plain
@@ -24,10 +26,8 @@ runs, not only at its task boundaries.
 
 from __future__ import annotations
 
-from array import array
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from heapq import heappop, heappush
 from math import inf
 from typing import Any
@@ -39,7 +39,9 @@ from ..cost import DEFAULT, CostModel
 from ..graph import TaskGraph
 from ..hardware import Cluster
 from ..trace import Trace
+from .clock import Clock
 from .fair import FairNetwork
+from .fixed import run_fixed, wake
 from .network import Alarm, FifoNetwork, StoreAndForward, call_at
 from .schedulers import SCHEDULERS, Plan, by_name
 
@@ -71,9 +73,10 @@ def run_plan(graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,
 class _Run:
     def __init__(self, graph: TaskGraph, cluster: Cluster, plan: Plan, times: np.ndarray,
                  network: type[FifoNetwork | FairNetwork]) -> None:
-        self.env = env = simpy.Environment()
         self.graph, self.cluster, self.times = graph, cluster, times
-        dynamic = plan.unit is None
+        self.dynamic = dynamic = plan.unit is None
+        env: Any = simpy.Environment() if dynamic else Clock()  # fair.py types it simpy's
+        self.env = env
         n, units = graph.size, cluster.size
         placed = graph.pin.copy() if dynamic else plan.unit  # greedy places as it runs
         self.unit_of = _column(placed, np.int64)  # type: ignore[arg-type]
@@ -88,8 +91,12 @@ class _Run:
         # fixed placement: released tasks not yet taken up by their unit, (ready, prio, task)
         self.future: list[list[tuple[float, int, int]]] = [[] for _ in range(units)]
         self.shared: list[tuple[int, int]] = []   # run-time placement: any unit may take these
-        self.idle: list[simpy.Event | None] = [None] * units   # a sleeping unit's event
-        self.wake_at: list[float] = [inf] * units             # and when it is due to wake
+        self.idle: list[simpy.Event | None] = [None] * units   # run-time: a waiting unit's event
+        # fixed placement (fixed.py): is a unit asleep, its sleeps so far, when it wakes,
+        # when its running task started
+        self.asleep, self.sleeps = [False] * units, [0] * units
+        self.wake_at: list[float] = [inf] * units
+        self.started: list[float] = [0.0] * units
         self.gates: dict[int, list] = {}  # pulling task -> [transfers left, last arrival, Alarm]
         self.instant = _column(np.zeros(n, bool) if dynamic else
                                times[cluster.unit_type[plan.unit], np.arange(n)] == 0, np.bool_)
@@ -97,87 +104,42 @@ class _Run:
         self.arrive = self._arrival()
         self.network = network(env, cluster.channels, self._delivered if dynamic else self.arrive)
         self.release = self._ready if dynamic else self._release
-        # task ids as int32 (4 bytes; an id past 2**31 - 1 would raise OverflowError)
-        self.rec_task, self.rec_start = array("i"), array("d")
+        # what ran, in the order it ended: every task ends once, so the columns are
+        # allocated whole and filled by index (`done` rows so far), a store where an
+        # append was a call. Task ids as int32 (4 bytes; past 2**31 - 1 raises OverflowError)
+        self.order, self.begun = np.empty(n, np.int32), np.empty(n)
+        self.rec_task, self.rec_start = _column(self.order, np.int32), _column(self.begun, np.float64)
+        self.done = 0
         self.route_rows = [_Routes(cluster, u) for u in range(units)]  # routes used, from u
         types = cluster.unit_type.tolist()
         cost = [_column(row, np.float64) for row in times]
-        unit = self._dynamic_unit if dynamic else self._static_unit
-        self.units = [env.process(unit(u, cost[types[u]])) for u in range(units)]
+        self.costs = [cost[types[u]] for u in range(units)]  # per unit, its type's times
+        if dynamic:
+            self.units = [env.process(self._dynamic_unit(u, self.costs[u])) for u in range(units)]
 
     def run(self) -> Trace:
-        for t in np.flatnonzero(self.graph.in_degree == 0).tolist():
-            self.release(t)
-        self.env.run()
-        if len(self.rec_task) != self.graph.size:
-            raise AssertionError("engine finished with unexecuted tasks")  # a bug, not input
+        self.simulate()
         return self._trace()
 
-    # -- fixed placement -------------------------------------------------------------
-    def _static_unit(self, u: int, cost: memoryview):  # simpy process
-        """Run the best task whose inputs are all in by now (lowest priority first); if
-        there is none, sleep until the earliest one in flight. When a task ends, push its
-        output to each consumer's unit. The engine's hot loop, so attribute lookups are
-        hoisted into locals."""
-        env, own, future, timeout = self.env, self.queues[u], self.future[u], self.env.timeout
-        rec_task, rec_start = self.rec_task.append, self.rec_start.append
-        ptr, edges, dst, unit_of = self.succ_ptr, self.succ_edges, self.edge_dst, self.unit_of
-        nbytes, routes, send, arrive = self.edge_bytes, self.route_rows[u], self.network.send, self.arrive
-        now = env.now
-        while True:
-            while future and future[0][0] <= now:
-                _, p, t = heappop(future)
-                heappush(own, (p, t))
-            if not own:
-                yield from self._sleep(u)
-                now = env.now
-                continue
-            t = heappop(own)[1]
-            end = now + cost[t]  # the time simpy will resume this process at
-            yield timeout(cost[t])
-            rec_task(t)
-            rec_start(now)
-            for i in range(ptr[t], ptr[t + 1]):
-                e = edges[i]
-                v = unit_of[dst[e]]
-                if v == u or nbytes[e] == 0:  # data already here: the dependency is met now
-                    arrive(e, end)
-                else:
-                    send(e, nbytes[e], routes[v], end)
-            now = end
+    def simulate(self) -> None:
+        """Every task, from the roots on: simpy's processes with run-time placement, the
+        engine's own loop (fixed.py) with a fixed one."""
+        for t in np.flatnonzero(self.graph.in_degree == 0).tolist():
+            self.release(t)
+        if self.dynamic:
+            self.env.run()
+        else:
+            run_fixed(self)
+        if self.done != self.graph.size:
+            raise AssertionError("engine finished with unexecuted tasks")  # a bug, not input
 
-    def _sleep(self, u: int):
-        alarm = self.idle[u] = Alarm(self.env)
-        self.wake_at[u] = inf
-        if self.future[u]:
-            self._wake(u, self.future[u][0][0])
-        with suppress(simpy.Interrupt):  # woken early: data sent later arrived first
-            yield alarm
-        self.idle[u] = None
-
-    def _wake(self, u: int, when: float) -> None:
-        """Make the sleeping unit u decide again at `when`, if it would sleep longer."""
-        if when >= self.wake_at[u]:
-            return
-        alarm, first = self.idle[u], self.wake_at[u] == inf
-        self.wake_at[u] = when
-        if first:
-            alarm.ring_at(when)  # type: ignore[union-attr]
-        elif when <= self.env.now:
-            self.units[u].interrupt()
-        else:  # rare: wake earlier than planned, unless the unit has moved on by then
-            call_at(self.env, when, lambda _: self._interrupt_if_asleep(u, alarm))
-
-    def _interrupt_if_asleep(self, u: int, alarm: simpy.Event | None) -> None:
-        if self.idle[u] is alarm:
-            self.units[u].interrupt()
-
+    # -- fixed placement (the loop itself is fixed.run_fixed) ------------------------
     def _arrival(self) -> Callable[[int, float], None]:
         """arrive(edge, at): edge's data arrives at time `at` (now or later). Once the
         consumer's last input is in or in flight, it is queued on its unit for when that
         input is in. A closure over plain lists: it runs for every edge."""
         edge_dst, ready_at, pending, unit_of = self.edge_dst, self.ready_at, self.pending, self.unit_of
-        future, prio, idle, wake = self.future, self.prio, self.idle, self._wake
+        future, prio, asleep = self.future, self.prio, self.asleep
         instant, at_once = self.instant, self._at_once
 
         def arrive(e: int, at: float) -> None:
@@ -192,8 +154,8 @@ class _Run:
                     at_once(w, when)
                     return
                 heappush(future[u], (when, prio[w], w))
-                if idle[u] is not None:
-                    wake(u, when)
+                if asleep[u]:
+                    wake(self, u, when)
         return arrive
 
     def _release(self, t: int) -> None:
@@ -215,9 +177,14 @@ class _Run:
                 self._end_instant(*self.due[0])
                 self.due.popleft()
 
+    def _record(self, t: int, start: float) -> None:
+        """Task t, started at `start`, has ended (the fixed loop does this inline)."""
+        k = self.done
+        self.rec_task[k], self.rec_start[k] = t, start
+        self.done = k + 1
+
     def _end_instant(self, t: int, when: float) -> None:
-        self.rec_task.append(t)
-        self.rec_start.append(when)
+        self._record(t, when)
         u = self.unit_of[t]
         for i in range(self.succ_ptr[t], self.succ_ptr[t + 1]):
             e = self.succ_edges[i]
@@ -241,8 +208,7 @@ class _Run:
                 yield gate
             start = env.now
             yield env.timeout(cost[t])
-            self.rec_task.append(t)
-            self.rec_start.append(start)
+            self._record(t, start)
             self._release_successors(t)
 
     def _ready(self, t: int) -> None:
@@ -290,11 +256,10 @@ class _Run:
 
     # -- result ----------------------------------------------------------------------
     def _trace(self) -> Trace:
-        """The records as the trace's columns, shared with them, not copied (np.frombuffer)."""
+        """The records as the trace's columns, shared with them, not copied."""
         g = self.graph
-        task = np.frombuffer(self.rec_task, np.int32)
+        task, start = self.order, self.begun
         unit = np.asarray(self.unit_of)[task]
-        start = np.frombuffer(self.rec_start, np.float64)
         # ends are recomputed exactly as simpy computed them: start + duration
         end = self.times[self.cluster.unit_type[unit], task]
         end += start  # = start + duration, in place

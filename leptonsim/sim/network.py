@@ -25,6 +25,7 @@ should price a route with (Cluster.path_cost).
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Callable, Sequence
 from heapq import heappush
@@ -35,6 +36,7 @@ import simpy
 from simpy.events import NORMAL
 
 from ..hardware import Channel
+from .clock import Clock
 
 
 class Alarm(simpy.Event):
@@ -52,8 +54,12 @@ class Alarm(simpy.Event):
         heappush(env._queue, (when, NORMAL, next(env._eid), self))  # type: ignore[attr-defined]
 
 
-def call_at(env: simpy.Environment, when: float, callback: Callable[[simpy.Event], None]) -> None:
-    """Run callback(event) at simulated time `when`."""
+def call_at(env: simpy.Environment | Clock, when: float, callback: Callable[[Any], None]) -> None:
+    """Run callback(event) at simulated time `when`, on simpy's clock or the engine's own
+    (fixed placement: Clock, whose callbacks get None)."""
+    if isinstance(env, Clock):
+        env.call(when, callback)
+        return
     alarm = Alarm(env)
     alarm.callbacks.append(callback)  # type: ignore[union-attr]
     alarm.ring_at(when)
@@ -64,28 +70,28 @@ class FifoNetwork:
 
     cut_through = True
 
-    def __init__(self, env: simpy.Environment, channels: Sequence[Channel],
+    def __init__(self, env: simpy.Environment | Clock, channels: Sequence[Channel],
                  arrived: Callable[[int, float], None]) -> None:
         self.latency = np.array([ch.latency_s for ch in channels])
         self.inv_bw = 1.0 / np.array([ch.bandwidth for ch in channels])
-        # one record per hop: its edge, channel and start; its end is start + (latency +
-        # bytes / bandwidth) but for the hops that waited for their bytes to come in
-        # (record index -> end). Edge and channel ids as int32: 4 bytes each, not 8 (an
-        # id past 2**31 - 1 would raise OverflowError, not wrap).
-        self._edge, self._channel, self._start = array("i"), array("i"), array("d")
+        # one record per hop: edge << 32 | channel (one append, not two: the hot loop's
+        # cost) and its start; its end is start + (latency + bytes / bandwidth) but for
+        # the hops that waited for their bytes to come in (record index -> end). An edge
+        # id past 2**31 - 1 raises OverflowError, not wraps; channels are far below 2**32
+        # (limits.py bounds the links). Read back as two int32 views of the same bytes.
+        self._link, self._start = array("q"), array("d")
         self._late: dict[int, float] = {}
+        self._state: tuple | None = None
         self.send = self._sender(env, arrived)
 
-    def _sender(self, env: simpy.Environment, arrived: Callable[[int, float], None]
+    def _sender(self, env: simpy.Environment | Clock, arrived: Callable[[int, float], None]
                 ) -> Callable[..., None]:
         """send(edge, nbytes, path, now, hop=0, tail=0.0): edge's data reaches hop `hop`
         of `path` at `now` (its head, cut-through; all of it, store-and-forward), its
         tail having reached the hop's start at `tail`. A closure over plain lists, as it
         runs for every hop."""
-        latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
-        free = [0.0] * len(latency)   # when each channel finishes its last queued hop
-        record_edge, record_channel = self._edge.append, self._channel.append
-        record_start, late = self._start.append, self._late
+        latency, inv_bw, free = self.one_hop()[:3]
+        record_link, record_start, late = self._link.append, self._start.append, self._late
         cut_through, records = self.cut_through, self._start
 
         def send(edge: int, nbytes: float, path: tuple[int, ...], now: float, hop: int = 0,
@@ -98,8 +104,7 @@ class FifoNetwork:
             if hop and tail + latency[c] > end:  # a faster hop waits for the bytes to come in
                 end = late[len(records)] = tail + latency[c]
             free[c] = end
-            record_edge(edge)
-            record_channel(c)
+            record_link(edge << 32 | c)  # LINK_SHIFT
             record_start(start)
             if hop + 1 < len(path):
                 at = start + latency[c] if cut_through else end
@@ -108,14 +113,28 @@ class FifoNetwork:
                 arrived(edge, end)
         return send
 
+    def one_hop(self) -> tuple[list[float], list[float], list[float], Callable[[int], None],
+                               Callable[[float], None]]:
+        """What a hop of a one-hop route reads and writes, for the fixed-placement loop
+        to carry such a hop itself (fixed.py), without a call to `send`: per channel its
+        latency, 1 / bandwidth and when it is free; the record appends (edge << 32 | channel,
+        start). One hop alone:
+        start = max(now, free), end = start + (latency + bytes / bandwidth), as `send`."""
+        if self._state is None:
+            latency, inv_bw = self.latency.tolist(), self.inv_bw.tolist()
+            self._state = (latency, inv_bw, [0.0] * len(latency), self._link.append,
+                           self._start.append)
+        return self._state
+
     def hops(self, edge_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every hop carried, at the end of the run: edge ids, channels, starts and ends
         (as `send` computed them: start + (latency + bytes / bandwidth), or when later,
         the bytes' arrival + latency)."""
         # the records' own memory, not copies (so a send after this fails: a buffer in
         # use cannot grow); the ends in place, a million hops make no transient copies
-        edge = np.frombuffer(self._edge, np.int32)
-        channel = np.frombuffer(self._channel, np.int32)
+        pairs = np.frombuffer(self._link, np.int32).reshape(-1, 2)  # strided views
+        low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
+        edge, channel = pairs[:, high], pairs[:, low]
         start = np.frombuffer(self._start, np.float64)
         end = edge_bytes[edge]
         end *= self.inv_bw[channel]
