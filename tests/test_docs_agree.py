@@ -81,3 +81,33 @@ def test_architecture_md_has_a_row_for_every_module_and_package() -> None:
     actual = {p.name for p in package.glob("*.py") if not p.name.startswith("__")}
     actual |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
     assert named == actual
+
+
+def _scenario_blocks() -> list[tuple[str, str]]:
+    """Every ```toml block of docs/*.md (the tutorial has its own test) that is a whole
+    scenario: it has a [scenario] table."""
+    out = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name == "tutorial.md":
+            continue
+        for i, block in enumerate(re.findall(r"^```toml\n(.*?)^```", page.read_text(),
+                                             re.M | re.S)):
+            if re.search(r"^\[scenario\]", block, re.M):
+                out.append((f"{page.name}#{i}", block))
+    return out
+
+
+SCENARIO_BLOCKS = _scenario_blocks()
+
+
+@pytest.mark.parametrize(("where", "text"), SCENARIO_BLOCKS, ids=[w for w, _ in SCENARIO_BLOCKS])
+def test_every_whole_scenario_the_docs_show_loads(where: str, text: str) -> None:
+    from leptonsim.scenario import loads_each
+    assert loads_each(text, file=f"docs/{where}")
+
+
+def test_the_presets_page_shows_whole_scenarios() -> None:
+    """Its examples are copied into files: each is a scenario, not a fragment."""
+    blocks = re.findall(r"^```toml\n(.*?)^```", (ROOT / "docs" / "presets.md").read_text(),
+                        re.M | re.S)
+    assert blocks and all(re.search(r"^\[scenario\]", b, re.M) for b in blocks)
