@@ -152,8 +152,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     from .scenario import schema
+    from .summary_schema import summary_schema
 
-    print(json.dumps(schema(), indent=2))
+    print(json.dumps(summary_schema() if args.summary else schema(), indent=2))
     return 0
 
 
@@ -211,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     add_scenario_options(c)
     c.set_defaults(func=_check)
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    s.add_argument("--summary", action="store_true",
+                   help="the JSON Schema of summary.json instead (docs/results.md)")
     s.set_defaults(func=_schema)
     m = sub.add_parser("model", help="print a zoo model's layers: shapes, parameters, FLOPs",
                        description="Print a Keras-summary-like table of a zoo model, or of the "

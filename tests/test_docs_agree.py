@@ -111,3 +111,24 @@ def test_the_presets_page_shows_whole_scenarios() -> None:
     blocks = re.findall(r"^```toml\n(.*?)^```", (ROOT / "docs" / "presets.md").read_text(),
                         re.M | re.S)
     assert blocks and all(re.search(r"^\[scenario\]", b, re.M) for b in blocks)
+
+
+def test_every_summary_validates_against_the_printed_schema(
+        results: list[RunResult], capsys: pytest.CaptureFixture[str]) -> None:
+    """What `leptonsim schema --summary` promises holds for the files run writes, and
+    the schema is closed: a key summary() gains without a schema line is refused."""
+    import json
+
+    import jsonschema
+
+    from leptonsim.cli import main
+    from leptonsim.summary_schema import summary_schema
+
+    assert main(["schema", "--summary"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema == summary_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for r in results:
+        jsonschema.validate(json.loads(json.dumps(summary(r))), schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**summary(r), "unlisted": 1}, schema)
