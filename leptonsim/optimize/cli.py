@@ -33,6 +33,9 @@ def add_optimize_command(sub: Any) -> None:
     p.add_argument("--max-microbatches", type=positive_int, default=64, metavar="M",
                    help="largest micro-batch count to consider (default 64)")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/<stem>/optimize)")
+    p.add_argument("--export", metavar="FILE",
+                   help="also write the winner as a scenario `leptonsim run` runs: the file "
+                        "with one variant, optimized, setting the winner's split")
     p.set_defaults(func=run_optimize)
 
 
@@ -54,6 +57,8 @@ def run_optimize(args: argparse.Namespace) -> int:
         raise variant.relocate(err).in_file(args.file) from None
     out = check_output(Path(args.out) if args.out else Path("out") / Path(args.file).stem
                        / "optimize", directory=True)
+    export = (None if args.export is None
+              else check_output(Path(args.export), directory=False, option="--export"))
     result = search(model, cluster, int(table["batch"]), objective=args.objective,
                     top=args.top, dtype_bytes=PRECISION_BYTES[table["precision"]],
                     optimizer=table["optimizer"], training=table["training"],
@@ -65,7 +70,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     text = json_text(ranking(result), "ranking.json")
     write_table(result, out / "configurations.csv")
     atomic_write(out / "ranking.json", lambda f: f.write(text))
-    print(f"wrote {out / 'configurations.csv'}, {out / 'ranking.json'}")
+    written = [out / "configurations.csv", out / "ranking.json"]
+    if export is not None:
+        from .export import export_winner
+        written.append(export_winner(result, args.file, export))
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
