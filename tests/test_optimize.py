@@ -123,8 +123,9 @@ def test_energy_and_cost_objectives_pick_by_their_own_measure():
 def test_optimize_command_writes_ranking_and_table(tmp_path: Path, capsys) -> None:
     assert main(["optimize", str(ROOT / "scenarios" / "optimize_bert_large.toml"),
                  "--top", "2", "--out", str(tmp_path), "--export",
-                 str(tmp_path / "winner.toml")]) == 0
-    out = capsys.readouterr().out
+                 str(tmp_path / "winner.toml"), "--progress", "always"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("leptonsim: estimating ") and err.count("leptonsim: simulating ") >= 2
     assert "winner:" in out and "against" in out
     ranking = json.loads((tmp_path / "ranking.json").read_text())
     assert len(ranking["candidates"]) == 2 and ranking["why"]

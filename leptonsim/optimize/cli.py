@@ -13,6 +13,7 @@ import numpy as np
 from ..export import atomic_write
 from ..files import check_output, json_text
 from ..parallel.config import LAYOUTS
+from ..progress import PROGRESS, Progress
 from ..quantities import format_quantity
 from ..study.cli import positive_int
 from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
@@ -36,6 +37,9 @@ def add_optimize_command(sub: Any) -> None:
     p.add_argument("--export", metavar="FILE",
                    help="also write the winner as a scenario `leptonsim run` runs: the file "
                         "with one variant, optimized, setting the winner's split")
+    p.add_argument("--progress", choices=PROGRESS, default="auto",
+                   help="the estimate and each simulation, with their times, on stderr: "
+                        "auto (default) = when stderr is a terminal")
     p.set_defaults(func=run_optimize)
 
 
@@ -64,7 +68,8 @@ def run_optimize(args: argparse.Namespace) -> int:
                     optimizer=table["optimizer"], training=table["training"],
                     max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches,
                     cost=build_cost(doc, args.file), input_s_per_sample=float(table["input_pipeline"]),
-                    fused_optimizer="optimizer" in table["fused"])
+                    fused_optimizer="optimizer" in table["fused"],
+                    progress=Progress(args.progress))
     print(render(result, model.name, cluster.size))
     out.mkdir(parents=True, exist_ok=True)
     text = json_text(ranking(result), "ranking.json")
