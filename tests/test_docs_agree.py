@@ -67,7 +67,7 @@ def test_overhead_is_added_to_roofline_tasks_only_as_documented():
     t = fixed_times(g, unit, Roofline().compute_times(g, unit))
     assert t.tolist() == pytest.approx([1e9 / 0.5e12 + 1e-3, 0.01 / 0.5, 0.01], rel=1e-12)
     row = next(line for line in SCENARIOS.splitlines() if line.startswith("| `overhead` |"))
-    assert "every roofline-costed task; not to a task with a fixed `duration`" in row
+    assert "every roofline-costed task; not to a task given a `duration`" in row
     assert "nor to communication" in row
 
 
