@@ -150,6 +150,7 @@ def test_command_writes_the_points_the_figure_and_the_deployments(
 @pytest.mark.parametrize(("argv", "says"), [
     (["--tolerance", "0"], "--tolerance: expected a number > 0"),
     (["--target", "-1"], "--target: expected a number > 0"),
+    (["--target", "5", "--units", "h100_sxm,h99"], "--units: expected device presets"),
 ])
 def test_bad_options_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   argv: list[str], says: str) -> None:

@@ -61,6 +61,8 @@ def run_capacity(args: argparse.Namespace) -> int:
     if not (args.tolerance > 0) or (args.target is not None and not args.target > 0):
         bad = "--tolerance" if not args.tolerance > 0 else "--target"
         raise ScenarioError(bad, "a number > 0", getattr(args, bad[2:]), file=args.file)
+    units = args.units.split(",") if args.units else [""]
+    _check_units(units, args.file)
     services = load_services(args.file, CommandLine.parse(args.set, args.variant, args.file))
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "capacity"
     check_output(base, directory=True)
@@ -71,6 +73,17 @@ def run_capacity(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(map(str, written))}\n")
         sys.stdout.flush()
     return 0
+
+
+def _check_units(units: list[str], file: str) -> None:
+    from ..errors import ScenarioError
+    from ..presets import device_presets
+
+    known = device_presets()
+    for u in units:
+        if u and u not in known:
+            raise ScenarioError("--units", "device presets separated by commas", u,
+                                file=file, hint=", ".join(sorted(known)))
 
 
 def _plan(args: argparse.Namespace, variant: str, svc: Service, out: Path) -> list[Path]:
