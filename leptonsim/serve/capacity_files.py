@@ -15,6 +15,7 @@ from ..figure_style import FONT, GREY, GRID_ALPHA, WIDE, save_figure, series_col
 from ..files import atomic_write
 from .capacity import Search
 from .deploy import Deployment
+from .outputs import plain_log
 
 POINT_COLUMNS = ("step", "rate_per_s", "requests_per_s", "goodput_requests_per_s",
                  "slo_attained", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s",
@@ -81,6 +82,7 @@ def write_load_figure(s: Search, slo: dict[str, float], title: str, path: Path) 
         if s.lo is not None:
             ax.axvline(s.lo, color=GREY, ls=":", lw=1, label=f"capacity {s.lo:.4g} req/s")
         ax.set_yscale("log")
+        plain_log(ax.yaxis)
         ax.set_xlabel("offered load (requests/s)")
         ax.set_ylabel(f"{name} (ms)")
         ax.grid(alpha=GRID_ALPHA)

@@ -1,5 +1,5 @@
 """One serving scenario end to end: replicas built, requests simulated, metrics, the
-report table and the files (requests.csv, summary.json, timeline.png)."""
+report table and the files (requests.csv, summary.json, timeline.png, latency_cdf.png)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from ..quantities import format_quantity
 from .engine import Iterations, simulate
 from .kvcache import BlockManager
 from .metrics import PerRequest, summary
-from .outputs import write_csv, write_summary, write_timeline
+from .outputs import write_cdf, write_csv, write_summary, write_timeline
 from .schedulers import Limits, Replica
 from .utilisation import utilisation
 
 if TYPE_CHECKING:
     from ..scenario.serving import Service
 
-FILES = ("summary.json", "requests.csv", "timeline.png")
+FILES = ("summary.json", "requests.csv", "timeline.png", "latency_cdf.png")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,12 @@ def _ms(x: float | None) -> str:
     return "—" if x is None or x != x else format_quantity(x, "time")
 
 
+def title(summary: dict[str, Any]) -> str:
+    """The scenario's name, and its variant's in brackets."""
+    v = summary["variant"]
+    return summary["scenario"] + (f" [{v}]" if v else "")
+
+
 def _pct(x: float) -> str:
     return "—" if x != x else f"{x:.1%}"
 
@@ -68,9 +74,8 @@ def render(result: ServingResult) -> str:
     s = result.summary
     m = result.service.memory
     slo = ", ".join(f"{k} <= {_ms(v)}" for k, v in s["slo"].items()) or "none"
-    title = s["scenario"] + (f" [{s['variant']}]" if s["variant"] else "")
     lines = [
-        f"== {title} ==",
+        f"== {title(s)} ==",
         f"{s['model']} x {s['replicas']} replicas (tp {s['tp']}), scheduler {s['scheduler']}; "
         f"{s['requests']} requests in {s['span_s']:.4g} s, {s['iterations']} iterations",
         f"throughput       {s['requests_per_s']:.4g} req/s, "
@@ -96,8 +101,9 @@ def render(result: ServingResult) -> str:
 def write(result: ServingResult, out: Path) -> list[Path]:
     """The run's files in `out` (created), in FILES order."""
     out.mkdir(parents=True, exist_ok=True)
-    svc = result.service
+    svc, name = result.service, title(result.summary)
     return [write_summary(result.summary, out / FILES[0]),
             write_csv(result.per_request, out / FILES[1]),
-            write_timeline(result.iterations, svc.memory.blocks, svc.replicas, svc.name,
-                           out / FILES[2])]
+            write_timeline(result.iterations, svc.memory.blocks, svc.replicas, name,
+                           out / FILES[2]),
+            write_cdf(result.per_request, svc.slo, name, out / FILES[3])]
