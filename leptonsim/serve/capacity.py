@@ -104,15 +104,13 @@ def search(point: Callable[[float], Point], start: float, tolerance: float,
     docstring); at most `max_points` simulations."""
     points = [point(start)]
     lo, hi = (start, None) if points[0].passed else (None, start)
+    rate = start
     for _ in range(STEPS):  # find the other end: double while passing, halve while failing
-        if lo is not None and hi is not None or len(points) >= max_points:
+        if (lo is None) == (hi is None) or len(points) >= max_points:
             break
-        rate = lo * 2 if lo is not None else hi / 2  # type: ignore[operator]
+        rate = rate * 2 if hi is None else rate / 2
         points.append(point(rate))
-        if points[-1].passed:
-            lo = rate
-        else:
-            hi = rate
+        lo, hi = (rate, hi) if points[-1].passed else (lo, rate)
     while (lo is not None and hi is not None and hi > lo * (1 + tolerance)
            and len(points) < max_points):
         mid = math.sqrt(lo * hi)

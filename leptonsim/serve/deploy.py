@@ -35,7 +35,7 @@ class Deployment:
         return self.tp * self.replicas
 
 
-def _services(file: str, sets: list[str], variant: str | None, unit: str,
+def _service(file: str, sets: list[str], variant: str | None, unit: str,
               tp: int) -> Service | str:
     """The service of `file` on units of preset `unit` split tp ways, one replica; or
     the line saying why it cannot be built."""
@@ -65,7 +65,7 @@ def candidates(file: str, sets: list[str], variant: str | None, units: list[str]
     out: list[tuple[Deployment, Service | None]] = []
     for unit in units:
         for tp in (t for t in range(1, size + 1) if heads % t == 0):
-            svc = _services(file, sets, variant, unit, tp)
+            svc = _service(file, sets, variant, unit, tp)
             price = svc.cluster.units[0].price_per_hour if not isinstance(svc, str) else 0.0
             for replicas in range(1, size // tp + 1):
                 if isinstance(svc, str):
