@@ -136,7 +136,7 @@ def test_command_writes_the_points_the_figure_and_the_deployments(
     assert len(rows) == 8
     rates = [float(r["rate_per_s"]) for r in rows]
     assert rates == sorted(rates)
-    assert "capacity: " in text and "cheapest: " in text
+    assert "capacity: " in text and "cheapest: " in text and "its capacity: " in text
     with open(out / "deployments.csv", newline="") as f:
         ds = list(csv.DictReader(f))
     prices = [float(d["price_per_hour"]) for d in ds if d["price_per_hour"]]

@@ -101,8 +101,20 @@ def _plan(args: argparse.Namespace, variant: str, svc: Service, out: Path) -> li
                           svc.cluster.size)
         ranked = cheapest(pool, args.target, args.percentile)
         print(render_deployments(ranked, args.target, svc))
+        print(_headroom(ranked, pool, args, out))
         written.append(write_deployments(ranked, out / "deployments.csv"))
     return written
+
+
+def _headroom(ranked: list[Deployment], pool: list[tuple[Deployment, Service | None]],
+              args: argparse.Namespace, out: Path) -> str:
+    """The winner's own capacity (the same search from the target rate): how far above
+    the target it holds."""
+    won = [i for i, d in enumerate(ranked) if d.why == "meets"]
+    if not won or (svc := pool[won[0]][1]) is None:
+        return ""
+    s = search(evaluate(svc, args.percentile), args.target, args.tolerance, args.max_points)
+    return f"its capacity: {conclusion(s, len(s.points))[len('capacity: '):]}\n"
 
 
 def _t(x: float | None) -> str:
