@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leptonsim.cli import main
-from leptonsim.serve.capacity import Point, at_rate, evaluate, search
+from leptonsim.serve.capacity import Point, at_rate, evaluate, nominal_rate, search
 from leptonsim.serve.metrics import PerRequest
 from leptonsim.serve.run import run
 from tests.helpers.serving import served, service, serving_toml
@@ -166,3 +167,25 @@ def test_no_slo_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err
     assert "workload.serving.slo: expected a ttft or tpot target" in err
+
+
+def test_a_trace_without_a_rate_is_one_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
+                                    "1.0,100,10\n1.0,200,20\n")
+    path = _scenario(tmp_path, arrivals={"kind": "trace", "trace": "t.csv"})
+    assert main(["serve-capacity", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "workload.serving.arrivals.trace: expected arrivals" in err
+
+
+def test_a_trace_is_scaled_by_its_own_rate() -> None:
+    """A trace's nominal rate is (n - 1) / its span: at_rate to that rate is itself,
+    and to twice it halves every time from zero."""
+    svc = service(seed=1, requests=30, arrivals={"kind": "poisson", "rate": 10.0})
+    a = svc.requests.arrival
+    traced = replace(svc, table={**svc.table, "arrivals": {"kind": "trace", "trace": "x"}})
+    r0 = nominal_rate(traced)
+    assert r0 == pytest.approx((len(a) - 1) / (a[-1] - a[0]), rel=1e-12)
+    np.testing.assert_allclose(at_rate(traced, r0).requests.arrival, a, rtol=1e-12)
+    np.testing.assert_allclose(at_rate(traced, 2 * r0).requests.arrival, a / 2, rtol=1e-12)

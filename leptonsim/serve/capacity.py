@@ -56,13 +56,13 @@ class Search:
 
 
 def nominal_rate(service: Service) -> float:
-    """Requests per second the scenario's stream is drawn at."""
+    """Requests per second the scenario's stream is drawn at (a trace: its requests
+    per second between the first and last arrival)."""
     arrivals = service.table["arrivals"]
     if arrivals["kind"] != "trace":
         return float(arrivals["rate"])
     a = service.requests.arrival
-    span = float(a[-1] - a[0])
-    return (len(a) - 1) / span if span > 0 else float("inf")
+    return (len(a) - 1) / float(a[-1] - a[0])
 
 
 def at_rate(service: Service, rate: float) -> Service:
@@ -81,10 +81,17 @@ def verdict(summary: dict[str, Any], slo: dict[str, float], percentile: int) -> 
     return all(not (summary[k][p] > slo[k]) for k in ("ttft", "tpot") if k in slo)
 
 
-def check_slo(service: Service, percentile: int) -> None:
+def check_plannable(service: Service, percentile: int) -> None:
+    """One ScenarioError unless the service has an SLO and a stream with a rate."""
+    at = "workload.serving"
     if not service.slo:
-        raise ScenarioError("workload.serving.slo", "a ttft or tpot target to plan "
-                            "capacity against", "none", file=service.file)
+        raise ScenarioError(f"{at}.slo", "a ttft or tpot target to plan capacity against",
+                            "none", file=service.file)
+    a = service.requests.arrival
+    if service.table["arrivals"]["kind"] == "trace" and not a[-1] > a[0]:
+        raise ScenarioError(f"{at}.arrivals.trace", "arrivals spread over time, whose "
+                            "rate the search can scale", f"every arrival at {a[0]} s",
+                            file=service.file)
     if percentile not in PERCENTILES:
         raise ScenarioError("--percentile", f"one of {', '.join(map(str, PERCENTILES))}",
                             percentile)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..files import check_output
 from ..quantities import format_quantity
 from ..scenario.command_line import CommandLine
-from .capacity import PERCENTILES, Search, check_slo, evaluate, nominal_rate, search
+from .capacity import PERCENTILES, Search, check_plannable, evaluate, nominal_rate, search
 from .capacity_files import write_deployments, write_load_figure, write_points
 from .deploy import Deployment, candidates, cheapest
 
@@ -67,7 +67,7 @@ def run_capacity(args: argparse.Namespace) -> int:
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "capacity"
     check_output(base, directory=True)
     for _, svc in services:  # every variant checked before any is searched
-        check_slo(svc, args.percentile)
+        check_plannable(svc, args.percentile)
     for variant, svc in services:
         written = _plan(args, variant, svc, base / variant if variant else base)
         print(f"wrote {', '.join(map(str, written))}\n")
