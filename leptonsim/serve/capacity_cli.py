@@ -61,8 +61,7 @@ def run_capacity(args: argparse.Namespace) -> int:
     if not (args.tolerance > 0) or (args.target is not None and not args.target > 0):
         bad = "--tolerance" if not args.tolerance > 0 else "--target"
         raise ScenarioError(bad, "a number > 0", getattr(args, bad[2:]), file=args.file)
-    units = args.units.split(",") if args.units else [""]
-    _check_units(units, args.file)
+    _check_units(_units(args), args.file)
     services = load_services(args.file, CommandLine.parse(args.set, args.variant, args.file))
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem / "capacity"
     check_output(base, directory=True)
@@ -73,6 +72,11 @@ def run_capacity(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(map(str, written))}\n")
         sys.stdout.flush()
     return 0
+
+
+def _units(args: argparse.Namespace) -> list[str]:
+    """--units as preset names; [""]: the file's own units."""
+    return args.units.split(",") if args.units else [""]
 
 
 def _check_units(units: list[str], file: str) -> None:
@@ -96,18 +100,17 @@ def _plan(args: argparse.Namespace, variant: str, svc: Service, out: Path) -> li
     written = [write_points(found, out / "capacity.csv"),
                write_load_figure(found, svc.slo, title, out / "latency_vs_load.png")]
     if args.target is not None:
-        units = args.units.split(",") if args.units else [""]
-        pool = candidates(args.file, args.set, variant or None, units, svc.spec.heads,
+        pool = candidates(args.file, args.set, variant or None, _units(args), svc.spec.heads,
                           svc.cluster.size)
         ranked = cheapest(pool, args.target, args.percentile)
         print(render_deployments(ranked, args.target, svc))
-        print(_headroom(ranked, pool, args, out))
+        print(_headroom(ranked, pool, args))
         written.append(write_deployments(ranked, out / "deployments.csv"))
     return written
 
 
 def _headroom(ranked: list[Deployment], pool: list[tuple[Deployment, Service | None]],
-              args: argparse.Namespace, out: Path) -> str:
+              args: argparse.Namespace) -> str:
     """The winner's own capacity (the same search from the target rate): how far above
     the target it holds."""
     won = [i for i, d in enumerate(ranked) if d.why == "meets"]
