@@ -230,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .sensitivity import add_sensitivity_command
+    from .serve.capacity_cli import add_capacity_command
     from .study.cli import add_sweep_command
     from .validate.cli import add_validate_command
 
@@ -241,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     add_optimize_command(sub)
     add_failures_command(sub)
     add_sensitivity_command(sub)
+    add_capacity_command(sub)
     p.set_defaults(commands=sub.choices)
     return p
 
