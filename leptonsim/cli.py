@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .errors import LeptonError, ScenarioError, did_you_mean
+from .scenario.command_line import add_scenario_options
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -101,18 +102,6 @@ def _run(args: argparse.Namespace) -> int:
     if len(results) > 1:
         print(render_comparison(results))
     return 0
-
-
-def add_scenario_options(p: argparse.ArgumentParser) -> None:
-    """FILE, --set and --variant: for every command that loads a scenario (_runnable)."""
-    p.add_argument("file", help="scenario TOML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of the file, after its variants, e.g. --set "
-                        "parallel.tp=4 or --set 'hardware.units[0].preset=h100_sxm'; VALUE "
-                        "is typed by the key (a number, true/false, [1, 2], or text); "
-                        "repeatable")
-    p.add_argument("--variant", metavar="NAME",
-                   help="run only this one of the file's [variants.*]")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ names the flag."""
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,19 @@ def _at(doc: Any, path: Path) -> Any:
     return doc
 
 
+def add_scenario_options(p: argparse.ArgumentParser) -> None:
+    """FILE, --set and --variant: for every command that loads a scenario file (run,
+    check, serve-capacity)."""
+    p.add_argument("file", help="scenario TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the file, after its variants, e.g. --set "
+                        "parallel.tp=4 or --set 'hardware.units[0].preset=h100_sxm'; VALUE "
+                        "is typed by the key (a number, true/false, [1, 2], or text); "
+                        "repeatable")
+    p.add_argument("--variant", metavar="NAME",
+                   help="run only this one of the file's [variants.*]")
+
+
 def parse_set(text: str) -> Override:
     """`KEY=VALUE`, KEY a key path of the scenario format; VALUE typed by the schema."""
     dotted, sep, raw = text.partition("=")
@@ -164,4 +178,4 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-__all__ = ["CommandLine", "parse_set", "typed"]
+__all__ = ["CommandLine", "add_scenario_options", "parse_set", "typed"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..files import check_output
 from ..quantities import format_quantity
-from ..scenario.command_line import CommandLine
+from ..scenario.command_line import CommandLine, add_scenario_options
 from .capacity import PERCENTILES, Search, check_plannable, evaluate, nominal_rate, search
 from .capacity_files import write_deployments, write_load_figure, write_points
 from .deploy import Deployment, candidates, cheapest
@@ -24,7 +24,6 @@ FILE_UNITS = "(file's)"  # the deployment on the scenario's own units (no --unit
 
 
 def add_capacity_command(sub: Any) -> None:
-    from ..cli import add_scenario_options
     from ..study.cli import positive_int
 
     p = sub.add_parser(
