@@ -51,7 +51,7 @@ MAKESPAN = "0.35"              # the Gantt chart's makespan line: no phase has t
 PHASE_PALETTE = ("#0072B2", "#009E73", "#D55E00", "#E69F00", "#CC79A7", "#F0E442",
                  "#000000", "#56B4E9", "#999999")
 SHADES = 3                     # micro-batches cycle through: the colour, lighter, darker
-_SHADE_MIX = (0.0, 0.4, -0.35)  # towards white (+) or black (-)
+_SHADE_MIX = (0.0, 0.25, -0.4)  # towards white (+) or black (-): 0.18 apart in RGB at least
 
 
 def series_colour(i: int) -> tuple[float, ...]:

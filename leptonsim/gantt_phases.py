@@ -17,13 +17,14 @@ import numpy as np
 
 from .trace import Trace
 
-__all__ = ["PHASES", "micro_batch", "phase", "task_phases", "transfer_phases"]
+__all__ = ["PHASES", "SHADED", "micro_batch", "phase", "task_phases", "transfer_phases"]
 
 FORWARD, BACKWARD, ALL_REDUCE, GATHER_SCATTER, ALL_TO_ALL, P2P, OPTIMIZER, INPUT, OTHER = (
     "forward", "backward", "all-reduce", "all-gather / reduce-scatter", "all-to-all",
     "p2p / transfer", "optimizer", "input", "other")
 PHASES = (FORWARD, BACKWARD, ALL_REDUCE, GATHER_SCATTER, ALL_TO_ALL, P2P, OPTIMIZER, INPUT,
           OTHER)
+SHADED = (FORWARD, BACKWARD)  # the phases drawn in a shade per micro-batch
 COMMUNICATION = frozenset({ALL_REDUCE, GATHER_SCATTER, ALL_TO_ALL, P2P})
 
 # the first collective a kind names: fused tensor-parallel kinds read "tp_a+b+c"
@@ -63,14 +64,16 @@ def micro_batch(name: str) -> int:
 
 def task_phases(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     """(phase index into PHASES, micro-batch or -1) of every task name of the trace,
-    classed once per name that ran (names that did not run: OTHER, -1)."""
+    classed once per name that ran (names that did not run: OTHER, -1). Only forward
+    and backward tasks carry their micro-batch: those are the shades drawn."""
     n = len(trace.task_names)
     ph = np.full(n, PHASES.index(OTHER), np.int64)
     mb = np.full(n, -1, np.int64)
     for t in np.unique(np.asarray(trace.task, dtype=np.int64)).tolist():
         name = trace.task_names[t]
-        ph[t] = PHASES.index(phase(trace.task_kinds[t], name))
-        mb[t] = micro_batch(name)
+        p = phase(trace.task_kinds[t], name)
+        ph[t] = PHASES.index(p)
+        mb[t] = micro_batch(name) if p in SHADED else -1
     return ph, mb
 
 
