@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from matplotlib.colors import to_rgba
+from matplotlib.colors import to_hex, to_rgba
 
 from leptonsim.figure_style import MAKESPAN, PHASE_PALETTE, SHADES, shade
 from leptonsim.gantt_phases import PHASES, SHADED, micro_batch, phase, task_phases, transfer_phases
+from leptonsim.plots import gantt
 from leptonsim.trace import Trace
 
 # (kind, name) as the step graphs of the bundled scenarios make them
@@ -93,3 +95,29 @@ def test_the_colours_drawn_are_far_apart() -> None:
     gaps = [np.linalg.norm(a - b) for a, b in itertools.combinations(drawn, 2)]
     assert min(gaps) >= 0.15
     assert all(shade(c, 0) == to_rgba(c) for c in PHASE_PALETTE)  # shade 0: the colour
+
+
+KINDS = [(k, n) for k, n, _ in CASES]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.booleans()), min_size=1, max_size=12),
+       st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=6))
+def test_the_legend_lists_exactly_the_phases_drawn(
+        tasks: list[tuple[tuple[str, str], bool]], hops: list[tuple[int, int]]) -> None:
+    """Legend entries = the phases of the bars of positive length (tasks and hops), in
+    PHASES order, then the makespan; each entry's colour is its phase's."""
+    n = len(tasks)
+    hops = [(a % n, b % n) for a, b in hops]
+    names = [f"{name}.{i}" for i, ((_, name), _) in enumerate(tasks)]  # one name per task
+    trace = _trace([kind for (kind, _), _ in tasks], names, hops)
+    long = np.array([lg for _, lg in tasks])  # the others last 0 s: they draw no bar
+    trace = dataclasses.replace(trace, task_end=long.astype(float))
+    ph, _ = task_phases(trace)
+    want = {int(p) for p in ph[long]} | set(transfer_phases(trace, ph).tolist())
+    legend = gantt(trace, "p").axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:-1] == [PHASES[p] for p in sorted(want)]
+    assert labels[-1].startswith("makespan")
+    faces = [to_hex(h.get_facecolor()) for h in legend.legend_handles[:-1]]
+    assert faces == [to_hex(PHASE_PALETTE[p]) for p in sorted(want)]
