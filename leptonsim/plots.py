@@ -186,9 +186,19 @@ def _group_note(rows: Grouping) -> str:
             f"({len(rows.of_unit):,} units); a bar's height is the share of its units busy")
 
 
-def _notes(rows: Grouping | None, shown: int, used: int, micro_batches: bool) -> list[str]:
+def _idle_note(trace: Trace) -> list[str]:
+    """Units with no task: idle, or stood for by another unit of their group (symmetric
+    tensor parallelism, mirrored replicas: StepGraph.groups), which the rows cannot tell."""
+    n = len(trace.unit_names)
+    idle = n - len(np.unique(np.asarray(trace.task_unit, dtype=np.int64)))
+    return [f"units: {idle} of {n} ran no task (idle, or simulated through another unit "
+            "of their group)"] if 0 < idle < n else []
+
+
+def _notes(trace: Trace, rows: Grouping | None, shown: int, used: int,
+           micro_batches: bool) -> list[str]:
     """What the chart groups, leaves out or encodes beyond its legend, a line each."""
-    notes = [] if rows is None else [_group_note(rows)]
+    notes = _idle_note(trace) if rows is None else [_group_note(rows)]
     if used > shown:
         notes.append(f"links: the {shown} busiest of {used} shown (by busy time)")
     if micro_batches:
@@ -215,7 +225,7 @@ def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
     # inches: the legend sits beside the top panel, which must be as tall as it
     top = max(ROW_INCHES * rows_top, legend_height(len(colours.drawn) + 1))
     channels, n_used = _busiest_channels(trace, channel_limit(top))
-    notes = _notes(rows, len(channels), n_used, colours.micro_batches)
+    notes = _notes(trace, rows, len(channels), n_used, colours.micro_batches)
     bottom = ROW_INCHES * len(channels)
     height = float(np.clip(1.6 + 0.15 * (len(notes) + 1) + top + bottom, 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")

@@ -328,6 +328,14 @@ def test_gantt_caps_channels_and_says_so() -> None:
         loc="left")
 
 
+def test_gantt_notes_units_that_ran_nothing() -> None:
+    trace = make_trace([(0, 0, 0.0, 1.0), (1, 2, 0.0, 1.0)], [], units=4)
+    assert gantt(trace, "x").axes[0].get_title(loc="left") == (
+        "units: 2 of 4 ran no task (idle, or simulated through another unit of their group)")
+    assert gantt(make_trace([(0, 0, 0.0, 1.0), (1, 1, 0.0, 1.0)], []), "x").axes[0].get_title(
+        loc="left") == ""  # every unit ran: nothing to note
+
+
 @pytest.mark.parametrize("units", [16, 64])
 def test_gantt_link_panel_never_dominates(units: int) -> None:
     """Above its floor of rows the link panel takes at most LINK_SHARE of the height,
