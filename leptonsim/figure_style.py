@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import matplotlib as mpl
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -21,8 +22,9 @@ from .export import atomic_write
 
 __all__ = [
     "BAR_HEIGHT", "BUBBLE", "COMMUNICATION", "COMPUTE", "DPI", "FONT", "GREY", "GRID_ALPHA",
-    "IDLE", "LINK", "MAX_LEGEND_KINDS", "SEQUENTIAL", "WIDE", "WIDTH", "kind_colours",
-    "legend_height", "legend_outside", "save_figure", "series_colour", "time_scale",
+    "IDLE", "LINK", "MAKESPAN", "MAX_LEGEND_KINDS", "PHASE_PALETTE", "SEQUENTIAL", "SHADES",
+    "WIDE", "WIDTH", "kind_colours", "legend_height", "legend_outside", "save_figure",
+    "series_colour", "shade", "time_scale",
 ]
 
 DPI = 120                      # PNG resolution
@@ -40,6 +42,16 @@ IDLE = "#c7c7c7"               # light grey
 LINK = "#7f7f7f"               # transfers on a Gantt chart: tab:grey
 GREY = "0.35"                  # reference curves and marks beside the data
 SEQUENTIAL = "viridis"         # colour map of a metric over a grid (perceptually uniform)
+MAKESPAN = "0.35"              # the Gantt chart's makespan line: no phase has this grey
+
+# The Gantt chart's phases, in gantt_phases.PHASES order: forward, backward, all-reduce,
+# all-gather / reduce-scatter, all-to-all, p2p / transfer, optimizer, input, other. The
+# Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"; Wong 2011, Nature
+# Methods 8:441): nine colours told apart with every common colour-vision deficiency.
+PHASE_PALETTE = ("#0072B2", "#009E73", "#D55E00", "#E69F00", "#CC79A7", "#F0E442",
+                 "#000000", "#56B4E9", "#999999")
+SHADES = 3                     # micro-batches cycle through: the colour, lighter, darker
+_SHADE_MIX = (0.0, 0.25, -0.4)  # towards white (+) or black (-): 0.18 apart in RGB at least
 
 
 def series_colour(i: int) -> tuple[float, ...]:
@@ -51,6 +63,15 @@ def kind_colours(kinds: list[str]) -> dict[str, Any]:
     """A colour per task kind, in the given order: tab10, or tab20 beyond ten kinds."""
     cmap = mpl.colormaps["tab10" if len(kinds) <= 10 else "tab20"]
     return {k: cmap(i % cmap.N) for i, k in enumerate(kinds)}
+
+
+def shade(colour: str, i: int) -> tuple[float, ...]:
+    """Shade i (0..SHADES-1) of `colour` as RGBA: neighbouring micro-batches of one phase
+    differ in lightness, not in hue, so the phase still reads at a glance."""
+    rgb = np.asarray(mpl.colors.to_rgb(colour))
+    mix = _SHADE_MIX[i % SHADES]
+    rgb = rgb + (1.0 - rgb) * mix if mix >= 0 else rgb * (1.0 + mix)
+    return (*rgb.tolist(), 1.0)
 
 
 def time_scale(span_s: float) -> tuple[float, str]:

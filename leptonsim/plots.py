@@ -1,8 +1,15 @@
 """The run's Gantt chart, drawn from a Trace only, in the shared figure style
-(figure_style.py, which also saves it: save_figure is re-exported here)."""
+(figure_style.py, which also saves it: save_figure is re-exported here).
+
+Bars are coloured by phase (gantt_phases.py: forward, backward, each kind of
+communication, optimizer, ...), forward and backward in a shade per micro-batch; the
+legend lists the phases drawn, and a note under the title says what was grouped or left
+out. The link panel takes at most LINK_SHARE of the chart's height (issue 17: 40 link
+rows once buried the units of a large run), showing the busiest links."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,22 +24,56 @@ from leptonsim.figure_style import (
     BAR_HEIGHT,
     FONT,
     GRID_ALPHA,
-    LINK,
-    MAX_LEGEND_KINDS,
+    MAKESPAN,
+    PHASE_PALETTE,
+    SHADES,
     WIDTH,
-    kind_colours,
     legend_height,
     legend_outside,
     save_figure,
+    shade,
     time_scale,
 )
+from leptonsim.gantt_phases import PHASES, task_phases, transfer_phases
 from leptonsim.gantt_rows import Grouping, busy_fractions
 from leptonsim.metrics import covered
 from leptonsim.trace import Trace
 
-__all__ = ["MAX_CHANNEL_ROWS", "gantt", "save_figure"]
+__all__ = ["LINK_SHARE", "MAX_CHANNEL_ROWS", "MIN_CHANNEL_ROWS", "ROW_INCHES", "gantt",
+           "save_figure"]
 
-MAX_CHANNEL_ROWS = 40
+MAX_CHANNEL_ROWS = 32   # link rows at most, however tall the chart
+MIN_CHANNEL_ROWS = 8    # link rows any chart may show, even beside a short top panel
+LINK_SHARE = 0.3        # the link panel's share of the panels' height, beyond those rows
+ROW_INCHES = 0.28       # a unit's or a link's row; a group's row is three
+_GROUP_NOUN = {"stage": "pipeline stages", "replica": "data-parallel replicas",
+               "node": "nodes", "block": "blocks of consecutive units"}
+
+
+@dataclass(frozen=True)
+class _Colours:
+    """`palette[i]`: colour i (phase i // SHADES, shade i % SHADES); `of_name[t]`: task
+    name t's colour; `of_hop[h]`: transfer hop h's; `drawn`: the phases of bars of
+    positive length, in PHASES order; `micro_batches`: whether shades mark any."""
+
+    palette: np.ndarray
+    of_name: np.ndarray
+    of_hop: np.ndarray
+    drawn: list[int]
+    micro_batches: bool
+
+
+def _colours(trace: Trace) -> _Colours:
+    phase, mb = task_phases(trace)
+    of_name = phase * SHADES + np.where(mb >= 0, mb % SHADES, 0)
+    hop_phase = transfer_phases(trace, phase)
+    task = np.asarray(trace.task, dtype=np.int64)
+    long = np.asarray(trace.task_end, dtype=float) > np.asarray(trace.task_start, dtype=float)
+    hop_long = np.asarray(trace.xfer_end, dtype=float) > np.asarray(trace.xfer_start, dtype=float)
+    drawn = sorted(set(phase[task[long]].tolist()) | set(hop_phase[hop_long].tolist()))
+    palette = np.array([shade(c, i) for c in PHASE_PALETTE for i in range(SHADES)])
+    return _Colours(palette, of_name, hop_phase * SHADES, drawn,
+                    bool(np.any(mb[task[long]] > 0)))
 
 
 def _rows(key: np.ndarray, n_rows: int) -> list[np.ndarray]:
@@ -52,8 +93,15 @@ def _style_rows(ax: Axes, labels: list[str], heading: str) -> None:
     ax.grid(axis="x", alpha=GRID_ALPHA)
 
 
-def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
-    """Channels that carried traffic, capped to the busiest MAX_CHANNEL_ROWS by busy time.
+def channel_limit(top_inches: float) -> int:
+    """How many link rows to show under a top panel `top_inches` tall: the link panel
+    stays within LINK_SHARE of the two, but may always show MIN_CHANNEL_ROWS."""
+    fit = int(LINK_SHARE / (1.0 - LINK_SHARE) * top_inches / ROW_INCHES)
+    return min(MAX_CHANNEL_ROWS, max(MIN_CHANNEL_ROWS, fit))
+
+
+def _busiest_channels(trace: Trace, limit: int) -> tuple[np.ndarray, int]:
+    """Channels that carried traffic, capped to the busiest `limit` by busy time.
 
     Returns (channel indices in ascending order, number of channels with traffic).
     """
@@ -63,19 +111,18 @@ def _busiest_channels(trace: Trace) -> tuple[np.ndarray, int]:
     count = np.bincount(chan, minlength=n)
     busy = np.bincount(chan, weights=dur, minlength=n)
     used = np.flatnonzero(count)
-    if len(used) > MAX_CHANNEL_ROWS:
+    if len(used) > limit:
         rank = np.lexsort((used, -count[used], -busy[used]))
-        return np.sort(used[rank[:MAX_CHANNEL_ROWS]]), len(used)
+        return np.sort(used[rank[:limit]]), len(used)
     return used, len(used)
 
 
-def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
-                 palette: np.ndarray, makespan: float, scale: float) -> None:
-    """One row per group of units: per kind, the share of the group's units running it
+def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, colours: _Colours,
+                 makespan: float, scale: float) -> None:
+    """One row per group of units: per colour, the share of the group's units running it
     over time, stacked from the row's baseline (a full-height row: every unit busy)."""
-    kind_of_task = np.zeros(len(trace.task_names), np.int64)
-    kind_of_task[np.asarray(trace.task, dtype=np.int64)] = row_kind
-    edges, fraction = busy_fractions(trace, rows, kind_of_task, len(palette), makespan)
+    palette = colours.palette
+    edges, fraction = busy_fractions(trace, rows, colours.of_name, len(palette), makespan)
     stacked = np.minimum(np.cumsum(fraction, axis=1), 1.0)  # overlapping tasks: at most full
     x = np.repeat(edges * scale, 2)[1:-1]  # a step outline: each bin's two ends
     for k in range(len(palette)):
@@ -87,108 +134,124 @@ def _draw_groups(ax: Axes, trace: Trace, rows: Grouping, row_kind: np.ndarray,
                 top, bottom = np.repeat(base - BAR_HEIGHT * above, 2), np.repeat(
                     base - BAR_HEIGHT * below, 2)
                 polygons.append(np.column_stack([np.r_[x, x[::-1]], np.r_[top, bottom[::-1]]]))
-        # one collection per kind, limits set by the caller: add_patch per row is slow
-        ax.add_collection(PolyCollection(polygons, facecolors=palette[k], linewidths=0),
-                          autolim=False)
+        # one collection per colour, limits set by the caller: add_patch per row is slow
+        if polygons:
+            ax.add_collection(PolyCollection(polygons, facecolors=palette[k], linewidths=0),
+                              autolim=False)
     _style_rows(ax, rows.labels, f"{rows.by}s (height: share busy)")
 
 
-def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
-    """Gantt chart: a row per unit (tasks coloured by kind), then a row per busy link.
-    With `rows` (gantt_rows.grouping: large runs), a row per group of units instead,
-    its bars as tall as the share of the group's units running each kind of task.
+def _spans(start: np.ndarray, width: np.ndarray) -> Any:
+    """broken_barh's (start, width) pairs as one (n, 2) array, which it takes whole (its
+    stubs ask for a sequence of tuples: a list of 10^5 tuples would be slow)."""
+    return np.column_stack([start, width])
 
-    Tasks are bars on their unit's row with a legend of task kinds; below, each link
-    channel that carried traffic gets a row of transfer-hop bars (at most the
-    `MAX_CHANNEL_ROWS` busiest, noted in the title). The time axis is in s, ms or
-    us depending on the makespan, which is marked by a dashed vertical line. Draws
-    one `broken_barh` per row, so large traces stay cheap to render.
+
+def _draw_units(ax: Axes, trace: Trace, colours: _Colours, scale: float) -> None:
+    """A row per unit, one broken_barh each: large traces stay cheap to render."""
+    start = np.asarray(trace.task_start, dtype=float) * scale
+    width = np.asarray(trace.task_end, dtype=float) * scale - start
+    faces = colours.palette[colours.of_name[np.asarray(trace.task, dtype=np.int64)]]
+    n_units = len(trace.unit_names)
+    for r, idx in enumerate(_rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
+        if len(idx):
+            ax.broken_barh(_spans(start[idx], width[idx]),
+                           (r - BAR_HEIGHT / 2, BAR_HEIGHT), facecolors=faces[idx], linewidth=0)
+    _style_rows(ax, list(trace.unit_names), "units")
+
+
+def _draw_links(ax: Axes, trace: Trace, channels: np.ndarray, colours: _Colours,
+                scale: float) -> bool:
+    """A row per shown channel, bars coloured by the phase each hop serves. Returns
+    whether links were shared (fair sharing: overlapping translucent bars)."""
+    chan = np.asarray(trace.xfer_channel, dtype=np.int64)
+    row_of_channel = np.full(len(trace.channel_names), len(channels), dtype=np.int64)
+    row_of_channel[channels] = np.arange(len(channels))
+    xs = np.asarray(trace.xfer_start, dtype=float) * scale
+    xw = np.asarray(trace.xfer_end, dtype=float) * scale - xs
+    shared = bool(covered(chan, xs, xs + xw, len(trace.channel_names)).sum() < xw.sum() * (1 - 1e-9))
+    faces = colours.palette[colours.of_hop]
+    for r, idx in enumerate(_rows(row_of_channel[chan], len(channels))):
+        ax.broken_barh(_spans(xs[idx], xw[idx]), (r - BAR_HEIGHT / 2, BAR_HEIGHT),
+                       facecolors=faces[idx], alpha=0.35 if shared else 1.0, linewidth=0)
+    _style_rows(ax, [trace.channel_names[c] for c in channels.tolist()], "links")
+    return shared
+
+
+def _group_note(rows: Grouping) -> str:
+    sizes = np.bincount(rows.of_unit, minlength=len(rows.labels))
+    each = f"{sizes[0]:,} units each" if sizes.min() == sizes.max() else (
+        f"{sizes.min():,}-{sizes.max():,} units")
+    return (f"rows: {len(rows.labels)} {_GROUP_NOUN.get(rows.by, rows.by + 's')} of {each} "
+            f"({len(rows.of_unit):,} units); a bar's height is the share of its units busy")
+
+
+def _idle_note(trace: Trace) -> list[str]:
+    """Units with no task: idle, or stood for by another unit of their group (symmetric
+    tensor parallelism, mirrored replicas: StepGraph.groups), which the rows cannot tell."""
+    n = len(trace.unit_names)
+    idle = n - len(np.unique(np.asarray(trace.task_unit, dtype=np.int64)))
+    return [f"units: {idle} of {n} ran no task (idle, or simulated through another unit "
+            "of their group)"] if 0 < idle < n else []
+
+
+def _notes(trace: Trace, rows: Grouping | None, shown: int, used: int,
+           micro_batches: bool) -> list[str]:
+    """What the chart groups, leaves out or encodes beyond its legend, a line each."""
+    notes = _idle_note(trace) if rows is None else [_group_note(rows)]
+    if used > shown:
+        notes.append(f"links: the {shown} busiest of {used} shown (by busy time)")
+    if micro_batches:
+        notes.append(f"forward and backward: micro-batches in {SHADES} repeating shades "
+                     "(the colour, lighter, darker)")
+    return notes
+
+
+def gantt(trace: Trace, title: str, rows: Grouping | None = None) -> Figure:
+    """Gantt chart: a row per unit (tasks coloured by phase), then a row per busy link.
+    With `rows` (gantt_rows.grouping: large runs), a row per group of units instead,
+    its bars as tall as the share of the group's units running each phase.
+
+    Below, each link channel that carried traffic gets a row of transfer-hop bars (the
+    busiest `channel_limit` of them, noted under the title), coloured by the
+    collective they serve. The time axis is in s, ms or us depending on the makespan,
+    which is marked by a dashed vertical line.
     """
     check_trace(trace)
     makespan = trace.makespan_s
     scale, unit = time_scale(makespan)
-
-    n_units = len(trace.unit_names)
-    channels, n_used = _busiest_channels(trace)
-    if n_used > len(channels):
-        title = f"{title} ({len(channels)} busiest of {n_used} links shown)"
-
-    rows_top = max(n_units if rows is None else 3 * len(rows.labels), 1)  # groups: taller
-    rows_bottom = len(channels)
-    task_ids = np.asarray(trace.task, dtype=np.int64)
-    kinds = sorted({trace.task_kinds[t] for t in np.unique(task_ids).tolist()})
-    legend_rows = min(len(kinds), MAX_LEGEND_KINDS + 1) + (1 if rows_bottom else 0) + 1
+    colours = _colours(trace)
+    rows_top = max(len(trace.unit_names) if rows is None else 3 * len(rows.labels), 1)
     # inches: the legend sits beside the top panel, which must be as tall as it
-    top = max(0.28 * rows_top, legend_height(legend_rows))
-    height = float(np.clip(1.6 + top + 0.28 * rows_bottom, 3.0, 40.0))
+    top = max(ROW_INCHES * rows_top, legend_height(len(colours.drawn) + 1))
+    channels, n_used = _busiest_channels(trace, channel_limit(top))
+    notes = _notes(trace, rows, len(channels), n_used, colours.micro_batches)
+    bottom = ROW_INCHES * len(channels)
+    height = float(np.clip(1.6 + 0.15 * (len(notes) + 1) + top + bottom, 3.0, 40.0))
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
-    if rows_bottom:
-        ax_units, ax_links = fig.subplots(
-            2, 1, sharex=True, gridspec_kw={"height_ratios": [top, 0.28 * rows_bottom]}
-        )
+    if len(channels):
+        ax_units, ax_links = fig.subplots(2, 1, sharex=True,
+                                          gridspec_kw={"height_ratios": [top, bottom]})
         axes: list[Axes] = [ax_units, ax_links]
     else:
         ax_units = fig.subplots()
         axes = [ax_units]
     fig.suptitle(title)
-
-    # Tasks, one broken_barh per unit row, coloured by kind.
-    start = np.asarray(trace.task_start, dtype=float) * scale
-    width = np.asarray(trace.task_end, dtype=float) * scale - start
-    colours = kind_colours(kinds)
-    kind_index = {k: i for i, k in enumerate(kinds)}
-    palette = np.array([colours[k] for k in kinds]).reshape(-1, 4)
-    row_kind = np.array(
-        [kind_index[trace.task_kinds[t]] for t in task_ids.tolist()], dtype=np.int64
-    )
     if rows is not None:
-        _draw_groups(ax_units, trace, rows, row_kind, palette, makespan, scale)
-    for r, idx in enumerate(() if rows is not None else
-                            _rows(np.asarray(trace.task_unit, dtype=np.int64), n_units)):
-        if len(idx):
-            ax_units.broken_barh(
-                np.column_stack([start[idx], width[idx]]),
-                (r - BAR_HEIGHT / 2, BAR_HEIGHT),
-                facecolors=palette[row_kind[idx]],
-                linewidth=0,
-            )
-    if rows is None:
-        _style_rows(ax_units, list(trace.unit_names), "units")
-
-    # Transfer hops, one broken_barh per shown channel.
-    if rows_bottom:
-        chan = np.asarray(trace.xfer_channel, dtype=np.int64)
-        row_of_channel = np.full(len(trace.channel_names), rows_bottom, dtype=np.int64)
-        row_of_channel[channels] = np.arange(rows_bottom)
-        xs = np.asarray(trace.xfer_start, dtype=float) * scale
-        xw = np.asarray(trace.xfer_end, dtype=float) * scale - xs
-        # shared links (fair sharing) overlap: translucent bars, darker where more share
-        shared = covered(chan, xs, xs + xw, len(trace.channel_names)).sum() < xw.sum() * (1 - 1e-9)
-        for r, idx in enumerate(_rows(row_of_channel[chan], rows_bottom)):
-            ax_links.broken_barh(
-                np.column_stack([xs[idx], xw[idx]]),
-                (r - BAR_HEIGHT / 2, BAR_HEIGHT),
-                facecolors=LINK,
-                alpha=0.35 if shared else 1.0,
-                linewidth=0,
-            )
-        _style_rows(ax_links, [trace.channel_names[c] for c in channels.tolist()], "links")
-
+        _draw_groups(ax_units, trace, rows, colours, makespan, scale)
+    else:
+        _draw_units(ax_units, trace, colours, scale)
+    if len(channels) and _draw_links(ax_links, trace, channels, colours, scale):
+        notes.append("links: translucent bars, darker where transfers share a link")
+    if notes:
+        ax_units.set_title("\n".join(notes), loc="left", fontsize=FONT["small"])
     for ax in axes:
-        ax.axvline(makespan * scale, color="black", linestyle="--", linewidth=1)
+        ax.axvline(makespan * scale, color=MAKESPAN, linestyle="--", linewidth=1)
         ax.set_xlim(0, max(makespan * scale, 1e-12) * 1.02)
     axes[-1].set_xlabel(f"time ({unit})")
-
-    handles: list[Any] = [Patch(facecolor=colours[k], label=k) for k in kinds[:MAX_LEGEND_KINDS]]
-    if len(kinds) > MAX_LEGEND_KINDS:
-        handles.append(Patch(facecolor="none", label=f"... {len(kinds) - MAX_LEGEND_KINDS} more"))
-    if rows_bottom:
-        handles.append(Patch(facecolor=LINK, label="transfer (darker: links shared)"
-                             if shared else "transfer"))
-    handles.append(
-        Line2D(
-            [], [], color="black", linestyle="--", label=f"makespan {makespan * scale:.4g} {unit}"
-        )
-    )
+    handles: list[Any] = [Patch(facecolor=PHASE_PALETTE[p], label=PHASES[p])
+                          for p in colours.drawn]
+    handles.append(Line2D([], [], color=MAKESPAN, linestyle="--",
+                          label=f"makespan {makespan * scale:.4g} {unit}"))
     legend_outside(ax_units, handles)
     return fig

@@ -22,7 +22,8 @@ from leptonsim.export import (
     write_tasks_csv,
     write_transfers_csv,
 )
-from leptonsim.plots import MAX_CHANNEL_ROWS, gantt, save_figure
+from leptonsim.gantt_phases import PHASES
+from leptonsim.plots import LINK_SHARE, MAX_CHANNEL_ROWS, MIN_CHANNEL_ROWS, gantt, save_figure
 from leptonsim.trace import Trace
 
 UNITS_PID, LINKS_PID = 1, 2
@@ -277,12 +278,15 @@ def test_gantt_png_and_svg(small: Trace, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "g.svg"]
 
 
-def test_gantt_of_two_units_and_many_kinds_shows_its_rows_and_whole_legend() -> None:
+def test_gantt_of_two_units_and_every_phase_shows_its_rows_and_whole_legend() -> None:
     """A legend taller than two rows once squeezed the rows to slivers (issue 17)."""
-    tasks = [(i, i % 2, float(i), i + 1.0) for i in range(20)]
+    kinds = ["conv2d", "conv2d.bwd", "ring_allreduce", "ring_allgather", "all_to_all",
+             "cp_ring", "optimizer", "input", "task"]
+    tasks = [(i, i % 2, float(i), i + 1.0) for i in range(len(kinds))]
     trace = make_trace(tasks, [(0, 1, 0, 1.0, 1.0, 2.0)])
-    trace = dataclasses.replace(trace, task_kinds=[f"kind{i}" for i in range(20)])
-    fig = gantt(trace, "two units, twenty kinds")
+    names = ["F.d0.conv.k0.t0", "B.d0.conv.k0.t0"] + [f"t{i}" for i in range(2, len(kinds))]
+    trace = dataclasses.replace(trace, task_kinds=kinds, task_names=names)
+    fig = gantt(trace, "two units, every phase")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "constrained_layout not applied" is a warning
         fig.draw_without_rendering()
@@ -291,9 +295,19 @@ def test_gantt_of_two_units_and_many_kinds_shows_its_rows_and_whole_legend() -> 
     for ax, rows in ((units, 2), (links, 1)):  # every row readable: at least 0.2 in
         assert ax.get_position().height * inches / rows >= 0.2
     legend = units.get_legend()
+    assert [t.get_text() for t in legend.get_texts()][:-1] == list(PHASES)
     box = legend.get_window_extent().transformed(fig.transFigure.inverted())
     assert box.y0 >= 0 and box.y1 <= 1 and box.x1 <= 1
     assert box.x0 >= max(a.get_position().x1 for a in fig.axes)  # beside the rows
+
+
+def test_gantt_legend_lists_only_the_phases_drawn() -> None:
+    """A kind the step graph does not name is "other"; a zero-length task draws
+    nothing, so its phase (optimizer here) is not in the legend."""
+    trace = make_trace([(0, 0, 0.0, 1.0), (1, 1, 1.0, 2.0), (2, 0, 2.0, 2.0)], [])
+    trace = dataclasses.replace(trace, task_kinds=["fwd", "dense.bwd", "optimizer"])
+    labels = [t.get_text() for t in gantt(trace, "x").axes[0].get_legend().get_texts()]
+    assert labels == ["backward", "other", "makespan 2 s"]
 
 
 def test_gantt_time_units() -> None:
@@ -301,15 +315,39 @@ def test_gantt_time_units() -> None:
     assert gantt(make_trace([(0, 0, 0.0, 5e-6)], []), "us").axes[-1].get_xlabel() == "time (us)"
 
 
-def test_gantt_caps_channels() -> None:
+def test_gantt_caps_channels_and_says_so() -> None:
     n_chan = MAX_CHANNEL_ROWS + 10
     xfers = [(0, 1, c, 1.0, 0.0, 1.0 + c) for c in range(n_chan)]
     trace = make_trace([(0, 0, 0.0, 1.0), (1, 1, 1.0, 2.0)], xfers, channels=n_chan)
     fig = gantt(trace, "many links")
-    assert fig.get_suptitle() == f"many links ({MAX_CHANNEL_ROWS} busiest of {n_chan} links shown)"
+    assert fig.get_suptitle() == "many links"
     labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
-    assert len(labels) == MAX_CHANNEL_ROWS
-    assert labels[0] == trace.channel_names[10]  # the 10 least busy are dropped
+    assert len(labels) == MIN_CHANNEL_ROWS  # two unit rows: the panel's floor
+    assert labels[0] == trace.channel_names[n_chan - MIN_CHANNEL_ROWS]  # least busy dropped
+    assert f"links: the {MIN_CHANNEL_ROWS} busiest of {n_chan} shown" in fig.axes[0].get_title(
+        loc="left")
+
+
+def test_gantt_notes_units_that_ran_nothing() -> None:
+    trace = make_trace([(0, 0, 0.0, 1.0), (1, 2, 0.0, 1.0)], [], units=4)
+    assert gantt(trace, "x").axes[0].get_title(loc="left") == (
+        "units: 2 of 4 ran no task (idle, or simulated through another unit of their group)")
+    assert gantt(make_trace([(0, 0, 0.0, 1.0), (1, 1, 0.0, 1.0)], []), "x").axes[0].get_title(
+        loc="left") == ""  # every unit ran: nothing to note
+
+
+@pytest.mark.parametrize("units", [16, 64])
+def test_gantt_link_panel_never_dominates(units: int) -> None:
+    """Above its floor of rows the link panel takes at most LINK_SHARE of the height,
+    however many links carried traffic (issue 17: 40 link rows under 128 unit rows)."""
+    n_chan = 4 * MAX_CHANNEL_ROWS
+    xfers = [(0, 1, c, 1.0, 0.0, 1.0) for c in range(n_chan)]
+    tasks = [(u % 2, u, 0.0, 1.0) for u in range(units)]
+    fig = gantt(make_trace(tasks, xfers, units=units, channels=n_chan), "wide")
+    top, links = (ax.get_position().height for ax in fig.axes)
+    shown = len(fig.axes[1].get_yticks())
+    assert shown == MIN_CHANNEL_ROWS or links / (top + links) <= LINK_SHARE
+    assert shown > MIN_CHANNEL_ROWS or units == 16  # 64 unit rows leave room for more
 
 
 @st.composite
