@@ -1,0 +1,136 @@
+"""The Chrome trace's layers beside the slices (Trace Event Format, Google, 2016:
+https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU):
+
+* flow events (``"s"`` start, ``"t"`` step, ``"f"`` finish, one id per arrow) for each
+  data dependency that crossed units: producer task -> every hop of its transfer ->
+  consumer task. At most MAX_FLOWS arrows (the earliest transfers); above, the rest are
+  left out and otherData says how many (an arrow per edge would double a big trace);
+* counter events (``"C"``) per link direction: the GB/s its transfers carry over time
+  (each hop's bytes / its duration, summed over the hops in flight);
+* counter events per unit with a memory plan: its planned peak memory by kind, in GB.
+
+Each event's position is on a slice's midpoint, which binds the flow to that slice
+(the finish with ``"bp": "e"``, the enclosing slice, as the format allows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .trace import Trace
+from .trace_view import TraceView
+
+__all__ = ["MAX_FLOWS", "Flows", "link_counters", "memory_counters", "task_args"]
+
+MAX_FLOWS = 5_000
+GB = 1e9
+US_PER_S = 1e6
+
+
+class Flows:
+    """The arrows of `trace`: one per (src_task, dst_task) pair of its transfer hops
+    whose both tasks ran, earliest first hop first, at most `limit`."""
+
+    def __init__(self, trace: Trace, limit: int = MAX_FLOWS):
+        src = np.asarray(trace.xfer_src_task, np.int64)
+        dst = np.asarray(trace.xfer_dst_task, np.int64)
+        start = np.asarray(trace.xfer_start, float)
+        ran = np.zeros(len(trace.task_names), bool)
+        ran[np.asarray(trace.task, np.int64)] = True
+        hops = np.flatnonzero(ran[src] & ran[dst]) if len(src) else np.zeros(0, np.int64)
+        hops = hops[np.lexsort((hops, start[hops]))]  # by start, ties by position
+        pair = src[hops] * len(trace.task_names) + dst[hops]
+        _, first = np.unique(pair, return_index=True)
+        chosen = np.sort(first)  # positions in `hops` of each pair's first hop, by time
+        self.total = len(chosen)
+        keep = pair[chosen[:limit]]
+        self.id = {int(p): i for i, p in enumerate(keep.tolist())}  # pair -> flow id
+        self.pair = keep
+        mask = np.isin(pair, keep)
+        self.hops = hops[mask]  # hop positions of kept arrows, by start
+        self.hop_id = np.array([self.id[int(p)] for p in pair[mask].tolist()], np.int64)
+        self.n_tasks = len(trace.task_names)
+
+    def ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """(producer task, consumer task) of each arrow, by flow id."""
+        return self.pair // self.n_tasks, self.pair % self.n_tasks
+
+
+def _flow(ph: str, fid: int, pid: int, tid: int, ts: float) -> dict[str, Any]:
+    event = {"name": "data", "cat": "dependency", "ph": ph, "id": fid, "pid": pid,
+             "tid": tid, "ts": ts}
+    if ph == "f":
+        event["bp"] = "e"
+    return event
+
+
+def flow_events(flows: Flows, task_slot: dict[int, tuple[int, int, float]],
+                hop_slot: Sequence[tuple[int, int, float]]) -> Iterator[dict[str, Any]]:
+    """s at the producer, t at each hop, f at the consumer; `task_slot[task]` and
+    `hop_slot[k]` (hop k of flows.hops) are (pid, tid, midpoint us) of their slices."""
+    src, dst = flows.ends()
+    for fid, s in enumerate(src.tolist()):
+        yield _flow("s", fid, *task_slot[s])
+    for k, fid in enumerate(flows.hop_id.tolist()):
+        yield _flow("t", fid, *hop_slot[k])
+    for fid, d in enumerate(dst.tolist()):
+        yield _flow("f", fid, *task_slot[d])
+
+
+def link_counters(trace: Trace, pid: int, names: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Per channel with hops, its carried GB/s at every change: a sweep over hop starts
+    (+rate) and ends (-rate); exactly 0 where no hop is in flight (no rounding residue)."""
+    chan = np.asarray(trace.xfer_channel, np.int64)
+    start, end = np.asarray(trace.xfer_start, float), np.asarray(trace.xfer_end, float)
+    dur = end - start
+    rate = np.divide(np.asarray(trace.xfer_bytes, float), dur, out=np.zeros(len(dur)),
+                     where=dur > 0) / GB
+    for c in np.unique(chan).tolist():
+        on = np.flatnonzero((chan == c) & (dur > 0))
+        if not on.size:
+            continue
+        t = np.concatenate([start[on], end[on]])
+        d = np.concatenate([rate[on], -rate[on]])
+        n = np.concatenate([np.ones(on.size), -np.ones(on.size)])
+        order = np.lexsort((d, t))  # ends before starts at one instant (d < 0 first)
+        t, level, busy = t[order], np.cumsum(d[order]), np.cumsum(n[order])
+        last = np.r_[t[1:] != t[:-1], True]  # the value after all changes at an instant
+        for ts, v, b in zip(t[last].tolist(), level[last].tolist(), busy[last].tolist(),
+                            strict=True):
+            yield {"name": names[c], "ph": "C", "pid": pid, "tid": 0, "ts": ts * US_PER_S,
+                   "args": {"GB/s": max(v, 0.0) if b > 0 else 0.0}}
+
+
+def memory_counters(view: TraceView, slots: dict[int, tuple[int, int]],
+                    names: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """At ts 0, each unit's planned peak memory by kind (GB), for units that have a
+    track (`slots[u]` = (pid, tid)); the plan is per step, not a time series."""
+    for u in sorted(set(view.memory) & set(slots)):
+        m = view.memory[u]
+        yield {"name": f"{names[u]} memory plan", "ph": "C", "pid": slots[u][0], "tid": 0,
+               "ts": 0.0, "args": {"weights GB": m.weights_bytes / GB,
+                                   "gradients GB": m.gradients_bytes / GB,
+                                   "optimizer GB": m.optimizer_bytes / GB,
+                                   "activations GB": m.activations_bytes / GB}}
+
+
+def task_args(view: TraceView | None, task: int, unit: str) -> dict[str, Any]:
+    """A task slice's args: its id and unit, and what the view knows of it (FLOPs and
+    bytes where nonzero, phase, layer, micro-batch)."""
+    args: dict[str, Any] = {"task": task, "unit": unit}
+    if view is None:
+        return args
+    for key, col in (("flops", view.flops), ("bytes", view.nbytes)):
+        if col is not None and col[task] > 0:
+            v = float(col[task])
+            args[key] = int(v) if v.is_integer() and v < 2**53 else v
+    if view.phase is not None:
+        args["phase"] = view.phase[task]
+    if view.layer is not None and view.layer[task]:
+        args["layer"] = view.layer[task]
+    if view.microbatch is not None and view.microbatch[task] >= 0:
+        args["microbatch"] = int(view.microbatch[task])
+    return args
