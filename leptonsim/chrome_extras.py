@@ -5,8 +5,8 @@ https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU)
   data dependency that crossed units: producer task -> every hop of its transfer ->
   consumer task. At most MAX_FLOWS arrows (the earliest transfers); above, the rest are
   left out and otherData says how many (an arrow per edge would double a big trace);
-* counter events (``"C"``) per link direction: the GB/s its transfers carry over time
-  (each hop's bytes / its duration, summed over the hops in flight);
+* counter events (``"C"``) per link direction: the mean GB/s its transfers carry in
+  each of BINS bins of the step (a counter per hop start and end doubled the trace);
 * counter events per unit with a memory plan: its planned peak memory by kind, in GB.
 
 Each event's position is on a slice's midpoint, which binds the flow to that slice
@@ -23,9 +23,10 @@ import numpy as np
 from .trace import Trace
 from .trace_view import TraceView
 
-__all__ = ["MAX_FLOWS", "Flows", "link_counters", "memory_counters", "task_args"]
+__all__ = ["BINS", "MAX_FLOWS", "Flows", "link_counters", "memory_counters", "task_args"]
 
-MAX_FLOWS = 5_000
+MAX_FLOWS = 2_000
+BINS = 500  # counter bins per step: ~0.2 % of the makespan each
 GB = 1e9
 US_PER_S = 1e6
 
@@ -80,28 +81,35 @@ def flow_events(flows: Flows, task_slot: dict[int, tuple[int, int, float]],
         yield _flow("f", fid, *task_slot[d])
 
 
-def link_counters(trace: Trace, pid: int, names: Sequence[str]) -> Iterator[dict[str, Any]]:
-    """Per channel with hops, its carried GB/s at every change: a sweep over hop starts
-    (+rate) and ends (-rate); exactly 0 where no hop is in flight (no rounding residue)."""
+def link_counters(trace: Trace, pid: int, names: Sequence[str], bins: int = BINS
+                  ) -> Iterator[dict[str, Any]]:
+    """Per channel with hops, its mean carried GB/s over each of `bins` equal bins of the
+    makespan (a hop's bytes spread evenly over its duration), one event per change of
+    value: at most `bins` events per channel, however many hops. Exact: the bytes
+    carried by time t is piecewise linear between hop starts and ends, so interpolating
+    it at the bin edges loses nothing; the bins' GB/s x width sum to the channel's bytes."""
     chan = np.asarray(trace.xfer_channel, np.int64)
     start, end = np.asarray(trace.xfer_start, float), np.asarray(trace.xfer_end, float)
     dur = end - start
     rate = np.divide(np.asarray(trace.xfer_bytes, float), dur, out=np.zeros(len(dur)),
                      where=dur > 0) / GB
+    edges = np.linspace(0.0, trace.makespan_s, bins + 1)
+    width = edges[1] - edges[0]
     for c in np.unique(chan).tolist():
         on = np.flatnonzero((chan == c) & (dur > 0))
-        if not on.size:
+        if not on.size or width <= 0:
             continue
         t = np.concatenate([start[on], end[on]])
         d = np.concatenate([rate[on], -rate[on]])
-        n = np.concatenate([np.ones(on.size), -np.ones(on.size)])
-        order = np.lexsort((d, t))  # ends before starts at one instant (d < 0 first)
-        t, level, busy = t[order], np.cumsum(d[order]), np.cumsum(n[order])
-        last = np.r_[t[1:] != t[:-1], True]  # the value after all changes at an instant
-        for ts, v, b in zip(t[last].tolist(), level[last].tolist(), busy[last].tolist(),
-                            strict=True):
-            yield {"name": names[c], "ph": "C", "pid": pid, "tid": 0, "ts": ts * US_PER_S,
-                   "args": {"GB/s": max(v, 0.0) if b > 0 else 0.0}}
+        order = np.argsort(t, kind="stable")
+        t, level = t[order], np.cumsum(d[order])
+        carried = np.r_[0.0, np.cumsum(level[:-1] * np.diff(t))]  # GB carried by t[i]
+        mean = np.diff(np.interp(edges, t, carried)) / width
+        keep = np.r_[True, mean[1:] != mean[:-1]]
+        for ts, v in zip((edges[:-1][keep] * US_PER_S).tolist(), mean[keep].tolist(),
+                         strict=True):
+            yield {"name": names[c], "ph": "C", "pid": pid, "tid": 0, "ts": ts,
+                   "args": {"GB/s": max(v, 0.0)}}
 
 
 def memory_counters(view: TraceView, slots: dict[int, tuple[int, int]],
