@@ -33,27 +33,38 @@ US_PER_S = 1e6
 
 class Flows:
     """The arrows of `trace`: one per (src_task, dst_task) pair of its transfer hops
-    whose both tasks ran, earliest first hop first, at most `limit`."""
+    whose both tasks ran and that runs forward in time (producer's midpoint <= each
+    hop's <= consumer's; a simulated trace always does), earliest first hop first, at
+    most `limit`. `row[task]`: the trace row of the task's slice the arrow binds to (its
+    earliest, ties by position; -1 where it never ran)."""
 
     def __init__(self, trace: Trace, limit: int = MAX_FLOWS):
         src = np.asarray(trace.xfer_src_task, np.int64)
         dst = np.asarray(trace.xfer_dst_task, np.int64)
         start = np.asarray(trace.xfer_start, float)
-        ran = np.zeros(len(trace.task_names), bool)
-        ran[np.asarray(trace.task, np.int64)] = True
-        hops = np.flatnonzero(ran[src] & ran[dst]) if len(src) else np.zeros(0, np.int64)
+        hmid = (start + np.asarray(trace.xfer_end, float)) / 2
+        n = self.n_tasks = len(trace.task_names)
+        t_start = np.asarray(trace.task_start, float)
+        by_start = np.lexsort((np.arange(len(t_start)), t_start))[::-1]
+        self.row = np.full(n, -1, np.int64)
+        self.row[np.asarray(trace.task, np.int64)[by_start]] = by_start  # earliest wins
+        mid = np.full(n, np.nan)
+        ran = self.row >= 0
+        mid[ran] = (t_start + np.asarray(trace.task_end, float))[self.row[ran]] / 2
+        pair = src * n + dst
+        late = (hmid < mid[src]) | (hmid > mid[dst]) | ~ran[src] | ~ran[dst]
+        hops = np.flatnonzero(~np.isin(pair, pair[late]))
         hops = hops[np.lexsort((hops, start[hops]))]  # by start, ties by position
-        pair = src[hops] * len(trace.task_names) + dst[hops]
+        pair = pair[hops]
         _, first = np.unique(pair, return_index=True)
         chosen = np.sort(first)  # positions in `hops` of each pair's first hop, by time
         self.total = len(chosen)
         keep = pair[chosen[:limit]]
-        self.id = {int(p): i for i, p in enumerate(keep.tolist())}  # pair -> flow id
+        ids = {int(p): i for i, p in enumerate(keep.tolist())}  # pair -> flow id
         self.pair = keep
         mask = np.isin(pair, keep)
-        self.hops = hops[mask]  # hop positions of kept arrows, by start
-        self.hop_id = np.array([self.id[int(p)] for p in pair[mask].tolist()], np.int64)
-        self.n_tasks = len(trace.task_names)
+        self.hops = hops[mask]  # hop rows of kept arrows, by start
+        self.hop_id = np.array([ids[int(p)] for p in pair[mask].tolist()], np.int64)
 
     def ends(self) -> tuple[np.ndarray, np.ndarray]:
         """(producer task, consumer task) of each arrow, by flow id."""
@@ -84,32 +95,38 @@ def flow_events(flows: Flows, task_slot: dict[int, tuple[int, int, float]],
 def link_counters(trace: Trace, pid: int, names: Sequence[str], bins: int = BINS
                   ) -> Iterator[dict[str, Any]]:
     """Per channel with hops, its mean carried GB/s over each of `bins` equal bins of the
-    makespan (a hop's bytes spread evenly over its duration), one event per change of
-    value: at most `bins` events per channel, however many hops. Exact: the bytes
-    carried by time t is piecewise linear between hop starts and ends, so interpolating
-    it at the bin edges loses nothing; the bins' GB/s x width sum to the channel's bytes."""
+    makespan (a hop's bytes spread evenly over its duration; an instant hop's land at
+    its end), one event per change of value: at most `bins` events per channel, however
+    many hops. The bins' GB/s x width sum to the channel's bytes."""
     chan = np.asarray(trace.xfer_channel, np.int64)
-    start, end = np.asarray(trace.xfer_start, float), np.asarray(trace.xfer_end, float)
-    dur = end - start
-    rate = np.divide(np.asarray(trace.xfer_bytes, float), dur, out=np.zeros(len(dur)),
-                     where=dur > 0) / GB
     edges = np.linspace(0.0, trace.makespan_s, bins + 1)
     width = edges[1] - edges[0]
+    if width <= 0:
+        return
     for c in np.unique(chan).tolist():
-        on = np.flatnonzero((chan == c) & (dur > 0))
-        if not on.size or width <= 0:
-            continue
-        t = np.concatenate([start[on], end[on]])
-        d = np.concatenate([rate[on], -rate[on]])
-        order = np.argsort(t, kind="stable")
-        t, level = t[order], np.cumsum(d[order])
-        carried = np.r_[0.0, np.cumsum(level[:-1] * np.diff(t))]  # GB carried by t[i]
-        mean = np.diff(np.interp(edges, t, carried)) / width
+        on = np.flatnonzero(chan == c)
+        mean = np.diff(_carried(trace, on, edges)) / width / GB
         keep = np.r_[True, mean[1:] != mean[:-1]]
         for ts, v in zip((edges[:-1][keep] * US_PER_S).tolist(), mean[keep].tolist(),
                          strict=True):
             yield {"name": names[c], "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                    "args": {"GB/s": max(v, 0.0)}}
+
+
+def _carried(trace: Trace, hops: np.ndarray, edges: np.ndarray, chunk: int = 4096
+             ) -> np.ndarray:
+    """Bytes the hops had carried by each edge: each hop's bytes x the share of its
+    duration before the edge, summed `chunk` hops at a time (memory stays flat)."""
+    out = np.zeros(len(edges))
+    for lo in range(0, len(hops), chunk):
+        h = hops[lo:lo + chunk]
+        s, e = np.asarray(trace.xfer_start, float)[h], np.asarray(trace.xfer_end, float)[h]
+        b = np.asarray(trace.xfer_bytes, float)[h]
+        t, dur = edges[:, None], (e - s)[None, :]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            share = np.where(dur > 0, (t - s[None, :]) / dur, (t >= e[None, :]) * 1.0)
+        out += np.clip(share, 0.0, 1.0) @ b
+    return out
 
 
 def memory_counters(view: TraceView, slots: dict[int, tuple[int, int]],

@@ -285,12 +285,13 @@ def _flow_events(trace: Trace, tasks: _Layout, hops: _Layout, flows: Flows
     """The arrows (chrome_extras.Flows), each end on its slice's midpoint."""
     if not flows.total:
         return
-    ids, _, start, end = task_columns(trace)
+    _, _, start, end = task_columns(trace)
     mid = (start + end) / 2 * US_PER_S
-    task_slot: dict[int, tuple[int, int, float]] = {}
-    for k in reversed(range(len(tasks.order))):  # a task's earliest row wins
-        r = int(tasks.order[k])
-        task_slot[int(ids[r])] = (int(tasks.pid[k]), int(tasks.tid[k]), float(mid[r]))
+    at = np.empty(len(tasks.order), np.int64)
+    at[tasks.order] = np.arange(len(tasks.order))  # task row -> position in file order
+    src, dst = flows.ends()
+    task_slot = {t: (int(tasks.pid[at[r]]), int(tasks.tid[at[r]]), float(mid[r]))
+                 for t in set(src.tolist()) | set(dst.tolist()) for r in [int(flows.row[t])]}
     rank = np.empty(len(hops.order), np.int64)
     rank[hops.order] = np.arange(len(hops.order))  # hop row -> position in file order
     hmid = (np.asarray(trace.xfer_start, float) + np.asarray(trace.xfer_end, float)) / 2

@@ -51,7 +51,7 @@ def view_of(scenario: Scenario, units: int) -> TraceView:
     g, step = scenario.graph, scenario.step
     node, names = _nodes(scenario.cluster.units_per_node, units)
     phase = layer = micro = None
-    if step is not None:
+    if step is not None and step.work:  # recsys steps keep no work map: phase unknown
         phase, layer = _passes(step, g.size)
         micro = np.array([_microbatch(n) for n in g.names], np.int64)
     return TraceView(node, names, np.asarray(g.flops, float), np.asarray(g.nbytes, float),
@@ -73,7 +73,7 @@ def _passes(step: StepGraph, n: int) -> tuple[list[str], list[str]]:
     (collective steps, relays, joins) are communication."""
     phase, layer = ["comm"] * n, [""] * n
     layers = step.model.layers
-    for t, (kind, idx) in (step.work or {}).items():
+    for t, (kind, idx) in step.work.items():  # type: ignore[union-attr]
         phase[t] = PHASES.get(kind, kind)
         if kind != "update" and idx:
             first, last = layers[idx[0]].name, layers[idx[-1]].name
