@@ -23,10 +23,11 @@ import numpy as np
 from .trace import Trace
 from .trace_view import TraceView
 
-__all__ = ["BINS", "MAX_FLOWS", "Flows", "link_counters", "memory_counters", "task_args"]
+__all__ = ["BINS", "DIGITS", "MAX_FLOWS", "Flows", "link_counters", "memory_counters", "task_args"]
 
 MAX_FLOWS = 2_000
-BINS = 500  # counter bins per step: ~0.2 % of the makespan each
+BINS = 200  # counter bins per step: 0.5 % of the makespan each
+DIGITS = 6  # significant digits of a counter value: within 5e-6 of it
 GB = 1e9
 US_PER_S = 1e6
 
@@ -97,7 +98,7 @@ def link_counters(trace: Trace, pid: int, names: Sequence[str], bins: int = BINS
     """Per channel with hops, its mean carried GB/s over each of `bins` equal bins of the
     makespan (a hop's bytes spread evenly over its duration; an instant hop's land at
     its end), one event per change of value: at most `bins` events per channel, however
-    many hops. The bins' GB/s x width sum to the channel's bytes."""
+    many hops. The bins' GB/s x width sum to the channel's bytes (to DIGITS digits)."""
     chan = np.asarray(trace.xfer_channel, np.int64)
     edges = np.linspace(0.0, trace.makespan_s, bins + 1)
     width = edges[1] - edges[0]
@@ -106,6 +107,7 @@ def link_counters(trace: Trace, pid: int, names: Sequence[str], bins: int = BINS
     for c in np.unique(chan).tolist():
         on = np.flatnonzero(chan == c)
         mean = np.diff(_carried(trace, on, edges)) / width / GB
+        mean = np.array([float(f"{v:.{DIGITS}g}") for v in mean.tolist()])  # 1/3 the text
         keep = np.r_[True, mean[1:] != mean[:-1]]
         for ts, v in zip((edges[:-1][keep] * US_PER_S).tolist(), mean[keep].tolist(),
                          strict=True):

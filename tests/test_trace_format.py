@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from leptonsim.chrome_extras import MAX_FLOWS, Flows, link_counters
+from leptonsim.chrome_extras import DIGITS, MAX_FLOWS, Flows, link_counters
 from leptonsim.export import chrome_trace
 from leptonsim.result import run
 from leptonsim.scenario import load
@@ -126,7 +126,8 @@ def test_a_process_per_node_holding_only_units_that_ran() -> None:
 @settings(max_examples=100, deadline=None)
 @given(traces())
 def test_any_trace_follows_the_format_and_counters_conserve_bytes(trace: Any) -> None:
-    """The bins' GB/s x width sum, per channel, to the bytes its hops carried."""
+    """The bins' GB/s x width sum, per channel, to the bytes its hops carried, within
+    the rounding of each value to DIGITS significant digits (relative 0.5e-5 at 6)."""
     check_format(chrome_trace(trace))
     events = list(link_counters(trace, 2, trace.channel_names))
     if trace.makespan_s == 0:  # no time to spread bytes over: no counter
@@ -138,7 +139,7 @@ def test_any_trace_follows_the_format_and_counters_conserve_bytes(trace: Any) ->
         edges = [e["ts"] / 1e6 for e in ev] + [trace.makespan_s]  # a value holds to the next
         got = sum(e["args"]["GB/s"] * (b - a)
                   for e, a, b in zip(ev, edges, edges[1:], strict=False))
-        assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
+        assert got == pytest.approx(want, rel=0.5 * 10.0 ** (1 - DIGITS) * (1 + 1e-9), abs=1e-12)
 
 
 def test_arrows_beyond_the_cap_are_left_out_earliest_kept() -> None:
