@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from leptonsim.chrome_extras import DIGITS, MAX_FLOWS, Flows, link_counters
 from leptonsim.export import chrome_trace
 from leptonsim.result import run
-from leptonsim.scenario import load
+from leptonsim.scenario import load, loads
 from leptonsim.trace_view import view_of
 from tests.test_export import base, make_trace, traces
 
@@ -121,6 +121,45 @@ def test_a_process_per_node_holding_only_units_that_ran() -> None:
                if e["name"] == "thread_name" and e["pid"] < 3}
     ran = set(result.trace.task_unit.tolist())
     assert threads == {(1 + u // 4, result.trace.unit_names[u]) for u in ran}
+
+
+SYMMETRIC = """
+[scenario]
+name = "symmetric tensor parallelism, two nodes of four"
+[hardware]
+topology = "two_level"
+[[hardware.units]]
+name = "gpu"
+count = 8
+preset = "a100_80gb"
+[hardware.two_level]
+units_per_node = 4
+intra = { preset = "nvlink3" }
+inter = { preset = "infiniband_hdr" }
+[workload.model]
+name = "bert_base"
+batch = 16
+microbatches = 2
+precision = "fp16"
+[parallel]
+dp = 2
+tp = 4
+tp_mode = "symmetric"
+"""
+
+
+def test_symmetric_mode_declares_the_simulated_units_only() -> None:
+    """One rank per tensor-parallel group ran: the trace declares its track alone (issue
+    17: GPT-3's trace declared 1,024 unit tracks, 128 with events), in its node."""
+    scenario = loads(SYMMETRIC)[0]
+    result = run(scenario)
+    doc = chrome_trace(result.trace, view_of(scenario, len(result.trace.unit_names)))
+    check_format(doc)
+    units = {(e["pid"], base(e["args"]["name"])) for e in doc["traceEvents"]
+             if e["name"] == "thread_name" and e["pid"] < 3}
+    assert units == {(1, "gpu0"), (2, "gpu4")}
+    memory = {e["name"] for e in doc["traceEvents"] if e["ph"] == "C" and e["pid"] < 3}
+    assert memory == {"gpu0 memory plan", "gpu4 memory plan"}
 
 
 @settings(max_examples=100, deadline=None)
