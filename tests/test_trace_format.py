@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from leptonsim.chrome_extras import DIGITS, MAX_FLOWS, Flows, link_counters
+from leptonsim.chrome_extras import BINS, DIGITS, MAX_FLOWS, Flows, link_counters
 from leptonsim.export import chrome_trace
 from leptonsim.result import run
 from leptonsim.scenario import load, loads
@@ -190,3 +190,10 @@ def test_arrows_beyond_the_cap_are_left_out_earliest_kept() -> None:
     src, dst = flows.ends()
     assert src.tolist() == [0, 2, 4] and dst.tolist() == [1, 3, 5]
     assert np.array_equal(flows.hop_id, [0, 1, 2])
+
+
+def test_results_md_states_the_bounds_the_code_has() -> None:
+    text = " ".join((ROOT / "docs" / "results.md").read_text(encoding="utf-8").split())
+    assert f"At most {MAX_FLOWS:,} arrows" in text
+    assert f"each of {BINS} equal bins" in text
+    assert f"values to {DIGITS} significant digits" in text
