@@ -5,11 +5,13 @@ partial or truncated file behind: the old file (if any) stays, or there is none.
 
 Chrome trace layout (JSON object format of the "Trace Event Format" document):
 
-* process 1 "units": one thread (track) per compute unit, in unit order;
-* process 2 "links": one thread per link channel (one direction of a link), in
-  channel order;
+* process 1 "units", or with a TraceView that knows nodes processes 1, 2, ... "node
+  0", "node 1", ...: one thread (track) per compute unit that ran a task, in unit order;
+* then process "links": one thread per link channel (one direction of a link) that
+  carried a hop, in channel order; no track is declared for a unit or link without
+  events (a symmetric run simulates one unit of each group);
 * tasks and transfer hops are complete events (``"ph": "X"``) with ``ts`` and
-  ``dur`` in microseconds.
+  ``dur`` in microseconds; arrows and counters follow (chrome_extras).
 
 Perfetto drops complete events on one thread that overlap without nesting, so when
 events on a track overlap (e.g. two transfers sharing a link fairly) the extra
@@ -33,7 +35,7 @@ import numpy as np
 
 from leptonsim.chrome_extras import Flows, flow_events, link_counters, memory_counters, task_args
 from leptonsim.files import atomic_write
-from leptonsim.trace import Trace
+from leptonsim.trace import Trace, check_trace
 from leptonsim.trace_view import TraceView
 
 __all__ = [
@@ -65,75 +67,6 @@ TRANSFER_CSV_COLUMNS = (
     "end_s",
     "duration_s",
 )
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def check_trace(trace: Trace) -> None:
-    """Raise ValueError unless the trace's columns are consistent and exportable.
-
-    Checks column lengths, that task / unit / channel indices are in range, and that
-    times are finite with end >= start.
-    """
-    n_task = len(trace.task)
-    for col in ("task_unit", "task_start", "task_end"):
-        if len(getattr(trace, col)) != n_task:
-            raise ValueError(
-                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_task}"
-            )
-    n_xfer = len(trace.xfer_channel)
-    for col in ("xfer_src_task", "xfer_dst_task", "xfer_bytes", "xfer_start", "xfer_end"):
-        if len(getattr(trace, col)) != n_xfer:
-            raise ValueError(
-                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_xfer}"
-            )
-    if len(trace.task_kinds) != len(trace.task_names):
-        raise ValueError(
-            f"trace.task_kinds has {len(trace.task_kinds)} entries, "
-            f"expected {len(trace.task_names)} (one per task name)"
-        )
-    _check_index(trace.task, len(trace.task_names), "trace.task", "task_names")
-    _check_index(trace.xfer_src_task, len(trace.task_names), "trace.xfer_src_task", "task_names")
-    _check_index(trace.xfer_dst_task, len(trace.task_names), "trace.xfer_dst_task", "task_names")
-    _check_index(trace.task_unit, len(trace.unit_names), "trace.task_unit", "unit_names")
-    _check_index(
-        trace.xfer_channel, len(trace.channel_names), "trace.xfer_channel", "channel_names"
-    )
-    _check_times(trace.task_start, trace.task_end, "task")
-    _check_times(trace.xfer_start, trace.xfer_end, "xfer")
-    if n_xfer and not np.all(np.isfinite(np.asarray(trace.xfer_bytes, dtype=float))):
-        raise ValueError("trace.xfer_bytes has a non-finite entry")
-
-
-def _check_index(col: np.ndarray, size: int, what: str, names: str) -> None:
-    a = np.asarray(col)
-    if a.size == 0:
-        return
-    if not np.issubdtype(a.dtype, np.integer) and not (
-        np.all(np.isfinite(a)) and np.all(a == np.floor(a))
-    ):
-        raise ValueError(f"{what} must hold integer indices, found dtype {a.dtype}")
-    lo, hi = a.min(), a.max()
-    if lo < 0 or hi >= size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{what} has index {int(bad)}, outside 0..{size - 1} of trace.{names}")
-
-
-def _check_times(start: np.ndarray, end: np.ndarray, prefix: str) -> None:
-    s = np.asarray(start, dtype=float)
-    e = np.asarray(end, dtype=float)
-    if s.size == 0:
-        return
-    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(e))):
-        raise ValueError(f"trace.{prefix}_start / {prefix}_end have a non-finite time")
-    bad = np.flatnonzero(e < s)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"trace.{prefix}_end[{i}] = {float(e[i])!r} s is before "
-            f"{prefix}_start[{i}] = {float(s[i])!r} s"
-        )
 
 
 # ---------------------------------------------------------------------------- chrome trace
