@@ -5,11 +5,13 @@ partial or truncated file behind: the old file (if any) stays, or there is none.
 
 Chrome trace layout (JSON object format of the "Trace Event Format" document):
 
-* process 1 "units": one thread (track) per compute unit, in unit order;
-* process 2 "links": one thread per link channel (one direction of a link), in
-  channel order;
+* process 1 "units", or with a TraceView that knows nodes processes 1, 2, ... "node
+  0", "node 1", ...: one thread (track) per compute unit that ran a task, in unit order;
+* then process "links": one thread per link channel (one direction of a link) that
+  carried a hop, in channel order; no track is declared for a unit or link without
+  events (a symmetric run simulates one unit of each group);
 * tasks and transfer hops are complete events (``"ph": "X"``) with ``ts`` and
-  ``dur`` in microseconds.
+  ``dur`` in microseconds; arrows and counters follow (chrome_extras).
 
 Perfetto drops complete events on one thread that overlap without nesting, so when
 events on a track overlap (e.g. two transfers sharing a link fairly) the extra
@@ -25,13 +27,16 @@ import heapq
 import json
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from leptonsim.chrome_extras import Flows, flow_events, link_counters, memory_counters, task_args
 from leptonsim.files import atomic_write
-from leptonsim.trace import Trace
+from leptonsim.trace import Trace, check_trace
+from leptonsim.trace_view import TraceView
 
 __all__ = [
     "atomic_write",
@@ -62,75 +67,6 @@ TRANSFER_CSV_COLUMNS = (
     "end_s",
     "duration_s",
 )
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def check_trace(trace: Trace) -> None:
-    """Raise ValueError unless the trace's columns are consistent and exportable.
-
-    Checks column lengths, that task / unit / channel indices are in range, and that
-    times are finite with end >= start.
-    """
-    n_task = len(trace.task)
-    for col in ("task_unit", "task_start", "task_end"):
-        if len(getattr(trace, col)) != n_task:
-            raise ValueError(
-                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_task}"
-            )
-    n_xfer = len(trace.xfer_channel)
-    for col in ("xfer_src_task", "xfer_dst_task", "xfer_bytes", "xfer_start", "xfer_end"):
-        if len(getattr(trace, col)) != n_xfer:
-            raise ValueError(
-                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_xfer}"
-            )
-    if len(trace.task_kinds) != len(trace.task_names):
-        raise ValueError(
-            f"trace.task_kinds has {len(trace.task_kinds)} entries, "
-            f"expected {len(trace.task_names)} (one per task name)"
-        )
-    _check_index(trace.task, len(trace.task_names), "trace.task", "task_names")
-    _check_index(trace.xfer_src_task, len(trace.task_names), "trace.xfer_src_task", "task_names")
-    _check_index(trace.xfer_dst_task, len(trace.task_names), "trace.xfer_dst_task", "task_names")
-    _check_index(trace.task_unit, len(trace.unit_names), "trace.task_unit", "unit_names")
-    _check_index(
-        trace.xfer_channel, len(trace.channel_names), "trace.xfer_channel", "channel_names"
-    )
-    _check_times(trace.task_start, trace.task_end, "task")
-    _check_times(trace.xfer_start, trace.xfer_end, "xfer")
-    if n_xfer and not np.all(np.isfinite(np.asarray(trace.xfer_bytes, dtype=float))):
-        raise ValueError("trace.xfer_bytes has a non-finite entry")
-
-
-def _check_index(col: np.ndarray, size: int, what: str, names: str) -> None:
-    a = np.asarray(col)
-    if a.size == 0:
-        return
-    if not np.issubdtype(a.dtype, np.integer) and not (
-        np.all(np.isfinite(a)) and np.all(a == np.floor(a))
-    ):
-        raise ValueError(f"{what} must hold integer indices, found dtype {a.dtype}")
-    lo, hi = a.min(), a.max()
-    if lo < 0 or hi >= size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{what} has index {int(bad)}, outside 0..{size - 1} of trace.{names}")
-
-
-def _check_times(start: np.ndarray, end: np.ndarray, prefix: str) -> None:
-    s = np.asarray(start, dtype=float)
-    e = np.asarray(end, dtype=float)
-    if s.size == 0:
-        return
-    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(e))):
-        raise ValueError(f"trace.{prefix}_start / {prefix}_end have a non-finite time")
-    bad = np.flatnonzero(e < s)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"trace.{prefix}_end[{i}] = {float(e[i])!r} s is before "
-            f"{prefix}_start[{i}] = {float(s[i])!r} s"
-        )
 
 
 # ---------------------------------------------------------------------------- chrome trace
@@ -179,21 +115,27 @@ def _number(x: float) -> float | int:
 
 
 class _Tracks:
-    """Allocates tids (1, 2, ...) for each (track, lane) of one process in track order."""
+    """Allocates tids (1, 2, ...) per process for each (track, lane) in track order,
+    declaring only tracks that carry an event. `pid_of[i]` is track i's process."""
 
-    def __init__(self, pid: int, names: Sequence[str], track: np.ndarray, lane: np.ndarray):
-        n_lanes = np.ones(len(names), dtype=np.int64)
+    def __init__(self, pid_of: np.ndarray, names: Sequence[str], track: np.ndarray,
+                 lane: np.ndarray):
+        n_lanes = np.zeros(len(names), dtype=np.int64)
         if len(track):
             np.maximum.at(n_lanes, track, lane + 1)
-        self.pid = pid
-        self.first_tid = np.concatenate([[1], 1 + np.cumsum(n_lanes)])[:-1]
+        self.first_tid = np.zeros(len(names), dtype=np.int64)
         self.meta: list[dict[str, Any]] = []
-        for i, name in enumerate(names):
+        next_tid: dict[int, int] = {}
+        for i in np.flatnonzero(n_lanes).tolist():
+            pid = int(pid_of[i])
+            self.first_tid[i] = tid = next_tid.get(pid, 1)
+            next_tid[pid] = tid + int(n_lanes[i])
             for ln in range(int(n_lanes[i])):
-                tid = int(self.first_tid[i]) + ln
-                label = name if ln == 0 else f"{name} #{ln + 1}"
-                self.meta.append(_meta("thread_name", pid, tid, {"name": label}))
-                self.meta.append(_meta("thread_sort_index", pid, tid, {"sort_index": tid}))
+                label = names[i] if ln == 0 else f"{names[i]} #{ln + 1}"
+                self.meta.append(_meta("thread_name", pid, tid + ln, {"name": label}))
+                self.meta.append(_meta("thread_sort_index", pid, tid + ln,
+                                       {"sort_index": tid + ln}))
+        self.pids = sorted(next_tid)
 
 
 CHUNK = 1 << 16  # rows converted to Python objects at a time: memory stays flat
@@ -221,44 +163,78 @@ def _chunks(n: int, *cols: np.ndarray) -> Iterator[tuple[list[Any], ...]]:
         yield tuple(c[lo : lo + CHUNK].tolist() for c in cols)
 
 
-def _task_events(trace: Trace) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+@dataclass(frozen=True)
+class _Layout:
+    """Rows of one kind (tasks or hops) in file order, with each row's process and tid."""
+
+    order: np.ndarray
+    pid: np.ndarray
+    tid: np.ndarray
+    tracks: _Tracks
+
+
+def _layout(track: np.ndarray, start: np.ndarray, end: np.ndarray, pid_of: np.ndarray,
+            names: Sequence[str]) -> _Layout:
+    order, lane = _lanes(track, start, end)
+    tracks = _Tracks(pid_of, names, track[order], lane)
+    tid = tracks.first_tid[track[order]] + lane if len(order) else lane
+    return _Layout(order, pid_of[track[order]], tid, tracks)
+
+
+def _unit_pids(trace: Trace, view: TraceView | None) -> tuple[np.ndarray, list[str]]:
+    """Each unit's process and the processes' names: one per node when the view knows
+    nodes, else the single process "units"."""
+    n = len(trace.unit_names)
+    if view is None or view.node is None or len(view.node) != n:
+        return np.full(n, UNITS_PID, np.int64), ["units"]
+    return UNITS_PID + np.asarray(view.node, np.int64), list(view.node_names)
+
+
+def _task_events(trace: Trace, lay: _Layout, view: TraceView | None
+                 ) -> Iterator[dict[str, Any]]:
     ids, unit, start, end = task_columns(trace)
-    order, lane = _lanes(unit, start, end)
-    tracks = _Tracks(UNITS_PID, trace.unit_names, unit[order], lane)
-    tid = tracks.first_tid[unit[order]] + lane if len(order) else lane
+    o = lay.order
     names, kinds, unit_names = trace.task_names, trace.task_kinds, trace.unit_names
-
-    def events() -> Iterator[dict[str, Any]]:
-        s, e = start[order], end[order]
-        for ts, us, tids, a, d in _chunks(len(order), ids[order], unit[order], tid,
-                                          s * US_PER_S, (e - s) * US_PER_S):
-            for t, u, i, b, du in zip(ts, us, tids, a, d, strict=True):
-                yield {"name": names[t], "cat": kinds[t], "ph": "X", "pid": UNITS_PID,
-                       "tid": i, "ts": b, "dur": du, "args": {"task": t, "unit": unit_names[u]}}
-
-    return tracks.meta, events()
+    for ts, us, pids, tids, a, d in _chunks(len(o), ids[o], unit[o], lay.pid, lay.tid,
+                                            start[o] * US_PER_S, (end[o] - start[o]) * US_PER_S):
+        for t, u, p, i, b, du in zip(ts, us, pids, tids, a, d, strict=True):
+            yield {"name": names[t], "cat": kinds[t], "ph": "X", "pid": p, "tid": i, "ts": b,
+                   "dur": du, "args": task_args(view, t, unit_names[u])}
 
 
-def _transfer_events(trace: Trace) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
-    src, dst, chan, nbytes, start, end = transfer_columns(trace)
-    order, lane = _lanes(chan, start, end)
-    tracks = _Tracks(LINKS_PID, trace.channel_names, chan[order], lane)
-    tid = tracks.first_tid[chan[order]] + lane if len(order) else lane
-    names = trace.task_names
-
-    def events() -> Iterator[dict[str, Any]]:
-        s, e = start[order], end[order]
-        for ss, ds, bs, tids, a, d in _chunks(len(order), src[order], dst[order], nbytes[order],
-                                              tid, s * US_PER_S, (e - s) * US_PER_S):
-            for i, j, b, t, ts, du in zip(ss, ds, bs, tids, a, d, strict=True):
-                yield {"name": f"{names[i]}→{names[j]}", "cat": "transfer", "ph": "X",
-                       "pid": LINKS_PID, "tid": t, "ts": ts, "dur": du,
-                       "args": {"bytes": _number(b), "src_task": i, "dst_task": j}}
-
-    return tracks.meta, events()
+def _transfer_events(trace: Trace, lay: _Layout) -> Iterator[dict[str, Any]]:
+    src, dst, _, nbytes, start, end = transfer_columns(trace)
+    o, names = lay.order, trace.task_names
+    for ss, ds, bs, tids, a, d in _chunks(len(o), src[o], dst[o], nbytes[o], lay.tid,
+                                          start[o] * US_PER_S, (end[o] - start[o]) * US_PER_S):
+        for i, j, b, t, ts, du in zip(ss, ds, bs, tids, a, d, strict=True):
+            yield {"name": f"{names[i]}→{names[j]}", "cat": "transfer", "ph": "X",
+                   "pid": int(lay.pid[0]), "tid": t, "ts": ts, "dur": du,
+                   "args": {"bytes": _number(b), "src_task": i, "dst_task": j}}
 
 
-def _other_data(trace: Trace) -> dict[str, Any]:
+def _flow_events(trace: Trace, tasks: _Layout, hops: _Layout, flows: Flows
+                 ) -> Iterator[dict[str, Any]]:
+    """The arrows (chrome_extras.Flows), each end on its slice's midpoint."""
+    if not flows.total:
+        return
+    _, _, start, end = task_columns(trace)
+    mid = (start + end) / 2 * US_PER_S
+    at = np.empty(len(tasks.order), np.int64)
+    at[tasks.order] = np.arange(len(tasks.order))  # task row -> position in file order
+    src, dst = flows.ends()
+    task_slot = {t: (int(tasks.pid[at[r]]), int(tasks.tid[at[r]]), float(mid[r]))
+                 for t in set(src.tolist()) | set(dst.tolist()) for r in [int(flows.row[t])]}
+    rank = np.empty(len(hops.order), np.int64)
+    rank[hops.order] = np.arange(len(hops.order))  # hop row -> position in file order
+    hmid = (np.asarray(trace.xfer_start, float) + np.asarray(trace.xfer_end, float)) / 2
+    hop_slot = [(int(hops.pid[rank[h]]), int(hops.tid[rank[h]]), float(hmid[h]) * US_PER_S)
+                for h in flows.hops.tolist()]
+    yield from flow_events(flows, task_slot, hop_slot)
+
+
+def _other_data(trace: Trace, flows: Flows | None = None) -> dict[str, Any]:
+    flows = flows or Flows(trace)
     return {
         "generator": "leptonsim",
         "makespan_s": trace.makespan_s,
@@ -266,36 +242,51 @@ def _other_data(trace: Trace) -> dict[str, Any]:
         "channels": len(trace.channel_names),
         "tasks": len(trace.task),
         "transfer_hops": len(trace.xfer_channel),
+        "dependency_arrows": len(flows.pair),
+        "dependency_arrows_left_out": flows.total - len(flows.pair),
     }
 
 
-def chrome_events(trace: Trace) -> Iterator[dict[str, Any]]:
-    """The trace's events one at a time, in file order: metadata events first, then
-    task events ordered by (unit, start, end), then transfer hops ordered by (channel,
-    start, end). Only the sort orders are held whole (NumPy arrays); each event is
+def chrome_events(trace: Trace, view: TraceView | None = None) -> Iterator[dict[str, Any]]:
+    """The trace's events one at a time, in file order: metadata events first (a process
+    per node, or "units", then "links"; a track per unit or link direction that carries
+    an event), then task events ordered by (unit, start, end), transfer hops ordered by
+    (channel, start, end), dependency arrows, link and memory counters
+    (chrome_extras). Only the sort orders are held whole (NumPy arrays); each event is
     made when it is consumed, so a writer holds one chunk of rows, never every event.
-    Raises ValueError if the trace is inconsistent (see `check_trace`)."""
+    `view` (trace_view.view_of) adds nodes, task args and memory; raises ValueError if
+    the trace is inconsistent (see `check_trace`)."""
     check_trace(trace)
-    unit_meta, task_events = _task_events(trace)
-    link_meta, xfer_events = _transfer_events(trace)
-    yield _meta("process_name", UNITS_PID, 0, {"name": "units"})
-    yield _meta("process_sort_index", UNITS_PID, 0, {"sort_index": UNITS_PID})
-    yield _meta("process_name", LINKS_PID, 0, {"name": "links"})
-    yield _meta("process_sort_index", LINKS_PID, 0, {"sort_index": LINKS_PID})
-    yield from unit_meta
-    yield from link_meta
-    yield from task_events
-    yield from xfer_events
+    _, unit, t_start, t_end = task_columns(trace)
+    pid_of, proc_names = _unit_pids(trace, view)
+    links_pid = UNITS_PID + len(proc_names)
+    tasks = _layout(unit, t_start, t_end, pid_of, trace.unit_names)
+    chan, x_start, x_end = transfer_columns(trace)[2], trace.xfer_start, trace.xfer_end
+    hops = _layout(chan, np.asarray(x_start, float), np.asarray(x_end, float),
+                   np.full(len(trace.channel_names), links_pid, np.int64), trace.channel_names)
+    procs = [(p, proc_names[p - UNITS_PID]) for p in tasks.tracks.pids]
+    for pid, name in procs + [(links_pid, "links")] * bool(hops.tracks.pids):
+        yield _meta("process_name", pid, 0, {"name": name})
+        yield _meta("process_sort_index", pid, 0, {"sort_index": pid})
+    yield from tasks.tracks.meta
+    yield from hops.tracks.meta
+    yield from _task_events(trace, tasks, view)
+    yield from _transfer_events(trace, hops)
+    yield from _flow_events(trace, tasks, hops, Flows(trace))
+    yield from link_counters(trace, links_pid, trace.channel_names)
+    if view is not None:
+        ran = {u: (int(pid_of[u]), 0) for u in np.unique(unit).tolist()}
+        yield from memory_counters(view, ran, trace.unit_names)
 
 
-def chrome_trace(trace: Trace) -> dict[str, Any]:
+def chrome_trace(trace: Trace, view: TraceView | None = None) -> dict[str, Any]:
     """The trace as a Chrome trace-event JSON object (opens in Perfetto / chrome://tracing),
     in memory: `write_chrome_trace` streams the same events instead.
 
     Deterministic: the same trace always gives equal dicts (and byte-identical JSON
     from `write_chrome_trace`); event order as `chrome_events`.
     """
-    events = list(chrome_events(trace))
+    events = list(chrome_events(trace, view))
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": _other_data(trace)}
 
 
@@ -303,14 +294,14 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _dump = _ENCODER.encode
 
 
-def chrome_chunks(trace: Trace) -> Iterator[str]:
+def chrome_chunks(trace: Trace, view: TraceView | None = None) -> Iterator[str]:
     """The trace's JSON text piece by piece: compact, one event per line (diffable),
     each event encoded as `chrome_events` makes it."""
     yield '{"displayTimeUnit":"ms","otherData":' + _dump(_other_data(trace))
     yield ',"traceEvents":['
     sep = "\n"
     lines: list[str] = []
-    for event in chrome_events(trace):
+    for event in chrome_events(trace, view):
         lines.append(sep + _dump(event))
         sep = ",\n"
         if len(lines) == 4096:  # one write per few hundred kB
@@ -322,16 +313,17 @@ def chrome_chunks(trace: Trace) -> Iterator[str]:
 TRACE_FORMATS = ("json", "json.gz")
 
 
-def write_chrome_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
+def write_chrome_trace(trace: Trace, path: str | os.PathLike[str],
+                       view: TraceView | None = None) -> Path:
     """Stream the trace as UTF-8 JSON to `path` atomically, gzip-compressed if `path`
     ends in .gz (Perfetto and chrome://tracing open .json.gz as they are). The bytes
     are deterministic: the gzip header carries no name and no time."""
     if not str(path).endswith(".gz"):
-        return atomic_write(path, lambda f: f.writelines(chrome_chunks(trace)))
+        return atomic_write(path, lambda f: f.writelines(chrome_chunks(trace, view)))
 
     def writer(f: IO[bytes]) -> None:
         with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=6, mtime=0) as z:
-            for chunk in chrome_chunks(trace):
+            for chunk in chrome_chunks(trace, view):
                 z.write(chunk.encode("utf-8"))
 
     return atomic_write(path, writer, binary=True)

@@ -24,6 +24,7 @@ from .scenario import Scenario
 from .sim import simulate
 from .step_metrics import Breakdown, StepMetrics
 from .trace import Trace
+from .trace_view import view_of
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def write_outputs(result: RunResult, out_dir: Path | str, outputs: str = "auto",
     names = files(level, f"trace.{trace_format}", grouped=rows is not None)
     writers = {
         "summary.json": lambda path: atomic_write(path, lambda f: f.write(text)),
-        f"trace.{trace_format}": lambda path: write_chrome_trace(result.trace, path),
+        f"trace.{trace_format}": lambda path: write_chrome_trace(
+            result.trace, path, view_of(s, len(result.trace.unit_names))),
         "tasks.csv": lambda path: write_tasks_csv(result.trace, path),
         "transfers.csv": lambda path: write_transfers_csv(result.trace, path),
         "gantt.png": lambda path: save_figure(gantt(result.trace, title, rows), path),

@@ -126,3 +126,69 @@ def busy_seconds(trace: Trace, units: int, comm: np.ndarray | None = None) -> np
     if comm is not None:
         length = np.where(np.asarray(comm, bool)[trace.task], 0.0, length)
     return np.bincount(np.asarray(trace.task_unit, np.int64), length, minlength=units)
+
+
+def check_trace(trace: Trace) -> None:
+    """Raise ValueError unless the trace's columns are consistent and exportable.
+
+    Checks column lengths, that task / unit / channel indices are in range, and that
+    times are finite with end >= start.
+    """
+    n_task = len(trace.task)
+    for col in ("task_unit", "task_start", "task_end"):
+        if len(getattr(trace, col)) != n_task:
+            raise ValueError(
+                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_task}"
+            )
+    n_xfer = len(trace.xfer_channel)
+    for col in ("xfer_src_task", "xfer_dst_task", "xfer_bytes", "xfer_start", "xfer_end"):
+        if len(getattr(trace, col)) != n_xfer:
+            raise ValueError(
+                f"trace.{col} has {len(getattr(trace, col))} entries, expected {n_xfer}"
+            )
+    if len(trace.task_kinds) != len(trace.task_names):
+        raise ValueError(
+            f"trace.task_kinds has {len(trace.task_kinds)} entries, "
+            f"expected {len(trace.task_names)} (one per task name)"
+        )
+    _check_index(trace.task, len(trace.task_names), "trace.task", "task_names")
+    _check_index(trace.xfer_src_task, len(trace.task_names), "trace.xfer_src_task", "task_names")
+    _check_index(trace.xfer_dst_task, len(trace.task_names), "trace.xfer_dst_task", "task_names")
+    _check_index(trace.task_unit, len(trace.unit_names), "trace.task_unit", "unit_names")
+    _check_index(
+        trace.xfer_channel, len(trace.channel_names), "trace.xfer_channel", "channel_names"
+    )
+    _check_times(trace.task_start, trace.task_end, "task")
+    _check_times(trace.xfer_start, trace.xfer_end, "xfer")
+    if n_xfer and not np.all(np.isfinite(np.asarray(trace.xfer_bytes, dtype=float))):
+        raise ValueError("trace.xfer_bytes has a non-finite entry")
+
+
+def _check_index(col: np.ndarray, size: int, what: str, names: str) -> None:
+    a = np.asarray(col)
+    if a.size == 0:
+        return
+    if not np.issubdtype(a.dtype, np.integer) and not (
+        np.all(np.isfinite(a)) and np.all(a == np.floor(a))
+    ):
+        raise ValueError(f"{what} must hold integer indices, found dtype {a.dtype}")
+    lo, hi = a.min(), a.max()
+    if lo < 0 or hi >= size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{what} has index {int(bad)}, outside 0..{size - 1} of trace.{names}")
+
+
+def _check_times(start: np.ndarray, end: np.ndarray, prefix: str) -> None:
+    s = np.asarray(start, dtype=float)
+    e = np.asarray(end, dtype=float)
+    if s.size == 0:
+        return
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(e))):
+        raise ValueError(f"trace.{prefix}_start / {prefix}_end have a non-finite time")
+    bad = np.flatnonzero(e < s)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"trace.{prefix}_end[{i}] = {float(e[i])!r} s is before "
+            f"{prefix}_start[{i}] = {float(s[i])!r} s"
+        )

@@ -1,8 +1,10 @@
-"""Invariants every trace must satisfy, shared by the engine, execution and golden tests."""
+"""Invariants every trace must satisfy, shared by the engine, execution and golden tests;
+hand-made traces (make_trace) and random ones (traces) for the export and format tests."""
 
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from leptonsim.trace import Trace
 
@@ -72,3 +74,65 @@ def check_work_conserving(graph, trace: Trace) -> None:
             r = ready[t] * (1 + REL)
             assert not [g for g in gaps if g[0] < s and g[1] > r], (
                 f"unit {u} idle during {gaps} while task {t} was ready at {ready[t]} (start {s})")
+
+
+def make_trace(
+    tasks: list[tuple[int, int, float, float]],
+    xfers: list[tuple[int, int, int, float, float, float]],
+    *,
+    n_names: int | None = None,
+    units: int = 2,
+    channels: int = 2,
+) -> Trace:
+    """tasks: (task, unit, start, end); xfers: (src, dst, channel, bytes, start, end)."""
+    n = n_names if n_names is not None else max([t[0] for t in tasks] + [-1]) + 1
+    kinds = ["fwd", "bwd", "opt"]
+    t = np.array(tasks, dtype=float).reshape(-1, 4)
+    x = np.array(xfers, dtype=float).reshape(-1, 6)
+    return Trace(
+        task_names=[f"t{i}" for i in range(n)],
+        task_kinds=[kinds[i % 3] for i in range(n)],
+        unit_names=[f"gpu{u}" for u in range(units)],
+        channel_names=[f"nvlink{c // 2} gpu{c % 2}→gpu{1 - c % 2}" for c in range(channels)],
+        task=t[:, 0].astype(np.int64),
+        task_unit=t[:, 1].astype(np.int64),
+        task_start=t[:, 2],
+        task_end=t[:, 3],
+        xfer_src_task=x[:, 0].astype(np.int64),
+        xfer_dst_task=x[:, 1].astype(np.int64),
+        xfer_channel=x[:, 2].astype(np.int64),
+        xfer_bytes=x[:, 3],
+        xfer_start=x[:, 4],
+        xfer_end=x[:, 5],
+    )
+
+
+def base(name: str) -> str:
+    head, sep, tail = name.rpartition(" #")
+    return head if sep and tail.isdigit() else name
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> Trace:
+    n_names = draw(st.integers(1, 8))
+    units = draw(st.integers(1, 4))
+    channels = draw(st.integers(0, 4))
+    time = st.floats(0.0, 100.0, allow_nan=False, allow_infinity=False)
+    tasks = []
+    for _ in range(draw(st.integers(0, 15))):
+        a, b = sorted((draw(time), draw(time)))
+        tasks.append((draw(st.integers(0, n_names - 1)), draw(st.integers(0, units - 1)), a, b))
+    xfers = []
+    for _ in range(draw(st.integers(0, 15)) if channels else 0):
+        a, b = sorted((draw(time), draw(time)))
+        xfers.append(
+            (
+                draw(st.integers(0, n_names - 1)),
+                draw(st.integers(0, n_names - 1)),
+                draw(st.integers(0, channels - 1)),
+                draw(st.floats(0.0, 1e12, allow_nan=False)),
+                a,
+                b,
+            )
+        )
+    return make_trace(tasks, xfers, n_names=n_names, units=units, channels=channels)
