@@ -106,7 +106,7 @@ def scaling(t: Table) -> Figure:
     ax_s.set_ylabel("speed-up over the best single unit (×)")
     ax_s.set_title("Speed-up W / makespan")
     ax_e.set_ylabel("parallel efficiency (%)")
-    ax_e.set_title("Parallel efficiency W / (C_eff × makespan); × = seed E_p")
+    ax_e.set_title("Parallel efficiency W / (C_eff × makespan)")
     styles = [Line2D([], [], color="k", marker="o", label="simulated (colour: configuration)")]
     styles += [Line2D([], [], color=GREY, linestyle=s, label=name) for _, _, name, s in OVERLAYS]
     styles.append(Line2D([], [], color=GREY, marker="x", linestyle="",
@@ -168,7 +168,7 @@ def _count_axis(ax: Axes, values: np.ndarray) -> None:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
     if 0 < len(counts) <= MAX_COUNT_TICKS:
-        ax.xaxis.set_major_locator(mpl.ticker.FixedLocator(counts))
+        ax.xaxis.set_major_locator(mpl.ticker.FixedLocator(counts.tolist()))
     else:
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True) if ax.get_xscale()
                                    == "linear" else mpl.ticker.LogLocator(base=2))
@@ -273,8 +273,11 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
     for ax, variant, (xs, ys, grid) in zip(axes, variants, panels, strict=True):
         grid = grid * factor
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap=SEQUENTIAL, norm=scale)
-        ax.set_xticks(range(len(xs)), [t.show(x, v) for v in xs], rotation=45, ha="right",
-                      rotation_mode="anchor", fontsize=FONT["small"])
+        ticks = [t.show(x, v) for v in xs]
+        slant = len(ticks) > 8 or max(map(len, ticks), default=0) > 6  # else they read flat
+        ax.set_xticks(range(len(xs)), ticks, rotation=45 if slant else 0,
+                      ha="right" if slant else "center", rotation_mode="anchor",
+                      fontsize=FONT["small"])
         ax.set_yticks(range(len(ys)), [t.show(y, v) for v in ys], fontsize=FONT["small"])
         if grid.size <= 64:
             for (r, c), v in np.ndenumerate(grid):
