@@ -334,7 +334,8 @@ def _schema() -> Schema:
         "noise": noise_schema(_table, _int),
         "failures": failures_schema(_table, _int, _qty),
         "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
-                  "(see docs/studies.md); `leptonsim run` ignores it"},
+                  "(keys mode, samples, seed, parameters and labels: swept key path -> "
+                  "its name in figures; see docs/studies.md); `leptonsim run` ignores it"},
         "schedule": _table("How tasks are placed on units", {
             "scheduler": {"enum": list(SCHEDULERS), "default": AUTO,
                           "description": "auto (static for a [workload.model], whose tasks "

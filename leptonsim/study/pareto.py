@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
 
-from ..figure_style import FONT, GRID_ALPHA, legend_outside, series_colour, time_scale
+from ..figure_style import FONT, GREY, GRID_ALPHA, legend_outside, series_colour, time_scale
 from .table import Table
 
 __all__ = ["MAX_LABELS", "pareto", "pareto_front", "place_labels"]
@@ -63,7 +63,7 @@ def place_labels(ax: Axes, points: list[tuple[float, float]], texts: list[str]
             note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
                                fontsize=FONT["tiny"], ha="left" if dx >= 0 else "right",
                                va="bottom" if dy >= 0 else "top",
-                               arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"}
+                               arrowprops={"arrowstyle": "-", "lw": 0.5, "color": GREY}
                                if abs(dx) > 6 or abs(dy) > 6 else None)
             box = note.get_window_extent(renderer)
             clear = all(not box.overlaps(b) for b in taken)
