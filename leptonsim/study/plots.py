@@ -194,7 +194,9 @@ def breakdown(t: Table) -> Figure:
                                  (per_unit["bubble_s"], "pipeline bubble", BUBBLE),
                                  (per_unit["idle_s"] - per_unit["bubble_s"], "other idle",
                                   IDLE)):
-        ax.barh(y - 0.12, values, height=0.5, left=left, label=name, color=colour)
+        shown = bool(np.nansum(values) > 0) or colour != BUBBLE  # no pipeline: no entry
+        ax.barh(y - 0.12, values, height=0.5, left=left, label=name if shown else None,
+                color=colour)
         left += np.nan_to_num(values)
     comm = per_unit["communication_s"]
     ax.barh(y + 0.3, comm, height=0.2, color=COMMUNICATION, hatch="//",
