@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScenarioError, did_you_mean, found
+from ..scenario.schema import SWEEP_LABEL_MAX
 
 __all__ = ["MAX_LABEL", "humanise", "labels_of", "parse_labels", "read_labels"]
 
-MAX_LABEL = 40          # characters: an axis name, not a sentence
+MAX_LABEL = SWEEP_LABEL_MAX  # characters: an axis name, not a sentence
 COUNT = ("count",)      # the field is a count of what its table holds: the table's name
 VAGUE = ("kind", "preset", "name", "type", "model", "value", "size", "mode")
 

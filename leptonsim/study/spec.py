@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import QuantityError, ScenarioError, did_you_mean, found
 from ..limits import SIZES
 from ..quantities import parse_quantity
-from ..scenario.schema import SI_UNIT
+from ..scenario.schema import SI_UNIT, SWEEP_MODES
 from ..scenario.validate import Path, one_of, schema_root
 from ..scenario.variants import parse_key_path, variant_path
 from .labels import labels_of, parse_labels
@@ -36,7 +36,7 @@ from .labels import labels_of, parse_labels
 __all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_kind",
            "parameter_unit", "parse_sweep"]
 
-MODES = ("grid", "random", "lhs")
+MODES = SWEEP_MODES
 SWEEP_KEYS = ("mode", "samples", "seed", "parameters", "labels")
 STEPPED = ("start", "stop", "step")
 CONTINUOUS = ("min", "max", "log", "num")
