@@ -175,10 +175,13 @@ def test_scaling_counts_are_integers_and_legends_cover_no_data(results: Path) ->
     assert _ticks(fig.axes[0]) == ["1", "2", "4"]
     renderer = FigureCanvasAgg(fig).get_renderer()
     assert len(fig.legends) == 2  # the curves, and the configurations
+    title = fig._suptitle
+    assert title is not None
     for legend in fig.legends:
         box = legend.get_window_extent(renderer)
-        for ax in fig.axes:
-            assert not box.overlaps(ax.get_window_extent(renderer)), legend.get_title().get_text()
+        for artist in (*fig.axes, title):
+            assert not box.overlaps(artist.get_window_extent(renderer)), \
+                legend.get_title().get_text()
 
 
 @given(st.lists(st.floats(1e-9, 1e9), min_size=1, max_size=30))

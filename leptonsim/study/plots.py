@@ -119,9 +119,10 @@ def scaling(t: Table) -> Figure:
         fig.legend(handles=[h for h in ax_s.get_lines() if not h.get_label().startswith("_")],
                    loc="outside right upper", fontsize=FONT["small"],
                    title=f"configuration{more}", title_fontsize=FONT["legend"])
-    fig.suptitle("Scaling against compute units: simulated vs the seed's formulas and "
-                 "the textbook bounds" + (f" (formulas for the first {MAX_OVERLAID} lines)"
-                                           if len(groups) > MAX_OVERLAID else ""))
+    # short lines: the title is centred over the figure, legend column included
+    fig.suptitle("Scaling against compute units:\nsimulated, the seed's formulas, the bounds"
+                 + (f" (for the first {MAX_OVERLAID} lines)" if len(groups) > MAX_OVERLAID
+                    else ""))
     return fig
 
 
