@@ -198,7 +198,12 @@ def test_a_heatmap_spanning_decades_is_drawn_on_a_log_scale(results: Path,
     heat = figures(wide)["heatmap_hardware_units_0_count__hardware_link_bandwidth"]
     image = heat.axes[0].images[0]
     assert isinstance(image.norm, LogNorm)
-    assert heat.axes[-1].get_ylabel() == "makespan per step (ms) (log scale)"
+    bar = heat.axes[-1]
+    assert bar.get_ylabel() == "makespan per step (ms) (log scale)"
+    heat.draw_without_rendering()
+    ticks = [x.get_text() for x in (*bar.get_yticklabels(), *bar.get_yticklabels(minor=True))]
+    shown = [float(x) for x in ticks if x]  # plain numbers (no 10^k), 1-2-5 only
+    assert shown and all(f"{v:e}"[0] in "125" for v in shown)
     narrow = figures(read_table(results))["heatmap_hardware_units_0_count__hardware_link_bandwidth"]
     spans = read_table(results).num("makespan_s")
     assert isinstance(narrow.axes[0].images[0].norm, LogNorm) == (spans.max() / spans.min() > 10)

@@ -256,6 +256,13 @@ def _colour_scale(values: np.ndarray) -> mpl.colors.Normalize:
     return mpl.colors.Normalize(low, high)
 
 
+def _one_two_five(value: float, _: object) -> str:
+    """A log axis' tick as a plain number when it is 1, 2 or 5 times a power of ten."""
+    mantissa = f"{value:.6e}"[0] if value > 0 else ""
+    return f"{value:g}" if mantissa in ("1", "2", "5") and f"{value:.6e}"[2:8] == "000000" \
+        else ""
+
+
 def _metric(metric: str, values: np.ndarray) -> tuple[float, str]:
     """(factor, axis label) of a metric: times in s, ms or us as the values need."""
     if not metric.endswith("_s"):
@@ -291,8 +298,11 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
         ax.set_xlabel(t.axis(x))
         ax.set_ylabel(t.axis(y))
         ax.set_title(variant or "base", fontsize=FONT["title"])
-        log = " (log scale)" if isinstance(scale, mpl.colors.LogNorm) else ""
-        fig.colorbar(image, ax=ax, label=title + log)
+        log = isinstance(scale, mpl.colors.LogNorm)
+        bar = fig.colorbar(image, ax=ax, label=title + (" (log scale)" if log else ""))
+        if log:  # 2, 5, 10, 20, 50, not 10^1 and 2x10^1
+            for axis_set in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
+                axis_set(mpl.ticker.FuncFormatter(_one_two_five))
     others = " (mean over the other swept parameters)" if len(t.parameters) > 2 else ""
     fig.suptitle(f"{title} over {t.name(x)} × {t.name(y)}{others}")
     return fig
