@@ -278,7 +278,7 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
     factor, title = _metric(metric, t.num(metric))
     finite = factor * np.concatenate([g[np.isfinite(g)] for _, _, g in panels] + [np.zeros(0)])
     scale = _colour_scale(finite)
-    fig = Figure(figsize=(5.5 * len(variants), 4.8), layout="constrained")
+    fig = Figure(figsize=(4.8 * len(variants) + 1.2, 4.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(variants)))
     for ax, variant, (xs, ys, grid) in zip(axes, variants, panels, strict=True):
         grid = grid * factor
@@ -298,11 +298,11 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
         ax.set_xlabel(t.axis(x))
         ax.set_ylabel(t.axis(y))
         ax.set_title(variant or "base", fontsize=FONT["title"])
-        log = isinstance(scale, mpl.colors.LogNorm)
-        bar = fig.colorbar(image, ax=ax, label=title + (" (log scale)" if log else ""))
-        if log:  # 2, 5, 10, 20, 50, not 10^1 and 2x10^1
-            for axis_set in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
-                axis_set(mpl.ticker.FuncFormatter(_one_two_five))
+    log = isinstance(scale, mpl.colors.LogNorm)  # one bar: the panels share the scale
+    bar = fig.colorbar(image, ax=list(axes), label=title + (" (log scale)" if log else ""))
+    if log:  # 2, 5, 10, 20, 50, not 10^1 and 2x10^1
+        for axis_set in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
+            axis_set(mpl.ticker.FuncFormatter(_one_two_five))
     others = " (mean over the other swept parameters)" if len(t.parameters) > 2 else ""
     fig.suptitle(f"{title} over {t.name(x)} × {t.name(y)}{others}")
     return fig
