@@ -144,7 +144,7 @@ def _patched(results: Path, tmp_path: Path, **columns: list[float]) -> Table:
     rows = [r.split(",") for r in text[1:]]
     for name, values in columns.items():
         for r, v in zip(rows, itertools.cycle(values)):
-            r[header.index(name)] = repr(v)
+            r[header.index(name)] = repr(float(v))
     patched = tmp_path / "patched.csv"
     patched.write_text("\n".join([text[0], *(",".join(r) for r in rows)]) + "\n")
     shutil.copy(results.parent / "sweep.json", tmp_path / "sweep.json")
@@ -225,3 +225,20 @@ def test_pareto_labels_do_not_overlap(results: Path, tmp_path: Path) -> None:
         assert inside.y0 <= box.y0 and box.y1 <= inside.y1
         assert not any(box.overlaps(other) for other in boxes[k + 1:])
     assert f"{len(boxes)} of the {n} points on the front labelled" in ax.get_title()
+
+
+def test_breakdown_explains_link_bars_longer_than_the_step(results: Path,
+                                                           tmp_path: Path) -> None:
+    t = read_table(results)
+    plain = figures(t)["breakdown"]
+    names = [x.get_text() for x in plain.legends[0].get_texts()]
+    assert "pipeline bubble" not in names  # no pipeline in the sweep: no entry for one
+    assert any(n.startswith("links: busy time summed over link directions") for n in names)
+    makespan, units = t.num("makespan_s"), t.num("units")
+    longer = int(np.sum(t.num("communication_s") / units > makespan * (1 + 1e-9)))
+    assert ("longer than the step" in plain.axes[0].get_title()) == bool(longer)
+    # every link busy 3 steps' worth per unit: each bar past its step, and said so
+    busy = _patched(results, tmp_path, communication_s=[
+        3 * m * u for m, u in zip(makespan, units, strict=True)])
+    title = figures(busy)["breakdown"].axes[0].get_title()
+    assert f"{len(t)} link bar(s) longer than the step: link time is summed over links" in title
