@@ -152,8 +152,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     from .scenario import schema
+    from .summary_schema import summary_schema
 
-    print(json.dumps(schema(), indent=2))
+    print(json.dumps(summary_schema() if args.summary else schema(), indent=2))
     return 0
 
 
@@ -211,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     add_scenario_options(c)
     c.set_defaults(func=_check)
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    s.add_argument("--summary", action="store_true",
+                   help="the JSON Schema of summary.json instead (docs/results.md)")
     s.set_defaults(func=_schema)
     m = sub.add_parser("model", help="print a zoo model's layers: shapes, parameters, FLOPs",
                        description="Print a Keras-summary-like table of a zoo model, or of the "
@@ -227,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     from .optimize.cli import add_optimize_command
     from .precision import add_precision_command
     from .sensitivity import add_sensitivity_command
+    from .serve.capacity_cli import add_capacity_command
     from .study.cli import add_sweep_command
     from .validate.cli import add_validate_command
 
@@ -238,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     add_optimize_command(sub)
     add_failures_command(sub)
     add_sensitivity_command(sub)
+    add_capacity_command(sub)
     p.set_defaults(commands=sub.choices)
     return p
 

@@ -49,6 +49,7 @@ from leptonsim.kernels.norms import grad_arrays, normwise_error
 from leptonsim.limits import SIZES
 from leptonsim.models import Layer, Model
 from leptonsim.ops import Softmax
+from leptonsim.progress import PROGRESS, Progress
 from leptonsim.zoo import seed_cnn
 
 DTYPES = ("float16", "float32", "float64")
@@ -174,8 +175,11 @@ def measure_times(work: Workload, dtypes: Sequence[str], repeats: int) -> dict[s
 
 
 def measure(model: str = "seed_cnn", batch: int = 64, repeats: int = 5, lam: float = 0.5,
-            threads: int = 1, seed: int = 0, dtypes: Sequence[str] = DTYPES) -> PrecisionReport:
-    """Errors and times of every precision in `dtypes` on one workload."""
+            threads: int = 1, seed: int = 0, dtypes: Sequence[str] = DTYPES,
+            progress: Progress | None = None) -> PrecisionReport:
+    """Errors and times of every precision in `dtypes` on one workload; `progress`
+    reports each measurement on stderr."""
+    progress = progress or Progress("never")
     if batch < 1 or repeats < 1 or threads < 1:
         raise ValueError("batch, repeats and threads must be >= 1")
     if batch > SIZES["precision.batch"].maximum:  # before anything is allocated
@@ -185,8 +189,12 @@ def measure(model: str = "seed_cnn", batch: int = 64, repeats: int = 5, lam: flo
     seed_objective(0.0, 0.0, lam)  # checks lam
     work = workload(model, batch, seed)
     with threadpool_limits(threads):
-        errors = {d: measure_errors(work, d) for d in dtypes}
-        times = measure_times(work, dtypes, repeats)
+        errors = {}
+        for d in dtypes:
+            with progress.phase("measuring errors", d):
+                errors[d] = measure_errors(work, d)
+        with progress.phase("timing", f"{', '.join(dtypes)} x {repeats} runs"):
+            times = measure_times(work, dtypes, repeats)
     rows = tuple(PrecisionRow(d, *errors[d], *times[d]) for d in dtypes)
     machine = f"{platform.processor() or platform.machine()}, {platform.system()}, NumPy {np.__version__}"
     return PrecisionReport(model, batch, repeats, lam, threads, machine, rows)
@@ -287,6 +295,9 @@ def add_precision_command(subparsers: Any) -> None:
     c.add_argument("--repeats", type=_positive, default=5, help="timed runs per precision (default 5)")
     c.add_argument("--threads", type=_positive, default=1, help="BLAS threads (default 1)")
     c.add_argument("--out", metavar="DIR", default="out/precision", help="output directory")
+    c.add_argument("--progress", choices=PROGRESS, default="auto",
+                   help="each measurement and its time on stderr: auto (default) = when "
+                        "stderr is a terminal")
     c.set_defaults(func=_precision_command)
 
 
@@ -314,7 +325,8 @@ def write_outputs(report: PrecisionReport, out_dir: str | Path) -> list[Path]:
 
 def _precision_command(args: argparse.Namespace) -> int:
     out = check_output(args.out, directory=True)  # before minutes of measuring
-    report = measure(args.model, args.batch, args.repeats, args.lam, args.threads)
+    report = measure(args.model, args.batch, args.repeats, args.lam, args.threads,
+                     progress=Progress(args.progress))
     print(format_report(report))
     print(f"wrote {', '.join(str(p) for p in write_outputs(report, out))}")
     return 0

@@ -67,7 +67,7 @@ def test_overhead_is_added_to_roofline_tasks_only_as_documented():
     t = fixed_times(g, unit, Roofline().compute_times(g, unit))
     assert t.tolist() == pytest.approx([1e9 / 0.5e12 + 1e-3, 0.01 / 0.5, 0.01], rel=1e-12)
     row = next(line for line in SCENARIOS.splitlines() if line.startswith("| `overhead` |"))
-    assert "every roofline-costed task; not to a task with a fixed `duration`" in row
+    assert "every roofline-costed task; not to a task given a `duration`" in row
     assert "nor to communication" in row
 
 
@@ -81,3 +81,54 @@ def test_architecture_md_has_a_row_for_every_module_and_package() -> None:
     actual = {p.name for p in package.glob("*.py") if not p.name.startswith("__")}
     actual |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
     assert named == actual
+
+
+def _scenario_blocks() -> list[tuple[str, str]]:
+    """Every ```toml block of docs/*.md (the tutorial has its own test) that is a whole
+    scenario: it has a [scenario] table."""
+    out = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name == "tutorial.md":
+            continue
+        for i, block in enumerate(re.findall(r"^```toml\n(.*?)^```", page.read_text(),
+                                             re.M | re.S)):
+            if re.search(r"^\[scenario\]", block, re.M):
+                out.append((f"{page.name}#{i}", block))
+    return out
+
+
+SCENARIO_BLOCKS = _scenario_blocks()
+
+
+@pytest.mark.parametrize(("where", "text"), SCENARIO_BLOCKS, ids=[w for w, _ in SCENARIO_BLOCKS])
+def test_every_whole_scenario_the_docs_show_loads(where: str, text: str) -> None:
+    from leptonsim.scenario import loads_each
+    assert loads_each(text, file=f"docs/{where}")
+
+
+def test_the_presets_page_shows_whole_scenarios() -> None:
+    """Its examples are copied into files: each is a scenario, not a fragment."""
+    blocks = re.findall(r"^```toml\n(.*?)^```", (ROOT / "docs" / "presets.md").read_text(),
+                        re.M | re.S)
+    assert blocks and all(re.search(r"^\[scenario\]", b, re.M) for b in blocks)
+
+
+def test_every_summary_validates_against_the_printed_schema(
+        results: list[RunResult], capsys: pytest.CaptureFixture[str]) -> None:
+    """What `leptonsim schema --summary` promises holds for the files run writes, and
+    the schema is closed: a key summary() gains without a schema line is refused."""
+    import json
+
+    import jsonschema
+
+    from leptonsim.cli import main
+    from leptonsim.summary_schema import summary_schema
+
+    assert main(["schema", "--summary"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema == summary_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for r in results:
+        jsonschema.validate(json.loads(json.dumps(summary(r))), schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**summary(r), "unlisted": 1}, schema)

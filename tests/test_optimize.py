@@ -20,6 +20,8 @@ from leptonsim.optimize.estimate import balanced_ranges
 from leptonsim.parallel.pipeline import partition
 from leptonsim.parallel.step import build_step
 from leptonsim.parallel.tensor import split_gcd
+from leptonsim.result import run
+from leptonsim.scenario import load
 from leptonsim.sim import simulate
 from tests.helpers.steps import dense_stack
 
@@ -120,10 +122,31 @@ def test_energy_and_cost_objectives_pick_by_their_own_measure():
 
 def test_optimize_command_writes_ranking_and_table(tmp_path: Path, capsys) -> None:
     assert main(["optimize", str(ROOT / "scenarios" / "optimize_bert_large.toml"),
-                 "--top", "2", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+                 "--top", "2", "--out", str(tmp_path), "--export",
+                 str(tmp_path / "winner.toml"), "--progress", "always"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("leptonsim: estimating ") and err.count("leptonsim: simulating ") >= 2
     assert "winner:" in out and "against" in out
     ranking = json.loads((tmp_path / "ranking.json").read_text())
     assert len(ranking["candidates"]) == 2 and ranking["why"]
     header = (tmp_path / "configurations.csv").read_text().splitlines()[0]
     assert header.startswith("layout,dp,pp,tp,microbatches,schedule")
+    # the exported winner runs as the split that won, to the step time it was ranked by
+    (winner,) = load(tmp_path / "winner.toml")
+    best = ranking["candidates"][0]
+    cfg = winner.step.config
+    assert winner.variant == "optimized"
+    assert f"dp{cfg.dp} pp{cfg.pp} tp{cfg.tp} m{cfg.microbatches} " in best["label"] + " "
+    assert run(winner).metrics.makespan_s == pytest.approx(best["step_s"], rel=1e-9)
+
+
+@given(st.lists(st.sampled_from(["dp2", "big", "x.y"]), unique=True, max_size=3))
+def test_without_variants_keeps_everything_else(names: list[str]) -> None:
+    from leptonsim.optimize.export import without_variants
+    from leptonsim.scenario import parse
+
+    base = (ROOT / "scenarios" / "seed_cnn_data_parallel.toml").read_text().split("[variants.")[0]
+    tables = "".join(f'\n[variants."{n}"]  # a note\n"parallel.dp" = 1\n' for n in names)
+    text = base + tables + "\n[claims]\nmakespan = \"1 s\"\n"
+    assert parse(without_variants(text)) == {k: v for k, v in parse(text).items()
+                                             if k != "variants"}

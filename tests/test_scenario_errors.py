@@ -82,3 +82,16 @@ def test_a_string_value_is_typed_as_text_where_the_key_takes_text(raw: str) -> N
     """--set scenario.name=2024 is the name "2024", not the integer."""
     from leptonsim.scenario.command_line import parse_set
     assert parse_set(f"scenario.name={raw}").value == raw
+
+
+@given(st.sampled_from(["resnet50", "seed_cnn", "bert_base"]), st.data())
+def test_a_zoo_name_is_taken_in_any_case(name: str, data: st.DataObject) -> None:
+    """ResNet50 is resnet50, in the file and in an override; a misspelling is still one line."""
+    flips = data.draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    spelt = "".join(c.upper() if f else c for c, f in zip(name, flips, strict=True))
+    text = (f'[scenario]\nname = "z"\n[[hardware.units]]\nname = "g"\ncount = 1\n'
+            f'preset = "a100_80gb"\n[workload.model]\nname = "{spelt}"\nbatch = 2\n')
+    (s,) = loads(text)
+    assert s.step is not None and s.step.model.name == name
+    with pytest.raises(ScenarioError, match="did you mean"):
+        loads(text.replace(spelt, spelt + "x"))

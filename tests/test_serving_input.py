@@ -82,7 +82,7 @@ def test_run_writes_its_files_and_check_says_ok(tmp_path: Path,
     assert capsys.readouterr().out.startswith("ok: serving test: llama3_8b x 1 replicas")
     assert main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o")]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "requests.csv", "summary.json", "timeline.png"]
+        "latency_cdf.png", "requests.csv", "summary.json", "timeline.png"]
 
 
 @pytest.mark.parametrize("kind", ["fixed", "uniform", "lognormal", "zipf"])

@@ -13,6 +13,7 @@ import numpy as np
 from ..export import atomic_write
 from ..files import check_output, json_text
 from ..parallel.config import LAYOUTS
+from ..progress import PROGRESS, Progress
 from ..quantities import format_quantity
 from ..study.cli import positive_int
 from .search import BREAKDOWN, OBJECTIVES, Search, explain, objective_values, search
@@ -33,6 +34,12 @@ def add_optimize_command(sub: Any) -> None:
     p.add_argument("--max-microbatches", type=positive_int, default=64, metavar="M",
                    help="largest micro-batch count to consider (default 64)")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/<stem>/optimize)")
+    p.add_argument("--export", metavar="FILE",
+                   help="also write the winner as a scenario `leptonsim run` runs: the file "
+                        "with one variant, optimized, setting the winner's split")
+    p.add_argument("--progress", choices=PROGRESS, default="auto",
+                   help="the estimate and each simulation, with their times, on stderr: "
+                        "auto (default) = when stderr is a terminal")
     p.set_defaults(func=run_optimize)
 
 
@@ -54,18 +61,25 @@ def run_optimize(args: argparse.Namespace) -> int:
         raise variant.relocate(err).in_file(args.file) from None
     out = check_output(Path(args.out) if args.out else Path("out") / Path(args.file).stem
                        / "optimize", directory=True)
+    export = (None if args.export is None
+              else check_output(Path(args.export), directory=False, option="--export"))
     result = search(model, cluster, int(table["batch"]), objective=args.objective,
                     top=args.top, dtype_bytes=PRECISION_BYTES[table["precision"]],
                     optimizer=table["optimizer"], training=table["training"],
                     max_tp=cluster.units_per_node, max_microbatches=args.max_microbatches,
                     cost=build_cost(doc, args.file), input_s_per_sample=float(table["input_pipeline"]),
-                    fused_optimizer="optimizer" in table["fused"])
+                    fused_optimizer="optimizer" in table["fused"],
+                    progress=Progress(args.progress))
     print(render(result, model.name, cluster.size))
     out.mkdir(parents=True, exist_ok=True)
     text = json_text(ranking(result), "ranking.json")
     write_table(result, out / "configurations.csv")
     atomic_write(out / "ranking.json", lambda f: f.write(text))
-    print(f"wrote {out / 'configurations.csv'}, {out / 'ranking.json'}")
+    written = [out / "configurations.csv", out / "ranking.json"]
+    if export is not None:
+        from .export import export_winner
+        written.append(export_winner(result, args.file, export))
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 

@@ -21,6 +21,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.mirror import routed
 from ..parallel.step import build_step
 from ..parallel.tensor import split_gcd
+from ..progress import Progress
 from ..sim import simulate
 from .estimate import Estimate, Estimator
 from .space import Space, enumerate_space
@@ -65,9 +66,11 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
            dtype_bytes: int = 2, optimizer: str = "adam", training: bool = True,
            max_tp: int | None = None, max_microbatches: int = 64,
            cost: CostModel = DEFAULT, input_s_per_sample: float = 0.0,
-           fused_optimizer: bool = False) -> Search:
+           fused_optimizer: bool = False, progress: Progress | None = None) -> Search:
     """Rank every configuration by the estimate, simulate the `top` few; `cost` prices
-    tasks in the estimate, the step partitions and the simulations."""
+    tasks in the estimate, the step partitions and the simulations. `progress` reports
+    the estimate and each simulation on stderr."""
+    progress = progress or Progress("never")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     space = enumerate_space(cluster.size, batch, len(model.layers), max_tp=max_tp,
@@ -75,8 +78,10 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
                             split=split_gcd(model), tokens=_tokens(model))
     if not len(space):
         raise SimulationError(f"no parallel configuration splits batch {batch} over {cluster.size} units")
-    est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
-                    training=training, cost=cost, input_s_per_sample=input_s_per_sample)(space)
+    with progress.phase("estimating", f"{len(space):,} configurations"):
+        est = Estimator(model, cluster, batch, dtype_bytes=dtype_bytes, optimizer=optimizer,
+                        training=training, cost=cost,
+                        input_s_per_sample=input_s_per_sample)(space)
     score = objective_values(est, objective)
     if not np.isfinite(score).any():
         raise SimulationError(f"no configuration of {model.name} fits in "
@@ -89,8 +94,9 @@ def search(model: Model, cluster: Cluster, batch: int, *, objective: str = "time
     for i in np.argsort(score, kind="stable")[:UNBUILT_TRIES * top]:
         if not np.isfinite(score[i]) or sum(not c.unbuilt for c in confirmed) == top:
             break
-        confirmed.append(_confirm(model, cluster, batch, space, int(i), float(score[i]),
-                                  objective, fixed, cost))
+        with progress.phase("simulating", space.describe(int(i))):
+            confirmed.append(_confirm(model, cluster, batch, space, int(i), float(score[i]),
+                                      objective, fixed, cost))
     confirmed.sort(key=lambda c: (c.simulated, c.index))
     plain = np.flatnonzero((space.dp == cluster.size) & (space.zero == 0) & np.isfinite(score))
     baseline = int(plain[np.argmin(score[plain])]) if plain.size else None

@@ -24,7 +24,7 @@ _SOUND = frozenset({
     "type", "properties", "additionalProperties", "required", "dependentRequired", "oneOf",
     "allOf", "anyOf", "if", "then", "else", "not", "items", "minLength", "minItems",
     "minimum", "exclusiveMinimum", "description", "default", "title",
-    "x-quantity", "x-magnitude", "x-preset", "x-why", "x-claim-key",
+    "x-quantity", "x-magnitude", "x-preset", "x-why", "x-claim-key", "x-any-case",
 })
 
 

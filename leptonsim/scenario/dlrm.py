@@ -46,7 +46,7 @@ def dlrm_schema(table: Any) -> Schema:
         "A DLRM by its sizes (docs/scenarios.md): from a zoo DLRM (base) or nothing (then "
         "tables is needed, the other sizes default to NVIDIA's Criteo DLRM); every other "
         "key changes that size", {
-            "base": {"enum": sorted(DLRMS), "description": "A zoo DLRM to start from "
+            "base": {"enum": sorted(DLRMS), "x-any-case": True, "description": "A zoo DLRM to start from "
                                                           "(case-insensitive in leptonsim model)"},
             **fields})
 

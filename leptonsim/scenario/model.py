@@ -73,8 +73,9 @@ def model_schema(table: Any, integer: Any, quantity: Any) -> Schema:
                   }, (), additionalProperties=True,
                   oneOf=[{"required": ["op"]}, {"required": ["repeat"]}])
     return table("A DNN whose training step or inference pass becomes the task graph", {
-        "name": {"enum": sorted(ZOO), "description": "A model of the zoo (leptonsim model NAME "
-                                                     "prints its layers)"},
+        "name": {"enum": sorted(ZOO), "x-any-case": True,
+                 "description": "A model of the zoo, in any case (leptonsim model NAME "
+                                "prints its layers)"},
         "input_shape": {"type": "array", "items": {"type": "integer", "minimum": 1},
                         "minItems": 1, "description": "Per-sample input shape, needed with layers"},
         "layers": {"type": "array", "minItems": 1, "items": layer,

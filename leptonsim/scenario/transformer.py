@@ -73,8 +73,8 @@ def transformer_schema(table: Any) -> Schema:
         "A transformer by its sizes (docs/scenarios.md): from a zoo transformer (base), a "
         "Hugging Face config.json (config) or nothing (then layers, hidden, heads, vocab and "
         "seq are needed); every other key changes that size", {
-            "base": {"enum": sorted(SPECS), "description": "A zoo transformer to start from "
-                                                           "(case-insensitive in leptonsim model)"},
+            "base": {"enum": sorted(SPECS), "x-any-case": True,
+                     "description": "A zoo transformer to start from, in any case"},
             "config": {"type": "string", "description": "A Hugging Face config.json to start "
                                                         "from, relative to the scenario file "
                                                         "(read locally, never downloaded)"},

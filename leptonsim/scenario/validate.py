@@ -180,9 +180,11 @@ def segments(at: str | Sequence[Segment]) -> Path:
 def check_structure(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> None:
     """Raise the first (in file order) JSON Schema violation as one ScenarioError; with
     `at` (a key path such as "workload.model"), `doc` is the table there alone. Long
-    arrays of like tables are checked once per shape (see bulk.py)."""
+    arrays of like tables are checked once per shape (see bulk.py). A name the schema
+    takes in any case ("x-any-case") is first set to its spelling in the enum, in place."""
     prefix = segments(at)
     node = schema_at(prefix)
+    fold_case(doc, node)
     arrays = bulk_arrays(doc, node)
     validator = _validator().evolve(schema=node) if prefix else _validator()
     errors = [_convert(e, prefix) for e in validator.iter_errors(thinned(doc, arrays))]
@@ -194,6 +196,21 @@ def check_structure(doc: dict[str, Any], at: str | Sequence[Segment] = ()) -> No
         errors.sort(key=lambda pe: (_position(doc, pe[0][len(prefix):]), pe[1].path,
                                     pe[1].line()))
         raise errors[0][1]
+
+
+def fold_case(doc: Any, node: Schema) -> None:
+    """Set each string at an "x-any-case" enum of `node` (tables only: no such name sits
+    in an array) to the enum's spelling of it: ResNet50 is resnet50."""
+    if not isinstance(doc, dict):
+        return
+    for k, v in doc.items():
+        sub = node.get("properties", {}).get(k)
+        if not isinstance(sub, dict):
+            continue
+        if isinstance(v, str) and sub.get("x-any-case"):
+            doc[k] = next((e for e in sub["enum"] if e.lower() == v.lower()), v)
+        elif isinstance(v, dict):
+            fold_case(v, sub)
 
 
 def _position(doc: Any, path: Path) -> tuple[tuple[int, str], ...]:

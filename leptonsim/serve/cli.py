@@ -17,7 +17,7 @@ def run_command(args: argparse.Namespace) -> int:
     services = load_services(args.file, CommandLine.parse(args.set, args.variant, args.file))
     base = Path(args.out) if args.out else Path("out") / Path(args.file).stem
     check_output(base, directory=True)
-    results = [(variant, run(service)) for variant, service in services]
+    results = [(variant, run(service, variant)) for variant, service in services]
     for variant, result in results:
         out = base / variant if variant else base
         print(render(result))

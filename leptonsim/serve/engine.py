@@ -26,7 +26,8 @@ Cost = Callable[[int, int, float, float], float]  # IterationCost.seconds
 
 @dataclass
 class Iterations:
-    """One row per iteration: replica, start, end, requests, tokens, KV blocks held."""
+    """One row per iteration: replica, start, end, requests, tokens, KV blocks held,
+    context tokens whose K and V it reads."""
 
     replica: array = field(default_factory=lambda: array("l"))
     start: array = field(default_factory=lambda: array("d"))
@@ -34,6 +35,7 @@ class Iterations:
     batch: array = field(default_factory=lambda: array("l"))
     tokens: array = field(default_factory=lambda: array("l"))
     kv_blocks: array = field(default_factory=lambda: array("l"))
+    context: array = field(default_factory=lambda: array("d"))
 
 
 def route(policy: str, replicas: Sequence[Replica], count: int) -> Replica:
@@ -96,8 +98,10 @@ def _start(rep: Replica, t: float, cost: Cost, log: Iterations) -> tuple[float, 
         pairs += q * d + q * (q + 1) // 2  # iteration.chunk_pairs, inlined: the hot loop
         context += d + q
     end = t + cost(tokens, emits, pairs, context)
-    for col, x in zip((log.replica, log.start, log.end, log.batch, log.tokens, log.kv_blocks),
-                      (rep.index, t, end, len(batch), tokens, rep.kv.used), strict=True):
+    for col, x in zip((log.replica, log.start, log.end, log.batch, log.tokens, log.kv_blocks,
+                       log.context),
+                      (rep.index, t, end, len(batch), tokens, rep.kv.used, context),
+                      strict=True):
         col.append(x)
     return end, batch
 

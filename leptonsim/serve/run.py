@@ -1,5 +1,5 @@
 """One serving scenario end to end: replicas built, requests simulated, metrics, the
-report table and the files (requests.csv, summary.json, timeline.png)."""
+report table and the files (requests.csv, summary.json, timeline.png, latency_cdf.png)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from ..quantities import format_quantity
 from .engine import Iterations, simulate
 from .kvcache import BlockManager
 from .metrics import PerRequest, summary
-from .outputs import write_csv, write_summary, write_timeline
+from .outputs import write_cdf, write_csv, write_summary, write_timeline
 from .schedulers import Limits, Replica
+from .utilisation import utilisation
 
 if TYPE_CHECKING:
     from ..scenario.serving import Service
 
-FILES = ("summary.json", "requests.csv", "timeline.png")
+FILES = ("summary.json", "requests.csv", "timeline.png", "latency_cdf.png")
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,15 @@ def replicas(service: Service) -> list[Replica]:
             for k in range(service.replicas)]
 
 
-def run(service: Service) -> ServingResult:
-    """Simulate every request of `service` to its last token."""
+def run(service: Service, variant: str = "") -> ServingResult:
+    """Simulate every request of `service` (the file's `variant`; "" the base) to its
+    last token."""
     reqs, log = simulate(service.requests, replicas(service), service.table["routing"],
                          service.cost.seconds)
     per = PerRequest.of(reqs)
     s = summary(per, log, service.slo, service.replicas, service.memory.blocks)
-    s = {"scenario": service.name, "model": service.spec.name,
+    s |= utilisation(service, per, log, s["span_s"])
+    s = {"scenario": service.name, "variant": variant, "model": service.spec.name,
          "scheduler": service.table["scheduler"], "replicas": service.replicas,
          "tp": int(service.table["tp"]), "slo": service.slo, **s,
          "memory_per_unit_bytes": {"usable": service.memory.usable,
@@ -56,13 +59,23 @@ def _ms(x: float | None) -> str:
     return "—" if x is None or x != x else format_quantity(x, "time")
 
 
+def title(summary: dict[str, Any]) -> str:
+    """The scenario's name, and its variant's in brackets."""
+    v = summary["variant"]
+    return summary["scenario"] + (f" [{v}]" if v else "")
+
+
+def _pct(x: float) -> str:
+    return "—" if x != x else f"{x:.1%}"
+
+
 def render(result: ServingResult) -> str:
     """The terminal report: throughput, then a latency table of percentiles."""
     s = result.summary
     m = result.service.memory
     slo = ", ".join(f"{k} <= {_ms(v)}" for k, v in s["slo"].items()) or "none"
     lines = [
-        f"== {s['scenario']} ==",
+        f"== {title(s)} ==",
         f"{s['model']} x {s['replicas']} replicas (tp {s['tp']}), scheduler {s['scheduler']}; "
         f"{s['requests']} requests in {s['span_s']:.4g} s, {s['iterations']} iterations",
         f"throughput       {s['requests_per_s']:.4g} req/s, "
@@ -73,6 +86,8 @@ def render(result: ServingResult) -> str:
         f"({format_quantity(m.kv_bytes, 'bytes')} per unit), mean use "
         f"{s['mean_kv_utilisation']:.1%}; mean batch {s['mean_batch']:.3g}; "
         f"{s['preemptions']} preemptions",
+        f"utilisation      MFU {_pct(s['mfu'])} of {result.service.table['precision']} peak, "
+        f"MBU {_pct(s['mbu'])} of HBM bandwidth (over the span)",
         "",
         f"{'latency':<12}{'p50':>12}{'p90':>12}{'p99':>12}{'mean':>12}",
     ]
@@ -86,8 +101,9 @@ def render(result: ServingResult) -> str:
 def write(result: ServingResult, out: Path) -> list[Path]:
     """The run's files in `out` (created), in FILES order."""
     out.mkdir(parents=True, exist_ok=True)
-    svc = result.service
+    svc, name = result.service, title(result.summary)
     return [write_summary(result.summary, out / FILES[0]),
             write_csv(result.per_request, out / FILES[1]),
-            write_timeline(result.iterations, svc.memory.blocks, svc.replicas, svc.name,
-                           out / FILES[2])]
+            write_timeline(result.iterations, svc.memory.blocks, svc.replicas, name,
+                           out / FILES[2]),
+            write_cdf(result.per_request, svc.slo, name, out / FILES[3])]
