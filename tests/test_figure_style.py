@@ -38,7 +38,8 @@ def test_only_the_style_module_names_colours_colour_maps_and_the_resolution() ->
 
 
 def test_every_figure_module_draws_with_the_style() -> None:
-    for module in ("plots.py", "study/plots.py", "validate/figures.py", "precision.py"):
+    for module in ("plots.py", "study/plots.py", "study/pareto.py", "validate/figures.py",
+                   "precision.py"):
         assert "figure_style" in (ROOT / module).read_text(), module
 
 

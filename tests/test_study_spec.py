@@ -149,6 +149,11 @@ BAD = [
     ("[sweep.parameters]\n'hardware.link' = [{ bandwidth = 1e9 }]\n"
      "'hardware.link.bandwidth' = [1e9]\n",
      'sweep.parameters."hardware.link.bandwidth"', "does not overlap 'hardware.link'"),
+    (GRID + "[sweep.labels]\n'hardware.link.bandwith' = 'link speed'\n",
+     'sweep.labels."hardware.link.bandwith"', "did you mean 'hardware.link.bandwidth'?"),
+    (GRID + "[sweep.labels]\n'hardware.link.bandwidth' = ' '\n",
+     'sweep.labels."hardware.link.bandwidth"', "a name of 1 to 40 characters"),
+    (GRID + "[sweep]\nlabels = 'units'\n", "sweep.labels", "a table of swept key paths"),
 ]
 
 

@@ -147,8 +147,10 @@ def q1_breakdown(out: Path) -> None:
 
     t = read_table(OUT / "scaling" / "results.sorted.csv")
     keep = tuple(r for r in t.rows if r["hardware.units[0].count"] in ("2", "4", "8", "16"))
-    fig = breakdown(Table(keep, t.parameters))
-    fig.axes[0].set_title("Where the time of a step goes: layered DAG, 2 to 16 units × link bandwidth")
+    fig = breakdown(Table(keep, t.parameters, t.labels))
+    note = fig.axes[0].get_title().partition("\n")[2]  # link bars longer than the step
+    fig.axes[0].set_title("Where the time of a step goes: layered DAG, 2 to 16 units × link "
+                          "bandwidth" + (f"\n{note}" if note else ""))
     save_figure(fig, out)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..generators import KINDS as _GENERATOR_KINDS
 from ..hardware import PRECISIONS
 from ..hardware import TOPOLOGIES as _TOPOLOGIES
+from ..limits import SIZES
 from ..quantities import EXAMPLES
 from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
@@ -324,6 +325,33 @@ def _with_offload(parallel: Schema) -> Schema:
     return parallel
 
 
+SWEEP_MODES = ("grid", "random", "lhs")
+SWEEP_LABEL_MAX = 40    # characters: an axis name, not a sentence
+
+
+def _sweep() -> Schema:
+    """[sweep]'s shape; study/spec.py checks the rest (key paths, ranges, samples by
+    mode), with its own one-line errors."""
+    return _table("A parameter study, run by `leptonsim sweep` (docs/studies.md); "
+                  "`leptonsim run` ignores it", {
+        "mode": {"enum": list(SWEEP_MODES), "default": "grid",
+                 "description": "grid (every combination), random or lhs (samples draws)"},
+        "samples": _int("points drawn by random and lhs (required there)", 1)
+        | {"maximum": SIZES["sweep_points"].maximum},
+        "seed": _int("seeds the random and lhs draws", 0, 0),
+        "parameters": {"type": "object", "minProperties": 1,
+                       "additionalProperties": {"type": ["array", "object"]},
+                       "description": "quoted key path -> a list of values or a range "
+                                      "table { start, stop, step } or { min, max, log, num }"},
+        "labels": {"type": "object", "additionalProperties": {
+            "type": "string", "minLength": 1, "maxLength": SWEEP_LABEL_MAX,
+            "description": "the key path's name in figures"},
+                   "description": "quoted swept key path -> its name in the figures "
+                                  "(default: the humanised path, units for "
+                                  "hardware.units[0].count)"},
+    }, required=("parameters",))
+
+
 @cache
 def _schema() -> Schema:
     return _table("A leptonsim scenario: hardware, workload and how to schedule it", {
@@ -333,8 +361,7 @@ def _schema() -> Schema:
         "parallel": _with_offload(parallel_schema(_table, _int, _qty)),
         "noise": noise_schema(_table, _int),
         "failures": failures_schema(_table, _int, _qty),
-        "sweep": {"type": "object", "description": "A parameter study, run by `leptonsim sweep` "
-                  "(see docs/studies.md); `leptonsim run` ignores it"},
+        "sweep": _sweep(),
         "schedule": _table("How tasks are placed on units", {
             "scheduler": {"enum": list(SCHEDULERS), "default": AUTO,
                           "description": "auto (static for a [workload.model], whose tasks "

@@ -33,11 +33,13 @@ __all__ = [
 ]
 
 
-def plot_study(csv_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """The study figures of a results CSV, as PNG and SVG (matplotlib loads on use)."""
+def plot_study(csv_path: str | Path, out_dir: str | Path,
+               labels: dict[str, str] | None = None) -> list[Path]:
+    """The study figures of a results CSV, as PNG and SVG (matplotlib loads on use);
+    `labels` names swept key paths (default: those of the sweep.json beside the CSV)."""
     from .plots import plot_study as _plot_study
 
-    return _plot_study(csv_path, out_dir)
+    return _plot_study(csv_path, out_dir, labels)
 
 
 def add_sweep_command(subparsers: Any) -> Any:

@@ -128,6 +128,6 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import plot_study
 
-        written = plot_study(done.sorted, out / "plots")
+        written = plot_study(done.sorted, out / "plots", sweep.labels)
         print(f"wrote {len(written)} figures to {out / 'plots'}")
     return 0

@@ -56,6 +56,11 @@ class Sweep:
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(p.dotted for p in self.spec.parameters)
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each swept key path's name in figures ([sweep.labels], else humanised)."""
+        return {p.dotted: p.label for p in self.spec.parameters}
+
     def tasks(self, price_per_unit_hour: float | None = None) -> Iterator[PointTask]:
         """Every (point, variant) in point order, variants by name within a point."""
         for point in self.points:

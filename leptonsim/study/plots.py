@@ -1,10 +1,16 @@
-"""Figures of a sweep, drawn from its results CSV alone (never from simulator objects).
+"""Figures of a sweep, drawn from its results CSV (and the labels of its sweep.json)
+alone, never from simulator objects; which ones is chosen from what was swept.
 
     scaling    speed-up and parallel efficiency against compute units, with the seed's
-               formulas, Amdahl's law and the work/span bounds overlaid
+               formulas, Amdahl's law and the work/span bounds overlaid; only when a
+               swept key or the variants change the unit count
     breakdown  per configuration: compute, pipeline bubble, other idle, and link time
-    heatmap    a metric over two swept parameters (one panel per variant)
-    pareto     energy against time per step, with the Pareto front
+    heatmap    a metric over two swept parameters (one panel per variant), on a log
+               colour scale when it spans more than a decade
+    pareto     energy against time per step, with the Pareto front (pareto.py)
+
+Times are in s, ms or us as the data needs (figure_style.time_scale); swept keys are
+named by their labels (labels.py). Legends sit outside the axes.
 
 Drawn in the shared figure style (leptonsim.figure_style): no pyplot, no display.
 """
@@ -35,16 +41,20 @@ from ..figure_style import (
     WIDTH,
     save_figure,
     series_colour,
+    time_scale,
 )
-from .table import Table, read_table, short
+from .pareto import pareto, pareto_front
+from .table import Table, read_table
 
-__all__ = ["breakdown", "heatmap", "pareto", "plot_study", "scaling"]
+__all__ = ["breakdown", "figures", "heatmap", "pareto", "pareto_front", "plot_study", "scaling"]
 
 MAX_GROUPS = 8          # lines with a legend entry in the scaling figure
 MAX_OVERLAID = 4        # lines whose formula curves are drawn (equal curves once)
 MAX_BARS = 40
 MAX_PANELS = 4
 MAX_HEATMAPS = 6
+MAX_COUNT_TICKS = 12    # unit counts that each get a tick
+DECADES = 10.0          # a colour scale spanning more than this ratio is logarithmic
 METRIC_LABELS = {"makespan_s": "makespan per step (s)", "energy_j": "energy per step (J)",
                  "parallel_efficiency": "parallel efficiency (fraction)",
                  "speedup": "speed-up (×)", "cost_usd": "cost per step (USD)"}
@@ -68,7 +78,9 @@ def _speedups(t: Table, rows: list[int]) -> dict[str, np.ndarray]:
 
 
 def scaling(t: Table) -> Figure:
-    fig = Figure(figsize=(WIDE, 5), layout="constrained")
+    """Speed-up and efficiency against the unit count; one line per configuration of
+    what else was swept. Only drawn when something swept changes the unit count."""
+    fig = Figure(figsize=(WIDE, 5.5), layout="constrained")
     ax_s, ax_e = fig.subplots(1, 2)
     within = t.unit_determining()
     groups = t.groups(within)
@@ -89,25 +101,28 @@ def scaling(t: Table) -> Figure:
     for ax, unit in ((ax_s, "×"), (ax_e, "%")):
         ax.set_xlabel("compute units (count)")
         ax.grid(alpha=GRID_ALPHA)
-        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        _log2_if_wide(ax, t.num("units"))
+        _count_axis(ax, t.num("units"))
         _clip(ax, shown[ax], seed[ax], unit)
     ax_s.set_ylabel("speed-up over the best single unit (×)")
     ax_s.set_title("Speed-up W / makespan")
     ax_e.set_ylabel("parallel efficiency (%)")
-    ax_e.set_title("Parallel efficiency W / (C_eff × makespan); × = seed E_p")
+    ax_e.set_title("Parallel efficiency W / (C_eff × makespan)")
     styles = [Line2D([], [], color="k", marker="o", label="simulated (colour: configuration)")]
     styles += [Line2D([], [], color=GREY, linestyle=s, label=name) for _, _, name, s in OVERLAYS]
     styles.append(Line2D([], [], color=GREY, marker="x", linestyle="",
                          label="seed E_p = max(1/ΣE_i, E_m)"))
-    ax_e.legend(handles=styles, fontsize=FONT["small"], loc="best", title="curves",
-                title_fontsize=FONT["legend"])
+    # legends beside and below the panels, never over the data
+    fig.legend(handles=styles, loc="outside lower center", ncols=3, fontsize=FONT["small"],
+               title="curves", title_fontsize=FONT["legend"])
     if len(groups) > 1:
-        ax_s.legend(fontsize=FONT["small"], loc="best", title="configuration",
-                    title_fontsize=FONT["legend"])
-    fig.suptitle("Scaling against compute units: simulated vs the seed's formulas and "
-                 "the textbook bounds" + (f" (formulas for the first {MAX_OVERLAID} lines)"
-                                           if len(groups) > MAX_OVERLAID else ""))
+        more = f" (first {MAX_GROUPS} of {len(groups)})" if len(groups) > MAX_GROUPS else ""
+        fig.legend(handles=[h for h in ax_s.get_lines() if not h.get_label().startswith("_")],
+                   loc="outside right upper", fontsize=FONT["small"],
+                   title=f"configuration{more}", title_fontsize=FONT["legend"])
+    # short lines: the title is centred over the figure, legend column included
+    fig.suptitle("Scaling against compute units:\nsimulated, the seed's formulas, the bounds"
+                 + (f" (for the first {MAX_OVERLAID} lines)" if len(groups) > MAX_OVERLAID
+                    else ""))
     return fig
 
 
@@ -146,39 +161,61 @@ def _clip(ax: Axes, shown: list[np.ndarray], seed: list[np.ndarray], unit: str) 
                 transform=ax.transAxes, fontsize=FONT["small"], va="top", color=GREY)
 
 
-def _log2_if_wide(ax: Axes, values: np.ndarray) -> None:
-    finite = values[np.isfinite(values) & (values > 0)]
-    if len(finite) and finite.max() / finite.min() >= 16:
+def _count_axis(ax: Axes, values: np.ndarray) -> None:
+    """Unit counts as whole numbers (1, 2, 4, 8, never 1.0, 2.0): a tick at each count
+    swept when they are few, on a log2 axis when they span a factor of 16 or more."""
+    counts = np.unique(values[np.isfinite(values) & (values > 0)])
+    if len(counts) and counts.max() / counts.min() >= 16:
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(mpl.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+    if 0 < len(counts) <= MAX_COUNT_TICKS:
+        ax.xaxis.set_major_locator(mpl.ticker.FixedLocator(counts.tolist()))
+    else:
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True) if ax.get_xscale()
+                                   == "linear" else mpl.ticker.LogLocator(base=2))
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:.0f}"))
 
 
 def breakdown(t: Table) -> Figure:
+    """Per configuration, the average unit's step: compute, bubble and other idle (the
+    bar is the makespan); beside it, the links' busy time per unit, which may be longer
+    than the step: it is summed over every link direction, and links work at once."""
     rows = list(range(min(len(t), MAX_BARS)))
     n = len(rows)
-    fig = Figure(figsize=(WIDTH, 1.2 + 0.35 * n), layout="constrained")
+    fig = Figure(figsize=(WIDTH, 1.8 + 0.35 * n), layout="constrained")
     ax = fig.subplots()
     units = t.num("units", rows)
-    compute, bubble = t.num("compute_s", rows) / units, t.num("bubble_s", rows) / units
-    idle = t.num("idle_s", rows) / units - bubble
-    comm = t.num("communication_s", rows) / units
+    scale, unit = time_scale(float(np.nanmax(t.num("makespan_s", rows), initial=0.0)))
+    per_unit = {c: scale * t.num(c, rows) / units for c in
+                ("compute_s", "bubble_s", "idle_s", "communication_s")}
+    makespan = scale * t.num("makespan_s", rows)
     y = np.arange(n)
     left = np.zeros(n)
-    for values, name, colour in ((compute, "compute (busy)", COMPUTE),
-                                 (bubble, "pipeline bubble", BUBBLE),
-                                 (idle, "other idle", IDLE)):
-        ax.barh(y - 0.12, values, height=0.5, left=left, label=name, color=colour)
+    for values, name, colour in ((per_unit["compute_s"], "compute (busy)", COMPUTE),
+                                 (per_unit["bubble_s"], "pipeline bubble", BUBBLE),
+                                 (per_unit["idle_s"] - per_unit["bubble_s"], "other idle",
+                                  IDLE)):
+        shown = bool(np.nansum(values) > 0) or colour != BUBBLE  # no pipeline: no entry
+        ax.barh(y - 0.12, values, height=0.5, left=left, label=name if shown else None,
+                color=colour)
         left += np.nan_to_num(values)
+    comm = per_unit["communication_s"]
     ax.barh(y + 0.3, comm, height=0.2, color=COMMUNICATION, hatch="//",
-            label="communication: link busy time (overlaps the above)")
+            label="links: busy time summed over link directions, ÷ units\n"
+                  "(links run at once and beside compute: may exceed the step)")
     ax.set_yticks(y, [t.label(i) for i in rows], fontsize=FONT["small"])
     ax.set_ylim(n - 0.4, -0.6)
-    ax.set_xlabel("time per compute unit, averaged over units (s); compute + idle = makespan")
+    ax.set_xlabel(f"time per compute unit, averaged over units ({unit}); "
+                  "compute + idle = makespan")
     ax.set_ylabel("configuration")
     ax.grid(axis="x", alpha=GRID_ALPHA)
-    ax.legend(fontsize=FONT["legend"], loc="lower right")
+    longer = int(np.sum(comm > makespan * (1 + 1e-9)))  # said in the title
+    fig.legend(loc="outside lower center", ncols=2, fontsize=FONT["legend"],
+               handles=ax.get_legend_handles_labels()[0])
     more = f" (first {MAX_BARS} of {len(t)})" if len(t) > MAX_BARS else ""
-    ax.set_title(f"Where the time of a step goes, per configuration{more}")
+    note = f"\n{longer} link bar(s) longer than the step: link time is summed over links" \
+        if longer else ""
+    ax.set_title(f"Where the time of a step goes, per configuration{more}{note}")
     return fig
 
 
@@ -206,17 +243,49 @@ def _cells(t: Table, rows: list[int], x: str, y: str, metric: str
         return xs, ys, np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _colour_scale(values: np.ndarray) -> mpl.colors.Normalize:
+    """Logarithmic when the values are positive and span more than a decade (one row
+    would swamp a linear scale), linear otherwise."""
+    if not values.size:
+        return mpl.colors.Normalize(0, 1)
+    low, high = float(values.min()), float(values.max())
+    if low > 0 and high / low > DECADES:
+        return mpl.colors.LogNorm(low, high)
+    return mpl.colors.Normalize(low, high)
+
+
+def _one_two_five(value: float, _: object) -> str:
+    """A log axis' tick as a plain number when it is 1, 2 or 5 times a power of ten."""
+    mantissa = f"{value:.6e}"[0] if value > 0 else ""
+    return f"{value:g}" if mantissa in ("1", "2", "5") and f"{value:.6e}"[2:8] == "000000" \
+        else ""
+
+
+def _metric(metric: str, values: np.ndarray) -> tuple[float, str]:
+    """(factor, axis label) of a metric: times in s, ms or us as the values need."""
+    if not metric.endswith("_s"):
+        return 1.0, METRIC_LABELS.get(metric, metric)
+    scale, unit = time_scale(float(np.nanmax(values, initial=0.0)))
+    return scale, METRIC_LABELS.get(metric, metric).replace("(s)", f"({unit})")
+
+
 def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
     variants = list(dict.fromkeys(r["variant"] for r in t.rows))[:MAX_PANELS]
     panels = [_cells(t, [i for i, r in enumerate(t.rows) if r["variant"] == v], x, y, metric)
               for v in variants]
-    finite = np.concatenate([g[np.isfinite(g)] for _, _, g in panels] + [np.zeros(0)])
-    scale = mpl.colors.Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
-    fig = Figure(figsize=(5.5 * len(variants), 4.8), layout="constrained")
+    factor, title = _metric(metric, t.num(metric))
+    finite = factor * np.concatenate([g[np.isfinite(g)] for _, _, g in panels] + [np.zeros(0)])
+    scale = _colour_scale(finite)
+    fig = Figure(figsize=(4.8 * len(variants) + 1.2, 4.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(variants)))
     for ax, variant, (xs, ys, grid) in zip(axes, variants, panels, strict=True):
+        grid = grid * factor
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap=SEQUENTIAL, norm=scale)
-        ax.set_xticks(range(len(xs)), [t.show(x, v) for v in xs], rotation=45, fontsize=FONT["small"])
+        ticks = [t.show(x, v) for v in xs]
+        slant = len(ticks) > 8 or max(map(len, ticks), default=0) > 6  # else they read flat
+        ax.set_xticks(range(len(xs)), ticks, rotation=45 if slant else 0,
+                      ha="right" if slant else "center", rotation_mode="anchor",
+                      fontsize=FONT["small"])
         ax.set_yticks(range(len(ys)), [t.show(y, v) for v in ys], fontsize=FONT["small"])
         if grid.size <= 64:
             for (r, c), v in np.ndenumerate(grid):
@@ -224,48 +293,16 @@ def heatmap(t: Table, x: str, y: str, metric: str = "makespan_s") -> Figure:
                     red, green, blue, _ = image.cmap(scale(v))
                     ink = "k" if 0.3 * red + 0.6 * green + 0.1 * blue > 0.5 else "w"
                     ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=FONT["tiny"], color=ink)
-        ax.set_xlabel(f"{x} ({t.unit(x)})")
-        ax.set_ylabel(f"{y} ({t.unit(y)})")
+        ax.set_xlabel(t.axis(x))
+        ax.set_ylabel(t.axis(y))
         ax.set_title(variant or "base", fontsize=FONT["title"])
-        fig.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    log = isinstance(scale, mpl.colors.LogNorm)  # one bar: the panels share the scale
+    bar = fig.colorbar(image, ax=list(axes), label=title + (" (log scale)" if log else ""))
+    if log:  # 2, 5, 10, 20, 50, not 10^1 and 2x10^1
+        for axis_set in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
+            axis_set(mpl.ticker.FuncFormatter(_one_two_five))
     others = " (mean over the other swept parameters)" if len(t.parameters) > 2 else ""
-    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} over {short(x)} × {short(y)}{others}")
-    return fig
-
-
-def pareto_front(time: np.ndarray, energy: np.ndarray) -> list[int]:
-    """Indices of the non-dominated points (less time or less energy than every other),
-    in order of increasing time."""
-    front, best = [], np.inf
-    for i in np.lexsort((energy, time)):
-        if np.isfinite(time[i]) and energy[i] < best:
-            front.append(int(i))
-            best = energy[i]
-    return front
-
-
-def pareto(t: Table) -> Figure:
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    ax = fig.subplots()
-    time, joules = t.num("makespan_s"), t.num("energy_j")
-    variants = [r["variant"] for r in t.rows]
-    for k, v in enumerate(dict.fromkeys(variants)):
-        mask = np.array([w == v for w in variants])
-        ax.scatter(time[mask], joules[mask], s=18, color=series_colour(k), alpha=0.6,
-                   label=v or "all points")
-    front = pareto_front(time, joules)
-    ax.step(time[front], joules[front], where="post", color="k", lw=1.5,
-            label="Pareto front (no point is both faster and cheaper)")
-    ax.scatter(time[front], joules[front], s=40, facecolors="none", edgecolors="k")
-    for i in front[:8]:
-        ax.annotate(t.label(i), (time[i], joules[i]), fontsize=FONT["tiny"], xytext=(4, 4),
-                    textcoords="offset points")
-    ax.set_xlabel("makespan per step (s)")
-    ax.set_ylabel("energy per step (J)")
-    ax.grid(alpha=GRID_ALPHA)
-    ax.legend(fontsize=FONT["small"])
-    note = " — no power given: all energies are 0 J" if not np.nanmax(joules, initial=0) else ""
-    ax.set_title(f"Energy against time per step (lower left is better){note}")
+    fig.suptitle(f"{title} over {t.name(x)} × {t.name(y)}{others}")
     return fig
 
 
@@ -274,16 +311,22 @@ def _slug(text: str) -> str:
 
 
 def figures(t: Table) -> dict[str, Figure]:
-    """Every figure the table supports, by file stem."""
-    out = {"scaling": scaling(t), "breakdown": breakdown(t), "pareto": pareto(t)}
+    """The figures of what was swept, by file stem: scaling when something swept (a key
+    or the variants) changes the unit count, a heatmap per pair of swept keys."""
+    out = {"scaling": scaling(t)} if t.varies("units") and t.unit_determining() else {}
+    out |= {"breakdown": breakdown(t), "pareto": pareto(t)}
     for x, y in itertools.islice(itertools.combinations(t.parameters, 2), MAX_HEATMAPS):
         out[f"heatmap_{_slug(x)}__{_slug(y)}"] = heatmap(t, x, y)
     return out
 
 
-def plot_study(csv_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Draw every figure of a results CSV into out_dir as PNG and SVG; the paths written."""
+def plot_study(csv_path: str | Path, out_dir: str | Path,
+               labels: dict[str, str] | None = None) -> list[Path]:
+    """Draw the figures of a results CSV into out_dir as PNG and SVG; the paths written.
+    `labels` (swept key path -> name) wins over those recorded in its sweep.json."""
     t = read_table(csv_path)
+    if labels:
+        t = Table(t.rows, t.parameters, {**t.labels, **labels})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -46,7 +46,7 @@ def sweep_store(sweep: Sweep, out_dir: Path, price_per_unit_hour: float | None =
     """out_dir/results.csv of this sweep, out_dir locked: refused if another sweep holds
     it or if its rows were computed from another scenario, price or leptonsim."""
     identity = {"leptonsim": __version__, "price_per_unit_hour": price_per_unit_hour,
-                "scenario": sweep.fingerprints()}
+                "scenario": sweep.fingerprints(), "labels": sweep.labels}
     with open_store(out_dir, columns(sweep.parameter_names), identity) as store:
         yield store
 

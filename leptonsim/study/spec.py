@@ -7,6 +7,8 @@
     [sweep.parameters]
     "hardware.units[0].count" = [1, 2, 4, 8]
     "hardware.link.bandwidth" = { min = "10 GB/s", max = "400 GB/s", log = true }
+    [sweep.labels]               # optional: names for figures (labels.py)
+    "hardware.units[0].count" = "GPUs"
 
 Key paths have the syntax of variants and are checked against the scenario schema. A
 value is a non-empty list, a stepped range `{ start, stop, step }` (stop inclusive) or a
@@ -26,15 +28,16 @@ from typing import Any
 from ..errors import QuantityError, ScenarioError, did_you_mean, found
 from ..limits import SIZES
 from ..quantities import parse_quantity
-from ..scenario.schema import SI_UNIT
+from ..scenario.schema import SI_UNIT, SWEEP_MODES
 from ..scenario.validate import Path, one_of, schema_root
 from ..scenario.variants import parse_key_path, variant_path
+from .labels import labels_of, parse_labels
 
 __all__ = ["MAX_POINTS", "MODES", "Parameter", "SweepSpec", "param_where", "parameter_kind",
            "parameter_unit", "parse_sweep"]
 
-MODES = ("grid", "random", "lhs")
-SWEEP_KEYS = ("mode", "samples", "seed", "parameters")
+MODES = SWEEP_MODES
+SWEEP_KEYS = ("mode", "samples", "seed", "parameters", "labels")
 STEPPED = ("start", "stop", "step")
 CONTINUOUS = ("min", "max", "log", "num")
 MAX_POINTS = SIZES["sweep_points"].maximum  # grid, range and samples alike
@@ -54,6 +57,7 @@ class Parameter:
     low: float = 0.0
     high: float = 0.0
     log: bool = False
+    label: str = ""             # its name in figures: [sweep.labels] or humanised
 
     def at(self, u: float) -> Any:
         """The value at quantile u in [0, 1]: the inverse CDF of the parameter's range."""
@@ -124,6 +128,9 @@ def parse_sweep(table: Any) -> SweepSpec:
                             "\"hardware.units[0].count\" = [1, 2, 4]", shown)
     parameters = tuple(_parameter(d, v, mode) for d, v in params.items())
     _check_disjoint(parameters)
+    names = [p.dotted for p in parameters]
+    labels = labels_of(names, parse_labels(table.get("labels"), names))
+    parameters = tuple(_with(p, label=labels[p.dotted]) for p in parameters)
     spec = SweepSpec(mode, samples, seed, parameters)
     if spec.size > MAX_POINTS:
         raise ScenarioError("sweep.parameters", f"a grid of at most {MAX_POINTS} points",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..quantities import format_quantity
 from ..scenario.schema import SI_UNIT
+from .labels import humanise, read_labels
 from .row import KEY_COLUMNS, METRIC_COLUMNS
 from .spec import parameter_kind, parameter_unit
 from .store import StudyError
@@ -27,6 +28,7 @@ __all__ = ["Table", "read_table"]
 class Table:
     rows: tuple[dict[str, str], ...]
     parameters: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)  # [sweep.labels]; else humanised
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -42,6 +44,18 @@ class Table:
     def unit(self, parameter: str) -> str:
         return parameter_unit(parameter)
 
+    def name(self, parameter: str) -> str:
+        """A parameter's readable name: 'units' for hardware.units[0].count."""
+        return self.labels.get(parameter) or humanise(parameter, self.parameters)
+
+    def axis(self, parameter: str) -> str:
+        """An axis label: 'units (count)', 'bandwidth (B/s)'."""
+        return f"{self.name(parameter)} ({self.unit(parameter)})"
+
+    def varies(self, column: str) -> bool:
+        """The column takes more than one value."""
+        return len({r[column] for r in self.rows}) > 1
+
     def show(self, column: str, text: str) -> str:
         """A cell as a reader wants it: '25 GB/s', '8', 'chain'."""
         return _show(text, parameter_kind(column))[:20]
@@ -49,33 +63,31 @@ class Table:
     def label(self, i: int, skip: Sequence[str] = ()) -> str:
         """'variant, a=1, b=25 GB/s' for row i, leaving out the columns in `skip`."""
         r = self.rows[i]
-        parts = [r["variant"]] if r["variant"] else []
-        parts += [f"{short(p)}={self.show(p, r[p])}" for p in self.parameters if p not in skip]
+        parts = [r["variant"]] if r["variant"] and "variant" not in skip else []
+        parts += [f"{self.name(p)}={self.show(p, r[p])}" for p in self.parameters
+                  if p not in skip]
         return ", ".join(parts) or "(base)"
 
     def groups(self, within: Sequence[str]) -> list[list[int]]:
-        """Row indices grouped by variant and every parameter not in `within`, in order
-        of first appearance."""
+        """Row indices grouped by variant and every parameter not in `within` ("variant"
+        among them: not by variant), in order of first appearance."""
         out: dict[tuple[str, ...], list[int]] = {}
         for i, r in enumerate(self.rows):
-            key = (r["variant"], *(r[p] for p in self.parameters if p not in within))
+            key = (r["variant"] if "variant" not in within else "",
+                   *(r[p] for p in self.parameters if p not in within))
             out.setdefault(key, []).append(i)
         return list(out.values())
 
     def unit_determining(self) -> list[str]:
-        """Parameters that change the unit count when the others stay fixed."""
+        """Parameters (and "variant") that change the unit count when the others stay
+        fixed: what the scaling figure puts on its x axis."""
         out = []
-        for p in self.parameters:
+        for p in (*self.parameters, "variant"):
             for rows in self.groups([p]):
                 if len({self.rows[i]["units"] for i in rows}) > 1:
                     out.append(p)
                     break
         return out
-
-
-def short(parameter: str) -> str:
-    """The last segment of a key path: 'hardware.link.bandwidth' -> 'bandwidth'."""
-    return parameter.rsplit(".", 1)[-1]
 
 
 def _float(text: str) -> float:
@@ -102,4 +114,5 @@ def read_table(path: str | Path) -> Table:
     missing = [c for c in (*KEY_COLUMNS, *METRIC_COLUMNS) if c not in header]
     if missing:
         raise StudyError(f"{path}: not a sweep results file (no column {missing[0]!r})")
-    return Table(rows, tuple(header[len(KEY_COLUMNS):first]))
+    parameters = tuple(header[len(KEY_COLUMNS):first])
+    return Table(rows, parameters, read_labels(Path(path), parameters))

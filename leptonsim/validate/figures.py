@@ -12,6 +12,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..figure_style import (
+    BUBBLE,
+    COMMUNICATION,
+    COMPUTE,
     FONT,
     GRID_ALPHA,
     LINK,
@@ -19,6 +22,7 @@ from ..figure_style import (
     WIDE,
     kind_colours,
     legend_outside,
+    series_colour,
     time_scale,
 )
 from ..trace import Trace
@@ -26,22 +30,53 @@ from ..trace import Trace
 _BAR = 0.38                      # each of a unit's two rows
 
 
+# The phases of a step, as the Gantt chart groups its kinds, each in its category colour:
+# with two dozen kinds, one colour per kind repeats (tab20 cycles); five phases do not.
+PHASES = ("forward", "backward", "communication", "optimizer", "other")
+_COMM_WORDS = ("allreduce", "allgather", "reducescatter", "alltoall", "ring", "transfer",
+               "send", "recv", "p2p", "exchange", "offload", "host", "copy", "broadcast")
+
+
+def phase_of(kind: str) -> str:
+    """The phase of a task kind: communication (collectives, transfers, host copies),
+    optimizer, backward (`.bwd`), forward (any other op kind) or other (generated
+    tasks: `task`, `noop`, ...)."""
+    plain = kind.lower().replace("_", "").replace("-", "")
+    if any(w in plain for w in _COMM_WORDS):
+        return "communication"
+    if "optimizer" in plain or plain in ("adam", "sgd", "sparseupdate"):
+        return "optimizer"
+    if plain.endswith(".bwd") or "backward" in plain:
+        return "backward"
+    return "forward" if plain not in ("task", "noop", "spin", "join", "start") else "other"
+
+
+def phase_colours() -> dict[str, Any]:
+    """Each phase's colour: the breakdown's categories, then two more series colours."""
+    return dict(zip(PHASES, (COMPUTE, BUBBLE, COMMUNICATION, series_colour(3), LINK),
+                    strict=True))
+
+
 def scatter(predicted_s: np.ndarray, measured_s: np.ndarray, kinds: list[str],
             title: str) -> Figure:
-    """Predicted vs measured task durations, log-log, one colour per task kind, with the
-    y = x line and a ±10 % band."""
+    """Predicted vs measured task durations, log-log, one colour per phase of the step
+    (forward, backward, communication, optimizer, other; `phase_of`), with the y = x
+    line and a ±10 % band."""
     ok = (predicted_s > 0) & (measured_s > 0)
     scale, unit = time_scale(float(max(measured_s[ok].max(initial=0), predicted_s[ok].max(initial=0))))
     x, y = measured_s[ok] * scale, predicted_s[ok] * scale
     kind = np.array(kinds, dtype=object)[ok]
-    names = sorted(set(kind.tolist()))
-    colours = kind_colours(names)
+    phase = np.array([phase_of(k) for k in kind.tolist()], dtype=object)
+    colours = phase_colours()
     fig = Figure(figsize=(7.5, 6.5), layout="constrained")
     ax = fig.subplots()
-    for k in names:
-        m = kind == k
-        ax.scatter(x[m], y[m], s=18, color=colours[k], label=f"{k} ({int(m.sum())})",
-                   alpha=0.8, linewidths=0)
+    for p in PHASES:
+        m = phase == p
+        if m.any():
+            n_kinds = len(set(kind[m].tolist()))
+            ax.scatter(x[m], y[m], s=18, color=colours[p], alpha=0.8, linewidths=0,
+                       label=f"{p} ({int(m.sum())} tasks, {n_kinds} kind"
+                             f"{'s' if n_kinds > 1 else ''})")
     lo = float(min(x.min(initial=1.0), y.min(initial=1.0))) / 1.5
     hi = float(max(x.max(initial=1.0), y.max(initial=1.0))) * 1.5
     line = np.array([lo, hi])
@@ -52,7 +87,7 @@ def scatter(predicted_s: np.ndarray, measured_s: np.ndarray, kinds: list[str],
            xlabel=f"measured task time ({unit}, median of repeats)",
            ylabel=f"predicted task time ({unit})", title=title)
     ax.grid(alpha=GRID_ALPHA, which="both")
-    ax.legend(fontsize=FONT["small"], loc="upper left", ncols=2 if len(names) > 10 else 1)
+    ax.legend(fontsize=FONT["small"], loc="upper left")
     return fig
 
 
