@@ -6,19 +6,17 @@ Set LEPTONSIM_UPDATE_GOLDEN=1 to rewrite tests/golden/ after an intended change.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 from leptonsim.result import RunResult, run
 from leptonsim.scenario import load
+from tests.helpers.golden import check_golden
 from tests.helpers.traces import check_trace_invariants
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden"
 FILES = sorted(p for p in (ROOT / "scenarios").glob("*.toml")
                if not p.stem.startswith("serve_"))  # test_serving_golden.py runs those
 KEYS = ("makespan_s", "critical_path_s", "total_work_s", "capacity", "parallel_efficiency",
@@ -37,14 +35,7 @@ def test_golden_run(path: Path) -> None:
                                exclusive_channels=result.scenario.network != "fair")
         assert not [r.name for r in result.formulas if r.proven and not r.within_bounds]
     got = {variant: figures(r) for variant, r in results.items()}
-    golden = GOLDEN / f"{path.stem}.json"
-    if os.environ.get("LEPTONSIM_UPDATE_GOLDEN") == "1":
-        golden.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    expected = json.loads(golden.read_text())
-    assert sorted(got) == sorted(expected)
-    for variant, values in expected.items():
-        for key, value in values.items():
-            assert got[variant][key] == pytest.approx(value, rel=1e-9), f"{variant}.{key}"
+    check_golden(path.stem, got)
 
 
 def test_seed_case_study_matches_its_closed_forms() -> None:

@@ -6,17 +6,15 @@ an intended change (docs/serving.md quotes these figures).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
 from leptonsim.scenario.serving import load_services
 from leptonsim.serve.run import run
+from tests.helpers.golden import check_golden
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden"
 KEYS = ("requests_per_s", "output_tokens_per_s", "goodput_requests_per_s", "preemptions",
         "mean_batch", "mean_kv_utilisation", "iterations")
 LATENCIES = ("ttft", "tpot", "e2e")
@@ -32,11 +30,4 @@ def figures(summary: dict) -> dict[str, float]:
 def test_golden_serving_run(stem: str) -> None:
     services = load_services(str(ROOT / "scenarios" / f"{stem}.toml"))
     got = {variant: figures(run(s).summary) for variant, s in services}
-    golden = GOLDEN / f"{stem}.json"
-    if os.environ.get("LEPTONSIM_UPDATE_GOLDEN") == "1":
-        golden.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    expected = json.loads(golden.read_text())
-    assert sorted(got) == sorted(expected)
-    for variant, values in expected.items():
-        for key, value in values.items():
-            assert got[variant][key] == pytest.approx(value, rel=1e-9), f"{variant}.{key}"
+    check_golden(stem, got)
