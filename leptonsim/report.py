@@ -181,7 +181,7 @@ def _answer_lines(result: RunResult) -> list[str]:
         lines.append(f"{'limited by':<17}{shares} of the mean unit's step{worst}")
     lines += [f"{'speed-up':<17}{m.speedup:.3g} over one {m.best_single_unit} running every task "
               f"of this graph in turn ({t(m.total_work_s)}, no transfers); parallel efficiency "
-              f"{m.parallel_efficiency:.1%} of {m.capacity:.4g} units",
+              f"{m.parallel_efficiency:.1%} of {_units(m.capacity)} units",
               f"{'energy':<17}{format_quantity(result.energy.total_j, 'energy')}"
               + (" per step" if result.scenario.step is not None else "")
               + (f", cost ${result.cost_usd:.4g} at the units' hourly price"
@@ -227,6 +227,11 @@ def _formula_lines(result: RunResult) -> list[str]:
 
 def _time(x: float) -> str:
     return _fmt(x, "_s")
+
+
+def _units(c: float) -> str:
+    """C_eff as people read it: 10,000 units, not 1e+04; 2.5 where units differ."""
+    return f"{round(c):,}" if abs(c - round(c)) < 1e-9 else f"{c:.4g}"
 
 
 def _rate(x: float) -> str:

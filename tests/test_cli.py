@@ -191,3 +191,13 @@ def test_the_report_leads_with_the_answer_and_the_comparison_names_what_differs(
     assert doc["settings"] == [{"key": "hardware.units[0].count", "value": 4},
                                {"key": "parallel.dp", "value": 4}]
     assert doc["run"]["dp"] == 4 and doc["run"]["units"] == [{"kind": "gpu", "count": 4}]
+
+
+def test_ten_thousand_units_read_as_a_count(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The report at the far end of the scale: 10,000 mirrored replicas, no 1e+04."""
+    assert main(["run", str(DP), "--variant", "dp2", "--set", "hardware.units[0].count=10000",
+                 "--set", "parallel.dp=10000", "--set", "workload.model.batch=10000",
+                 "--set", "parallel.dp_mode=auto", "--out", str(tmp_path),
+                 "--outputs", "summary", "--quiet-formulas"]) == 0
+    out = capsys.readouterr().out
+    assert "of 10,000 units" in out and "e+0" not in out
