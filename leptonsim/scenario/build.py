@@ -36,8 +36,9 @@ from ..parallel.tensor import SequenceSplitError, TensorSplitError
 from ..presets import host_presets
 from .cluster import _spec, build_cluster
 from .cost import build_cost, check_precision
-from .model import build_model, build_parallel, with_conv_algorithm
+from .model import build_model, with_conv_algorithm
 from .noise import build_noise
+from .parallel import build_parallel
 from .schema import AUTO
 from .validate import normalize, schema_root
 

@@ -33,8 +33,9 @@ from ..sim.engine import NETWORKS as _NETWORK_TYPES
 from ..sim.schedulers import SCHEDULERS as _SCHEDULER_TYPES
 from .cost import COST_MODELS
 from .failures import failures_schema
-from .model import model_schema, parallel_schema
+from .model import model_schema
 from .noise import noise_schema
+from .parallel import parallel_schema
 from .serving_schema import serving_schema
 
 __all__ = ["schema", "AUTO", "SI_UNIT", "TOPOLOGIES", "GENERATOR_KINDS", "NETWORKS",
